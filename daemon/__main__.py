@@ -1,0 +1,3 @@
+from codex_indexd.cli import entry_point
+
+entry_point()

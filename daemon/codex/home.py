@@ -1,0 +1,158 @@
+"""Where things are in a `CODEX_HOME`, and the parts of Codex's `config.toml` we obey."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from codex_indexd.codex.rollout import is_rollout_name
+
+log = structlog.get_logger("codex_indexd.home")
+
+_STATE_DB_RE = re.compile(r"^state_(\d+)\.sqlite$")
+
+
+@dataclass(frozen=True, slots=True)
+class CodexConfig:
+    """The keys of Codex's `config.toml` that matter to the indexes."""
+
+    history_persistence: str = "save-all"
+    history_max_bytes: int | None = None
+    sqlite_home: Path | None = None
+
+
+def default_codex_home() -> Path:
+    """Return `$CODEX_HOME` or `~/.codex`."""
+    env = os.environ.get("CODEX_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".codex"
+
+
+def read_codex_config(path: Path) -> CodexConfig:
+    """Return the relevant settings of a Codex `config.toml`; defaults when absent or bad."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return CodexConfig()
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        log.warning("codex_config.unreadable", path=str(path), error=str(exc))
+        return CodexConfig()
+    history = data.get("history")
+    persistence = "save-all"
+    max_bytes: int | None = None
+    if isinstance(history, dict):
+        if isinstance(history.get("persistence"), str):
+            persistence = history["persistence"]
+        value = history.get("max_bytes")
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            max_bytes = value
+    sqlite_home = data.get("sqlite_home")
+    return CodexConfig(
+        history_persistence=persistence,
+        history_max_bytes=max_bytes,
+        sqlite_home=Path(sqlite_home).expanduser() if isinstance(sqlite_home, str) else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CodexHome:
+    """Paths inside one Codex home."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, path: Path | str | None) -> CodexHome:
+        """Return the home at `path` (or the default one), made absolute."""
+        base = Path(path).expanduser() if path is not None else default_codex_home()
+        return cls(base.absolute())
+
+    @property
+    def sessions(self) -> Path:
+        return self.root / "sessions"
+
+    @property
+    def archived_sessions(self) -> Path:
+        return self.root / "archived_sessions"
+
+    @property
+    def session_index(self) -> Path:
+        return self.root / "session_index.jsonl"
+
+    @property
+    def session_index_lock(self) -> Path:
+        return self.root / "session_index.jsonl.lock"
+
+    @property
+    def history(self) -> Path:
+        return self.root / "history.jsonl"
+
+    @property
+    def config_toml(self) -> Path:
+        return self.root / "config.toml"
+
+    def config(self) -> CodexConfig:
+        return read_codex_config(self.config_toml)
+
+    def sqlite_home(self, config: CodexConfig | None = None) -> Path:
+        """Return where the state DB lives: `sqlite_home`, `$CODEX_SQLITE_HOME`, or the home."""
+        cfg = config or self.config()
+        if cfg.sqlite_home is not None:
+            return cfg.sqlite_home
+        env = os.environ.get("CODEX_SQLITE_HOME")
+        return Path(env).expanduser() if env else self.root
+
+    def state_db(self, config: CodexConfig | None = None) -> Path | None:
+        """Return the `state_<N>.sqlite` with the highest N, or None when there is none."""
+        directory = self.sqlite_home(config)
+        best: tuple[int, Path] | None = None
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            return None
+        for entry in entries:
+            match = _STATE_DB_RE.match(entry.name)
+            if match and (best is None or int(match.group(1)) > best[0]):
+                best = (int(match.group(1)), Path(entry.path))
+        return None if best is None else best[1]
+
+
+def iter_rollout_paths(root: Path) -> Iterator[Path]:
+    """Yield rollout files under `root`, any depth, not following symlinked directories.
+
+    A plain `.jsonl` wins over its `.jsonl.zst` twin. Unreadable directories are logged.
+    """
+    stack = [root]
+    while stack:
+        directory = stack.pop()
+        try:
+            with os.scandir(directory) as it:
+                entries = list(it)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("rollout.dir_unreadable", path=str(directory), error=str(exc))
+            continue
+        names = {entry.name for entry in entries}
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+                    continue
+            except OSError:
+                continue
+            name = entry.name
+            if not is_rollout_name(name):
+                continue
+            if name.endswith(".zst") and name[: -len(".zst")] in names:
+                continue
+            yield Path(entry.path)

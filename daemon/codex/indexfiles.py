@@ -1,0 +1,137 @@
+"""Parsers for `session_index.jsonl` and `history.jsonl` (codex-formats.md §3, §4).
+
+Both keep every line's exact bytes, so a rewrite can keep the lines it does not understand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from codex_indexd.index.model import HistoryLine, IndexLine
+
+
+@dataclass(slots=True)
+class IndexFile:
+    """A parsed `session_index.jsonl`: raw lines, parsed ones, the latest line per id."""
+
+    raw: list[bytes] = field(default_factory=list)
+    parsed: list[IndexLine | None] = field(default_factory=list)
+    latest: dict[str, IndexLine] = field(default_factory=dict)
+    ends_with_newline: bool = True
+    size: int = 0
+
+    @property
+    def malformed(self) -> list[bytes]:
+        return [raw for raw, line in zip(self.raw, self.parsed, strict=True) if line is None]
+
+
+@dataclass(slots=True)
+class HistoryFile:
+    """A parsed `history.jsonl`: raw lines and, where they parse, their fields."""
+
+    raw: list[bytes] = field(default_factory=list)
+    parsed: list[HistoryLine | None] = field(default_factory=list)
+    ends_with_newline: bool = True
+    size: int = 0
+
+
+def _json_object(raw: bytes) -> dict[str, object] | None:
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def parse_index_line(raw: bytes) -> IndexLine | None:
+    """Return the line's fields when Codex would accept it (all three present, id a UUID)."""
+    obj = _json_object(raw)
+    if obj is None:
+        return None
+    thread_id, name, updated = obj.get("id"), obj.get("thread_name"), obj.get("updated_at")
+    if not (isinstance(thread_id, str) and isinstance(name, str) and isinstance(updated, str)):
+        return None
+    try:
+        canonical = str(uuid.UUID(thread_id))
+    except ValueError:
+        return None
+    return IndexLine(canonical, name, updated)
+
+
+def parse_history_line(raw: bytes) -> HistoryLine | None:
+    """Return the fields of a history line; `conversation_id` is accepted for `session_id`."""
+    obj = _json_object(raw)
+    if obj is None:
+        return None
+    session_id = obj.get("session_id", obj.get("conversation_id"))
+    ts, text = obj.get("ts"), obj.get("text")
+    if not isinstance(session_id, str) or not isinstance(text, str):
+        return None
+    if not isinstance(ts, int) or isinstance(ts, bool):
+        return None
+    return HistoryLine(session_id, ts, text)
+
+
+def split_lines(data: bytes) -> tuple[list[bytes], bool]:
+    """Return the exact lines of `data` without their newlines, and whether it ends in one.
+
+    Blank lines are kept (history readers count newlines), and so is a torn last line.
+    """
+    if not data:
+        return [], True
+    lines = data.split(b"\n")
+    ends = data.endswith(b"\n")
+    if ends:
+        lines.pop()
+    return lines, ends
+
+
+def parse_index_bytes(data: bytes) -> IndexFile:
+    """Parse the bytes of a `session_index.jsonl`; the last line per id wins."""
+    raw, ends = split_lines(data)
+    result = IndexFile(raw=raw, ends_with_newline=ends, size=len(data))
+    for line in raw:
+        parsed = parse_index_line(line)
+        result.parsed.append(parsed)
+        if parsed is not None:
+            result.latest[parsed.thread_id] = parsed
+    return result
+
+
+def parse_history_bytes(data: bytes) -> HistoryFile:
+    """Parse the bytes of a `history.jsonl`."""
+    raw, ends = split_lines(data)
+    return HistoryFile(
+        raw=raw, parsed=[parse_history_line(line) for line in raw], ends_with_newline=ends,
+        size=len(data),
+    )
+
+
+def read_bytes(path: Path) -> bytes:
+    """Return the file's bytes, or b"" when it does not exist. Raises other OSErrors."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return b""
+
+
+def read_index(path: Path) -> IndexFile:
+    return parse_index_bytes(read_bytes(path))
+
+
+def read_history(path: Path) -> HistoryFile:
+    return parse_history_bytes(read_bytes(path))
+
+
+def file_fingerprint(path: Path) -> tuple[int, int, int, int] | None:
+    """Return `(dev, inode, size, mtime_ns)`, or None when the file does not exist."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)

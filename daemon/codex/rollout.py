@@ -1,0 +1,284 @@
+"""Streaming reader for rollout files, all three format generations (codex-formats.md §2).
+
+The reader is incremental: `RolloutScan` keeps the facts gathered so far and the byte offset
+of the end of the last complete line, so the daemon can feed it only appended bytes. Only
+lines that can matter are JSON-parsed; the rest (mostly tool output) are recognised by a
+cheap look at their first bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from codex_indexd.index.timefmt import epoch_ms, epoch_seconds
+from codex_indexd.index.model import Rename, RolloutFacts, UserTurn
+
+log = structlog.get_logger("codex_indexd.rollout")
+
+MAX_LINE_BYTES = 8 * 1024 * 1024  # a longer line is skipped without being held in memory
+READ_BUFFER = 1 << 20
+_HEAD = 512  # bytes of a line looked at before deciding to parse it
+_ITEM_HEAD = 4096
+_IDE_MARKER = "## My request for Codex:"
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_TS_PREFIX = b'{"timestamp":"'
+
+
+def is_rollout_name(name: str) -> bool:
+    """Return True for `rollout-….jsonl` / `rollout-….jsonl.zst` (hidden temp files are not)."""
+    return name.startswith("rollout-") and name.endswith((".jsonl", ".jsonl.zst"))
+
+
+def thread_id_from_name(name: str) -> str | None:
+    """Return the thread uuid at the end of a rollout file name, or None."""
+    stem = name.removesuffix(".zst").removesuffix(".jsonl")
+    match = _UUID_RE.search(stem)
+    if match is None:
+        return None
+    try:
+        return str(uuid.UUID(match.group(0)))
+    except ValueError:
+        return None
+
+
+def strip_ide_prefix(text: str) -> str:
+    """Return what follows Codex's IDE marker, trimmed, or the text itself when absent."""
+    marker = text.find(_IDE_MARKER)
+    if marker == -1:
+        return text
+    return text[marker + len(_IDE_MARKER) :].strip()
+
+
+@dataclass(slots=True)
+class RolloutScan:
+    """Reader state for one rollout: facts so far, and where the next read starts."""
+
+    facts: RolloutFacts
+    offset: int = 0
+    lines: int = 0
+    malformed: int = 0
+    too_long: int = 0
+    bare: bool = False
+    expected_id: str | None = None
+    _meta_locked: bool = field(default=False)
+
+    @classmethod
+    def start(cls, path: Path, *, archived: bool = False) -> RolloutScan:
+        """Return an empty scan for `path` (the thread id is taken from its name)."""
+        expected = thread_id_from_name(path.name)
+        facts = RolloutFacts(thread_id=expected or "", path=str(path), archived=archived)
+        return cls(facts=facts, expected_id=expected)
+
+    @property
+    def usable(self) -> bool:
+        """True when the file had a `session_meta` Codex would accept."""
+        return self.facts.has_meta and not self.bare and bool(self.facts.thread_id)
+
+    def feed(self, line: bytes) -> None:
+        """Update the facts with one complete line (without its newline)."""
+        self.lines += 1
+        if line.startswith(_TS_PREFIX):
+            end = line.find(b'"', len(_TS_PREFIX))
+            if end != -1:
+                self.facts.last_timestamp = line[len(_TS_PREFIX) : end].decode("ascii", "replace")
+        head = line[:_HEAD]
+        if self.lines == 1 and b'"type"' not in head and b'"instructions"' in head:
+            self.bare = True
+            return
+        if b'"session_meta"' in head:
+            self._on_session_meta(line)
+        elif b'"event_msg"' in head:
+            if b'"user_message"' in head or b'"thread_name_updated"' in head:
+                self._on_event(line)
+            elif b'"item_completed"' in head and b'"UserMessage"' in line[:_ITEM_HEAD]:
+                self._on_event(line)
+
+    def _parse(self, line: bytes) -> dict[str, Any] | None:
+        try:
+            obj = json.loads(line)
+        except ValueError:  # includes UnicodeDecodeError
+            self.malformed += 1
+            return None
+        if not isinstance(obj, dict):
+            self.malformed += 1
+            return None
+        return obj
+
+    def _on_session_meta(self, line: bytes) -> None:
+        obj = self._parse(line)
+        if obj is None or obj.get("type") != "session_meta" or self._meta_locked:
+            return
+        payload = obj.get("payload")
+        if not isinstance(payload, dict):
+            return
+        meta_id = payload.get("id")
+        if not isinstance(meta_id, str) or not meta_id:
+            return
+        if self.expected_id is not None and meta_id.lower() != self.expected_id:
+            return  # a forked-from or appended foreign session_meta
+        facts = self.facts
+        self._meta_locked = True
+        facts.has_meta = True
+        facts.thread_id = self.expected_id or meta_id
+        created = payload.get("timestamp")
+        if isinstance(created, str):
+            facts.created_at = created
+        source = payload.get("source")
+        if isinstance(source, str):
+            facts.source = source
+        elif isinstance(source, dict):
+            facts.source = json.dumps(source, separators=(",", ":"))
+        mode = payload.get("history_mode")
+        if isinstance(mode, str):
+            facts.history_mode = mode
+
+    def _on_event(self, line: bytes) -> None:
+        obj = self._parse(line)
+        if obj is None or obj.get("type") != "event_msg":
+            return
+        payload = obj.get("payload")
+        if not isinstance(payload, dict):
+            return
+        ts_raw = obj.get("timestamp")
+        ts_text = ts_raw if isinstance(ts_raw, str) else None
+        kind = payload.get("type")
+        if kind == "user_message":
+            message = payload.get("message")
+            has_media = bool(payload.get("images")) or bool(payload.get("local_images"))
+            self._on_user_turn(message if isinstance(message, str) else "", has_media, ts_text)
+        elif kind == "item_completed":
+            item = payload.get("item")
+            if isinstance(item, dict) and item.get("type") == "UserMessage":
+                text, has_media = _user_message_item_text(item)
+                self._on_user_turn(text, has_media, ts_text)
+        elif kind == "thread_name_updated":
+            name = payload.get("thread_name")
+            if isinstance(name, str) and name.strip() and ts_text is not None:
+                self.facts.renames.append(Rename(name, ts_text, epoch_ms(ts_text)))
+
+    def _on_user_turn(self, text: str, has_media: bool, ts_text: str | None) -> None:
+        facts = self.facts
+        stripped = strip_ide_prefix(text).strip()
+        derived = stripped or ("[Image]" if has_media else "")
+        if derived and facts.first_user_message is None:
+            facts.first_user_message = derived
+        if stripped and facts.title is None:
+            facts.title = stripped
+        history_text = text.rstrip("\r\n")
+        if history_text and ts_text is not None:
+            ts = epoch_seconds(ts_text)
+            if ts is not None:
+                facts.user_turns.append(UserTurn(ts, history_text))
+
+
+def _user_message_item_text(item: dict[str, Any]) -> tuple[str, bool]:
+    """Return the concatenated text parts of a paginated `UserMessage` item and media presence."""
+    parts: list[str] = []
+    has_media = False
+    content = item.get("content")
+    if isinstance(content, list):
+        for part in content:
+            if not isinstance(part, dict):
+                continue
+            if part.get("type") == "text" and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+            elif part.get("type") in {"image", "local_image", "localImage"}:
+                has_media = True
+    return "".join(parts), has_media
+
+
+def iter_complete_lines(
+    readline: Callable[[int], bytes], offset: int, *, max_line: int = MAX_LINE_BYTES
+) -> Iterator[tuple[bytes | None, int]]:
+    """Yield `(line, end_offset)` for each complete line read through `readline`.
+
+    `offset` is where the stream is positioned. A line longer than `max_line` yields `None`
+    and is skipped without being buffered. A trailing line without a newline is never
+    yielded, so the `end_offset` of the last item is where the next read must start.
+    """
+    position = offset
+    while True:
+        line = readline(max_line + 1)
+        if not line:
+            return
+        if line.endswith(b"\n"):
+            position += len(line)
+            yield line[:-1].rstrip(b"\r"), position
+            continue
+        if len(line) <= max_line:
+            return  # partial last line: being written, or torn by a crash
+        skipped = len(line)
+        while True:
+            rest = readline(READ_BUFFER)
+            if not rest:
+                return  # the long line is not finished yet
+            skipped += len(rest)
+            if rest.endswith(b"\n"):
+                break
+        position += skipped
+        yield None, position
+
+
+def scan_file(scan: RolloutScan, path: Path) -> RolloutScan:
+    """Feed `scan` with the complete lines of `path` after `scan.offset`; return the scan.
+
+    Compressed rollouts are read whole into a fresh scan. Raises OSError when the file
+    cannot be opened or read.
+    """
+    if path.name.endswith(".zst"):
+        return _scan_zst(scan, path)
+    with path.open("rb", buffering=READ_BUFFER) as handle:
+        handle.seek(scan.offset)
+        _feed_from(scan, handle.readline, path)
+    return scan
+
+
+def _feed_from(scan: RolloutScan, readline: Callable[[int], bytes], path: Path) -> None:
+    for line, end in iter_complete_lines(readline, scan.offset):
+        scan.offset = end
+        if line is None:
+            scan.too_long += 1
+            log.warning(
+                "rollout.line_too_long", path=str(path), end_offset=end, limit=MAX_LINE_BYTES
+            )
+            continue
+        if line:
+            scan.feed(line)
+        if scan.bare:
+            return
+
+
+def _scan_zst(scan: RolloutScan, path: Path) -> RolloutScan:
+    """Decompress a `.jsonl.zst` rollout as a stream (compressed rollouts are never appended)."""
+    fresh = RolloutScan.start(path, archived=scan.facts.archived)
+    try:
+        import zstandard
+    except ImportError:
+        binary = shutil.which("zstd")
+        if binary is None:
+            raise OSError(f"{path}: neither the zstandard module nor a zstd binary") from None
+        with subprocess.Popen([binary, "-dcq", str(path)], stdout=subprocess.PIPE) as proc:
+            assert proc.stdout is not None
+            _feed_from(fresh, proc.stdout.readline, path)
+        if proc.returncode != 0:
+            raise OSError(f"{path}: zstd exited with {proc.returncode}")
+    else:
+        with path.open("rb") as raw:
+            try:
+                stream = io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw))
+                _feed_from(fresh, stream.readline, path)
+            except zstandard.ZstdError as exc:
+                raise OSError(f"{path}: {exc}") from exc
+    fresh.offset = path.stat().st_size
+    return fresh

@@ -1,0 +1,209 @@
+"""`codex-indexd repair`: one reconcile of a Codex home, run by hand.
+
+Default is a non-destructive merge; `--rebuild` replaces the files like the seed script did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from codex_indexd import logsetup
+from codex_indexd.codex.home import CodexHome
+from codex_indexd.engine import ApplyResult, HomeFacts, Progress, apply_plan, gather, plan_for, recover
+from codex_indexd.index.model import OnlyFile, Policy
+from codex_indexd.index.plan import Plan
+from codex_indexd.write.backup import BackupPolicy
+from codex_indexd.write.locks import LockBusy
+from codex_indexd.write.safety import UnsafeTarget
+
+log = structlog.get_logger("codex_indexd.repair")
+SHOW_IDS = 5
+
+
+def _nonnegative(value: str) -> int:
+    parsed = int(value)
+    if parsed < 0:
+        raise argparse.ArgumentTypeError("value must be >= 0")
+    return parsed
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser(
+        "repair",
+        help="rebuild or merge session_index.jsonl and history.jsonl once",
+        description="Repair Codex's session_index.jsonl and history.jsonl from the rollouts and "
+        "the state DB. Default: merge (add what is missing, fix stale names, keep every line).",
+    )
+    parser.add_argument("--codex-home", type=Path, default=None, help="default: $CODEX_HOME or ~/.codex")
+    parser.add_argument("--only", choices=[o.value for o in OnlyFile], default="both")
+    parser.add_argument("--max-threads", type=_nonnegative, default=100,
+                        help="most recently updated conversations to restore; 0 = no limit (default 100)")
+    parser.add_argument("--include-orphans", action="store_true",
+                        help="include rollouts that have no row in the state DB")
+    parser.add_argument("--ignore-history-max-bytes", action="store_true",
+                        help="ignore [history] max_bytes from Codex's config.toml")
+    parser.add_argument("--dry-run", action="store_true", help="change nothing; print what would change")
+    parser.add_argument("--no-backup", action="store_true", help="do not keep backups of rewritten files")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="replace both files from scratch (the seed script's semantics)")
+    parser.add_argument("--json", action="store_true", help="print a machine-readable report")
+    parser.add_argument("--log-level", default="warning")
+    parser.set_defaults(handler=main)
+
+
+def policy_from(args: argparse.Namespace, facts: HomeFacts) -> Policy:
+    max_bytes = None if args.ignore_history_max_bytes else facts.config.history_max_bytes
+    return Policy(
+        max_threads=args.max_threads,
+        include_orphans=args.include_orphans,
+        only=OnlyFile(args.only),
+        history_max_bytes=max_bytes,
+        history_enabled=facts.config.history_persistence != "none",
+    )
+
+
+@contextmanager
+def progress_bar() -> Iterator[Progress | None]:
+    """Yield a progress callback drawing on stderr after 1 s, only on a terminal."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, delay=1.0, file=sys.stderr, unit="rollout", desc="scanning", leave=False)
+
+    def update(done: int, total: int | None) -> None:
+        if total is not None and bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        yield update
+    finally:
+        bar.close()
+
+
+def first_ids(reasons: dict[str, Any], reason: str) -> list[str]:
+    return [tid for tid, why in reasons.items() if why == reason][:SHOW_IDS]
+
+
+def build_report(args: argparse.Namespace, facts: HomeFacts, plan: Plan, result: ApplyResult | None,
+                 error: str | None) -> dict[str, Any]:
+    """Return the JSON report (ids, counts and paths only; never prompt text)."""
+    drift = plan.drift
+    history_ids = sorted({line.session_id for line in drift.history_add})
+    return {
+        "status": "failed" if error else "success",
+        "error": error,
+        "codex_home": str(facts.home.root),
+        "mode": "rebuild" if args.rebuild else "merge",
+        "dry_run": args.dry_run,
+        "conversations": len(plan.selection.entries),
+        "source": str(facts.db_path) if plan.selection.used_db else "sessions",
+        "orphans_skipped": plan.selection.skipped_orphans,
+        "max_threads": args.max_threads,
+        "rollout_files": facts.rollout_files,
+        "drift": drift.counts(),
+        "drift_ids": {
+            reason: first_ids(drift.index_reasons, reason)
+            for reason in sorted({r.value for r in drift.index_reasons.values()})
+        } | ({"history_missing": history_ids[:SHOW_IDS]} if history_ids else {}),
+        "history_needs_insert": drift.history_needs_insert,
+        "index_lines_added": result.index.lines_added if result and result.index else 0,
+        "history_lines_added": result.history.lines_added if result and result.history else 0,
+        "backups": [
+            str(w.backup) for w in (result.index, result.history) if result and w and w.backup
+        ] if result else [],
+        "warnings": [{"event": w.event, "path": w.path, "detail": w.detail} for w in facts.warnings],
+    }
+
+
+def summary_lines(args: argparse.Namespace, facts: HomeFacts, plan: Plan, report: dict[str, Any]) -> list[str]:
+    """Return the seed's summary lines, plus what merge mode adds."""
+    home = facts.home
+    selection = plan.selection
+    out = [f"conversations refreshed: {len(selection.entries)}"]
+    if selection.used_db and facts.db_path is not None:
+        out.append(f"source: active threads from {facts.db_path.name}")
+    else:
+        out.append("source: sessions/ fallback (state_5.sqlite missing or empty)")
+    if selection.used_db and not args.include_orphans:
+        out.append(f"orphan sessions skipped: {selection.skipped_orphans}")
+    out.append("max conversations: unlimited" if args.max_threads == 0 else f"max conversations: {args.max_threads}")
+    verb = "would update" if args.dry_run else "updated"
+    if plan.writes_index:
+        if args.rebuild or plan.drift.index_append or args.dry_run:
+            out.append(f"file: {verb} {home.session_index}")
+    if plan.policy.only in (OnlyFile.HISTORY, OnlyFile.BOTH):
+        if not plan.policy.history_enabled:
+            out.append("history: not written ([history] persistence = \"none\")")
+        elif plan.policy.history_max_bytes is not None:
+            out.append(f"history max bytes: applied {plan.policy.history_max_bytes}")
+        elif args.ignore_history_max_bytes:
+            out.append("history max bytes: ignored by flag")
+        else:
+            out.append("history max bytes: not configured")
+        if plan.writes_history and (args.rebuild or plan.drift.history_add or args.dry_run):
+            out.append(f"file: {verb} {home.history}")
+    out.extend(f"file: created {path}" for path in report["backups"])
+    if not args.rebuild:
+        counts = report["drift"]
+        prefix = "would add" if args.dry_run else "added"
+        out.append(f"index lines {prefix}: {len(plan.drift.index_append)}"
+                   + (f" ({_reasons(counts, ('index_missing', 'index_stale_name'))})" if plan.drift.index_append else ""))
+        out.append(f"history lines {prefix}: {len(plan.drift.history_add)}")
+        if args.dry_run:
+            for reason, ids in report["drift_ids"].items():
+                out.append(f"  {reason}: {', '.join(ids)}{' …' if counts.get(reason, 0) > len(ids) else ''}")
+    if facts.warnings:
+        out.append(f"warnings: {len(facts.warnings)} (skipped input; see the log lines above)")
+    return out
+
+
+def _reasons(counts: dict[str, int], keys: tuple[str, ...]) -> str:
+    return ", ".join(f"{key} {counts[key]}" for key in keys if counts.get(key))
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run one repair; print the summary (or JSON). Exit 0 on success, 1 on failure."""
+    logsetup.configure(level=args.log_level, log_file=False)
+    home = CodexHome.at(args.codex_home)
+    if not home.root.is_dir():
+        print(f"status: failed\nerror: {home.root} is not a directory", file=sys.stdout)
+        return 1
+    error: str | None = None
+    result: ApplyResult | None = None
+    if not args.dry_run:
+        recover(home)
+    with progress_bar() as progress:
+        facts = gather(home, progress)
+    plan = plan_for(facts, policy_from(args, facts))
+    if not args.dry_run:
+        try:
+            result = apply_plan(facts, plan, rebuild=args.rebuild,
+                                backup=BackupPolicy(enabled=not args.no_backup))
+        except (LockBusy, UnsafeTarget, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.error("repair.failed", error=error)
+    report = build_report(args, facts, plan, result, error)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for line in summary_lines(args, facts, plan, report):
+            print(line)
+        if error:
+            print("status: failed")
+            print(f"error: {error}")
+        else:
+            print("status: success")
+            if not args.dry_run:
+                print("next step: restart Codex")
+    return 1 if error else 0

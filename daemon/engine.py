@@ -1,0 +1,255 @@
+"""The engine shared by `repair` and `run`: gather facts, plan (pure), apply via the writers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from codex_indexd import paths
+from codex_indexd.codex.home import CodexConfig, CodexHome, iter_rollout_paths
+from codex_indexd.codex.indexfiles import (
+    HistoryFile,
+    IndexFile,
+    parse_index_bytes,
+    read_history,
+    read_index,
+)
+from codex_indexd.codex.rollout import RolloutScan, scan_file
+from codex_indexd.codex.statedb import StateDbError, load_threads
+from codex_indexd.index.model import IndexLine, Policy, RolloutFacts, ThreadRow
+from codex_indexd.index.plan import (
+    Plan,
+    encode_index_entry,
+    make_plan,
+    merged_history_bytes,
+    rebuilt_history_bytes,
+    rebuilt_index_bytes,
+)
+from codex_indexd.write.backup import BackupPolicy
+from codex_indexd.write.history_writer import recover_history, write_history
+from codex_indexd.write.index_writer import WriteResult, append_index, replace_index
+
+log = structlog.get_logger("codex_indexd.engine")
+Progress = Callable[[int, int | None], None]
+
+
+@dataclass(slots=True)
+class Warning_:
+    """Something skipped while reading, for the report (never holds prompt text)."""
+
+    event: str
+    path: str
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class HomeFacts:
+    """Everything read from one Codex home."""
+
+    home: CodexHome
+    config: CodexConfig
+    threads: dict[str, ThreadRow] | None
+    db_path: Path | None
+    rollouts: dict[str, RolloutFacts]
+    index: IndexFile
+    history: HistoryFile
+    warnings: list[Warning_] = field(default_factory=list)
+    db_error: StateDbError | None = None
+    rollout_files: int = 0
+
+
+def report_scan(scan: RolloutScan, path: Path, size: int, warnings: list[Warning_]) -> None:
+    """Log and record what a finished scan skipped."""
+    if scan.bare:
+        warnings.append(Warning_("rollout.skipped", str(path), "bare 2025 format; Codex ignores it"))
+    elif not scan.facts.has_meta:
+        warnings.append(Warning_("rollout.skipped", str(path), "no usable session_meta"))
+    if scan.malformed:
+        warnings.append(Warning_("rollout.malformed_lines", str(path), f"{scan.malformed} lines"))
+    if scan.too_long:
+        warnings.append(Warning_("rollout.line_too_long", str(path), f"{scan.too_long} lines"))
+    if scan.offset < size and not path.name.endswith(".zst"):
+        warnings.append(Warning_("rollout.partial_tail", str(path), f"{size - scan.offset} bytes"))
+
+
+def scan_rollouts(
+    home: CodexHome, warnings: list[Warning_], progress: Progress | None = None
+) -> tuple[dict[str, RolloutScan], int]:
+    """Scan every rollout of the home; return usable scans by thread id and the file count."""
+    found: list[tuple[Path, bool]] = [(p, False) for p in iter_rollout_paths(home.sessions)]
+    found += [(p, True) for p in iter_rollout_paths(home.archived_sessions)]
+    scans: dict[str, RolloutScan] = {}
+    for done, (path, archived) in enumerate(found, 1):
+        if progress is not None:
+            progress(done, len(found))
+        scan = RolloutScan.start(path, archived=archived)
+        try:
+            scan = scan_file(scan, path)
+            size = path.stat().st_size
+        except OSError as exc:
+            warnings.append(Warning_("rollout.unreadable", str(path), str(exc)))
+            continue
+        report_scan(scan, path, size, warnings)
+        if not scan.usable:
+            continue
+        keep_scan(scans, scan, warnings)
+    return scans, len(found)
+
+
+def keep_scan(scans: dict[str, RolloutScan], scan: RolloutScan, warnings: list[Warning_]) -> None:
+    """Add a scan, resolving two files with the same thread id (live first, then more lines)."""
+    thread_id = scan.facts.thread_id
+    other = scans.get(thread_id)
+    if other is None:
+        scans[thread_id] = scan
+        return
+    winner, loser = (scan, other) if _rank(scan) > _rank(other) else (other, scan)
+    scans[thread_id] = winner
+    warnings.append(
+        Warning_("rollout.duplicate_id", loser.facts.path, f"same thread id as {winner.facts.path}")
+    )
+
+
+def _rank(scan: RolloutScan) -> tuple[bool, int, str]:
+    return (not scan.facts.archived, scan.lines, scan.facts.path)
+
+
+def read_state_db(
+    home: CodexHome, config: CodexConfig, warnings: list[Warning_]
+) -> tuple[dict[str, ThreadRow] | None, Path | None, StateDbError | None]:
+    """Return the thread rows (None when the DB is absent or unreadable), its path, the error."""
+    db_path = home.state_db(config)
+    if db_path is None:
+        return None, None, None
+    try:
+        return load_threads(db_path), db_path, None
+    except StateDbError as exc:
+        warnings.append(Warning_(f"db.{exc.kind}", str(db_path), exc.detail))
+        return None, db_path, exc
+
+
+def gather(home: CodexHome, progress: Progress | None = None) -> HomeFacts:
+    """Read everything a plan needs from one home. Unreadable parts become warnings."""
+    warnings: list[Warning_] = []
+    config = home.config()
+    scans, count = scan_rollouts(home, warnings, progress)
+    threads, db_path, db_error = read_state_db(home, config, warnings)
+    facts = HomeFacts(
+        home=home,
+        config=config,
+        threads=threads,
+        db_path=db_path,
+        rollouts={tid: scan.facts for tid, scan in scans.items()},
+        index=read_index(home.session_index),
+        history=read_history(home.history),
+        warnings=warnings,
+        db_error=db_error,
+        rollout_files=count,
+    )
+    for warning in warnings:
+        log.warning(warning.event, path=warning.path, detail=warning.detail)
+    return facts
+
+
+def plan_for(facts: HomeFacts, policy: Policy) -> Plan:
+    """Return the plan for gathered facts (pure)."""
+    return make_plan(facts.threads, facts.rollouts, facts.index, facts.history, policy)
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """Where our side files for one home live."""
+
+    backup_dir: Path
+    journal: Path
+
+    @classmethod
+    def for_home(cls, home: CodexHome) -> Targets:
+        key = paths.home_key(home.root)
+        base = paths.state_dir()
+        return cls(base / "backups" / key, base / "journal" / f"{key}.history.journal")
+
+
+def recover(home: CodexHome) -> str | None:
+    """Finish what a crash interrupted: the history journal and our stray temp files."""
+    targets = Targets.for_home(home)
+    outcome = recover_history(home.history, targets.journal)
+    for stray in home.root.glob(".session_index.*.codex-indexd.tmp"):
+        stray.unlink(missing_ok=True)
+        log.warning("index.temp_removed", path=str(stray))
+    return outcome
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    index: WriteResult | None = None
+    history: WriteResult | None = None
+
+
+def _index_lines_for(plan: Plan, seen: dict[str, IndexLine]) -> Callable[[IndexFile], list[bytes]]:
+    def lines_for(current: IndexFile) -> list[bytes]:
+        out: list[bytes] = []
+        for entry in plan.drift.index_append:
+            now = current.latest.get(entry.thread_id)
+            if now != seen.get(entry.thread_id):
+                continue  # renamed by Codex since we planned; the next reconcile decides
+            if now is not None and now.thread_name == entry.thread_name:
+                continue
+            out.append(encode_index_entry(entry))
+        return out
+
+    return lines_for
+
+
+def _rebuilt_index(plan: Plan, seen: dict[str, IndexLine]) -> Callable[[bytes], bytes]:
+    def build(current: bytes) -> bytes:
+        parsed = parse_index_bytes(current)
+        entries = plan.selection.entries
+        changed = {
+            tid: line for tid, line in parsed.latest.items() if seen.get(tid) != line
+        }
+        if changed:
+            entries = [
+                type(e)(e.thread_id, changed[e.thread_id].thread_name, e.updated_at, e.sort_us)
+                if e.thread_id in changed else e
+                for e in entries
+            ]
+        selection = type(plan.selection)(entries, plan.selection.skipped_orphans, plan.selection.used_db)
+        return rebuilt_index_bytes(selection, parsed)
+
+    return build
+
+
+def apply_plan(
+    facts: HomeFacts, plan: Plan, *, rebuild: bool, backup: BackupPolicy
+) -> ApplyResult:
+    """Write what the plan says through Codex's protocols. Raises LockBusy, UnsafeTarget, OSError."""
+    home = facts.home
+    targets = Targets.for_home(home)
+    result = ApplyResult()
+    seen = facts.index.latest
+    if plan.writes_index:
+        if rebuild:
+            result.index = replace_index(
+                home.session_index, home.session_index_lock, _rebuilt_index(plan, seen),
+                backup_dir=targets.backup_dir, backup=backup,
+            )
+        elif plan.drift.index_append:
+            result.index = append_index(
+                home.session_index, home.session_index_lock, _index_lines_for(plan, seen)
+            )
+    if plan.writes_history and (rebuild or plan.drift.history_add):
+        desired, policy = plan.desired_history, plan.policy
+
+        def build(current: bytes) -> bytes:
+            if rebuild:
+                return rebuilt_history_bytes(current, desired, policy)
+            return merged_history_bytes(current, desired, policy)
+
+        result.history = write_history(
+            home.history, targets.journal, build, backup_dir=targets.backup_dir, backup=backup
+        )
+    return result

@@ -1,0 +1,134 @@
+"""Data types shared by readers, the planner and the writers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+@dataclass(frozen=True, slots=True)
+class UserTurn:
+    """One real user turn of a rollout: epoch seconds of its line, and its text."""
+
+    ts: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rename:
+    """A name given to a thread, from `session_index.jsonl` or a `thread_name_updated` event."""
+
+    name: str
+    updated_at: str  # as written (RFC 3339); compared via `epoch_ms`
+    epoch_ms: int | None
+
+
+@dataclass(slots=True)
+class RolloutFacts:
+    """What one rollout file tells about its thread. Built incrementally by the reader."""
+
+    thread_id: str
+    path: str
+    archived: bool = False
+    created_at: str | None = None  # session_meta.timestamp, raw
+    last_timestamp: str | None = None  # top-level timestamp of the last complete line, raw
+    source: str | None = None
+    history_mode: str = "legacy"
+    first_user_message: str | None = None
+    title: str | None = None
+    user_turns: list[UserTurn] = field(default_factory=list)
+    renames: list[Rename] = field(default_factory=list)
+    has_meta: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadRow:
+    """One row of the state DB `threads` table (only the columns we use)."""
+
+    thread_id: str
+    rollout_path: str | None
+    title: str
+    first_user_message: str
+    name: str | None
+    created_at_ms: int | None
+    updated_at_ms: int | None
+    archived: bool
+    source: str | None = None
+    history_mode: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IndexLine:
+    """A parsed `session_index.jsonl` line."""
+
+    thread_id: str
+    thread_name: str
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryLine:
+    """A parsed `history.jsonl` line; `raw` is the exact line without its newline."""
+
+    session_id: str
+    ts: int
+    text: str
+
+
+class OnlyFile(StrEnum):
+    SESSION_INDEX = "session-index"
+    HISTORY = "history"
+    BOTH = "both"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Which threads are restored and how the files are written."""
+
+    max_threads: int = 100  # 0 = no limit
+    include_orphans: bool = False
+    only: OnlyFile = OnlyFile.BOTH
+    history_max_bytes: int | None = None  # None = unbounded
+    history_enabled: bool = True  # False when [history] persistence = "none"
+    history_sources: frozenset[str] | None = None  # None = every source contributes
+    history_ts_tolerance_s: int = 5
+
+
+class DriftReason(StrEnum):
+    INDEX_MISSING = "index_missing"  # restored thread has no index line
+    INDEX_STALE_NAME = "index_stale_name"  # latest index name differs from the desired one
+    HISTORY_MISSING = "history_missing"  # a user turn has no matching history line
+    HISTORY_UNORDERED = "history_out_of_order"  # missing turns are older than the file's tail
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """A desired `session_index.jsonl` line for one restored thread."""
+
+    thread_id: str
+    thread_name: str
+    updated_at: str
+    sort_us: int  # epoch microseconds of `updated_at`, for ordering
+
+
+@dataclass(slots=True)
+class Drift:
+    """What differs between Codex's index files and what the facts say they should hold."""
+
+    index_append: list[IndexEntry] = field(default_factory=list)
+    index_reasons: dict[str, DriftReason] = field(default_factory=dict)
+    history_add: list[HistoryLine] = field(default_factory=list)
+    history_needs_insert: bool = False  # some additions are older than the file's last line
+
+    @property
+    def empty(self) -> bool:
+        return not self.index_append and not self.history_add
+
+    def counts(self) -> dict[str, int]:
+        """Counts by reason, for reports and `status`."""
+        out: dict[str, int] = {}
+        for reason in self.index_reasons.values():
+            out[reason.value] = out.get(reason.value, 0) + 1
+        if self.history_add:
+            out[DriftReason.HISTORY_MISSING.value] = len(self.history_add)
+        return out

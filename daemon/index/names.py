@@ -1,0 +1,79 @@
+"""Name precedence for a thread (issue 2, §3): which name the index should carry."""
+
+from __future__ import annotations
+
+from codex_indexd.index.model import IndexLine, Rename, RolloutFacts, ThreadRow
+from codex_indexd.index.timefmt import epoch_ms
+
+
+def first_line(text: str | None) -> str:
+    """Return the first non-blank line of `text`, stripped (or the stripped text)."""
+    if not text:
+        return ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped:
+            return stripped
+    return text.strip()
+
+
+def latest_rename(index_line: IndexLine | None, rollout: RolloutFacts | None) -> Rename | None:
+    """Return the newest user rename from the index's latest line and the rollout's events."""
+    candidates: list[Rename] = []
+    if index_line is not None and index_line.thread_name.strip():
+        candidates.append(
+            Rename(index_line.thread_name, index_line.updated_at, epoch_ms(index_line.updated_at))
+        )
+    if rollout is not None:
+        candidates.extend(rollout.renames)
+    if not candidates:
+        return None
+    # Undated renames sort first; among equals the later source (rollout) wins.
+    return max(enumerate(candidates), key=lambda pair: (pair[1].epoch_ms or -1, pair[0]))[1]
+
+
+def db_name(thread: ThreadRow) -> str | None:
+    """Return the name the DB holds: `name`, else a legacy `title` rename (title ≠ first message)."""
+    if thread.name:
+        return thread.name
+    if thread.title and thread.title != thread.first_user_message:
+        return thread.title
+    return None
+
+
+def desired_name(
+    thread_id: str,
+    thread: ThreadRow | None,
+    rollout: RolloutFacts | None,
+    index_line: IndexLine | None,
+) -> str:
+    """Return the name the index should carry for a thread.
+
+    Precedence: DB `name`; DB `title` when it differs from `first_user_message`; the latest
+    index or rollout rename; the title; the first line of the first user message; the id.
+    A rename newer than the DB row is never overridden by the DB value.
+    """
+    rename = latest_rename(index_line, rollout)
+    if thread is not None:
+        from_db = db_name(thread)
+        if from_db is not None:
+            if (
+                rename is not None
+                and rename.name != from_db
+                and rename.epoch_ms is not None
+                and thread.updated_at_ms is not None
+                and rename.epoch_ms > thread.updated_at_ms
+            ):
+                return rename.name
+            return from_db
+    if rename is not None:
+        return rename.name
+    if thread is not None and thread.title:
+        return thread.title
+    if thread is not None and thread.first_user_message:
+        return first_line(thread.first_user_message)
+    if rollout is not None and rollout.title:
+        return rollout.title
+    if rollout is not None and rollout.first_user_message:
+        return first_line(rollout.first_user_message)
+    return thread_id

@@ -1,0 +1,94 @@
+"""Which threads are restored, and the index entry each one should have."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from codex_indexd.index.model import IndexEntry, IndexLine, Policy, RolloutFacts, ThreadRow
+from codex_indexd.index.names import desired_name
+from codex_indexd.index.timefmt import iso_from_datetime, iso_from_ms, parse_rfc3339
+
+
+@dataclass(slots=True)
+class Selection:
+    """The restored threads, newest first, with their desired index entries."""
+
+    entries: list[IndexEntry]
+    skipped_orphans: int
+    used_db: bool
+
+    @property
+    def thread_ids(self) -> set[str]:
+        return {entry.thread_id for entry in self.entries}
+
+
+def _from_ms(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+def updated_at(thread: ThreadRow | None, rollout: RolloutFacts | None) -> tuple[datetime, str] | None:
+    """Return when a thread was last active, and how to write it.
+
+    The rollout's last line time is used unless the DB's `updated_at_ms` is later; without
+    either, the creation time. None when nothing is known.
+    """
+    best: tuple[datetime, str] | None = None
+    if rollout is not None and rollout.last_timestamp:
+        parsed = parse_rfc3339(rollout.last_timestamp)
+        if parsed is not None:
+            best = (parsed, rollout.last_timestamp)
+    if thread is not None and thread.updated_at_ms is not None:
+        db_dt = _from_ms(thread.updated_at_ms)
+        if best is None or db_dt > best[0]:
+            best = (db_dt, iso_from_ms(thread.updated_at_ms))
+    if best is not None:
+        return best
+    if thread is not None and thread.created_at_ms is not None:
+        return _from_ms(thread.created_at_ms), iso_from_ms(thread.created_at_ms)
+    if rollout is not None and rollout.created_at:
+        parsed = parse_rfc3339(rollout.created_at)
+        if parsed is not None:
+            return parsed, iso_from_datetime(parsed)
+    return None
+
+
+def select_threads(
+    threads: dict[str, ThreadRow] | None,
+    rollouts: dict[str, RolloutFacts],
+    index_latest: dict[str, IndexLine],
+    policy: Policy,
+) -> Selection:
+    """Return the restored threads: non-archived DB threads (plus orphans when asked), or every
+    live rollout when the DB is missing or empty; newest first, at most `policy.max_threads`.
+    """
+    live_rollouts = {tid for tid, facts in rollouts.items() if not facts.archived}
+    used_db = bool(threads)
+    skipped = 0
+    if threads:
+        candidates = set(threads)
+        orphans = live_rollouts - candidates
+        if policy.include_orphans:
+            candidates |= orphans
+        else:
+            skipped = len(orphans)
+    else:
+        threads = {}
+        candidates = live_rollouts
+
+    ranked: list[tuple[datetime, str, IndexEntry]] = []
+    for thread_id in candidates:
+        thread = threads.get(thread_id)
+        if thread is not None and thread.archived:
+            continue
+        rollout = rollouts.get(thread_id)
+        when = updated_at(thread, rollout)
+        if when is None:
+            continue
+        name = desired_name(thread_id, thread, rollout, index_latest.get(thread_id))
+        entry = IndexEntry(thread_id, name, when[1], int(when[0].timestamp() * 1_000_000))
+        ranked.append((when[0], thread_id, entry))
+    ranked.sort(key=lambda item: (item[0], item[1]), reverse=True)
+    if policy.max_threads > 0:
+        ranked = ranked[: policy.max_threads]
+    return Selection([entry for _, _, entry in ranked], skipped, used_db)

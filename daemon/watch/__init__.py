@@ -1,0 +1,1 @@
+"""File watching, debouncing, incremental tailing and persisted checkpoints for the daemon."""

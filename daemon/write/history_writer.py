@@ -1,0 +1,124 @@
+"""The `history.jsonl` writer: `flock` on the file itself, same inode, 0600, journaled.
+
+Codex appends under `flock(LOCK_EX|LOCK_NB)` retried for about 1 s (§4.2), and running TUIs
+address lines by offset in a file they know by inode (§4.3). So we never replace the file:
+we take the same lock, journal the old tail, and rewrite only from the first changed line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+
+from codex_indexd.write import crashpoints
+from codex_indexd.write.backup import BackupPolicy, write_backup
+from codex_indexd.write.index_writer import WriteResult
+from codex_indexd.write.journal import JournalRecord, recover_fd, remove_journal, write_journal
+from codex_indexd.write.locks import lock_history_fd
+from codex_indexd.write.safety import check_target, write_all
+
+log = structlog.get_logger("codex_indexd.history_writer")
+HISTORY_MODE = 0o600
+
+
+def _open_locked(path: Path) -> int:
+    """Open (creating 0600) and lock the history file; return the fd. Raises LockBusy."""
+    check_target(path)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, HISTORY_MODE)
+    try:
+        if os.fstat(fd).st_mode & 0o777 != HISTORY_MODE:
+            os.fchmod(fd, HISTORY_MODE)
+        lock_history_fd(fd, path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _read_all(fd: int) -> bytes:
+    size = os.fstat(fd).st_size
+    chunks: list[bytes] = []
+    offset = 0
+    while offset < size:
+        chunk = os.pread(fd, min(1 << 22, size - offset), offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+def common_line_prefix(old: bytes, new: bytes) -> int:
+    """Return the length of the longest common prefix of whole lines."""
+    limit = min(len(old), len(new))
+    # Compare in blocks first: most rewrites keep a long prefix.
+    lo = 0
+    step = 1 << 16
+    while lo + step <= limit and old[lo : lo + step] == new[lo : lo + step]:
+        lo += step
+    while lo < limit and old[lo] == new[lo]:
+        lo += 1
+    if lo == len(old) and (not old or old.endswith(b"\n")):
+        return lo
+    return old.rfind(b"\n", 0, lo) + 1
+
+
+def recover_history(path: Path, journal: Path) -> str | None:
+    """Resolve a journal left by a crash (taking the history lock); see `recover_fd`."""
+    if not journal.exists() and not journal.with_name(journal.name + ".tmp").exists():
+        return None
+    if not path.exists():
+        remove_journal(journal)
+        return "stale"
+    fd = _open_locked(path)
+    try:
+        return recover_fd(fd, journal, path)
+    finally:
+        os.close(fd)
+
+
+def write_history(
+    path: Path,
+    journal: Path,
+    build: Callable[[bytes], bytes],
+    *,
+    backup_dir: Path,
+    backup: BackupPolicy,
+) -> WriteResult:
+    """Rewrite `history.jsonl` to `build(current bytes)` in place, under its lock.
+
+    Only the bytes after the first changed line are rewritten; a pure append rewrites
+    nothing before it. Raises LockBusy, UnsafeTarget, OSError.
+    """
+    fd = _open_locked(path)
+    try:
+        crashpoints.step("history.locked")
+        recover_fd(fd, journal, path)
+        current = _read_all(fd)
+        new = build(current)
+        if new == current:
+            return WriteResult(0, None)
+        common = common_line_prefix(current, new)
+        saved = None
+        if common < len(current):
+            saved = write_backup(backup_dir, path.name, current, backup)
+        st = os.fstat(fd)
+        record = JournalRecord(str(path), st.st_dev, st.st_ino, common, current[common:], new[common:])
+        write_journal(journal, record)
+        if common < len(current):
+            os.ftruncate(fd, common)
+            crashpoints.step("history.truncated")
+        write_all(fd, record.new_tail, common)
+        crashpoints.step("history.tail_written")
+        os.fsync(fd)
+        crashpoints.step("history.synced")
+        remove_journal(journal)
+        st = os.fstat(fd)
+        added = max(0, new.count(b"\n") - current.count(b"\n"))
+        return WriteResult(added, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns), saved,
+                           rewritten=common < len(current))
+    finally:
+        os.close(fd)

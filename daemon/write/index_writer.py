@@ -1,0 +1,122 @@
+"""Writers for `session_index.jsonl` under Codex's `session_index.jsonl.lock` (§3.3, §9.1)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from codex_indexd.codex.indexfiles import IndexFile, parse_index_bytes, read_bytes
+from codex_indexd.write import crashpoints
+from codex_indexd.write.backup import BackupPolicy, write_backup
+from codex_indexd.write.locks import INDEX_LOCK_TIMEOUT_S, session_index_lock
+from codex_indexd.write.safety import check_target, fsync_dir, write_all
+
+Fingerprint = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What a writer did: lines added, the file's fingerprint after our write, a backup."""
+
+    lines_added: int
+    fingerprint: Fingerprint | None
+    backup: Path | None = None
+    rewritten: bool = False
+
+
+def _fingerprint(fd: int) -> Fingerprint:
+    st = os.fstat(fd)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def append_index(
+    index_path: Path,
+    lock_path: Path,
+    lines_for: Callable[[IndexFile], list[bytes]],
+    *,
+    lock_timeout_s: float = INDEX_LOCK_TIMEOUT_S,
+) -> WriteResult:
+    """Append the lines `lines_for(current index)` returns, in one `write(2)` under the lock.
+
+    The callback sees the file as it is under the lock, so a rename Codex wrote after we
+    planned is never overridden. A lone newline is added first when the file lacks one.
+    Raises LockBusy, UnsafeTarget, OSError.
+    """
+    check_target(index_path)
+    with session_index_lock(lock_path, lock_timeout_s):
+        crashpoints.step("index.append.locked")
+        current = parse_index_bytes(read_bytes(index_path))
+        lines = lines_for(current)
+        if not lines:
+            return WriteResult(0, None)
+        payload = b"".join(line + b"\n" for line in lines)
+        if not current.ends_with_newline:
+            payload = b"\n" + payload
+        fd = os.open(index_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
+        try:
+            crashpoints.step("index.append.before_write")
+            write_all(fd, payload)
+            crashpoints.step("index.append.after_write")
+            return WriteResult(len(lines), _fingerprint(fd))
+        finally:
+            os.close(fd)
+
+
+def replace_index(
+    index_path: Path,
+    lock_path: Path,
+    build: Callable[[bytes], bytes],
+    *,
+    backup_dir: Path,
+    backup: BackupPolicy,
+    lock_timeout_s: float = INDEX_LOCK_TIMEOUT_S,
+) -> WriteResult:
+    """Replace the index with `build(current bytes)` (temp file in the same directory, old mode,
+    fsync, rename, fsync of the directory), all under the lock.
+
+    The file is re-checked before the rename, because binaries that predate the lock may
+    append meanwhile; then the content is rebuilt from the new bytes.
+    Raises LockBusy, UnsafeTarget, OSError.
+    """
+    st = check_target(index_path)
+    mode = (st.st_mode & 0o777) if st is not None else 0o644
+    directory = index_path.parent
+    with session_index_lock(lock_path, lock_timeout_s):
+        for _attempt in range(3):
+            before = _stat_key(index_path)
+            current = read_bytes(index_path)
+            new = build(current)
+            if new == current:
+                return WriteResult(0, None)
+            saved = write_backup(backup_dir, index_path.name, current, backup)
+            fd, temp_name = tempfile.mkstemp(prefix=".session_index.", suffix=".codex-indexd.tmp", dir=directory)
+            temp = Path(temp_name)
+            try:
+                crashpoints.step("index.replace.temp_created")
+                os.fchmod(fd, mode)
+                write_all(fd, new)
+                crashpoints.step("index.replace.temp_written")
+                os.fsync(fd)
+                if _stat_key(index_path) != before:
+                    continue  # someone appended without the lock: rebuild from the new bytes
+                crashpoints.step("index.replace.before_rename")
+                os.replace(temp, index_path)
+                crashpoints.step("index.replace.after_rename")
+                fsync_dir(directory)
+                added = max(0, new.count(b"\n") - current.count(b"\n"))
+                return WriteResult(added, _fingerprint(fd), saved, rewritten=True)
+            finally:
+                os.close(fd)
+                temp.unlink(missing_ok=True)
+        raise OSError(f"{index_path} kept changing while we rewrote it; try again")
+
+
+def _stat_key(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)

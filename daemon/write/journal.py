@@ -1,0 +1,151 @@
+"""Pre-image journal for in-place `history.jsonl` writes, and its recovery.
+
+Before we change the file at byte `offset`, the journal stores the old tail (from `offset`)
+and the new one, durably. After a crash, `recover` puts back the old tail, or keeps the new
+one when it was written completely, and in both cases keeps every line Codex appended after
+the crash. The file keeps its inode throughout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from codex_indexd.codex.indexfiles import parse_history_line
+from codex_indexd.write import crashpoints
+from codex_indexd.write.safety import fsync_dir, write_all
+
+log = structlog.get_logger("codex_indexd.journal")
+VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRecord:
+    path: str
+    dev: int
+    ino: int
+    offset: int
+    old_tail: bytes
+    new_tail: bytes
+
+
+def write_journal(journal: Path, record: JournalRecord) -> None:
+    """Write the record durably (temp file, fsync, rename, fsync of the directory), 0600."""
+    journal.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    header = {
+        "v": VERSION,
+        "path": record.path,
+        "dev": record.dev,
+        "ino": record.ino,
+        "offset": record.offset,
+        "old_len": len(record.old_tail),
+        "new_len": len(record.new_tail),
+    }
+    temp = journal.with_name(journal.name + ".tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        write_all(fd, json.dumps(header).encode() + b"\n" + record.old_tail + record.new_tail)
+        crashpoints.step("journal.written")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temp, journal)
+    fsync_dir(journal.parent)
+    crashpoints.step("journal.committed")
+
+
+def read_journal(journal: Path) -> JournalRecord | None:
+    """Return the journal's record, or None when it is absent or unusable (logged)."""
+    try:
+        data = journal.read_bytes()
+    except FileNotFoundError:
+        return None
+    newline = data.find(b"\n")
+    try:
+        header = json.loads(data[:newline])
+        old_len, new_len = int(header["old_len"]), int(header["new_len"])
+        body = data[newline + 1 :]
+        if header.get("v") != VERSION or len(body) != old_len + new_len or newline < 0:
+            raise ValueError("length or version mismatch")
+        return JournalRecord(
+            str(header["path"]), int(header["dev"]), int(header["ino"]), int(header["offset"]),
+            body[:old_len], body[old_len:],
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        log.error("journal.unusable", journal=str(journal), error=str(exc))
+        return None
+
+
+def remove_journal(journal: Path) -> None:
+    journal.unlink(missing_ok=True)
+    journal.with_name(journal.name + ".tmp").unlink(missing_ok=True)
+    fsync_dir(journal.parent)
+    crashpoints.step("journal.removed")
+
+
+def _salvage(line: bytes) -> bytes | None:
+    """Return a history line inside `line` (a torn line of ours may have Codex's glued on)."""
+    if parse_history_line(line) is not None:
+        return line
+    for marker in (b'{"session_id"', b'{"conversation_id"'):
+        start = line.rfind(marker)
+        if start > 0 and parse_history_line(line[start:]) is not None:
+            return line[start:]
+    return None
+
+
+def foreign_lines(found: bytes, record: JournalRecord) -> list[bytes]:
+    """Return the complete lines in `found` that neither the old nor the new tail holds:
+    lines another process appended after the crash."""
+    ours = Counter(record.old_tail.split(b"\n")) + Counter(record.new_tail.split(b"\n"))
+    pieces = found.split(b"\n")
+    if not found.endswith(b"\n"):
+        pieces = pieces[:-1]  # a torn last line cannot be a complete append
+    extra: list[bytes] = []
+    for piece in pieces:
+        if ours[piece] > 0:
+            ours[piece] -= 1
+            continue
+        line = _salvage(piece)
+        if line is not None:
+            extra.append(line)
+    return extra
+
+
+def recover_fd(fd: int, journal: Path, history_path: Path) -> str | None:
+    """Resolve a leftover journal against the open, locked history file.
+
+    Returns "rolled_forward", "rolled_back" or "stale" (the journal does not describe this
+    file and was dropped); None when there is no journal.
+    """
+    record = read_journal(journal)
+    if record is None:
+        if journal.exists() or journal.with_name(journal.name + ".tmp").exists():
+            remove_journal(journal)
+        return None
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) != (record.dev, record.ino) or st.st_size < record.offset:
+        log.error("journal.stale", journal=str(journal), path=str(history_path))
+        remove_journal(journal)
+        return "stale"
+    found = os.pread(fd, st.st_size - record.offset, record.offset)
+    if found.startswith(record.new_tail):
+        outcome = "rolled_forward"  # the new tail is whole; anything after it is Codex's
+    else:
+        extra = foreign_lines(found, record)
+        torn_tail = bool(record.old_tail) and not record.old_tail.endswith(b"\n")
+        separator = b"\n" if extra and torn_tail else b""
+        restored = record.old_tail + separator + b"".join(line + b"\n" for line in extra)
+        os.ftruncate(fd, record.offset)
+        write_all(fd, restored, record.offset)
+        os.fsync(fd)
+        outcome = "rolled_back"
+        log.warning("journal.rolled_back", path=str(history_path), kept_appended_lines=len(extra))
+    remove_journal(journal)
+    log.info("journal.recovered", path=str(history_path), outcome=outcome)
+    return outcome

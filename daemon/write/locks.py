@@ -1,0 +1,121 @@
+"""Codex's lock protocols (codex-formats.md §3.3, §4.2) and our own single-instance lock."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+INDEX_LOCK_POLL_S = 0.05  # Codex polls the index lock every 50 ms
+INDEX_LOCK_TIMEOUT_S = 10.0  # Codex itself waits ≈30 s; we give up well before and retry later
+HISTORY_LOCK_ATTEMPTS = 10  # Codex: 10 × 100 ms
+HISTORY_LOCK_POLL_S = 0.1
+
+
+class LockBusy(Exception):
+    """Another process held the lock for longer than we wait."""
+
+    def __init__(self, path: Path, waited_s: float) -> None:
+        super().__init__(f"{path} is locked by another process (waited {waited_s:.1f} s)")
+        self.path = path
+        self.waited_s = waited_s
+
+
+def _try_flock(fd: int, operation: int) -> bool:
+    try:
+        fcntl.flock(fd, operation | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
+
+
+def flock_with_retry(fd: int, path: Path, *, operation: int, attempts: int, poll_s: float) -> None:
+    """Take `flock(operation)` on `fd`, trying `attempts` times `poll_s` apart. Raises LockBusy."""
+    start = time.monotonic()
+    for attempt in range(attempts):
+        if _try_flock(fd, operation):
+            return
+        if attempt + 1 < attempts:
+            time.sleep(poll_s)
+    raise LockBusy(path, time.monotonic() - start)
+
+
+@contextmanager
+def session_index_lock(lock_path: Path, timeout_s: float = INDEX_LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold `session_index.jsonl.lock` exclusively (created 0666 when absent, never deleted)."""
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        attempts = max(1, int(timeout_s / INDEX_LOCK_POLL_S))
+        flock_with_retry(fd, lock_path, operation=fcntl.LOCK_EX, attempts=attempts, poll_s=INDEX_LOCK_POLL_S)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def lock_history_fd(fd: int, path: Path) -> None:
+    """Take `flock(LOCK_EX)` on an open `history.jsonl`, about 1 s at most. Raises LockBusy."""
+    flock_with_retry(
+        fd, path, operation=fcntl.LOCK_EX, attempts=HISTORY_LOCK_ATTEMPTS, poll_s=HISTORY_LOCK_POLL_S
+    )
+
+
+class AlreadyRunning(Exception):
+    """Another codex-indexd holds the instance lock; `pid` is its pid when known."""
+
+    def __init__(self, path: Path, pid: str) -> None:
+        super().__init__(f"another codex-indexd (pid {pid or '?'}) holds {path}")
+        self.path = path
+        self.pid = pid
+
+
+class InstanceLock:
+    """A sidecar lock file held with `flock` for the life of the process (pre-commit style)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock and write our pid into the file. Raises AlreadyRunning."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        if not _try_flock(fd, fcntl.LOCK_EX):
+            pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            raise AlreadyRunning(self.path, pid)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> InstanceLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def holder_pid(path: Path) -> int | None:
+    """Return the pid written in a held instance lock file, or None when it is not held."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if _try_flock(fd, fcntl.LOCK_SH):
+            return None
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        return int(text) if text.isdigit() else None
+    finally:
+        os.close(fd)

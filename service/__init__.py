@@ -1,0 +1,13 @@
+"""codex-indexd as a user service: systemd user unit, launchd agent, and `logs`.
+
+Entry points: :func:`codex_indexd_service.cli.main` (``codex-indexd service …``) and
+:func:`codex_indexd_service.logs.main` (``codex-indexd logs …``).
+"""
+
+from __future__ import annotations
+
+__all__ = ("APP", "LABEL", "UNIT_NAME")
+
+APP = "codex-indexd"
+UNIT_NAME = "codex-indexd.service"
+LABEL = "com.github.codex-indexd"
