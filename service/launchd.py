@@ -33,8 +33,11 @@ def install_steps(ctx: Context, plist_text: str, *, has_plutil: bool) -> list[St
     if has_plutil:
         steps.append(Run(("plutil", "-lint", str(ctx.plist_path))))
     steps += [
-        Run(("launchctl", "bootstrap", ctx.domain, str(ctx.plist_path)),
-            retries=2, retry_first=_bootout(ctx)),
+        Run(
+            ("launchctl", "bootstrap", ctx.domain, str(ctx.plist_path)),
+            retries=2,
+            retry_first=_bootout(ctx),
+        ),
         Run(("launchctl", "kickstart", "-k", ctx.service_target)),
     ]
     return steps
@@ -56,8 +59,9 @@ def parse_print(text: str) -> dict[str, str]:
 def status(ctx: Context, runner: Runner, out: TextIO) -> int:
     """Print the agent's state; 0 when it is running, 3 otherwise."""
     installed = ctx.plist_path.exists()
-    print(f"agent file: {ctx.plist_path} ({'installed' if installed else 'not installed'})",
-          file=out)
+    print(
+        f"agent file: {ctx.plist_path} ({'installed' if installed else 'not installed'})", file=out
+    )
     result = runner.run(("launchctl", "print", ctx.service_target))
     if not result.ok:
         print(f"state:      not loaded in {ctx.domain}", file=out)

@@ -62,8 +62,15 @@ class Context:
     @property
     def argv(self) -> list[str]:
         """The daemon command line. ``-P`` keeps the working directory off ``sys.path``."""
-        return [str(self.python), "-P", "-m", "codex_indexd", "run",
-                "--codex-home", str(self.codex_home)]
+        return [
+            str(self.python),
+            "-P",
+            "-m",
+            "codex_indexd",
+            "run",
+            "--codex-home",
+            str(self.codex_home),
+        ]
 
     @property
     def unit_dir(self) -> Path:

@@ -96,8 +96,11 @@ def _run(step: Run, runner: Runner, err: TextIO, sleep: Callable[[float], None])
     if step.ignore_errors:
         return True
     detail = (result.stderr or result.stdout).strip()
-    print(f"error: `{shlex.join(step.argv)}` exited {result.returncode}"
-          + (f": {detail}" if detail else ""), file=err)
+    print(
+        f"error: `{shlex.join(step.argv)}` exited {result.returncode}"
+        + (f": {detail}" if detail else ""),
+        file=err,
+    )
     return False
 
 

@@ -85,8 +85,13 @@ def linger_hint(user: str) -> str:
     )
 
 
-def journal_command(*, follow: bool = False, priority: str | None = None,
-                    since: str | None = None, lines: int | None = None) -> list[str]:
+def journal_command(
+    *,
+    follow: bool = False,
+    priority: str | None = None,
+    since: str | None = None,
+    lines: int | None = None,
+) -> list[str]:
     """The ``journalctl`` command for this unit (``--user-unit`` also works for UID < 1000)."""
     argv = ["journalctl", "--user-unit", UNIT_NAME]
     if lines is not None:
@@ -116,8 +121,9 @@ def show(runner: Runner) -> dict[str, str]:
 def status(ctx: Context, runner: Runner, out: TextIO) -> int:
     """Print the unit's state; 0 when it is active, 3 (LSB "not running") otherwise."""
     installed = ctx.unit_path.exists()
-    print(f"unit file:  {ctx.unit_path} ({'installed' if installed else 'not installed'})",
-          file=out)
+    print(
+        f"unit file:  {ctx.unit_path} ({'installed' if installed else 'not installed'})", file=out
+    )
     props = show(runner)
     if not props:
         print("manager:    systemctl --user is not reachable (no user manager?)", file=out)

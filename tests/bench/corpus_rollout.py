@@ -160,7 +160,7 @@ class RolloutWriter:
         self.user_event(prompt, turn_id)
         self.result.prompts.append(prompt)
         self.token_count()
-        self.tool_call()
+        self.tool_call(remaining=until - self.result.nbytes)  # at least one per turn
         while self.result.nbytes < until:
             self.tool_call(remaining=until - self.result.nbytes)
         self.answer(turn_id)
@@ -245,7 +245,7 @@ class RolloutWriter:
                                              math.log(MAX_TOOL_OUTPUT))))
         return max(MIN_TOOL_OUTPUT, min(size, remaining))
 
-    def tool_call(self, remaining: int = MAX_TOOL_OUTPUT) -> None:
+    def tool_call(self, remaining: int) -> None:
         """Reasoning, one tool call and its (big) output, then a token count."""
         self.reasoning()
         call_id = short_id(self.rng, "call")

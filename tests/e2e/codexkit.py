@@ -975,6 +975,15 @@ def turn_completed(home: Path, thread_id: str, turns: int = 1) -> bool:
     return len(done) >= turns
 
 
+def find_tmux_binary() -> Path | None:
+    """tmux from PATH, else /usr/bin/tmux."""
+    found = shutil.which("tmux")
+    if found:
+        return Path(found)
+    fallback = Path("/usr/bin/tmux")
+    return fallback if _is_executable(fallback) else None
+
+
 class TuiSession:
     """The interactive Codex TUI running in a private tmux server.
 
@@ -984,7 +993,9 @@ class TuiSession:
     daemon the TUI spawned.
     """
 
-    READY_MARKERS = ("for shortcuts",)
+    READY_MARKER = "for shortcuts"
+    LOADING_RE = re.compile(r"^\s+loading\s*$", re.MULTILINE)
+    """The header shows ``loading`` instead of the cwd until the thread is configured."""
 
     def __init__(
         self,
@@ -995,13 +1006,14 @@ class TuiSession:
         args: Sequence[str] = (),
         width: int = 160,
         height: int = 48,
+        tmux_bin: Path | None = None,
     ) -> None:
         self.home = home
         self.cwd = cwd or home.parent
         self.codex_bin = _require_binary(codex_bin)
         self.args = list(args)
         self.width, self.height = width, height
-        self._tmux = shutil.which("tmux") or "/usr/bin/tmux"
+        self._tmux = str(tmux_bin or find_tmux_binary() or "tmux")
         self._sock_dir = Path(tempfile.mkdtemp(prefix="cxtui-"))
         self._socket = self._sock_dir / "tmux.sock"
         self._session = f"codex-{uuid.uuid4().hex[:8]}"
@@ -1069,10 +1081,11 @@ class TuiSession:
             "-c", str(self.cwd), *env_flags, command,
             ";", "set-option", "-t", self._session, "remain-on-exit", "on",
         )  # fmt: skip
-        self.wait_for_screen(
-            lambda s: any(m in s for m in self.READY_MARKERS), timeout, "TUI composer"
-        )
+        self.wait_for_screen(self._ready, timeout, "TUI composer")
         return self
+
+    def _ready(self, screen: str) -> bool:
+        return self.READY_MARKER in screen and not self.LOADING_RE.search(screen)
 
     def submit(self, prompt: str, timeout: float = 30) -> dict[str, Any]:
         """Submit ``prompt``; wait for its history entry and the completed turn; return it."""
@@ -1137,6 +1150,7 @@ __all__ = [
     "config_toml",
     "find_codex_binary",
     "find_rollout",
+    "find_tmux_binary",
     "make_codex_home",
     "managed_daemon_pids",
     "read_history",

@@ -16,6 +16,7 @@ from codexkit import (
     CODEX_VERSION,
     MockResponsesServer,
     find_codex_binary,
+    find_tmux_binary,
     make_codex_home,
     stop_managed_daemon,
 )
@@ -56,6 +57,18 @@ def codex_bin() -> Path:
     version = _codex_version(binary)
     if version != CODEX_VERSION and os.environ.get(REQUIRE_ENV):
         pytest.fail(f"{binary} is Codex {version}, expected {CODEX_VERSION}", pytrace=False)
+    return binary
+
+
+@pytest.fixture(scope="session")
+def tmux_bin() -> Path:
+    """tmux for TUI tests; skip (or fail under ``CODEX_INDEXD_REQUIRE_CODEX``) if absent."""
+    binary = find_tmux_binary()
+    if binary is None:
+        reason = "tmux not found (apt-get install tmux) - needed to drive the Codex TUI"
+        if os.environ.get(REQUIRE_ENV):
+            pytest.fail(f"{REQUIRE_ENV} is set but {reason}", pytrace=False)
+        pytest.skip(reason)
     return binary
 
 

@@ -83,11 +83,14 @@ def test_exec_writes_paginated_rollout_and_db_row(
 
     rollout = rollout_of(codex_home, thread_id)
     records = read_rollout(rollout)
-    day = datetime.fromtimestamp(rollout.stat().st_mtime)  # local date directories
-    assert rollout.parent == codex_home / "sessions" / day.strftime("%Y/%m/%d")
+    meta = records[0]
+    # Directories and file name use local time; timestamps inside are UTC.
+    local = datetime.fromtimestamp(parse_ts(meta["payload"]["timestamp"]))
+    named = datetime.strptime(rollout.name[len("rollout-") :][:19], "%Y-%m-%dT%H-%M-%S")
+    assert abs((named - local).total_seconds()) <= 2
+    assert rollout.parent == codex_home / "sessions" / named.strftime("%Y/%m/%d")
     assert rollout.read_bytes().endswith(b"\n")
     assert [r["ordinal"] for r in records] == list(range(len(records)))
-    meta = records[0]
     assert meta["type"] == "session_meta"
     assert meta["payload"]["id"] == thread_id
     assert meta["payload"]["history_mode"] == "paginated"
@@ -182,12 +185,12 @@ def test_archive_and_unarchive_move_the_rollout(codex_home: Path) -> None:
 
 
 def test_tui_writes_history_line_with_mode_0600(
-    codex_home: Path, mock_server: MockResponsesServer, tmp_path: Path
+    codex_home: Path, mock_server: MockResponsesServer, tmp_path: Path, tmux_bin: Path
 ) -> None:
     prompt = "Tell me about cherries"
     workdir = tmp_path / "work"
     workdir.mkdir()
-    with TuiSession(codex_home, cwd=workdir) as tui:
+    with TuiSession(codex_home, cwd=workdir, tmux_bin=tmux_bin) as tui:
         entry = tui.submit(prompt)
         assert managed_daemon_pids(codex_home), "TUI should start a managed daemon"
         tui.quit()
@@ -214,11 +217,11 @@ def test_tui_writes_history_line_with_mode_0600(
 
 
 def test_tui_history_persistence_none_writes_no_history(
-    tmp_path: Path, mock_server: MockResponsesServer, codex_bin: Path
+    tmp_path: Path, mock_server: MockResponsesServer, codex_bin: Path, tmux_bin: Path
 ) -> None:
     home = make_codex_home(tmp_path / "home-none", mock_server, history_persistence="none")
     try:
-        with TuiSession(home, codex_bin=codex_bin) as tui:
+        with TuiSession(home, codex_bin=codex_bin, tmux_bin=tmux_bin) as tui:
             tui.send_text("No history please")
             tui.wait_for_screen(lambda s: "No history please" in s, 15, "prompt typed")
             tui.send_key("Enter")

@@ -1,0 +1,195 @@
+"""`codex-indexd repair` on small homes: seed compatibility, merge semantics, dry runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from codex_indexd.cli import main
+from tests.support.homes import (
+    build_home,
+    db_row,
+    index_line,
+    new_thread,
+    read_jsonl,
+    write_db,
+    write_rollout,
+)
+
+SEED = Path(__file__).resolve().parents[2].parent / "shared" / "seed" / "refresh_codex_history.py"
+
+
+def repair(home: Path, *extra: str) -> int:
+    return main(["repair", "--codex-home", str(home), *extra])
+
+
+def run_seed(home: Path, *extra: str) -> str:
+    if not SEED.exists():
+        pytest.skip(f"seed script not found at {SEED}")
+    out = subprocess.run([sys.executable, str(SEED), "--codex-home", str(home), *extra],
+                         capture_output=True, text=True, check=True)
+    return out.stdout
+
+
+def snapshot(home: Path) -> dict[str, tuple[int, int, int]]:
+    """Every file under the home with (size, mtime_ns, inode)."""
+    out = {}
+    for path in sorted(home.rglob("*")):
+        st = path.stat()
+        out[str(path.relative_to(home))] = (st.st_size, st.st_mtime_ns, st.st_ino)
+    return out
+
+
+@pytest.mark.parametrize("extra", [[], ["--max-threads", "3"], ["--max-threads", "0"],
+                                   ["--only", "history"], ["--only", "session-index"]])
+def test_rebuild_is_byte_identical_to_the_seed_on_a_legacy_home(tmp_path: Path, extra: list[str]) -> None:
+    threads = [new_thread(i, turns=3) for i in range(8)]
+    threads[6].archived = True
+    a = build_home(tmp_path / "a", threads[:7])
+    write_rollout(a, threads[7])  # an orphan: rollout without a DB row
+    (a / "config.toml").write_text("[history]\nmax_bytes = 1500\n")
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    seed_out = run_seed(a, "--no-backup", *extra)
+    assert repair(b, "--rebuild", "--no-backup", *extra) == 0
+    for name in ("session_index.jsonl", "history.jsonl"):
+        assert (a / name).exists() == (b / name).exists()
+        if (a / name).exists():
+            assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert "status: success" in seed_out
+
+
+def test_orphans_get_the_real_prompt_not_injected_context(tmp_path: Path) -> None:
+    threads = [new_thread(i, turns=2) for i in range(3)]
+    a = build_home(tmp_path / "a", threads[:2])
+    write_rollout(a, threads[2])
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    run_seed(a, "--no-backup", "--include-orphans")
+    assert repair(b, "--rebuild", "--include-orphans") == 0
+    seed_names = {e["id"]: e["thread_name"] for e in read_jsonl(a / "session_index.jsonl")}
+    ours = {e["id"]: e["thread_name"] for e in read_jsonl(b / "session_index.jsonl")}
+    orphan = threads[2].thread_id
+    assert seed_names[orphan].startswith("<environment_context>")  # the seed's bug
+    assert ours[orphan] == threads[2].turns[0].text
+    assert (a / "history.jsonl").read_bytes() == (b / "history.jsonl").read_bytes()
+
+
+def test_seed_summary_lines_are_printed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = build_home(tmp_path / "h", [new_thread(i) for i in range(3)])
+    assert repair(home, "--no-backup") == 0
+    out = capsys.readouterr().out
+    for prefix in ("conversations refreshed: 3", "source: active threads from state_5.sqlite",
+                   "orphan sessions skipped: 0", "max conversations: 100", "file: updated",
+                   "history max bytes: not configured", "status: success"):
+        assert prefix in out
+
+
+def test_paginated_home_gets_a_full_history(tmp_path: Path) -> None:
+    threads = [new_thread(i, turns=2, paginated=True) for i in range(4)]
+    home = build_home(tmp_path / "h", threads)
+    assert repair(home) == 0
+    history = read_jsonl(home / "history.jsonl")
+    assert len(history) == 8
+    assert {h["session_id"] for h in history} == {t.thread_id for t in threads}
+    assert (home / "history.jsonl").stat().st_mode & 0o777 == 0o600
+
+
+def test_merge_keeps_codex_lines_and_user_names_and_is_idempotent(tmp_path: Path) -> None:
+    threads = [new_thread(i, turns=2, paginated=True) for i in range(3)]
+    home = build_home(tmp_path / "h", threads, names={threads[0].thread_id: "DB name"})
+    renamed = threads[1].thread_id
+    original_index = (
+        index_line(renamed, "My chosen name", "2030-01-01T00:00:00.000000000Z")  # newer than the DB
+        + "this line is garbage\n"
+    )
+    (home / "session_index.jsonl").write_text(original_index)
+    codex_history = json.dumps({"session_id": threads[2].thread_id, "ts": int(threads[2].start.timestamp()) + 11,
+                                "text": threads[2].turns[0].text}) + "\n"
+    (home / "history.jsonl").write_text(codex_history)
+    os.chmod(home / "history.jsonl", 0o600)
+    inode = (home / "history.jsonl").stat().st_ino
+
+    assert repair(home) == 0
+    index_text = (home / "session_index.jsonl").read_text()
+    assert index_text.startswith(original_index)  # nothing Codex wrote was touched
+    latest = {e["id"]: e["thread_name"] for e in read_jsonl_lenient(home / "session_index.jsonl")}
+    assert latest[threads[0].thread_id] == "DB name"
+    assert latest[renamed] == "My chosen name"
+    history_text = (home / "history.jsonl").read_text()
+    assert history_text.count(threads[2].turns[0].text.split("\n")[0]) == 1  # not duplicated
+    assert codex_history in history_text
+    assert len(history_text.splitlines()) == 6
+    assert (home / "history.jsonl").stat().st_ino == inode
+
+    before = snapshot(home)
+    assert repair(home) == 0
+    assert snapshot(home) == before  # a second run changes nothing
+
+
+def read_jsonl_lenient(path: Path) -> list[dict[str, str]]:
+    out = []
+    for raw in path.read_text().splitlines():
+        try:
+            out.append(json.loads(raw))
+        except ValueError:
+            continue
+    return out
+
+
+def test_dry_run_changes_nothing_not_even_db_side_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    threads = [new_thread(i, turns=1, paginated=True) for i in range(3)]
+    home = build_home(tmp_path / "h", threads)
+    assert not (home / "state_5.sqlite-wal").exists()
+    before = snapshot(home)
+    assert repair(home, "--dry-run") == 0
+    assert snapshot(home) == before
+    out = capsys.readouterr().out
+    assert "file: would update" in out
+    assert "index lines would add: 3 (index_missing 3)" in out
+    assert f"index_missing: {threads[2].thread_id}" in out
+
+
+def test_json_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = build_home(tmp_path / "h", [new_thread(i, paginated=True) for i in range(2)])
+    assert repair(home, "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["status"] == "success"
+    assert report["index_lines_added"] == 2
+    assert report["history_lines_added"] == 4
+    assert report["drift"] == {"index_missing": 2, "history_missing": 4}
+
+
+def test_persistence_none_never_writes_history(tmp_path: Path) -> None:
+    home = build_home(tmp_path / "h", [new_thread(0)])
+    (home / "config.toml").write_text('[history]\npersistence = "none"\n')
+    assert repair(home, "--rebuild") == 0
+    assert not (home / "history.jsonl").exists()
+    assert (home / "session_index.jsonl").exists()
+
+
+def test_sqlite_home_from_config_is_used(tmp_path: Path) -> None:
+    threads = [new_thread(i) for i in range(2)]
+    home = build_home(tmp_path / "h", threads, db=False)
+    dbdir = tmp_path / "db"
+    dbdir.mkdir()
+    write_db(dbdir, [db_row(home, threads[0])])
+    (home / "config.toml").write_text(f'sqlite_home = "{dbdir}"\n')
+    assert repair(home, "--rebuild") == 0
+    assert [e["id"] for e in read_jsonl(home / "session_index.jsonl")] == [threads[0].thread_id]
+
+
+def test_backups_are_private_and_outside_codex_home(tmp_path: Path, private_dirs: Path) -> None:
+    home = build_home(tmp_path / "h", [new_thread(0)])
+    (home / "history.jsonl").write_text('{"session_id":"x","ts":1,"text":"old"}\n')
+    assert repair(home, "--rebuild") == 0
+    backups = list((private_dirs / "state" / "backups").rglob("*.bak"))
+    assert backups and all(b.stat().st_mode & 0o777 == 0o600 for b in backups)
+    assert not list(home.glob("*.bak*"))
+    assert repair(home, "--rebuild", "--no-backup") == 0
