@@ -105,6 +105,7 @@ class Follower:
             lines += self._read()  # drain the rotated file before switching
             if self._partial:
                 lines.append(_decode(self._partial))
+            lines += self._skipped_backups()
             self.close()
             if self._open():
                 lines += self._read()
@@ -113,6 +114,18 @@ class Follower:
             self._partial = b""
             lines += self._read()
         return lines
+
+    def _skipped_backups(self) -> list[str]:
+        """Backups newer than the file we had open: it rotated more than once between polls."""
+        backups = rotated_files(self.path)
+        for index, path in enumerate(backups):
+            try:
+                stat = os.stat(path)
+            except FileNotFoundError:
+                continue
+            if (stat.st_dev, stat.st_ino) == self._ident:
+                return [line for newer in backups[index + 1 :] for line in read_lines(newer)]
+        return []
 
     def rest(self) -> list[str]:
         """A trailing line without newline (the file is not being followed)."""

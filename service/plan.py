@@ -111,7 +111,7 @@ def apply(
     err: TextIO,
     *,
     dry_run: bool = False,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> int:
     """Apply *steps* in order, narrating on *out* and reporting errors on *err*.
 
@@ -138,7 +138,7 @@ def apply(
                 case RemoveFile(path):
                     path.unlink(missing_ok=True)
                 case Run():
-                    if not _run(step, runner, err, sleep):
+                    if not _run(step, runner, err, sleep or time.sleep):
                         return 1
         except OSError as exc:
             print(f"error: {exc}", file=err)

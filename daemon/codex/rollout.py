@@ -92,6 +92,10 @@ class RolloutScan:
             end = line.find(b'"', len(_TS_PREFIX))
             if end != -1:
                 self.facts.last_timestamp = line[len(_TS_PREFIX) : end].decode("ascii", "replace")
+        if not line.startswith(b"{"):
+            if line.strip():
+                self.malformed += 1  # not a JSON object: Codex skips it too
+            return
         head = line[:_HEAD]
         if self.lines == 1 and b'"type"' not in head and b'"instructions"' in head:
             self.bare = True

@@ -77,6 +77,7 @@ class Report:
     runs: list[RunResult] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)
     ours_available: bool = True
+    floors_mib: dict[str, float] = field(default_factory=dict)
 
 
 def iter_files(root: Path) -> Iterator[Path]:
@@ -211,56 +212,124 @@ def median(runs: Sequence[RunResult], tool: str, attr: str) -> float | None:
     return statistics.median(values) if values else None
 
 
-def fmt(value: float | None, spec: str, suffix: str = "") -> str:
-    """Format a number (plus `suffix`) or `n/a`."""
-    return "n/a" if value is None else format(value, spec) + suffix
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """`numerator / denominator`, or None when either is missing or zero."""
+    return numerator / denominator if numerator and denominator else None
 
 
-def print_report(report: Report) -> None:
-    """The results table: medians, ratios, targets, byte-identity."""
-    runs = report.runs
-    print(f"\ncorpus: legacy, {report.rollouts} rollouts, {report.corpus_mib:.1f} MiB; "
-          f"{report.reps} reps, alternating order, medians of successful runs")
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Medians and ratios derived from a report."""
+
+    seed_wall: float | None
+    ours_wall: float | None
+    seed_cpu: float | None
+    ours_cpu: float | None
+    seed_rss_mib: float | None
+    ours_rss_mib: float | None
+
+    @classmethod
+    def of(cls, runs: Sequence[RunResult]) -> Summary:
+        """Summarise the successful runs."""
+        rss = {tool: median(runs, tool, "maxrss_kib") for tool in ("seed", "ours")}
+        return cls(median(runs, "seed", "wall_s"), median(runs, "ours", "wall_s"),
+                   median(runs, "seed", "cpu_s"), median(runs, "ours", "cpu_s"),
+                   None if rss["seed"] is None else rss["seed"] / 1024,
+                   None if rss["ours"] is None else rss["ours"] / 1024)
+
+    @property
+    def speedup(self) -> float | None:
+        """Seed wall time / ours wall time (target: >= 8)."""
+        return ratio(self.seed_wall, self.ours_wall)
+
+    @property
+    def rss_ratio(self) -> float | None:
+        """Ours peak RSS / seed peak RSS (target: <= 0.5)."""
+        return ratio(self.ours_rss_mib, self.seed_rss_mib)
+
+    @property
+    def speed_met(self) -> bool | None:
+        """Whether the speed target is met (None: not measured)."""
+        return None if self.speedup is None else self.speedup >= SPEED_TARGET
+
+    @property
+    def rss_met(self) -> bool | None:
+        """Whether the memory target is met (None: not measured)."""
+        return None if self.rss_ratio is None else self.rss_ratio <= RSS_TARGET
+
+
+def fmt(value: float | bool | None, spec: str = "", suffix: str = "") -> str:
+    """Format a number (plus `suffix`), a verdict (yes/NO), or `n/a`."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    return format(value, spec) + suffix
+
+
+def table_row(*cells: str) -> str:
+    """One line of the results table."""
+    widths = (18, 10, 10, 18, 10, 5)
+    return cells[0].ljust(widths[0]) + "".join(
+        cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True))
+
+
+def print_runs(runs: Sequence[RunResult]) -> None:
+    """Every timed run, in execution order."""
     print("\nper run:")
     for run in runs:
         print(f"  rep {run.rep} {run.tool:<5} wall {run.wall_s:8.3f} s  cpu {run.cpu_s:8.3f} s  "
               f"rss {run.maxrss_kib / 1024:8.1f} MiB  exit {run.exit_code}"
               f"{'' if run.success else '  FAILED'}")
-    seed_wall, ours_wall = median(runs, "seed", "wall_s"), median(runs, "ours", "wall_s")
-    seed_cpu, ours_cpu = median(runs, "seed", "cpu_s"), median(runs, "ours", "cpu_s")
-    seed_rss, ours_rss = median(runs, "seed", "maxrss_kib"), median(runs, "ours", "maxrss_kib")
-    speed = seed_wall / ours_wall if seed_wall and ours_wall else None
-    cpu_ratio = seed_cpu / ours_cpu if seed_cpu and ours_cpu else None
-    rss = ours_rss / seed_rss if seed_rss and ours_rss else None
-    print(f"\n{'measure':<22}{'seed':>10}{'ours':>10}{'ratio':>16}{'target':>10}{'met':>6}")
-    print(f"{'wall time (s)':<22}{fmt(seed_wall, '.3f'):>10}{fmt(ours_wall, '.3f'):>10}"
-          f"{fmt(speed, '.2f', 'x seed/ours'):>16}{'>= 8x':>10}"
-          f"{'n/a' if speed is None else ('yes' if speed >= SPEED_TARGET else 'NO'):>6}")
-    print(f"{'cpu time (s)':<22}{fmt(seed_cpu, '.3f'):>10}{fmt(ours_cpu, '.3f'):>10}"
-          f"{fmt(cpu_ratio, '.2f', 'x seed/ours'):>16}{'-':>10}{'-':>6}")
-    print(f"{'peak RSS (MiB)':<22}{fmt(seed_rss and seed_rss / 1024, '.1f'):>10}"
-          f"{fmt(ours_rss and ours_rss / 1024, '.1f'):>10}{fmt(rss, '.2f', 'x ours/seed'):>16}"
-          f"{'<= 0.5x':>10}{'n/a' if rss is None else ('yes' if rss <= RSS_TARGET else 'NO'):>6}")
+
+
+def print_report(report: Report) -> None:
+    """The results table: medians, ratios, targets, byte-identity, RSS floors."""
+    print(f"\ncorpus: legacy, {report.rollouts} rollouts, {report.corpus_mib:.1f} MiB; "
+          f"{report.reps} reps, alternating order, medians of successful runs")
+    print_runs(report.runs)
+    summary = Summary.of(report.runs)
+    print()
+    print(table_row("measure", "seed", "ours", "ratio", "target", "met"))
+    print(table_row("wall time (s)", fmt(summary.seed_wall, ".3f"), fmt(summary.ours_wall, ".3f"),
+                    fmt(summary.speedup, ".2f", "x seed/ours"), ">= 8x", fmt(summary.speed_met)))
+    print(table_row("cpu time (s)", fmt(summary.seed_cpu, ".3f"), fmt(summary.ours_cpu, ".3f"),
+                    fmt(ratio(summary.seed_cpu, summary.ours_cpu), ".2f", "x seed/ours"),
+                    "-", "-"))
+    print(table_row("peak RSS (MiB)", fmt(summary.seed_rss_mib, ".1f"),
+                    fmt(summary.ours_rss_mib, ".1f"), fmt(summary.rss_ratio, ".2f", "x ours/seed"),
+                    "<= 0.5x", fmt(summary.rss_met)))
     for comp in report.comparisons:
         verdict = "byte-identical" if comp.identical else (
             f"DIFFERENT: {comp.differing_positions} line positions differ, first at line "
-            f"{comp.first_difference}, same line set: {'yes' if comp.same_line_set else 'no'}")
-        print(f"{comp.name:<22}{verdict} (seed {comp.seed_lines} lines/{comp.seed_bytes} B, "
+            f"{comp.first_difference}, same line set: {fmt(comp.same_line_set)}")
+        print(f"{comp.name:<20}{verdict} (seed {comp.seed_lines} lines/{comp.seed_bytes} B, "
               f"ours {comp.ours_lines} lines/{comp.ours_bytes} B)")
+    if report.floors_mib:
+        floors = ", ".join(f"{name} {mib:.1f} MiB" for name, mib in report.floors_mib.items())
+        print(f"RSS floors (no corpus work): {floors}")
     if not report.ours_available:
         print("ours: `python -m codex_indexd repair --help` failed; only the seed was measured")
 
 
 def targets_met(report: Report) -> bool:
     """True when every run succeeded, both targets are met and outputs are identical."""
-    runs = report.runs
-    seed_wall, ours_wall = median(runs, "seed", "wall_s"), median(runs, "ours", "wall_s")
-    seed_rss, ours_rss = median(runs, "seed", "maxrss_kib"), median(runs, "ours", "maxrss_kib")
-    if None in (seed_wall, ours_wall, seed_rss, ours_rss) or not all(r.success for r in runs):
-        return False
-    assert seed_wall and ours_wall and seed_rss and ours_rss
-    return (seed_wall / ours_wall >= SPEED_TARGET and ours_rss / seed_rss <= RSS_TARGET
+    summary = Summary.of(report.runs)
+    return (all(run.success for run in report.runs) and bool(summary.speed_met)
+            and bool(summary.rss_met) and bool(report.comparisons)
             and all(comp.identical for comp in report.comparisons))
+
+
+def measure_floors(python: str, workdir: Path, with_ours: bool) -> dict[str, float]:
+    """Peak RSS of the bare interpreter and of importing ours (`repair --help`), in MiB."""
+    commands = {"bare python": [python, "-c", "pass"]}
+    if with_ours:
+        commands["ours imports"] = [python, "-m", "codex_indexd", "repair", "--help"]
+    floors: dict[str, float] = {}
+    for name, cmd in commands.items():
+        samples = [run_child(cmd, dict(os.environ), workdir / "floor.log")[2] for _ in range(3)]
+        floors[name] = statistics.median(samples) / 1024
+    return floors
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -323,6 +392,7 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> Report:
                   flush=True)
     if report.ours_available:
         report.comparisons = [compare(name, homes["seed"], homes["ours"]) for name in OUTPUTS]
+    report.floors_mib = measure_floors(args.python, workdir, report.ours_available)
     return report
 
 
@@ -347,7 +417,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     print_report(report)
     if args.json is not None:
-        args.json.write_text(json.dumps(asdict(report), indent=2) + "\n", encoding="utf-8")
+        data = asdict(report) | {"summary": asdict(Summary.of(report.runs))}
+        args.json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     if not all(run.success for run in report.runs):
         return 1
     return 1 if args.strict and not targets_met(report) else 0

@@ -50,6 +50,7 @@ DATE_RANGES = {
 PROJECTS = ("/home/dev/work/indexer", "/home/dev/work/webapp", "/home/dev/src/rust-cli",
             "/home/dev/work/data-pipeline", "/home/dev/notes")
 
+# Columns of the Codex 0.169.0 `threads` table (tests/e2e/threads_schema_0169.sql), no triggers.
 THREADS_DDL = """
 CREATE TABLE threads (
     id TEXT PRIMARY KEY,
@@ -60,8 +61,8 @@ CREATE TABLE threads (
     model_provider TEXT NOT NULL,
     cwd TEXT NOT NULL,
     title TEXT NOT NULL,
-    sandbox_policy TEXT NOT NULL DEFAULT '',
-    approval_mode TEXT NOT NULL DEFAULT '',
+    sandbox_policy TEXT NOT NULL,
+    approval_mode TEXT NOT NULL,
     tokens_used INTEGER NOT NULL DEFAULT 0,
     has_user_event INTEGER NOT NULL DEFAULT 0,
     archived INTEGER NOT NULL DEFAULT 0,
@@ -73,20 +74,33 @@ CREATE TABLE threads (
     first_user_message TEXT NOT NULL DEFAULT '',
     agent_nickname TEXT,
     agent_role TEXT,
+    memory_mode TEXT NOT NULL DEFAULT 'enabled',
     model TEXT,
     reasoning_effort TEXT,
+    agent_path TEXT,
     created_at_ms INTEGER,
     updated_at_ms INTEGER,
     thread_source TEXT,
     preview TEXT NOT NULL DEFAULT '',
-    recency_at INTEGER,
-    recency_at_ms INTEGER,
+    recency_at INTEGER NOT NULL DEFAULT 0,
+    recency_at_ms INTEGER NOT NULL DEFAULT 0,
     history_mode TEXT NOT NULL DEFAULT 'legacy',
     name TEXT,
-    originator TEXT
+    is_pinned INTEGER NOT NULL DEFAULT 0,
+    thread_section_id TEXT,
+    section_position INTEGER,
+    section_entered_at_ms INTEGER,
+    project_id TEXT,
+    originator TEXT,
+    daybreak_enabled BOOLEAN,
+    creator_user_id TEXT,
+    creator_account_id TEXT,
+    attached_thread_parent_id TEXT
 );
 CREATE INDEX idx_threads_updated_at ON threads(updated_at DESC, id DESC);
 CREATE INDEX idx_threads_archived ON threads(archived);
+CREATE INDEX idx_threads_visible_recency_at_ms
+    ON threads(archived, recency_at_ms DESC, id DESC) WHERE preview <> '';
 CREATE TABLE backfill_state (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     status TEXT NOT NULL,

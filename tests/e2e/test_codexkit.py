@@ -162,7 +162,9 @@ def test_app_server_name_set_appends_index_and_lists_name(codex_home: Path) -> N
     after = thread_row(codex_home, thread_id)
     assert after["name"] == "Apple thread"
     assert after["title"] == before["title"]
-    assert after["updated_at_ms"] > before["updated_at_ms"]
+    # 0.169.0 bumps updated_at_ms by exactly 1 ms (not to the wall clock).
+    assert after["updated_at_ms"] == before["updated_at_ms"] + 1
+    assert after["updated_at"] == before["updated_at"]
     assert after["recency_at_ms"] == before["recency_at_ms"]
 
 

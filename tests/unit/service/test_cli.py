@@ -1,0 +1,224 @@
+"""`codex-indexd service install|uninstall|status|print` against a fake OS boundary."""
+
+from __future__ import annotations
+
+import os
+import plistlib
+import stat
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from codex_indexd_service import LABEL, UNIT_NAME, cli
+from codex_indexd_service.paths import resolve
+from codex_indexd_service.render import render_unit
+from codex_indexd_service.runner import Result
+
+SYSTEMCTL = ("systemctl", "--user")
+
+
+def files_under(path: Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*") if not p.is_dir())
+
+
+def unit_path(home: Path) -> Path:
+    return home / ".config" / "systemd" / "user" / UNIT_NAME
+
+
+def test_print_renders_the_unit(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["print", "--manager", "systemd", "--codex-home", "~/x"]) == 0
+    out = capsys.readouterr().out
+    assert out == render_unit(resolve("systemd", codex_home=str(home / "x")))
+    assert f"--codex-home {home}/x" in out
+
+
+def test_dry_run_prints_everything_and_does_nothing(
+    home: Path, runner: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["install", "--manager", "systemd", "--dry-run"], runner=runner) == 0
+    out = capsys.readouterr().out
+    assert runner.calls == []
+    assert files_under(home) == []
+    assert f"would run: write {unit_path(home)} (mode 0644)" in out
+    assert "Type=notify" in out and f"ExecStart={resolve('systemd').argv[0]}" in out
+    assert "would run: systemctl --user daemon-reload" in out
+    assert "would run: systemctl --user enable --now codex-indexd.service" in out
+    assert "loginctl enable-linger" in out  # no linger flag file for this user
+
+
+def test_install_then_reinstall_is_idempotent_and_restarts(
+    home: Path, runner: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["install", "--manager", "systemd"], runner=runner) == 0
+    unit = unit_path(home)
+    first = unit.read_text()
+    assert stat.S_IMODE(unit.stat().st_mode) == 0o644
+    assert runner.calls == [
+        (*SYSTEMCTL, "daemon-reload"),
+        (*SYSTEMCTL, "enable", "--now", UNIT_NAME),
+        ("loginctl", "show-user", resolve("systemd").user, "--property=Linger"),
+    ]
+    runner.calls.clear()
+    assert cli.main(["install", "--manager", "systemd"], runner=runner) == 0
+    assert unit.read_text() == first
+    assert runner.calls[:3] == [
+        (*SYSTEMCTL, "daemon-reload"),
+        (*SYSTEMCTL, "enable", UNIT_NAME),
+        (*SYSTEMCTL, "restart", UNIT_NAME),
+    ]
+    wants = f".config/systemd/user/default.target.wants/{UNIT_NAME}"
+    assert files_under(home) == [f".config/systemd/user/{UNIT_NAME}", wants]
+
+
+def test_reinstall_updates_a_changed_unit(home: Path, runner: Any) -> None:
+    assert cli.main(["install", "--manager", "systemd"], runner=runner) == 0
+    assert cli.main(["install", "--manager", "systemd", "--codex-home", "/srv/c"],
+                    runner=runner) == 0
+    assert '"CODEX_HOME=/srv/c"' in unit_path(home).read_text()
+
+
+def test_install_honours_xdg_config_home(
+    home: Path, runner: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "cfg"))
+    assert cli.main(["install", "--manager", "systemd"], runner=runner) == 0
+    text = (home / "cfg" / "systemd" / "user" / UNIT_NAME).read_text()
+    assert f'"XDG_CONFIG_HOME={home}/cfg"' in text
+
+
+@pytest.mark.parametrize(("answer", "hint"), [("Linger=no", True), ("Linger=yes", False)])
+def test_linger_hint(
+    home: Path, runner: Any, capsys: pytest.CaptureFixture[str], answer: str, hint: bool
+) -> None:
+    runner.answer(("loginctl",), Result(0, answer + "\n"))
+    assert cli.main(["install", "--manager", "systemd"], runner=runner) == 0
+    out = capsys.readouterr().out
+    assert ("stops at logout" in out) is hint
+    assert (f"loginctl enable-linger {resolve('systemd').user}" in out) is hint
+
+
+def test_failed_enable_is_reported(
+    home: Path, runner: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runner.answer((*SYSTEMCTL, "enable"), Result(1, "", "Failed to connect to bus"))
+    assert cli.main(["install", "--manager", "systemd"], runner=runner) == 1
+    assert "Failed to connect to bus" in capsys.readouterr().err
+
+
+def test_uninstall_leaves_nothing_behind(home: Path, runner: Any) -> None:
+    assert cli.main(["install", "--manager", "systemd"], runner=runner) == 0
+    runner.calls.clear()
+    assert cli.main(["uninstall", "--manager", "systemd"], runner=runner) == 0
+    assert runner.calls == [
+        (*SYSTEMCTL, "disable", "--now", UNIT_NAME),
+        (*SYSTEMCTL, "daemon-reload"),
+        (*SYSTEMCTL, "reset-failed", UNIT_NAME),
+    ]
+    assert files_under(home) == []
+
+
+def test_uninstall_removes_the_files_even_when_disable_fails(home: Path, runner: Any) -> None:
+    assert cli.main(["install", "--manager", "systemd"], runner=runner) == 0
+    runner.answer((*SYSTEMCTL, "disable"), Result(1, "", "not loaded"))
+    assert cli.main(["uninstall", "--manager", "systemd"], runner=runner) == 0
+    assert files_under(home) == []
+
+
+def test_uninstall_dry_run_keeps_everything(
+    home: Path, runner: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["install", "--manager", "systemd"], runner=runner) == 0
+    before, runner.calls = files_under(home), []
+    assert cli.main(["uninstall", "--manager", "systemd", "--dry-run"], runner=runner) == 0
+    assert runner.calls == [] and files_under(home) == before
+    assert f"would run: rm -f {unit_path(home)}" in capsys.readouterr().out
+
+
+def test_launchd_install_commands_and_plist(home: Path, runner: Any) -> None:
+    runner.tools.add("plutil")
+    assert cli.main(["install", "--manager", "launchd"], runner=runner) == 0
+    uid, plist = os.getuid(), home / "Library" / "LaunchAgents" / f"{LABEL}.plist"
+    assert runner.calls == [
+        ("launchctl", "bootout", f"gui/{uid}/{LABEL}"),
+        ("plutil", "-lint", str(plist)),
+        ("launchctl", "bootstrap", f"gui/{uid}", str(plist)),
+        ("launchctl", "kickstart", "-k", f"gui/{uid}/{LABEL}"),
+    ]
+    loaded = plistlib.loads(plist.read_bytes())
+    assert loaded["Label"] == LABEL
+    assert loaded["EnvironmentVariables"]["CODEX_HOME"] == str(home / ".codex")
+    log_dir = home / "Library" / "Logs" / "codex-indexd"
+    assert stat.S_IMODE(log_dir.stat().st_mode) == 0o700
+
+
+def test_launchd_install_without_plutil_retries_a_busy_bootstrap(
+    home: Path, runner: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(time, "sleep", lambda _: None)
+    answers = iter([Result(5, "", "Bootstrap failed: 5: Input/output error"), Result(0)])
+    runner.responders.append(
+        lambda argv: next(answers) if argv[:2] == ("launchctl", "bootstrap") else None)
+    assert cli.main(["install", "--manager", "launchd"], runner=runner) == 0
+    verbs = [call[1] for call in runner.calls]
+    assert verbs == ["bootout", "bootstrap", "bootout", "bootstrap", "kickstart"]
+    assert not any(call[0] == "plutil" for call in runner.calls)
+
+
+def test_launchd_uninstall(home: Path, runner: Any) -> None:
+    assert cli.main(["install", "--manager", "launchd"], runner=runner) == 0
+    runner.calls.clear()
+    assert cli.main(["uninstall", "--manager", "launchd"], runner=runner) == 0
+    assert runner.calls == [("launchctl", "bootout", f"gui/{os.getuid()}/{LABEL}")]
+    assert not (home / "Library" / "LaunchAgents" / f"{LABEL}.plist").exists()
+
+
+SHOW = """LoadState=loaded
+UnitFileState=enabled
+ActiveState={state}
+SubState={sub}
+MainPID={pid}
+StatusText=watching 3 dirs
+NRestarts=2
+Result=success
+"""
+
+
+@pytest.mark.parametrize(
+    ("state", "sub", "pid", "code"), [("active", "running", 4242, 0), ("failed", "failed", 0, 3)]
+)
+def test_systemd_status(
+    home: Path, runner: Any, capsys: pytest.CaptureFixture[str],
+    state: str, sub: str, pid: int, code: int,
+) -> None:
+    runner.answer((*SYSTEMCTL, "show"), Result(0, SHOW.format(state=state, sub=sub, pid=pid)))
+    runner.answer((*SYSTEMCTL, "is-active"), Result(0 if code == 0 else 3, state + "\n"))
+    runner.answer(("loginctl",), Result(0, "Linger=yes\n"))
+    assert cli.main(["status", "--manager", "systemd"], runner=runner) == code
+    out = capsys.readouterr().out
+    assert f"state:      {state} ({sub})" in out
+    assert "restarts:   2" in out and "watching 3 dirs" in out
+    assert ("main PID:   4242" in out) is (code == 0)
+
+
+def test_launchd_status(home: Path, runner: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    printed = f"gui/501/{LABEL} = {{\n\tactive count = 1\n\tstate = running\n\tpid = 77\n}}\n"
+    runner.answer(("launchctl", "print"), Result(0, printed))
+    assert cli.main(["status", "--manager", "launchd"], runner=runner) == 0
+    out = capsys.readouterr().out
+    assert "state:      running" in out and "pid:        77" in out
+
+
+def test_status_dry_run_runs_nothing(
+    home: Path, runner: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["status", "--manager", "systemd", "--dry-run"], runner=runner) == 0
+    assert runner.calls == []
+    assert "would run: systemctl --user show codex-indexd.service" in capsys.readouterr().out
+
+
+def test_bad_codex_home_is_an_error(home: Path, runner: Any) -> None:
+    assert cli.main(["install", "--manager", "systemd", "--codex-home", "/a\nb"],
+                    runner=runner) == 2
+    assert runner.calls == [] and files_under(home) == []
