@@ -24,7 +24,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -151,17 +150,45 @@ def maxrss_kib(ru_maxrss: int) -> int:
     return ru_maxrss // 1024 if sys.platform == "darwin" else ru_maxrss
 
 
+# Runs in a small `python -S` process: forks, execs the command, reaps it with `os.wait4` and
+# reports "wall maxrss utime stime exit" on fd argv[1]. Measuring from a small launcher matters:
+# Linux carries the RSS high-water mark of the pre-exec address space into the child's
+# `ru_maxrss`, and with vfork/posix_spawn that address space is the (big) benchmark process.
+LAUNCHER = """
+import os, sys, time
+fd, cmd = int(sys.argv[1]), sys.argv[2:]
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(cmd[0], cmd)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - start
+code = os.waitstatus_to_exitcode(status)
+os.write(fd, f"{wall!r} {usage.ru_maxrss} {usage.ru_utime!r} {usage.ru_stime!r} {code}".encode())
+"""
+
+
 def run_child(cmd: Sequence[str], env: dict[str, str], log: Path) -> tuple[float, float, int, int]:
     """Run `cmd`; return (wall s, user+sys CPU s, peak RSS KiB, exit code) via `os.wait4`."""
-    with log.open("wb") as out:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                stdin=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-    exit_code = os.waitstatus_to_exitcode(status)
-    proc.returncode = exit_code  # already reaped; keep Popen from waiting again
-    return wall, usage.ru_utime + usage.ru_stime, maxrss_kib(usage.ru_maxrss), exit_code
+    read_fd, write_fd = os.pipe()
+    try:
+        with log.open("wb") as out:
+            subprocess.run([sys.executable, "-S", "-c", LAUNCHER, str(write_fd), *cmd],
+                           stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                           env=env, pass_fds=(write_fd,), check=True)
+        os.close(write_fd)
+        write_fd = -1
+        with os.fdopen(read_fd, "rb") as report:
+            read_fd = -1
+            wall, rss, utime, stime, code = report.read().decode().split()
+    finally:
+        for fd in (read_fd, write_fd):
+            if fd != -1:
+                os.close(fd)
+    return float(wall), float(utime) + float(stime), maxrss_kib(int(rss)), int(code)
 
 
 def seed_cmd(seed_script: Path, home: Path) -> list[str]:

@@ -173,16 +173,22 @@ def test_archive_and_unarchive_move_the_rollout(codex_home: Path) -> None:
     active = rollout_of(codex_home, thread_id)
     archived = codex_home / "archived_sessions" / active.name
 
+    created = thread_row(codex_home, thread_id)
+
     codex_archive(codex_home, thread_id)
     assert archived.is_file() and not active.exists()
     row = thread_row(codex_home, thread_id)
     assert (row["archived"], row["rollout_path"]) == (1, str(archived))
     assert row["archived_at"] is not None
+    assert row["updated_at_ms"] == created["updated_at_ms"] + 1  # observed in 0.169.0
 
+    before_unarchive_ms = int(time.time() * 1000)
     codex_unarchive(codex_home, thread_id)
     assert active.is_file() and not archived.exists()
     row = thread_row(codex_home, thread_id)
     assert (row["archived"], row["rollout_path"], row["archived_at"]) == (0, str(active), None)
+    assert row["updated_at_ms"] >= before_unarchive_ms  # unarchive stamps "now"
+    assert active.stat().st_mtime_ns // 1_000_000 >= before_unarchive_ms - 1
     assert not (codex_home / "session_index.jsonl").exists()
 
 
