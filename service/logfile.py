@@ -52,8 +52,10 @@ class Follower:
     """Incremental reader of one path that survives rotation and truncation.
 
     Each :meth:`poll` returns the complete lines appended since the last one. When the path
-    names a new inode (the handler renamed the old file to ``.1`` and opened a fresh one),
-    the old file is drained first, then the new one is read from its start. A file that
+    names another inode, the handler has renamed our file to ``.1`` (after closing it, so it
+    is complete): we drain it and move on to the next newer file of the rotation chain, one
+    file at a time, until we reach the live file again; several rotations between two polls
+    therefore lose nothing unless the handler already deleted the files. A live file that
     shrank below the read offset was truncated and is re-read from its start.
     """
 
@@ -76,12 +78,16 @@ class Follower:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def _open(self) -> bool:
+    def _open(self, path: Path, expected: tuple[int, int] | None = None) -> bool:
         try:
-            handle = self.path.open("rb")
+            handle = path.open("rb")
         except FileNotFoundError:
             return False
         stat = os.fstat(handle.fileno())
+        if expected is not None and (stat.st_dev, stat.st_ino) != expected:
+            handle.close()  # renamed between listing and opening
+            return False
+        self.close()
         self._handle, self._ident, self._partial = handle, (stat.st_dev, stat.st_ino), b""
         return True
 
@@ -91,41 +97,56 @@ class Follower:
         *lines, self._partial = data.split(b"\n")
         return [_decode(line) for line in lines]
 
-    def poll(self) -> list[str]:
-        """Return the complete lines that appeared since the previous call."""
-        if self._handle is None and not self._open():
-            return []
-        lines = self._read()
-        try:
-            stat = os.stat(self.path)
-        except FileNotFoundError:
-            return lines  # between rename and re-create; keep the old file for now
-        assert self._handle is not None
-        if (stat.st_dev, stat.st_ino) != self._ident:
-            lines += self._read()  # drain the rotated file before switching
-            if self._partial:
-                lines.append(_decode(self._partial))
-            lines += self._skipped_backups()
-            self.close()
-            if self._open():
-                lines += self._read()
-        elif stat.st_size < self._handle.tell():
-            self._handle.seek(0)
-            self._partial = b""
-            lines += self._read()
-        return lines
-
-    def _skipped_backups(self) -> list[str]:
-        """Backups newer than the file we had open: it rotated more than once between polls."""
-        backups = rotated_files(self.path)
-        for index, path in enumerate(backups):
+    def _chain(self) -> list[tuple[Path, tuple[int, int]]]:
+        """Backups oldest first, then the live file, each with its current identity."""
+        chain = []
+        for path in [*rotated_files(self.path), self.path]:
             try:
                 stat = os.stat(path)
             except FileNotFoundError:
                 continue
+            chain.append((path, (stat.st_dev, stat.st_ino)))
+        return chain
+
+    def _advance(self) -> bool:
+        """Switch to the file rotated in right after ours; False if it cannot be found."""
+        for _ in range(20):  # names shift while the handler is mid-rotation: look again
+            chain = self._chain()
+            idents = [ident for _, ident in chain]
+            if self._ident not in idents:
+                continue
+            index = idents.index(self._ident)
+            if index + 1 == len(chain):
+                return False  # ours is the live file again (it was renamed back?)
+            path, ident = chain[index + 1]
+            if self._open(path, ident):
+                return True
+        return self._open(self.path)  # ours was deleted: resume at the live file
+
+    def poll(self) -> list[str]:
+        """Return the complete lines that appeared since the previous call."""
+        if self._handle is None and not self._open(self.path):
+            return []
+        lines: list[str] = []
+        while True:
+            assert self._handle is not None
+            lines += self._read()
+            try:
+                stat = os.stat(self.path)
+            except FileNotFoundError:
+                return lines  # between rename and re-create; stay on the old file
             if (stat.st_dev, stat.st_ino) == self._ident:
-                return [line for newer in backups[index + 1 :] for line in read_lines(newer)]
-        return []
+                if stat.st_size < self._handle.tell():
+                    self._handle.seek(0)
+                    self._partial = b""
+                    lines += self._read()
+                return lines
+            lines += self._read()  # rotated away, hence complete: drain it
+            if self._partial:
+                lines.append(_decode(self._partial))
+                self._partial = b""
+            if not self._advance():
+                return lines
 
     def rest(self) -> list[str]:
         """A trailing line without newline (the file is not being followed)."""

@@ -12,7 +12,9 @@ import json
 import random
 import time
 import uuid
+from bisect import bisect_left
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -53,9 +55,32 @@ _LOG_LINES = (
     "  --> src/{w}.rs:{n}:{p}",
 )
 _WORDS = (
-    "index", "rollout", "session", "thread", "history", "cursor", "writer", "reader", "parser",
-    "daemon", "watcher", "config", "schema", "buffer", "token", "cache", "queue", "lock",
-    "record", "payload", "snapshot", "backend", "client", "server", "widget", "report",
+    "index",
+    "rollout",
+    "session",
+    "thread",
+    "history",
+    "cursor",
+    "writer",
+    "reader",
+    "parser",
+    "daemon",
+    "watcher",
+    "config",
+    "schema",
+    "buffer",
+    "token",
+    "cache",
+    "queue",
+    "lock",
+    "record",
+    "payload",
+    "snapshot",
+    "backend",
+    "client",
+    "server",
+    "widget",
+    "report",
 )
 
 _PROMPTS = (
@@ -129,8 +154,56 @@ def short_id(rng: random.Random, prefix: str) -> str:
 def _fill(template: str, rng: random.Random) -> str:
     """Instantiate one template line with random words and numbers."""
     word = rng.choice(_WORDS)
-    return template.format(w=word, W=word.capitalize(), n=rng.randrange(1, 5000),
-                           p=rng.randrange(0, 100))
+    return template.format(
+        w=word, W=word.capitalize(), n=rng.randrange(1, 5000), p=rng.randrange(0, 100)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EscapedText:
+    """A text pool pre-rendered as UTF-8 JSON string bodies, escaped once and twice.
+
+    JSON escaping works character by character, so a run of whole lines of the pool can be
+    copied straight into a serialised line instead of being escaped again for every use.
+    `*_ends[i]` is the byte offset just past line `i` (its newline included).
+    """
+
+    raw_ends: list[int]
+    once: bytes
+    once_ends: list[int]
+    twice: bytes
+    twice_ends: list[int]
+
+    @classmethod
+    def of(cls, lines: list[str]) -> EscapedText:
+        """Pre-render `lines` (each gets a trailing newline)."""
+        raw_ends: list[int] = []
+        once: list[bytes] = []
+        twice: list[bytes] = []
+        for line in lines:
+            body = dumps(line + "\n")[1:-1]
+            once.append(body.encode("utf-8"))
+            twice.append(dumps(body)[1:-1].encode("utf-8"))
+            raw_ends.append(len((line + "\n").encode("utf-8")))
+        return cls(
+            raw_ends=list(accumulate(raw_ends)),
+            once=b"".join(once),
+            once_ends=list(accumulate(map(len, once))),
+            twice=b"".join(twice),
+            twice_ends=list(accumulate(map(len, twice))),
+        )
+
+    def take(self, rng: random.Random, nbytes: int, *, twice: bool) -> memoryview:
+        """Whole lines worth about `nbytes` raw bytes, escaped once (or twice)."""
+        total = self.raw_ends[-1]
+        nbytes = min(nbytes, total // 2)
+        last_start = bisect_left(self.raw_ends, total - nbytes)
+        first = rng.randrange(0, max(1, last_start))
+        begin = self.raw_ends[first - 1] if first else 0
+        stop = bisect_left(self.raw_ends, begin + nbytes, lo=first)
+        data, ends = (self.twice, self.twice_ends) if twice else (self.once, self.once_ends)
+        low = ends[first - 1] if first else 0
+        return memoryview(data)[low : ends[stop]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +211,7 @@ class TextPools:
     """Large pre-built strings that rollout lines are sliced from."""
 
     tool_text: str  # tool output: code, logs, listings, diffs (with some unicode)
+    escaped: EscapedText  # the same text, pre-escaped, for the big tool outputs
     b64_text: str  # opaque base64, like `encrypted_content`
     instructions: str  # the (shared) base instructions prose
 
@@ -158,7 +232,7 @@ class TextPools:
 
 
 def build_pools(rng: random.Random, tool_chars: int = 4 << 20) -> TextPools:
-    """Build the text pools once per corpus (about 0.3 s for the default 4 Mi characters)."""
+    """Build the text pools once per corpus (well under a second for 4 Mi characters)."""
     templates = _CODE_LINES + _LOG_LINES
     parts: list[str] = []
     size = 0
@@ -177,9 +251,15 @@ def build_pools(rng: random.Random, tool_chars: int = 4 << 20) -> TextPools:
         "Prefer small, reviewable changes; run the tests you touch; never push without asking.",
         "When you use the shell, quote paths, avoid interactive commands, and keep output short.",
     ]
-    instructions = "\n\n".join(rng.choice(prose) + " " + _fill(rng.choice(_CODE_LINES), rng)
-                               for _ in range(120))
-    return TextPools(tool_text=tool_text, b64_text=b64_text, instructions=instructions)
+    instructions = "\n\n".join(
+        rng.choice(prose) + " " + _fill(rng.choice(_CODE_LINES), rng) for _ in range(120)
+    )
+    return TextPools(
+        tool_text=tool_text,
+        escaped=EscapedText.of(parts),
+        b64_text=b64_text,
+        instructions=instructions,
+    )
 
 
 def first_prompt(rng: random.Random) -> str:
@@ -196,5 +276,7 @@ def agent_text(rng: random.Random, pools: TextPools) -> str:
     """A short assistant answer with a code excerpt."""
     word = rng.choice(_WORDS)
     excerpt = pools.tool_output(rng, rng.randrange(80, 900))
-    return (f"I updated `{word}` and ran the tests — all green ✓.\n\n"
-            f"Key change:\n```\n{excerpt}\n```\nLet me know if you want more.")
+    return (
+        f"I updated `{word}` and ran the tests — all green ✓.\n\n"
+        f"Key change:\n```\n{excerpt}\n```\nLet me know if you want more."
+    )

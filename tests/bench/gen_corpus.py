@@ -28,8 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from corpus_rollout import SessionResult, SessionSpec, write_rollout  # noqa: E402
-from corpus_text import (  # noqa: E402
+from corpus_rollout import SessionResult, SessionSpec, write_rollout
+from corpus_text import (
     TextPools,
     build_pools,
     first_prompt,
@@ -47,8 +47,13 @@ DATE_RANGES = {
     "paginated": (PAGINATED_SINCE, "2026-11-20"),
     "mixed": ("2025-08-01", "2026-11-20"),
 }
-PROJECTS = ("/home/dev/work/indexer", "/home/dev/work/webapp", "/home/dev/src/rust-cli",
-            "/home/dev/work/data-pipeline", "/home/dev/notes")
+PROJECTS = (
+    "/home/dev/work/indexer",
+    "/home/dev/work/webapp",
+    "/home/dev/src/rust-cli",
+    "/home/dev/work/data-pipeline",
+    "/home/dev/notes",
+)
 
 # Columns of the Codex 0.169.0 `threads` table (tests/e2e/threads_schema_0169.sql), no triggers.
 THREADS_DDL = """
@@ -136,9 +141,12 @@ class CorpusSummary:
 
     def count(self, *, archived: bool | None = None, orphan: bool | None = None) -> int:
         """How many rollouts match the given flags."""
-        return sum(1 for layout, _ in self.results
-                   if (archived is None or layout.archived == archived)
-                   and (orphan is None or layout.orphan == orphan))
+        return sum(
+            1
+            for layout, _ in self.results
+            if (archived is None or layout.archived == archived)
+            and (orphan is None or layout.orphan == orphan)
+        )
 
 
 def day_ms(day: str) -> int:
@@ -169,28 +177,34 @@ def plan_sessions(mb: float, sessions: int, fmt: str, seed: int) -> list[Session
     for index, (weight, start) in enumerate(zip(weights, starts, strict=True)):
         paginated = fmt == "paginated" or (fmt == "mixed" and start >= since)
         budget = max(MIN_BUDGET, int(weight * scale))
-        source = rng.choices(("vscode", "exec") if paginated else ("cli", "vscode", "exec"),
-                             weights=(90, 10) if paginated else (70, 22, 8))[0]
-        specs.append(SessionSpec(
-            index=index,
-            thread_id=uuid_v7(rng, start) if paginated else uuid_v4(rng),
-            paginated=paginated,
-            start_ms=start,
-            budget=budget,
-            user_turns=pick_turns(rng, budget),
-            first_prompt=first_prompt(rng),
-            source=source,
-            originator=("codex-tui" if paginated else "codex_cli_rs")
-            if source != "exec" else "codex_exec",
-            cli_version="0.169.0" if paginated else rng.choice(("0.46.0", "0.58.0", "0.94.0")),
-            cwd=rng.choice(PROJECTS),
-            model="gpt-5.1-codex" if paginated else "gpt-5-codex",
-        ))
+        source = rng.choices(
+            ("vscode", "exec") if paginated else ("cli", "vscode", "exec"),
+            weights=(90, 10) if paginated else (70, 22, 8),
+        )[0]
+        specs.append(
+            SessionSpec(
+                index=index,
+                thread_id=uuid_v7(rng, start) if paginated else uuid_v4(rng),
+                paginated=paginated,
+                start_ms=start,
+                budget=budget,
+                user_turns=pick_turns(rng, budget),
+                first_prompt=first_prompt(rng),
+                source=source,
+                originator=("codex-tui" if paginated else "codex_cli_rs")
+                if source != "exec"
+                else "codex_exec",
+                cli_version="0.169.0" if paginated else rng.choice(("0.46.0", "0.58.0", "0.94.0")),
+                cwd=rng.choice(PROJECTS),
+                model="gpt-5.1-codex" if paginated else "gpt-5-codex",
+            )
+        )
     return specs
 
 
-def lay_out(home: Path, specs: Sequence[SessionSpec], seed: int,
-            utc_offset_minutes: int) -> list[Layout]:
+def lay_out(
+    home: Path, specs: Sequence[SessionSpec], seed: int, utc_offset_minutes: int
+) -> list[Layout]:
     """Choose archived and orphan threads and the path of every rollout."""
     rng = random.Random(f"layout:{seed}")
     count = len(specs)
@@ -205,18 +219,21 @@ def lay_out(home: Path, specs: Sequence[SessionSpec], seed: int,
             path = home / "archived_sessions" / name
         else:
             path = home / "sessions" / year / month / day / name
-        layouts.append(Layout(spec=spec, path=path, archived=spec.index in archived,
-                              orphan=spec.index in orphans))
+        layouts.append(
+            Layout(
+                spec=spec, path=path, archived=spec.index in archived, orphan=spec.index in orphans
+            )
+        )
     return layouts
 
 
 _POOLS: TextPools | None = None
 
 
-def _init_worker(seed: int) -> None:
-    """Build the shared text pools once per worker process."""
+def _init_worker(pools: TextPools) -> None:
+    """Keep the shared text pools in this (worker) process."""
     global _POOLS  # noqa: PLW0603 - per-process cache for the pool initializer
-    _POOLS = build_pools(random.Random(f"pools:{seed}"))
+    _POOLS = pools
 
 
 def _write_one(layout: Layout) -> SessionResult:
@@ -230,11 +247,12 @@ def _write_one(layout: Layout) -> SessionResult:
 
 def write_rollouts(layouts: Sequence[Layout], seed: int, jobs: int) -> list[SessionResult]:
     """Write every rollout, in parallel when `jobs > 1` (same bytes either way)."""
+    pools = build_pools(random.Random(f"pools:{seed}"))
     if jobs <= 1:
-        _init_worker(seed)
+        _init_worker(pools)
         return [_write_one(layout) for layout in layouts]
     order = sorted(range(len(layouts)), key=lambda i: -layouts[i].spec.budget)
-    with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(seed,)) as pool:
+    with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(pools,)) as pool:
         done = dict(zip(order, pool.map(_write_one, [layouts[i] for i in order]), strict=True))
     return [done[i] for i in range(len(layouts))]
 
@@ -247,11 +265,29 @@ def thread_row(layout: Layout, result: SessionResult, rng: random.Random) -> tup
     archived_at = updated_ms // 1000 + rng.randrange(3600, 86400) if layout.archived else None
     first = spec.first_prompt
     return (
-        spec.thread_id, str(layout.path), created_ms // 1000, updated_ms // 1000, spec.source,
-        "openai", spec.cwd, first, '{"type":"workspace-write"}', "on-request", result.tokens,
-        int(layout.archived), archived_at, spec.cli_version, first, spec.model,
-        created_ms, updated_ms, "user" if spec.paginated else None, first,
-        updated_ms // 1000, updated_ms, "paginated" if spec.paginated else "legacy",
+        spec.thread_id,
+        str(layout.path),
+        created_ms // 1000,
+        updated_ms // 1000,
+        spec.source,
+        "openai",
+        spec.cwd,
+        first,
+        '{"type":"workspace-write"}',
+        "on-request",
+        result.tokens,
+        int(layout.archived),
+        archived_at,
+        spec.cli_version,
+        first,
+        spec.model,
+        created_ms,
+        updated_ms,
+        "user" if spec.paginated else None,
+        first,
+        updated_ms // 1000,
+        updated_ms,
+        "paginated" if spec.paginated else "legacy",
         spec.originator,
     )
 
@@ -284,9 +320,17 @@ def write_config(home: Path, history_max_bytes: int) -> None:
     (home / "config.toml").write_text(text, encoding="utf-8")
 
 
-def generate(home: Path, *, mb: float, fmt: str = "legacy", sessions: int | None = None,
-             seed: int = 0, history_max_bytes: int = 0, jobs: int = 1,
-             utc_offset_minutes: int = 120) -> CorpusSummary:
+def generate(
+    home: Path,
+    *,
+    mb: float,
+    fmt: str = "legacy",
+    sessions: int | None = None,
+    seed: int = 0,
+    history_max_bytes: int = 0,
+    jobs: int = 1,
+    utc_offset_minutes: int = 120,
+) -> CorpusSummary:
     """Generate a whole CODEX_HOME at `home` (which must not exist or be empty)."""
     started = time.perf_counter()
     home.mkdir(parents=True, exist_ok=True)
@@ -294,8 +338,11 @@ def generate(home: Path, *, mb: float, fmt: str = "legacy", sessions: int | None
     layouts = lay_out(home.resolve(), specs, seed, utc_offset_minutes)
     results = write_rollouts(layouts, seed, jobs)
     rng = random.Random(f"rows:{seed}")
-    rows = [thread_row(layout, result, rng)
-            for layout, result in zip(layouts, results, strict=True) if not layout.orphan]
+    rows = [
+        thread_row(layout, result, rng)
+        for layout, result in zip(layouts, results, strict=True)
+        if not layout.orphan
+    ]
     write_state_db(home, rows)
     write_config(home, history_max_bytes)
     pairs = list(zip(layouts, results, strict=True))
@@ -307,11 +354,15 @@ def print_summary(summary: CorpusSummary) -> None:
     results = [result for _, result in summary.results]
     mib = summary.total_bytes / MIB
     print(f"home: {summary.home}")
-    print(f"rollouts: {len(results)} (paginated {sum(r.spec.paginated for r in results)}, "
-          f"archived {summary.count(archived=True)}, orphans {summary.count(orphan=True)})")
-    print(f"rollout bytes: {summary.total_bytes} ({mib:.1f} MiB), "
-          f"lines: {sum(r.lines for r in results)}, "
-          f"user turns: {sum(len(r.prompts) for r in results)}")
+    print(
+        f"rollouts: {len(results)} (paginated {sum(r.spec.paginated for r in results)}, "
+        f"archived {summary.count(archived=True)}, orphans {summary.count(orphan=True)})"
+    )
+    print(
+        f"rollout bytes: {summary.total_bytes} ({mib:.1f} MiB), "
+        f"lines: {sum(r.lines for r in results)}, "
+        f"user turns: {sum(len(r.prompts) for r in results)}"
+    )
     print(f"largest rollout: {max(r.nbytes for r in results) / MIB:.1f} MiB")
     print(f"elapsed: {summary.seconds:.2f} s, throughput: {mib / summary.seconds:.0f} MiB/s")
 
@@ -322,15 +373,31 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("out_home", type=Path, help="CODEX_HOME to create")
     parser.add_argument("--mb", type=float, default=500.0, help="total rollout MiB (500)")
     parser.add_argument("--format", choices=tuple(DATE_RANGES), default="legacy")
-    parser.add_argument("--sessions", type=int, default=None,
-                        help="thread count (default: about one per 2 MiB, at least 6)")
+    parser.add_argument(
+        "--sessions",
+        type=int,
+        default=None,
+        help="thread count (default: about one per 2 MiB, at least 6)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--history-max-bytes", type=int, default=0,
-                        help="write [history] max_bytes to config.toml (0: leave unset)")
-    parser.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1),
-                        help="writer processes (output does not depend on it)")
-    parser.add_argument("--utc-offset-minutes", type=int, default=120,
-                        help="local time zone of the simulated writer, for file names")
+    parser.add_argument(
+        "--history-max-bytes",
+        type=int,
+        default=0,
+        help="write [history] max_bytes to config.toml (0: leave unset)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=min(4, os.cpu_count() or 1),
+        help="writer processes (output does not depend on it)",
+    )
+    parser.add_argument(
+        "--utc-offset-minutes",
+        type=int,
+        default=120,
+        help="local time zone of the simulated writer, for file names",
+    )
     parser.add_argument("--force", action="store_true", help="replace OUT_HOME if it exists")
     return parser.parse_args(argv)
 
@@ -347,9 +414,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.sessions is not None and args.sessions < 1:
         print("error: --sessions must be >= 1", file=sys.stderr)
         return 2
-    summary = generate(home, mb=args.mb, fmt=args.format, sessions=args.sessions,
-                       seed=args.seed, history_max_bytes=args.history_max_bytes,
-                       jobs=args.jobs, utc_offset_minutes=args.utc_offset_minutes)
+    summary = generate(
+        home,
+        mb=args.mb,
+        fmt=args.format,
+        sessions=args.sessions,
+        seed=args.seed,
+        history_max_bytes=args.history_max_bytes,
+        jobs=args.jobs,
+        utc_offset_minutes=args.utc_offset_minutes,
+    )
     print_summary(summary)
     return 0
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
 import sqlite3
@@ -19,15 +19,10 @@ SEED_NAME = Path("seed", "refresh_codex_history.py")
 
 
 def load_module(name: str) -> ModuleType:
-    """Import a module of tests/bench by path (the directory is not a package)."""
+    """Import a module of tests/bench (not a package) the way its scripts import each other."""
     if str(BENCH_DIR) not in sys.path:
         sys.path.insert(0, str(BENCH_DIR))
-    spec = importlib.util.spec_from_file_location(name, BENCH_DIR / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(name)
 
 
 gen_corpus = load_module("gen_corpus")
@@ -35,16 +30,22 @@ gen_corpus = load_module("gen_corpus")
 
 def seed_script() -> Path | None:
     """The baseline script: $CODEX_INDEXD_SEED_SCRIPT, else `shared/` beside the repo."""
-    candidates = [os.environ.get("CODEX_INDEXD_SEED_SCRIPT", ""),
-                  str(REPO_ROOT.parent / "shared" / SEED_NAME),
-                  str(Path("/work/shared") / SEED_NAME)]
+    candidates = [
+        os.environ.get("CODEX_INDEXD_SEED_SCRIPT", ""),
+        str(REPO_ROOT.parent / "shared" / SEED_NAME),
+        str(Path("/work/shared") / SEED_NAME),
+    ]
     return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
 
 
 def rollouts(home: Path) -> list[Path]:
     """All rollout files of a CODEX_HOME."""
-    return sorted([*home.glob("sessions/*/*/*/rollout-*.jsonl"),
-                   *home.glob("archived_sessions/rollout-*.jsonl")])
+    return sorted(
+        [
+            *home.glob("sessions/*/*/*/rollout-*.jsonl"),
+            *home.glob("archived_sessions/rollout-*.jsonl"),
+        ]
+    )
 
 
 def thread_id(path: Path) -> str:
@@ -56,8 +57,12 @@ def thread_id(path: Path) -> str:
 def legacy_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2 MiB legacy corpus shared by the tests of this module."""
     home = tmp_path_factory.mktemp("corpus") / "codex-home"
-    assert gen_corpus.main([str(home), "--mb", "2", "--format", "legacy", "--seed", "7",
-                            "--jobs", "1"]) == 0
+    assert (
+        gen_corpus.main(
+            [str(home), "--mb", "2", "--format", "legacy", "--seed", "7", "--jobs", "1"]
+        )
+        == 0
+    )
     return home
 
 
@@ -87,8 +92,8 @@ def test_rollouts_parse_and_follow_the_format(tmp_path: Path, fmt: str) -> None:
             if record["type"] != "event_msg":
                 continue
             if payload["type"] == "user_message" or (
-                    payload["type"] == "item_completed"
-                    and payload["item"]["type"] == "UserMessage"):
+                payload["type"] == "item_completed" and payload["item"]["type"] == "UserMessage"
+            ):
                 user_events += 1
                 assert (payload["type"] == "item_completed") == paginated
     assert user_events >= len(rollouts(home))
@@ -100,16 +105,17 @@ def test_db_has_a_row_per_non_orphan_rollout(legacy_home: Path) -> None:
     conn = sqlite3.connect(legacy_home / "state_5.sqlite")
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        rows = conn.execute("SELECT id, rollout_path, archived, title, first_user_message,"
-                            " name, history_mode FROM threads").fetchall()
+        rows = conn.execute(
+            "SELECT id, rollout_path, archived, title, first_user_message,"
+            " name, history_mode FROM threads"
+        ).fetchall()
     finally:
         conn.close()
     by_id = {row[0]: row for row in rows}
     orphans = set(files) - set(by_id)
     assert set(by_id) <= set(files)
     assert 1 <= len(orphans) < len(files) / 2
-    assert all(files[orphan].parent.parent.parent.parent.name == "sessions"
-               for orphan in orphans)
+    assert all(files[orphan].parent.parent.parent.parent.name == "sessions" for orphan in orphans)
     archived = [row for row in rows if row[2] == 1]
     assert archived
     for ident, rollout_path, is_archived, title, first, name, mode in rows:
@@ -135,9 +141,21 @@ def test_seed_script_succeeds_on_the_corpus(legacy_home: Path, tmp_path: Path) -
     home = tmp_path / "home"
     bench = load_module("bench_repair")
     bench.copy_home(legacy_home, home)
-    done = subprocess.run([sys.executable, str(script), "--codex-home", str(home),
-                           "--max-threads", "0", "--no-backup"],
-                          capture_output=True, text=True, check=False, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--codex-home",
+            str(home),
+            "--max-threads",
+            "0",
+            "--no-backup",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "status: success" in done.stdout.splitlines()
     history = (home / "history.jsonl").read_text(encoding="utf-8").splitlines()

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[3]
 def _import_from_source() -> None:
     """Load ``codex_indexd_service`` from ``service/`` when the project is not installed."""
     try:
-        import codex_indexd_service  # noqa: F401
+        import codex_indexd_service  # noqa: F401, PLC0415
     except ImportError:
         spec = importlib.util.spec_from_file_location(
             "codex_indexd_service",
@@ -85,8 +85,16 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     (home / ".codex").mkdir(parents=True)
     monkeypatch.setenv("HOME", str(home))
-    for key in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME",
-                "CODEX_HOME", "INVOCATION_ID", "NOTIFY_SOCKET", "XPC_SERVICE_NAME"):
+    for key in (
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_HOME",
+        "XDG_STATE_HOME",
+        "XDG_CACHE_HOME",
+        "CODEX_HOME",
+        "INVOCATION_ID",
+        "NOTIFY_SOCKET",
+        "XPC_SERVICE_NAME",
+    ):
         monkeypatch.delenv(key, raising=False)
     return home
 

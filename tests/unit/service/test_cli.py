@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from codex_indexd_service import LABEL, UNIT_NAME, cli
 from codex_indexd_service.paths import resolve
 from codex_indexd_service.render import render_unit
@@ -74,8 +73,9 @@ def test_install_then_reinstall_is_idempotent_and_restarts(
 
 def test_reinstall_updates_a_changed_unit(home: Path, runner: Any) -> None:
     assert cli.main(["install", "--manager", "systemd"], runner=runner) == 0
-    assert cli.main(["install", "--manager", "systemd", "--codex-home", "/srv/c"],
-                    runner=runner) == 0
+    assert (
+        cli.main(["install", "--manager", "systemd", "--codex-home", "/srv/c"], runner=runner) == 0
+    )
     assert '"CODEX_HOME=/srv/c"' in unit_path(home).read_text()
 
 
@@ -159,7 +159,8 @@ def test_launchd_install_without_plutil_retries_a_busy_bootstrap(
     monkeypatch.setattr(time, "sleep", lambda _: None)
     answers = iter([Result(5, "", "Bootstrap failed: 5: Input/output error"), Result(0)])
     runner.responders.append(
-        lambda argv: next(answers) if argv[:2] == ("launchctl", "bootstrap") else None)
+        lambda argv: next(answers) if argv[:2] == ("launchctl", "bootstrap") else None
+    )
     assert cli.main(["install", "--manager", "launchd"], runner=runner) == 0
     verbs = [call[1] for call in runner.calls]
     assert verbs == ["bootout", "bootstrap", "bootout", "bootstrap", "kickstart"]
@@ -189,8 +190,14 @@ Result=success
     ("state", "sub", "pid", "code"), [("active", "running", 4242, 0), ("failed", "failed", 0, 3)]
 )
 def test_systemd_status(
-    home: Path, runner: Any, capsys: pytest.CaptureFixture[str],
-    state: str, sub: str, pid: int, code: int,
+    home: Path,
+    runner: Any,
+    capsys: pytest.CaptureFixture[str],
+    *,
+    state: str,
+    sub: str,
+    pid: int,
+    code: int,
 ) -> None:
     runner.answer((*SYSTEMCTL, "show"), Result(0, SHOW.format(state=state, sub=sub, pid=pid)))
     runner.answer((*SYSTEMCTL, "is-active"), Result(0 if code == 0 else 3, state + "\n"))
@@ -219,6 +226,7 @@ def test_status_dry_run_runs_nothing(
 
 
 def test_bad_codex_home_is_an_error(home: Path, runner: Any) -> None:
-    assert cli.main(["install", "--manager", "systemd", "--codex-home", "/a\nb"],
-                    runner=runner) == 2
+    assert (
+        cli.main(["install", "--manager", "systemd", "--codex-home", "/a\nb"], runner=runner) == 2
+    )
     assert runner.calls == [] and files_under(home) == []

@@ -11,9 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from codex_indexd_service import LABEL, UNIT_NAME
-from codex_indexd_service.paths import Context, resolve
+from codex_indexd_service.paths import Context, Manager, resolve
 from codex_indexd_service.render import (
     PLIST_TEMPLATE,
     UNIT_TEMPLATE,
@@ -69,9 +68,9 @@ def unquote_words(text: str) -> list[str]:
     return words
 
 
-def ctx_for(home: Path, manager: str = "systemd", codex_home: str | None = None) -> Context:
-    return resolve(manager, codex_home=codex_home, env={"HOME": str(home), "PATH": "/usr/bin"},
-                   uid=501)  # type: ignore[arg-type]
+def ctx_for(home: Path, manager: Manager = "systemd", codex_home: str | None = None) -> Context:
+    env = {"HOME": str(home), "PATH": "/usr/bin"}
+    return resolve(manager, codex_home=codex_home, env=env, uid=501)
 
 
 def test_unit_has_the_required_keys(tmp_path: Path) -> None:
@@ -191,11 +190,19 @@ def test_repository_samples_match_the_packaged_templates(template: str, sample: 
 def _verify(unit_dir: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700, exist_ok=True)
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "HOME": str(tmp_path),
-           "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    env = {
+        **os.environ,
+        "XDG_RUNTIME_DIR": str(runtime),
+        "HOME": str(tmp_path),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+    }
     return subprocess.run(
         ["systemd-analyze", "--user", "verify", str(unit_dir / UNIT_NAME)],
-        capture_output=True, text=True, env=env, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=60,
     )
 
 

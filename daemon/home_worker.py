@@ -1,0 +1,294 @@
+"""One Codex home inside the daemon: incremental facts, reconcile, own-write detection,
+a safety valve against flapping, and the status record."""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from codex_indexd.codex.home import CodexHome
+from codex_indexd.codex.indexfiles import (
+    HistoryFile,
+    IndexFile,
+    file_fingerprint,
+    parse_history_line,
+    parse_index_line,
+    read_bytes,
+    split_lines,
+)
+from codex_indexd.engine import HomeFacts, apply_plan, recover
+from codex_indexd.index.model import Policy
+from codex_indexd.index.plan import Plan, make_plan
+from codex_indexd.status_file import checkpoint_path, write_status
+from codex_indexd.watch import checkpoint
+from codex_indexd.watch.threads import ThreadTable
+from codex_indexd.watch.tracker import RolloutTracker
+from codex_indexd.write.backup import BackupPolicy
+from codex_indexd.write.locks import LockBusy
+from codex_indexd.write.safety import UnsafeTarget
+
+log = structlog.get_logger("codex_indexd.worker")
+Fingerprint = tuple[int, int, int, int]
+
+
+def now_iso() -> str:
+    return datetime.now(tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class FlapGuard:
+    """Stops writing a file that needs rewriting again and again (a fight with another writer)."""
+
+    def __init__(self, limit: int = 10, window_s: float = 60.0, pause_s: float = 600.0) -> None:
+        self.limit, self.window_s, self.pause_s = limit, window_s, pause_s
+        self._writes: dict[str, deque[float]] = {}
+        self.paused_until: dict[str, float] = {}
+
+    def allow(self, name: str, now: float) -> bool:
+        return self.paused_until.get(name, 0.0) <= now
+
+    def record(self, name: str, now: float) -> bool:
+        """Count a write; return False (and pause the file) when it is flapping."""
+        writes = self._writes.setdefault(name, deque())
+        writes.append(now)
+        while writes and writes[0] < now - self.window_s:
+            writes.popleft()
+        if len(writes) > self.limit:
+            self.paused_until[name] = now + self.pause_s
+            writes.clear()
+            return False
+        return True
+
+
+@dataclass(slots=True)
+class _Cached:
+    fingerprint: Fingerprint | None = None
+    index: IndexFile = field(default_factory=IndexFile)
+    history: HistoryFile = field(default_factory=HistoryFile)
+
+
+def _extend_index(index: IndexFile, data: bytes) -> None:
+    lines, ends = split_lines(data)
+    for raw in lines:
+        parsed = parse_index_line(raw)
+        index.raw.append(raw)
+        index.parsed.append(parsed)
+        if parsed is not None:
+            index.latest[parsed.thread_id] = parsed
+    index.ends_with_newline = ends
+    index.size += len(data)
+
+
+def _extend_history(history: HistoryFile, data: bytes) -> None:
+    lines, ends = split_lines(data)
+    history.raw.extend(lines)
+    history.parsed.extend(parse_history_line(raw) for raw in lines)
+    history.ends_with_newline = ends
+    history.size += len(data)
+
+
+class HomeWorker:
+    """Keeps one home's indexes right. All methods run on the daemon's worker thread."""
+
+    def __init__(self, home: CodexHome, policy: Policy, backup: BackupPolicy) -> None:
+        self.home = home
+        self.policy = policy
+        self.backup = backup
+        self.tracker = RolloutTracker(home)
+        self.table = ThreadTable(home)
+        self.guard = FlapGuard()
+        self._index = _Cached()
+        self._history = _Cached()
+        self.own: dict[str, Fingerprint] = {}
+        self.stats: dict[str, Any] = {"started_at": now_iso(), "repairs": 0, "errors": {}, "lock_busy": 0}
+        self.last_plan: Plan | None = None
+        self.retry_at: float | None = None
+        self.current_drift: dict[str, int] = {}  # drift left after the last reconcile
+        self._error_episode: dict[str, str] = {}
+        self.extra_status: Callable[[], dict[str, Any]] | None = None  # set by the daemon
+
+    # -- facts -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Recover from a crash, load the checkpoint, then stat every rollout."""
+        try:
+            recover(self.home)
+        except (OSError, LockBusy, UnsafeTarget) as exc:
+            log.error("journal.recovery_failed", home=str(self.home.root), error=str(exc))
+        loaded = checkpoint.load(self.tracker, checkpoint_path(self.home.root))
+        started = time.monotonic()
+        count = self.tracker.full_scan()
+        self.table.refresh(force=True)
+        log.info("home.loaded", home=str(self.home.root), rollouts=count, from_checkpoint=loaded,
+                 bytes_read=self.tracker.bytes_read, seconds=round(time.monotonic() - started, 3))
+
+    def save_checkpoint(self) -> None:
+        try:
+            checkpoint.save(self.tracker, checkpoint_path(self.home.root))
+        except OSError as exc:
+            log.warning("checkpoint.save_failed", error=str(exc))
+
+    def take(self, paths: set[str], full: bool) -> bool:
+        """Fold a batch of dirty paths into the facts; return True when a reconcile is due."""
+        if full:
+            self.tracker.full_scan()
+            self.table.refresh(force=True)
+            return True
+        due = False
+        db_touched = False
+        for raw in paths:
+            path = Path(raw)
+            name = path.name
+            if name.startswith("rollout-"):
+                due |= self.tracker.refresh(path)
+            elif name in ("session_index.jsonl", "history.jsonl"):
+                due |= file_fingerprint(path) != self.own.get(name)
+            else:
+                db_touched = True
+        if db_touched:
+            due |= self.table.refresh()
+        if self.tracker.changed_threads:
+            due |= self.table.refresh_ids(self.tracker.changed_threads)
+            self.tracker.changed_threads.clear()
+        return due
+
+    def _load_index(self) -> IndexFile:
+        return self._load(self.home.session_index, self._index, is_index=True).index
+
+    def _load_history(self) -> HistoryFile:
+        return self._load(self.home.history, self._history, is_index=False).history
+
+    def _load(self, path: Path, cache: _Cached, *, is_index: bool) -> _Cached:
+        fp = file_fingerprint(path)
+        if fp == cache.fingerprint:
+            return cache
+        old = cache.fingerprint
+        current_size = cache.index.size if is_index else cache.history.size
+        ends = cache.index.ends_with_newline if is_index else cache.history.ends_with_newline
+        grew = fp is not None and old is not None and fp[:2] == old[:2] and fp[2] > current_size and ends
+        if grew:
+            with open(path, "rb") as handle:
+                handle.seek(current_size)
+                data = handle.read()
+        else:
+            data = read_bytes(path)
+            cache.index, cache.history = IndexFile(), HistoryFile()
+        if is_index:
+            _extend_index(cache.index, data)
+        else:
+            _extend_history(cache.history, data)
+        cache.fingerprint = fp if fp is None or len(data) + (current_size if grew else 0) == fp[2] else None
+        return cache
+
+    # -- reconcile ---------------------------------------------------------------------
+    def reconcile(self, *, reason: str) -> Plan:
+        """Plan from the current facts and write what drifted; return the plan."""
+        config = self.home.config()
+        policy = Policy(
+            max_threads=self.policy.max_threads,
+            include_orphans=self.policy.include_orphans,
+            history_sources=self.policy.history_sources,
+            history_max_bytes=config.history_max_bytes,
+            history_enabled=config.history_persistence != "none",
+        )
+        plan = make_plan(self.table.rows, self.tracker.facts(), self._load_index(), self._load_history(), policy)
+        self.last_plan = plan
+        self.stats["last_reconcile_at"] = now_iso()
+        self.stats["last_reconcile_reason"] = reason
+        self.current_drift = plan.drift.counts()
+        if not plan.drift.empty and self._repair(plan):
+            self.current_drift = {}
+        self.write_status()
+        return plan
+
+    def _facts_for_apply(self, plan: Plan) -> HomeFacts:
+        return HomeFacts(self.home, self.home.config(), self.table.rows, self.table.db_path,
+                         {}, self._load_index(), self._load_history())
+
+    def _repair(self, plan: Plan) -> bool:
+        """Write the drift; return True when everything planned was written."""
+        now = time.monotonic()
+        drift = plan.drift
+        if drift.index_append and not self.guard.allow("session_index.jsonl", now):
+            drift.index_append = []
+        if drift.history_add and not self.guard.allow("history.jsonl", now):
+            drift.history_add = []
+        if drift.empty:
+            return False
+        counts = drift.counts()
+        try:
+            result = apply_plan(self._facts_for_apply(plan), plan, rebuild=False, backup=self.backup)
+        except LockBusy as exc:
+            self.stats["lock_busy"] += 1
+            self.stats["last_lock_busy"] = {"at": now_iso(), "path": str(exc.path)}
+            log.warning("lock.busy", path=str(exc.path), waited_s=round(exc.waited_s, 2))
+            self.retry_at = now + 2.0
+            return False
+        except UnsafeTarget as exc:
+            self._error("unsafe_target", str(exc))
+            self.retry_at = now + 60.0
+            return False
+        except OSError as exc:
+            kind = "disk_full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "write_failed"
+            self._error(kind, str(exc))
+            self.retry_at = now + 5.0
+            return False
+        self._error_episode.clear()
+        self.retry_at = None
+        added = {"index": 0, "history": 0}
+        for name, written in (("session_index.jsonl", result.index), ("history.jsonl", result.history)):
+            if written is None or written.fingerprint is None:
+                continue
+            self.own[name] = written.fingerprint
+            added["index" if name.startswith("session") else "history"] = written.lines_added
+            if not self.guard.record(name, now):
+                log.error("rewrite_loop_suspected", file=name, home=str(self.home.root),
+                          detail="another writer keeps undoing our repairs; pausing writes to this "
+                          f"file for {int(self.guard.pause_s)} s")
+                self.stats["errors"]["flapping"] = {"at": now_iso(), "file": name}
+        self.stats["repairs"] += 1
+        self.stats["last_repair"] = {"at": now_iso(), "index_lines_added": added["index"],
+                                     "history_lines_added": added["history"], "reasons": counts}
+        log.info("index.repaired", home=str(self.home.root), index_lines_added=added["index"],
+                 history_lines_added=added["history"], **{f"drift_{k}": v for k, v in counts.items()})
+        return not self.guard.paused_until or all(
+            until <= now for until in self.guard.paused_until.values())
+
+    def _error(self, kind: str, detail: str) -> None:
+        """Log an error once per episode (not on every retry) and keep it for `status`."""
+        if self._error_episode.get(kind) != detail:
+            log.error(f"write.{kind}", home=str(self.home.root), detail=detail)
+            self._error_episode[kind] = detail
+        self.stats["errors"][kind] = {"at": now_iso(), "detail": detail}
+
+    # -- status ------------------------------------------------------------------------
+    def status_record(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        plan = self.last_plan
+        return {
+            "pid": os.getpid(),
+            "codex_home": str(self.home.root),
+            "updated_at": now_iso(),
+            "sessions": len(self.tracker.files),
+            "threads": len(self.table.rows) if self.table.rows is not None else None,
+            "db_path": str(self.table.db_path) if self.table.db_path else None,
+            "db_error": self.table.error.kind if self.table.error else None,
+            "restored": len(plan.selection.entries) if plan else 0,
+            "drift": self.current_drift,
+            "paused_files": [name for name, until in self.guard.paused_until.items() if until > time.monotonic()],
+            **self.stats,
+            **(extra or {}),
+        }
+
+    def write_status(self, extra: dict[str, Any] | None = None) -> None:
+        merged = {**(self.extra_status() if self.extra_status else {}), **(extra or {})}
+        try:
+            write_status(self.home.root, self.status_record(merged))
+        except OSError as exc:
+            log.warning("status.write_failed", error=str(exc))

@@ -1,0 +1,323 @@
+"""The daemon loop: observer + supervisor, debounced batches, periodic reconciles, signals,
+sd_notify, single instance per home."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import structlog
+from watchdog.observers.api import BaseObserver
+
+from codex_indexd import settings as settings_mod
+from codex_indexd.codex.home import CodexHome
+from codex_indexd.home_worker import HomeWorker
+from codex_indexd.index.model import Policy
+from codex_indexd.notify import Notifier
+from codex_indexd.status_file import instance_lock_path
+from codex_indexd.watch.debounce import Batch, Debouncer
+from codex_indexd.watch.observer import (
+    EVENT_FILTER,
+    HomeEventHandler,
+    ObserverFactory,
+    default_factory,
+    inotify_hint,
+    install_overflow_hook,
+    polling_reason,
+    watch_plan,
+)
+from codex_indexd.write.backup import BackupPolicy
+from codex_indexd.write.locks import AlreadyRunning, InstanceLock
+
+log = structlog.get_logger("codex_indexd.daemon")
+EXIT_ALREADY_RUNNING = 75
+CHECKPOINT_EVERY_S = 30.0
+TEST_INOTIFY_ERRNO = "CODEX_INDEXD_TEST_INOTIFY_ERRNO"  # test hook: make inotify fail to start
+
+
+@dataclass(slots=True)
+class WatchState:
+    observer: BaseObserver | None = None
+    polling: bool = False
+    reason: str = "inotify" if os.name == "posix" else "native"
+    restarts: int = 0
+
+
+def policy_from_settings(resolved: settings_mod.Settings) -> Policy:
+    return Policy(
+        max_threads=resolved["policy.max_threads"],
+        include_orphans=resolved["policy.include_orphans"],
+        history_sources=resolved["policy.history_sources"],
+    )
+
+
+def backup_from_settings(resolved: settings_mod.Settings) -> BackupPolicy:
+    return BackupPolicy(enabled=resolved["backups.keep_count"] > 0,
+                        keep_count=resolved["backups.keep_count"],
+                        keep_bytes=resolved["backups.keep_mb"] * 1024 * 1024)
+
+
+class Daemon:
+    """Watches homes and keeps their indexes right until stopped."""
+
+    def __init__(self, resolved: settings_mod.Settings, *, reload: Callable[[], settings_mod.Settings] | None = None,
+                 observer_factory: ObserverFactory = default_factory, notifier: Notifier | None = None) -> None:
+        self.settings = resolved
+        self._reload = reload
+        self.factory = observer_factory
+        self.notifier = notifier or Notifier()
+        self.debouncer = Debouncer(resolved["watch.debounce_ms"] / 1000, resolved["watch.max_delay_ms"] / 1000)
+        self.workers: dict[str, HomeWorker] = {}
+        self.locks: list[InstanceLock] = []
+        self.watch = WatchState()
+        self.stop_requested = threading.Event()
+        self.reload_requested = threading.Event()
+        self._last_full = 0.0
+        self._last_checkpoint = 0.0
+        self.ready = threading.Event()
+        self.reconciles = 0
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def acquire_locks(self) -> None:
+        """Take the single-instance lock of every home. Raises AlreadyRunning."""
+        for home in self.settings.homes:
+            lock = InstanceLock(instance_lock_path(home))
+            try:
+                lock.acquire()
+            except AlreadyRunning:
+                self.release_locks()
+                raise
+            self.locks.append(lock)
+
+    def release_locks(self) -> None:
+        for lock in self.locks:
+            lock.release()
+        self.locks.clear()
+
+    def _make_workers(self) -> None:
+        policy, backup = policy_from_settings(self.settings), backup_from_settings(self.settings)
+        for root in self.settings.homes:
+            key = str(CodexHome.at(root).root)
+            worker = self.workers.get(key)
+            if worker is None:
+                worker = self.workers[key] = HomeWorker(CodexHome.at(root), policy, backup)
+                worker.extra_status = self.status_extra
+            else:
+                worker.policy, worker.backup = policy, backup
+
+    def install_signals(self) -> None:
+        def on_stop(signum: int, frame: FrameType | None) -> None:
+            self.stop_requested.set()
+            self.debouncer.wake()
+
+        def on_hup(signum: int, frame: FrameType | None) -> None:
+            self.reload_requested.set()
+            self.debouncer.wake()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+
+    def run_once(self) -> int:
+        """One full reconcile of every home, then return 0."""
+        self._make_workers()
+        for worker in self.workers.values():
+            worker.start()
+            worker.reconcile(reason="once")
+            worker.save_checkpoint()
+            worker.table.close()
+        return 0
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT; return the exit code."""
+        self._make_workers()
+        install_overflow_hook(self._on_overflow)
+        for worker in self.workers.values():
+            worker.start()
+        self.start_observer()
+        for worker in self.workers.values():
+            worker.reconcile(reason="start")
+            worker.save_checkpoint()
+        self._last_full = self._last_checkpoint = time.monotonic()
+        self.ready.set()
+        self.notifier.send("READY=1", self._status_line())
+        log.info("daemon.ready", homes=len(self.workers), watcher=self.watch.reason, polling=self.watch.polling)
+        try:
+            self._loop()
+        finally:
+            self.shutdown()
+        return 0
+
+    def shutdown(self) -> None:
+        self.notifier.send("STOPPING=1")
+        pending = self.debouncer.drain()
+        if pending:
+            self.process(pending)
+        self.stop_observer()
+        for worker in self.workers.values():
+            worker.save_checkpoint()
+            worker.write_status({"stopped_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "running": False})
+            worker.table.close()
+        log.info("daemon.stopped")
+
+    # -- observer ----------------------------------------------------------------------
+    def _on_overflow(self) -> None:
+        for key in list(self.workers):
+            self.debouncer.request_full(key)
+
+    def _schedule(self, observer: BaseObserver) -> None:
+        for worker in self.workers.values():
+            sqlite_home = worker.home.sqlite_home()
+            handler = HomeEventHandler(worker.home, sqlite_home, self.debouncer)
+            plan = watch_plan(worker.home, sqlite_home)
+            for path in plan.recursive:
+                observer.schedule(handler, str(path), recursive=True, event_filter=EVENT_FILTER)
+            for path in plan.flat:
+                if path.is_dir():
+                    observer.schedule(handler, str(path), recursive=False, event_filter=EVENT_FILTER)
+
+    def _start(self, poll: bool) -> BaseObserver:
+        forced = os.environ.get(TEST_INOTIFY_ERRNO)
+        if forced and not poll:
+            code = errno.ENOSPC if forced == "ENOSPC" else errno.EMFILE
+            raise OSError(code, os.strerror(code))
+        observer = self.factory(poll, self.settings["watch.poll_interval_s"])
+        self._schedule(observer)
+        observer.start()
+        return observer
+
+    def start_observer(self) -> None:
+        roots = [w.home.root for w in self.workers.values()]
+        reason = "forced by --poll or config" if self.settings["watch.poll"] else polling_reason(roots)
+        poll = reason is not None
+        try:
+            self.watch.observer = self._start(poll)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EMFILE):
+                raise
+            reason = inotify_hint(exc)
+            log.warning("watch.inotify_unavailable", reason=reason, fallback="polling")
+            poll = True
+            self.watch.observer = self._start(True)
+        self.watch.polling = poll
+        self.watch.reason = f"polling: {reason}" if poll else "inotify" if os.uname().sysname == "Linux" else "native"
+        if poll:
+            log.info("watch.polling", reason=reason, interval_s=self.settings["watch.poll_interval_s"])
+
+    def stop_observer(self) -> None:
+        observer = self.watch.observer
+        self.watch.observer = None
+        if observer is None:
+            return
+        try:
+            observer.stop()
+            observer.join(timeout=1.5)
+        except Exception as exc:  # noqa: BLE001 - shutting down a broken observer must not fail
+            log.warning("watch.stop_failed", error=str(exc))
+
+    def supervise(self) -> None:
+        """Restart a dead observer (a handler exception or a vanished root kills it)."""
+        observer = self.watch.observer
+        if observer is not None and observer.is_alive():
+            return
+        self.watch.restarts += 1
+        log.error("watch.observer_died", restarts=self.watch.restarts)
+        self.stop_observer()
+        self.start_observer()
+        self._on_overflow()
+
+    def rewatch(self) -> None:
+        self.stop_observer()
+        self.start_observer()
+
+    # -- work ----------------------------------------------------------------------------
+    def process(self, batch: Batch) -> None:
+        if batch.rewatch:
+            self.rewatch()
+        for key, worker in self.workers.items():
+            full = key in batch.full
+            paths = batch.paths.get(key, set())
+            due_retry = worker.retry_at is not None and worker.retry_at <= time.monotonic()
+            if not (full or paths or due_retry):
+                continue
+            try:
+                if worker.take(paths, full) or full or due_retry:
+                    worker.reconcile(reason="full" if full else "retry" if due_retry and not paths else "events")
+                    self.reconciles += 1
+            except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the daemon
+                log.exception("worker.failed", home=key, error=str(exc))
+
+    def _timeout(self) -> float:
+        now = time.monotonic()
+        waits = [self.settings["watch.reconcile_interval_s"] - (now - self._last_full), 1.0]
+        if self.notifier.watchdog_s:
+            waits.append(self.notifier.watchdog_s / 3)
+        waits += [w.retry_at - now for w in self.workers.values() if w.retry_at is not None]
+        return max(0.01, min(waits))
+
+    def _loop(self) -> None:
+        while not self.stop_requested.is_set():
+            batch = self.debouncer.wait(self._timeout())
+            if self.stop_requested.is_set():
+                if batch:
+                    self.process(batch)
+                break
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                self.reload()
+            self.supervise()
+            now = time.monotonic()
+            if now - self._last_full >= self.settings["watch.reconcile_interval_s"]:
+                batch.full.update(self.workers)
+                self._last_full = now
+            self.process(batch)
+            if self.watch.observer is not None and self.watch.observer.is_alive():
+                self.notifier.send("WATCHDOG=1", self._status_line())
+            if now - self._last_checkpoint >= CHECKPOINT_EVERY_S:
+                for worker in self.workers.values():
+                    worker.save_checkpoint()
+                self._last_checkpoint = now
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the config; a bad one keeps the last good settings."""
+        if self._reload is None:
+            return
+        try:
+            fresh = self._reload()
+        except settings_mod.ConfigError as exc:
+            log.error("config.reload_failed", error=str(exc), kept="previous configuration")
+            return
+        if {str(h) for h in fresh.homes} != {str(h) for h in self.settings.homes}:
+            log.warning("config.homes_changed", detail="restart the daemon to watch a different set of homes")
+            fresh.values["homes"] = self.settings.homes
+        self.settings = fresh
+        self.debouncer.quiet_s = fresh["watch.debounce_ms"] / 1000
+        self.debouncer.max_delay_s = fresh["watch.max_delay_ms"] / 1000
+        self._make_workers()
+        log.info("config.reloaded", file=str(fresh.file))
+        for key in self.workers:
+            self.debouncer.request_full(key)
+
+    def _status_line(self) -> str:
+        sessions = sum(len(w.tracker.files) for w in self.workers.values())
+        repairs = [w.stats.get("last_repair", {}).get("at") for w in self.workers.values()]
+        last = max((r for r in repairs if r), default="never")
+        mode = "polling" if self.watch.polling else "watching"
+        return f"STATUS={mode} {sessions} sessions in {len(self.workers)} home(s); last repair {last}"
+
+    def status_extra(self) -> dict[str, Any]:
+        return {"running": True, "watcher": self.watch.reason, "polling": self.watch.polling,
+                "observer_restarts": self.watch.restarts}
+
+
+def lock_holder_message(exc: AlreadyRunning, home: Path | None = None) -> str:
+    return (f"codex-indexd is already running for this Codex home (pid {exc.pid or '?'}; lock {exc.path}). "
+            "Stop it first, or use 'codex-indexd status'.")

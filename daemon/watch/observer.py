@@ -1,0 +1,188 @@
+"""watchdog wiring: which paths are watched, how events become dirty marks, and when to poll.
+
+Handlers never raise (one exception would kill watchdog's dispatcher thread for good); the
+daemon's supervisor restarts a dead observer.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+from codex_indexd.codex.home import CodexHome
+from codex_indexd.watch.debounce import Debouncer
+
+log = structlog.get_logger("codex_indexd.observer")
+
+# Opened/closed-no-write are left out so that our own reads never wake us up.
+EVENT_FILTER: list[type[FileSystemEvent]] = [
+    FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileDeletedEvent,
+    DirCreatedEvent, DirMovedEvent, DirDeletedEvent,
+]
+_ROOT_NAMES = {"session_index.jsonl", "history.jsonl", "sessions", "archived_sessions"}
+_NETWORK_FS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "glusterfs", "afs", "davfs", "virtiofs"}
+
+
+def _is_db_name(name: str) -> bool:
+    return name.startswith("state") and (".sqlite" in name)
+
+
+class HomeEventHandler(FileSystemEventHandler):
+    """Routes events of one home to the debouncer. Never raises."""
+
+    def __init__(self, home: CodexHome, sqlite_home: Path, debouncer: Debouncer) -> None:
+        self.home = home
+        self.key = str(home.root)
+        self.sqlite_home = str(sqlite_home)
+        self.debouncer = debouncer
+        self.errors = 0
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        try:
+            self._route(event)
+        except Exception:  # noqa: BLE001 - a raise here would kill the observer thread
+            self.errors += 1
+            self.debouncer.request_full(self.key)
+
+    def _route(self, event: FileSystemEvent) -> None:
+        for raw in (event.src_path, getattr(event, "dest_path", "")):
+            path = os.fsdecode(raw) if raw else ""
+            if not path:
+                continue
+            parent, name = os.path.split(path)
+            if name.endswith(".codex-indexd.tmp"):
+                continue
+            if event.is_directory:
+                if parent == self.key and name in _ROOT_NAMES:
+                    self.debouncer.request_rewatch(self.key)
+                elif path.startswith((str(self.home.sessions), str(self.home.archived_sessions))):
+                    self.debouncer.request_full(self.key)
+                continue
+            if name.startswith("rollout-"):
+                self.debouncer.mark(self.key, path)
+            elif parent in (self.key, self.sqlite_home) and (name in _ROOT_NAMES or _is_db_name(name)):
+                self.debouncer.mark(self.key, path)
+
+
+@dataclass(slots=True)
+class WatchPlan:
+    """The directories watched for a home."""
+
+    recursive: list[Path]
+    flat: list[Path]
+
+
+def watch_plan(home: CodexHome, sqlite_home: Path) -> WatchPlan:
+    recursive = [p for p in (home.sessions, home.archived_sessions) if p.is_dir()]
+    flat = [home.root]
+    if sqlite_home != home.root and sqlite_home.is_dir():
+        flat.append(sqlite_home)
+    return WatchPlan(recursive, flat)
+
+
+def polling_reason(paths: Sequence[Path]) -> str | None:
+    """Return why inotify cannot be trusted here (WSL, network or FUSE filesystem), or None."""
+    try:
+        version = Path("/proc/version").read_text(encoding="ascii", errors="replace").lower()
+    except OSError:
+        version = ""
+    if "microsoft" in version or os.environ.get("WSL_DISTRO_NAME"):
+        return "WSL: inotify does not see changes made from Windows"
+    mounts = _mounts()
+    for path in paths:
+        fstype = _fstype(path, mounts)
+        if fstype and (fstype in _NETWORK_FS or fstype.startswith("fuse")):
+            return f"{path} is on a {fstype} filesystem, where inotify misses remote changes"
+    return None
+
+
+def _mounts() -> list[tuple[str, str]]:
+    try:
+        text = Path("/proc/self/mounts").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    out = []
+    for row in text.splitlines():
+        parts = row.split()
+        if len(parts) >= 3:
+            out.append((parts[1].replace("\\040", " "), parts[2]))
+    return out
+
+
+def _fstype(path: Path, mounts: list[tuple[str, str]]) -> str | None:
+    target = str(path.resolve())
+    best: tuple[int, str] | None = None
+    for mount_point, fstype in mounts:
+        if (target == mount_point or target.startswith(mount_point.rstrip("/") + "/")) and (
+            best is None or len(mount_point) > best[0]
+        ):
+            best = (len(mount_point), fstype)
+    return None if best is None else best[1]
+
+
+def inotify_hint(exc: OSError) -> str:
+    """Return the sysctl advice for an inotify limit error."""
+    if exc.errno == errno.ENOSPC:
+        current = _read_proc("/proc/sys/fs/inotify/max_user_watches")
+        return (f"inotify watch limit reached (fs.inotify.max_user_watches={current}); raise it with "
+                "'sudo sysctl fs.inotify.max_user_watches=524288' (persist in /etc/sysctl.d/)")
+    current = _read_proc("/proc/sys/fs/inotify/max_user_instances")
+    return (f"inotify instance limit reached (fs.inotify.max_user_instances={current}); raise it with "
+            "'sudo sysctl fs.inotify.max_user_instances=512'")
+
+
+def _read_proc(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="ascii").strip()
+    except OSError:
+        return "?"
+
+
+class OverflowFilter(logging.Filter):
+    """Turns watchdog's 'queue overflowed' log record into a full-reconcile request."""
+
+    def __init__(self, on_overflow: Callable[[], None]) -> None:
+        super().__init__()
+        self.on_overflow = on_overflow
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            if "overflow" in record.getMessage().lower():
+                self.on_overflow()
+        except Exception:  # noqa: BLE001 - logging must not raise
+            pass
+        return True
+
+
+def install_overflow_hook(on_overflow: Callable[[], None]) -> OverflowFilter:
+    hook = OverflowFilter(on_overflow)
+    for name in ("watchdog.observers.inotify_c", "watchdog.observers.inotify", "watchdog.observers.inotify_buffer"):
+        logging.getLogger(name).addFilter(hook)
+    return hook
+
+
+ObserverFactory = Callable[[bool, float], BaseObserver]
+
+
+def default_factory(poll: bool, interval_s: float) -> BaseObserver:
+    return PollingObserver(timeout=interval_s) if poll else Observer()

@@ -1,0 +1,138 @@
+"""The daemon's incremental view of a home's rollouts: per-file offsets and facts.
+
+Each file is known by `(dev, inode, size, mtime_ns, offset)`. A refresh reads only the
+complete lines appended since the offset; a new inode or a shrunk file is reread from 0;
+a file that moved (archive/unarchive keeps the inode) is re-keyed without rereading.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from codex_indexd.codex.home import CodexHome, iter_rollout_paths
+from codex_indexd.codex.rollout import RolloutScan, is_rollout_name, scan_file
+from codex_indexd.engine import Warning_, report_scan
+from codex_indexd.index.model import RolloutFacts
+
+log = structlog.get_logger("codex_indexd.tracker")
+
+
+@dataclass(slots=True)
+class FileState:
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    scan: RolloutScan
+
+
+class RolloutTracker:
+    """Rollout facts of one home, kept current by `refresh` calls."""
+
+    def __init__(self, home: CodexHome) -> None:
+        self.home = home
+        self.files: dict[str, FileState] = {}
+        self._by_inode: dict[tuple[int, int], str] = {}
+        self.changed_threads: set[str] = set()
+        self.bytes_read = 0
+
+    def _is_archived(self, path: Path) -> bool:
+        try:
+            path.relative_to(self.home.archived_sessions)
+        except ValueError:
+            return False
+        return True
+
+    def _forget(self, key: str) -> FileState | None:
+        state = self.files.pop(key, None)
+        if state is not None:
+            self._by_inode.pop((state.dev, state.ino), None)
+            if state.scan.facts.thread_id:
+                self.changed_threads.add(state.scan.facts.thread_id)
+        return state
+
+    def _store(self, key: str, state: FileState) -> None:
+        self.files[key] = state
+        self._by_inode[(state.dev, state.ino)] = key
+        if state.scan.facts.thread_id:
+            self.changed_threads.add(state.scan.facts.thread_id)
+
+    def refresh(self, path: Path) -> bool:
+        """Bring one path up to date (it may have appeared, grown, moved or vanished).
+
+        Returns True when its facts may have changed. Never raises for I/O trouble: it is
+        logged and the file is skipped until the next event.
+        """
+        key = str(path)
+        if not is_rollout_name(path.name) or (path.name.endswith(".zst") and Path(key[:-4]).exists()):
+            return self._forget(key) is not None
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return self._forget(key) is not None
+        except OSError as exc:
+            log.warning("rollout.unreadable", path=key, error=str(exc))
+            return False
+        state = self.files.get(key)
+        if state is None:
+            moved_from = self._by_inode.get((st.st_dev, st.st_ino))
+            if moved_from is not None and moved_from != key and not os.path.exists(moved_from):
+                state = self._forget(moved_from)
+                if state is not None:  # archive / unarchive: same inode, same bytes
+                    state.scan.facts.path = key
+                    state.scan.facts.archived = self._is_archived(path)
+                    self._store(key, state)
+        if state is not None and (state.dev, state.ino) == (st.st_dev, st.st_ino):
+            if (state.size, state.mtime_ns) == (st.st_size, st.st_mtime_ns):
+                return False
+            if st.st_size >= state.scan.offset and not path.name.endswith(".zst"):
+                return self._read(key, path, st, state.scan)
+        return self._read(key, path, st, RolloutScan.start(path, archived=self._is_archived(path)))
+
+    def _read(self, key: str, path: Path, st: os.stat_result, scan: RolloutScan) -> bool:
+        before = scan.offset
+        try:
+            scan = scan_file(scan, path)
+        except OSError as exc:
+            log.warning("rollout.unreadable", path=key, error=str(exc))
+            return False
+        self.bytes_read += scan.offset - before
+        if before == 0:
+            warnings: list[Warning_] = []
+            report_scan(scan, path, st.st_size, warnings)
+            for warning in warnings:
+                if warning.event != "rollout.partial_tail":  # normal while Codex writes
+                    log.warning(warning.event, path=warning.path, detail=warning.detail)
+        self._forget(key)
+        self._store(key, FileState(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, scan))
+        return True
+
+    def full_scan(self) -> int:
+        """Refresh every rollout of the home and forget vanished ones; return the file count."""
+        seen: set[str] = set()
+        for root in (self.home.sessions, self.home.archived_sessions):
+            for path in iter_rollout_paths(root):
+                seen.add(str(path))
+                self.refresh(path)
+        for key in [k for k in self.files if k not in seen]:
+            self._forget(key)
+        return len(seen)
+
+    def facts(self) -> dict[str, RolloutFacts]:
+        """Return usable facts by thread id (a live file wins over an archived duplicate)."""
+        out: dict[str, RolloutFacts] = {}
+        ranks: dict[str, tuple[bool, int]] = {}
+        for state in self.files.values():
+            scan = state.scan
+            if not scan.usable:
+                continue
+            tid = scan.facts.thread_id
+            rank = (not scan.facts.archived, scan.lines)
+            if tid not in out or rank > ranks[tid]:
+                out[tid] = scan.facts
+                ranks[tid] = rank
+        return out

@@ -1,0 +1,300 @@
+"""`codex-indexd logs`: reading, filtering, formatting, following across rotation."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import logging.handlers
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from codex_indexd_service import logs
+from codex_indexd_service.logfile import Follower, rotated_files
+from codex_indexd_service.logs import Entry, format_entry, parse_line, parse_since
+from codex_indexd_service.runner import Result
+from hypothesis import given
+from hypothesis import strategies as st
+
+NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+
+
+def line(event: str, level: str = "info", minutes_ago: float = 0, **fields: Any) -> str:
+    stamp = (NOW - timedelta(minutes=minutes_ago)).isoformat().replace("+00:00", "Z")
+    data = {"timestamp": stamp, "level": level, "event": event, "logger": "codex_indexd.x"}
+    return json.dumps({**data, **fields})
+
+
+def run_logs(argv: list[str], runner: Any = None) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = logs.main(argv, runner=runner, out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def log_file(tmp_path: Path) -> Path:
+    """A log directory with two rotated files and the live one."""
+    base = tmp_path / "codex-indexd.log"
+    (tmp_path / "codex-indexd.log.2").write_text(line("a.oldest", minutes_ago=90) + "\n")
+    (tmp_path / "codex-indexd.log.1").write_text(
+        line("b.older", "warning", minutes_ago=60) + "\nnot json\n[1, 2]\n"
+    )
+    base.write_text(
+        line("index.repaired", "info", minutes_ago=5, path="/x y", count=3)
+        + "\n"
+        + line("index.failed", "error", minutes_ago=1)
+        + "\n"
+        + line("watch.tick", "debug", minutes_ago=0.5)
+        + "\n"
+    )
+    return base
+
+
+@pytest.fixture
+def quiet_runner(runner: Any) -> Any:
+    """systemctl says the unit is not active: no journal hint."""
+    runner.answer(("systemctl",), Result(3, "inactive\n"))
+    return runner
+
+
+def events(text: str) -> list[str]:
+    return [json.loads(raw)["event"] for raw in text.splitlines()]
+
+
+def test_reads_rotated_files_oldest_first_and_skips_bad_lines(
+    log_file: Path, quiet_runner: Any
+) -> None:
+    code, out, err = run_logs(["--file", str(log_file), "--json"], quiet_runner)
+    assert code == 0 and err == ""
+    assert events(out) == ["a.oldest", "b.older", "index.repaired", "index.failed", "watch.tick"]
+
+
+def test_json_passes_raw_lines_unchanged(log_file: Path, quiet_runner: Any) -> None:
+    _, out, _ = run_logs(
+        ["--file", str(log_file), "--json", "--event", "index.repaired"], quiet_runner
+    )
+    assert out == log_file.read_text().splitlines()[0] + "\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--level", "warning"], ["b.older", "index.failed"]),
+        (["--level", "WARN"], ["b.older", "index.failed"]),
+        (["--event", "index.*"], ["index.repaired", "index.failed"]),
+        (["--event", "a.*", "--event", "watch.*"], ["a.oldest", "watch.tick"]),
+        (["-n", "2"], ["index.failed", "watch.tick"]),
+        (["--level", "info", "-n", "1"], ["index.failed"]),
+        (
+            ["--since", "2026-11-25T11:00:00Z"],
+            ["b.older", "index.repaired", "index.failed", "watch.tick"],
+        ),
+        (
+            ["--since", "2026-11-25T12:00:00+01:00"],
+            ["b.older", "index.repaired", "index.failed", "watch.tick"],
+        ),
+    ],
+)
+def test_filters(log_file: Path, quiet_runner: Any, argv: list[str], expected: list[str]) -> None:
+    _, out, _ = run_logs(["--file", str(log_file), "--json", *argv], quiet_runner)
+    assert events(out) == expected
+
+
+def test_since_durations() -> None:
+    assert parse_since("10m", NOW) == NOW - timedelta(minutes=10)
+    assert parse_since("1h30m", NOW) == NOW - timedelta(minutes=90)
+    assert parse_since("2d", NOW) == NOW - timedelta(days=2)
+    assert parse_since("45s", NOW) == NOW - timedelta(seconds=45)
+    assert parse_since("2026-11-25T10:00:00Z") == datetime(2026, 11, 25, 10, tzinfo=UTC)
+    assert parse_since("2026-11-25T10:00:00").tzinfo is not None  # local time
+    with pytest.raises(Exception, match="not a duration"):
+        parse_since("yesterday-ish")
+
+
+def test_human_lines_are_aligned_and_uncoloured_off_a_tty(
+    log_file: Path, quiet_runner: Any
+) -> None:
+    _, out, _ = run_logs(["--file", str(log_file), "--utc"], quiet_runner)
+    rows = out.splitlines()
+    assert "\x1b[" not in out
+    assert rows[2].startswith("2026-11-25 11:55:00.000 INFO     index.repaired")
+    assert rows[2].endswith('path="/x y" count=3')
+    assert rows[3].startswith("2026-11-25 11:59:00.000 ERROR    index.failed")
+    columns = {row.index(row.split()[3]) for row in rows}
+    assert len(columns) == 1  # events start in the same column
+    assert "logger=" not in out
+
+
+def test_colour_on_request(log_file: Path, quiet_runner: Any) -> None:
+    _, out, _ = run_logs(
+        ["--file", str(log_file), "--color", "always", "--level", "error"], quiet_runner
+    )
+    assert "\x1b[31mERROR" in out
+
+
+def test_format_shows_foreign_loggers_and_tracebacks() -> None:
+    entry = parse_line(
+        json.dumps(
+            {
+                "timestamp": "2026-11-25T12:00:00Z",
+                "level": "warning",
+                "event": "overflow",
+                "logger": "watchdog.observers.inotify_c",
+                "exception": "Traceback\n  boom\nValueError",
+            }
+        )
+    )
+    assert entry is not None
+    text = format_entry(entry, utc=True)
+    assert "logger=watchdog.observers.inotify_c" in text
+    assert text.splitlines()[1:] == ["    Traceback", "      boom", "    ValueError"]
+
+
+@given(
+    st.dictionaries(
+        st.text(),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+            lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+            max_leaves=5,
+        ),
+    )
+)
+def test_format_never_fails_on_any_json_object(data: dict[str, Any]) -> None:
+    entry = parse_line(json.dumps(data))
+    assert isinstance(entry, Entry)
+    format_entry(entry)
+
+
+@pytest.mark.parametrize("raw", ["", "not json", "[1]", '"s"', "{broken", "null"])
+def test_bad_lines_are_skipped(raw: str) -> None:
+    assert parse_line(raw) is None
+
+
+def test_missing_log_file(tmp_path: Path, quiet_runner: Any) -> None:
+    code, _, err = run_logs(["--file", str(tmp_path / "none.log")], quiet_runner)
+    assert code == 1 and "no log file" in err
+
+
+def test_journal_hint_under_systemd(log_file: Path, runner: Any) -> None:
+    runner.answer(("systemctl", "--user", "is-active"), Result(0, "active\n"))
+    _, out, err = run_logs(["--file", str(log_file), "--level", "error", "-n", "5"], runner)
+    assert "journalctl --user-unit codex-indexd.service -n 5 -p err" in err
+    assert "journalctl" not in out
+
+
+def test_no_journal_hint_without_systemd(log_file: Path, quiet_runner: Any) -> None:
+    assert run_logs(["--file", str(log_file)], quiet_runner)[2] == ""
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+class Following:
+    """`logs -f` running in a thread, writing into a StringIO."""
+
+    def __init__(self, argv: list[str], runner: Any) -> None:
+        self.out, self.stop = io.StringIO(), threading.Event()
+        self.thread = threading.Thread(
+            target=logs.main,
+            args=(argv,),
+            kwargs={"runner": runner, "stop": self.stop, "out": self.out, "err": io.StringIO()},
+        )
+        self.thread.start()
+
+    def events(self) -> list[str]:
+        return events(self.out.getvalue())
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def follow(quiet_runner: Any) -> Iterator[Callable[..., Following]]:
+    started: list[Following] = []
+
+    def start(*argv: str) -> Following:
+        started.append(Following(["-f", "--json", "--interval", "0.01", *argv], quiet_runner))
+        return started[-1]
+
+    yield start
+    for following in started:
+        following.close()
+
+
+def append(path: Path, text: str) -> None:
+    with path.open("a") as handle:
+        handle.write(text)
+
+
+def test_follow_prints_the_tail_then_new_lines(log_file: Path, follow: Any) -> None:
+    tail = follow("--file", str(log_file), "-n", "2")
+    wait_for(lambda: tail.events() == ["index.failed", "watch.tick"])
+    append(log_file, line("new.one") + "\n" + line("new.partial")[:20])
+    wait_for(lambda: tail.events()[-1] == "new.one")
+    append(log_file, line("new.partial")[20:] + "\n")
+    wait_for(lambda: tail.events()[-1] == "new.partial")
+    assert tail.events().count("new.one") == 1
+
+
+def test_follow_across_rotation_and_truncation(tmp_path: Path, follow: Any) -> None:
+    base = tmp_path / "codex-indexd.log"
+    tail = follow("--file", str(base))  # the file does not exist yet
+    base.write_text(line("first") + "\n")
+    wait_for(lambda: tail.events() == ["first"])
+    base.rename(tmp_path / "codex-indexd.log.1")  # what RotatingFileHandler does
+    append(tmp_path / "codex-indexd.log.1", line("late.in.old") + "\n")
+    base.write_text(line("after.rotation") + "\n")
+    wait_for(lambda: tail.events()[-1:] == ["after.rotation"])
+    assert tail.events() == ["first", "late.in.old", "after.rotation"]
+    base.write_text(line("cut") + "\n")  # same inode, shorter than what was read
+    wait_for(lambda: tail.events()[-1:] == ["cut"])
+
+
+def test_follow_sees_every_line_of_a_rotating_file_handler(tmp_path: Path, follow: Any) -> None:
+    base = tmp_path / "codex-indexd.log"
+    handler = logging.handlers.RotatingFileHandler(base, maxBytes=400, backupCount=500)
+    logger = logging.getLogger("test.rotation")
+    logger.propagate, logger.level = False, logging.INFO
+    logger.addHandler(handler)
+    try:
+        logger.info(line("seq", n=0))
+        tail = follow("--file", str(base), "-n", "1000")
+        wait_for(lambda: len(tail.events()) == 1)
+        for n in range(1, 200):
+            logger.info(line("seq", n=n))
+            if n % 7 == 0:  # let the follower interleave (correctness does not need it)
+                time.sleep(0.002)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    assert len(rotated_files(base)) > 10
+    wait_for(lambda: len(tail.events()) >= 200)
+    numbers = [json.loads(raw)["n"] for raw in tail.out.getvalue().splitlines()]
+    assert numbers == list(range(200))
+
+
+def test_follower_handles_several_rotations_between_polls(tmp_path: Path) -> None:
+    base = tmp_path / "x.log"
+    base.write_text("1\n")
+    with Follower(base) as follower:
+        assert follower.poll() == ["1"]
+        append(base, "2\n")
+        base.rename(tmp_path / "x.log.1")
+        base.write_text("3\n")
+        os.rename(tmp_path / "x.log.1", tmp_path / "x.log.2")
+        base.rename(tmp_path / "x.log.1")
+        base.write_text("4\n")
+        assert follower.poll() == ["2", "3", "4"]
