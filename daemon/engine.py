@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import structlog
+from codex_indexd.logs import get_logger
 
 from codex_indexd import paths
 from codex_indexd.codex.home import CodexConfig, CodexHome, iter_rollout_paths
@@ -32,7 +32,7 @@ from codex_indexd.write.backup import BackupPolicy
 from codex_indexd.write.history_writer import recover_history, write_history
 from codex_indexd.write.index_writer import WriteResult, append_index, replace_index
 
-log = structlog.get_logger("codex_indexd.engine")
+log = get_logger("codex_indexd.engine")
 Progress = Callable[[int, int | None], None]
 
 

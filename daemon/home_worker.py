@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import structlog
+from codex_indexd.logs import get_logger
 
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.indexfiles import (
@@ -36,7 +36,7 @@ from codex_indexd.write.backup import BackupPolicy
 from codex_indexd.write.locks import LockBusy
 from codex_indexd.write.safety import UnsafeTarget
 
-log = structlog.get_logger("codex_indexd.worker")
+log = get_logger("codex_indexd.worker")
 Fingerprint = tuple[int, int, int, int]
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import structlog
+from codex_indexd.logs import get_logger
 from watchdog.observers.api import BaseObserver
 
 from codex_indexd import settings as settings_mod
@@ -37,7 +37,7 @@ from codex_indexd.watch.observer import (
 from codex_indexd.write.backup import BackupPolicy
 from codex_indexd.write.locks import AlreadyRunning, InstanceLock
 
-log = structlog.get_logger("codex_indexd.daemon")
+log = get_logger("codex_indexd.daemon")
 EXIT_ALREADY_RUNNING = 75
 CHECKPOINT_EVERY_S = 30.0
 TEST_INOTIFY_ERRNO = "CODEX_INDEXD_TEST_INOTIFY_ERRNO"  # test hook: make inotify fail to start

@@ -98,7 +98,21 @@ class Follower:
         return [_decode(line) for line in lines]
 
     def _chain(self) -> list[tuple[Path, tuple[int, int]]]:
-        """Backups oldest first, then the live file, each with its current identity."""
+        """Backups oldest first, then the live file, each with its current identity.
+
+        Listing is not atomic: a rotation during it can show a newer file under an older
+        name and hide one in between. Two equal listings in a row saw no rename, and a
+        handler stopped mid-rotation still leaves the files in order.
+        """
+        chain = self._list_chain()
+        for _ in range(50):
+            again = self._list_chain()
+            if again == chain:
+                break
+            chain = again
+        return chain
+
+    def _list_chain(self) -> list[tuple[Path, tuple[int, int]]]:
         chain = []
         for path in [*rotated_files(self.path), self.path]:
             try:

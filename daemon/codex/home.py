@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import structlog
+from codex_indexd.logs import get_logger
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -18,7 +18,7 @@ else:  # pragma: no cover
 
 from codex_indexd.codex.rollout import is_rollout_name
 
-log = structlog.get_logger("codex_indexd.home")
+log = get_logger("codex_indexd.home")
 
 _STATE_DB_RE = re.compile(r"^state_(\d+)\.sqlite$")
 

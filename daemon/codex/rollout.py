@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import structlog
+from codex_indexd.logs import get_logger
 
 from codex_indexd.index.timefmt import epoch_ms, epoch_seconds
 from codex_indexd.index.model import Rename, RolloutFacts, UserTurn
 
-log = structlog.get_logger("codex_indexd.rollout")
+log = get_logger("codex_indexd.rollout")
 
 MAX_LINE_BYTES = 8 * 1024 * 1024  # a longer line is skipped without being held in memory
 READ_BUFFER = 1 << 20

@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import structlog
+from codex_indexd.logs import get_logger
 
-from codex_indexd import logsetup
+from codex_indexd import logs
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.engine import ApplyResult, HomeFacts, Progress, apply_plan, gather, plan_for, recover
 from codex_indexd.index.model import OnlyFile, Policy
@@ -24,7 +24,7 @@ from codex_indexd.write.backup import BackupPolicy
 from codex_indexd.write.locks import LockBusy
 from codex_indexd.write.safety import UnsafeTarget
 
-log = structlog.get_logger("codex_indexd.repair")
+log = get_logger("codex_indexd.repair")
 SHOW_IDS = 5
 
 
@@ -174,7 +174,12 @@ def _reasons(counts: dict[str, int], keys: tuple[str, ...]) -> str:
 
 def main(args: argparse.Namespace) -> int:
     """Run one repair; print the summary (or JSON). Exit 0 on success, 1 on failure."""
-    logsetup.configure(level=args.log_level, log_file=False)
+    def configure_logging() -> None:
+        from codex_indexd import logsetup
+
+        logsetup.configure(level=args.log_level, log_file=False)
+
+    logs.set_configure_hook(configure_logging)
     home = CodexHome.at(args.codex_home)
     if not home.root.is_dir():
         print(f"status: failed\nerror: {home.root} is not a directory", file=sys.stdout)

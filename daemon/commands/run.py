@@ -7,14 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import structlog
+from codex_indexd.logs import get_logger
 
-from codex_indexd import logsetup
 from codex_indexd import settings as settings_mod
-from codex_indexd.runner import EXIT_ALREADY_RUNNING, Daemon, lock_holder_message
-from codex_indexd.write.locks import AlreadyRunning
 
-log = structlog.get_logger("codex_indexd.run")
+log = get_logger("codex_indexd.run")
 
 
 def add_parser(sub: Any) -> None:
@@ -39,6 +36,10 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(args: argparse.Namespace) -> int:
     """Run the daemon; exit 0 on SIGTERM/SIGINT, 2 on a bad config, 75 when already running."""
+    from codex_indexd import logsetup
+    from codex_indexd.runner import EXIT_ALREADY_RUNNING, Daemon, lock_holder_message
+    from codex_indexd.write.locks import AlreadyRunning
+
     overrides = cli_overrides(args)
     try:
         resolved = settings_mod.load(overrides)

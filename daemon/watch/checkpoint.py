@@ -12,14 +12,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-import structlog
+from codex_indexd.logs import get_logger
 
 from codex_indexd.codex.rollout import RolloutScan
 from codex_indexd.index.model import Rename, RolloutFacts, UserTurn
 from codex_indexd.watch.tracker import FileState, RolloutTracker
 from codex_indexd.write.safety import write_all
 
-log = structlog.get_logger("codex_indexd.checkpoint")
+log = get_logger("codex_indexd.checkpoint")
 FORMAT_VERSION = 3
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import structlog
+from codex_indexd.logs import get_logger
 from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
@@ -32,7 +32,7 @@ from watchdog.observers.polling import PollingObserver
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.watch.debounce import Debouncer
 
-log = structlog.get_logger("codex_indexd.observer")
+log = get_logger("codex_indexd.observer")
 
 # Opened/closed-no-write are left out so that our own reads never wake us up.
 EVENT_FILTER: list[type[FileSystemEvent]] = [

@@ -9,7 +9,7 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
-import structlog
+from codex_indexd.logs import get_logger
 
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.statedb import (
@@ -22,7 +22,7 @@ from codex_indexd.codex.statedb import (
 )
 from codex_indexd.index.model import ThreadRow
 
-log = structlog.get_logger("codex_indexd.threads")
+log = get_logger("codex_indexd.threads")
 UPDATED_MARGIN_MS = 5_000  # re-read rows touched shortly before our last maximum
 
 

@@ -11,14 +11,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import structlog
+from codex_indexd.logs import get_logger
 
 from codex_indexd.codex.home import CodexHome, iter_rollout_paths
 from codex_indexd.codex.rollout import RolloutScan, is_rollout_name, scan_file
 from codex_indexd.engine import Warning_, report_scan
 from codex_indexd.index.model import RolloutFacts
 
-log = structlog.get_logger("codex_indexd.tracker")
+log = get_logger("codex_indexd.tracker")
 
 
 @dataclass(slots=True)

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import structlog
+from codex_indexd.logs import get_logger
 
-log = structlog.get_logger("codex_indexd.backup")
+log = get_logger("codex_indexd.backup")
 
 
 @dataclass(frozen=True, slots=True)

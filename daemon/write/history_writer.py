@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import structlog
+from codex_indexd.logs import get_logger
 
 from codex_indexd.write import crashpoints
 from codex_indexd.write.backup import BackupPolicy, write_backup
@@ -20,7 +20,7 @@ from codex_indexd.write.journal import JournalRecord, recover_fd, remove_journal
 from codex_indexd.write.locks import lock_history_fd
 from codex_indexd.write.safety import check_target, write_all
 
-log = structlog.get_logger("codex_indexd.history_writer")
+log = get_logger("codex_indexd.history_writer")
 HISTORY_MODE = 0o600
 
 

@@ -14,13 +14,13 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import structlog
+from codex_indexd.logs import get_logger
 
 from codex_indexd.codex.indexfiles import parse_history_line
 from codex_indexd.write import crashpoints
 from codex_indexd.write.safety import fsync_dir, write_all
 
-log = structlog.get_logger("codex_indexd.journal")
+log = get_logger("codex_indexd.journal")
 VERSION = 1
 
 
