@@ -15,7 +15,7 @@ EXIT_USAGE = 2
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser with every subcommand registered."""
-    from codex_indexd.commands import repair, run
+    from codex_indexd.commands import explain, repair, run
 
     parser = argparse.ArgumentParser(
         prog="codex-indexd",
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     repair.add_parser(sub)
     run.add_parser(sub)
+    explain.add_parser(sub)
     for name, help_text in (
         ("status", "show whether the daemon runs and what is wrong"),
         ("logs", "show the daemon's log"),

@@ -315,7 +315,17 @@ class Daemon:
 
     def status_extra(self) -> dict[str, Any]:
         return {"running": True, "watcher": self.watch.reason, "polling": self.watch.polling,
-                "observer_restarts": self.watch.restarts}
+                "observer_restarts": self.watch.restarts, "service_manager": service_manager()}
+
+
+def service_manager(environ: dict[str, str] | None = None) -> str:
+    """Return which service manager started this process, from its environment."""
+    env = os.environ if environ is None else environ
+    if env.get("INVOCATION_ID") or env.get("NOTIFY_SOCKET"):
+        return "systemd"
+    if env.get("XPC_SERVICE_NAME", "").startswith("com."):
+        return "launchd"
+    return "none (started by hand)"
 
 
 def lock_holder_message(exc: AlreadyRunning, home: Path | None = None) -> str:

@@ -30,6 +30,7 @@ class CodexConfig:
     history_persistence: str = "save-all"
     history_max_bytes: int | None = None
     sqlite_home: Path | None = None
+    model_provider: str = "openai"
 
 
 def default_codex_home() -> Path:
@@ -57,7 +58,9 @@ def read_codex_config(path: Path) -> CodexConfig:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             max_bytes = value
     sqlite_home = data.get("sqlite_home")
+    provider = data.get("model_provider")
     return CodexConfig(
+        model_provider=provider if isinstance(provider, str) and provider else "openai",
         history_persistence=persistence,
         history_max_bytes=max_bytes,
         sqlite_home=Path(sqlite_home).expanduser() if isinstance(sqlite_home, str) else None,

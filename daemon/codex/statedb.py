@@ -27,6 +27,8 @@ _WANTED = (
     "archived",
     "source",
     "history_mode",
+    "preview",
+    "model_provider",
 )
 
 
@@ -98,6 +100,8 @@ def _row_to_thread(row: sqlite3.Row, columns: list[str]) -> ThreadRow | None:
         archived=bool(get("archived")),
         source=_text(get("source")) or None,
         history_mode=_text(get("history_mode")) or None,
+        preview=get("preview") if isinstance(get("preview"), str) else None,
+        model_provider=_text(get("model_provider")) or None,
     )
 
 

@@ -55,6 +55,8 @@ class ThreadRow:
     archived: bool
     source: str | None = None
     history_mode: str | None = None
+    preview: str | None = None
+    model_provider: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
