@@ -30,7 +30,7 @@ from codex_indexd.index.plan import (
 )
 from codex_indexd.write.backup import BackupPolicy
 from codex_indexd.write.history_writer import recover_history, write_history
-from codex_indexd.write.index_writer import WriteResult, append_index, replace_index
+from codex_indexd.write.index_writer import WriteResult, append_index, recover_index, replace_index
 
 log = get_logger("codex_indexd.engine")
 Progress = Callable[[int, int | None], None]
@@ -165,17 +165,20 @@ class Targets:
 
     backup_dir: Path
     journal: Path
+    index_journal: Path
 
     @classmethod
     def for_home(cls, home: CodexHome) -> Targets:
         key = paths.home_key(home.root)
         base = paths.state_dir()
-        return cls(base / "backups" / key, base / "journal" / f"{key}.history.journal")
+        return cls(base / "backups" / key, base / "journal" / f"{key}.history.journal",
+                   base / "journal" / f"{key}.index.journal")
 
 
 def recover(home: CodexHome) -> str | None:
     """Finish what a crash interrupted: the history journal and our stray temp files."""
     targets = Targets.for_home(home)
+    recover_index(home.session_index, home.session_index_lock, targets.index_journal)
     outcome = recover_history(home.history, targets.journal)
     for stray in home.root.glob(".session_index.*.codex-indexd.tmp"):
         stray.unlink(missing_ok=True)
@@ -239,7 +242,8 @@ def apply_plan(
             )
         elif plan.drift.index_append:
             result.index = append_index(
-                home.session_index, home.session_index_lock, _index_lines_for(plan, seen)
+                home.session_index, home.session_index_lock, _index_lines_for(plan, seen),
+                journal=targets.index_journal,
             )
     if plan.writes_history and (rebuild or plan.drift.history_add):
         desired, policy = plan.desired_history, plan.policy

@@ -174,10 +174,16 @@ class HomeWorker:
         ends = cache.index.ends_with_newline if is_index else cache.history.ends_with_newline
         grew = fp is not None and old is not None and fp[:2] == old[:2] and fp[2] > current_size and ends
         if grew:
+            # Only an append keeps what we parsed: check that our last line is still where it
+            # was (a writer that inserted lines in place, like `repair`, shifts it).
+            last = (cache.index.raw if is_index else cache.history.raw)[-1:]
+            probe = last[0] + b"\n" if last else b""
             with open(path, "rb") as handle:
-                handle.seek(current_size)
+                handle.seek(current_size - len(probe))
                 data = handle.read()
-        else:
+            grew = data[: len(probe)] == probe
+            data = data[len(probe) :]
+        if not grew:
             data = read_bytes(path)
             cache.index, cache.history = IndexFile(), HistoryFile()
         if is_index:
@@ -247,6 +253,13 @@ class HomeWorker:
             if written is None or written.fingerprint is None:
                 continue
             self.own[name] = written.fingerprint
+            if written.rewritten:
+                # Lines went in before the old end (same inode, bigger file): the cached copy
+                # must not take the shifted tail for an append. Reread it next time.
+                if name.startswith("session"):
+                    self._index = _Cached()
+                else:
+                    self._history = _Cached()
             added["index" if name.startswith("session") else "history"] = written.lines_added
             if not self.guard.record(name, now):
                 log.error("rewrite_loop_suspected", file=name, home=str(self.home.root),

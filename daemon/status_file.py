@@ -30,7 +30,7 @@ def write_status(codex_home: Path, record: dict[str, Any]) -> None:
     temp = path.with_name(path.name + ".tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        write_all(fd, json.dumps(record, indent=1, default=str).encode("utf-8"))
+        write_all(fd, json.dumps(record, indent=1, default=str).encode("utf-8"), crash_points=False)
     finally:
         os.close(fd)
     os.replace(temp, path)

@@ -49,7 +49,7 @@ def save(tracker: RolloutTracker, path: Path) -> None:
     temp = path.with_name(path.name + ".tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        write_all(fd, payload)
+        write_all(fd, payload, crash_points=False)
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -10,6 +10,19 @@ from __future__ import annotations
 import os
 
 _counter = 0
+CHUNK_ENV = "CODEX_INDEXD_CRASH_CHUNK"
+
+
+def chunk_size() -> int | None:
+    """Bytes per write(2) while crash testing (None outside crash tests)."""
+    value = os.environ.get(CHUNK_ENV)
+    return int(value) if value and value.isdigit() and int(value) > 0 else None
+
+
+def reset() -> None:
+    """Restart the step count (a forked test child starts from zero)."""
+    global _counter
+    _counter = 0
 
 
 def step(name: str) -> None:

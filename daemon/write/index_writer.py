@@ -8,9 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from codex_indexd.codex.indexfiles import IndexFile, parse_index_bytes, read_bytes
+from codex_indexd.codex.indexfiles import IndexFile, parse_index_bytes, parse_index_line, read_bytes
 from codex_indexd.write import crashpoints
 from codex_indexd.write.backup import BackupPolicy, write_backup
+from codex_indexd.write.journal import JournalRecord, recover_fd, remove_journal, write_journal
 from codex_indexd.write.locks import INDEX_LOCK_TIMEOUT_S, session_index_lock
 from codex_indexd.write.safety import check_target, fsync_dir, write_all
 
@@ -37,6 +38,7 @@ def append_index(
     lock_path: Path,
     lines_for: Callable[[IndexFile], list[bytes]],
     *,
+    journal: Path | None = None,
     lock_timeout_s: float = INDEX_LOCK_TIMEOUT_S,
 ) -> WriteResult:
     """Append the lines `lines_for(current index)` returns, in one `write(2)` under the lock.
@@ -57,10 +59,32 @@ def append_index(
             payload = b"\n" + payload
         fd = os.open(index_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
         try:
+            if journal is not None:
+                st = os.fstat(fd)
+                write_journal(journal, JournalRecord(str(index_path), st.st_dev, st.st_ino, st.st_size, b"", payload))
             crashpoints.step("index.append.before_write")
             write_all(fd, payload)
             crashpoints.step("index.append.after_write")
+            if journal is not None:
+                os.fsync(fd)
+                remove_journal(journal)
             return WriteResult(len(lines), _fingerprint(fd))
+        finally:
+            os.close(fd)
+
+
+def recover_index(index_path: Path, lock_path: Path, journal: Path) -> str | None:
+    """Resolve a journal left by a crash during an append (taking the index lock)."""
+    if not journal.exists() and not journal.with_name(journal.name + ".tmp").exists():
+        return None
+    if not index_path.exists():
+        remove_journal(journal)
+        return "stale"
+    check_target(index_path)
+    with session_index_lock(lock_path):
+        fd = os.open(index_path, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            return recover_fd(fd, journal, index_path, parse_index_line)
         finally:
             os.close(fd)
 

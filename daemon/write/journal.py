@@ -1,4 +1,4 @@
-"""Pre-image journal for in-place `history.jsonl` writes, and its recovery.
+"""Pre-image journal for in-place writes (`history.jsonl`, index appends), and its recovery.
 
 Before we change the file at byte `offset`, the journal stores the old tail (from `offset`)
 and the new one, durably. After a crash, `recover` puts back the old tail, or keeps the new
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,18 +89,22 @@ def remove_journal(journal: Path) -> None:
     crashpoints.step("journal.removed")
 
 
-def _salvage(line: bytes) -> bytes | None:
-    """Return a history line inside `line` (a torn line of ours may have Codex's glued on)."""
-    if parse_history_line(line) is not None:
+LineParser = Callable[[bytes], object | None]
+
+
+def _salvage(line: bytes, parse: LineParser) -> bytes | None:
+    """Return a valid line inside `line` (a torn line of ours may have Codex's glued on)."""
+    if parse(line) is not None:
         return line
-    for marker in (b'{"session_id"', b'{"conversation_id"'):
-        start = line.rfind(marker)
-        if start > 0 and parse_history_line(line[start:]) is not None:
+    start = line.rfind(b'{"')
+    while start > 0:
+        if parse(line[start:]) is not None:
             return line[start:]
+        start = line.rfind(b'{"', 0, start)
     return None
 
 
-def foreign_lines(found: bytes, record: JournalRecord) -> list[bytes]:
+def foreign_lines(found: bytes, record: JournalRecord, parse: LineParser = parse_history_line) -> list[bytes]:
     """Return the complete lines in `found` that neither the old nor the new tail holds:
     lines another process appended after the crash."""
     ours = Counter(record.old_tail.split(b"\n")) + Counter(record.new_tail.split(b"\n"))
@@ -111,14 +116,16 @@ def foreign_lines(found: bytes, record: JournalRecord) -> list[bytes]:
         if ours[piece] > 0:
             ours[piece] -= 1
             continue
-        line = _salvage(piece)
+        line = _salvage(piece, parse)
         if line is not None:
             extra.append(line)
     return extra
 
 
-def recover_fd(fd: int, journal: Path, history_path: Path) -> str | None:
-    """Resolve a leftover journal against the open, locked history file.
+def recover_fd(
+    fd: int, journal: Path, history_path: Path, parse: LineParser = parse_history_line
+) -> str | None:
+    """Resolve a leftover journal against the open, locked file it describes.
 
     Returns "rolled_forward", "rolled_back" or "stale" (the journal does not describe this
     file and was dropped); None when there is no journal.
@@ -137,7 +144,7 @@ def recover_fd(fd: int, journal: Path, history_path: Path) -> str | None:
     if found.startswith(record.new_tail):
         outcome = "rolled_forward"  # the new tail is whole; anything after it is Codex's
     else:
-        extra = foreign_lines(found, record)
+        extra = foreign_lines(found, record, parse)
         torn_tail = bool(record.old_tail) and not record.old_tail.endswith(b"\n")
         separator = b"\n" if extra and torn_tail else b""
         restored = record.old_tail + separator + b"".join(line + b"\n" for line in extra)

@@ -6,6 +6,8 @@ import os
 import stat
 from pathlib import Path
 
+from codex_indexd.write import crashpoints
+
 
 class UnsafeTarget(Exception):
     """We refuse to write this path; the message says why."""
@@ -27,16 +29,24 @@ def check_target(path: Path) -> os.stat_result | None:
     return st
 
 
-def write_all(fd: int, data: bytes, offset: int | None = None) -> None:
-    """Write all of `data` (at `offset` with pwrite, else at the fd's position)."""
+def write_all(fd: int, data: bytes, offset: int | None = None, *, crash_points: bool = True) -> None:
+    """Write all of `data` (at `offset` with pwrite, else at the fd's position).
+
+    Under crash testing the data goes out in small chunks with a crash point between them,
+    so that a kill can land in the middle of a write.
+    """
     view = memoryview(data)
+    chunk = (crashpoints.chunk_size() if crash_points else None) or len(view)
     while view:
+        piece = view[:chunk]
         if offset is None:
-            written = os.write(fd, view)
+            written = os.write(fd, piece)
         else:
-            written = os.pwrite(fd, view, offset)
+            written = os.pwrite(fd, piece, offset)
             offset += written
         view = view[written:]
+        if view:
+            crashpoints.step("write.chunk")
 
 
 def fsync_dir(directory: Path) -> None:

@@ -1162,3 +1162,129 @@ __all__ = [
     "turn_completed",
     "wait_for",
 ]
+
+
+# --------------------------------------------------------------------------------------
+# codex-indexd (the product under test) and file inspection
+# --------------------------------------------------------------------------------------
+
+INDEXD_DIR_VARS = {
+    "CODEX_INDEXD_STATE_DIR": "state",
+    "CODEX_INDEXD_CACHE_DIR": "cache",
+    "CODEX_INDEXD_LOG_DIR": "log",
+    "CODEX_INDEXD_CONFIG": "config.toml",
+}
+
+
+def indexd_env(base: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for ``python -m codex_indexd`` with every own dir isolated under ``base``.
+
+    Inherited ``CODEX_*`` variables (``CODEX_HOME``, crash-test hooks...) are dropped.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CODEX_")}
+    env.update({name: str(base / sub) for name, sub in INDEXD_DIR_VARS.items()})
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_indexd(
+    args: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    timeout: float = 60,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m codex_indexd ARGS`` from the repo; raise on a non-zero exit if ``check``."""
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "codex_indexd", *args],
+        cwd=str(REPO_ROOT),
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise CodexError(
+            f"codex_indexd {' '.join(args[:1])} exited {proc.returncode}:\n"
+            f"{_tail(proc.stdout)}\n{_tail(proc.stderr)}"
+        )
+    return proc
+
+
+def read_jsonl_strict(path: Path) -> list[dict[str, Any]]:
+    """Every line of a JSONL file parsed; raises if any line is not a JSON object or the
+    file does not end with a newline (empty or missing file: ``[]``)."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    if not data:
+        return []
+    if not data.endswith(b"\n"):
+        raise ValueError(f"{path.name} does not end with a newline: {data[-80:]!r}")
+    out: list[dict[str, Any]] = []
+    for number, raw in enumerate(data.split(b"\n")[:-1], 1):
+        value = json.loads(raw)
+        if not isinstance(value, dict):
+            raise ValueError(f"{path.name}:{number} is not an object: {raw[:80]!r}")
+        out.append(value)
+    return out
+
+
+def read_index_lines(home: Path) -> list[dict[str, Any]]:
+    """Parsed ``session_index.jsonl`` lines (strict: every line must parse)."""
+    return read_jsonl_strict(home / "session_index.jsonl")
+
+
+def latest_index_names(home: Path) -> dict[str, str]:
+    """Thread id -> name of its last ``session_index.jsonl`` line (last line wins)."""
+    return {line["id"]: line["thread_name"] for line in read_index_lines(home)}
+
+
+def rollout_user_texts(home: Path, thread_id: str) -> list[str]:
+    """Texts of the user turns recorded in a thread's rollout, in order."""
+    rollout = find_rollout(home, thread_id)
+    if rollout is None:
+        return []
+    texts: list[str] = []
+    for record in read_rollout(rollout):
+        payload = record.get("payload") or {}
+        item = payload.get("item") or {}
+        if (
+            record.get("type") == "event_msg"
+            and payload.get("type") == "item_completed"
+            and item.get("type") == "UserMessage"
+        ):
+            texts.append("".join(c.get("text", "") for c in item.get("content") or []))
+    return texts
+
+
+def pids_with_open(path: Path) -> set[int]:
+    """Pids that currently hold ``path`` open (scans ``/proc/*/fd``)."""
+    target = str(path)
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (entry / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) == target:
+                        found.add(int(entry.name))
+                        break
+    return found
+
+
+__all__ += [
+    "indexd_env",
+    "latest_index_names",
+    "pids_with_open",
+    "read_index_lines",
+    "read_jsonl_strict",
+    "rollout_user_texts",
+    "run_indexd",
+]
