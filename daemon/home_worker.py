@@ -209,7 +209,10 @@ class HomeWorker:
         self.stats["last_reconcile_at"] = now_iso()
         self.stats["last_reconcile_reason"] = reason
         self.current_drift = plan.drift.counts()
-        if not plan.drift.empty and self._repair(plan):
+        backing_off = self.retry_at is not None and time.monotonic() < self.retry_at
+        if backing_off:
+            pass  # after a write error, events do not bypass the retry delay
+        elif not plan.drift.empty and self._repair(plan):
             self.current_drift = {}
         self.write_status()
         return plan

@@ -36,6 +36,12 @@ def _facts_from_json(row: list[Any]) -> RolloutFacts:
                         [Rename(str(n), str(u), e) for n, u, e in renames], bool(has_meta))
 
 
+def _check_ints(*values: Any) -> None:
+    """Offsets and sizes are compared with stat results later: they must be integers."""
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise TypeError("a number field is not an integer")
+
+
 def save(tracker: RolloutTracker, path: Path) -> None:
     """Write the tracker's state atomically (0600)."""
     files = []
@@ -60,17 +66,22 @@ def load(tracker: RolloutTracker, path: Path) -> bool:
     """Fill an empty tracker from the checkpoint; return False (and log) when it is unusable."""
     try:
         data = json.loads(path.read_bytes())
+        if not isinstance(data, dict):
+            raise TypeError("not a JSON object")
         if data.get("v") != FORMAT_VERSION or data.get("home") != str(tracker.home.root):
             log.info("checkpoint.discarded", path=str(path), reason="format or home changed")
             return False
         for row in data["files"]:
             (key, dev, ino, size, mtime, offset, lines, malformed, too_long, bare, expected, locked, facts) = row
+            _check_ints(dev, ino, size, mtime, offset, lines, malformed, too_long)
+            if not isinstance(key, str):
+                raise TypeError("path is not a string")
             scan = RolloutScan(_facts_from_json(facts), offset, lines, malformed, too_long, bare, expected, locked)
             tracker.files[key] = FileState(dev, ino, size, mtime, scan)
             tracker._by_inode[(dev, ino)] = key
     except FileNotFoundError:
         return False
-    except (ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         log.warning("checkpoint.discarded", path=str(path), reason=f"unreadable: {type(exc).__name__}")
         tracker.files.clear()
         tracker._by_inode.clear()

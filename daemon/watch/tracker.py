@@ -50,7 +50,8 @@ class RolloutTracker:
     def _forget(self, key: str) -> FileState | None:
         state = self.files.pop(key, None)
         if state is not None:
-            self._by_inode.pop((state.dev, state.ino), None)
+            if self._by_inode.get((state.dev, state.ino)) == key:  # not a reuse of the inode
+                self._by_inode.pop((state.dev, state.ino), None)
             if state.scan.facts.thread_id:
                 self.changed_threads.add(state.scan.facts.thread_id)
         return state
@@ -80,7 +81,10 @@ class RolloutTracker:
         state = self.files.get(key)
         if state is None:
             moved_from = self._by_inode.get((st.st_dev, st.st_ino))
-            if moved_from is not None and moved_from != key and not os.path.exists(moved_from):
+            # Codex archives/unarchives by a rename that keeps the file name. A different name
+            # on a known inode is a deleted file's inode number reused by a new file.
+            if (moved_from is not None and moved_from != key and Path(moved_from).name == path.name
+                    and not os.path.exists(moved_from)):
                 state = self._forget(moved_from)
                 if state is not None:  # archive / unarchive: same inode, same bytes
                     state.scan.facts.path = key

@@ -108,13 +108,20 @@ def write_history(
         st = os.fstat(fd)
         record = JournalRecord(str(path), st.st_dev, st.st_ino, common, current[common:], new[common:])
         write_journal(journal, record)
-        if common < len(current):
-            os.ftruncate(fd, common)
-            crashpoints.step("history.truncated")
-        write_all(fd, record.new_tail, common)
-        crashpoints.step("history.tail_written")
-        os.fsync(fd)
-        crashpoints.step("history.synced")
+        try:
+            if len(new) > len(current):
+                # Reserve the space first: a full disk then fails here, before any byte changed.
+                os.posix_fallocate(fd, len(current), len(new) - len(current))
+            if common < len(current):
+                os.ftruncate(fd, common)
+                crashpoints.step("history.truncated")
+            write_all(fd, record.new_tail, common)
+            crashpoints.step("history.tail_written")
+            os.fsync(fd)
+            crashpoints.step("history.synced")
+        except OSError:
+            recover_fd(fd, journal, path, after_error=True)  # put the old tail back now, not at the next start
+            raise
         remove_journal(journal)
         st = os.fstat(fd)
         added = max(0, new.count(b"\n") - current.count(b"\n"))

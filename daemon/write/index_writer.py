@@ -63,7 +63,13 @@ def append_index(
                 st = os.fstat(fd)
                 write_journal(journal, JournalRecord(str(index_path), st.st_dev, st.st_ino, st.st_size, b"", payload))
             crashpoints.step("index.append.before_write")
-            write_all(fd, payload)
+            try:
+                write_all(fd, payload)
+            except OSError:
+                if journal is not None:  # a full disk can leave half a line: take it back
+                    with open(index_path, "r+b") as rollback:
+                        recover_fd(rollback.fileno(), journal, index_path, parse_index_line, after_error=True)
+                raise
             crashpoints.step("index.append.after_write")
             if journal is not None:
                 os.fsync(fd)

@@ -53,6 +53,9 @@ def write_journal(journal: Path, record: JournalRecord) -> None:
         write_all(fd, json.dumps(header).encode() + b"\n" + record.old_tail + record.new_tail)
         crashpoints.step("journal.written")
         os.fsync(fd)
+    except OSError:
+        temp.unlink(missing_ok=True)
+        raise
     finally:
         os.close(fd)
     os.replace(temp, journal)
@@ -123,7 +126,8 @@ def foreign_lines(found: bytes, record: JournalRecord, parse: LineParser = parse
 
 
 def recover_fd(
-    fd: int, journal: Path, history_path: Path, parse: LineParser = parse_history_line
+    fd: int, journal: Path, history_path: Path, parse: LineParser = parse_history_line,
+    *, after_error: bool = False,
 ) -> str | None:
     """Resolve a leftover journal against the open, locked file it describes.
 
@@ -152,7 +156,9 @@ def recover_fd(
         write_all(fd, restored, record.offset)
         os.fsync(fd)
         outcome = "rolled_back"
-        log.warning("journal.rolled_back", path=str(history_path), kept_appended_lines=len(extra))
+        if not after_error:  # after a failed write the caller reports the error itself
+            log.warning("journal.rolled_back", path=str(history_path), kept_appended_lines=len(extra))
     remove_journal(journal)
-    log.info("journal.recovered", path=str(history_path), outcome=outcome)
+    if not after_error:
+        log.info("journal.recovered", path=str(history_path), outcome=outcome)
     return outcome

@@ -27,6 +27,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -1196,8 +1197,6 @@ def run_indexd(
     check: bool = True,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m codex_indexd ARGS`` from the repo; raise on a non-zero exit if ``check``."""
-    import sys
-
     proc = subprocess.run(
         [sys.executable, "-m", "codex_indexd", *args],
         cwd=str(REPO_ROOT),

@@ -46,7 +46,8 @@ HISTORY_KEYS = ["session_id", "ts", "text"]
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     """Environment for codex-indexd with its own dirs under ``tmp_path/indexd``."""
-    return indexd_env(tmp_path / "indexd")
+    environment: dict[str, str] = indexd_env(tmp_path / "indexd")
+    return environment
 
 
 def repair(home: Path, env: dict[str, str], *extra: str) -> dict[str, Any]:
@@ -88,7 +89,7 @@ def expected_turns(home: Path, thread_ids: list[str]) -> Counter[tuple[str, str]
 
 
 def test_repair_restores_index_and_history_codex_can_use(
-    codex_home: Path, env: dict[str, str], tmux_bin: Path, tmp_path: Path
+    codex_home: Path, env: dict[str, str], tmux_bin: Path
 ) -> None:
     home = codex_home
     alpha = codex_exec(home, "Alpha: plan the orchard")
@@ -134,10 +135,17 @@ def test_repair_restores_index_and_history_codex_can_use(
     assert history.stat().st_ino == inode
     assert stat.S_IMODE(history.stat().st_mode) == 0o600
 
-    # Codex: thread/list shows the names; resume by name continues the same thread.
+    check_through_codex(home, names, alpha, beta, gamma)
+
+
+def check_through_codex(
+    home: Path, names: dict[str, str], alpha: str, beta: str, gamma: str
+) -> None:
+    """thread/list shows the names; ``exec resume <name>`` continues the same thread."""
     with AppServer(home) as server:
         listed = {t["id"]: t.get("name") for t in server.thread_list_all(sourceKinds=["exec"])}
-    assert {tid: listed.get(tid) for tid in (alpha, beta)} == {alpha: names[alpha], beta: names[beta]}
+    assert listed.get(alpha) == names[alpha]
+    assert listed.get(beta) == names[beta]
     assert gamma in listed
     rollouts_before = rollout_paths(home)
     alpha_rollout = find_rollout(home, alpha)
@@ -169,18 +177,42 @@ def snapshot(root: Path) -> dict[str, tuple[int, int, int, int, int]]:
     return out
 
 
-def test_dry_run_changes_nothing_in_the_home(codex_home: Path, env: dict[str, str]) -> None:
+def wait_db_released(home: Path) -> None:
+    """Wait until no process (a finishing Codex) holds ``state_5.sqlite*`` open."""
+    files = [home / f"state_5.sqlite{suffix}" for suffix in ("", "-wal", "-shm")]
+    wait_for(lambda: not set().union(*(pids_with_open(f) for f in files)), timeout=15,
+             what="Codex to close the state DB")  # fmt: skip
+
+
+@pytest.mark.parametrize("db_state", ["checkpointed", "wal-left-by-codex"])
+def test_dry_run_changes_nothing_in_the_home(
+    codex_home: Path, env: dict[str, str], db_state: str
+) -> None:
+    """``--dry-run`` leaves every entry of the home as it was (mode, size, mtime, inode),
+    including the state DB's ``-wal``/``-shm`` side files, whether ``codex exec`` left the DB
+    checkpointed or ``codex app-server`` left a ``-wal`` behind."""
     home = codex_home
     first = codex_exec(home, "Dry run thread one")
     second = codex_exec(home, "Dry run thread two")
-    with AppServer(home) as server:
-        server.thread_name_set(first, "Named before the dry run")
-    # Drift: a missing index line and history that lacks every turn but one.
+    if db_state == "wal-left-by-codex":
+        with AppServer(home) as server:
+            server.thread_name_set(first, "Named before the dry run")
+    wait_db_released(home)
+    if db_state == "checkpointed":
+        # What a clean Codex shutdown leaves: the last connection checkpoints and removes
+        # -wal/-shm. Then repair reads the file as immutable and creates nothing.
+        with closing(sqlite3.connect(home / "state_5.sqlite")) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    side_files = {p.name for p in home.glob("state_5.sqlite-*")}
+    if db_state == "checkpointed":
+        assert side_files == set()
+    else:
+        assert "state_5.sqlite-wal" in side_files
+    # Drift: an empty index, and a history that lacks every turn.
     (home / "session_index.jsonl").write_bytes(b"")
     history_line = {"session_id": first, "ts": 1, "text": "an old prompt"}
     (home / "history.jsonl").write_text(json.dumps(history_line, separators=(",", ":")) + "\n")
     (home / "history.jsonl").chmod(0o600)
-    assert not (home / "state_5.sqlite-wal").exists()  # Codex checkpointed on exit
 
     before = snapshot(home)
     report = repair(home, env, "--dry-run", "--max-threads", "0")
@@ -189,15 +221,24 @@ def test_dry_run_changes_nothing_in_the_home(codex_home: Path, env: dict[str, st
     assert report["drift"].get("history_missing") == 2
     assert set(report["drift_ids"]["index_missing"]) == {first, second}
     assert report["index_lines_added"] == report["history_lines_added"] == 0
-    assert snapshot(home) == before
+    after = snapshot(home)
+    assert after == before, changed_entries(before, after)
 
     text = run_indexd(["repair", "--codex-home", str(home), "--dry-run", "--rebuild",
-                       "--include-orphans", "--max-threads", "0"], env).stdout
+                       "--include-orphans", "--max-threads", "0"], env).stdout  # fmt: skip
     assert "would update" in text
     after = snapshot(home)
-    assert after == before, sorted(set(after.items()) ^ set(before.items()))
-    assert not (home / "state_5.sqlite-wal").exists()
-    assert not (home / "state_5.sqlite-shm").exists()
+    assert after == before, changed_entries(before, after)
+    assert {p.name for p in home.glob("state_5.sqlite-*")} == side_files
+
+
+Snapshot = dict[str, tuple[int, int, int, int, int]]
+
+
+def changed_entries(before: Snapshot, after: Snapshot) -> dict[str, tuple[object, object]]:
+    """``relpath -> (before, after)`` for every entry that differs."""
+    keys = sorted(set(before) | set(after))
+    return {k: (before.get(k), after.get(k)) for k in keys if before.get(k) != after.get(k)}
 
 
 # --------------------------------------------------------------------------------------
@@ -216,57 +257,98 @@ def held_index_lock(home: Path) -> Iterator[int]:
         os.close(fd)
 
 
+def rename_while_repair_waits(
+    home: Path, env: dict[str, str], server: AppServer, thread_id: str, new_name: str
+) -> str:
+    """One round: repair plans and queues for the index lock we hold; Codex renames (DB
+    first) and queues too; we let go. Return which writer appended first."""
+    lock = home / "session_index.jsonl.lock"
+    errors: list[BaseException] = []
+
+    def rename() -> None:
+        try:
+            server.request("thread/name/set", {"threadId": thread_id, "name": new_name}, timeout=30)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    renamer = threading.Thread(target=rename)
+    with held_index_lock(home):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "codex_indexd", "repair", "--codex-home", str(home),
+             "--json", "--max-threads", "0", "--no-backup"],
+            cwd=str(REPO_ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+
+        def others() -> set[int]:
+            return pids_with_open(lock) - {proc.pid, os.getpid()}
+
+        # Repair has gathered and planned (with the old name) once it opens the lock file.
+        wait_for(lambda: proc.pid in pids_with_open(lock), timeout=15,
+                 what="repair waiting for the index lock")  # fmt: skip
+        assert proc.poll() is None
+        assert others() == set()
+        renamer.start()
+        wait_for(others, timeout=15, what="Codex waiting for the index lock")
+        assert renamer.is_alive(), "thread/name/set returned while the lock was held"
+        assert db_names(home)[thread_id] == new_name  # Codex updates the DB before the lock
+    # Lock released: both writers go.
+    out, err = proc.communicate(timeout=30)
+    renamer.join(timeout=30)
+    assert not renamer.is_alive() and not errors, errors
+    assert proc.returncode == 0, err
+    lines = [line for line in read_index_lines(home) if line["id"] == thread_id]
+    assert lines[-1]["thread_name"] == new_name, (lines, out)
+    return "repair-first" if len(lines) == 2 else "codex-first"
+
+
 def test_codex_rename_during_repair_wins(codex_home: Path, env: dict[str, str]) -> None:
-    """Repair plans, then waits for the index lock; Codex renames (DB first, then queues for
-    the lock); both race for the lock when we let go. Whoever wins, Codex's name must be the
-    thread's last index line. Several rounds, so that both orders usually occur."""
+    """Whoever wins the lock race, Codex's new name is the thread's last index line. Four
+    rounds, so that both orders usually occur (each is checked when it does)."""
     home = codex_home
     target = codex_exec(home, "Thread that Codex renames")
     other = codex_exec(home, "Thread repair restores")
-    lock = home / "session_index.jsonl.lock"
     orders: list[str] = []
     with AppServer(home) as server:
         server.thread_name_set(target, "Name 0")
         for round_no in range(1, 5):
-            new_name = f"Name {round_no}"
             (home / "session_index.jsonl").unlink()
-            errors: list[BaseException] = []
-
-            def rename(name: str = new_name) -> None:
-                try:
-                    server.request("thread/name/set", {"threadId": target, "name": name}, timeout=30)
-                except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-                    errors.append(exc)
-
-            renamer = threading.Thread(target=rename)
-            with held_index_lock(home):
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "codex_indexd", "repair", "--codex-home", str(home),
-                     "--json", "--max-threads", "0", "--no-backup"],
-                    cwd=str(REPO_ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                    text=True,
-                )  # fmt: skip
-                # Repair has gathered and planned (with the old name) once it opens the lock.
-                wait_for(lambda: proc.pid in pids_with_open(lock), timeout=15,
-                         what="repair waiting for the index lock")  # fmt: skip
-                assert proc.poll() is None
-                assert pids_with_open(lock) - {proc.pid, os.getpid()} == set()
-                renamer.start()
-                wait_for(lambda: pids_with_open(lock) - {proc.pid, os.getpid()}, timeout=15,
-                         what="Codex waiting for the index lock")  # fmt: skip
-                assert renamer.is_alive(), "thread/name/set returned while the lock was held"
-            # Lock released: both writers go.
-            out, err = proc.communicate(timeout=30)
-            renamer.join(timeout=30)
-            assert not renamer.is_alive() and not errors, errors
-            assert proc.returncode == 0, err
-            lines = [line for line in read_index_lines(home) if line["id"] == target]
-            orders.append("repair-first" if len(lines) == 2 else "codex-first")
-            assert lines[-1]["thread_name"] == new_name, (round_no, lines, out)
-            assert latest_index_names(home) == {target: new_name, other: "Thread repair restores"}
+            orders.append(rename_while_repair_waits(home, env, server, target, f"Name {round_no}"))
+            assert latest_index_names(home) == {
+                target: f"Name {round_no}",
+                other: "Thread repair restores",
+            }
     assert_well_formed(home)
     assert db_names(home)[target] == "Name 4"
     # The end state is consistent: a fresh plan finds nothing to change in the index.
     final = repair(home, env, "--dry-run", "--max-threads", "0")
     assert final["drift"].get("index_missing", 0) == final["drift"].get("index_stale_name", 0) == 0
     print(f"lock race orders: {orders}")
+
+
+# --------------------------------------------------------------------------------------
+# A rename that reached Codex's DB but not the index is healed
+# --------------------------------------------------------------------------------------
+
+
+def test_rename_missing_from_index_is_restored_from_the_db(
+    codex_home: Path, env: dict[str, str]
+) -> None:
+    """Codex 0.169.0 updates the DB first and may never append the index line (it gives up
+    on a lock held for ~30 s, §3.3). Simulated by dropping Codex's second rename line: the
+    DB (what thread/list shows) says "Second name", the index's last line "First name"."""
+    home = codex_home
+    thread = codex_exec(home, "Thread renamed twice")
+    with AppServer(home) as server:
+        server.thread_name_set(thread, "First name")
+        server.thread_name_set(thread, "Second name")
+    index = home / "session_index.jsonl"
+    lines = index.read_bytes().splitlines(keepends=True)
+    assert [json.loads(line)["thread_name"] for line in lines] == ["First name", "Second name"]
+    index.write_bytes(lines[0])  # the append Codex never made
+    assert db_names(home)[thread] == "Second name"
+
+    report = repair(home, env, "--max-threads", "0")
+    assert report["drift"].get("index_stale_name") == 1, report["drift"]
+    assert latest_index_names(home) == {thread: "Second name"}
+    assert index.read_bytes().startswith(lines[0])

@@ -52,12 +52,24 @@ def jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(raw) for raw in data.splitlines() if raw.strip()]
 
 
+def lenient(path: Path) -> list[dict[str, Any]]:
+    """The lines that parse. For polling while the daemon may be in the middle of an in-place
+    rewrite (a reader can see it truncated); final checks use `jsonl`."""
+    out = []
+    for raw in raw_lines(path):
+        try:
+            out.append(json.loads(raw))
+        except ValueError:
+            continue
+    return out
+
+
 def history_texts(home: Path) -> list[str]:
-    return [entry["text"] for entry in jsonl(home / "history.jsonl")]
+    return [entry["text"] for entry in lenient(home / "history.jsonl")]
 
 
 def index_ids(home: Path) -> set[str]:
-    return {entry["id"] for entry in jsonl(home / "session_index.jsonl")}
+    return {entry["id"] for entry in lenient(home / "session_index.jsonl")}
 
 
 def latest_names(home: Path) -> dict[str, str]:

@@ -1,0 +1,714 @@
+#!/usr/bin/env python3
+"""Benchmarks of the daemon (`python -m codex_indexd run`): latency, CPU, start time, memory.
+
+    .venv/bin/python tests/bench/bench_daemon.py [--quick] [--appends N] [--idle-s S]
+        [--start-sessions N] [--idle-sessions N] [--big-mb MB] [--reps R]
+        [--workdir DIR] [--keep] [--json OUT] [--strict]
+
+Every daemon is a real subprocess with its own state/cache/log dirs (the CODEX_INDEXD_*_DIR
+variables) and a NOTIFY_SOCKET we bind, as under the systemd unit (Type=notify, WatchdogSec).
+The homes are small-file homes built with tests/support/homes.py, primed once with
+`run --once` (so the daemon starts on correct indexes), with times ending just before now so
+that each appended turn is the newest history line, as in real use.
+
+1. append → history latency: a user turn (turn_context, user message item, `user_message`
+   event) is appended to the newest rollout of a 1,000-session home; `history.jsonl` is
+   polled every 2 ms until it holds the turn's text. p50/p95 over --appends appends.
+2. CPU per appended turn, 1 MiB vs --big-mb MiB rollout (two homes of --cpu-sessions small
+   sessions plus the subject rollout, both daemons running, appends alternating between
+   them): CPU time of the daemon (sum of /proc/PID/task/*/schedstat) from just before an
+   append until its follow-up batch is done, minus the daemon's idle rate over the same
+   window. Also shown for the 1,000-session home of (1).
+3. Idle CPU of the 1,000-session daemon over --idle-s seconds (utime+stime of
+   /proc/PID/stat, which includes exited threads), as % of one core.
+4. Time from spawning the process to READY=1 on the notify socket with --start-sessions
+   sessions: cold (no checkpoint) and warm (second start, checkpoint present).
+5. VmRSS / VmHWM (/proc/PID/status) just after READY, cold and warm.
+
+Only figures are printed. The exit status is 1 when a daemon failed; with --strict also when
+a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.support.homes import Thread, Turn, db_row, iso, line, make_uuid, write_db, write_rollout  # noqa: E402
+
+MIB = 1 << 20
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+DEBOUNCE_MS = 300  # the daemon's default; the runs below do not override it
+LATENCY_TARGET_MS = DEBOUNCE_MS + 150
+CPU_PER_APPEND_TARGET_MS = 5.0
+CPU_RATIO_TARGET = 1.5
+IDLE_TARGET_PCT = 0.5
+WARM_START_TARGET_S = 1.0
+RSS_TARGET_MIB = 80.0
+POLL_S = 0.002
+FILLER_LINE_BYTES = 256 << 10
+OWN_ENV = ("CODEX_HOME", "CODEX_SQLITE_HOME", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "INVOCATION_ID")
+
+
+# -- sizes -------------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class Sizes:
+    idle_sessions: int = 1000
+    idle_s: float = 60.0
+    appends: int = 50
+    cpu_sessions: int = 100
+    cpu_appends: int = 30
+    small_mb: float = 1.0
+    big_mb: float = 200.0
+    start_sessions: int = 10_000
+    reps: int = 3
+    settle_s: float = 0.45  # after history shows a turn: the follow-up batch (own write) is done
+    gap_s: float = 0.15  # extra random spacing between appends (0..gap_s)
+    cpu_baseline_s: float = 5.0
+    after_ready_s: float = 2.0  # before measuring: the start-up reconcile's own write events pass
+    rss_later_s: float = 1.0  # second memory reading, this long after READY
+
+
+def quick_sizes() -> Sizes:
+    return Sizes(idle_sessions=40, idle_s=1.0, appends=3, cpu_sessions=10, cpu_appends=2, small_mb=0.25,
+                 big_mb=2.0, start_sessions=200, reps=1, settle_s=0.35, gap_s=0.05, cpu_baseline_s=0.5,
+                 after_ready_s=0.5, rss_later_s=0.2)
+
+
+# -- homes -------------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class LiveThread:
+    """The rollout the benchmark appends turns to."""
+
+    thread: Thread
+    path: Path
+    appended: int = 0
+
+
+def build_home(home: Path, sessions: int, *, subject_bytes: int = 0, now: datetime | None = None,
+               spacing: timedelta = timedelta(minutes=37)) -> LiveThread:
+    """Write `sessions` legacy threads (session_meta + 2 user turns, ~2.5 KB each) with DB rows,
+    the newest ending about an hour before `now`; pad the newest rollout to `subject_bytes`
+    with tool-output lines. Return the newest thread, which the benchmark appends to."""
+    now = now or datetime.now(tz=UTC)
+    first = now - timedelta(hours=1) - spacing * sessions
+    home.mkdir(parents=True, exist_ok=True)
+    threads: list[Thread] = []
+    path = home
+    for i in range(sessions):
+        turns = [Turn(f"Prompt {j} of session {i}: look at item {j}\nand say why") for j in range(2)]
+        thread = Thread(make_uuid(i, v7=False), first + spacing * i, turns, tool_output_bytes=400)
+        threads.append(thread)
+        path = write_rollout(home, thread)
+    write_db(home, [db_row(home, thread) for thread in threads])
+    live = threads[-1]
+    if subject_bytes:
+        pad_rollout(path, live, subject_bytes)
+    return LiveThread(live, path)
+
+
+def pad_rollout(path: Path, thread: Thread, size: int) -> None:
+    """Append `function_call_output` lines (the bulk of real rollouts) until `path` is `size` bytes."""
+    ts = iso(thread.last_time)
+    with path.open("a", encoding="utf-8") as out:
+        current = path.stat().st_size
+        n = 0
+        while current < size:
+            body = min(FILLER_LINE_BYTES, max(16, size - current - 120))
+            text = line({"timestamp": ts, "type": "response_item", "payload": {
+                "type": "function_call_output", "call_id": f"pad{n}", "output": "x" * body}})
+            out.write(text)
+            current += len(text.encode("utf-8"))
+            n += 1
+
+
+def turn_block(live: LiveThread, text: str, when: datetime) -> bytes:
+    """The lines Codex writes when a user turn starts (legacy rollout)."""
+    tid = live.thread.thread_id
+    out = line({"timestamp": iso(when), "type": "event_msg",
+                "payload": {"type": "task_started", "turn_id": f"b{live.appended}", "model_context_window": 272000}})
+    out += line({"timestamp": iso(when), "type": "turn_context",
+                 "payload": {"cwd": "/work/x", "model": "mock", "thread_id": tid}})
+    out += line({"timestamp": iso(when), "type": "response_item",
+                 "payload": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}})
+    out += line({"timestamp": iso(when), "type": "event_msg",
+                 "payload": {"type": "user_message", "message": text, "images": [], "local_images": [], "kind": "plain"}})
+    return out.encode("utf-8")
+
+
+def append_turn(live: LiveThread) -> tuple[float, bytes]:
+    """Append one user turn (one write, like Codex's buffered writer); return the time the write
+    returned and the JSON-encoded text history.jsonl must come to hold."""
+    text = f"bench turn {live.appended} {uuid.uuid4().hex[:12]}"
+    data = turn_block(live, text, datetime.now(tz=UTC))
+    live.appended += 1
+    fd = os.open(live.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+    try:
+        os.write(fd, data)
+        done = time.perf_counter()
+    finally:
+        os.close(fd)
+    return done, json.dumps(text).encode("ascii")
+
+
+class HistoryWatch:
+    """Polls `history.jsonl` for a piece of text; only the new tail is read."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seen = self._size()
+
+    def _size(self) -> int:
+        try:
+            return os.stat(self.path).st_size
+        except FileNotFoundError:
+            return 0
+
+    def wait_for(self, needle: bytes, timeout_s: float, interval_s: float = POLL_S) -> float | None:
+        """Return the perf_counter time `needle` was first seen, or None after `timeout_s`."""
+        deadline = time.perf_counter() + timeout_s
+        while True:
+            size = self._size()
+            now = time.perf_counter()
+            if size != self.seen:
+                start = max(0, min(self.seen, size) - 4096)
+                with open(self.path, "rb") as handle:
+                    handle.seek(start)
+                    tail = handle.read()
+                self.seen = size
+                if needle in tail or needle in self.path.read_bytes():
+                    return now
+            if now > deadline:
+                return None
+            time.sleep(interval_s)
+
+
+# -- the daemon process ------------------------------------------------------------------------
+
+def cpu_ticks_s(pid: int) -> float:
+    """utime + stime of the whole process (exited threads included), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def cpu_sched_s(pid: int) -> float:
+    """CPU time of the live threads, in ns resolution (/proc/PID/task/*/schedstat), in seconds."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            total += int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total / 1e9
+
+
+def proc_mem_mib(pid: int) -> dict[str, float]:
+    """VmRSS and VmHWM in MiB."""
+    out: dict[str, float] = {}
+    for row in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = row.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+def clean_env(base: Path, cache: Path) -> dict[str, str]:
+    """Our environment without any codex-indexd or Codex setting, plus private dirs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CODEX_INDEXD_") and k not in OWN_ENV}
+    env.update(CODEX_INDEXD_STATE_DIR=str(base / "state"), CODEX_INDEXD_CACHE_DIR=str(cache),
+               CODEX_INDEXD_LOG_DIR=str(base / "log"), CODEX_INDEXD_CONFIG=str(base / "config.toml"),
+               PYTHONDONTWRITEBYTECODE="1")
+    return env
+
+
+class DaemonProc:
+    """One `codex_indexd run` subprocess with its own dirs and an sd_notify socket."""
+
+    def __init__(self, name: str, home: Path, base: Path, python: str) -> None:
+        self.name, self.home, self.base, self.python = name, home, base, python
+        self.cache = base / "cache"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.sock: socket.socket | None = None
+        self.reader: threading.Thread | None = None
+        self.ready = threading.Event()
+        self.spawned = 0.0
+        self.ready_at = 0.0
+        self.messages = 0
+        self._closing = threading.Event()
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def log_path(self) -> Path:
+        return self.base / "log" / "codex-indexd.log"
+
+    def _listen(self) -> None:
+        assert self.sock is not None
+        while not self._closing.is_set():
+            try:
+                data = self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.messages += 1
+            if b"READY=1" in data.split(b"\n") and not self.ready.is_set():
+                self.ready_at = time.perf_counter()
+                self.ready.set()
+
+    def start(self) -> None:
+        self.base.mkdir(parents=True, exist_ok=True)
+        address = self.base / "notify.sock"
+        address.unlink(missing_ok=True)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        self.sock.bind(str(address))
+        self.sock.settimeout(0.1)
+        self.ready.clear()
+        self._closing.clear()
+        self.reader = threading.Thread(target=self._listen, name=f"notify-{self.name}", daemon=True)
+        self.reader.start()
+        env = clean_env(self.base, self.cache)
+        env.update(NOTIFY_SOCKET=str(address), WATCHDOG_USEC="60000000")  # as the unit: WatchdogSec=60s
+        cmd = [self.python, "-m", "codex_indexd", "run", "--codex-home", str(self.home)]
+        with (self.base / "stderr.log").open("ab") as err:
+            self.spawned = time.perf_counter()
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env,
+                                         cwd=self.base)
+
+    def wait_ready(self, timeout_s: float = 600.0) -> float:
+        """Wait for READY=1; return seconds since spawn. Raises RuntimeError if the daemon died."""
+        deadline = time.monotonic() + timeout_s
+        while not self.ready.wait(0.05):
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daemon {self.name} exited with {self.proc.returncode} before READY "
+                                   f"(see {self.base / 'stderr.log'})")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"daemon {self.name} not ready after {timeout_s} s")
+        return self.ready_at - self.spawned
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> int:
+        """SIGTERM, wait; return the exit code (SIGKILL after 60 s counts as a failure)."""
+        code = 0
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                code = self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                code = -9
+        self._closing.set()
+        if self.reader is not None:
+            self.reader.join(2)
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        return code
+
+    def events(self, event: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return out
+        for raw in text.splitlines():
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("event") == event:
+                out.append(record)
+        return out
+
+
+def prime(home: Path, base: Path, python: str) -> float:
+    """`run --once` with throwaway dirs: the home's indexes are correct afterwards. Returns seconds."""
+    base.mkdir(parents=True, exist_ok=True)
+    env = clean_env(base, base / "cache")
+    started = time.perf_counter()
+    with (base / "prime.log").open("ab") as out:
+        subprocess.run([python, "-m", "codex_indexd", "run", "--once", "--codex-home", str(home)],
+                       stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, check=True)
+    return time.perf_counter() - started
+
+
+# -- statistics ------------------------------------------------------------------------------
+
+def percentile(values: Sequence[float], pct: float) -> float | None:
+    """Nearest-rank percentile (p95 of 50 values is the 48th smallest)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
+
+
+def median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+@dataclass(slots=True)
+class AppendSample:
+    latency_s: float | None  # None: history never got the turn
+    cpu_s: float  # daemon CPU from before the append until settle_s after it landed
+    window_s: float
+
+
+def measure_appends(daemon: DaemonProc, live: LiveThread, sizes: Sizes, count: int,
+                    rng: random.Random) -> list[AppendSample]:
+    """`count` spaced appends; each waits for history.jsonl to hold the turn, then for the
+    follow-up batch of our own write to pass."""
+    watch = HistoryWatch(daemon.home / "history.jsonl")
+    return [one_append(daemon, live, watch, sizes, rng) for _ in range(count)]
+
+
+def one_append(daemon: DaemonProc, live: LiveThread, watch: HistoryWatch, sizes: Sizes,
+               rng: random.Random) -> AppendSample:
+    cpu0, t0 = cpu_sched_s(daemon.pid), time.perf_counter()
+    written, needle = append_turn(live)
+    seen = watch.wait_for(needle, timeout_s=10.0)
+    time.sleep(sizes.settle_s + rng.uniform(0, sizes.gap_s))
+    cpu1, t1 = cpu_sched_s(daemon.pid), time.perf_counter()
+    return AppendSample(None if seen is None else seen - written, cpu1 - cpu0, t1 - t0)
+
+
+def idle_rates(daemons: dict[str, DaemonProc], seconds: float,
+               clock: Callable[[int], float] = cpu_sched_s) -> dict[str, float]:
+    """CPU seconds per second of each daemon over the same `seconds` of doing nothing."""
+    t0 = time.perf_counter()
+    c0 = {name: clock(d.pid) for name, d in daemons.items()}
+    time.sleep(seconds)
+    c1 = {name: clock(d.pid) for name, d in daemons.items()}
+    elapsed = time.perf_counter() - t0
+    return {name: (c1[name] - c0[name]) / elapsed for name in daemons}
+
+
+def net_cpu_ms(samples: Sequence[AppendSample], rate: float) -> list[float]:
+    """Per-append CPU in ms with the idle rate over each window taken out."""
+    return [max(0.0, s.cpu_s - rate * s.window_s) * 1000 for s in samples]
+
+
+# -- results -----------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class Row:
+    measure: str
+    value: float | None
+    unit: str
+    target: str
+    met: bool | None
+
+
+@dataclass(slots=True)
+class Results:
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+    def add(self, measure: str, value: float | None, unit: str, target: str = "-",
+            ok: Callable[[float], bool] | None = None) -> None:
+        met = None if ok is None or value is None else ok(value)
+        self.rows.append(Row(measure, value, unit, target, met))
+
+
+def fmt_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    digits = 2 if abs(value) < 10 else 1 if abs(value) < 1000 else 0
+    return f"{value:.{digits}f} {unit}".strip()
+
+
+def print_table(results: Results) -> None:
+    widths = (50, 14, 12, 5)
+    print()
+    print("measure".ljust(widths[0]) + "value".rjust(widths[1]) + "target".rjust(widths[2]) + "met".rjust(widths[3]))
+    for row in results.rows:
+        met = "-" if row.met is None else "yes" if row.met else "NO"
+        print(row.measure.ljust(widths[0]) + fmt_value(row.value, row.unit).rjust(widths[1])
+              + row.target.rjust(widths[2]) + met.rjust(widths[3]))
+    for note in results.notes:
+        print(f"  {note}")
+    for failure in results.failures:
+        print(f"  FAILED: {failure}")
+
+
+# -- the scenarios -----------------------------------------------------------------------------
+
+def scenario_idle_and_latency(work: Path, sizes: Sizes, python: str, rng: random.Random, res: Results) -> None:
+    home = work / "home-idle"
+    started = time.perf_counter()
+    live = build_home(home, sizes.idle_sessions)
+    built = time.perf_counter() - started
+    primed = prime(home, work / "prime-idle", python)
+    daemon = DaemonProc("idle", home, work / "d-idle", python)
+    daemon.start()
+    try:
+        ready = daemon.wait_ready()
+        time.sleep(sizes.after_ready_s)
+        ticks0, sched0, t0 = cpu_ticks_s(daemon.pid), cpu_sched_s(daemon.pid), time.perf_counter()
+        time.sleep(sizes.idle_s)
+        ticks1, sched1, t1 = cpu_ticks_s(daemon.pid), cpu_sched_s(daemon.pid), time.perf_counter()
+        idle_pct = (ticks1 - ticks0) / (t1 - t0) * 100
+        rate = (sched1 - sched0) / (t1 - t0)
+        samples = measure_appends(daemon, live, sizes, sizes.appends, rng)
+        alive = daemon.alive()
+    finally:
+        code = daemon.stop()
+    if not alive or code != 0:
+        res.failures.append(f"1,000-session daemon exit code {code}")
+    lat_ms = [s.latency_s * 1000 for s in samples if s.latency_s is not None]
+    missed = sum(s.latency_s is None for s in samples)
+    if missed:
+        res.failures.append(f"{missed} of {len(samples)} appended turns never reached history.jsonl")
+    n = sizes.idle_sessions
+    res.add(f"append->history p50, {n} sessions", median(lat_ms), "ms")
+    p95 = percentile(lat_ms, 95) if not missed else None
+    res.add(f"append->history p95 ({len(samples)} appends)", p95, "ms", f"<= {LATENCY_TARGET_MS} ms",
+            lambda v: v <= LATENCY_TARGET_MS)
+    res.add(f"append->history max", max(lat_ms) if lat_ms else None, "ms")
+    net = net_cpu_ms(samples, rate)
+    res.add(f"CPU per append, {n} sessions (median)", median(net), "ms")
+    res.add(f"idle CPU, {n} sessions, {sizes.idle_s:g} s", idle_pct, "%", f"< {IDLE_TARGET_PCT} %",
+            lambda v: v < IDLE_TARGET_PCT)
+    res.notes.append(f"home of {n} sessions built in {built:.1f} s, primed (run --once) in {primed:.1f} s; "
+                     f"daemon READY {ready:.2f} s after spawn; idle CPU by schedstat {rate * 100:.3f} %; "
+                     f"notify datagrams {daemon.messages}")
+    res.raw["latency_ms"] = lat_ms
+    res.raw["cpu_per_append_ms_idle_home"] = net
+    res.raw["idle"] = {"ticks_s": ticks1 - ticks0, "sched_s": sched1 - sched0, "wall_s": t1 - t0}
+
+
+def scenario_cpu_per_append(work: Path, sizes: Sizes, python: str, rng: random.Random, res: Results) -> None:
+    cases = [("small", sizes.small_mb), ("big", sizes.big_mb)]
+    daemons: dict[str, DaemonProc] = {}
+    lives: dict[str, LiveThread] = {}
+    watches: dict[str, HistoryWatch] = {}
+    samples: dict[str, list[AppendSample]] = {name: [] for name, _ in cases}
+    try:
+        for name, mb in cases:
+            home = work / f"home-{name}"
+            lives[name] = build_home(home, sizes.cpu_sessions, subject_bytes=int(mb * MIB))
+            prime(home, work / f"prime-{name}", python)
+            daemons[name] = DaemonProc(name, home, work / f"d-{name}", python)
+            daemons[name].start()
+            daemons[name].wait_ready()
+        time.sleep(sizes.after_ready_s)
+        rates = idle_rates(daemons, sizes.cpu_baseline_s)
+        for name, _ in cases:
+            watches[name] = HistoryWatch(daemons[name].home / "history.jsonl")
+        for i in range(sizes.cpu_appends):
+            order = cases if i % 2 == 0 else cases[::-1]  # alternate, so drift in noise hits both
+            for name, _ in order:
+                samples[name].append(one_append(daemons[name], lives[name], watches[name], sizes, rng))
+    finally:
+        codes = {name: d.stop() for name, d in daemons.items()}
+    for name, code in codes.items():
+        if code != 0:
+            res.failures.append(f"daemon {name} exit code {code}")
+    per: dict[str, float | None] = {}
+    for name, mb in cases:
+        if any(s.latency_s is None for s in samples[name]):
+            res.failures.append(f"{name}: an appended turn never reached history.jsonl")
+        net = net_cpu_ms(samples[name], rates[name])
+        per[name] = median(net)
+        size = lives[name].path.stat().st_size / MIB
+        res.add(f"CPU per append, {size:.3g} MiB rollout (median)", per[name], "ms",
+                f"<= {CPU_PER_APPEND_TARGET_MS:g} ms", lambda v: v <= CPU_PER_APPEND_TARGET_MS)
+        res.raw[f"cpu_per_append_ms_{name}"] = net
+        raw_ms = [s.cpu_s * 1000 for s in samples[name]]
+        res.notes.append(f"{name} ({size:.1f} MiB rollout, {sizes.cpu_sessions} sessions): raw CPU/append median "
+                         f"{median(raw_ms) or 0:.2f} ms, idle rate {rates[name] * 1000:.3f} ms/s, "
+                         f"latency p50 {(median([s.latency_s for s in samples[name] if s.latency_s]) or 0) * 1000:.0f} ms")
+    small, big = per["small"], per["big"]
+    ratio = big / small if big is not None and small else None
+    res.add(f"CPU per append ratio {sizes.big_mb:g} MiB / {sizes.small_mb:g} MiB", ratio, "x",
+            f"<= {CPU_RATIO_TARGET:g}x", lambda v: v <= CPU_RATIO_TARGET)
+
+
+def scenario_start(work: Path, sizes: Sizes, python: str, res: Results) -> None:
+    home = work / "home-start"
+    started = time.perf_counter()
+    build_home(home, sizes.start_sessions, spacing=timedelta(minutes=29))
+    built = time.perf_counter() - started
+    primed = prime(home, work / "prime-start", python)
+    daemon = DaemonProc("start", home, work / "d-start", python)
+    runs: dict[str, list[dict[str, float]]] = {"cold": [], "warm": []}
+    for _ in range(sizes.reps):
+        shutil.rmtree(daemon.cache, ignore_errors=True)
+        for kind in ("cold", "warm"):
+            loaded_before = len(daemon.events("home.loaded"))
+            daemon.start()
+            try:
+                ready = daemon.wait_ready()
+                mem = proc_mem_mib(daemon.pid)
+                time.sleep(sizes.rss_later_s)
+                mem_later = proc_mem_mib(daemon.pid)
+            finally:
+                code = daemon.stop()
+            if code != 0:
+                res.failures.append(f"start daemon ({kind}) exit code {code}")
+            loaded = daemon.events("home.loaded")[loaded_before:]
+            info = loaded[-1] if loaded else {}
+            if bool(info.get("from_checkpoint")) != (kind == "warm"):
+                res.failures.append(f"{kind} start: from_checkpoint={info.get('from_checkpoint')}")
+            runs[kind].append({"ready_s": ready, "rss": mem.get("VmRSS", 0.0), "hwm": mem.get("VmHWM", 0.0),
+                               "rss_1s": mem_later.get("VmRSS", 0.0),
+                               "loaded_s": float(info.get("seconds", 0.0)),
+                               "bytes_read": float(info.get("bytes_read", 0))})
+    n = sizes.start_sessions
+
+    def med(kind: str, key: str) -> float | None:
+        return median([r[key] for r in runs[kind]])
+
+    res.add(f"warm start to READY, {n} sessions", med("warm", "ready_s"), "s", f"<= {WARM_START_TARGET_S:g} s",
+            lambda v: v <= WARM_START_TARGET_S)
+    res.add(f"cold start to READY, {n} sessions", med("cold", "ready_s"), "s")
+    ok_rss: Callable[[float], bool] = lambda v: v <= RSS_TARGET_MIB  # noqa: E731
+    res.add(f"VmRSS after warm READY, {n} sessions", med("warm", "rss"), "MiB", f"<= {RSS_TARGET_MIB:g} MiB", ok_rss)
+    res.add(f"VmHWM after warm READY, {n} sessions", med("warm", "hwm"), "MiB", f"<= {RSS_TARGET_MIB:g} MiB", ok_rss)
+    res.add(f"VmHWM after cold READY, {n} sessions", med("cold", "hwm"), "MiB", f"<= {RSS_TARGET_MIB:g} MiB", ok_rss)
+    checkpoints = list(daemon.cache.glob("*.checkpoint.json"))
+    cp_mib = checkpoints[0].stat().st_size / MIB if checkpoints else 0.0
+    files = sum(1 for _ in (home / "sessions").rglob("rollout-*.jsonl"))
+    res.notes.append(f"start home: {files} rollouts, {dir_mib(home / 'sessions'):.1f} MiB, built in {built:.1f} s, "
+                     f"primed in {primed:.1f} s; checkpoint {cp_mib:.1f} MiB; {sizes.reps} rep(s), medians")
+    for kind in ("cold", "warm"):
+        res.notes.append(f"{kind}: home.loaded {med(kind, 'loaded_s') or 0:.3f} s "
+                         f"(bytes_read {int(med(kind, 'bytes_read') or 0)}), VmRSS {sizes.rss_later_s:g} s after READY "
+                         f"{med(kind, 'rss_1s') or 0:.1f} MiB")
+    res.raw["start"] = runs
+
+
+def dir_mib(root: Path) -> float:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / MIB
+
+
+def interpreter_floor(python: str) -> tuple[float, float]:
+    """Wall time of a bare `python -c pass` and of importing the daemon's modules."""
+    def wall(cmd: list[str]) -> float:
+        samples = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            samples.append(time.perf_counter() - t0)
+        return statistics.median(samples)
+
+    imports = "import codex_indexd.runner, codex_indexd.logsetup, codex_indexd.commands.run"
+    return wall([python, "-c", "pass"]), wall([python, "-c", imports])
+
+
+# -- main --------------------------------------------------------------------------------------
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test, < 20 s)")
+    parser.add_argument("--appends", type=int, help="latency appends (default 50)")
+    parser.add_argument("--cpu-appends", type=int, help="appends per rollout size (default 30)")
+    parser.add_argument("--idle-s", type=float, help="idle window (default 60)")
+    parser.add_argument("--idle-sessions", type=int, help="sessions of the latency/idle home (default 1000)")
+    parser.add_argument("--cpu-sessions", type=int, help="other sessions of the CPU homes (default 100)")
+    parser.add_argument("--big-mb", type=float, help="big rollout size (default 200)")
+    parser.add_argument("--start-sessions", type=int, help="sessions of the start home (default 10000)")
+    parser.add_argument("--reps", type=int, help="cold+warm start repetitions (default 3)")
+    parser.add_argument("--only", choices=["latency", "cpu", "start"], action="append",
+                        help="run only these scenarios (repeatable)")
+    parser.add_argument("--python", default=sys.executable, help="interpreter that can import codex_indexd")
+    parser.add_argument("--workdir", type=Path, help="where homes go (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir")
+    parser.add_argument("--json", type=Path, help="write all figures here")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    return parser.parse_args(argv)
+
+
+def sizes_from(args: argparse.Namespace) -> Sizes:
+    sizes = quick_sizes() if args.quick else Sizes()
+    for attr in ("appends", "cpu_appends", "idle_s", "idle_sessions", "cpu_sessions", "big_mb",
+                 "start_sessions", "reps"):
+        value = getattr(args, attr)
+        if value is not None:
+            setattr(sizes, attr, value)
+    return sizes
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = sizes_from(args)
+    if not sys.platform.startswith("linux"):
+        print("bench_daemon needs Linux (/proc)", file=sys.stderr)
+        return 1
+    owned = args.workdir is None
+    work = Path(tempfile.mkdtemp(prefix="bench-daemon-")) if owned else args.workdir
+    work.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=work))
+    rng = random.Random(args.seed)
+    res = Results()
+    only = set(args.only or ["latency", "cpu", "start"])
+    print(f"bench_daemon: {'quick' if args.quick else 'full'} run in {run_dir}; debounce {DEBOUNCE_MS} ms "
+          f"(default); {os.cpu_count()} CPUs")
+    try:
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("latency", lambda: scenario_idle_and_latency(run_dir, sizes, args.python, rng, res)),
+            ("cpu", lambda: scenario_cpu_per_append(run_dir, sizes, args.python, rng, res)),
+            ("start", lambda: scenario_start(run_dir, sizes, args.python, res)),
+        ]
+        for name, step in steps:
+            if name not in only:
+                continue
+            t0 = time.perf_counter()
+            try:
+                step()
+            except (RuntimeError, subprocess.CalledProcessError, OSError) as exc:
+                res.failures.append(f"{name}: {exc}")
+            print(f"  {name} done in {time.perf_counter() - t0:.1f} s", flush=True)
+        bare, imports = interpreter_floor(args.python)
+        res.notes.append(f"floors: bare python start {bare * 1000:.0f} ms, importing the daemon {imports * 1000:.0f} ms")
+    finally:
+        if not args.keep:
+            shutil.rmtree(run_dir if not owned else work, ignore_errors=True)
+    print_table(res)
+    if args.json:
+        payload = {"sizes": asdict(sizes), "rows": [asdict(r) for r in res.rows], "notes": res.notes,
+                   "failures": res.failures, "raw": res.raw}
+        args.json.write_text(json.dumps(payload, indent=1), encoding="utf-8")
+    if res.failures:
+        return 1
+    if args.strict and any(row.met is False for row in res.rows):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

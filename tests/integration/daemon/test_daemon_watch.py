@@ -1,0 +1,176 @@
+"""Watching: a dead observer is restarted, lost events force a full reconcile, polling works
+(forced, or as the fallback when inotify runs out), bursts are coalesced, and a removed and
+recreated sessions/ directory is watched again."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from daemon_harness import (
+    append,
+    history_texts,
+    index_ids,
+    log_events,
+    status,
+    user_turn,
+    wait_for,
+)
+
+from codex_indexd.watch import observer as observer_mod
+from tests.support.homes import BASE_TIME, build_home, new_thread, rollout_lines, rollout_name, write_rollout
+
+
+def rollout_path(home: Path, thread) -> Path:  # type: ignore[no-untyped-def]
+    return home / "sessions" / thread.start.strftime("%Y/%m/%d") / rollout_name(thread)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_observer_killed_by_a_handler_exception_is_restarted(tmp_path: Path, inproc, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    home = build_home(tmp_path / "h", [new_thread(0)])
+    run = inproc(home)
+    first_observer = run.daemon.watch.observer
+    original = observer_mod.HomeEventHandler.dispatch
+    armed = {"raise": True}
+
+    def dispatch(self, event):  # type: ignore[no-untyped-def]
+        if armed["raise"]:
+            armed["raise"] = False
+            raise RuntimeError("handler blew up")  # kills watchdog's dispatcher thread
+        return original(self, event)
+
+    monkeypatch.setattr(observer_mod.HomeEventHandler, "dispatch", dispatch)
+    victim = new_thread(1, turns=1)
+    write_rollout(home, victim)  # its event is the one that raises
+    wait_for(lambda: run.daemon.watch.restarts >= 1, 5, "the supervisor to restart the observer")
+    assert run.daemon.watch.observer is not first_observer
+    assert run.daemon.watch.observer is not None and run.daemon.watch.observer.is_alive()
+    # The event that killed the observer was lost; the full reconcile after the restart finds it.
+    wait_for(lambda: victim.thread_id in index_ids(home), 3, "the rollout whose event was lost")
+    later = new_thread(2, turns=1)
+    write_rollout(home, later)
+    wait_for(lambda: later.thread_id in index_ids(home), 3, "a rollout written after the restart")
+    assert status(home)["observer_restarts"] >= 1
+
+
+def test_observer_stopped_under_the_daemon_is_restarted(tmp_path: Path, inproc) -> None:  # type: ignore[no-untyped-def]
+    home = build_home(tmp_path / "h", [new_thread(0)])
+    run = inproc(home)
+    dead = run.daemon.watch.observer
+    dead.stop()
+    dead.join(timeout=5)
+    wait_for(lambda: run.daemon.watch.restarts >= 1, 5, "the supervisor to notice")
+    later = new_thread(3, turns=1)
+    write_rollout(home, later)
+    wait_for(lambda: later.thread_id in index_ids(home), 3, "a rollout written after the restart")
+
+
+def test_overflow_record_forces_a_full_reconcile(tmp_path: Path, inproc, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    thread = new_thread(0)
+    home = build_home(tmp_path / "h", [thread])
+    run = inproc(home)
+    seen: list[str] = []
+
+    def drop(self, event) -> None:  # type: ignore[no-untyped-def]
+        seen.append(str(event.src_path))  # the kernel queue overflowed: the event is lost
+
+    monkeypatch.setattr(observer_mod.HomeEventHandler, "_route", drop)
+    path = rollout_path(home, thread)
+    append(path, user_turn(thread, "nobody heard this", BASE_TIME + timedelta(days=1)))
+    wait_for(lambda: str(path) in seen, 3, "the event to be dropped")
+    monkeypatch.undo()
+    # Let whatever is pending (events of the daemon's own start-up writes) be handled first.
+    wait_for(lambda: run.daemon.debouncer.due_in(time.monotonic()) is None, 3, "an idle debouncer")
+    reconciles = run.daemon.reconciles
+    assert "nobody heard this" not in history_texts(home)
+
+    logging.getLogger("watchdog.observers.inotify_c").warning(
+        "Inotify queue overflowed; filesystem events were lost")
+    wait_for(lambda: "nobody heard this" in history_texts(home), 2, "the full reconcile")
+    assert run.daemon.reconciles == reconciles + 1
+    assert run.worker.stats["last_reconcile_reason"] == "full"
+
+
+def test_poll_mode_end_to_end(tmp_path: Path, spawn) -> None:  # type: ignore[no-untyped-def]
+    thread = new_thread(0)
+    home = build_home(tmp_path / "h", [thread])
+    daemon = spawn(home, "--poll", env={"CODEX_INDEXD_POLL_INTERVAL_S": "0.2"})
+    daemon.wait_ready()
+    record = status(home)
+    assert record["polling"] is True and record["watcher"].startswith("polling")
+    append(rollout_path(home, thread), user_turn(thread, "seen by polling", BASE_TIME + timedelta(days=1)))
+    wait_for(lambda: "seen by polling" in history_texts(home), 2, "the turn, by polling")
+    fresh = new_thread(4, turns=1)
+    write_rollout(home, fresh)
+    wait_for(lambda: fresh.thread_id in index_ids(home), 2, "the new rollout, by polling")
+
+
+@pytest.mark.parametrize(("errno_name", "sysctl"), [("ENOSPC", "fs.inotify.max_user_watches"),
+                                                     ("EMFILE", "fs.inotify.max_user_instances")])
+def test_inotify_limit_falls_back_to_polling_with_a_hint(tmp_path: Path, spawn, log_dir: Path,  # type: ignore[no-untyped-def]
+                                                        errno_name: str, sysctl: str) -> None:
+    thread = new_thread(0)
+    home = build_home(tmp_path / "h", [thread])
+    daemon = spawn(home, env={"CODEX_INDEXD_TEST_INOTIFY_ERRNO": errno_name,
+                              "CODEX_INDEXD_POLL_INTERVAL_S": "0.2"})
+    daemon.wait_ready()
+    assert status(home)["polling"] is True
+    (warning,) = log_events(log_dir, "watch.inotify_unavailable")
+    assert sysctl in warning["reason"] and "sudo sysctl" in warning["reason"]
+    assert warning["fallback"] == "polling"
+    assert sysctl in daemon.stderr
+    append(rollout_path(home, thread), user_turn(thread, "after the fallback", BASE_TIME + timedelta(days=1)))
+    wait_for(lambda: "after the fallback" in history_texts(home), 2, "the turn, by polling")
+
+
+@pytest.mark.slow
+def test_burst_of_5000_rollouts_is_coalesced(tmp_path: Path, spawn, log_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    home = build_home(tmp_path / "h", [new_thread(0)])
+    daemon = spawn(home, debounce_ms=300)
+    daemon.wait_ready()
+    repairs_before = len(log_events(log_dir, "index.repaired"))
+    threads = [new_thread(i, turns=1, tool_output_bytes=20) for i in range(1, 5001)]
+    contents = [(rollout_path(home, t), "".join(rollout_lines(t))) for t in threads]
+    for path in {p.parent for p, _ in contents}:
+        path.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    for path, text in contents:
+        path.write_text(text, encoding="utf-8")
+    written_in = time.monotonic() - started
+    wanted = {t.thread_id for t in threads}
+    wait_for(lambda: wanted <= index_ids(home), 30, "all 5,000 rollouts in the index", interval=0.2)
+    wait_for(lambda: len(history_texts(home)) == 2 + 5000, 10, "all 5,000 turns in history")
+    repairs = len(log_events(log_dir, "index.repaired")) - repairs_before
+    # One flush per max_delay (2 s) while the burst lasts, plus a few at its edges.
+    print(f"burst: {repairs} repairs, written in {written_in:.2f} s")
+    assert 1 <= repairs <= 6 + int(written_in / 2), (repairs, written_in)
+    assert daemon.alive()
+
+
+@pytest.mark.parametrize("how", ["absent_at_start", "removed_seen", "removed_and_recreated_at_once"])
+def test_removed_and_recreated_sessions_dir_is_watched_again(tmp_path: Path, spawn, how: str) -> None:  # type: ignore[no-untyped-def]
+    threads = [new_thread(i, turns=1) for i in range(6)]
+    home = build_home(tmp_path / "h", threads)
+    if how == "absent_at_start":
+        shutil.rmtree(home / "sessions")
+    daemon = spawn(home)
+    daemon.wait_ready()
+    if how != "absent_at_start":
+        shutil.rmtree(home / "sessions")
+    if how == "removed_seen":
+        wait_for(lambda: status(home).get("sessions") == 0, 3, "the daemon to see the rollouts gone")
+    (home / "sessions").mkdir()
+    # New files reuse the deleted files' inode numbers: they must not be taken for moves.
+    first = new_thread(20, turns=1)
+    write_rollout(home, first)
+    wait_for(lambda: first.thread_id in index_ids(home), 3, "a rollout in the new sessions/")
+    second = new_thread(21 + 24 * 60, turns=1)  # another day: a new subdirectory
+    write_rollout(home, second)
+    wait_for(lambda: second.thread_id in index_ids(home), 3, "a rollout in a new day directory")
+    append(rollout_path(home, second), user_turn(second, "appended later", BASE_TIME + timedelta(days=9)))
+    wait_for(lambda: "appended later" in history_texts(home), 3, "an append in the new tree")
+    assert daemon.alive()
