@@ -31,6 +31,8 @@ from codex_indexd.index.plan import (
 from codex_indexd.write.backup import BackupPolicy
 from codex_indexd.write.history_writer import recover_history, write_history
 from codex_indexd.write.index_writer import WriteResult, append_index, recover_index, replace_index
+from codex_indexd.write.locks import INDEX_LOCK_TIMEOUT_S, LockBusy
+from codex_indexd.write.safety import UnsafeTarget
 
 log = get_logger("codex_indexd.engine")
 Progress = Callable[[int, int | None], None]
@@ -188,8 +190,16 @@ def recover(home: CodexHome) -> str | None:
 
 @dataclass(slots=True)
 class ApplyResult:
+    """What each writer did; a file whose write failed has its error in `errors` instead."""
+
     index: WriteResult | None = None
     history: WriteResult | None = None
+    errors: dict[str, Exception] = field(default_factory=dict)
+
+    def raise_first(self) -> None:
+        """Re-raise the first error, if any."""
+        for error in self.errors.values():
+            raise error
 
 
 def _index_lines_for(plan: Plan, seen: dict[str, IndexLine]) -> Callable[[IndexFile], list[bytes]]:
@@ -227,24 +237,30 @@ def _rebuilt_index(plan: Plan, seen: dict[str, IndexLine]) -> Callable[[bytes], 
 
 
 def apply_plan(
-    facts: HomeFacts, plan: Plan, *, rebuild: bool, backup: BackupPolicy
+    facts: HomeFacts, plan: Plan, *, rebuild: bool, backup: BackupPolicy,
+    index_lock_timeout_s: float = INDEX_LOCK_TIMEOUT_S,
 ) -> ApplyResult:
-    """Write what the plan says through Codex's protocols. Raises LockBusy, UnsafeTarget, OSError."""
+    """Write what the plan says through Codex's protocols, each file on its own: a busy lock or
+    a refusal on one file does not stop the other. Failures (LockBusy, UnsafeTarget, OSError)
+    are returned in `errors`, keyed by file name."""
     home = facts.home
     targets = Targets.for_home(home)
     result = ApplyResult()
     seen = facts.index.latest
-    if plan.writes_index:
-        if rebuild:
-            result.index = replace_index(
-                home.session_index, home.session_index_lock, _rebuilt_index(plan, seen),
-                backup_dir=targets.backup_dir, backup=backup,
-            )
-        elif plan.drift.index_append:
-            result.index = append_index(
-                home.session_index, home.session_index_lock, _index_lines_for(plan, seen),
-                journal=targets.index_journal,
-            )
+    if plan.writes_index and (rebuild or plan.drift.index_append):
+        try:
+            if rebuild:
+                result.index = replace_index(
+                    home.session_index, home.session_index_lock, _rebuilt_index(plan, seen),
+                    backup_dir=targets.backup_dir, backup=backup, lock_timeout_s=index_lock_timeout_s,
+                )
+            else:
+                result.index = append_index(
+                    home.session_index, home.session_index_lock, _index_lines_for(plan, seen),
+                    journal=targets.index_journal, lock_timeout_s=index_lock_timeout_s,
+                )
+        except (LockBusy, UnsafeTarget, OSError) as exc:
+            result.errors[home.session_index.name] = exc
     if plan.writes_history and (rebuild or plan.drift.history_add):
         desired, policy = plan.desired_history, plan.policy
 
@@ -253,7 +269,10 @@ def apply_plan(
                 return rebuilt_history_bytes(current, desired, policy)
             return merged_history_bytes(current, desired, policy)
 
-        result.history = write_history(
-            home.history, targets.journal, build, backup_dir=targets.backup_dir, backup=backup
-        )
+        try:
+            result.history = write_history(
+                home.history, targets.journal, build, backup_dir=targets.backup_dir, backup=backup
+            )
+        except (LockBusy, UnsafeTarget, OSError) as exc:
+            result.errors[home.history.name] = exc
     return result

@@ -25,7 +25,7 @@ from codex_indexd.codex.indexfiles import (
     read_bytes,
     split_lines,
 )
-from codex_indexd.engine import HomeFacts, apply_plan, recover
+from codex_indexd.engine import ApplyResult, HomeFacts, apply_plan, recover
 from codex_indexd.index.model import Policy
 from codex_indexd.index.plan import Plan, make_plan
 from codex_indexd.status_file import checkpoint_path, write_status
@@ -38,6 +38,9 @@ from codex_indexd.write.safety import UnsafeTarget
 
 log = get_logger("codex_indexd.worker")
 Fingerprint = tuple[int, int, int, int]
+# Codex holds the index lock for milliseconds; a longer wait means a stuck writer, and the
+# daemon retries later rather than sitting in the lock (it must answer SIGTERM within 2 s).
+DAEMON_INDEX_LOCK_TIMEOUT_S = 1.5
 
 
 def now_iso() -> str:
@@ -232,50 +235,55 @@ class HomeWorker:
         if drift.empty:
             return False
         counts = drift.counts()
-        try:
-            result = apply_plan(self._facts_for_apply(plan), plan, rebuild=False, backup=self.backup)
-        except LockBusy as exc:
-            self.stats["lock_busy"] += 1
-            self.stats["last_lock_busy"] = {"at": now_iso(), "path": str(exc.path)}
-            log.warning("lock.busy", path=str(exc.path), waited_s=round(exc.waited_s, 2))
-            self.retry_at = now + 2.0
-            return False
-        except UnsafeTarget as exc:
-            self._error("unsafe_target", str(exc))
-            self.retry_at = now + 60.0
-            return False
-        except OSError as exc:
-            kind = "disk_full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "write_failed"
-            self._error(kind, str(exc))
-            self.retry_at = now + 5.0
+        result = apply_plan(self._facts_for_apply(plan), plan, rebuild=False, backup=self.backup,
+                            index_lock_timeout_s=DAEMON_INDEX_LOCK_TIMEOUT_S)
+        for exc in result.errors.values():
+            self._on_write_error(exc, now)
+        if result.errors:
+            self._record_writes(result, now, counts)
             return False
         self._error_episode.clear()
         self.retry_at = None
+        self._record_writes(result, now, counts)
+        return not self.guard.paused_until or all(until <= now for until in self.guard.paused_until.values())
+
+    def _on_write_error(self, exc: Exception, now: float) -> None:
+        """Log a failed write once per episode and schedule a retry."""
+        if isinstance(exc, LockBusy):
+            self.stats["lock_busy"] += 1
+            self.stats["last_lock_busy"] = {"at": now_iso(), "path": str(exc.path)}
+            log.warning("lock.busy", path=str(exc.path), waited_s=round(exc.waited_s, 2))
+            delay = 2.0
+        elif isinstance(exc, UnsafeTarget):
+            self._error("unsafe_target", str(exc))
+            delay = 60.0
+        else:
+            errno_value = getattr(exc, "errno", None)
+            kind = "disk_full" if errno_value in (errno.ENOSPC, errno.EDQUOT) else "write_failed"
+            self._error(kind, str(exc))
+            delay = 5.0
+        self.retry_at = min(self.retry_at or now + delay, now + delay)
+
+    def _record_writes(self, result: ApplyResult, now: float, counts: dict[str, int]) -> None:
+        """Remember our own fingerprints, feed the safety valve, log one line for the batch."""
         added = {"index": 0, "history": 0}
         for name, written in (("session_index.jsonl", result.index), ("history.jsonl", result.history)):
             if written is None or written.fingerprint is None:
                 continue
             self.own[name] = written.fingerprint
-            if written.rewritten:
-                # Lines went in before the old end (same inode, bigger file): the cached copy
-                # must not take the shifted tail for an append. Reread it next time.
-                if name.startswith("session"):
-                    self._index = _Cached()
-                else:
-                    self._history = _Cached()
             added["index" if name.startswith("session") else "history"] = written.lines_added
             if not self.guard.record(name, now):
                 log.error("rewrite_loop_suspected", file=name, home=str(self.home.root),
                           detail="another writer keeps undoing our repairs; pausing writes to this "
                           f"file for {int(self.guard.pause_s)} s")
                 self.stats["errors"]["flapping"] = {"at": now_iso(), "file": name}
+        if not added["index"] and not added["history"]:
+            return
         self.stats["repairs"] += 1
         self.stats["last_repair"] = {"at": now_iso(), "index_lines_added": added["index"],
                                      "history_lines_added": added["history"], "reasons": counts}
         log.info("index.repaired", home=str(self.home.root), index_lines_added=added["index"],
                  history_lines_added=added["history"], **{f"drift_{k}": v for k, v in counts.items()})
-        return not self.guard.paused_until or all(
-            until <= now for until in self.guard.paused_until.values())
 
     def _error(self, kind: str, detail: str) -> None:
         """Log an error once per episode (not on every retry) and keep it for `status`."""

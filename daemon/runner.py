@@ -30,8 +30,10 @@ from codex_indexd.watch.observer import (
     ObserverFactory,
     default_factory,
     inotify_hint,
+    OverflowFilter,
     install_overflow_hook,
     polling_reason,
+    uninstall_overflow_hook,
     watch_plan,
 )
 from codex_indexd.write.backup import BackupPolicy
@@ -84,6 +86,8 @@ class Daemon:
         self._last_checkpoint = 0.0
         self.ready = threading.Event()
         self.reconciles = 0
+        self._overflow_hook: OverflowFilter | None = None
+        self._last_status = ""
 
     # -- lifecycle ---------------------------------------------------------------------
     def acquire_locks(self) -> None:
@@ -139,16 +143,19 @@ class Daemon:
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; return the exit code."""
         self._make_workers()
-        install_overflow_hook(self._on_overflow)
+        self._overflow_hook = install_overflow_hook(self._on_overflow)
+        # Watch first, then scan: a write landing between the two is seen by one or the other
+        # (the other way round, a write after the scan and before the watch was lost).
+        self.start_observer()
         for worker in self.workers.values():
             worker.start()
-        self.start_observer()
         for worker in self.workers.values():
             worker.reconcile(reason="start")
             worker.save_checkpoint()
         self._last_full = self._last_checkpoint = time.monotonic()
         self.ready.set()
-        self.notifier.send("READY=1", self._status_line())
+        self._last_status = self._status_line()
+        self.notifier.send("READY=1", self._last_status)
         log.info("daemon.ready", homes=len(self.workers), watcher=self.watch.reason, polling=self.watch.polling)
         try:
             self._loop()
@@ -162,6 +169,9 @@ class Daemon:
         if pending:
             self.process(pending)
         self.stop_observer()
+        if self._overflow_hook is not None:
+            uninstall_overflow_hook(self._overflow_hook)
+            self._overflow_hook = None
         for worker in self.workers.values():
             worker.save_checkpoint()
             worker.write_status({"stopped_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "running": False})
@@ -190,8 +200,17 @@ class Daemon:
             code = errno.ENOSPC if forced == "ENOSPC" else errno.EMFILE
             raise OSError(code, os.strerror(code))
         observer = self.factory(poll, self.settings["watch.poll_interval_s"])
-        self._schedule(observer)
-        observer.start()
+        try:
+            self._schedule(observer)
+            observer.start()
+        except BaseException:
+            # watchdog leaves the emitters it already started (and the inotify instance)
+            # running, queueing events nobody reads: stop them before falling back.
+            try:
+                observer.stop()
+            except Exception as exc:  # noqa: BLE001 - the original error matters more
+                log.warning("watch.stop_failed", error=str(exc))
+            raise
         return observer
 
     def start_observer(self) -> None:
@@ -242,6 +261,8 @@ class Daemon:
     def process(self, batch: Batch) -> None:
         if batch.rewatch:
             self.rewatch()
+            # The observer of every home was down for a moment: rescan them all.
+            batch.full.update(self.workers)
         for key, worker in self.workers.items():
             full = key in batch.full
             paths = batch.paths.get(key, set())
@@ -279,12 +300,22 @@ class Daemon:
                 batch.full.update(self.workers)
                 self._last_full = now
             self.process(batch)
-            if self.watch.observer is not None and self.watch.observer.is_alive():
-                self.notifier.send("WATCHDOG=1", self._status_line())
+            self._notify_alive()
             if now - self._last_checkpoint >= CHECKPOINT_EVERY_S:
                 for worker in self.workers.values():
                     worker.save_checkpoint()
                 self._last_checkpoint = now
+
+    def _notify_alive(self) -> None:
+        """WATCHDOG=1 when systemd asked for it (and the observer runs); STATUS= when it changed."""
+        fields = []
+        if self.notifier.watchdog_s and self.watch.observer is not None and self.watch.observer.is_alive():
+            fields.append("WATCHDOG=1")
+        status_line = self._status_line()
+        if status_line != self._last_status:
+            fields.append(status_line)
+        if fields and self.notifier.send(*fields):
+            self._last_status = status_line
 
     def reload(self) -> None:
         """SIGHUP: re-read the config; a bad one keeps the last good settings."""

@@ -21,8 +21,6 @@ from codex_indexd.engine import ApplyResult, HomeFacts, Progress, apply_plan, ga
 from codex_indexd.index.model import OnlyFile, Policy
 from codex_indexd.index.plan import Plan
 from codex_indexd.write.backup import BackupPolicy
-from codex_indexd.write.locks import LockBusy
-from codex_indexd.write.safety import UnsafeTarget
 
 log = get_logger("codex_indexd.repair")
 SHOW_IDS = 5
@@ -192,11 +190,9 @@ def main(args: argparse.Namespace) -> int:
         facts = gather(home, progress)
     plan = plan_for(facts, policy_from(args, facts))
     if not args.dry_run:
-        try:
-            result = apply_plan(facts, plan, rebuild=args.rebuild,
-                                backup=BackupPolicy(enabled=not args.no_backup))
-        except (LockBusy, UnsafeTarget, OSError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
+        result = apply_plan(facts, plan, rebuild=args.rebuild, backup=BackupPolicy(enabled=not args.no_backup))
+        if result.errors:
+            error = "; ".join(f"{name}: {type(exc).__name__}: {exc}" for name, exc in result.errors.items())
             log.error("repair.failed", error=error)
     report = build_report(args, facts, plan, result, error)
     if args.json:

@@ -133,7 +133,8 @@ def run_version(binary: str, *, env: Mapping[str, str] | None = None,
             while len(out) < 4096:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AppServerError("timeout", f"{binary} --version did not answer in {timeout_s:g}s")
+                    raise AppServerError(
+                        "timeout", f"{binary} --version did not answer in {timeout_s:g}s")
                 if not sel.select(remaining):
                     continue
                 chunk = os.read(proc.stdout.fileno(), 4096)
@@ -199,7 +200,8 @@ class AppServer:
                 start_new_session=True, close_fds=True,
             )
         except OSError as exc:
-            raise AppServerError("spawn", f"cannot run {self.binary}: {exc.strerror or exc}") from exc
+            why = exc.strerror or exc
+            raise AppServerError("spawn", f"cannot run {self.binary}: {why}") from exc
         proc = self._proc
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         os.set_blocking(proc.stdin.fileno(), False)

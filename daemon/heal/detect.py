@@ -45,7 +45,11 @@ class Detection:
     db_available: bool = True
 
     def by_reason(self) -> dict[str, set[str]]:
-        return {NAME_LOST: set(self.names), ROW_MISSING: set(self.missing), ROW_STALE: set(self.stale)}
+        return {
+            NAME_LOST: set(self.names),
+            ROW_MISSING: set(self.missing),
+            ROW_STALE: set(self.stale),
+        }
 
     def counts(self) -> dict[str, int]:
         """Counts by reason (every reason present, zero included)."""

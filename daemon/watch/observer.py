@@ -174,11 +174,19 @@ class OverflowFilter(logging.Filter):
         return True
 
 
+_OVERFLOW_LOGGERS = ("watchdog.observers.inotify_c", "watchdog.observers.inotify", "watchdog.observers.inotify_buffer")
+
+
 def install_overflow_hook(on_overflow: Callable[[], None]) -> OverflowFilter:
     hook = OverflowFilter(on_overflow)
-    for name in ("watchdog.observers.inotify_c", "watchdog.observers.inotify", "watchdog.observers.inotify_buffer"):
+    for name in _OVERFLOW_LOGGERS:
         logging.getLogger(name).addFilter(hook)
     return hook
+
+
+def uninstall_overflow_hook(hook: OverflowFilter) -> None:
+    for name in _OVERFLOW_LOGGERS:
+        logging.getLogger(name).removeFilter(hook)
 
 
 ObserverFactory = Callable[[bool, float], BaseObserver]

@@ -59,7 +59,7 @@ def repair(home: Path, env: dict[str, str], *extra: str) -> dict[str, Any]:
 
 
 def db_names(home: Path) -> dict[str, str | None]:
-    """``threads.id -> name`` read strictly read-only (only while no Codex process runs)."""
+    """``threads.id -> name``, read through a read-only connection."""
     uri = f"file:{home / 'state_5.sqlite'}?mode=ro"
     with closing(sqlite3.connect(uri, uri=True, timeout=5)) as conn:
         return dict(conn.execute("SELECT id, name FROM threads").fetchall())
@@ -91,6 +91,9 @@ def expected_turns(home: Path, thread_ids: list[str]) -> Counter[tuple[str, str]
 def test_repair_restores_index_and_history_codex_can_use(
     codex_home: Path, env: dict[str, str], tmux_bin: Path
 ) -> None:
+    """Three exec threads (two named through app-server, one resumed in the TUI, so Codex
+    wrote one history line). After losing the index and the history's tail, one repair
+    restores both without duplicating Codex's line, and Codex resumes threads by name."""
     home = codex_home
     alpha = codex_exec(home, "Alpha: plan the orchard")
     # The TUI resumes the exec thread: Codex itself writes this turn's history line.

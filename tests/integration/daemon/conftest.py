@@ -28,8 +28,8 @@ def inproc() -> Iterator[Callable[..., InProcessDaemon]]:
     """Run daemons on threads of the test process; stopped at the end."""
     running: list[InProcessDaemon] = []
 
-    def start(home: Path, **overrides: Any) -> InProcessDaemon:
-        daemon = InProcessDaemon(home, **overrides)
+    def start(home: Path, *more_homes: Path, **overrides: Any) -> InProcessDaemon:
+        daemon = InProcessDaemon(home, *more_homes, **overrides)
         running.append(daemon)
         return daemon
 

@@ -281,8 +281,8 @@ class DaemonProcess:
 class InProcessDaemon:
     """A `Daemon` run on a thread (no signal handlers); `stop()` ends it like SIGTERM."""
 
-    def __init__(self, home: Path, **overrides: Any) -> None:
-        values = {"homes": [str(home)], "watch.debounce_ms": 30, **overrides}
+    def __init__(self, home: Path, *more_homes: Path, **overrides: Any) -> None:
+        values = {"homes": [str(h) for h in (home, *more_homes)], "watch.debounce_ms": 30, **overrides}
         self.daemon = Daemon(settings_mod.load(values))
         self.error: BaseException | None = None
         self.rc: int | None = None

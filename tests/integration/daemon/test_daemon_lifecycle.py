@@ -119,17 +119,21 @@ def test_sd_notify_ready_after_the_first_repair_status_and_watchdog(tmp_path: Pa
     assert daemon.terminate() == 0
 
 
-def test_no_watchdog_pings_without_watchdog_usec(tmp_path: Path, spawn) -> None:  # type: ignore[no-untyped-def]
+def test_status_updates_but_no_watchdog_pings_without_watchdog_usec(tmp_path: Path, spawn) -> None:  # type: ignore[no-untyped-def]
     home = build_home(tmp_path / "h", [new_thread(0)])
     daemon = spawn(home)
     daemon.wait_ready()
     notify = daemon.notify
     assert notify is not None
-    append(rollout_path(home, new_thread(0)), user_turn(new_thread(0), "x", BASE_TIME + timedelta(days=1)))
-    wait_for(lambda: "x" in history_texts(home), 3, "the turn")
-    # WATCHDOG=1 is only sent when systemd asked for it (sending it anyway is harmless but
-    # noisy); READY=1 was sent exactly once.
-    assert sum(1 for f in notify.fields() if f == "READY=1") == 1
+    assert "STATUS=watching 1 sessions in 1 home(s)" in notify.fields()[1]
+    write_rollout(home, new_thread(1, turns=1))
+    # The loop iteration that handled the new rollout sends the changed STATUS= line ...
+    wait_for(lambda: any(f.startswith("STATUS=watching 2 sessions") for f in notify.fields()), 3,
+             "the updated STATUS= line")
+    # ... and, with no WATCHDOG_USEC, never a WATCHDOG=1; READY=1 exactly once.
+    assert "WATCHDOG=1" not in notify.fields()
+    assert notify.fields().count("READY=1") == 1
+    assert daemon.terminate() == 0
 
 
 # -- checkpoints ------------------------------------------------------------------------------

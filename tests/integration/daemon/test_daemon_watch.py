@@ -4,6 +4,7 @@ recreated sessions/ directory is watched again."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
 import time
@@ -21,6 +22,7 @@ from daemon_harness import (
     wait_for,
 )
 
+from codex_indexd.runner import Daemon
 from codex_indexd.watch import observer as observer_mod
 from tests.support.homes import BASE_TIME, build_home, new_thread, rollout_lines, rollout_name, write_rollout
 
@@ -174,3 +176,77 @@ def test_removed_and_recreated_sessions_dir_is_watched_again(tmp_path: Path, spa
     append(rollout_path(home, second), user_turn(second, "appended later", BASE_TIME + timedelta(days=9)))
     wait_for(lambda: "appended later" in history_texts(home), 3, "an append in the new tree")
     assert daemon.alive()
+
+
+def test_write_just_before_the_observer_starts_is_not_lost(tmp_path: Path, inproc, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A Codex session appends while the daemon starts: the turn must be caught by the start-up
+    scan or by an event, whichever comes after it."""
+    thread = new_thread(0)
+    home = build_home(tmp_path / "h", [thread])
+    original = Daemon.start_observer
+    calls = {"n": 0}
+
+    def start_observer(self) -> None:  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:  # the last moment before events are seen
+            append(rollout_path(home, thread), user_turn(thread, "during start-up", BASE_TIME + timedelta(days=1)))
+        original(self)
+
+    monkeypatch.setattr(Daemon, "start_observer", start_observer)
+    inproc(home)
+    wait_for(lambda: "during start-up" in history_texts(home), 2, "the turn written during start-up")
+
+
+def test_rewatch_of_one_home_loses_no_event_of_another(tmp_path: Path, inproc, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Recreating one home's sessions/ restarts the observer of every home; whatever another
+    home got while no observer ran must still be found."""
+    a = build_home(tmp_path / "a", [new_thread(0)])
+    b = build_home(tmp_path / "b", [new_thread(1)])
+    run = inproc(a, b)
+    original = Daemon.start_observer
+    gap_thread = new_thread(2, turns=1)
+
+    def start_observer(self) -> None:  # type: ignore[no-untyped-def]
+        if not (b / "sessions" / gap_thread.start.strftime("%Y/%m/%d") / rollout_name(gap_thread)).exists():
+            write_rollout(b, gap_thread)  # lands while the old observer is stopped
+        original(self)
+
+    monkeypatch.setattr(Daemon, "start_observer", start_observer)
+    shutil.rmtree(a / "sessions")
+    wait_for(lambda: gap_thread.thread_id in index_ids(b), 3, "home b's rollout written during the rewatch")
+    assert run.daemon.watch.observer is not None and run.daemon.watch.observer.is_alive()
+
+
+def test_failed_inotify_start_leaves_no_watcher_threads_behind(tmp_path: Path, inproc, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """ENOSPC from the second inotify watch: the emitters already started, and the observer's
+    inotify instance, must be stopped before falling back to polling (else they keep queueing
+    events nobody reads)."""
+    import threading
+
+    from watchdog.observers import inotify
+    from watchdog.observers.inotify_c import InotifyFD
+
+    threads = [new_thread(0), new_thread(1, archived=True)]  # sessions/ and archived_sessions/
+    home = build_home(tmp_path / "h", threads)
+
+    def watcher_threads() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if isinstance(t, inotify.InotifyEmitter | InotifyFD) and t.is_alive()]
+
+    before = set(watcher_threads())
+    original = inotify.InotifyEmitter.on_thread_start
+    calls = {"n": 0}
+
+    def on_thread_start(self) -> None:  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+        original(self)
+
+    monkeypatch.setattr(inotify.InotifyEmitter, "on_thread_start", on_thread_start)
+    run = inproc(home, **{"watch.poll_interval_s": 0.2})
+    assert run.daemon.watch.polling is True
+    assert calls["n"] == 2
+    wait_for(lambda: set(watcher_threads()) <= before, 3, "the half-started inotify threads to stop")
+    fresh = new_thread(5, turns=1)
+    write_rollout(home, fresh)
+    wait_for(lambda: fresh.thread_id in index_ids(home), 2, "a rollout, by polling")

@@ -1,0 +1,32 @@
+"""Heal Codex's own state DB through Codex's app-server (issue 6).
+
+`detect(facts)` tells what the DB lost (pure); `heal_home(facts, ...)` asks Codex to put it
+back and reports what stuck. `check_codex(...)` says whether healing can run, and why not.
+"""
+
+from __future__ import annotations
+
+from codex_indexd.heal.detect import NAME_LOST, REASONS, ROW_MISSING, ROW_STALE, Detection, detect
+from codex_indexd.heal.heal import (
+    MAX_TRIES,
+    TESTED_VERSIONS,
+    CodexCheck,
+    HealReport,
+    check_codex,
+    heal_home,
+)
+
+__all__ = [
+    "MAX_TRIES",
+    "NAME_LOST",
+    "REASONS",
+    "ROW_MISSING",
+    "ROW_STALE",
+    "TESTED_VERSIONS",
+    "CodexCheck",
+    "Detection",
+    "HealReport",
+    "check_codex",
+    "detect",
+    "heal_home",
+]

@@ -1,0 +1,440 @@
+"""Heal Codex's own state DB through Codex's API (issue 6; codex-formats.md §5.3, §5.4, §9.3).
+
+We never write Codex's databases. Codex's app-server is the sanctioned writer:
+
+* `thread/name/set {threadId, name}` puts a lost name back (`threads.name` for paginated
+  threads, `threads.title` for legacy ones) and appends the index under Codex's lock;
+* one `thread/list` scan (`useStateDbOnly: false`, every source kind, every provider,
+  archived and not, all pages) makes Codex insert rows for rollouts it has no row for.
+
+Afterwards the DB is read again, read-only, and what was healed is counted. One child at a
+time, every call with a timeout, the child always reaped. An item that is still not healed
+after `MAX_TRIES` attempts is reported and left alone: the caller persists `attempts`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from codex_indexd.codex.statedb import StateDbError, load_threads
+from codex_indexd.engine import HomeFacts
+from codex_indexd.heal.appserver import AppServer, AppServerError, RpcError, run_version
+from codex_indexd.heal.detect import (
+    NAME_LOST,
+    REASONS,
+    ROW_MISSING,
+    ROW_STALE,
+    Detection,
+    attempt_key,
+    attempt_keys,
+    detect,
+)
+from codex_indexd.index.model import ThreadRow
+from codex_indexd.logs import get_logger
+
+log = get_logger("codex_indexd.heal")
+
+MODES = ("auto", "off")
+TESTED_VERSIONS: frozenset[tuple[int, int]] = frozenset({(0, 169)})
+"""Codex (major, minor) releases whose app-server protocol healing was verified against."""
+SOURCE_KINDS = (
+    "cli", "vscode", "exec", "appServer", "subAgent", "subAgentReview", "subAgentCompact",
+    "subAgentThreadSpawn", "subAgentOther", "unknown",
+)
+MAX_TRIES = 2
+PAGE_SIZE = 100
+MAX_PAGES = 10_000
+VERSION_TIMEOUT_S = 10.0
+IDS_SHOWN = 5
+
+_ENABLE_TAIL = "then run 'codex-indexd repair --heal-db' (the daemon heals by itself)."
+HINT_OFF = ('Healing is off: set mode = "auto" under [codex_api] in the codex-indexd config '
+            f"(or CODEX_INDEXD_CODEX_API=auto) with Codex CLI 0.169.x on PATH, {_ENABLE_TAIL}")
+HINT_NO_BINARY = ("Install Codex CLI 0.169.x so that 'codex' is on PATH, or set binary = "
+                  '"/path/to/codex" under [codex_api] in the codex-indexd config '
+                  f"(or CODEX_INDEXD_CODEX_BIN), {_ENABLE_TAIL}")
+HINT_VERSION = ("Healing speaks the app-server protocol of Codex CLI 0.169.x only: point "
+                "binary under [codex_api] (or CODEX_INDEXD_CODEX_BIN) at a Codex 0.169.x, "
+                f"{_ENABLE_TAIL}")
+
+_SESSION_LOCK = threading.Lock()  # one app-server child at a time in this process
+_VERSION_CACHE: dict[tuple[str, int, int, int], tuple[int, int, int]] = {}
+
+
+# --------------------------------------------------------------------------------------
+# Which codex
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CodexCheck:
+    """Whether healing can run: the binary, its version, or why not and how to fix it."""
+
+    usable: bool
+    binary: str | None = None
+    version: str | None = None
+    reason: str | None = None
+    hint: str = ""
+
+
+def _find_binary(binary: str | None, env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """Return (path, None) or (None, why not)."""
+    search_path = env.get("PATH", os.defpath)
+    if binary:
+        wanted = os.path.expanduser(binary)
+        if os.sep in wanted:
+            if os.path.isfile(wanted) and os.access(wanted, os.X_OK):
+                return os.path.abspath(wanted), None
+            return None, f"the configured codex binary {wanted} does not exist or is not executable"
+        found = shutil.which(wanted, path=search_path)
+        if found is None:
+            return None, f"the configured codex binary {wanted!r} is not on PATH"
+        return found, None
+    found = shutil.which("codex", path=search_path)
+    if found is None:
+        return None, "no 'codex' binary on PATH"
+    return found, None
+
+
+def _version_of(path: str, env: Mapping[str, str], timeout_s: float) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+        key: tuple[str, int, int, int] | None = (os.path.realpath(path), st.st_ino,
+                                                 st.st_mtime_ns, st.st_size)
+    except OSError:
+        key = None
+    if key is not None and key in _VERSION_CACHE:
+        return _VERSION_CACHE[key]
+    version = run_version(path, env=env, timeout_s=timeout_s)
+    if version is not None and key is not None:
+        _VERSION_CACHE[key] = version
+    return version
+
+
+def check_codex(mode: str = "auto", binary: str | None = None, *,
+                env: Mapping[str, str] | None = None,
+                timeout_s: float = VERSION_TIMEOUT_S) -> CodexCheck:
+    """Decide whether healing can use Codex: mode, binary (configured or PATH), version."""
+    if mode not in MODES:
+        raise ValueError(f"codex_api mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if mode == "off":
+        return CodexCheck(False, reason="codex_api mode is off", hint=HINT_OFF)
+    environ = os.environ if env is None else env
+    path, why = _find_binary(binary, environ)
+    if path is None:
+        return CodexCheck(False, reason=why, hint=HINT_NO_BINARY)
+    try:
+        version = _version_of(path, environ, timeout_s)
+    except AppServerError as exc:
+        return CodexCheck(False, binary=path, reason=str(exc), hint=HINT_NO_BINARY)
+    if version is None:
+        return CodexCheck(False, binary=path, reason=f"'{path} --version' printed no version",
+                          hint=HINT_VERSION)
+    shown = ".".join(str(part) for part in version)
+    if version[:2] not in TESTED_VERSIONS:
+        tested = ", ".join(f"{a}.{b}.x" for a, b in sorted(TESTED_VERSIONS))
+        return CodexCheck(False, binary=path, version=shown, hint=HINT_VERSION,
+                          reason=f"{path} is Codex {shown}; healing is tested with {tested} only")
+    return CodexCheck(True, binary=path, version=shown)
+
+
+# --------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------
+
+
+def _zero() -> dict[str, int]:
+    return dict.fromkeys(REASONS, 0)
+
+
+def _no_ids() -> dict[str, list[str]]:
+    return {reason: [] for reason in REASONS}
+
+
+@dataclass(slots=True)
+class HealReport:
+    """What was found, what Codex healed, and what is left (never any prompt or name text)."""
+
+    mode: str
+    detected: dict[str, int] = field(default_factory=_zero)
+    ids: dict[str, list[str]] = field(default_factory=_no_ids)  # first few, by reason
+    healed: dict[str, int] = field(default_factory=_zero)
+    not_healed: dict[str, int] = field(default_factory=_zero)
+    not_healed_ids: dict[str, list[str]] = field(default_factory=_no_ids)
+    given_up: dict[str, int] = field(default_factory=_zero)  # not retried: MAX_TRIES reached
+    skipped_reason: str | None = None  # set when healing did not run
+    how_to_enable: str = ""  # set when healing is off or unusable
+    codex_binary: str | None = None
+    codex_version: str | None = None
+    ran: bool = False  # an app-server child was started
+    error: str | None = None  # the child failed (timeout, exit, protocol)
+    notes: list[str] = field(default_factory=list)
+    attempts: dict[str, int] = field(default_factory=dict)  # the caller persists this
+    duration_s: float = 0.0
+
+    @property
+    def total_detected(self) -> int:
+        return sum(self.detected.values())
+
+    @property
+    def total_healed(self) -> int:
+        return sum(self.healed.values())
+
+    @property
+    def total_not_healed(self) -> int:
+        return sum(self.not_healed.values())
+
+    def summary(self) -> str:
+        """One line for `status`."""
+        found = ", ".join(f"{n} {reason}" for reason, n in self.detected.items() if n) or "nothing"
+        if self.skipped_reason is not None:
+            return f"DB heal: found {found}; not healed ({self.skipped_reason})"
+        if not self.ran:
+            left = f"; {self.total_not_healed} left" if self.total_not_healed else ""
+            return f"DB heal: found {found}{left}"
+        text = f"DB heal: found {found}; healed {self.total_healed}, {self.total_not_healed} left"
+        if self.error:
+            text += f" ({self.error})"
+        return text
+
+
+# --------------------------------------------------------------------------------------
+# Healing
+# --------------------------------------------------------------------------------------
+
+
+def _reason_sets(detection: Detection) -> dict[str, set[str]]:
+    return detection.by_reason()
+
+
+def _read_rows(facts: HomeFacts) -> dict[str, ThreadRow]:
+    """Read the thread rows again, read-only. Raises StateDbError or FileNotFoundError."""
+    path = facts.home.state_db(facts.config) or facts.db_path
+    if path is None:
+        raise FileNotFoundError("the state DB is gone")
+    return load_threads(path)
+
+
+def _scan(server: AppServer, timeout_s: float) -> int:
+    """List every thread, archived and not, with scan-and-repair on; return how many."""
+    seen = 0
+    for archived in (False, True):
+        cursor: str | None = None
+        cursors: set[str] = set()
+        for _ in range(MAX_PAGES):
+            params: dict[str, Any] = {
+                "sourceKinds": list(SOURCE_KINDS),
+                "modelProviders": [],
+                "archived": archived,
+                "useStateDbOnly": False,
+                "limit": PAGE_SIZE,
+            }
+            if cursor is not None:
+                params["cursor"] = cursor
+            result = server.request("thread/list", params, timeout_s=timeout_s)
+            page = result if isinstance(result, dict) else {}
+            data = page.get("data")
+            seen += len(data) if isinstance(data, list) else 0
+            following = page.get("nextCursor")
+            if not isinstance(following, str) or not following or following in cursors:
+                break
+            cursors.add(following)
+            cursor = following
+    return seen
+
+
+def _tryable(detection: Detection, record: Mapping[str, int]) -> tuple[dict[str, str], set[str]]:
+    """Names to set and row ids to scan for, leaving out given-up and archived items."""
+    names = {
+        tid: name for tid, name in detection.names.items()
+        if tid not in detection.archived
+        and record.get(attempt_key(NAME_LOST, tid, name), 0) < MAX_TRIES
+    }
+    rows = {tid for tid in detection.missing
+            if record.get(attempt_key(ROW_MISSING, tid), 0) < MAX_TRIES}
+    rows |= {tid for tid in detection.stale
+             if record.get(attempt_key(ROW_STALE, tid), 0) < MAX_TRIES}
+    return names, rows
+
+
+@dataclass(slots=True)
+class _Run:
+    attempted: set[str] = field(default_factory=set)  # attempt keys
+    names_failed: int = 0
+    error: str | None = None
+    ran: bool = False
+    scanned: bool = False
+    mid: Detection | None = None  # detection after the scan, before renaming
+
+
+def _run_session(facts: HomeFacts, check: CodexCheck, before: Detection, *,
+                 record: dict[str, int], timeout_s: float, env: Mapping[str, str] | None) -> _Run:
+    run = _Run()
+    names, rows = _tryable(before, record)
+    assert check.binary is not None
+    server = AppServer(check.binary, facts.home.root, env=env)
+    try:
+        server.start(timeout_s)
+        run.ran = True
+        if rows:
+            run.attempted |= {attempt_key(ROW_MISSING, t) for t in rows & before.missing}
+            run.attempted |= {attempt_key(ROW_STALE, t) for t in rows & before.stale}
+            _scan(server, timeout_s)
+            run.scanned = True
+            try:
+                run.mid = detect(facts, threads=_read_rows(facts))
+            except (StateDbError, OSError) as exc:
+                log.warning("heal.reread_failed", home=str(facts.home.root), error=str(exc))
+            if run.mid is not None:  # rows the scan just inserted can have lost names too
+                more, _ = _tryable(run.mid, record)
+                names.update({tid: name for tid, name in more.items() if tid not in names})
+        for tid, name in sorted(names.items()):
+            run.attempted.add(attempt_key(NAME_LOST, tid, name))
+            try:
+                server.request("thread/name/set", {"threadId": tid, "name": name},
+                               timeout_s=timeout_s)
+            except RpcError as exc:
+                run.names_failed += 1
+                log.warning("heal.name_set_failed", home=str(facts.home.root), thread_id=tid,
+                            code=exc.code, error=exc.rpc_message)
+    except AppServerError as exc:
+        run.error = str(exc)
+        log.warning("heal.codex_failed", home=str(facts.home.root), kind=exc.kind,
+                    error=str(exc), binary=check.binary)
+    finally:
+        server.close()
+    return run
+
+
+def _finish(report: HealReport, before: dict[str, set[str]], after: Detection | None,
+            record: dict[str, int], attempted: set[str]) -> None:
+    """Fill the counts, update the attempts record (in place) and prune it."""
+    after_sets = _reason_sets(after) if after is not None else before
+    current = attempt_keys(after) if after is not None else None
+    for key in attempted:
+        if current is not None and key not in current:
+            record.pop(key, None)  # healed
+        else:
+            record[key] = record.get(key, 0) + 1
+    if current is not None:
+        for key in [k for k in record if k not in current]:
+            del record[key]  # resolved some other way, or no longer detected
+    for reason in REASONS:
+        found = before[reason]
+        left = found & after_sets[reason]
+        report.detected[reason] = len(found)
+        report.ids[reason] = sorted(found)[:IDS_SHOWN]
+        report.healed[reason] = len(found - left)
+        report.not_healed[reason] = len(left)
+        report.not_healed_ids[reason] = sorted(left)[:IDS_SHOWN]
+    given_up = _zero()
+    for key, count in record.items():
+        reason = key.split(":", 1)[0]
+        if count >= MAX_TRIES and reason in given_up:
+            given_up[reason] += 1
+    report.given_up = given_up
+    report.attempts = record
+    if after is not None:
+        _add_notes(report, after)
+
+
+def _add_notes(report: HealReport, after: Detection) -> None:
+    archived = len(after.archived)
+    if archived:
+        report.notes.append(
+            f"{archived} archived thread(s) keep a lost name: Codex 0.169 renames only "
+            "unarchived threads ('thread/name/set' answers 'no rollout found'); unarchive them "
+            "in Codex and heal again.")
+    if after.stale and report.ran:
+        report.notes.append(
+            f"{len(after.stale)} DB row(s) still point at a rollout path that no longer exists: "
+            "Codex 0.169's thread/list scan inserts missing rows but does not move existing "
+            "ones; putting the file back where the row says makes the thread visible again.")
+    if report.given_up[NAME_LOST] or report.given_up[ROW_MISSING] or report.given_up[ROW_STALE]:
+        report.notes.append(
+            f"{sum(report.given_up.values())} item(s) did not heal after {MAX_TRIES} tries and "
+            "are no longer retried until they change.")
+
+
+def _sets_with(before: Detection, mid: Detection | None) -> dict[str, set[str]]:
+    sets = _reason_sets(before)
+    if mid is not None:
+        sets[NAME_LOST] |= set(mid.names)
+    return sets
+
+
+def heal_home(
+    facts: HomeFacts,
+    *,
+    mode: str = "auto",
+    binary: str | None = None,
+    timeout_s: float = 20.0,
+    attempts: dict[str, int] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> HealReport:
+    """Detect what Codex's DB lost for one home and, unless off, heal it through Codex.
+
+    `attempts` is the caller's persisted record of tries (updated in place and returned as
+    `report.attempts`); `env` is the environment for Codex (default: ours) — `CODEX_HOME`
+    is always set to the home. Never raises for Codex failures: they land in the report.
+    """
+    if mode not in MODES:
+        raise ValueError(f"codex_api mode must be one of {', '.join(MODES)}, not {mode!r}")
+    started = time.monotonic()
+    record = attempts if attempts is not None else {}
+    before = detect(facts)
+    report = HealReport(mode=mode, attempts=record)
+    root = str(facts.home.root)
+
+    def done(after: Detection | None, attempted: set[str],
+             mid: Detection | None = None) -> HealReport:
+        _finish(report, _sets_with(before, mid), after, record, attempted)
+        report.duration_s = round(time.monotonic() - started, 3)
+        return report
+
+    if not before.db_available:
+        kind = facts.db_error.kind if facts.db_error is not None else "missing"
+        report.skipped_reason = f"the state DB is {kind}; Codex rebuilds it on its next start"
+        return done(None, set())
+    if before.empty:
+        return done(before, set())
+    names, rows = _tryable(before, record)
+    if mode != "off" and not names and not rows:
+        log.debug("heal.nothing_to_try", home=root, detected=before.counts())
+        return done(before, set())
+    check = check_codex(mode, binary, env=env)
+    report.codex_binary, report.codex_version = check.binary, check.version
+    if not check.usable:
+        report.skipped_reason = check.reason
+        report.how_to_enable = check.hint
+        emit = log.info if mode == "off" else log.warning
+        emit("heal.off", home=root, reason=check.reason, detected=before.counts())
+        return done(before, set())
+    if not _SESSION_LOCK.acquire(timeout=max(60.0, 3 * timeout_s)):
+        report.skipped_reason = "another heal kept Codex busy"
+        return done(before, set())
+    try:
+        run = _run_session(facts, check, before, record=record, timeout_s=timeout_s, env=env)
+    finally:
+        _SESSION_LOCK.release()
+    report.ran, report.error = run.ran, run.error
+    after: Detection | None
+    try:
+        after = detect(facts, threads=_read_rows(facts))
+    except (StateDbError, OSError) as exc:
+        after = None
+        report.error = report.error or f"could not read the state DB back: {exc}"
+    done(after, run.attempted, run.mid)
+    log.info(
+        "heal.done", home=root, codex_version=check.version, ran=report.ran,
+        detected=report.detected, healed=report.healed, not_healed=report.not_healed,
+        given_up=report.given_up, name_set_errors=run.names_failed, scanned=run.scanned,
+        error=report.error, duration_s=report.duration_s,
+    )
+    return report
