@@ -63,7 +63,7 @@ def name_source(facts: HomeFacts, thread_id: str) -> tuple[str, str]:
     row = (facts.threads or {}).get(thread_id)
     rollout = facts.rollouts.get(thread_id)
     index_line = facts.index.latest.get(thread_id)
-    name = desired_name(thread_id, row, rollout, index_line)
+    name = desired_name(thread_id, row, rollout, index_line, facts.index.earlier_names(thread_id))
     rename = latest_rename(index_line, rollout)
     if row is not None and row.name == name:
         source = "state DB threads.name"

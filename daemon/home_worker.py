@@ -81,11 +81,7 @@ class _Cached:
 def _extend_index(index: IndexFile, data: bytes) -> None:
     lines, ends = split_lines(data)
     for raw in lines:
-        parsed = parse_index_line(raw)
-        index.raw.append(raw)
-        index.parsed.append(parsed)
-        if parsed is not None:
-            index.latest[parsed.thread_id] = parsed
+        index.add(raw)
     index.ends_with_newline = ends
     index.size += len(data)
 
@@ -146,17 +142,22 @@ class HomeWorker:
             return True
         due = False
         db_touched = False
+        force_db = False
         for raw in paths:
             path = Path(raw)
             name = path.name
             if name.startswith("rollout-"):
                 due |= self.tracker.refresh(path)
             elif name in ("session_index.jsonl", "history.jsonl"):
-                due |= file_fingerprint(path) != self.own.get(name)
+                foreign = file_fingerprint(path) != self.own.get(name)
+                due |= foreign
+                # A Codex rename bumps `updated_at_ms` by 1 ms only, which the incremental DB
+                # query cannot see; the index line it appends is our cue to re-read all rows.
+                force_db |= foreign and name == "session_index.jsonl"
             else:
                 db_touched = True
-        if db_touched:
-            due |= self.table.refresh()
+        if db_touched or force_db:
+            due |= self.table.refresh(force=force_db)
         if self.tracker.changed_threads:
             due |= self.table.refresh_ids(self.tracker.changed_threads)
             self.tracker.changed_threads.clear()
@@ -271,6 +272,13 @@ class HomeWorker:
             if written is None or written.fingerprint is None:
                 continue
             self.own[name] = written.fingerprint
+            if written.rewritten:
+                # Lines went in before the old end (same inode, bigger file): the cached copy
+                # must not take the shifted tail for an append. Reread it next time.
+                if name.startswith("session"):
+                    self._index = _Cached()
+                else:
+                    self._history = _Cached()
             added["index" if name.startswith("session") else "history"] = written.lines_added
             if not self.guard.record(name, now):
                 log.error("rewrite_loop_suspected", file=name, home=str(self.home.root),

@@ -21,8 +21,22 @@ class IndexFile:
     raw: list[bytes] = field(default_factory=list)
     parsed: list[IndexLine | None] = field(default_factory=list)
     latest: dict[str, IndexLine] = field(default_factory=dict)
+    names: dict[str, list[str]] = field(default_factory=dict)  # every name per id, in file order
     ends_with_newline: bool = True
     size: int = 0
+
+    def add(self, raw: bytes) -> None:
+        """Append one raw line (without its newline) and index it."""
+        parsed = parse_index_line(raw)
+        self.raw.append(raw)
+        self.parsed.append(parsed)
+        if parsed is not None:
+            self.latest[parsed.thread_id] = parsed
+            self.names.setdefault(parsed.thread_id, []).append(parsed.thread_name)
+
+    def earlier_names(self, thread_id: str) -> list[str]:
+        """Return the names this id had before its latest line."""
+        return self.names.get(thread_id, [])[:-1]
 
     @property
     def malformed(self) -> list[bytes]:
@@ -93,12 +107,9 @@ def split_lines(data: bytes) -> tuple[list[bytes], bool]:
 def parse_index_bytes(data: bytes) -> IndexFile:
     """Parse the bytes of a `session_index.jsonl`; the last line per id wins."""
     raw, ends = split_lines(data)
-    result = IndexFile(raw=raw, ends_with_newline=ends, size=len(data))
+    result = IndexFile(ends_with_newline=ends, size=len(data))
     for line in raw:
-        parsed = parse_index_line(line)
-        result.parsed.append(parsed)
-        if parsed is not None:
-            result.latest[parsed.thread_id] = parsed
+        result.add(line)
     return result
 
 

@@ -6,7 +6,9 @@ We never write, checkpoint or vacuum it: connections are `mode=ro` URIs with
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -42,15 +44,13 @@ class StateDbError(Exception):
         self.detail = detail
 
 
-def _side_files_absent(path: Path) -> bool:
-    return not any(Path(f"{path}{suffix}").exists() for suffix in ("-wal", "-journal"))
-
-
-def connect_readonly(path: Path, *, immutable: bool = False) -> sqlite3.Connection:
+def connect_readonly(path: Path, *, immutable: bool = False, readonly_shm: bool = False) -> sqlite3.Connection:
     """Return a read-only connection. Raises StateDbError."""
     uri = f"file:{quote(str(path))}?mode=ro"
     if immutable:
         uri += "&immutable=1"
+    if readonly_shm:
+        uri += "&readonly_shm=1"
     try:
         conn = sqlite3.connect(
             uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
@@ -164,17 +164,26 @@ def read_threads(
 
 
 def load_threads(path: Path) -> dict[str, ThreadRow]:
-    """Read every thread row once, leaving no side file behind that was not there.
+    """Read every thread row once, without creating or touching any side file.
 
-    When the DB has no `-wal`/`-journal` file, no writer has unsynced pages, so the file is
-    read as immutable (which creates no `-wal`/`-shm`); a read that fails that way is retried
-    as a plain read-only one. Raises StateDbError.
+    - No `-wal`/`-journal`: no writer has unsynced pages, so the file is read as immutable.
+    - `-wal` and `-shm` present: read with `readonly_shm`, so the `-shm` is never written.
+    - `-wal` without `-shm`: a plain read would create `-shm`, so a private copy is read.
+    Raises StateDbError.
     """
-    attempts = [True, False] if _side_files_absent(path) else [False]
+    wal, shm, journal = (Path(f"{path}{suffix}") for suffix in ("-wal", "-shm", "-journal"))
+    if wal.exists() and not shm.exists():
+        return _load_from_copy(path, wal)
+    attempts: list[dict[str, bool]] = []
+    if not wal.exists() and not journal.exists():
+        attempts.append({"immutable": True})
+    if wal.exists():
+        attempts.append({"readonly_shm": True})
+    attempts.append({})
     last: StateDbError | None = None
-    for immutable in attempts:
+    for options in attempts:
         try:
-            conn = connect_readonly(path, immutable=immutable)
+            conn = connect_readonly(path, **options)
         except StateDbError as exc:
             last = exc
             continue
@@ -188,6 +197,22 @@ def load_threads(path: Path) -> dict[str, ThreadRow]:
             conn.close()
     assert last is not None
     raise last
+
+
+def _load_from_copy(path: Path, wal: Path) -> dict[str, ThreadRow]:
+    """Read a copy of the DB and its WAL in a private temp dir. Raises StateDbError."""
+    with tempfile.TemporaryDirectory(prefix="codex-indexd-db-") as scratch:
+        copy = Path(scratch) / path.name
+        try:
+            shutil.copyfile(path, copy)
+            shutil.copyfile(wal, Path(f"{copy}-wal"))
+        except OSError as exc:
+            raise StateDbError("unreadable", path, str(exc)) from exc
+        conn = connect_readonly(copy)
+        try:
+            return read_threads(conn, path).rows
+        finally:
+            conn.close()
 
 
 def data_version(conn: sqlite3.Connection) -> int:

@@ -408,7 +408,7 @@ def heal_home(
     if mode != "off" and not names and not rows:
         log.debug("heal.nothing_to_try", home=root, detected=before.counts())
         return done(before, set())
-    check = check_codex(mode, binary, env=env)
+    check = check_codex(mode, binary, env=env, timeout_s=min(timeout_s, VERSION_TIMEOUT_S))
     report.codex_binary, report.codex_version = check.binary, check.version
     if not check.usable:
         report.skipped_reason = check.reason

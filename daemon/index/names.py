@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from codex_indexd.index.model import IndexLine, Rename, RolloutFacts, ThreadRow
 from codex_indexd.index.timefmt import epoch_ms
 
@@ -41,29 +43,42 @@ def db_name(thread: ThreadRow) -> str | None:
     return None
 
 
+def rename_supersedes_db(rename: Rename, from_db: str, earlier: Collection[str],
+                         rollout: RolloutFacts | None) -> bool:
+    """True when `rename` was made after the DB name was set: the DB name shows up among the
+    thread's earlier renames (index lines before the latest, or older rollout events).
+
+    Timestamps cannot decide this: Codex 0.169 bumps `updated_at_ms` by only 1 ms on a rename,
+    so an index line written before a DB-only rename still looks newer than the row.
+    """
+    if rename.name == from_db:
+        return False
+    if from_db in earlier:
+        return True
+    if rollout is not None and rename.epoch_ms is not None:
+        return any(r.name == from_db and r.epoch_ms is not None and r.epoch_ms < rename.epoch_ms
+                   for r in rollout.renames)
+    return False
+
+
 def desired_name(
     thread_id: str,
     thread: ThreadRow | None,
     rollout: RolloutFacts | None,
     index_line: IndexLine | None,
+    earlier_index_names: Collection[str] = (),
 ) -> str:
     """Return the name the index should carry for a thread.
 
     Precedence: DB `name`; DB `title` when it differs from `first_user_message`; the latest
     index or rollout rename; the title; the first line of the first user message; the id.
-    A rename newer than the DB row is never overridden by the DB value.
+    A rename made after the DB value (see `rename_supersedes_db`) is never overridden by it.
     """
     rename = latest_rename(index_line, rollout)
     if thread is not None:
         from_db = db_name(thread)
         if from_db is not None:
-            if (
-                rename is not None
-                and rename.name != from_db
-                and rename.epoch_ms is not None
-                and thread.updated_at_ms is not None
-                and rename.epoch_ms > thread.updated_at_ms
-            ):
+            if rename is not None and rename_supersedes_db(rename, from_db, earlier_index_names, rollout):
                 return rename.name
             return from_db
     if rename is not None:

@@ -76,7 +76,7 @@ def make_plan(
     policy: Policy,
 ) -> Plan:
     """Return the plan for one home (pure)."""
-    selection = select_threads(threads, rollouts, index.latest, policy)
+    selection = select_threads(threads, rollouts, index.latest, policy, index.names)
     drift = Drift()
     plan = Plan(selection, [], drift, policy)
     if plan.writes_index:

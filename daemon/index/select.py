@@ -58,6 +58,7 @@ def select_threads(
     rollouts: dict[str, RolloutFacts],
     index_latest: dict[str, IndexLine],
     policy: Policy,
+    index_names: dict[str, list[str]] | None = None,
 ) -> Selection:
     """Return the restored threads: non-archived DB threads (plus orphans when asked), or every
     live rollout when the DB is missing or empty; newest first, at most `policy.max_threads`.
@@ -85,7 +86,8 @@ def select_threads(
         when = updated_at(thread, rollout)
         if when is None:
             continue
-        name = desired_name(thread_id, thread, rollout, index_latest.get(thread_id))
+        earlier = (index_names or {}).get(thread_id, [])[:-1]
+        name = desired_name(thread_id, thread, rollout, index_latest.get(thread_id), earlier)
         entry = IndexEntry(thread_id, name, when[1], int(when[0].timestamp() * 1_000_000))
         ranked.append((when[0], thread_id, entry))
     ranked.sort(key=lambda item: (item[0], item[1]), reverse=True)

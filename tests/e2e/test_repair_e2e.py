@@ -187,7 +187,19 @@ def wait_db_released(home: Path) -> None:
              what="Codex to close the state DB")  # fmt: skip
 
 
-@pytest.mark.parametrize("db_state", ["checkpointed", "wal-left-by-codex"])
+def leave_wal_behind(db: Path) -> None:
+    """Commit a change in a child that exits without closing, so `-wal`/`-shm` stay."""
+    code = (
+        "import os, sqlite3, sys\n"
+        "conn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "conn.execute('PRAGMA wal_autocheckpoint=0')\n"
+        "conn.execute(\"UPDATE threads SET updated_at_ms = updated_at_ms + 1\")\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(db)], check=True, timeout=30)
+
+
+@pytest.mark.parametrize("db_state", ["checkpointed", "wal-left-by-codex", "wal-without-shm"])
 def test_dry_run_changes_nothing_in_the_home(
     codex_home: Path, env: dict[str, str], db_state: str
 ) -> None:
@@ -206,6 +218,12 @@ def test_dry_run_changes_nothing_in_the_home(
         # -wal/-shm. Then repair reads the file as immutable and creates nothing.
         with closing(sqlite3.connect(home / "state_5.sqlite")) as conn:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    if db_state != "checkpointed" and not (home / "state_5.sqlite-wal").exists():
+        # Codex checkpointed on exit this time: leave a -wal the way a killed writer does
+        # (a child commits a change, then exits without closing its connection).
+        leave_wal_behind(home / "state_5.sqlite")
+    if db_state == "wal-without-shm":
+        (home / "state_5.sqlite-shm").unlink(missing_ok=True)
     side_files = {p.name for p in home.glob("state_5.sqlite-*")}
     if db_state == "checkpointed":
         assert side_files == set()

@@ -118,30 +118,59 @@ def test_own_writes_do_not_feed_back(tmp_path: Path, spawn) -> None:  # type: ig
     assert daemon.alive()
 
 
-def test_no_repair_loop_after_an_in_place_history_insert(tmp_path: Path, spawn) -> None:  # type: ignore[no-untyped-def]
+def settled(run) -> int:  # type: ignore[no-untyped-def]
+    """Wait until no batch is pending; return the daemon's reconcile count."""
+    wait_for(lambda: run.daemon.debouncer.due_in(time.monotonic()) is None, 3, "an idle debouncer")
+    return run.daemon.reconciles
+
+
+def test_no_repair_loop_after_an_in_place_history_insert(tmp_path: Path, inproc) -> None:  # type: ignore[no-untyped-def]
     """A turn older than history's tail is inserted in place (same inode, file grows in the
-    middle). Later reconciles must not see it as missing again."""
+    middle). Later reconciles must not see it as missing again (and rewrite for nothing)."""
     threads = [new_thread(i, turns=2) for i in range(4)]
     home = build_home(tmp_path / "h", threads)
-    daemon = spawn(home)
-    daemon.wait_ready()
-    repairs = status(home)["repairs"]
+    run = inproc(home)
+    reconciles = settled(run)
     # Thread 0's turns are the oldest in history; this one sorts before thread 3's lines.
     old = BASE_TIME + timedelta(seconds=30)
     append(rollout_path(home, threads[0]), user_turn(threads[0], "late but old", old))
     wait_for(lambda: "late but old" in history_texts(home), 3, "the inserted turn")
     assert history_texts(home)[-1] != "late but old", "expected an insert, not an append"
-    wait_for(lambda: status(home).get("repairs") == repairs + 1, 2, "the repair in the status")
+    reconciles = settled(run)
 
     # Codex appends a line of its own: the daemon looks (a reconcile) but has nothing to do.
-    ident = status_ident(home)
     codex_history_append(home, threads[3].thread_id, "typed in codex", int(time.time()))
-    wait_for(lambda: status_ident(home) != ident, 3, "a reconcile after Codex's append")
-    record = status(home)
-    assert record["repairs"] == repairs + 1, "the daemon repaired history again (stale cache)"
-    assert record["drift"] == {}
+    wait_for(lambda: run.daemon.reconciles > reconciles, 3, "a reconcile after Codex's append")
+    assert run.worker.last_plan.drift.empty, "history drift from a stale cached copy"
     texts = history_texts(home)
     assert texts.count("late but old") == 1 and texts.count("typed in codex") == 1
+
+
+def test_in_place_insert_by_another_writer_is_reread(tmp_path: Path, inproc) -> None:  # type: ignore[no-untyped-def]
+    """Another writer (a manual `codex-indexd repair`) inserts a turn in the middle of history,
+    keeping the inode. When the rollout later gets that turn, the daemon must see the line is
+    already there instead of trusting a cached copy that took the shifted tail for an append."""
+    threads = [new_thread(i, turns=2) for i in range(4)]
+    home = build_home(tmp_path / "h", threads)
+    run = inproc(home)
+    history = home / "history.jsonl"
+    reconciles = settled(run)
+    # Codex appends a line: the daemon reads history (and caches what it parsed).
+    codex_history_append(home, threads[3].thread_id, "typed in codex", int(time.time()))
+    wait_for(lambda: run.daemon.reconciles > reconciles, 3, "a reconcile after Codex's append")
+    reconciles = settled(run)
+    old = BASE_TIME + timedelta(seconds=30)
+    lines = raw_lines(history)
+    inserted = ('{"session_id":"%s","ts":%d,"text":"inserted elsewhere"}'
+                % (threads[0].thread_id, int(old.timestamp()))).encode()
+    with open(history, "r+b") as handle:  # same inode, grows in the middle
+        handle.write(b"".join(x + b"\n" for x in [*lines[:2], inserted, *lines[2:]]))
+    wait_for(lambda: run.daemon.reconciles > reconciles, 3, "a reconcile after the external write")
+    reconciles = settled(run)
+    append(rollout_path(home, threads[0]), user_turn(threads[0], "inserted elsewhere", old))
+    wait_for(lambda: run.daemon.reconciles > reconciles, 3, "a reconcile after the rollout append")
+    assert run.worker.last_plan.drift.empty, "the daemon saw the inserted line as missing"
+    assert history_texts(home).count("inserted elsewhere") == 1
 
 
 @pytest.mark.parametrize("db_name", [None, "Old name from the DB"])
@@ -171,35 +200,3 @@ def test_codex_rename_while_running_is_never_overridden(tmp_path: Path, spawn, d
     rename_at = max(i for i, e in enumerate(lines) if e["thread_name"] == "Renamed in Codex")
     assert all(e["id"] != target.thread_id for e in lines[rename_at + 1 :]), "the daemon wrote over the rename"
     assert os.path.exists(home / "session_index.jsonl.lock")
-
-
-def test_in_place_insert_by_another_writer_is_reread(tmp_path: Path, spawn) -> None:  # type: ignore[no-untyped-def]
-    """Another writer (a manual `codex-indexd repair`) inserts a turn in the middle of history,
-    keeping the inode. When the rollout later gets that turn, the daemon must see the line is
-    already there instead of trusting a cached copy that took the shifted tail for an append."""
-    threads = [new_thread(i, turns=2) for i in range(4)]
-    home = build_home(tmp_path / "h", threads)
-    daemon = spawn(home)
-    daemon.wait_ready()
-    history = home / "history.jsonl"
-    wait_for(lambda: len(history_texts(home)) == 8, 2, "the initial repair")
-    repairs = status(home)["repairs"]
-    # Codex appends a line: the daemon reads history (and caches what it parsed).
-    ident = status_ident(home)
-    codex_history_append(home, threads[3].thread_id, "typed in codex", int(time.time()))
-    wait_for(lambda: status_ident(home) != ident, 3, "a reconcile after Codex's append")
-    old = BASE_TIME + timedelta(seconds=30)
-    turn_ts = int(old.timestamp())
-    lines = raw_lines(history)
-    inserted = ('{"session_id":"%s","ts":%d,"text":"inserted elsewhere"}' % (threads[0].thread_id, turn_ts)).encode()
-    ident = status_ident(home)
-    with open(history, "r+b") as handle:  # same inode, grows in the middle
-        handle.write(b"".join(x + b"\n" for x in [*lines[:2], inserted, *lines[2:]]))
-    wait_for(lambda: status_ident(home) != ident, 3, "a reconcile after the external write")
-    ident = status_ident(home)
-    append(rollout_path(home, threads[0]), user_turn(threads[0], "inserted elsewhere", old))
-    wait_for(lambda: status_ident(home) != ident, 3, "a reconcile after the rollout append")
-    record = status(home)
-    assert record["repairs"] == repairs, "the daemon saw the inserted line as missing"
-    assert record["drift"] == {}
-    assert history_texts(home).count("inserted elsewhere") == 1

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import stat
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -238,7 +239,7 @@ def check_consistent(home: Path, state_dir: Path, before_history: list[bytes], b
     jsonl(home / "session_index.jsonl")
     assert contains_in_order(history, before_history), "a history line that existed before was lost"
     assert index[: len(before_index)] == before_index, "an index line that existed before was lost"
-    leftovers = [p.name for p in home.iterdir() if p.name.endswith(".tmp") or ".codex-indexd." in p.name]
+    leftovers = [str(p) for p in home.rglob("*") if p.name.endswith(".tmp") or "codex-indexd" in p.name]
     assert leftovers == []
     assert list((state_dir / "journal").glob("*")) == []
 
@@ -256,21 +257,29 @@ def start_burst(home: Path, count: int) -> list:  # type: ignore[type-arg]
 def test_kill_9_mid_burst_then_restart_is_consistent(tmp_path: Path, spawn, state_dir: Path) -> None:  # type: ignore[no-untyped-def]
     threads = [new_thread(i, turns=2) for i in range(20)]
     home = build_home(tmp_path / "h", threads)
-    daemon = spawn(home)
+    # Flush at least every 100 ms, so that the burst is handled in many batches.
+    daemon = spawn(home, env={"CODEX_INDEXD_MAX_DELAY_MS": "100"})
     daemon.wait_ready()
     before_history = raw_lines(home / "history.jsonl")
     before_index = raw_lines(home / "session_index.jsonl")
     assert len(before_history) == 40
 
     new_threads, contents = start_burst(home, 3000)
-    append(rollout_path(home, threads[0]), user_turn(threads[0], "old but new", BASE_TIME + timedelta(seconds=25)))
-    for path, text in contents:
-        path.write_text(text, encoding="utf-8")
+
+    def write_burst() -> None:
+        append(rollout_path(home, threads[0]), user_turn(threads[0], "old but new", BASE_TIME + timedelta(seconds=25)))
+        for path, text in contents:
+            path.write_text(text, encoding="utf-8")
+
+    writer = threading.Thread(target=write_burst)
+    writer.start()
     wanted = {t.thread_id for t in new_threads}
-    # Kill once the daemon is visibly working through the burst, not after it.
-    wait_for(lambda: 0 < len(index_ids(home) & wanted), 20, "the daemon to start on the burst",
-             interval=0.005)
-    os.kill(daemon.pid, signal.SIGKILL)
+    try:
+        # Kill as soon as the daemon is visibly working through the burst, while it goes on.
+        wait_for(lambda: index_ids(home) & wanted, 20, "the daemon to start on the burst", interval=0.005)
+        os.kill(daemon.pid, signal.SIGKILL)
+    finally:
+        writer.join()
     daemon.proc.wait(timeout=5)
     done_before_kill = len(index_ids(home) & wanted)
     daemon.close()
@@ -283,7 +292,7 @@ def test_kill_9_mid_burst_then_restart_is_consistent(tmp_path: Path, spawn, stat
     assert texts.count("old but new") == 1
     assert all(texts.count(t.turns[0].text) == 1 for t in new_threads)
     assert again.terminate() == 0
-    assert done_before_kill <= len(wanted)
+    assert 0 < done_before_kill < len(wanted), "the kill did not land in the middle of the burst"
 
 
 def repaired_home(path: Path, count: int) -> tuple[Path, list]:  # type: ignore[type-arg]

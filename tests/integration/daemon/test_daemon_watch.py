@@ -153,13 +153,15 @@ def test_burst_of_5000_rollouts_is_coalesced(tmp_path: Path, spawn, log_dir: Pat
     assert daemon.alive()
 
 
-@pytest.mark.parametrize("how", ["absent_at_start", "removed_seen", "removed_and_recreated_at_once"])
+@pytest.mark.parametrize("how", ["absent_at_start", "removed_seen", "removed_and_recreated_at_once",
+                                 "polling"])
 def test_removed_and_recreated_sessions_dir_is_watched_again(tmp_path: Path, spawn, how: str) -> None:  # type: ignore[no-untyped-def]
     threads = [new_thread(i, turns=1) for i in range(6)]
     home = build_home(tmp_path / "h", threads)
     if how == "absent_at_start":
         shutil.rmtree(home / "sessions")
-    daemon = spawn(home)
+    poll = ["--poll"] if how == "polling" else []
+    daemon = spawn(home, *poll, env={"CODEX_INDEXD_POLL_INTERVAL_S": "0.2"})
     daemon.wait_ready()
     if how != "absent_at_start":
         shutil.rmtree(home / "sessions")

@@ -2,8 +2,9 @@
 
 Behaviour comes from the environment:
 FAKE_CODEX_VERSION  what `--version` prints (default "codex-cli 0.169.0"); "hang" never answers
-FAKE_CODEX_MODE     ok (names stick: it writes the test DB) | nostick | reject | hang | hang_after_init
-                    | exit_on_list | ask (sends a server request and a notification first)
+FAKE_CODEX_MODE     ok (names stick: it writes the test DB) | nostick | reject | hang
+                    | hang_after_init | exit_on_list
+                    | ask (sends a server request and a notification first)
 FAKE_CODEX_LOG      a JSONL file: every message received, one {"pid": …} line per start
 FAKE_CODEX_TRAP     "1": ignore SIGTERM (so only SIGKILL ends it)
 """
@@ -75,12 +76,16 @@ def main() -> None:
         elif method == "thread/name/set":
             params = message.get("params") or {}
             if mode == "reject":
-                send({"id": message["id"], "error": {"code": -32600, "message": "no rollout found"}})
+                send(
+                    {"id": message["id"], "error": {"code": -32600, "message": "no rollout found"}}
+                )
                 continue
             if mode == "ok":
                 db = os.path.join(os.environ["CODEX_HOME"], "state_5.sqlite")
                 conn = sqlite3.connect(db)
-                conn.execute("UPDATE threads SET name = ? WHERE id = ?", (params["name"], params["threadId"]))
+                conn.execute(
+                    "UPDATE threads SET name = ? WHERE id = ?", (params["name"], params["threadId"])
+                )
                 conn.commit()
                 conn.close()
         send({"id": message["id"], "result": result})

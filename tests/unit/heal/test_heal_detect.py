@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from codex_indexd.codex.home import CodexConfig, CodexHome
 from codex_indexd.codex.indexfiles import HistoryFile, IndexFile
 from codex_indexd.engine import HomeFacts
@@ -28,28 +27,66 @@ FIRST = "Explain the apples\nin detail"
 HOME = Path("/h")
 
 
-def rollout(tid: str = A, *, path: str | None = None, archived: bool = False,
-            renames: list[Rename] | None = None, has_meta: bool = True) -> RolloutFacts:
-    return RolloutFacts(tid, path or f"/h/sessions/2026/11/25/rollout-x-{tid}.jsonl", archived=archived,
-                        title=FIRST, first_user_message=FIRST, renames=renames or [], has_meta=has_meta,
-                        history_mode="paginated")
+def rollout(
+    tid: str = A,
+    *,
+    path: str | None = None,
+    archived: bool = False,
+    renames: list[Rename] | None = None,
+    has_meta: bool = True,
+) -> RolloutFacts:
+    return RolloutFacts(
+        tid,
+        path or f"/h/sessions/2026/11/25/rollout-x-{tid}.jsonl",
+        archived=archived,
+        title=FIRST,
+        first_user_message=FIRST,
+        renames=renames or [],
+        has_meta=has_meta,
+        history_mode="paginated",
+    )
 
 
-def row(tid: str = A, *, name: str | None = None, title: str = FIRST, first: str = FIRST,
-        mode: str | None = "paginated", path: str | None = None, archived: bool = False) -> ThreadRow:
-    return ThreadRow(tid, path if path is not None else f"/h/sessions/2026/11/25/rollout-x-{tid}.jsonl",
-                     title, first, name, 1, 2, archived, "cli", mode, first, "mock")
+def row(
+    tid: str = A,
+    *,
+    name: str | None = None,
+    title: str = FIRST,
+    first: str = FIRST,
+    mode: str | None = "paginated",
+    path: str | None = None,
+    archived: bool = False,
+) -> ThreadRow:
+    return ThreadRow(
+        tid,
+        path if path is not None else f"/h/sessions/2026/11/25/rollout-x-{tid}.jsonl",
+        title,
+        first,
+        name,
+        1,
+        2,
+        archived,
+        "cli",
+        mode,
+        first,
+        "mock",
+    )
 
 
-def facts(rows: list[ThreadRow] | None, rollouts: list[RolloutFacts],
-          index: dict[str, str] | None = None) -> HomeFacts:
-    latest = {tid: IndexLine(tid, name, "2026-11-25T10:00:00Z") for tid, name in (index or {}).items()}
+def facts(
+    rows: list[ThreadRow] | None, rollouts: list[RolloutFacts], index: dict[str, str] | None = None
+) -> HomeFacts:
+    latest = {
+        tid: IndexLine(tid, name, "2026-11-25T10:00:00Z") for tid, name in (index or {}).items()
+    }
     return HomeFacts(
-        home=CodexHome(HOME), config=CodexConfig(),
+        home=CodexHome(HOME),
+        config=CodexConfig(),
         threads=None if rows is None else {r.thread_id: r for r in rows},
         db_path=None if rows is None else HOME / "state_5.sqlite",
         rollouts={r.thread_id: r for r in rollouts},
-        index=IndexFile(latest=latest), history=HistoryFile(),
+        index=IndexFile(latest=latest),
+        history=HistoryFile(),
     )
 
 
@@ -65,7 +102,9 @@ def test_paginated_thread_without_db_name_but_index_name_is_lost() -> None:
 
 
 def test_a_db_name_is_not_lost_even_when_the_index_differs() -> None:
-    found = detect(facts([row(name="Other")], [rollout()], {A: "Apple thread"}), exists=every_path_exists)
+    found = detect(
+        facts([row(name="Other")], [rollout()], {A: "Apple thread"}), exists=every_path_exists
+    )
     assert found.empty
 
 
@@ -92,7 +131,9 @@ def test_paginated_title_that_differs_from_first_message_is_not_a_name() -> None
     # e.g. an image-only first turn: first_user_message "[Image]", title = later text
     paginated = row(title="Later text", first="[Image]")
     assert not db_has_name(paginated)
-    assert detect(facts([paginated], [rollout()], {A: "Mine"}), exists=every_path_exists).names == {A: "Mine"}
+    assert detect(facts([paginated], [rollout()], {A: "Mine"}), exists=every_path_exists).names == {
+        A: "Mine"
+    }
 
 
 def test_rollout_rename_event_is_a_source_and_the_newest_rename_wins() -> None:
@@ -112,15 +153,18 @@ def test_no_rollout_means_nothing_to_rename() -> None:
 
 
 def test_archived_threads_are_detected_and_marked() -> None:
-    found = detect(facts([row(archived=True)], [rollout(archived=True)], {A: "Kept"}),
-                   exists=every_path_exists)
+    found = detect(
+        facts([row(archived=True)], [rollout(archived=True)], {A: "Kept"}), exists=every_path_exists
+    )
     assert found.names == {A: "Kept"}
     assert found.archived == {A}
 
 
 def test_row_missing_needs_a_usable_session_meta() -> None:
-    found = detect(facts([row()], [rollout(), rollout(B), rollout(C, has_meta=False)]),
-                   exists=every_path_exists)
+    found = detect(
+        facts([row()], [rollout(), rollout(B), rollout(C, has_meta=False)]),
+        exists=every_path_exists,
+    )
     assert found.missing == {B}
     assert found.counts()[ROW_MISSING] == 1
 
@@ -163,6 +207,11 @@ def test_attempt_keys_hash_the_name_and_never_store_it() -> None:
     assert key.startswith(f"{NAME_LOST}:{A}:")
     assert "Secret" not in key
     assert attempt_key(NAME_LOST, A, "Another") != key
-    found = detect(facts([row()], [rollout(), rollout(B)], {A: "Secret project name"}),
-                   exists=every_path_exists)
-    assert attempt_keys(found) == {key: (NAME_LOST, A), attempt_key(ROW_MISSING, B): (ROW_MISSING, B)}
+    found = detect(
+        facts([row()], [rollout(), rollout(B)], {A: "Secret project name"}),
+        exists=every_path_exists,
+    )
+    assert attempt_keys(found) == {
+        key: (NAME_LOST, A),
+        attempt_key(ROW_MISSING, B): (ROW_MISSING, B),
+    }

@@ -31,10 +31,19 @@ def test_legacy_title_rename_when_it_differs_from_first_message() -> None:
     assert desired_name(TID, row(title="Renamed"), facts(), None) == "Renamed"
 
 
-def test_newer_rename_is_never_overridden_by_the_db() -> None:
-    assert desired_name(TID, row(name="Chosen"), facts(), idx("Newer", 2_500_000)) == "Newer"
-    newer_event = Rename("From rollout", "2026-01-01T00:00:00Z", 2_600_000)
-    assert desired_name(TID, row(title="Legacy rename"), facts(newer_event), idx("Index", 2_500_000)) == "From rollout"
+def test_rename_made_after_the_db_name_is_never_overridden() -> None:
+    # the index saw the DB name, then an index-only rename followed
+    assert desired_name(TID, row(name="Chosen"), facts(), idx("Newer", 2_500_000), ["Chosen"]) == "Newer"
+    older = Rename("Legacy rename", "2026-01-01T00:00:00Z", 2_500_000)
+    newer_event = Rename("From rollout", "2026-01-01T00:00:01Z", 2_600_000)
+    assert desired_name(TID, row(title="Legacy rename"), facts(older, newer_event), None) == "From rollout"
+
+
+def test_db_rename_whose_index_line_was_lost_wins() -> None:
+    # Codex 0.169 bumps updated_at_ms by 1 ms on a rename: timestamps cannot tell; the DB
+    # name never reached the index (lock timeout), so the old index line is stale.
+    assert desired_name(TID, row(name="New name", updated_ms=1_000), facts(), idx("Old name", 5_000)) == "New name"
+    assert desired_name(TID, row(name="New name"), facts(), idx("Old name", 5_000), ["Older"]) == "New name"
 
 
 def test_index_or_rollout_rename_before_title() -> None:
