@@ -70,5 +70,13 @@ def _passthrough(command: str, rest: list[str]) -> int:
 
 
 def entry_point() -> None:
-    """Console-script entry: exit with `main()`'s code."""
-    raise SystemExit(main())
+    """Console-script entry: exit with `main()`'s code (quietly when the reader went away)."""
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
+    raise SystemExit(code)

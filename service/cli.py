@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from codex_indexd_service import background
 from codex_indexd_service import launchd, systemd
 from codex_indexd_service.manager import detect
 from codex_indexd_service.paths import Context, Manager, default_manager, resolve
@@ -64,6 +65,10 @@ def _warn_setup(ctx: Context, err: TextIO) -> None:
 
 def _install(ctx: Context, runner: Runner, dry_run: bool) -> int:
     text = render(ctx)
+    if not dry_run and not background.manager_reachable(ctx, runner):
+        from codex_indexd import paths
+
+        return background.start_detached(ctx, paths.log_dir(), sys.stdout)
     steps: list[Step]
     if ctx.manager == "systemd":
         steps = systemd.install_steps(ctx, text, reinstall=ctx.unit_path.exists())

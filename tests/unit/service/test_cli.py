@@ -55,6 +55,7 @@ def test_install_then_reinstall_is_idempotent_and_restarts(
     first = unit.read_text()
     assert stat.S_IMODE(unit.stat().st_mode) == 0o644
     assert runner.calls == [
+        ("systemctl", "--user", "show-environment"),
         (*SYSTEMCTL, "daemon-reload"),
         (*SYSTEMCTL, "enable", "--now", UNIT_NAME),
         ("loginctl", "show-user", resolve("systemd").user, "--property=Linger"),
@@ -62,7 +63,7 @@ def test_install_then_reinstall_is_idempotent_and_restarts(
     runner.calls.clear()
     assert cli.main(["install", "--manager", "systemd"], runner=runner) == 0
     assert unit.read_text() == first
-    assert runner.calls[:3] == [
+    assert runner.calls[1:4] == [
         (*SYSTEMCTL, "daemon-reload"),
         (*SYSTEMCTL, "enable", UNIT_NAME),
         (*SYSTEMCTL, "restart", UNIT_NAME),
@@ -230,3 +231,18 @@ def test_bad_codex_home_is_an_error(home: Path, runner: Any) -> None:
         cli.main(["install", "--manager", "systemd", "--codex-home", "/a\nb"], runner=runner) == 2
     )
     assert runner.calls == [] and files_under(home) == []
+
+
+def test_install_without_a_reachable_user_manager_starts_the_daemon_in_the_background(
+    home: Path, runner: Any, monkeypatch: Any
+) -> None:
+    from codex_indexd_service import background
+    from codex_indexd_service.runner import Result
+
+    started: list[Path] = []
+    monkeypatch.setattr(background, "start_detached", lambda ctx, log_dir, out: started.append(ctx.codex_home) or 0)
+    runner.answer(("systemctl", "--user", "show-environment"), Result(1, "", "Failed to connect to bus"))
+    assert cli.main(["install", "--manager", "systemd"], runner=runner) == 0
+    assert len(started) == 1
+    assert runner.calls == [("systemctl", "--user", "show-environment")]  # nothing else attempted
+    assert files_under(home) == []

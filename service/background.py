@@ -1,0 +1,52 @@
+"""Fallback when no user service manager is reachable (containers, WSL without systemd):
+start the daemon detached, so `service install` still leaves a running daemon."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import TextIO
+
+from codex_indexd_service.paths import Context
+
+
+def manager_reachable(ctx: Context, run: object) -> bool:
+    """True when `systemctl --user` answers (or on macOS, where launchd is always there)."""
+    if ctx.manager != "systemd":
+        return True
+    result = run.run(("systemctl", "--user", "show-environment"))  # type: ignore[attr-defined]
+    return bool(result.ok)
+
+
+def start_detached(ctx: Context, log_dir: Path, out: TextIO, timeout_s: float = 15.0) -> int:
+    """Start `codex-indexd run` in its own session, wait until it holds its lock; exit code."""
+    from codex_indexd.status_file import instance_lock_path
+    from codex_indexd.write.locks import holder_pid
+
+    lock = instance_lock_path(ctx.codex_home)
+    running = holder_pid(lock)
+    if running:
+        print(f"codex-indexd already runs for {ctx.codex_home} (pid {running}).", file=out)
+        return 0
+    log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stderr_log = log_dir / "daemon-stderr.log"
+    fd = os.open(stderr_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        proc = subprocess.Popen(ctx.argv, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd,
+                                start_new_session=True, close_fds=True)
+    finally:
+        os.close(fd)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if holder_pid(lock) == proc.pid:
+            print(f"No user service manager is reachable here, so the daemon was started in the "
+                  f"background instead (pid {proc.pid}); it will not come back after a reboot. "
+                  f"Output: {stderr_log}.", file=out)
+            return 0
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    print(f"error: the daemon did not start (exit {proc.poll()}); see {stderr_log}", file=out)
+    return 1
