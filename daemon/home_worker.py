@@ -41,6 +41,7 @@ Fingerprint = tuple[int, int, int, int]
 # Codex holds the index lock for milliseconds; a longer wait means a stuck writer, and the
 # daemon retries later rather than sitting in the lock (it must answer SIGTERM within 2 s).
 DAEMON_INDEX_LOCK_TIMEOUT_S = 1.5
+HEAL_INTERVAL_S = 300.0  # at most this often without a trigger (DB replaced, rows dropped)
 
 
 def now_iso() -> str:
@@ -113,6 +114,11 @@ class HomeWorker:
         self.current_drift: dict[str, int] = {}  # drift left after the last reconcile
         self._error_episode: dict[str, str] = {}
         self.extra_status: Callable[[], dict[str, Any]] | None = None  # set by the daemon
+        self.heal_mode = "auto"
+        self.heal_binary: str | None = None
+        self._heal_seen_replaced = 0
+        self._heal_seen_rows = 0
+        self._heal_last = -HEAL_INTERVAL_S
 
     # -- facts -------------------------------------------------------------------------
     def start(self) -> None:
@@ -218,8 +224,55 @@ class HomeWorker:
             pass  # after a write error, events do not bypass the retry delay
         elif not plan.drift.empty and self._repair(plan):
             self.current_drift = {}
+        self.maybe_heal()
         self.write_status()
         return plan
+
+    # -- healing Codex's DB through its app-server (issue 6) ------------------------------
+    def maybe_heal(self, *, force: bool = False) -> None:
+        """Ask Codex to heal its DB when it was replaced, lost rows, or (rarely) when the DB
+        drifted; never in a loop (Codex is spawned at most every HEAL_INTERVAL_S otherwise)."""
+        if self.heal_mode == "off" and not force:
+            self._record_db_drift()
+            return
+        rows = len(self.table.rows) if self.table.rows is not None else 0
+        now = time.monotonic()
+        replaced = self.table.replaced != self._heal_seen_replaced
+        dropped = rows < self._heal_seen_rows
+        self._heal_seen_rows = rows
+        due = force or replaced or dropped or now - self._heal_last >= HEAL_INTERVAL_S
+        found = self._record_db_drift()
+        if not due or found is None or found.empty:
+            return
+        self._heal_seen_replaced = self.table.replaced
+        self._heal_last = now
+        from codex_indexd.heal import heal_home
+        from codex_indexd.heal_state import load_attempts, save_attempts
+
+        facts = self._facts_for_heal()
+        attempts = load_attempts(self.home.root)
+        report = heal_home(facts, mode=self.heal_mode, binary=self.heal_binary, attempts=attempts)
+        save_attempts(self.home.root, report.attempts)
+        self.stats["last_heal"] = {"at": now_iso(), "summary": report.summary(), "healed": report.healed,
+                                   "not_healed": report.not_healed, "given_up": report.given_up,
+                                   "how_to_enable": report.how_to_enable}
+        if report.ran:
+            self.table.refresh(force=True)
+            self._heal_seen_replaced = self.table.replaced
+
+    def _facts_for_heal(self) -> HomeFacts:
+        return HomeFacts(self.home, self.home.config(), self.table.rows, self.table.db_path,
+                         self.tracker.facts(), self._load_index(), self._load_history())
+
+    def _record_db_drift(self) -> Any:
+        if self.table.rows is None:
+            self.stats["db_drift"] = {}
+            return None
+        from codex_indexd.heal import detect
+
+        found = detect(self._facts_for_heal())
+        self.stats["db_drift"] = {k: v for k, v in found.counts().items() if v}
+        return found
 
     def _facts_for_apply(self, plan: Plan) -> HomeFacts:
         return HomeFacts(self.home, self.home.config(), self.table.rows, self.table.db_path,

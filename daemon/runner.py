@@ -116,6 +116,8 @@ class Daemon:
                 worker.extra_status = self.status_extra
             else:
                 worker.policy, worker.backup = policy, backup
+            worker.heal_mode = self.settings["codex_api.mode"]
+            worker.heal_binary = self.settings["codex_api.binary"] or None
 
     def install_signals(self) -> None:
         def on_stop(signum: int, frame: FrameType | None) -> None:
@@ -137,6 +139,7 @@ class Daemon:
             worker.start()
             worker.reconcile(reason="once")
             worker.save_checkpoint()
+            worker.write_status({"running": False})
             worker.table.close()
         return 0
 

@@ -53,6 +53,9 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--rebuild", action="store_true",
                         help="replace both files from scratch (the seed script's semantics)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable report")
+    parser.add_argument("--heal-db", action="store_true",
+                        help="also ask Codex (codex app-server) to restore lost names and missing rows "
+                        "in its state DB")
     parser.add_argument("--log-level", default="warning")
     parser.set_defaults(handler=main)
 
@@ -166,6 +169,34 @@ def summary_lines(args: argparse.Namespace, facts: HomeFacts, plan: Plan, report
     return out
 
 
+def db_drift(facts: HomeFacts) -> dict[str, Any]:
+    """What Codex's own DB lost (names, rows), for the report."""
+    from codex_indexd.heal import detect
+
+    found = detect(facts)
+    return {"counts": found.counts(), "ids": found.ids(), "db_available": found.db_available}
+
+
+def run_heal(facts: HomeFacts) -> dict[str, Any]:
+    """Ask Codex's app-server to heal its DB once; return a JSON-able summary."""
+    from codex_indexd import settings as settings_mod
+    from codex_indexd.heal import heal_home
+    from codex_indexd.heal_state import load_attempts, save_attempts
+
+    try:
+        resolved = settings_mod.load()
+        mode, binary = resolved["codex_api.mode"], resolved["codex_api.binary"] or None
+    except settings_mod.ConfigError:
+        mode, binary = "auto", None
+    attempts = load_attempts(facts.home.root)
+    heal = heal_home(facts, mode=mode, binary=binary, attempts=attempts)
+    save_attempts(facts.home.root, heal.attempts)
+    return {"summary": heal.summary(), "detected": heal.detected, "healed": heal.healed,
+            "not_healed": heal.not_healed, "given_up": heal.given_up, "skipped_reason": heal.skipped_reason,
+            "how_to_enable": heal.how_to_enable, "error": heal.error, "notes": heal.notes,
+            "error_exit": bool(heal.error)}
+
+
 def _reasons(counts: dict[str, int], keys: tuple[str, ...]) -> str:
     return ", ".join(f"{key} {counts[key]}" for key in keys if counts.get(key))
 
@@ -195,11 +226,28 @@ def main(args: argparse.Namespace) -> int:
             error = "; ".join(f"{name}: {type(exc).__name__}: {exc}" for name, exc in result.errors.items())
             log.error("repair.failed", error=error)
     report = build_report(args, facts, plan, result, error)
+    report["db_drift"] = db_drift(facts)
+    if args.heal_db and not args.dry_run:
+        heal = run_heal(facts)
+        report["db_heal"] = heal
+        if heal.get("error_exit"):
+            error = error or heal["summary"]
+            report["status"] = "failed"
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         for line in summary_lines(args, facts, plan, report):
             print(line)
+        drift_db = report["db_drift"]
+        if any(drift_db["counts"].values()):
+            counts = ", ".join(f"{k} {v}" for k, v in drift_db["counts"].items() if v)
+            print(f"state DB drift: {counts}" + ("" if args.heal_db else " (--heal-db asks Codex to fix it)"))
+            if args.dry_run:
+                for reason, ids in drift_db["ids"].items():
+                    if ids:
+                        print(f"  {reason}: {', '.join(ids)}")
+        if "db_heal" in report:
+            print(report["db_heal"]["summary"])
         if error:
             print("status: failed")
             print(f"error: {error}")

@@ -21,7 +21,22 @@ from codex_indexd.status_file import instance_lock_path, read_status
 from codex_indexd.write.locks import holder_pid
 
 
-def home_report(root: Path, policy: Policy) -> dict[str, Any]:
+def heal_report(facts: Any, mode: str, binary: str | None) -> tuple[dict[str, int], list[str]]:
+    """Return the DB drift counts and, when healing cannot run, why and how to enable it."""
+    from codex_indexd.heal import check_codex, detect
+
+    found = detect(facts)
+    counts = {k: v for k, v in found.counts().items() if v}
+    notes: list[str] = []
+    if counts:
+        check = check_codex(mode, binary, timeout_s=5.0)
+        if not check.usable:
+            notes.append(f"Codex's DB lost {', '.join(f'{k} {v}' for k, v in counts.items())}, and healing "
+                         f"through Codex is off: {check.reason}. {check.hint}")
+    return counts, notes
+
+
+def home_report(root: Path, policy: Policy, heal_mode: str = "auto", heal_binary: str | None = None) -> dict[str, Any]:
     """Return the status of one home: the daemon's record plus a live drift check."""
     home = CodexHome.at(root)
     record = read_status(home.root) or {}
@@ -49,6 +64,8 @@ def home_report(root: Path, policy: Policy) -> dict[str, Any]:
         warnings.append("no state DB (state_<N>.sqlite) found: names come from rollouts and the index only")
     for kind, info in (record.get("errors") or {}).items():
         errors.append(f"{kind}: {info.get('detail') or info.get('file')} (at {info.get('at')})")
+    db_drift, heal_notes = heal_report(facts, heal_mode, heal_binary)
+    warnings.extend(heal_notes)
     for name in record.get("paused_files") or []:
         errors.append(f"writes to {name} are paused: another writer keeps undoing our repairs")
     return {
@@ -63,6 +80,8 @@ def home_report(root: Path, policy: Policy) -> dict[str, Any]:
         "last_reconcile": {"at": record.get("last_reconcile_at"), "reason": record.get("last_reconcile_reason")},
         "last_repair": record.get("last_repair"),
         "drift": plan.drift.counts(),
+        "db_drift": db_drift,
+        "last_heal": record.get("last_heal"),
         "skipped_input": len(facts.warnings),
         "warnings": warnings,
         "errors": errors,
@@ -90,6 +109,10 @@ def render(report: dict[str, Any]) -> list[str]:
         out.append("  last repair: never")
     drift = report["drift"]
     out.append("  drift now: " + (", ".join(f"{k} {v}" for k, v in sorted(drift.items())) if drift else "none"))
+    if report["db_drift"]:
+        out.append("  Codex DB drift: " + ", ".join(f"{k} {v}" for k, v in sorted(report["db_drift"].items())))
+    if report["last_heal"]:
+        out.append(f"  last DB heal: {report['last_heal']['at']}: {report['last_heal']['summary']}")
     if report["skipped_input"]:
         out.append(f"  skipped input: {report['skipped_input']} file(s) or line(s) (see 'codex-indexd repair --dry-run')")
     out.extend(f"  warning: {w}" for w in report["warnings"])
@@ -111,11 +134,12 @@ def main(argv: list[str]) -> int:
     from codex_indexd.runner import policy_from_settings
 
     policy = policy_from_settings(resolved)
-    reports = [home_report(home, policy) for home in resolved.homes]
+    mode, binary = resolved["codex_api.mode"], resolved["codex_api.binary"] or None
+    reports = [home_report(home, policy, mode, binary) for home in resolved.homes]
     if args.json:
         print(json.dumps({"homes": reports}, indent=2))
     else:
         for report in reports:
             print("\n".join(render(report)))
-    bad = any(r["drift"] or r["errors"] or not r["daemon_pid"] for r in reports)
+    bad = any(r["drift"] or r["db_drift"] or r["errors"] or not r["daemon_pid"] for r in reports)
     return 1 if bad else 0
