@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from codex_indexd.logs import get_logger
@@ -39,7 +39,7 @@ Progress = Callable[[int, int | None], None]
 
 
 @dataclass(slots=True)
-class Warning_:
+class InputWarning:
     """Something skipped while reading, for the report (never holds prompt text)."""
 
     event: str
@@ -58,27 +58,27 @@ class HomeFacts:
     rollouts: dict[str, RolloutFacts]
     index: IndexFile
     history: HistoryFile
-    warnings: list[Warning_] = field(default_factory=list)
+    warnings: list[InputWarning] = field(default_factory=list)
     db_error: StateDbError | None = None
     rollout_files: int = 0
 
 
-def report_scan(scan: RolloutScan, path: Path, size: int, warnings: list[Warning_]) -> None:
+def report_scan(scan: RolloutScan, path: Path, size: int, warnings: list[InputWarning]) -> None:
     """Log and record what a finished scan skipped."""
     if scan.bare:
-        warnings.append(Warning_("rollout.skipped", str(path), "bare 2025 format; Codex ignores it"))
+        warnings.append(InputWarning("rollout.skipped", str(path), "bare 2025 format; Codex ignores it"))
     elif not scan.facts.has_meta:
-        warnings.append(Warning_("rollout.skipped", str(path), "no usable session_meta"))
+        warnings.append(InputWarning("rollout.skipped", str(path), "no usable session_meta"))
     if scan.malformed:
-        warnings.append(Warning_("rollout.malformed_lines", str(path), f"{scan.malformed} lines"))
+        warnings.append(InputWarning("rollout.malformed_lines", str(path), f"{scan.malformed} lines"))
     if scan.too_long:
-        warnings.append(Warning_("rollout.line_too_long", str(path), f"{scan.too_long} lines"))
+        warnings.append(InputWarning("rollout.line_too_long", str(path), f"{scan.too_long} lines"))
     if scan.offset < size and not path.name.endswith(".zst"):
-        warnings.append(Warning_("rollout.partial_tail", str(path), f"{size - scan.offset} bytes"))
+        warnings.append(InputWarning("rollout.partial_tail", str(path), f"{size - scan.offset} bytes"))
 
 
 def scan_rollouts(
-    home: CodexHome, warnings: list[Warning_], progress: Progress | None = None
+    home: CodexHome, warnings: list[InputWarning], progress: Progress | None = None
 ) -> tuple[dict[str, RolloutScan], int]:
     """Scan every rollout of the home; return usable scans by thread id and the file count."""
     found: list[tuple[Path, bool]] = [(p, False) for p in iter_rollout_paths(home.sessions)]
@@ -92,7 +92,7 @@ def scan_rollouts(
             scan = scan_file(scan, path)
             size = path.stat().st_size
         except OSError as exc:
-            warnings.append(Warning_("rollout.unreadable", str(path), str(exc)))
+            warnings.append(InputWarning("rollout.unreadable", str(path), str(exc)))
             continue
         report_scan(scan, path, size, warnings)
         if not scan.usable:
@@ -101,7 +101,7 @@ def scan_rollouts(
     return scans, len(found)
 
 
-def keep_scan(scans: dict[str, RolloutScan], scan: RolloutScan, warnings: list[Warning_]) -> None:
+def keep_scan(scans: dict[str, RolloutScan], scan: RolloutScan, warnings: list[InputWarning]) -> None:
     """Add a scan, resolving two files with the same thread id (live first, then more lines)."""
     thread_id = scan.facts.thread_id
     other = scans.get(thread_id)
@@ -111,7 +111,7 @@ def keep_scan(scans: dict[str, RolloutScan], scan: RolloutScan, warnings: list[W
     winner, loser = (scan, other) if _rank(scan) > _rank(other) else (other, scan)
     scans[thread_id] = winner
     warnings.append(
-        Warning_("rollout.duplicate_id", loser.facts.path, f"same thread id as {winner.facts.path}")
+        InputWarning("rollout.duplicate_id", loser.facts.path, f"same thread id as {winner.facts.path}")
     )
 
 
@@ -120,7 +120,7 @@ def _rank(scan: RolloutScan) -> tuple[bool, int, str]:
 
 
 def read_state_db(
-    home: CodexHome, config: CodexConfig, warnings: list[Warning_]
+    home: CodexHome, config: CodexConfig, warnings: list[InputWarning]
 ) -> tuple[dict[str, ThreadRow] | None, Path | None, StateDbError | None]:
     """Return the thread rows (None when the DB is absent or unreadable), its path, the error."""
     db_path = home.state_db(config)
@@ -129,13 +129,13 @@ def read_state_db(
     try:
         return load_threads(db_path), db_path, None
     except StateDbError as exc:
-        warnings.append(Warning_(f"db.{exc.kind}", str(db_path), exc.detail))
+        warnings.append(InputWarning(f"db.{exc.kind}", str(db_path), exc.detail))
         return None, db_path, exc
 
 
 def gather(home: CodexHome, progress: Progress | None = None) -> HomeFacts:
     """Read everything a plan needs from one home. Unreadable parts become warnings."""
-    warnings: list[Warning_] = []
+    warnings: list[InputWarning] = []
     config = home.config()
     scans, count = scan_rollouts(home, warnings, progress)
     threads, db_path, db_error = read_state_db(home, config, warnings)
@@ -218,20 +218,18 @@ def _index_lines_for(plan: Plan, seen: dict[str, IndexLine]) -> Callable[[IndexF
 
 
 def _rebuilt_index(plan: Plan, seen: dict[str, IndexLine]) -> Callable[[bytes], bytes]:
+    """Build the replacement index from the bytes under the lock; a rename Codex appended
+    since we planned keeps its name."""
+
     def build(current: bytes) -> bytes:
         parsed = parse_index_bytes(current)
-        entries = plan.selection.entries
-        changed = {
-            tid: line for tid, line in parsed.latest.items() if seen.get(tid) != line
-        }
-        if changed:
-            entries = [
-                type(e)(e.thread_id, changed[e.thread_id].thread_name, e.updated_at, e.sort_us)
-                if e.thread_id in changed else e
-                for e in entries
-            ]
-        selection = type(plan.selection)(entries, plan.selection.skipped_orphans, plan.selection.used_db)
-        return rebuilt_index_bytes(selection, parsed)
+        changed = {tid: line for tid, line in parsed.latest.items() if seen.get(tid) != line}
+        entries = [
+            replace(entry, thread_name=changed[entry.thread_id].thread_name)
+            if entry.thread_id in changed else entry
+            for entry in plan.selection.entries
+        ]
+        return rebuilt_index_bytes(replace(plan.selection, entries=entries), parsed)
 
     return build
 

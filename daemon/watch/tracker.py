@@ -15,7 +15,7 @@ from codex_indexd.logs import get_logger
 
 from codex_indexd.codex.home import CodexHome, iter_rollout_paths
 from codex_indexd.codex.rollout import RolloutScan, is_rollout_name, scan_file
-from codex_indexd.engine import Warning_, report_scan
+from codex_indexd.engine import InputWarning, report_scan
 from codex_indexd.index.model import RolloutFacts
 
 log = get_logger("codex_indexd.tracker")
@@ -106,7 +106,7 @@ class RolloutTracker:
             return False
         self.bytes_read += scan.offset - before
         if before == 0:
-            warnings: list[Warning_] = []
+            warnings: list[InputWarning] = []
             report_scan(scan, path, st.st_size, warnings)
             for warning in warnings:
                 if warning.event != "rollout.partial_tail":  # normal while Codex writes
