@@ -1,34 +1,76 @@
-"""Why a thread is or is not visible in Codex (codex-formats.md §2.5, §3.4; user-needs §1A–§1C)."""
+"""Why a thread is or is not visible in Codex (codex-formats.md §2.5, §3.4; user-needs §0, §1A-§1C).
+
+Codex 0.169 lists threads in two ways, and they hide different things (each rule below was
+checked against the real CLI, see tests/e2e/test_explain_e2e.py):
+
+* the default `thread/list` — what `codex resume`'s picker and app-server clients get unless
+  they opt out. It scans `sessions/`, so a rollout without a DB row is listed (and gets its
+  row); a rollout without `session_meta` or without any user message is not.
+* `thread/list` with `useStateDbOnly: true` — rows of the state DB only. A row whose
+  `rollout_path` is gone or stale, or whose `preview` is empty, is skipped; a rollout without
+  a row is invisible.
+
+Both hide archived threads, non-interactive sources (exec, sub-agents) and threads of another
+model provider. `session_index.jsonl` is read by neither for Codex 0.169's threads.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from codex_indexd.engine import HomeFacts
 from codex_indexd.index.model import RolloutFacts, ThreadRow
 from codex_indexd.index.names import db_name, desired_name, first_line, latest_rename
 
 INTERACTIVE_SOURCES = frozenset({"cli", "vscode"})
+_META_SCAN_LINES = 5  # Codex accepts a few junk lines before `session_meta`
+_META_MAX_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """One check: a stable code, whether it hides the thread, and words for people."""
+    """One check: a stable code, words for people, and which listing it hides the thread from.
+
+    `hides`: the default `thread/list` (what `codex resume` shows) skips the thread.
+    `hides_db_only`: `thread/list` with `useStateDbOnly: true` (DB rows only) skips it.
+    """
 
     code: str
-    hides: bool
     message: str
+    hides: bool = False
+    hides_db_only: bool = False
+
+
+def known_ids(facts: HomeFacts) -> set[str]:
+    """Every thread id some file of the home mentions."""
+    ids = set(facts.threads or ()) | set(facts.rollouts) | set(facts.index.latest)
+    ids.update(line.session_id for line in facts.history.parsed if line is not None)
+    return ids
+
+
+def _skipped_rollouts(facts: HomeFacts, thread_id: str) -> list[str]:
+    """Rollout files named after `thread_id` that were skipped (no usable `session_meta`)."""
+    return [w.path for w in facts.warnings
+            if w.event == "rollout.skipped" and thread_id in Path(w.path).name]
 
 
 def find_threads(facts: HomeFacts, query: str) -> list[str]:
-    """Return thread ids matching an id or a name (DB name/title, index name, rollout rename)."""
+    """Return thread ids matching an id or a name (DB name/title, index name, rollout rename).
+
+    An id no file mentions (no DB row, rollout, index or history line) matches nothing.
+    """
     try:
-        return [str(uuid.UUID(query))]
+        thread_id = str(uuid.UUID(query.strip()))
     except ValueError:
         pass
+    else:
+        known = thread_id in known_ids(facts) or bool(_skipped_rollouts(facts, thread_id))
+        return [thread_id] if known else []
     wanted = query.strip()
     found: list[str] = []
     for tid, row in (facts.threads or {}).items():
@@ -70,7 +112,8 @@ def name_source(facts: HomeFacts, thread_id: str) -> tuple[str, str]:
     elif row is not None and db_name(row) == name:
         source = "state DB threads.title (a legacy rename)"
     elif rename is not None and rename.name == name and is_user_name(name, row, rollout):
-        source = "session_index.jsonl" if index_line and index_line.thread_name == name else "rollout thread_name_updated event"
+        in_index = index_line is not None and index_line.thread_name == name
+        source = "session_index.jsonl" if in_index else "rollout thread_name_updated event"
     elif name == thread_id:
         source = "the thread id (no title, no message)"
     else:
@@ -78,67 +121,201 @@ def name_source(facts: HomeFacts, thread_id: str) -> tuple[str, str]:
     return name, source
 
 
-def explain(facts: HomeFacts, thread_id: str) -> list[Finding]:
-    """Return the findings for one thread, most important first."""
+def session_meta(path: str) -> dict[str, Any]:
+    """Return the `session_meta` payload of a plain rollout (first few lines), or {}."""
+    if path.endswith(".zst"):
+        return {}
+    try:
+        with open(path, "rb") as fh:
+            for _ in range(_META_SCAN_LINES):
+                raw = fh.readline(_META_MAX_BYTES)
+                if not raw:
+                    break
+                try:
+                    obj = json.loads(raw)
+                except ValueError:
+                    continue
+                if isinstance(obj, dict) and obj.get("type") == "session_meta":
+                    payload = obj.get("payload")
+                    return payload if isinstance(payload, dict) else {}
+    except OSError:
+        pass
+    return {}
+
+
+def _is_exec(source: str | None) -> bool:
+    return source == "exec"
+
+
+@dataclass(frozen=True, slots=True)
+class _Thread:
+    """What the home says about one thread, for the checks below."""
+
+    thread_id: str
+    row: ThreadRow | None
+    rollout: RolloutFacts | None
+    skipped: list[str]  # rollout files of this id without a usable session_meta
+    meta: dict[str, Any]  # the rollout's session_meta payload ({} when unknown)
+
+    @property
+    def source(self) -> str | None:
+        from_row = self.row.source if self.row is not None else None
+        return from_row or (self.rollout.source if self.rollout is not None else None)
+
+    @property
+    def provider(self) -> str | None:
+        if self.row is not None and self.row.model_provider:
+            return self.row.model_provider
+        value = self.meta.get("model_provider")
+        return value if isinstance(value, str) and value else None
+
+
+def _storage_findings(facts: HomeFacts, t: _Thread) -> list[Finding]:
+    """Rollout file and DB row: present, parsable, pointing at each other."""
     out: list[Finding] = []
-    row: ThreadRow | None = (facts.threads or {}).get(thread_id)
-    rollout = facts.rollouts.get(thread_id)
-    skipped = [w for w in facts.warnings if thread_id in w.path and w.event == "rollout.skipped"]
-    if rollout is None and skipped:
-        out.append(Finding("rollout_unparsable", True,
-                           f"The rollout {skipped[0].path} has no usable session_meta ({skipped[0].detail}); "
-                           "Codex cannot list or resume it."))
+    row, rollout = t.row, t.rollout
+    if rollout is None and t.skipped:
+        still = (" Its DB row still puts it in DB-only lists, but opening or resuming it fails "
+                 "(\"does not start with session metadata\").") if row is not None else ""
+        out.append(Finding(
+            "rollout_unparsable",
+            f"The rollout {t.skipped[0]} has no usable session_meta: the default thread list "
+            f"skips it and Codex cannot open it.{still}",
+            hides=True, hides_db_only=row is None))
+    elif rollout is None and row is not None:
+        out.append(Finding(
+            "rollout_missing",
+            "The DB row remains but the rollout file is gone from sessions/ and "
+            "archived_sessions/: every list skips the thread (thread/read by id still answers, "
+            "without the conversation).",
+            hides=True, hides_db_only=True))
     elif rollout is None:
-        out.append(Finding("rollout_missing", True, "No rollout file for this thread under sessions/ or "
-                           "archived_sessions/: Codex hides the thread (the conversation itself is gone)."))
+        out.append(Finding(
+            "rollout_missing",
+            "No rollout file and no DB row: only session_index.jsonl or history.jsonl still "
+            "mention this thread; Codex does not know it (the conversation is gone).",
+            hides=True, hides_db_only=True))
     if facts.threads is None:
         reason = facts.db_error.kind if facts.db_error else "missing"
-        out.append(Finding("db_unavailable", False, f"The state DB is {reason}; Codex rebuilds it from the rollouts."))
+        out.append(Finding(
+            "db_unavailable",
+            f"The state DB is {reason}; Codex rebuilds it from the rollouts when it next starts."))
     elif row is None and rollout is not None:
-        out.append(Finding("no_db_row", True, "The rollout has no row in the state DB: the sidebar and "
-                           "'codex resume' do not show it until Codex scans sessions/ (open the resume picker, "
-                           "or run 'codex-indexd repair --heal-db')."))
-    if row is not None and row.rollout_path and rollout is not None and not os.path.exists(row.rollout_path):
-        out.append(Finding("row_stale_path", False, f"The DB points at {row.rollout_path}, which no longer exists; "
-                           f"the file is at {rollout.path}. Codex repairs this on the next lookup by id."))
-    archived = (row is not None and row.archived) or (rollout is not None and rollout.archived)
-    if archived:
-        out.append(Finding("archived", True, "The thread is archived: it shows only under archived threads "
-                           "('codex unarchive <id>' brings it back)."))
-    source = (row.source if row is not None else None) or (rollout.source if rollout is not None else None)
+        out.append(Finding(
+            "no_db_row",
+            "The rollout has no row in the state DB, so DB-only lists (useStateDbOnly) skip it. "
+            "The default thread list ('codex resume') scans sessions/, shows it and inserts the "
+            "row ('codex-indexd repair --heal-db' does the same).",
+            hides_db_only=True))
+    if (row is not None and row.rollout_path and rollout is not None
+            and not os.path.exists(row.rollout_path)):
+        out.append(Finding(
+            "row_stale_path",
+            f"The DB points at {row.rollout_path}, which no longer exists; the file is at "
+            f"{rollout.path}. DB-only lists skip the thread; the default list and opening it by "
+            "id still find the file.",
+            hides_db_only=True))
+    return out
+
+
+def _filter_findings(facts: HomeFacts, t: _Thread) -> list[Finding]:
+    """The filters every Codex list applies: archive, source, model provider, preview."""
+    out: list[Finding] = []
+    row, rollout = t.row, t.rollout
+    if (row is not None and row.archived) or (rollout is not None and rollout.archived):
+        out.append(Finding(
+            "archived",
+            "The thread is archived: lists show it only when asked for archived threads "
+            "('codex unarchive <id>' brings it back).",
+            hides=True, hides_db_only=True))
+    source = t.source
     if source is not None and source not in INTERACTIVE_SOURCES:
-        out.append(Finding("non_interactive_source", True, f"Its source is {source!r}: 'codex resume' and the "
-                           "default thread list show only cli/vscode threads ('codex resume --include-non-interactive' "
-                           "shows it)."))
-    provider = row.model_provider if row is not None else None
-    if provider and provider != facts.config.model_provider:
-        out.append(Finding("other_model_provider", True, f"It was made with model provider {provider!r}, but "
-                           f"config.toml selects {facts.config.model_provider!r}; lists filter by provider."))
+        kinds = 'sourceKinds ["exec"]' if _is_exec(source) else "the matching sourceKinds"
+        out.append(Finding(
+            "non_interactive_source",
+            f"Its source is {source!r}: 'codex resume' and the default thread list show only "
+            "interactive (cli/vscode) threads; 'codex resume --include-non-interactive' and "
+            f"thread/list with {kinds} show it.",
+            hides=True, hides_db_only=True))
+    provider, selected = t.provider, facts.config.model_provider
+    if provider and provider != selected:
+        out.append(Finding(
+            "other_model_provider",
+            f"It was made with model provider {provider!r}, but config.toml selects {selected!r}: "
+            "lists show only the selected provider's threads unless asked for all (thread/list "
+            "with modelProviders: []).",
+            hides=True, hides_db_only=True))
+    if rollout is not None and rollout.first_user_message is None \
+            and not t.meta.get("forked_from_id"):
+        out.append(Finding(
+            "no_user_message",
+            "The rollout has no user message (only injected context): the default thread list "
+            "skips it.",
+            hides=True))
     if row is not None and row.preview is not None and not row.preview.strip():
-        out.append(Finding("empty_preview", True, "Its preview is empty (no real user message was found), so "
-                           "DB-served lists skip it."))
-    line = facts.index.latest.get(thread_id)
-    name, source_of_name = name_source(facts, thread_id)
+        out.append(Finding(
+            "empty_preview",
+            "Its preview in the DB is empty, so DB-only lists skip it (the default list takes "
+            "the preview from the rollout).",
+            hides_db_only=True))
+    return out
+
+
+def _name_findings(facts: HomeFacts, t: _Thread) -> list[Finding]:
+    """Where the name lives (DB, index, rollout) and what is out of step; never hides."""
+    out: list[Finding] = []
+    line = facts.index.latest.get(t.thread_id)
+    name, source_of_name = name_source(facts, t.thread_id)
     if line is None:
-        out.append(Finding("not_in_index", False, "It has no line in session_index.jsonl (older Codex, "
-                           "'codex exec resume <name>' and third-party tools look names up there)."))
+        why = ("'codex exec' never writes one" if _is_exec(t.source)
+               else "Codex 0.169 writes one only when a thread gets a name")
+        out.append(Finding(
+            "not_in_index",
+            f"It has no line in session_index.jsonl ({why}). Codex 0.169 lists threads and "
+            "resolves names from the DB, but older Codex builds and third-party tools read "
+            "names there ('codex-indexd repair' adds the line)."))
     elif line.thread_name != name:
-        out.append(Finding("index_name_stale", False, f"session_index.jsonl names it {line.thread_name!r}, "
-                           f"but its name is {name!r}."))
-    rename = latest_rename(line, rollout)
-    if row is not None and db_name(row) is None and rename is not None \
-            and is_user_name(rename.name, row, rollout):
-        out.append(Finding("name_lost_in_db", True, f"Its name {rename.name!r} is only in session_index.jsonl or "
-                           "the rollout; Codex 0.169 reads names from the DB, so the picker shows no name and "
-                           "'codex resume <name>' fails ('codex-indexd repair --heal-db' restores it)."))
-    out.append(Finding("name", False, f"Name: {name!r} (from {source_of_name})."))
+        out.append(Finding(
+            "index_name_stale",
+            f"session_index.jsonl names it {line.thread_name!r}, but its name is {name!r}."))
+    rename = latest_rename(line, t.rollout)
+    if t.row is not None and db_name(t.row) is None and rename is not None \
+            and is_user_name(rename.name, t.row, t.rollout):
+        out.append(Finding(
+            "name_lost_in_db",
+            f"Its name {rename.name!r} is only in session_index.jsonl or the rollout; Codex 0.169 "
+            "reads names from the DB, so lists show the thread without a name and "
+            "'codex resume <name>' or 'codex archive <name>' do not find it "
+            "('codex-indexd repair --heal-db' restores it)."))
+    out.append(Finding("name", f"Name: {name!r}, from {source_of_name}."))
+    return out
+
+
+def explain(facts: HomeFacts, thread_id: str) -> list[Finding]:
+    """Return the findings for one thread, most important first."""
+    rollout = facts.rollouts.get(thread_id)
+    t = _Thread(
+        thread_id=thread_id,
+        row=(facts.threads or {}).get(thread_id),
+        rollout=rollout,
+        skipped=_skipped_rollouts(facts, thread_id),
+        meta=session_meta(rollout.path) if rollout is not None else {},
+    )
+    out = _storage_findings(facts, t) + _filter_findings(facts, t) + _name_findings(facts, t)
     if rollout is not None:
-        out.append(Finding("rollout", False, f"Rollout: {rollout.path} ({len(rollout.user_turns)} user turns)."))
+        turns = len(rollout.user_turns)
+        out.append(Finding("rollout", f"Rollout: {rollout.path} ({turns} user turns)."))
     return out
 
 
 def visible(findings: list[Finding]) -> bool:
+    """True when the default `thread/list` (and so `codex resume`) shows the thread."""
     return not any(f.hides for f in findings)
+
+
+def visible_db_only(findings: list[Finding]) -> bool:
+    """True when `thread/list` with `useStateDbOnly: true` shows the thread."""
+    return not any(f.hides_db_only for f in findings)
 
 
 def lock_holders(lock_file: Path) -> list[int]:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -80,8 +82,11 @@ def progress_bar() -> Iterator[Progress | None]:
     from tqdm import tqdm
 
     bar = tqdm(total=0, delay=1.0, file=sys.stderr, unit="rollout", desc="scanning", leave=False)
+    test_delay = int(os.environ.get("CODEX_INDEXD_TEST_SCAN_DELAY_MS", "0") or 0) / 1000  # test hook
 
     def update(done: int, total: int | None) -> None:
+        if test_delay:
+            time.sleep(test_delay)
         if total is not None and bar.total != total:
             bar.total = total
         bar.update(done - bar.n)

@@ -1,0 +1,192 @@
+"""Soak: several processes behave like Codex clients for minutes while the daemon runs; a
+checker compares session_index.jsonl and history.jsonl with the expected state every few
+seconds, and the daemon's memory and descriptors are watched.
+
+CODEX_INDEXD_SOAK_SECONDS sets the length (default 300; 20 is a quick run), and
+CODEX_INDEXD_SOAK_SETTLE_S the delay allowed to the daemon (default 3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.support.homes import Thread, build_home, new_thread, rollout_lines, rollout_name
+
+from .harness import Daemon, Metrics, log_records, read_locked, status_cli, wait_for
+from .model import Discrepancy, Model
+
+WRITERS = 4
+RATE_PER_WRITER = 3.0  # operations per second
+PRELOADED = 400
+CHECK_EVERY_S = 3.0
+RSS_GROWTH_MAX = 0.10
+FD_SLACK = 3
+WRITER = Path(__file__).with_name("codex_writer.py")
+BAD_EVENTS = {"worker.failed", "rewrite_loop_suspected", "watch.observer_died", "write.write_failed",
+              "write.disk_full", "write.unsafe_target", "journal.recovery_failed"}
+
+
+def preload(home: Path) -> list[Thread]:
+    threads = [new_thread(i, turns=2, paginated=i % 2 == 1, tool_output_bytes=200, archived=i % 10 == 0)
+               for i in range(PRELOADED)]
+    build_home(home, threads, db=False)
+    return threads
+
+
+def rel_path(thread: Thread) -> str:
+    where = "archived_sessions" if thread.archived else f"sessions/{thread.start.strftime('%Y/%m/%d')}"
+    return f"{where}/{rollout_name(thread)}"
+
+
+def turn_stamps(thread: Thread) -> list[tuple[str, int]]:
+    return [(turn.text, int((thread.start + timedelta(seconds=10 * (j + 1))).timestamp()))
+            for j, turn in enumerate(thread.turns)]
+
+
+@pytest.mark.soak
+@pytest.mark.slow
+def test_soak_with_codex_like_writers(tmp_path: Path, spawn, log_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    duration = float(os.environ.get("CODEX_INDEXD_SOAK_SECONDS", "300"))
+    settle = float(os.environ.get("CODEX_INDEXD_SOAK_SETTLE_S", "3"))
+    warmup = min(60.0, max(5.0, duration * 0.2))
+    home = tmp_path / "home"
+    work = tmp_path / "soak"
+    work.mkdir()
+    threads = preload(home)
+
+    model = Model()
+    assigned: dict[int, list[dict[str, object]]] = {w: [] for w in range(WRITERS)}
+    for n, thread in enumerate(threads):
+        model.add_thread(thread.thread_id, rel_path(thread), archived=thread.archived,
+                         turns=turn_stamps(thread), owner=f"w{n % WRITERS}")
+        assigned[n % WRITERS].append({"tid": thread.thread_id, "path": rel_path(thread), "paginated": thread.paginated,
+                                      "ordinal": len(rollout_lines(thread)) if thread.paginated else 0,
+                                      "archived": thread.archived})
+
+    # A full reconcile a few times during the run, besides the event-driven ones.
+    daemon = spawn(home, env={"CODEX_INDEXD_RECONCILE_INTERVAL_S": str(max(10.0, duration / 4))})
+    daemon.wait_ready()
+    started = time.time()
+
+    def check(settle_s: float) -> tuple[list[Discrepancy], bytes, bytes]:
+        at = time.time()
+        index, history = read_locked(home)
+        model.advance(at)
+        return model.check(at, index, history, settle_s), index, history
+
+    wait_for(lambda: not check(0)[0], 60, "the preloaded home indexed", interval=0.5)
+
+    writers: list[subprocess.Popen[bytes]] = []
+    for w in range(WRITERS):
+        journal, manifest, plan = work / f"w{w}.journal", work / f"w{w}.manifest", work / f"w{w}.assigned"
+        plan.write_text(json.dumps(assigned[w]))
+        model.add_journal(f"w{w}", journal)
+        with open(work / f"w{w}.stderr", "wb") as err:
+            writers.append(subprocess.Popen(
+                [sys.executable, str(WRITER), "--home", str(home), "--journal", str(journal), "--manifest", str(manifest),
+                 "--assigned", str(plan), "--writer", str(w), "--seed", str(1000 + w), "--rate", str(RATE_PER_WRITER)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err))
+
+    found: list[tuple[float, Discrepancy]] = []
+    checkpoints: list[Metrics] = []
+    baseline: Metrics | None = None
+    soak_started = time.monotonic()
+    try:
+        next_check = soak_started + CHECK_EVERY_S
+        while time.monotonic() - soak_started < duration:
+            time.sleep(max(0.0, next_check - time.monotonic()))  # the checker's period
+            next_check += CHECK_EVERY_S
+            daemon.check_alive()
+            for w, proc in enumerate(writers):
+                assert proc.poll() is None, f"writer {w} died: {(work / f'w{w}.stderr').read_text()[-2000:]}"
+            problems, _, _ = check(settle)
+            elapsed = time.monotonic() - soak_started
+            found.extend((elapsed, p) for p in problems)
+            metrics = Metrics(elapsed, daemon.rss_kb(), daemon.fd_count())
+            checkpoints.append(metrics)
+            if baseline is None and elapsed >= warmup:
+                baseline = metrics
+    finally:
+        for proc in writers:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for w, proc in enumerate(writers):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+    for w, proc in enumerate(writers):
+        assert proc.returncode == 0, f"writer {w}: {(work / f'w{w}.stderr').read_text()[-2000:]}"
+    soak_s = time.monotonic() - soak_started
+
+    # The end: the writers are done; everything must settle to exactly the expected state.
+    settled_at = time.monotonic()
+    final: list[Discrepancy] = []
+
+    def settled() -> bool:
+        nonlocal final
+        daemon.check_alive()
+        final, index, history = check(0)
+        final += model.order_violations(index, history)
+        return not final
+
+    try:
+        wait_for(settled, 60, "the final state", interval=0.5)
+    except AssertionError:
+        pass
+    settle_s = time.monotonic() - settled_at
+    end = Metrics(time.monotonic() - soak_started, daemon.rss_kb(), daemon.fd_count())
+    assert baseline is not None, "the run was shorter than its warm-up"
+
+    # The rollouts are exactly what the writers wrote, where they put them.
+    rollout_problems = []
+    for w in range(WRITERS):
+        for tid, item in json.loads((work / f"w{w}.manifest").read_text()).items():
+            path = home / item["path"]
+            if not path.exists():
+                rollout_problems.append(f"{tid}: {item['path']} missing")
+            elif hashlib.sha256(path.read_bytes()).hexdigest() != item["sha256"]:
+                rollout_problems.append(f"{tid}: {item['path']} changed")
+
+    code, report = status_cli(home)
+    (home_report,) = report["homes"]
+    bad_events = Counter(r["event"] for r in log_records(log_dir, None) if r.get("event") in BAD_EVENTS)
+    levels = Counter(r.get("level") for r in log_records(log_dir, None))
+    repairs = log_records(log_dir, "index.repaired")
+    rss_growth = (end.rss_kb - baseline.rss_kb) / baseline.rss_kb
+    kinds = Counter(p.kind for _, p in found)
+    index, history = read_locked(home)
+    index_lines, history_lines = index.count(b"\n"), history.count(b"\n")
+    print(f"\nsoak: {soak_s:.0f} s, {WRITERS} writers, ops {dict(model.ops_applied)}, lost appends {dict(model.lost)}, "
+          f"threads {len(model.threads)}, index lines {index_lines}, history lines {history_lines}")
+    print(f"soak: {len(repairs)} repairs; settled {settle_s:.1f} s after the writers stopped; "
+          f"checks {len(checkpoints)}, discrepancies during the run {dict(kinds)}, at the end {len(final)}")
+    print(f"soak: RSS {baseline.rss_kb} kB at {baseline.at:.0f} s -> {end.rss_kb} kB at the end "
+          f"({rss_growth:+.1%}); peak {max(m.rss_kb for m in checkpoints)} kB; "
+          f"fds {baseline.fds} -> {end.fds}; log levels {dict(levels)}")
+    print("soak: RSS curve (s:kB) " + " ".join(f"{m.at:.0f}:{m.rss_kb}" for m in checkpoints[:: max(1, len(checkpoints) // 20)]))
+    for at, problem in found[:30]:
+        print(f"  at {at:.0f} s: {problem.kind}: {problem.detail}")
+    for problem in final[:30]:
+        print(f"  at the end: {problem.kind}: {problem.detail}")
+
+    assert daemon.terminate() == 0
+    assert not final, f"{len(final)} discrepancies at the end: {Counter(p.kind for p in final)}"
+    assert not found, f"{len(found)} discrepancies during the run: {dict(kinds)}"
+    assert not rollout_problems, rollout_problems[:10]
+    assert not bad_events, dict(bad_events)
+    assert home_report["drift"] == {} and not home_report["errors"], home_report
+    assert rss_growth < RSS_GROWTH_MAX, f"RSS grew {rss_growth:.1%}"
+    assert abs(end.fds - baseline.fds) <= FD_SLACK, (baseline.fds, end.fds)
