@@ -1,17 +1,21 @@
 """Why a thread is or is not visible in Codex (codex-formats.md §2.5, §3.4; user-needs §0, §1A-§1C).
 
-Codex 0.169 lists threads in two ways, and they hide different things (each rule below was
-checked against the real CLI, see tests/e2e/test_explain_e2e.py):
+Codex 0.169 lists threads in two ways that hide different things. Each rule below was checked
+against the real CLI (tests/e2e/test_explain_e2e.py):
 
-* the default `thread/list` — what `codex resume`'s picker and app-server clients get unless
-  they opt out. It scans `sessions/`, so a rollout without a DB row is listed (and gets its
-  row); a rollout without `session_meta` or without any user message is not.
-* `thread/list` with `useStateDbOnly: true` — rows of the state DB only. A row whose
-  `rollout_path` is gone or stale, or whose `preview` is empty, is skipped; a rollout without
-  a row is invisible.
+* The `codex resume` picker shows rows of the state DB only, like `thread/list` with
+  `useStateDbOnly: true`: a rollout without a row is missing, and so is a row whose
+  `rollout_path` no longer exists or whose `preview` is empty. It also drops a row whose
+  rollout has no `session_meta`, and it shows every model provider's threads.
+  `Finding.hides`.
+* `thread/list` as app-server clients get it by default (no `useStateDbOnly`, no
+  `modelProviders`) scans `sessions/`: it lists a rollout without a row (and inserts the
+  row), skips a rollout without `session_meta` or without any user message, and keeps only
+  threads whose `session_meta.model_provider` is the one config.toml selects.
+  `Finding.hides_in_scan`.
 
-Both hide archived threads, non-interactive sources (exec, sub-agents) and threads of another
-model provider. `session_index.jsonl` is read by neither for Codex 0.169's threads.
+Both hide archived threads and non-interactive sources (exec, sub-agents). Neither reads
+`session_index.jsonl` for Codex 0.169's threads.
 """
 
 from __future__ import annotations
@@ -34,16 +38,18 @@ _META_MAX_BYTES = 1 << 20
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """One check: a stable code, words for people, and which listing it hides the thread from.
+    """One check: a stable code, words for people, and what it does to the thread in Codex.
 
-    `hides`: the default `thread/list` (what `codex resume` shows) skips the thread.
-    `hides_db_only`: `thread/list` with `useStateDbOnly: true` (DB rows only) skips it.
+    `hides`: the `codex resume` picker skips the thread.
+    `hides_in_scan`: `thread/list` with default parameters (it scans `sessions/`) skips it.
+    `breaks`: Codex cannot open or resume the thread, even where a list shows it.
     """
 
     code: str
     message: str
     hides: bool = False
-    hides_db_only: bool = False
+    hides_in_scan: bool = False
+    breaks: bool = False
 
 
 def known_ids(facts: HomeFacts) -> set[str]:
@@ -163,9 +169,11 @@ class _Thread:
         return from_row or (self.rollout.source if self.rollout is not None else None)
 
     @property
-    def provider(self) -> str | None:
-        if self.row is not None and self.row.model_provider:
-            return self.row.model_provider
+    def row_provider(self) -> str | None:
+        return self.row.model_provider if self.row is not None else None
+
+    @property
+    def rollout_provider(self) -> str | None:
         value = self.meta.get("model_provider")
         return value if isinstance(value, str) and value else None
 
@@ -175,26 +183,27 @@ def _storage_findings(facts: HomeFacts, t: _Thread) -> list[Finding]:
     out: list[Finding] = []
     row, rollout = t.row, t.rollout
     if rollout is None and t.skipped:
-        still = (" Its DB row still puts it in DB-only lists, but opening or resuming it fails "
-                 "(\"does not start with session metadata\").") if row is not None else ""
+        row_note = (" (thread/list with useStateDbOnly still returns its DB row, but the picker "
+                    "drops it)") if row is not None else ""
         out.append(Finding(
             "rollout_unparsable",
-            f"The rollout {t.skipped[0]} has no usable session_meta: the default thread list "
-            f"skips it and Codex cannot open it.{still}",
-            hides=True, hides_db_only=row is None))
+            f"The rollout {t.skipped[0]} has no usable session_meta (Codex: \"does not start "
+            f"with session metadata\"): 'codex resume' does not show it{row_note}, a scanning "
+            "thread/list skips it, and Codex cannot open or resume it.",
+            hides=True, hides_in_scan=True, breaks=True))
     elif rollout is None and row is not None:
         out.append(Finding(
             "rollout_missing",
             "The DB row remains but the rollout file is gone from sessions/ and "
             "archived_sessions/: every list skips the thread (thread/read by id still answers, "
             "without the conversation).",
-            hides=True, hides_db_only=True))
+            hides=True, hides_in_scan=True))
     elif rollout is None:
         out.append(Finding(
             "rollout_missing",
             "No rollout file and no DB row: only session_index.jsonl or history.jsonl still "
             "mention this thread; Codex does not know it (the conversation is gone).",
-            hides=True, hides_db_only=True))
+            hides=True, hides_in_scan=True, breaks=True))
     if facts.threads is None:
         reason = facts.db_error.kind if facts.db_error else "missing"
         out.append(Finding(
@@ -203,23 +212,24 @@ def _storage_findings(facts: HomeFacts, t: _Thread) -> list[Finding]:
     elif row is None and rollout is not None:
         out.append(Finding(
             "no_db_row",
-            "The rollout has no row in the state DB, so DB-only lists (useStateDbOnly) skip it. "
-            "The default thread list ('codex resume') scans sessions/, shows it and inserts the "
-            "row ('codex-indexd repair --heal-db' does the same).",
-            hides_db_only=True))
+            "The rollout has no row in the state DB, so 'codex resume' does not show it. A "
+            "thread/list call that scans sessions/ (app-server's default) lists it and inserts "
+            "the row; 'codex-indexd repair --heal-db' has Codex do that now.",
+            hides=True))
     if (row is not None and row.rollout_path and rollout is not None
             and not os.path.exists(row.rollout_path)):
         out.append(Finding(
             "row_stale_path",
             f"The DB points at {row.rollout_path}, which no longer exists; the file is at "
-            f"{rollout.path}. DB-only lists skip the thread; the default list and opening it by "
-            "id still find the file.",
-            hides_db_only=True))
+            f"{rollout.path}. 'codex resume' does not show the thread; a scanning thread/list "
+            "and opening it by id still find the file, but neither fixes the row. Moving the "
+            "file back to the path the DB names makes it visible again.",
+            hides=True))
     return out
 
 
 def _filter_findings(facts: HomeFacts, t: _Thread) -> list[Finding]:
-    """The filters every Codex list applies: archive, source, model provider, preview."""
+    """The filters Codex's lists apply: archive, source, model provider, preview."""
     out: list[Finding] = []
     row, rollout = t.row, t.rollout
     if (row is not None and row.archived) or (rollout is not None and rollout.archived):
@@ -227,37 +237,41 @@ def _filter_findings(facts: HomeFacts, t: _Thread) -> list[Finding]:
             "archived",
             "The thread is archived: lists show it only when asked for archived threads "
             "('codex unarchive <id>' brings it back).",
-            hides=True, hides_db_only=True))
+            hides=True, hides_in_scan=True))
     source = t.source
     if source is not None and source not in INTERACTIVE_SOURCES:
         kinds = 'sourceKinds ["exec"]' if _is_exec(source) else "the matching sourceKinds"
         out.append(Finding(
             "non_interactive_source",
-            f"Its source is {source!r}: 'codex resume' and the default thread list show only "
-            "interactive (cli/vscode) threads; 'codex resume --include-non-interactive' and "
+            f"Its source is {source!r}: 'codex resume' and thread/list show only interactive "
+            "(cli/vscode) threads unless asked; 'codex resume --include-non-interactive' and "
             f"thread/list with {kinds} show it.",
-            hides=True, hides_db_only=True))
-    provider, selected = t.provider, facts.config.model_provider
-    if provider and provider != selected:
+            hides=True, hides_in_scan=True))
+    selected = facts.config.model_provider
+    others = [p for p in (t.rollout_provider, t.row_provider) if p and p != selected]
+    if others:
+        # The scan filters on the rollout's provider, DB-only lists on the row's.
+        scanned = t.rollout_provider or t.row_provider
         out.append(Finding(
             "other_model_provider",
-            f"It was made with model provider {provider!r}, but config.toml selects {selected!r}: "
-            "lists show only the selected provider's threads unless asked for all (thread/list "
-            "with modelProviders: []).",
-            hides=True, hides_db_only=True))
+            f"It was made with model provider {others[0]!r}, but config.toml selects "
+            f"{selected!r}: thread/list returns only the selected provider's threads unless "
+            "called with modelProviders: [], so app-server clients that do not ask miss it. "
+            "'codex resume' shows every provider's threads.",
+            hides_in_scan=scanned is not None and scanned != selected))
     if rollout is not None and rollout.first_user_message is None \
             and not t.meta.get("forked_from_id"):
         out.append(Finding(
             "no_user_message",
-            "The rollout has no user message (only injected context): the default thread list "
-            "skips it.",
-            hides=True))
+            "The rollout has no user message (only injected context): a scanning thread/list "
+            "skips it; 'codex resume' shows it while its DB row has a preview.",
+            hides_in_scan=True))
     if row is not None and row.preview is not None and not row.preview.strip():
         out.append(Finding(
             "empty_preview",
-            "Its preview in the DB is empty, so DB-only lists skip it (the default list takes "
-            "the preview from the rollout).",
-            hides_db_only=True))
+            "Its preview in the DB is empty, so 'codex resume' does not show it (a scanning "
+            "thread/list takes the preview from the rollout).",
+            hides=True))
     return out
 
 
@@ -309,13 +323,18 @@ def explain(facts: HomeFacts, thread_id: str) -> list[Finding]:
 
 
 def visible(findings: list[Finding]) -> bool:
-    """True when the default `thread/list` (and so `codex resume`) shows the thread."""
+    """True when the `codex resume` picker (a DB-served list) shows the thread."""
     return not any(f.hides for f in findings)
 
 
-def visible_db_only(findings: list[Finding]) -> bool:
-    """True when `thread/list` with `useStateDbOnly: true` shows the thread."""
-    return not any(f.hides_db_only for f in findings)
+def visible_in_scan(findings: list[Finding]) -> bool:
+    """True when the scanning `thread/list` (no `useStateDbOnly`) shows the thread."""
+    return not any(f.hides_in_scan for f in findings)
+
+
+def opens(findings: list[Finding]) -> bool:
+    """False when Codex cannot open or resume the thread."""
+    return not any(f.breaks for f in findings)
 
 
 def lock_holders(lock_file: Path) -> list[int]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from codex_indexd import logs
 from codex_indexd.codex.home import CodexHome
-from codex_indexd.diagnose import Finding, explain, find_threads, visible, visible_db_only
+from codex_indexd.diagnose import Finding, explain, find_threads, opens, visible, visible_in_scan
 from codex_indexd.engine import gather
 
 EXIT_VISIBLE, EXIT_HIDDEN, EXIT_UNKNOWN = 0, 1, 2
@@ -21,8 +21,8 @@ def add_parser(sub: Any) -> None:
         "explain",
         help="say why a thread is or is not visible in Codex",
         description="Say why a thread is or is not listed by Codex (read-only). Exit status: "
-        "0 when the default thread list ('codex resume') shows every matching thread, "
-        "1 when one is hidden, 2 when no thread has that id or name.",
+        "0 when 'codex resume' shows every matching thread and Codex can open it, 1 when one "
+        "is hidden or broken, 2 when no thread has that id or name.",
     )
     parser.add_argument("thread", help="a thread id or name")
     parser.add_argument("--codex-home", type=Path, default=None)
@@ -30,27 +30,37 @@ def add_parser(sub: Any) -> None:
     parser.set_defaults(handler=main)
 
 
+def _usable(findings: list[Finding]) -> bool:
+    """`codex resume` shows the thread and Codex can open it."""
+    return visible(findings) and opens(findings)
+
+
 def _as_json(findings: list[Finding]) -> dict[str, Any]:
     return {
         "visible": visible(findings),
-        "visible_db_only": visible_db_only(findings),
+        "visible_in_scan": visible_in_scan(findings),
+        "opens": opens(findings),
         "findings": [
-            {"code": f.code, "hides": f.hides, "hides_db_only": f.hides_db_only,
-             "message": f.message}
+            {"code": f.code, "hides": f.hides, "hides_in_scan": f.hides_in_scan,
+             "breaks": f.breaks, "message": f.message}
             for f in findings
         ],
     }
 
 
 def _print_text(thread_id: str, findings: list[Finding]) -> None:
-    shown = "visible" if visible(findings) else "HIDDEN"
-    db_only = "shown" if visible_db_only(findings) else "hidden"
-    print(f"thread {thread_id}: {shown} in Codex's default thread list ('codex resume'); "
-          f"{db_only} in DB-only lists")
+    if not visible(findings):
+        state = "HIDDEN from 'codex resume'"
+    elif not opens(findings):
+        state = "listed by 'codex resume' but Codex cannot open it"
+    else:
+        state = "visible in 'codex resume'"
+    scan = "shows" if visible_in_scan(findings) else "skips"
+    print(f"thread {thread_id}: {state} (a scanning thread/list {scan} it)")
     for finding in findings:
-        if finding.hides:
+        if finding.hides or finding.breaks:
             marker = "✗"
-        elif finding.hides_db_only:
+        elif finding.hides_in_scan:
             marker = "~"
         else:
             marker = "·"
@@ -65,7 +75,8 @@ def _quiet_logging() -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Print the findings; exit 0 when the thread is visible, 1 when hidden, 2 when unknown."""
+    """Print the findings; exit 0 when every match is visible and opens, 1 when one is hidden
+    or broken, 2 when nothing matches."""
     logs.set_configure_hook(_quiet_logging)
     facts = gather(CodexHome.at(args.codex_home))
     ids = find_threads(facts, args.thread)
@@ -83,4 +94,4 @@ def main(args: argparse.Namespace) -> int:
     else:
         for tid, findings in results.items():
             _print_text(tid, findings)
-    return EXIT_VISIBLE if all(visible(f) for f in results.values()) else EXIT_HIDDEN
+    return EXIT_VISIBLE if all(_usable(f) for f in results.values()) else EXIT_HIDDEN
