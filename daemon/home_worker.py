@@ -6,8 +6,8 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections import deque
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,25 +49,38 @@ def now_iso() -> str:
 
 
 class FlapGuard:
-    """Stops writing a file that needs rewriting again and again (a fight with another writer)."""
+    """Stops writing a file when the same lines must be written again and again: a fight with
+    another writer that keeps removing them. Many different lines (new sessions, new turns)
+    are normal activity, however many there are."""
 
-    def __init__(self, limit: int = 10, window_s: float = 60.0, pause_s: float = 600.0) -> None:
+    def __init__(self, limit: int = 3, window_s: float = 600.0, pause_s: float = 600.0) -> None:
         self.limit, self.window_s, self.pause_s = limit, window_s, pause_s
-        self._writes: dict[str, deque[float]] = {}
+        self._writes: dict[str, deque[tuple[float, int]]] = {}
+        self._counts: dict[str, Counter[int]] = {}
         self.paused_until: dict[str, float] = {}
 
     def allow(self, name: str, now: float) -> bool:
         return self.paused_until.get(name, 0.0) <= now
 
-    def record(self, name: str, now: float) -> bool:
-        """Count a write; return False (and pause the file) when it is flapping."""
+    def record(self, name: str, now: float, keys: Iterable[Hashable]) -> bool:
+        """Count a write of the lines `keys`; return False (and pause the file) when one of
+        them was written more than `limit` times within the window."""
         writes = self._writes.setdefault(name, deque())
-        writes.append(now)
-        while writes and writes[0] < now - self.window_s:
-            writes.popleft()
-        if len(writes) > self.limit:
+        counts = self._counts.setdefault(name, Counter())
+        while writes and writes[0][0] < now - self.window_s:
+            _, old = writes.popleft()
+            counts[old] -= 1
+            if counts[old] <= 0:
+                del counts[old]
+        flapping = False
+        for key in {hash(k) for k in keys}:
+            writes.append((now, key))
+            counts[key] += 1
+            flapping |= counts[key] > self.limit
+        if flapping:
             self.paused_until[name] = now + self.pause_s
             writes.clear()
+            counts.clear()
             return False
         return True
 
@@ -289,16 +302,18 @@ class HomeWorker:
         if drift.empty:
             return False
         counts = drift.counts()
+        keys = {"session_index.jsonl": [(e.thread_id, e.thread_name) for e in drift.index_append],
+                "history.jsonl": list(drift.history_add)}
         result = apply_plan(self._facts_for_apply(plan), plan, rebuild=False, backup=self.backup,
                             index_lock_timeout_s=DAEMON_INDEX_LOCK_TIMEOUT_S)
         for exc in result.errors.values():
             self._on_write_error(exc, now)
         if result.errors:
-            self._record_writes(result, now, counts)
+            self._record_writes(result, now, counts, keys)
             return False
         self._error_episode.clear()
         self.retry_at = None
-        self._record_writes(result, now, counts)
+        self._record_writes(result, now, counts, keys)
         return not self.guard.paused_until or all(until <= now for until in self.guard.paused_until.values())
 
     def _on_write_error(self, exc: Exception, now: float) -> None:
@@ -318,7 +333,8 @@ class HomeWorker:
             delay = 5.0
         self.retry_at = min(self.retry_at or now + delay, now + delay)
 
-    def _record_writes(self, result: ApplyResult, now: float, counts: dict[str, int]) -> None:
+    def _record_writes(self, result: ApplyResult, now: float, counts: dict[str, int],
+                       keys: dict[str, list[Any]]) -> None:
         """Remember our own fingerprints, feed the safety valve, log one line for the batch."""
         added = {"index": 0, "history": 0}
         for name, written in (("session_index.jsonl", result.index), ("history.jsonl", result.history)):
@@ -333,7 +349,7 @@ class HomeWorker:
                 else:
                     self._history = _Cached()
             added["index" if name.startswith("session") else "history"] = written.lines_added
-            if not self.guard.record(name, now):
+            if not self.guard.record(name, now, keys.get(name, ())):
                 log.error("rewrite_loop_suspected", file=name, home=str(self.home.root),
                           detail="another writer keeps undoing our repairs; pausing writes to this "
                           f"file for {int(self.guard.pause_s)} s")

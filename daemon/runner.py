@@ -216,19 +216,31 @@ class Daemon:
             raise
         return observer
 
+    def _start_retrying(self, poll: bool, attempts: int = 3) -> BaseObserver:
+        """`_start`, again with a fresh plan when a watched directory vanished meanwhile
+        (sessions/ removed while the observer restarts); other errors propagate."""
+        for attempt in range(attempts):
+            try:
+                return self._start(poll)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOENT, errno.ENOTDIR) or attempt + 1 == attempts:
+                    raise
+                log.info("watch.directory_vanished", error=str(exc))
+        raise AssertionError("unreachable")
+
     def start_observer(self) -> None:
         roots = [w.home.root for w in self.workers.values()]
         reason = "forced by --poll or config" if self.settings["watch.poll"] else polling_reason(roots)
         poll = reason is not None
         try:
-            self.watch.observer = self._start(poll)
+            self.watch.observer = self._start_retrying(poll)
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EMFILE):
                 raise
             reason = inotify_hint(exc)
             log.warning("watch.inotify_unavailable", reason=reason, fallback="polling")
             poll = True
-            self.watch.observer = self._start(True)
+            self.watch.observer = self._start_retrying(True)
         self.watch.polling = poll
         self.watch.reason = f"polling: {reason}" if poll else "inotify" if os.uname().sysname == "Linux" else "native"
         if poll:
@@ -312,7 +324,8 @@ class Daemon:
     def _notify_alive(self) -> None:
         """WATCHDOG=1 when systemd asked for it (and the observer runs); STATUS= when it changed."""
         fields = []
-        if self.notifier.watchdog_s and self.watch.observer is not None and self.watch.observer.is_alive():
+        observer = self.watch.observer
+        if self.notifier.watchdog_s and observer is not None and observer.is_alive():
             fields.append("WATCHDOG=1")
         status_line = self._status_line()
         if status_line != self._last_status:

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from codex_indexd import settings as settings_mod
 from codex_indexd.runner import Daemon
 from codex_indexd.status_file import read_status, status_path
+
 from tests.support.homes import Thread, iso, line
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -296,7 +297,7 @@ class InProcessDaemon:
     def _run(self) -> None:
         try:
             self.rc = self.daemon.run()
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:
             self.error = exc
 
     @property

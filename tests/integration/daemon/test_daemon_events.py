@@ -3,6 +3,7 @@ session_index.jsonl, half-written lines wait, its own writes wake nothing, renam
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
@@ -11,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from codex_indexd.home_worker import HomeWorker
+from codex_indexd.index.plan import Plan
 from daemon_harness import (
     append,
     codex_history_append,
@@ -20,6 +23,7 @@ from daemon_harness import (
     index_ids,
     jsonl,
     latest_names,
+    log_events,
     raw_lines,
     status,
     status_ident,
@@ -80,7 +84,7 @@ def test_half_written_line_is_not_consumed(tmp_path: Path, spawn, paginated: boo
     daemon.wait_ready()
     text = "a turn written in two halves: ünïcödé and a long tail " + "x" * 200
     full = user_turn(thread, text, BASE_TIME + timedelta(hours=1)).encode("utf-8")
-    cut = full.index("halves".encode()) + 3  # inside the text, so the halves are not JSON
+    cut = full.index(b"halves") + 3  # inside the text, so the halves are not JSON
     path = rollout_path(home, thread)
     append(path, full[:cut])
 
@@ -118,58 +122,76 @@ def test_own_writes_do_not_feed_back(tmp_path: Path, spawn) -> None:  # type: ig
     assert daemon.alive()
 
 
-def settled(run) -> int:  # type: ignore[no-untyped-def]
-    """Wait until no batch is pending; return the daemon's reconcile count."""
-    wait_for(lambda: run.daemon.debouncer.due_in(time.monotonic()) is None, 3, "an idle debouncer")
-    return run.daemon.reconciles
+def plans_after(monkeypatch) -> list[tuple[float, Plan]]:  # type: ignore[no-untyped-def]
+    """Record every reconcile's start time and plan (appended once it returned)."""
+    done: list[tuple[float, Plan]] = []
+    original = HomeWorker.reconcile
+
+    def reconcile(self, *, reason: str) -> Plan:  # type: ignore[no-untyped-def]
+        started = time.monotonic()
+        plan = original(self, reason=reason)
+        done.append((started, plan))
+        return plan
+
+    monkeypatch.setattr(HomeWorker, "reconcile", reconcile)
+    return done
 
 
-def test_no_repair_loop_after_an_in_place_history_insert(tmp_path: Path, inproc) -> None:  # type: ignore[no-untyped-def]
+def next_plan(done: list[tuple[float, Plan]], since: float, what: str) -> Plan:
+    """The plan of the first reconcile that started after `since`."""
+    return wait_for(lambda: next((plan for started, plan in list(done) if started > since), None), 3, what)
+
+
+def test_no_repair_loop_after_an_in_place_history_insert(tmp_path: Path, inproc, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A turn older than history's tail is inserted in place (same inode, file grows in the
     middle). Later reconciles must not see it as missing again (and rewrite for nothing)."""
     threads = [new_thread(i, turns=2) for i in range(4)]
     home = build_home(tmp_path / "h", threads)
+    done = plans_after(monkeypatch)
     run = inproc(home)
-    reconciles = settled(run)
     # Thread 0's turns are the oldest in history; this one sorts before thread 3's lines.
     old = BASE_TIME + timedelta(seconds=30)
+    since = time.monotonic()
     append(rollout_path(home, threads[0]), user_turn(threads[0], "late but old", old))
-    wait_for(lambda: "late but old" in history_texts(home), 3, "the inserted turn")
+    plan = next_plan(done, since, "the reconcile that inserts the turn")
+    assert [h.text for h in plan.drift.history_add] == ["late but old"]
     assert history_texts(home)[-1] != "late but old", "expected an insert, not an append"
-    reconciles = settled(run)
 
     # Codex appends a line of its own: the daemon looks (a reconcile) but has nothing to do.
+    since = time.monotonic()
     codex_history_append(home, threads[3].thread_id, "typed in codex", int(time.time()))
-    wait_for(lambda: run.daemon.reconciles > reconciles, 3, "a reconcile after Codex's append")
-    assert run.worker.last_plan.drift.empty, "history drift from a stale cached copy"
+    plan = next_plan(done, since, "a reconcile after Codex's append")
+    assert plan.drift.empty, "history drift from a stale cached copy"
     texts = history_texts(home)
     assert texts.count("late but old") == 1 and texts.count("typed in codex") == 1
+    assert run.worker.current_drift == {}
 
 
-def test_in_place_insert_by_another_writer_is_reread(tmp_path: Path, inproc) -> None:  # type: ignore[no-untyped-def]
+def test_in_place_insert_by_another_writer_is_reread(tmp_path: Path, inproc, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Another writer (a manual `codex-indexd repair`) inserts a turn in the middle of history,
     keeping the inode. When the rollout later gets that turn, the daemon must see the line is
     already there instead of trusting a cached copy that took the shifted tail for an append."""
     threads = [new_thread(i, turns=2) for i in range(4)]
     home = build_home(tmp_path / "h", threads)
-    run = inproc(home)
+    done = plans_after(monkeypatch)
+    inproc(home)
     history = home / "history.jsonl"
-    reconciles = settled(run)
     # Codex appends a line: the daemon reads history (and caches what it parsed).
+    since = time.monotonic()
     codex_history_append(home, threads[3].thread_id, "typed in codex", int(time.time()))
-    wait_for(lambda: run.daemon.reconciles > reconciles, 3, "a reconcile after Codex's append")
-    reconciles = settled(run)
+    next_plan(done, since, "a reconcile after Codex's append")
     old = BASE_TIME + timedelta(seconds=30)
     lines = raw_lines(history)
-    inserted = ('{"session_id":"%s","ts":%d,"text":"inserted elsewhere"}'
-                % (threads[0].thread_id, int(old.timestamp()))).encode()
+    inserted = json.dumps({"session_id": threads[0].thread_id, "ts": int(old.timestamp()),
+                           "text": "inserted elsewhere"}, separators=(",", ":")).encode()
+    since = time.monotonic()
     with open(history, "r+b") as handle:  # same inode, grows in the middle
         handle.write(b"".join(x + b"\n" for x in [*lines[:2], inserted, *lines[2:]]))
-    wait_for(lambda: run.daemon.reconciles > reconciles, 3, "a reconcile after the external write")
-    reconciles = settled(run)
+    next_plan(done, since, "a reconcile after the external write")
+    since = time.monotonic()
     append(rollout_path(home, threads[0]), user_turn(threads[0], "inserted elsewhere", old))
-    wait_for(lambda: run.daemon.reconciles > reconciles, 3, "a reconcile after the rollout append")
-    assert run.worker.last_plan.drift.empty, "the daemon saw the inserted line as missing"
+    plan = next_plan(done, since, "a reconcile after the rollout append")
+    assert plan.drift.empty, "the daemon saw the inserted line as missing"
     assert history_texts(home).count("inserted elsewhere") == 1
 
 
@@ -200,3 +222,48 @@ def test_codex_rename_while_running_is_never_overridden(tmp_path: Path, spawn, d
     rename_at = max(i for i, e in enumerate(lines) if e["thread_name"] == "Renamed in Codex")
     assert all(e["id"] != target.thread_id for e in lines[rename_at + 1 :]), "the daemon wrote over the rename"
     assert os.path.exists(home / "session_index.jsonl.lock")
+
+
+def test_many_legitimate_repairs_are_not_taken_for_a_fight(tmp_path: Path, spawn, log_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    """New sessions keep coming (one repair each): that is normal work, not a rewrite loop."""
+    home = build_home(tmp_path / "h", [new_thread(0)])
+    daemon = spawn(home)
+    daemon.wait_ready()
+    for i in range(1, 16):
+        fresh = new_thread(i, turns=1)
+        write_rollout(home, fresh)
+        wait_for(lambda: fresh.thread_id in index_ids(home), 3, f"new rollout {i}")  # noqa: B023
+    wait_for(lambda: status(home).get("repairs", 0) >= 16, 3, "16 repairs in the status")
+    assert status(home)["paused_files"] == []
+    assert not log_events(log_dir, "rewrite_loop_suspected")
+
+
+def test_a_writer_that_keeps_removing_our_line_pauses_that_file(tmp_path: Path, spawn, log_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    threads = [new_thread(i, turns=1) for i in range(3)]
+    home = build_home(tmp_path / "h", threads)
+    daemon = spawn(home)
+    daemon.wait_ready()
+    victim = threads[1].thread_id
+    index = home / "session_index.jsonl"
+
+    def strip() -> None:  # another tool rewrites the index without the victim's line
+        kept = [raw for raw in raw_lines(index) if victim.encode() not in raw]
+        temp = index.with_name("other-tool.tmp")
+        temp.write_bytes(b"".join(raw + b"\n" for raw in kept))
+        os.replace(temp, index)
+
+    for _ in range(6):
+        strip()
+        # Put back (the 2nd, 3rd, 4th time), or refused once the 4th write tripped the guard.
+        wait_for(lambda: victim in index_ids(home) or log_events(log_dir, "rewrite_loop_suspected"), 3,
+                 "the daemon to put the line back")
+        if log_events(log_dir, "rewrite_loop_suspected"):
+            break
+    (event,) = log_events(log_dir, "rewrite_loop_suspected")
+    assert event["file"] == "session_index.jsonl"
+    wait_for(lambda: "session_index.jsonl" in status(home).get("paused_files", []), 2, "the pause in the status")
+    ident = status_ident(home)
+    strip()
+    wait_for(lambda: status_ident(home) != ident, 3, "a reconcile after the last removal")
+    assert victim not in index_ids(home), "the daemon kept fighting"
+    assert daemon.alive()

@@ -13,6 +13,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from codex_indexd import settings as settings_mod
+from codex_indexd.runner import Daemon
+from codex_indexd.status_file import checkpoint_path
 from daemon_harness import (
     append,
     codex_history_append,
@@ -28,10 +31,14 @@ from daemon_harness import (
 )
 from structlog.testing import capture_logs
 
-from codex_indexd import settings as settings_mod
-from codex_indexd.runner import Daemon
-from codex_indexd.status_file import checkpoint_path
-from tests.support.homes import BASE_TIME, build_home, new_thread, rollout_lines, rollout_name, write_rollout
+from tests.support.homes import (
+    BASE_TIME,
+    build_home,
+    new_thread,
+    rollout_lines,
+    rollout_name,
+    write_rollout,
+)
 
 
 def rollout_path(home: Path, thread) -> Path:  # type: ignore[no-untyped-def]
@@ -224,6 +231,7 @@ def test_unusable_checkpoint_is_discarded_and_the_repair_is_still_right(tmp_path
     (record,) = [r for r in logs if r["event"] == "home.loaded"]
     assert record["from_checkpoint"] is False
     assert record["rollouts"] == 6
+    assert [r for r in logs if r["event"] == "checkpoint.discarded"], "the discard was not logged"
     (worker,) = daemon.workers.values()
     assert worker.tracker.bytes_read > 6 * 5000  # everything was read again
     assert index_ids(home) == {t.thread_id for t in threads}

@@ -12,6 +12,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from codex_indexd.runner import Daemon
+from codex_indexd.watch import observer as observer_mod
 from daemon_harness import (
     append,
     history_texts,
@@ -22,9 +24,14 @@ from daemon_harness import (
     wait_for,
 )
 
-from codex_indexd.runner import Daemon
-from codex_indexd.watch import observer as observer_mod
-from tests.support.homes import BASE_TIME, build_home, new_thread, rollout_lines, rollout_name, write_rollout
+from tests.support.homes import (
+    BASE_TIME,
+    build_home,
+    new_thread,
+    rollout_lines,
+    rollout_name,
+    write_rollout,
+)
 
 
 def rollout_path(home: Path, thread) -> Path:  # type: ignore[no-untyped-def]
@@ -48,9 +55,13 @@ def test_observer_killed_by_a_handler_exception_is_restarted(tmp_path: Path, inp
     monkeypatch.setattr(observer_mod.HomeEventHandler, "dispatch", dispatch)
     victim = new_thread(1, turns=1)
     write_rollout(home, victim)  # its event is the one that raises
-    wait_for(lambda: run.daemon.watch.restarts >= 1, 5, "the supervisor to restart the observer")
-    assert run.daemon.watch.observer is not first_observer
-    assert run.daemon.watch.observer is not None and run.daemon.watch.observer.is_alive()
+    def restarted() -> bool:
+        current = run.daemon.watch.observer
+        return (run.daemon.watch.restarts >= 1 and current is not None and current is not first_observer
+                and current.is_alive())
+
+    wait_for(restarted, 5, "the supervisor to restart the observer")
+    assert not first_observer.is_alive()
     # The event that killed the observer was lost; the full reconcile after the restart finds it.
     wait_for(lambda: victim.thread_id in index_ids(home), 3, "the rollout whose event was lost")
     later = new_thread(2, turns=1)
@@ -65,7 +76,8 @@ def test_observer_stopped_under_the_daemon_is_restarted(tmp_path: Path, inproc) 
     dead = run.daemon.watch.observer
     dead.stop()
     dead.join(timeout=5)
-    wait_for(lambda: run.daemon.watch.restarts >= 1, 5, "the supervisor to notice")
+    wait_for(lambda: run.daemon.watch.restarts >= 1 and run.daemon.watch.observer not in (None, dead)
+             and run.daemon.watch.observer.is_alive(), 5, "the supervisor to restart it")
     later = new_thread(3, turns=1)
     write_rollout(home, later)
     wait_for(lambda: later.thread_id in index_ids(home), 3, "a rollout written after the restart")
@@ -93,6 +105,7 @@ def test_overflow_record_forces_a_full_reconcile(tmp_path: Path, inproc, monkeyp
     logging.getLogger("watchdog.observers.inotify_c").warning(
         "Inotify queue overflowed; filesystem events were lost")
     wait_for(lambda: "nobody heard this" in history_texts(home), 2, "the full reconcile")
+    wait_for(lambda: run.daemon.reconciles > reconciles, 2, "the reconcile to be counted")
     assert run.daemon.reconciles == reconciles + 1
     assert run.worker.stats["last_reconcile_reason"] == "full"
 
@@ -252,3 +265,31 @@ def test_failed_inotify_start_leaves_no_watcher_threads_behind(tmp_path: Path, i
     fresh = new_thread(5, turns=1)
     write_rollout(home, fresh)
     wait_for(lambda: fresh.thread_id in index_ids(home), 2, "a rollout, by polling")
+
+
+def test_directory_vanishing_while_the_observer_restarts_does_not_kill_the_daemon(  # type: ignore[no-untyped-def]
+        tmp_path: Path, inproc, monkeypatch) -> None:
+    from codex_indexd import runner
+
+    home = build_home(tmp_path / "h", [new_thread(0)])
+    run = inproc(home)
+    original = runner.watch_plan
+    armed = {"on": True, "removed": False}
+
+    def watch_plan(home_, sqlite_home):  # type: ignore[no-untyped-def]
+        plan = original(home_, sqlite_home)
+        if armed["on"] and home_.sessions in plan.recursive:
+            armed["on"] = False
+            shutil.rmtree(home_.sessions)  # gone between the plan and the watch
+            armed["removed"] = True
+        return plan
+
+    monkeypatch.setattr(runner, "watch_plan", watch_plan)
+    (home / "archived_sessions").mkdir()  # a new root directory: the observer is restarted
+    wait_for(lambda: armed["removed"], 3, "the restart that loses its directory")
+    (home / "sessions").mkdir()
+    fresh = new_thread(8, turns=1)
+    write_rollout(home, fresh)
+    wait_for(lambda: fresh.thread_id in index_ids(home) or run.error, 3, "the rollout in the new sessions/")
+    assert run.error is None and run.thread.is_alive()
+    assert fresh.thread_id in index_ids(home)
