@@ -61,8 +61,11 @@ def known_ids(facts: HomeFacts) -> set[str]:
 
 def _skipped_rollouts(facts: HomeFacts, thread_id: str) -> list[str]:
     """Rollout files named after `thread_id` that were skipped (no usable `session_meta`)."""
-    return [w.path for w in facts.warnings
-            if w.event == "rollout.skipped" and thread_id in Path(w.path).name]
+    return [
+        w.path
+        for w in facts.warnings
+        if w.event == "rollout.skipped" and thread_id in Path(w.path).name
+    ]
 
 
 def find_threads(facts: HomeFacts, query: str) -> list[str]:
@@ -183,48 +186,79 @@ def _storage_findings(facts: HomeFacts, t: _Thread) -> list[Finding]:
     out: list[Finding] = []
     row, rollout = t.row, t.rollout
     if rollout is None and t.skipped:
-        row_note = (" (thread/list with useStateDbOnly still returns its DB row, but the picker "
-                    "drops it)") if row is not None else ""
-        out.append(Finding(
-            "rollout_unparsable",
-            f"The rollout {t.skipped[0]} has no usable session_meta (Codex: \"does not start "
-            f"with session metadata\"): 'codex resume' does not show it{row_note}, a scanning "
-            "thread/list skips it, and Codex cannot open or resume it.",
-            hides=True, hides_in_scan=True, breaks=True))
+        row_note = (
+            (" (thread/list with useStateDbOnly still returns its DB row, but the picker drops it)")
+            if row is not None
+            else ""
+        )
+        out.append(
+            Finding(
+                "rollout_unparsable",
+                f'The rollout {t.skipped[0]} has no usable session_meta (Codex: "does not start '
+                f"with session metadata\"): 'codex resume' does not show it{row_note}, a scanning "
+                "thread/list skips it, and Codex cannot open or resume it.",
+                hides=True,
+                hides_in_scan=True,
+                breaks=True,
+            )
+        )
     elif rollout is None and row is not None:
-        out.append(Finding(
-            "rollout_missing",
-            "The DB row remains but the rollout file is gone from sessions/ and "
-            "archived_sessions/: every list skips the thread (thread/read by id still answers, "
-            "without the conversation).",
-            hides=True, hides_in_scan=True))
+        out.append(
+            Finding(
+                "rollout_missing",
+                "The DB row remains but the rollout file is gone from sessions/ and "
+                "archived_sessions/: every list skips the thread (thread/read by id still answers, "
+                "without the conversation).",
+                hides=True,
+                hides_in_scan=True,
+            )
+        )
     elif rollout is None:
-        out.append(Finding(
-            "rollout_missing",
-            "No rollout file and no DB row: only session_index.jsonl or history.jsonl still "
-            "mention this thread; Codex does not know it (the conversation is gone).",
-            hides=True, hides_in_scan=True, breaks=True))
+        out.append(
+            Finding(
+                "rollout_missing",
+                "No rollout file and no DB row: only session_index.jsonl or history.jsonl still "
+                "mention this thread; Codex does not know it (the conversation is gone).",
+                hides=True,
+                hides_in_scan=True,
+                breaks=True,
+            )
+        )
     if facts.threads is None:
         reason = facts.db_error.kind if facts.db_error else "missing"
-        out.append(Finding(
-            "db_unavailable",
-            f"The state DB is {reason}; Codex rebuilds it from the rollouts when it next starts."))
+        out.append(
+            Finding(
+                "db_unavailable",
+                f"The state DB is {reason}; "
+                "Codex rebuilds it from the rollouts when it next starts.",
+            )
+        )
     elif row is None and rollout is not None:
-        out.append(Finding(
-            "no_db_row",
-            "The rollout has no row in the state DB, so 'codex resume' does not show it. A "
-            "thread/list call that scans sessions/ (app-server's default) lists it and inserts "
-            "the row; 'codex-indexd repair --heal-db' has Codex do that now.",
-            hides=True))
-    if (row is not None and row.rollout_path and rollout is not None
-            and not os.path.exists(row.rollout_path)):
-        out.append(Finding(
-            "row_stale_path",
-            f"The DB points at {row.rollout_path}, which no longer exists; the file is at "
-            f"{rollout.path}. 'codex resume' does not show the thread; a scanning thread/list "
-            "and opening it by id still find the file, but neither fixes the row. Moving the "
-            "file back to the path the DB names makes it visible again.",
-            hides=True))
+        out.append(
+            Finding(
+                "no_db_row",
+                "The rollout has no row in the state DB, so 'codex resume' does not show it. A "
+                "thread/list call that scans sessions/ (app-server's default) lists it and inserts "
+                "the row; 'codex-indexd repair --heal-db' has Codex do that now.",
+                hides=True,
+            )
+        )
+    if (
+        row is not None
+        and row.rollout_path
+        and rollout is not None
+        and not os.path.exists(row.rollout_path)
+    ):
+        out.append(
+            Finding(
+                "row_stale_path",
+                f"The DB points at {row.rollout_path}, which no longer exists; the file is at "
+                f"{rollout.path}. 'codex resume' does not show the thread; a scanning thread/list "
+                "and opening it by id still find the file, but neither fixes the row. Moving the "
+                "file back to the path the DB names makes it visible again.",
+                hides=True,
+            )
+        )
     return out
 
 
@@ -233,45 +267,65 @@ def _filter_findings(facts: HomeFacts, t: _Thread) -> list[Finding]:
     out: list[Finding] = []
     row, rollout = t.row, t.rollout
     if (row is not None and row.archived) or (rollout is not None and rollout.archived):
-        out.append(Finding(
-            "archived",
-            "The thread is archived: lists show it only when asked for archived threads "
-            "('codex unarchive <id>' brings it back).",
-            hides=True, hides_in_scan=True))
+        out.append(
+            Finding(
+                "archived",
+                "The thread is archived: lists show it only when asked for archived threads "
+                "('codex unarchive <id>' brings it back).",
+                hides=True,
+                hides_in_scan=True,
+            )
+        )
     source = t.source
     if source is not None and source not in INTERACTIVE_SOURCES:
         kinds = 'sourceKinds ["exec"]' if _is_exec(source) else "the matching sourceKinds"
-        out.append(Finding(
-            "non_interactive_source",
-            f"Its source is {source!r}: 'codex resume' and thread/list show only interactive "
-            "(cli/vscode) threads unless asked; 'codex resume --include-non-interactive' and "
-            f"thread/list with {kinds} show it.",
-            hides=True, hides_in_scan=True))
+        out.append(
+            Finding(
+                "non_interactive_source",
+                f"Its source is {source!r}: 'codex resume' and thread/list show only interactive "
+                "(cli/vscode) threads unless asked; 'codex resume --include-non-interactive' and "
+                f"thread/list with {kinds} show it.",
+                hides=True,
+                hides_in_scan=True,
+            )
+        )
     selected = facts.config.model_provider
     others = [p for p in (t.rollout_provider, t.row_provider) if p and p != selected]
     if others:
         # The scan filters on the rollout's provider, DB-only lists on the row's.
         scanned = t.rollout_provider or t.row_provider
-        out.append(Finding(
-            "other_model_provider",
-            f"It was made with model provider {others[0]!r}, but config.toml selects "
-            f"{selected!r}: thread/list returns only the selected provider's threads unless "
-            "called with modelProviders: [], so app-server clients that do not ask miss it. "
-            "'codex resume' shows every provider's threads.",
-            hides_in_scan=scanned is not None and scanned != selected))
-    if rollout is not None and rollout.first_user_message is None \
-            and not t.meta.get("forked_from_id"):
-        out.append(Finding(
-            "no_user_message",
-            "The rollout has no user message (only injected context): a scanning thread/list "
-            "skips it; 'codex resume' shows it while its DB row has a preview.",
-            hides_in_scan=True))
+        out.append(
+            Finding(
+                "other_model_provider",
+                f"It was made with model provider {others[0]!r}, but config.toml selects "
+                f"{selected!r}: thread/list returns only the selected provider's threads unless "
+                "called with modelProviders: [], so app-server clients that do not ask miss it. "
+                "'codex resume' shows every provider's threads.",
+                hides_in_scan=scanned is not None and scanned != selected,
+            )
+        )
+    if (
+        rollout is not None
+        and rollout.first_user_message is None
+        and not t.meta.get("forked_from_id")
+    ):
+        out.append(
+            Finding(
+                "no_user_message",
+                "The rollout has no user message (only injected context): a scanning thread/list "
+                "skips it; 'codex resume' shows it while its DB row has a preview.",
+                hides_in_scan=True,
+            )
+        )
     if row is not None and row.preview is not None and not row.preview.strip():
-        out.append(Finding(
-            "empty_preview",
-            "Its preview in the DB is empty, so 'codex resume' does not show it (a scanning "
-            "thread/list takes the preview from the rollout).",
-            hides=True))
+        out.append(
+            Finding(
+                "empty_preview",
+                "Its preview in the DB is empty, so 'codex resume' does not show it (a scanning "
+                "thread/list takes the preview from the rollout).",
+                hides=True,
+            )
+        )
     return out
 
 
@@ -281,26 +335,43 @@ def _name_findings(facts: HomeFacts, t: _Thread) -> list[Finding]:
     line = facts.index.latest.get(t.thread_id)
     name, source_of_name = name_source(facts, t.thread_id)
     if line is None:
-        why = ("'codex exec' never writes one" if _is_exec(t.source)
-               else "Codex 0.169 writes one only when a thread gets a name")
-        out.append(Finding(
-            "not_in_index",
-            f"It has no line in session_index.jsonl ({why}). Codex 0.169 lists threads and "
-            "resolves names from the DB, but older Codex builds and third-party tools read "
-            "names there ('codex-indexd repair' adds the line)."))
+        why = (
+            "'codex exec' never writes one"
+            if _is_exec(t.source)
+            else "Codex 0.169 writes one only when a thread gets a name"
+        )
+        out.append(
+            Finding(
+                "not_in_index",
+                f"It has no line in session_index.jsonl ({why}). Codex 0.169 lists threads and "
+                "resolves names from the DB, but older Codex builds and third-party tools read "
+                "names there ('codex-indexd repair' adds the line).",
+            )
+        )
     elif line.thread_name != name:
-        out.append(Finding(
-            "index_name_stale",
-            f"session_index.jsonl names it {line.thread_name!r}, but its name is {name!r}."))
+        out.append(
+            Finding(
+                "index_name_stale",
+                f"session_index.jsonl names it {line.thread_name!r}, but its name is {name!r}.",
+            )
+        )
     rename = latest_rename(line, t.rollout)
-    if t.row is not None and db_name(t.row) is None and rename is not None \
-            and is_user_name(rename.name, t.row, t.rollout):
-        out.append(Finding(
-            "name_lost_in_db",
-            f"Its name {rename.name!r} is only in session_index.jsonl or the rollout; Codex 0.169 "
-            "reads names from the DB, so lists show the thread without a name and "
-            "'codex resume <name>' or 'codex archive <name>' do not find it "
-            "('codex-indexd repair --heal-db' restores it)."))
+    if (
+        t.row is not None
+        and db_name(t.row) is None
+        and rename is not None
+        and is_user_name(rename.name, t.row, t.rollout)
+    ):
+        out.append(
+            Finding(
+                "name_lost_in_db",
+                f"Its name {rename.name!r} is only in session_index.jsonl or the rollout; "
+                "Codex 0.169 "
+                "reads names from the DB, so lists show the thread without a name and "
+                "'codex resume <name>' or 'codex archive <name>' do not find it "
+                "('codex-indexd repair --heal-db' restores it).",
+            )
+        )
     out.append(Finding("name", f"Name: {name!r}, from {source_of_name}."))
     return out
 

@@ -6,8 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from codex_indexd.logs import get_logger
-
 from codex_indexd import paths
 from codex_indexd.codex.home import CodexConfig, CodexHome, iter_rollout_paths
 from codex_indexd.codex.indexfiles import (
@@ -28,6 +26,7 @@ from codex_indexd.index.plan import (
     rebuilt_history_bytes,
     rebuilt_index_bytes,
 )
+from codex_indexd.logs import get_logger
 from codex_indexd.write.backup import BackupPolicy
 from codex_indexd.write.history_writer import recover_history, write_history
 from codex_indexd.write.index_writer import WriteResult, append_index, recover_index, replace_index
@@ -66,15 +65,21 @@ class HomeFacts:
 def report_scan(scan: RolloutScan, path: Path, size: int, warnings: list[InputWarning]) -> None:
     """Log and record what a finished scan skipped."""
     if scan.bare:
-        warnings.append(InputWarning("rollout.skipped", str(path), "bare 2025 format; Codex ignores it"))
+        warnings.append(
+            InputWarning("rollout.skipped", str(path), "bare 2025 format; Codex ignores it")
+        )
     elif not scan.facts.has_meta:
         warnings.append(InputWarning("rollout.skipped", str(path), "no usable session_meta"))
     if scan.malformed:
-        warnings.append(InputWarning("rollout.malformed_lines", str(path), f"{scan.malformed} lines"))
+        warnings.append(
+            InputWarning("rollout.malformed_lines", str(path), f"{scan.malformed} lines")
+        )
     if scan.too_long:
         warnings.append(InputWarning("rollout.line_too_long", str(path), f"{scan.too_long} lines"))
     if scan.offset < size and not path.name.endswith(".zst"):
-        warnings.append(InputWarning("rollout.partial_tail", str(path), f"{size - scan.offset} bytes"))
+        warnings.append(
+            InputWarning("rollout.partial_tail", str(path), f"{size - scan.offset} bytes")
+        )
 
 
 def scan_rollouts(
@@ -101,7 +106,9 @@ def scan_rollouts(
     return scans, len(found)
 
 
-def keep_scan(scans: dict[str, RolloutScan], scan: RolloutScan, warnings: list[InputWarning]) -> None:
+def keep_scan(
+    scans: dict[str, RolloutScan], scan: RolloutScan, warnings: list[InputWarning]
+) -> None:
     """Add a scan, resolving two files with the same thread id (live first, then more lines)."""
     thread_id = scan.facts.thread_id
     other = scans.get(thread_id)
@@ -111,7 +118,9 @@ def keep_scan(scans: dict[str, RolloutScan], scan: RolloutScan, warnings: list[I
     winner, loser = (scan, other) if _rank(scan) > _rank(other) else (other, scan)
     scans[thread_id] = winner
     warnings.append(
-        InputWarning("rollout.duplicate_id", loser.facts.path, f"same thread id as {winner.facts.path}")
+        InputWarning(
+            "rollout.duplicate_id", loser.facts.path, f"same thread id as {winner.facts.path}"
+        )
     )
 
 
@@ -173,8 +182,11 @@ class Targets:
     def for_home(cls, home: CodexHome) -> Targets:
         key = paths.home_key(home.root)
         base = paths.state_dir()
-        return cls(base / "backups" / key, base / "journal" / f"{key}.history.journal",
-                   base / "journal" / f"{key}.index.journal")
+        return cls(
+            base / "backups" / key,
+            base / "journal" / f"{key}.history.journal",
+            base / "journal" / f"{key}.index.journal",
+        )
 
 
 def recover(home: CodexHome) -> str | None:
@@ -226,7 +238,8 @@ def _rebuilt_index(plan: Plan, seen: dict[str, IndexLine]) -> Callable[[bytes], 
         changed = {tid: line for tid, line in parsed.latest.items() if seen.get(tid) != line}
         entries = [
             replace(entry, thread_name=changed[entry.thread_id].thread_name)
-            if entry.thread_id in changed else entry
+            if entry.thread_id in changed
+            else entry
             for entry in plan.selection.entries
         ]
         return rebuilt_index_bytes(replace(plan.selection, entries=entries), parsed)
@@ -235,7 +248,11 @@ def _rebuilt_index(plan: Plan, seen: dict[str, IndexLine]) -> Callable[[bytes], 
 
 
 def apply_plan(
-    facts: HomeFacts, plan: Plan, *, rebuild: bool, backup: BackupPolicy,
+    facts: HomeFacts,
+    plan: Plan,
+    *,
+    rebuild: bool,
+    backup: BackupPolicy,
     index_lock_timeout_s: float = INDEX_LOCK_TIMEOUT_S,
 ) -> ApplyResult:
     """Write what the plan says through Codex's protocols, each file on its own: a busy lock or
@@ -249,13 +266,20 @@ def apply_plan(
         try:
             if rebuild:
                 result.index = replace_index(
-                    home.session_index, home.session_index_lock, _rebuilt_index(plan, seen),
-                    backup_dir=targets.backup_dir, backup=backup, lock_timeout_s=index_lock_timeout_s,
+                    home.session_index,
+                    home.session_index_lock,
+                    _rebuilt_index(plan, seen),
+                    backup_dir=targets.backup_dir,
+                    backup=backup,
+                    lock_timeout_s=index_lock_timeout_s,
                 )
             else:
                 result.index = append_index(
-                    home.session_index, home.session_index_lock, _index_lines_for(plan, seen),
-                    journal=targets.index_journal, lock_timeout_s=index_lock_timeout_s,
+                    home.session_index,
+                    home.session_index_lock,
+                    _index_lines_for(plan, seen),
+                    journal=targets.index_journal,
+                    lock_timeout_s=index_lock_timeout_s,
                 )
         except (LockBusy, UnsafeTarget, OSError) as exc:
             result.errors[home.session_index.name] = exc

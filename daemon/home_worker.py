@@ -13,21 +13,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from codex_indexd.logs import get_logger
-
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.indexfiles import (
     HistoryFile,
     IndexFile,
     file_fingerprint,
     parse_history_line,
-    parse_index_line,
     read_bytes,
     split_lines,
 )
 from codex_indexd.engine import ApplyResult, HomeFacts, apply_plan, recover
 from codex_indexd.index.model import Policy
 from codex_indexd.index.plan import Plan, make_plan
+from codex_indexd.logs import get_logger
 from codex_indexd.status_file import checkpoint_path, write_status
 from codex_indexd.watch import checkpoint
 from codex_indexd.watch.threads import ThreadTable
@@ -121,7 +119,12 @@ class HomeWorker:
         self._index = _Cached()
         self._history = _Cached()
         self.own: dict[str, Fingerprint] = {}
-        self.stats: dict[str, Any] = {"started_at": now_iso(), "repairs": 0, "errors": {}, "lock_busy": 0}
+        self.stats: dict[str, Any] = {
+            "started_at": now_iso(),
+            "repairs": 0,
+            "errors": {},
+            "lock_busy": 0,
+        }
         self.last_plan: Plan | None = None
         self.retry_at: float | None = None
         self.current_drift: dict[str, int] = {}  # drift left after the last reconcile
@@ -144,8 +147,14 @@ class HomeWorker:
         started = time.monotonic()
         count = self.tracker.full_scan()
         self.table.refresh(force=True)
-        log.info("home.loaded", home=str(self.home.root), rollouts=count, from_checkpoint=loaded,
-                 bytes_read=self.tracker.bytes_read, seconds=round(time.monotonic() - started, 3))
+        log.info(
+            "home.loaded",
+            home=str(self.home.root),
+            rollouts=count,
+            from_checkpoint=loaded,
+            bytes_read=self.tracker.bytes_read,
+            seconds=round(time.monotonic() - started, 3),
+        )
 
     def save_checkpoint(self) -> None:
         try:
@@ -195,7 +204,13 @@ class HomeWorker:
         old = cache.fingerprint
         current_size = cache.index.size if is_index else cache.history.size
         ends = cache.index.ends_with_newline if is_index else cache.history.ends_with_newline
-        grew = fp is not None and old is not None and fp[:2] == old[:2] and fp[2] > current_size and ends
+        grew = (
+            fp is not None
+            and old is not None
+            and fp[:2] == old[:2]
+            and fp[2] > current_size
+            and ends
+        )
         if grew:
             # Only an append keeps what we parsed: check that our last line is still where it
             # was (a writer that inserted lines in place, like `repair`, shifts it).
@@ -213,7 +228,9 @@ class HomeWorker:
             _extend_index(cache.index, data)
         else:
             _extend_history(cache.history, data)
-        cache.fingerprint = fp if fp is None or len(data) + (current_size if grew else 0) == fp[2] else None
+        cache.fingerprint = (
+            fp if fp is None or len(data) + (current_size if grew else 0) == fp[2] else None
+        )
         return cache
 
     # -- reconcile ---------------------------------------------------------------------
@@ -227,7 +244,9 @@ class HomeWorker:
             history_max_bytes=config.history_max_bytes,
             history_enabled=config.history_persistence != "none",
         )
-        plan = make_plan(self.table.rows, self.tracker.facts(), self._load_index(), self._load_history(), policy)
+        plan = make_plan(
+            self.table.rows, self.tracker.facts(), self._load_index(), self._load_history(), policy
+        )
         self.last_plan = plan
         self.stats["last_reconcile_at"] = now_iso()
         self.stats["last_reconcile_reason"] = reason
@@ -266,16 +285,28 @@ class HomeWorker:
         attempts = load_attempts(self.home.root)
         report = heal_home(facts, mode=self.heal_mode, binary=self.heal_binary, attempts=attempts)
         save_attempts(self.home.root, report.attempts)
-        self.stats["last_heal"] = {"at": now_iso(), "summary": report.summary(), "healed": report.healed,
-                                   "not_healed": report.not_healed, "given_up": report.given_up,
-                                   "how_to_enable": report.how_to_enable}
+        self.stats["last_heal"] = {
+            "at": now_iso(),
+            "summary": report.summary(),
+            "healed": report.healed,
+            "not_healed": report.not_healed,
+            "given_up": report.given_up,
+            "how_to_enable": report.how_to_enable,
+        }
         if report.ran:
             self.table.refresh(force=True)
             self._heal_seen_replaced = self.table.replaced
 
     def _facts_for_heal(self) -> HomeFacts:
-        return HomeFacts(self.home, self.home.config(), self.table.rows, self.table.db_path,
-                         self.tracker.facts(), self._load_index(), self._load_history())
+        return HomeFacts(
+            self.home,
+            self.home.config(),
+            self.table.rows,
+            self.table.db_path,
+            self.tracker.facts(),
+            self._load_index(),
+            self._load_history(),
+        )
 
     def _record_db_drift(self) -> Any:
         if self.table.rows is None:
@@ -288,8 +319,15 @@ class HomeWorker:
         return found
 
     def _facts_for_apply(self, plan: Plan) -> HomeFacts:
-        return HomeFacts(self.home, self.home.config(), self.table.rows, self.table.db_path,
-                         {}, self._load_index(), self._load_history())
+        return HomeFacts(
+            self.home,
+            self.home.config(),
+            self.table.rows,
+            self.table.db_path,
+            {},
+            self._load_index(),
+            self._load_history(),
+        )
 
     def _repair(self, plan: Plan) -> bool:
         """Write the drift; return True when everything planned was written."""
@@ -302,10 +340,17 @@ class HomeWorker:
         if drift.empty:
             return False
         counts = drift.counts()
-        keys = {"session_index.jsonl": [(e.thread_id, e.thread_name) for e in drift.index_append],
-                "history.jsonl": list(drift.history_add)}
-        result = apply_plan(self._facts_for_apply(plan), plan, rebuild=False, backup=self.backup,
-                            index_lock_timeout_s=DAEMON_INDEX_LOCK_TIMEOUT_S)
+        keys = {
+            "session_index.jsonl": [(e.thread_id, e.thread_name) for e in drift.index_append],
+            "history.jsonl": list(drift.history_add),
+        }
+        result = apply_plan(
+            self._facts_for_apply(plan),
+            plan,
+            rebuild=False,
+            backup=self.backup,
+            index_lock_timeout_s=DAEMON_INDEX_LOCK_TIMEOUT_S,
+        )
         for exc in result.errors.values():
             self._on_write_error(exc, now)
         if result.errors:
@@ -314,7 +359,9 @@ class HomeWorker:
         self._error_episode.clear()
         self.retry_at = None
         self._record_writes(result, now, counts, keys)
-        return not self.guard.paused_until or all(until <= now for until in self.guard.paused_until.values())
+        return not self.guard.paused_until or all(
+            until <= now for until in self.guard.paused_until.values()
+        )
 
     def _on_write_error(self, exc: Exception, now: float) -> None:
         """Log a failed write once per episode and schedule a retry."""
@@ -333,11 +380,15 @@ class HomeWorker:
             delay = 5.0
         self.retry_at = min(self.retry_at or now + delay, now + delay)
 
-    def _record_writes(self, result: ApplyResult, now: float, counts: dict[str, int],
-                       keys: dict[str, list[Any]]) -> None:
+    def _record_writes(
+        self, result: ApplyResult, now: float, counts: dict[str, int], keys: dict[str, list[Any]]
+    ) -> None:
         """Remember our own fingerprints, feed the safety valve, log one line for the batch."""
         added = {"index": 0, "history": 0}
-        for name, written in (("session_index.jsonl", result.index), ("history.jsonl", result.history)):
+        for name, written in (
+            ("session_index.jsonl", result.index),
+            ("history.jsonl", result.history),
+        ):
             if written is None or written.fingerprint is None:
                 continue
             self.own[name] = written.fingerprint
@@ -350,17 +401,30 @@ class HomeWorker:
                     self._history = _Cached()
             added["index" if name.startswith("session") else "history"] = written.lines_added
             if not self.guard.record(name, now, keys.get(name, ())):
-                log.error("rewrite_loop_suspected", file=name, home=str(self.home.root),
-                          detail="another writer keeps undoing our repairs; pausing writes to this "
-                          f"file for {int(self.guard.pause_s)} s")
+                log.error(
+                    "rewrite_loop_suspected",
+                    file=name,
+                    home=str(self.home.root),
+                    detail="another writer keeps undoing our repairs; pausing writes to this "
+                    f"file for {int(self.guard.pause_s)} s",
+                )
                 self.stats["errors"]["flapping"] = {"at": now_iso(), "file": name}
         if not added["index"] and not added["history"]:
             return
         self.stats["repairs"] += 1
-        self.stats["last_repair"] = {"at": now_iso(), "index_lines_added": added["index"],
-                                     "history_lines_added": added["history"], "reasons": counts}
-        log.info("index.repaired", home=str(self.home.root), index_lines_added=added["index"],
-                 history_lines_added=added["history"], **{f"drift_{k}": v for k, v in counts.items()})
+        self.stats["last_repair"] = {
+            "at": now_iso(),
+            "index_lines_added": added["index"],
+            "history_lines_added": added["history"],
+            "reasons": counts,
+        }
+        log.info(
+            "index.repaired",
+            home=str(self.home.root),
+            index_lines_added=added["index"],
+            history_lines_added=added["history"],
+            **{f"drift_{k}": v for k, v in counts.items()},
+        )
 
     def _error(self, kind: str, detail: str) -> None:
         """Log an error once per episode (not on every retry) and keep it for `status`."""
@@ -382,7 +446,9 @@ class HomeWorker:
             "db_error": self.table.error.kind if self.table.error else None,
             "restored": len(plan.selection.entries) if plan else 0,
             "drift": self.current_drift,
-            "paused_files": [name for name, until in self.guard.paused_until.items() if until > time.monotonic()],
+            "paused_files": [
+                name for name, until in self.guard.paused_until.items() if until > time.monotonic()
+            ],
             **self.stats,
             **(extra or {}),
         }

@@ -14,13 +14,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from codex_indexd.logs import get_logger
-from watchdog.observers.api import BaseObserver
-
 from codex_indexd import settings as settings_mod
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.home_worker import HomeWorker
 from codex_indexd.index.model import Policy
+from codex_indexd.logs import get_logger
 from codex_indexd.notify import Notifier
 from codex_indexd.status_file import instance_lock_path
 from codex_indexd.watch.debounce import Batch, Debouncer
@@ -28,9 +26,9 @@ from codex_indexd.watch.observer import (
     EVENT_FILTER,
     HomeEventHandler,
     ObserverFactory,
+    OverflowFilter,
     default_factory,
     inotify_hint,
-    OverflowFilter,
     install_overflow_hook,
     polling_reason,
     uninstall_overflow_hook,
@@ -38,6 +36,7 @@ from codex_indexd.watch.observer import (
 )
 from codex_indexd.write.backup import BackupPolicy
 from codex_indexd.write.locks import AlreadyRunning, InstanceLock
+from watchdog.observers.api import BaseObserver
 
 log = get_logger("codex_indexd.daemon")
 EXIT_ALREADY_RUNNING = 75
@@ -62,21 +61,31 @@ def policy_from_settings(resolved: settings_mod.Settings) -> Policy:
 
 
 def backup_from_settings(resolved: settings_mod.Settings) -> BackupPolicy:
-    return BackupPolicy(enabled=resolved["backups.keep_count"] > 0,
-                        keep_count=resolved["backups.keep_count"],
-                        keep_bytes=resolved["backups.keep_mb"] * 1024 * 1024)
+    return BackupPolicy(
+        enabled=resolved["backups.keep_count"] > 0,
+        keep_count=resolved["backups.keep_count"],
+        keep_bytes=resolved["backups.keep_mb"] * 1024 * 1024,
+    )
 
 
 class Daemon:
     """Watches homes and keeps their indexes right until stopped."""
 
-    def __init__(self, resolved: settings_mod.Settings, *, reload: Callable[[], settings_mod.Settings] | None = None,
-                 observer_factory: ObserverFactory = default_factory, notifier: Notifier | None = None) -> None:
+    def __init__(
+        self,
+        resolved: settings_mod.Settings,
+        *,
+        reload: Callable[[], settings_mod.Settings] | None = None,
+        observer_factory: ObserverFactory = default_factory,
+        notifier: Notifier | None = None,
+    ) -> None:
         self.settings = resolved
         self._reload = reload
         self.factory = observer_factory
         self.notifier = notifier or Notifier()
-        self.debouncer = Debouncer(resolved["watch.debounce_ms"] / 1000, resolved["watch.max_delay_ms"] / 1000)
+        self.debouncer = Debouncer(
+            resolved["watch.debounce_ms"] / 1000, resolved["watch.max_delay_ms"] / 1000
+        )
         self.workers: dict[str, HomeWorker] = {}
         self.locks: list[InstanceLock] = []
         self.watch = WatchState()
@@ -159,7 +168,12 @@ class Daemon:
         self.ready.set()
         self._last_status = self._status_line()
         self.notifier.send("READY=1", self._last_status)
-        log.info("daemon.ready", homes=len(self.workers), watcher=self.watch.reason, polling=self.watch.polling)
+        log.info(
+            "daemon.ready",
+            homes=len(self.workers),
+            watcher=self.watch.reason,
+            polling=self.watch.polling,
+        )
         try:
             self._loop()
         finally:
@@ -177,7 +191,9 @@ class Daemon:
             self._overflow_hook = None
         for worker in self.workers.values():
             worker.save_checkpoint()
-            worker.write_status({"stopped_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "running": False})
+            worker.write_status(
+                {"stopped_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "running": False}
+            )
             worker.table.close()
         log.info("daemon.stopped")
 
@@ -195,7 +211,9 @@ class Daemon:
                 observer.schedule(handler, str(path), recursive=True, event_filter=EVENT_FILTER)
             for path in plan.flat:
                 if path.is_dir():
-                    observer.schedule(handler, str(path), recursive=False, event_filter=EVENT_FILTER)
+                    observer.schedule(
+                        handler, str(path), recursive=False, event_filter=EVENT_FILTER
+                    )
 
     def _start(self, poll: bool) -> BaseObserver:
         forced = os.environ.get(TEST_INOTIFY_ERRNO)
@@ -211,7 +229,7 @@ class Daemon:
             # running, queueing events nobody reads: stop them before falling back.
             try:
                 observer.stop()
-            except Exception as exc:  # noqa: BLE001 - the original error matters more
+            except Exception as exc:
                 log.warning("watch.stop_failed", error=str(exc))
             raise
         return observer
@@ -230,7 +248,9 @@ class Daemon:
 
     def start_observer(self) -> None:
         roots = [w.home.root for w in self.workers.values()]
-        reason = "forced by --poll or config" if self.settings["watch.poll"] else polling_reason(roots)
+        reason = (
+            "forced by --poll or config" if self.settings["watch.poll"] else polling_reason(roots)
+        )
         poll = reason is not None
         try:
             self.watch.observer = self._start_retrying(poll)
@@ -242,9 +262,17 @@ class Daemon:
             poll = True
             self.watch.observer = self._start_retrying(True)
         self.watch.polling = poll
-        self.watch.reason = f"polling: {reason}" if poll else "inotify" if os.uname().sysname == "Linux" else "native"
+        self.watch.reason = (
+            f"polling: {reason}"
+            if poll
+            else "inotify"
+            if os.uname().sysname == "Linux"
+            else "native"
+        )
         if poll:
-            log.info("watch.polling", reason=reason, interval_s=self.settings["watch.poll_interval_s"])
+            log.info(
+                "watch.polling", reason=reason, interval_s=self.settings["watch.poll_interval_s"]
+            )
 
     def stop_observer(self) -> None:
         observer = self.watch.observer
@@ -254,7 +282,7 @@ class Daemon:
         try:
             observer.stop()
             observer.join(timeout=1.5)
-        except Exception as exc:  # noqa: BLE001 - shutting down a broken observer must not fail
+        except Exception as exc:
             log.warning("watch.stop_failed", error=str(exc))
 
     def supervise(self) -> None:
@@ -286,9 +314,11 @@ class Daemon:
                 continue
             try:
                 if worker.take(paths, full) or full or due_retry:
-                    worker.reconcile(reason="full" if full else "retry" if due_retry and not paths else "events")
+                    worker.reconcile(
+                        reason="full" if full else "retry" if due_retry and not paths else "events"
+                    )
                     self.reconciles += 1
-            except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the daemon
+            except Exception as exc:
                 log.exception("worker.failed", home=key, error=str(exc))
 
     def _timeout(self) -> float:
@@ -343,7 +373,10 @@ class Daemon:
             log.error("config.reload_failed", error=str(exc), kept="previous configuration")
             return
         if {str(h) for h in fresh.homes} != {str(h) for h in self.settings.homes}:
-            log.warning("config.homes_changed", detail="restart the daemon to watch a different set of homes")
+            log.warning(
+                "config.homes_changed",
+                detail="restart the daemon to watch a different set of homes",
+            )
             fresh.values["homes"] = self.settings.homes
         self.settings = fresh
         self.debouncer.quiet_s = fresh["watch.debounce_ms"] / 1000
@@ -358,11 +391,18 @@ class Daemon:
         repairs = [w.stats.get("last_repair", {}).get("at") for w in self.workers.values()]
         last = max((r for r in repairs if r), default="never")
         mode = "polling" if self.watch.polling else "watching"
-        return f"STATUS={mode} {sessions} sessions in {len(self.workers)} home(s); last repair {last}"
+        return (
+            f"STATUS={mode} {sessions} sessions in {len(self.workers)} home(s); last repair {last}"
+        )
 
     def status_extra(self) -> dict[str, Any]:
-        return {"running": True, "watcher": self.watch.reason, "polling": self.watch.polling,
-                "observer_restarts": self.watch.restarts, "service_manager": service_manager()}
+        return {
+            "running": True,
+            "watcher": self.watch.reason,
+            "polling": self.watch.polling,
+            "observer_restarts": self.watch.restarts,
+            "service_manager": service_manager(),
+        }
 
 
 def service_manager(environ: dict[str, str] | None = None) -> str:
@@ -376,5 +416,8 @@ def service_manager(environ: dict[str, str] | None = None) -> str:
 
 
 def lock_holder_message(exc: AlreadyRunning, home: Path | None = None) -> str:
-    return (f"codex-indexd is already running for this Codex home (pid {exc.pid or '?'}; lock {exc.path}). "
-            "Stop it first, or use 'codex-indexd status'.")
+    return (
+        f"codex-indexd is already running for this Codex home (pid {exc.pid or '?'}; "
+        f"lock {exc.path}). "
+        "Stop it first, or use 'codex-indexd status'."
+    )

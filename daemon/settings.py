@@ -52,7 +52,9 @@ def _int(minimum: int, maximum: int | None = None) -> Callable[[Any], int]:
             raise ValueError(f"expected an integer, got {value!r}")
         number = int(value)
         if number < minimum or (maximum is not None and number > maximum):
-            raise ValueError(f"must be between {minimum} and {maximum if maximum is not None else '∞'}")
+            raise ValueError(
+                f"must be between {minimum} and {maximum if maximum is not None else '∞'}"
+            )
         return number
 
     return parse
@@ -97,18 +99,76 @@ def _sources(value: Any) -> frozenset[str] | None:
 
 SPECS: tuple[Spec, ...] = (
     Spec("homes", None, _homes, "CODEX_HOME", "Codex homes to watch"),
-    Spec("log_level", "info", _choice("debug", "info", "warning", "error"), "CODEX_INDEXD_LOG_LEVEL", "log level"),
-    Spec("watch.debounce_ms", 300, _int(0, 60_000), "CODEX_INDEXD_DEBOUNCE_MS", "quiet period before a flush"),
-    Spec("watch.max_delay_ms", 2000, _int(0, 600_000), "CODEX_INDEXD_MAX_DELAY_MS", "latest flush after a burst starts"),
+    Spec(
+        "log_level",
+        "info",
+        _choice("debug", "info", "warning", "error"),
+        "CODEX_INDEXD_LOG_LEVEL",
+        "log level",
+    ),
+    Spec(
+        "watch.debounce_ms",
+        300,
+        _int(0, 60_000),
+        "CODEX_INDEXD_DEBOUNCE_MS",
+        "quiet period before a flush",
+    ),
+    Spec(
+        "watch.max_delay_ms",
+        2000,
+        _int(0, 600_000),
+        "CODEX_INDEXD_MAX_DELAY_MS",
+        "latest flush after a burst starts",
+    ),
     Spec("watch.poll", False, _bool, "CODEX_INDEXD_POLL", "poll instead of inotify/FSEvents"),
-    Spec("watch.poll_interval_s", 2.0, _float(0.1), "CODEX_INDEXD_POLL_INTERVAL_S", "polling interval"),
-    Spec("watch.reconcile_interval_s", 600.0, _float(1.0), "CODEX_INDEXD_RECONCILE_INTERVAL_S", "full reconcile period"),
-    Spec("policy.max_threads", 0, _int(0), "CODEX_INDEXD_MAX_THREADS", "threads restored (0 = all)"),
-    Spec("policy.include_orphans", True, _bool, "CODEX_INDEXD_INCLUDE_ORPHANS", "restore rollouts without a DB row"),
-    Spec("policy.history_sources", "all", _sources, "CODEX_INDEXD_HISTORY_SOURCES", "sources whose turns go to history"),
-    Spec("backups.keep_count", 20, _int(0), "CODEX_INDEXD_BACKUP_KEEP_COUNT", "backups kept per file"),
-    Spec("backups.keep_mb", 256, _int(0), "CODEX_INDEXD_BACKUP_KEEP_MB", "backup megabytes kept per file"),
-    Spec("codex_api.mode", "auto", _choice("auto", "off"), "CODEX_INDEXD_CODEX_API", "heal the DB through codex app-server"),
+    Spec(
+        "watch.poll_interval_s",
+        2.0,
+        _float(0.1),
+        "CODEX_INDEXD_POLL_INTERVAL_S",
+        "polling interval",
+    ),
+    Spec(
+        "watch.reconcile_interval_s",
+        600.0,
+        _float(1.0),
+        "CODEX_INDEXD_RECONCILE_INTERVAL_S",
+        "full reconcile period",
+    ),
+    Spec(
+        "policy.max_threads", 0, _int(0), "CODEX_INDEXD_MAX_THREADS", "threads restored (0 = all)"
+    ),
+    Spec(
+        "policy.include_orphans",
+        True,
+        _bool,
+        "CODEX_INDEXD_INCLUDE_ORPHANS",
+        "restore rollouts without a DB row",
+    ),
+    Spec(
+        "policy.history_sources",
+        "all",
+        _sources,
+        "CODEX_INDEXD_HISTORY_SOURCES",
+        "sources whose turns go to history",
+    ),
+    Spec(
+        "backups.keep_count", 20, _int(0), "CODEX_INDEXD_BACKUP_KEEP_COUNT", "backups kept per file"
+    ),
+    Spec(
+        "backups.keep_mb",
+        256,
+        _int(0),
+        "CODEX_INDEXD_BACKUP_KEEP_MB",
+        "backup megabytes kept per file",
+    ),
+    Spec(
+        "codex_api.mode",
+        "auto",
+        _choice("auto", "off"),
+        "CODEX_INDEXD_CODEX_API",
+        "heal the DB through codex app-server",
+    ),
     Spec("codex_api.binary", "", str, "CODEX_INDEXD_CODEX_BIN", "codex binary (default: PATH)"),
 )
 _BY_KEY = {spec.key: spec for spec in SPECS}
@@ -156,8 +216,12 @@ def line_of(text: str, dotted: str) -> int | None:
     return None
 
 
-def load(cli: Mapping[str, Any] | None = None, *, path: Path | None = None,
-         environ: Mapping[str, str] | None = None) -> Settings:
+def load(
+    cli: Mapping[str, Any] | None = None,
+    *,
+    path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
     """Resolve the settings. Raises ConfigError."""
     env = os.environ if environ is None else environ
     file_path = path or paths.config_file()
@@ -190,7 +254,11 @@ def load(cli: Mapping[str, Any] | None = None, *, path: Path | None = None,
         try:
             value = spec.parse(raw)
         except (ValueError, TypeError) as exc:
-            where = f"{file_path}:{source.removeprefix('file:')}" if source.startswith("file:") else source
+            where = (
+                f"{file_path}:{source.removeprefix('file:')}"
+                if source.startswith("file:")
+                else source
+            )
             raise ConfigError(f"{where}: bad value for '{spec.key}': {exc}") from exc
         settings.values[spec.key] = value
         settings.sources[spec.key] = source

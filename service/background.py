@@ -34,16 +34,25 @@ def start_detached(ctx: Context, log_dir: Path, out: TextIO, timeout_s: float = 
     stderr_log = log_dir / "daemon-stderr.log"
     fd = os.open(stderr_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        proc = subprocess.Popen(ctx.argv, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd,
-                                start_new_session=True, close_fds=True)
+        proc = subprocess.Popen(
+            ctx.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=fd,
+            start_new_session=True,
+            close_fds=True,
+        )
     finally:
         os.close(fd)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if holder_pid(lock) == proc.pid:
-            print(f"No user service manager is reachable here, so the daemon was started in the "
-                  f"background instead (pid {proc.pid}); it will not come back after a reboot. "
-                  f"Output: {stderr_log}.", file=out)
+            print(
+                f"No user service manager is reachable here, so the daemon was started in the "
+                f"background instead (pid {proc.pid}); it will not come back after a reboot. "
+                f"Output: {stderr_log}.",
+                file=out,
+            )
             return 0
         if proc.poll() is not None:
             break

@@ -9,8 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from codex_indexd_service import background
-from codex_indexd_service import launchd, systemd
+from codex_indexd_service import background, launchd, systemd
 from codex_indexd_service.manager import detect
 from codex_indexd_service.paths import Context, Manager, default_manager, resolve
 from codex_indexd_service.plan import Step, apply

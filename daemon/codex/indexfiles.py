@@ -117,7 +117,9 @@ def parse_history_bytes(data: bytes) -> HistoryFile:
     """Parse the bytes of a `history.jsonl`."""
     raw, ends = split_lines(data)
     return HistoryFile(
-        raw=raw, parsed=[parse_history_line(line) for line in raw], ends_with_newline=ends,
+        raw=raw,
+        parsed=[parse_history_line(line) for line in raw],
+        ends_with_newline=ends,
         size=len(data),
     )
 

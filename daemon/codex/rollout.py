@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codex_indexd.logs import get_logger
-
-from codex_indexd.index.timefmt import epoch_ms, epoch_seconds
 from codex_indexd.index.model import Rename, RolloutFacts, UserTurn
+from codex_indexd.index.timefmt import epoch_ms, epoch_seconds
+from codex_indexd.logs import get_logger
 
 log = get_logger("codex_indexd.rollout")
 
@@ -31,7 +30,9 @@ READ_BUFFER = 1 << 20
 _HEAD = 512  # bytes of a line looked at before deciding to parse it
 _ITEM_HEAD = 4096
 _IDE_MARKER = "## My request for Codex:"
-_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_UUID_RE = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
 _TS_PREFIX = b'{"timestamp":"'
 
 
@@ -102,11 +103,8 @@ class RolloutScan:
             return
         if b'"session_meta"' in head:
             self._on_session_meta(line)
-        elif b'"event_msg"' in head:
-            if b'"user_message"' in head or b'"thread_name_updated"' in head:
-                self._on_event(line)
-            elif b'"item_completed"' in head and b'"UserMessage"' in line[:_ITEM_HEAD]:
-                self._on_event(line)
+        elif b'"event_msg"' in head and _may_be_user_event(head, line):
+            self._on_event(line)
 
     def _parse(self, line: bytes) -> dict[str, Any] | None:
         try:
@@ -184,6 +182,13 @@ class RolloutScan:
             ts = epoch_seconds(ts_text)
             if ts is not None:
                 facts.user_turns.append(UserTurn(ts, history_text))
+
+
+def _may_be_user_event(head: bytes, line: bytes) -> bool:
+    """Cheap pre-check: could this `event_msg` line be a user turn or a rename?"""
+    if b'"user_message"' in head or b'"thread_name_updated"' in head:
+        return True
+    return b'"item_completed"' in head and b'"UserMessage"' in line[:_ITEM_HEAD]
 
 
 def _user_message_item_text(item: dict[str, Any]) -> tuple[str, bool]:
@@ -276,7 +281,7 @@ def _scan_zst(scan: RolloutScan, path: Path) -> RolloutScan:
             assert proc.stdout is not None
             _feed_from(fresh, proc.stdout.readline, path)
         if proc.returncode != 0:
-            raise OSError(f"{path}: zstd exited with {proc.returncode}")
+            raise OSError(f"{path}: zstd exited with {proc.returncode}") from None
     else:
         with path.open("rb") as raw:
             try:

@@ -44,7 +44,9 @@ class StateDbError(Exception):
         self.detail = detail
 
 
-def connect_readonly(path: Path, *, immutable: bool = False, readonly_shm: bool = False) -> sqlite3.Connection:
+def connect_readonly(
+    path: Path, *, immutable: bool = False, readonly_shm: bool = False
+) -> sqlite3.Connection:
     """Return a read-only connection. Raises StateDbError."""
     uri = f"file:{quote(str(path))}?mode=ro"
     if immutable:

@@ -19,7 +19,11 @@ def main(argv: list[str]) -> int:
     sub.add_parser("path", help="print the config file's path")
     args = parser.parse_args(argv)
     try:
-        cli = {"homes": [str(p) for p in args.codex_home]} if getattr(args, "codex_home", None) else {}
+        cli = (
+            {"homes": [str(p) for p in args.codex_home]}
+            if getattr(args, "codex_home", None)
+            else {}
+        )
         resolved = settings_mod.load(cli)
     except settings_mod.ConfigError as exc:
         print(f"codex-indexd: config error: {exc}", file=sys.stderr)
@@ -29,9 +33,16 @@ def main(argv: list[str]) -> int:
         return 0
     rows = settings_mod.describe(resolved)
     if args.json:
-        print(json.dumps({key: {"value": value, "source": source} for key, value, source in rows}, indent=2))
+        print(
+            json.dumps(
+                {key: {"value": value, "source": source} for key, value, source in rows}, indent=2
+            )
+        )
         return 0
-    print(f"# config file: {resolved.file}{'' if resolved.file and resolved.file.exists() else ' (absent)'}")
+    print(
+        f"# config file: {resolved.file}"
+        + ("" if resolved.file and resolved.file.exists() else " (absent)")
+    )
     width = max(len(key) for key, _, _ in rows)
     for key, value, source in rows:
         print(f"{key:<{width}}  {value}  ({source})")

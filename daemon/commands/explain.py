@@ -41,8 +41,13 @@ def _as_json(findings: list[Finding]) -> dict[str, Any]:
         "visible_in_scan": visible_in_scan(findings),
         "opens": opens(findings),
         "findings": [
-            {"code": f.code, "hides": f.hides, "hides_in_scan": f.hides_in_scan,
-             "breaks": f.breaks, "message": f.message}
+            {
+                "code": f.code,
+                "hides": f.hides,
+                "hides_in_scan": f.hides_in_scan,
+                "breaks": f.breaks,
+                "message": f.message,
+            }
             for f in findings
         ],
     }

@@ -15,13 +15,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from codex_indexd.logs import get_logger
-
 from codex_indexd import logs
 from codex_indexd.codex.home import CodexHome
-from codex_indexd.engine import ApplyResult, HomeFacts, Progress, apply_plan, gather, plan_for, recover
+from codex_indexd.engine import (
+    ApplyResult,
+    HomeFacts,
+    Progress,
+    apply_plan,
+    gather,
+    plan_for,
+    recover,
+)
 from codex_indexd.index.model import OnlyFile, Policy
 from codex_indexd.index.plan import Plan
+from codex_indexd.logs import get_logger
 from codex_indexd.write.backup import BackupPolicy
 
 log = get_logger("codex_indexd.repair")
@@ -42,22 +49,44 @@ def add_parser(sub: Any) -> None:
         description="Repair Codex's session_index.jsonl and history.jsonl from the rollouts and "
         "the state DB. Default: merge (add what is missing, fix stale names, keep every line).",
     )
-    parser.add_argument("--codex-home", type=Path, default=None, help="default: $CODEX_HOME or ~/.codex")
+    parser.add_argument(
+        "--codex-home", type=Path, default=None, help="default: $CODEX_HOME or ~/.codex"
+    )
     parser.add_argument("--only", choices=[o.value for o in OnlyFile], default="both")
-    parser.add_argument("--max-threads", type=_nonnegative, default=100,
-                        help="most recently updated conversations to restore; 0 = no limit (default 100)")
-    parser.add_argument("--include-orphans", action="store_true",
-                        help="include rollouts that have no row in the state DB")
-    parser.add_argument("--ignore-history-max-bytes", action="store_true",
-                        help="ignore [history] max_bytes from Codex's config.toml")
-    parser.add_argument("--dry-run", action="store_true", help="change nothing; print what would change")
-    parser.add_argument("--no-backup", action="store_true", help="do not keep backups of rewritten files")
-    parser.add_argument("--rebuild", action="store_true",
-                        help="replace both files from scratch (the seed script's semantics)")
+    parser.add_argument(
+        "--max-threads",
+        type=_nonnegative,
+        default=100,
+        help="most recently updated conversations to restore; 0 = no limit (default 100)",
+    )
+    parser.add_argument(
+        "--include-orphans",
+        action="store_true",
+        help="include rollouts that have no row in the state DB",
+    )
+    parser.add_argument(
+        "--ignore-history-max-bytes",
+        action="store_true",
+        help="ignore [history] max_bytes from Codex's config.toml",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="change nothing; print what would change"
+    )
+    parser.add_argument(
+        "--no-backup", action="store_true", help="do not keep backups of rewritten files"
+    )
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="replace both files from scratch (the seed script's semantics)",
+    )
     parser.add_argument("--json", action="store_true", help="print a machine-readable report")
-    parser.add_argument("--heal-db", action="store_true",
-                        help="also ask Codex (codex app-server) to restore lost names and missing rows "
-                        "in its state DB")
+    parser.add_argument(
+        "--heal-db",
+        action="store_true",
+        help="also ask Codex (codex app-server) to restore lost names and missing rows "
+        "in its state DB",
+    )
     parser.add_argument("--log-level", default="warning")
     parser.set_defaults(handler=main)
 
@@ -82,7 +111,9 @@ def progress_bar() -> Iterator[Progress | None]:
     from tqdm import tqdm
 
     bar = tqdm(total=0, delay=1.0, file=sys.stderr, unit="rollout", desc="scanning", leave=False)
-    test_delay = int(os.environ.get("CODEX_INDEXD_TEST_SCAN_DELAY_MS", "0") or 0) / 1000  # test hook
+    test_delay = (
+        int(os.environ.get("CODEX_INDEXD_TEST_SCAN_DELAY_MS", "0") or 0) / 1000
+    )  # test hook
 
     def update(done: int, total: int | None) -> None:
         if test_delay:
@@ -101,8 +132,13 @@ def first_ids(reasons: dict[str, Any], reason: str) -> list[str]:
     return [tid for tid, why in reasons.items() if why == reason][:SHOW_IDS]
 
 
-def build_report(args: argparse.Namespace, facts: HomeFacts, plan: Plan, result: ApplyResult | None,
-                 error: str | None) -> dict[str, Any]:
+def build_report(
+    args: argparse.Namespace,
+    facts: HomeFacts,
+    plan: Plan,
+    result: ApplyResult | None,
+    error: str | None,
+) -> dict[str, Any]:
     """Return the JSON report (ids, counts and paths only; never prompt text)."""
     drift = plan.drift
     history_ids = sorted({line.session_id for line in drift.history_add})
@@ -121,18 +157,25 @@ def build_report(args: argparse.Namespace, facts: HomeFacts, plan: Plan, result:
         "drift_ids": {
             reason: first_ids(drift.index_reasons, reason)
             for reason in sorted({r.value for r in drift.index_reasons.values()})
-        } | ({"history_missing": history_ids[:SHOW_IDS]} if history_ids else {}),
+        }
+        | ({"history_missing": history_ids[:SHOW_IDS]} if history_ids else {}),
         "history_needs_insert": drift.history_needs_insert,
         "index_lines_added": result.index.lines_added if result and result.index else 0,
         "history_lines_added": result.history.lines_added if result and result.history else 0,
         "backups": [
             str(w.backup) for w in (result.index, result.history) if result and w and w.backup
-        ] if result else [],
-        "warnings": [{"event": w.event, "path": w.path, "detail": w.detail} for w in facts.warnings],
+        ]
+        if result
+        else [],
+        "warnings": [
+            {"event": w.event, "path": w.path, "detail": w.detail} for w in facts.warnings
+        ],
     }
 
 
-def summary_lines(args: argparse.Namespace, facts: HomeFacts, plan: Plan, report: dict[str, Any]) -> list[str]:
+def summary_lines(
+    args: argparse.Namespace, facts: HomeFacts, plan: Plan, report: dict[str, Any]
+) -> list[str]:
     """Return the seed's summary lines, plus what merge mode adds."""
     home = facts.home
     selection = plan.selection
@@ -143,14 +186,17 @@ def summary_lines(args: argparse.Namespace, facts: HomeFacts, plan: Plan, report
         out.append("source: sessions/ fallback (state_5.sqlite missing or empty)")
     if selection.used_db and not args.include_orphans:
         out.append(f"orphan sessions skipped: {selection.skipped_orphans}")
-    out.append("max conversations: unlimited" if args.max_threads == 0 else f"max conversations: {args.max_threads}")
+    out.append(
+        "max conversations: unlimited"
+        if args.max_threads == 0
+        else f"max conversations: {args.max_threads}"
+    )
     verb = "would update" if args.dry_run else "updated"
-    if plan.writes_index:
-        if args.rebuild or plan.drift.index_append or args.dry_run:
-            out.append(f"file: {verb} {home.session_index}")
+    if plan.writes_index and (args.rebuild or plan.drift.index_append or args.dry_run):
+        out.append(f"file: {verb} {home.session_index}")
     if plan.policy.only in (OnlyFile.HISTORY, OnlyFile.BOTH):
         if not plan.policy.history_enabled:
-            out.append("history: not written ([history] persistence = \"none\")")
+            out.append('history: not written ([history] persistence = "none")')
         elif plan.policy.history_max_bytes is not None:
             out.append(f"history max bytes: applied {plan.policy.history_max_bytes}")
         elif args.ignore_history_max_bytes:
@@ -163,12 +209,21 @@ def summary_lines(args: argparse.Namespace, facts: HomeFacts, plan: Plan, report
     if not args.rebuild:
         counts = report["drift"]
         prefix = "would add" if args.dry_run else "added"
-        out.append(f"index lines {prefix}: {len(plan.drift.index_append)}"
-                   + (f" ({_reasons(counts, ('index_missing', 'index_stale_name'))})" if plan.drift.index_append else ""))
+        out.append(
+            f"index lines {prefix}: {len(plan.drift.index_append)}"
+            + (
+                f" ({_reasons(counts, ('index_missing', 'index_stale_name'))})"
+                if plan.drift.index_append
+                else ""
+            )
+        )
         out.append(f"history lines {prefix}: {len(plan.drift.history_add)}")
         if args.dry_run:
             for reason, ids in report["drift_ids"].items():
-                out.append(f"  {reason}: {', '.join(ids)}{' …' if counts.get(reason, 0) > len(ids) else ''}")
+                out.append(
+                    f"  {reason}: {', '.join(ids)}"
+                    + (" …" if counts.get(reason, 0) > len(ids) else "")
+                )
     if facts.warnings:
         out.append(f"warnings: {len(facts.warnings)} (skipped input; see the log lines above)")
     return out
@@ -196,10 +251,18 @@ def run_heal(facts: HomeFacts) -> dict[str, Any]:
     attempts = load_attempts(facts.home.root)
     heal = heal_home(facts, mode=mode, binary=binary, attempts=attempts)
     save_attempts(facts.home.root, heal.attempts)
-    return {"summary": heal.summary(), "detected": heal.detected, "healed": heal.healed,
-            "not_healed": heal.not_healed, "given_up": heal.given_up, "skipped_reason": heal.skipped_reason,
-            "how_to_enable": heal.how_to_enable, "error": heal.error, "notes": heal.notes,
-            "error_exit": bool(heal.error)}
+    return {
+        "summary": heal.summary(),
+        "detected": heal.detected,
+        "healed": heal.healed,
+        "not_healed": heal.not_healed,
+        "given_up": heal.given_up,
+        "skipped_reason": heal.skipped_reason,
+        "how_to_enable": heal.how_to_enable,
+        "error": heal.error,
+        "notes": heal.notes,
+        "error_exit": bool(heal.error),
+    }
 
 
 def _reasons(counts: dict[str, int], keys: tuple[str, ...]) -> str:
@@ -208,6 +271,7 @@ def _reasons(counts: dict[str, int], keys: tuple[str, ...]) -> str:
 
 def main(args: argparse.Namespace) -> int:
     """Run one repair; print the summary (or JSON). Exit 0 on success, 1 on failure."""
+
     def configure_logging() -> None:
         from codex_indexd import logsetup
 
@@ -226,9 +290,13 @@ def main(args: argparse.Namespace) -> int:
         facts = gather(home, progress)
     plan = plan_for(facts, policy_from(args, facts))
     if not args.dry_run:
-        result = apply_plan(facts, plan, rebuild=args.rebuild, backup=BackupPolicy(enabled=not args.no_backup))
+        result = apply_plan(
+            facts, plan, rebuild=args.rebuild, backup=BackupPolicy(enabled=not args.no_backup)
+        )
         if result.errors:
-            error = "; ".join(f"{name}: {type(exc).__name__}: {exc}" for name, exc in result.errors.items())
+            error = "; ".join(
+                f"{name}: {type(exc).__name__}: {exc}" for name, exc in result.errors.items()
+            )
             log.error("repair.failed", error=error)
     report = build_report(args, facts, plan, result, error)
     report["db_drift"] = db_drift(facts)
@@ -246,7 +314,10 @@ def main(args: argparse.Namespace) -> int:
         drift_db = report["db_drift"]
         if any(drift_db["counts"].values()):
             counts = ", ".join(f"{k} {v}" for k, v in drift_db["counts"].items() if v)
-            print(f"state DB drift: {counts}" + ("" if args.heal_db else " (--heal-db asks Codex to fix it)"))
+            print(
+                f"state DB drift: {counts}"
+                + ("" if args.heal_db else " (--heal-db asks Codex to fix it)")
+            )
             if args.dry_run:
                 for reason, ids in drift_db["ids"].items():
                     if ids:

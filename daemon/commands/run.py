@@ -7,20 +7,32 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from codex_indexd.logs import get_logger
-
 from codex_indexd import settings as settings_mod
+from codex_indexd.logs import get_logger
 
 log = get_logger("codex_indexd.run")
 
 
 def add_parser(sub: Any) -> None:
-    parser = sub.add_parser("run", help="watch Codex homes and keep their indexes right (foreground)")
-    parser.add_argument("--codex-home", type=Path, action="append", default=None,
-                        help="a Codex home to watch (repeatable; default: config file, $CODEX_HOME, ~/.codex)")
-    parser.add_argument("--debounce-ms", type=int, default=None, help="quiet period before a flush (default 300)")
-    parser.add_argument("--poll", action="store_true", default=None, help="poll instead of using inotify/FSEvents")
-    parser.add_argument("--once", action="store_true", help="one reconcile of every home, then exit")
+    parser = sub.add_parser(
+        "run", help="watch Codex homes and keep their indexes right (foreground)"
+    )
+    parser.add_argument(
+        "--codex-home",
+        type=Path,
+        action="append",
+        default=None,
+        help="a Codex home to watch (repeatable; default: config file, $CODEX_HOME, ~/.codex)",
+    )
+    parser.add_argument(
+        "--debounce-ms", type=int, default=None, help="quiet period before a flush (default 300)"
+    )
+    parser.add_argument(
+        "--poll", action="store_true", default=None, help="poll instead of using inotify/FSEvents"
+    )
+    parser.add_argument(
+        "--once", action="store_true", help="one reconcile of every home, then exit"
+    )
     parser.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"])
     parser.set_defaults(handler=main)
 

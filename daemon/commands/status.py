@@ -31,37 +31,53 @@ def heal_report(facts: Any, mode: str, binary: str | None) -> tuple[dict[str, in
     if counts:
         check = check_codex(mode, binary, timeout_s=5.0)
         if not check.usable:
-            notes.append(f"Codex's DB lost {', '.join(f'{k} {v}' for k, v in counts.items())}, and healing "
-                         f"through Codex is off: {check.reason}. {check.hint}")
+            notes.append(
+                f"Codex's DB lost {', '.join(f'{k} {v}' for k, v in counts.items())}, and healing "
+                f"through Codex is off: {check.reason}. {check.hint}"
+            )
     return counts, notes
 
 
-def home_report(root: Path, policy: Policy, heal_mode: str = "auto", heal_binary: str | None = None) -> dict[str, Any]:
+def home_report(
+    root: Path, policy: Policy, heal_mode: str = "auto", heal_binary: str | None = None
+) -> dict[str, Any]:
     """Return the status of one home: the daemon's record plus a live drift check."""
     home = CodexHome.at(root)
     record = read_status(home.root) or {}
     pid = holder_pid(instance_lock_path(home.root))
     facts = gather(home)
-    live_policy = Policy(max_threads=policy.max_threads, include_orphans=policy.include_orphans,
-                         history_sources=policy.history_sources,
-                         history_max_bytes=facts.config.history_max_bytes,
-                         history_enabled=facts.config.history_persistence != "none")
+    live_policy = Policy(
+        max_threads=policy.max_threads,
+        include_orphans=policy.include_orphans,
+        history_sources=policy.history_sources,
+        history_max_bytes=facts.config.history_max_bytes,
+        history_enabled=facts.config.history_persistence != "none",
+    )
     plan = plan_for(facts, live_policy)
     warnings: list[str] = []
     errors: list[str] = []
     if facts.config.history_persistence == "none":
-        warnings.append('history persistence is off in Codex\'s config.toml ([history] persistence = "none"): '
-                        "history.jsonl is never written")
+        warnings.append(
+            'history persistence is off in Codex\'s config.toml ([history] persistence = "none"): '
+            "history.jsonl is never written"
+        )
     holders = lock_holders(home.session_index_lock)
     if holders:
-        warnings.append(f"session_index.jsonl.lock is held right now by pid {', '.join(map(str, holders))}")
+        warnings.append(
+            f"session_index.jsonl.lock is held right now by pid {', '.join(map(str, holders))}"
+        )
     if record.get("lock_busy"):
         last = record.get("last_lock_busy", {})
-        warnings.append(f"a Codex lock was busy {record['lock_busy']} time(s); last on {last.get('path')} at {last.get('at')}")
+        warnings.append(
+            f"a Codex lock was busy {record['lock_busy']} time(s); "
+            f"last on {last.get('path')} at {last.get('at')}"
+        )
     if facts.db_error is not None:
         errors.append(f"state DB unreadable ({facts.db_error.kind}): {facts.db_error.detail}")
     elif facts.db_path is None:
-        warnings.append("no state DB (state_<N>.sqlite) found: names come from rollouts and the index only")
+        warnings.append(
+            "no state DB (state_<N>.sqlite) found: names come from rollouts and the index only"
+        )
     for kind, info in (record.get("errors") or {}).items():
         errors.append(f"{kind}: {info.get('detail') or info.get('file')} (at {info.get('at')})")
     db_drift, heal_notes = heal_report(facts, heal_mode, heal_binary)
@@ -77,7 +93,10 @@ def home_report(root: Path, policy: Policy, heal_mode: str = "auto", heal_binary
         "watcher": record.get("watcher") if pid else None,
         "service_manager": record.get("service_manager") if pid else None,
         "started_at": record.get("started_at") if pid else None,
-        "last_reconcile": {"at": record.get("last_reconcile_at"), "reason": record.get("last_reconcile_reason")},
+        "last_reconcile": {
+            "at": record.get("last_reconcile_at"),
+            "reason": record.get("last_reconcile_reason"),
+        },
         "last_repair": record.get("last_repair"),
         "drift": plan.drift.counts(),
         "db_drift": db_drift,
@@ -91,30 +110,49 @@ def home_report(root: Path, policy: Policy, heal_mode: str = "auto", heal_binary
 def render(report: dict[str, Any]) -> list[str]:
     out = [f"home {report['codex_home']}"]
     if report["daemon_pid"]:
-        out.append(f"  daemon: running (pid {report['daemon_pid']}, since {report['started_at']}, "
-                   f"managed by {report['service_manager']})")
+        out.append(
+            f"  daemon: running (pid {report['daemon_pid']}, since {report['started_at']}, "
+            f"managed by {report['service_manager']})"
+        )
         out.append(f"  watcher: {report['watcher']}")
     else:
-        out.append("  daemon: NOT running — start it with 'codex-indexd service install' (or 'codex-indexd run')")
+        out.append(
+            "  daemon: NOT running — start it with 'codex-indexd service install' "
+            "(or 'codex-indexd run')"
+        )
     threads = report["threads"] if report["threads"] is not None else "no DB"
     out.append(f"  sessions: {report['sessions']} rollout files, threads: {threads}")
     last = report["last_reconcile"]
-    out.append(f"  last reconcile: {last.get('at') or 'never'}" + (f" ({last['reason']})" if last.get("reason") else ""))
+    out.append(
+        f"  last reconcile: {last.get('at') or 'never'}"
+        + (f" ({last['reason']})" if last.get("reason") else "")
+    )
     repair = report["last_repair"]
     if repair:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(repair.get("reasons", {}).items()))
-        out.append(f"  last repair: {repair['at']}: +{repair['index_lines_added']} index lines, "
-                   f"+{repair['history_lines_added']} history lines ({reasons})")
+        out.append(
+            f"  last repair: {repair['at']}: +{repair['index_lines_added']} index lines, "
+            f"+{repair['history_lines_added']} history lines ({reasons})"
+        )
     else:
         out.append("  last repair: never")
     drift = report["drift"]
-    out.append("  drift now: " + (", ".join(f"{k} {v}" for k, v in sorted(drift.items())) if drift else "none"))
+    out.append(
+        "  drift now: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(drift.items())) if drift else "none")
+    )
     if report["db_drift"]:
-        out.append("  Codex DB drift: " + ", ".join(f"{k} {v}" for k, v in sorted(report["db_drift"].items())))
+        out.append(
+            "  Codex DB drift: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(report["db_drift"].items()))
+        )
     if report["last_heal"]:
         out.append(f"  last DB heal: {report['last_heal']['at']}: {report['last_heal']['summary']}")
     if report["skipped_input"]:
-        out.append(f"  skipped input: {report['skipped_input']} file(s) or line(s) (see 'codex-indexd repair --dry-run')")
+        out.append(
+            f"  skipped input: {report['skipped_input']} file(s) or line(s) "
+            "(see 'codex-indexd repair --dry-run')"
+        )
     out.extend(f"  warning: {w}" for w in report["warnings"])
     out.extend(f"  ERROR: {e}" for e in report["errors"])
     return out
@@ -125,9 +163,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--codex-home", type=Path, action="append", default=None)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    logs.set_configure_hook(lambda: __import__("codex_indexd.logsetup").logsetup.configure(level="error", log_file=False))
+    logs.set_configure_hook(
+        lambda: __import__("codex_indexd.logsetup").logsetup.configure(
+            level="error", log_file=False
+        )
+    )
     try:
-        resolved = settings_mod.load({"homes": [str(p) for p in args.codex_home] if args.codex_home else None})
+        resolved = settings_mod.load(
+            {"homes": [str(p) for p in args.codex_home] if args.codex_home else None}
+        )
     except settings_mod.ConfigError as exc:
         print(f"codex-indexd: config error: {exc}", file=sys.stderr)
         return 2

@@ -109,8 +109,9 @@ def reap(proc: subprocess.Popen[bytes], grace_s: float = 2.0) -> int | None:
         return proc.returncode
 
 
-def run_version(binary: str, *, env: Mapping[str, str] | None = None,
-                timeout_s: float = 10.0) -> tuple[int, int, int] | None:
+def run_version(
+    binary: str, *, env: Mapping[str, str] | None = None, timeout_s: float = 10.0
+) -> tuple[int, int, int] | None:
     """Return `binary --version` as (major, minor, patch), or None when it does not say.
 
     Raises AppServerError (`spawn` when the binary cannot run, `timeout` when it hangs);
@@ -118,9 +119,13 @@ def run_version(binary: str, *, env: Mapping[str, str] | None = None,
     """
     try:
         proc = subprocess.Popen(
-            [binary, "--version"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, env=dict(os.environ if env is None else env),
-            start_new_session=True, close_fds=True,
+            [binary, "--version"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=dict(os.environ if env is None else env),
+            start_new_session=True,
+            close_fds=True,
         )
     except OSError as exc:
         raise AppServerError("spawn", f"cannot run {binary}: {exc.strerror or exc}") from exc
@@ -134,7 +139,8 @@ def run_version(binary: str, *, env: Mapping[str, str] | None = None,
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise AppServerError(
-                        "timeout", f"{binary} --version did not answer in {timeout_s:g}s")
+                        "timeout", f"{binary} --version did not answer in {timeout_s:g}s"
+                    )
                 if not sel.select(remaining):
                     continue
                 chunk = os.read(proc.stdout.fileno(), 4096)
@@ -195,9 +201,14 @@ class AppServer:
         """Spawn the child and complete `initialize` / `initialized`. Raises AppServerError."""
         try:
             self._proc = subprocess.Popen(
-                [self.binary, "app-server"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, cwd=str(self.codex_home), env=self._env,
-                start_new_session=True, close_fds=True,
+                [self.binary, "app-server"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=str(self.codex_home),
+                env=self._env,
+                start_new_session=True,
+                close_fds=True,
             )
         except OSError as exc:
             why = exc.strerror or exc
@@ -253,30 +264,37 @@ class AppServer:
 
     # -- JSON-RPC ----------------------------------------------------------------------
 
-    def request(self, method: str, params: Mapping[str, Any] | None = None, *,
-                timeout_s: float = 20.0) -> Any:
+    def request(
+        self, method: str, params: Mapping[str, Any] | None = None, *, timeout_s: float = 20.0
+    ) -> Any:
         """Send a request and return its `result`. Raises RpcError or AppServerError."""
         request_id = self._next_id
         self._next_id += 1
         deadline = time.monotonic() + timeout_s
-        self._send({"id": request_id, "method": method, "params": dict(params or {})},
-                   deadline, method, timeout_s)
+        self._send(
+            {"id": request_id, "method": method, "params": dict(params or {})},
+            deadline,
+            method,
+            timeout_s,
+        )
         message = self._wait(request_id, deadline, method, timeout_s)
         if "error" in message:
             error = message["error"]
             raise RpcError(method, error if isinstance(error, dict) else {"message": str(error)})
         return message.get("result")
 
-    def notify(self, method: str, params: Mapping[str, Any] | None = None, *,
-               timeout_s: float = 20.0) -> None:
+    def notify(
+        self, method: str, params: Mapping[str, Any] | None = None, *, timeout_s: float = 20.0
+    ) -> None:
         """Send a notification (no answer expected)."""
         message: dict[str, Any] = {"method": method}
         if params is not None:
             message["params"] = dict(params)
         self._send(message, time.monotonic() + timeout_s, method, timeout_s)
 
-    def _send(self, message: Mapping[str, Any], deadline: float, method: str,
-              timeout_s: float) -> None:
+    def _send(
+        self, message: Mapping[str, Any], deadline: float, method: str, timeout_s: float
+    ) -> None:
         proc = self._proc
         if proc is None or proc.stdin is None:
             raise AppServerError("exited", f"{method}: the app-server is not running")
@@ -290,30 +308,39 @@ class AppServer:
                 except BlockingIOError:
                     written = 0
                 except (BrokenPipeError, OSError) as exc:
-                    raise AppServerError("exited", f"{method}: the app-server closed its input "
-                                         f"({exc.strerror or exc}){self._tail()}") from exc
+                    raise AppServerError(
+                        "exited",
+                        f"{method}: the app-server closed its input "
+                        f"({exc.strerror or exc}){self._tail()}",
+                    ) from exc
                 data = data[written:]
                 if not data:
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AppServerError("timeout", f"{method}: the app-server did not read "
-                                         f"its input in {timeout_s:g}s")
+                    raise AppServerError(
+                        "timeout",
+                        f"{method}: the app-server did not read its input in {timeout_s:g}s",
+                    )
                 sel.select(remaining)
 
-    def _wait(self, request_id: int, deadline: float, method: str,
-              timeout_s: float) -> dict[str, Any]:
+    def _wait(
+        self, request_id: int, deadline: float, method: str, timeout_s: float
+    ) -> dict[str, Any]:
         while True:
             found = self._responses.pop(request_id, None)
             if found is not None:
                 return found
             if self._eof:
-                raise AppServerError("exited", f"{method}: the app-server closed its output "
-                                     f"before answering{self._tail()}")
+                raise AppServerError(
+                    "exited",
+                    f"{method}: the app-server closed its output before answering{self._tail()}",
+                )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AppServerError("timeout", f"{method}: no answer from the app-server "
-                                     f"in {timeout_s:g}s")
+                raise AppServerError(
+                    "timeout", f"{method}: no answer from the app-server in {timeout_s:g}s"
+                )
             self._pump(remaining)
 
     def _pump(self, timeout: float) -> None:
@@ -369,8 +396,9 @@ class AppServer:
         elif has_id and "method" in message:
             error = {"code": -32601, "message": f"{CLIENT_NAME} does not handle this request"}
             with contextlib.suppress(AppServerError):
-                self._send({"id": message["id"], "error": error}, time.monotonic() + 1.0,
-                           "reply", 1.0)
+                self._send(
+                    {"id": message["id"], "error": error}, time.monotonic() + 1.0, "reply", 1.0
+                )
         elif "method" in message:
             self.notifications += 1
 

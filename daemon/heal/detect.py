@@ -115,8 +115,12 @@ def detect(
             out.names[tid] = name
             if row.archived or rollout.archived:
                 out.archived.add(tid)
-        if row.rollout_path and row.rollout_path != rollout.path \
-                and not exists(row.rollout_path) and exists(rollout.path):
+        if (
+            row.rollout_path
+            and row.rollout_path != rollout.path
+            and not exists(row.rollout_path)
+            and exists(rollout.path)
+        ):
             out.stale.add(tid)
     return out
 

@@ -44,8 +44,16 @@ MODES = ("auto", "off")
 TESTED_VERSIONS: frozenset[tuple[int, int]] = frozenset({(0, 169)})
 """Codex (major, minor) releases whose app-server protocol healing was verified against."""
 SOURCE_KINDS = (
-    "cli", "vscode", "exec", "appServer", "subAgent", "subAgentReview", "subAgentCompact",
-    "subAgentThreadSpawn", "subAgentOther", "unknown",
+    "cli",
+    "vscode",
+    "exec",
+    "appServer",
+    "subAgent",
+    "subAgentReview",
+    "subAgentCompact",
+    "subAgentThreadSpawn",
+    "subAgentOther",
+    "unknown",
 )
 MAX_TRIES = 2
 PAGE_SIZE = 100
@@ -54,14 +62,20 @@ VERSION_TIMEOUT_S = 10.0
 IDS_SHOWN = 5
 
 _ENABLE_TAIL = "then run 'codex-indexd repair --heal-db' (the daemon heals by itself)."
-HINT_OFF = ('Healing is off: set mode = "auto" under [codex_api] in the codex-indexd config '
-            f"(or CODEX_INDEXD_CODEX_API=auto) with Codex CLI 0.169.x on PATH, {_ENABLE_TAIL}")
-HINT_NO_BINARY = ("Install Codex CLI 0.169.x so that 'codex' is on PATH, or set binary = "
-                  '"/path/to/codex" under [codex_api] in the codex-indexd config '
-                  f"(or CODEX_INDEXD_CODEX_BIN), {_ENABLE_TAIL}")
-HINT_VERSION = ("Healing speaks the app-server protocol of Codex CLI 0.169.x only: point "
-                "binary under [codex_api] (or CODEX_INDEXD_CODEX_BIN) at a Codex 0.169.x, "
-                f"{_ENABLE_TAIL}")
+HINT_OFF = (
+    'Healing is off: set mode = "auto" under [codex_api] in the codex-indexd config '
+    f"(or CODEX_INDEXD_CODEX_API=auto) with Codex CLI 0.169.x on PATH, {_ENABLE_TAIL}"
+)
+HINT_NO_BINARY = (
+    "Install Codex CLI 0.169.x so that 'codex' is on PATH, or set binary = "
+    '"/path/to/codex" under [codex_api] in the codex-indexd config '
+    f"(or CODEX_INDEXD_CODEX_BIN), {_ENABLE_TAIL}"
+)
+HINT_VERSION = (
+    "Healing speaks the app-server protocol of Codex CLI 0.169.x only: point "
+    "binary under [codex_api] (or CODEX_INDEXD_CODEX_BIN) at a Codex 0.169.x, "
+    f"{_ENABLE_TAIL}"
+)
 
 _SESSION_LOCK = threading.Lock()  # one app-server child at a time in this process
 _VERSION_CACHE: dict[tuple[str, int, int, int], tuple[int, int, int]] = {}
@@ -105,8 +119,12 @@ def _find_binary(binary: str | None, env: Mapping[str, str]) -> tuple[str | None
 def _version_of(path: str, env: Mapping[str, str], timeout_s: float) -> tuple[int, int, int] | None:
     try:
         st = os.stat(path)
-        key: tuple[str, int, int, int] | None = (os.path.realpath(path), st.st_ino,
-                                                 st.st_mtime_ns, st.st_size)
+        key: tuple[str, int, int, int] | None = (
+            os.path.realpath(path),
+            st.st_ino,
+            st.st_mtime_ns,
+            st.st_size,
+        )
     except OSError:
         key = None
     if key is not None and key in _VERSION_CACHE:
@@ -117,9 +135,13 @@ def _version_of(path: str, env: Mapping[str, str], timeout_s: float) -> tuple[in
     return version
 
 
-def check_codex(mode: str = "auto", binary: str | None = None, *,
-                env: Mapping[str, str] | None = None,
-                timeout_s: float = VERSION_TIMEOUT_S) -> CodexCheck:
+def check_codex(
+    mode: str = "auto",
+    binary: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout_s: float = VERSION_TIMEOUT_S,
+) -> CodexCheck:
     """Decide whether healing can use Codex: mode, binary (configured or PATH), version."""
     if mode not in MODES:
         raise ValueError(f"codex_api mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -134,13 +156,19 @@ def check_codex(mode: str = "auto", binary: str | None = None, *,
     except AppServerError as exc:
         return CodexCheck(False, binary=path, reason=str(exc), hint=HINT_NO_BINARY)
     if version is None:
-        return CodexCheck(False, binary=path, reason=f"'{path} --version' printed no version",
-                          hint=HINT_VERSION)
+        return CodexCheck(
+            False, binary=path, reason=f"'{path} --version' printed no version", hint=HINT_VERSION
+        )
     shown = ".".join(str(part) for part in version)
     if version[:2] not in TESTED_VERSIONS:
         tested = ", ".join(f"{a}.{b}.x" for a, b in sorted(TESTED_VERSIONS))
-        return CodexCheck(False, binary=path, version=shown, hint=HINT_VERSION,
-                          reason=f"{path} is Codex {shown}; healing is tested with {tested} only")
+        return CodexCheck(
+            False,
+            binary=path,
+            version=shown,
+            hint=HINT_VERSION,
+            reason=f"{path} is Codex {shown}; healing is tested with {tested} only",
+        )
     return CodexCheck(True, binary=path, version=shown)
 
 
@@ -252,14 +280,17 @@ def _scan(server: AppServer, timeout_s: float) -> int:
 def _tryable(detection: Detection, record: Mapping[str, int]) -> tuple[dict[str, str], set[str]]:
     """Names to set and row ids to scan for, leaving out given-up and archived items."""
     names = {
-        tid: name for tid, name in detection.names.items()
+        tid: name
+        for tid, name in detection.names.items()
         if tid not in detection.archived
         and record.get(attempt_key(NAME_LOST, tid, name), 0) < MAX_TRIES
     }
-    rows = {tid for tid in detection.missing
-            if record.get(attempt_key(ROW_MISSING, tid), 0) < MAX_TRIES}
-    rows |= {tid for tid in detection.stale
-             if record.get(attempt_key(ROW_STALE, tid), 0) < MAX_TRIES}
+    rows = {
+        tid for tid in detection.missing if record.get(attempt_key(ROW_MISSING, tid), 0) < MAX_TRIES
+    }
+    rows |= {
+        tid for tid in detection.stale if record.get(attempt_key(ROW_STALE, tid), 0) < MAX_TRIES
+    }
     return names, rows
 
 
@@ -273,8 +304,15 @@ class _Run:
     mid: Detection | None = None  # detection after the scan, before renaming
 
 
-def _run_session(facts: HomeFacts, check: CodexCheck, before: Detection, *,
-                 record: dict[str, int], timeout_s: float, env: Mapping[str, str] | None) -> _Run:
+def _run_session(
+    facts: HomeFacts,
+    check: CodexCheck,
+    before: Detection,
+    *,
+    record: dict[str, int],
+    timeout_s: float,
+    env: Mapping[str, str] | None,
+) -> _Run:
     run = _Run()
     names, rows = _tryable(before, record)
     assert check.binary is not None
@@ -297,23 +335,39 @@ def _run_session(facts: HomeFacts, check: CodexCheck, before: Detection, *,
         for tid, name in sorted(names.items()):
             run.attempted.add(attempt_key(NAME_LOST, tid, name))
             try:
-                server.request("thread/name/set", {"threadId": tid, "name": name},
-                               timeout_s=timeout_s)
+                server.request(
+                    "thread/name/set", {"threadId": tid, "name": name}, timeout_s=timeout_s
+                )
             except RpcError as exc:
                 run.names_failed += 1
-                log.warning("heal.name_set_failed", home=str(facts.home.root), thread_id=tid,
-                            code=exc.code, error=exc.rpc_message)
+                log.warning(
+                    "heal.name_set_failed",
+                    home=str(facts.home.root),
+                    thread_id=tid,
+                    code=exc.code,
+                    error=exc.rpc_message,
+                )
     except AppServerError as exc:
         run.error = str(exc)
-        log.warning("heal.codex_failed", home=str(facts.home.root), kind=exc.kind,
-                    error=str(exc), binary=check.binary)
+        log.warning(
+            "heal.codex_failed",
+            home=str(facts.home.root),
+            kind=exc.kind,
+            error=str(exc),
+            binary=check.binary,
+        )
     finally:
         server.close()
     return run
 
 
-def _finish(report: HealReport, before: dict[str, set[str]], after: Detection | None,
-            record: dict[str, int], attempted: set[str]) -> None:
+def _finish(
+    report: HealReport,
+    before: dict[str, set[str]],
+    after: Detection | None,
+    record: dict[str, int],
+    attempted: set[str],
+) -> None:
     """Fill the counts, update the attempts record (in place) and prune it."""
     after_sets = _reason_sets(after) if after is not None else before
     current = attempt_keys(after) if after is not None else None
@@ -350,16 +404,19 @@ def _add_notes(report: HealReport, after: Detection) -> None:
         report.notes.append(
             f"{archived} archived thread(s) keep a lost name: Codex 0.169 renames only "
             "unarchived threads ('thread/name/set' answers 'no rollout found'); unarchive them "
-            "in Codex and heal again.")
+            "in Codex and heal again."
+        )
     if after.stale and report.ran:
         report.notes.append(
             f"{len(after.stale)} DB row(s) still point at a rollout path that no longer exists: "
             "Codex 0.169's thread/list scan inserts missing rows but does not move existing "
-            "ones; putting the file back where the row says makes the thread visible again.")
+            "ones; putting the file back where the row says makes the thread visible again."
+        )
     if report.given_up[NAME_LOST] or report.given_up[ROW_MISSING] or report.given_up[ROW_STALE]:
         report.notes.append(
             f"{sum(report.given_up.values())} item(s) did not heal after {MAX_TRIES} tries and "
-            "are no longer retried until they change.")
+            "are no longer retried until they change."
+        )
 
 
 def _sets_with(before: Detection, mid: Detection | None) -> dict[str, set[str]]:
@@ -392,8 +449,9 @@ def heal_home(
     report = HealReport(mode=mode, attempts=record)
     root = str(facts.home.root)
 
-    def done(after: Detection | None, attempted: set[str],
-             mid: Detection | None = None) -> HealReport:
+    def done(
+        after: Detection | None, attempted: set[str], mid: Detection | None = None
+    ) -> HealReport:
         _finish(report, _sets_with(before, mid), after, record, attempted)
         report.duration_s = round(time.monotonic() - started, 3)
         return report
@@ -432,9 +490,17 @@ def heal_home(
         report.error = report.error or f"could not read the state DB back: {exc}"
     done(after, run.attempted, run.mid)
     log.info(
-        "heal.done", home=root, codex_version=check.version, ran=report.ran,
-        detected=report.detected, healed=report.healed, not_healed=report.not_healed,
-        given_up=report.given_up, name_set_errors=run.names_failed, scanned=run.scanned,
-        error=report.error, duration_s=report.duration_s,
+        "heal.done",
+        home=root,
+        codex_version=check.version,
+        ran=report.ran,
+        detected=report.detected,
+        healed=report.healed,
+        not_healed=report.not_healed,
+        given_up=report.given_up,
+        name_set_errors=run.names_failed,
+        scanned=run.scanned,
+        error=report.error,
+        duration_s=report.duration_s,
     )
     return report

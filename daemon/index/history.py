@@ -32,7 +32,10 @@ def desired_history(
         facts = rollouts.get(thread_id)
         if facts is None:
             continue
-        if policy.history_sources is not None and (facts.source or "") not in policy.history_sources:
+        if (
+            policy.history_sources is not None
+            and (facts.source or "") not in policy.history_sources
+        ):
             continue
         for turn in facts.user_turns:
             seen.add((turn.ts, thread_id, turn.text))

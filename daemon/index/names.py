@@ -35,7 +35,7 @@ def latest_rename(index_line: IndexLine | None, rollout: RolloutFacts | None) ->
 
 
 def db_name(thread: ThreadRow) -> str | None:
-    """Return the name the DB holds: `name`, else a legacy `title` rename (title ≠ first message)."""
+    """Return the DB's name: `name`, else a legacy `title` rename (title ≠ first message)."""
     if thread.name:
         return thread.name
     if thread.title and thread.title != thread.first_user_message:
@@ -43,8 +43,9 @@ def db_name(thread: ThreadRow) -> str | None:
     return None
 
 
-def rename_supersedes_db(rename: Rename, from_db: str, earlier: Collection[str],
-                         rollout: RolloutFacts | None) -> bool:
+def rename_supersedes_db(
+    rename: Rename, from_db: str, earlier: Collection[str], rollout: RolloutFacts | None
+) -> bool:
     """True when `rename` was made after the DB name was set: the DB name shows up among the
     thread's earlier renames (index lines before the latest, or older rollout events).
 
@@ -56,8 +57,10 @@ def rename_supersedes_db(rename: Rename, from_db: str, earlier: Collection[str],
     if from_db in earlier:
         return True
     if rollout is not None and rename.epoch_ms is not None:
-        return any(r.name == from_db and r.epoch_ms is not None and r.epoch_ms < rename.epoch_ms
-                   for r in rollout.renames)
+        return any(
+            r.name == from_db and r.epoch_ms is not None and r.epoch_ms < rename.epoch_ms
+            for r in rollout.renames
+        )
     return False
 
 
@@ -78,7 +81,9 @@ def desired_name(
     if thread is not None:
         from_db = db_name(thread)
         if from_db is not None:
-            if rename is not None and rename_supersedes_db(rename, from_db, earlier_index_names, rollout):
+            if rename is not None and rename_supersedes_db(
+                rename, from_db, earlier_index_names, rollout
+            ):
                 return rename.name
             return from_db
     if rename is not None:

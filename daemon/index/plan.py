@@ -29,7 +29,11 @@ from codex_indexd.index.select import Selection, select_threads
 
 def encode_index_entry(entry: IndexEntry) -> bytes:
     """Return the compact `{"id","thread_name","updated_at"}` line Codex writes (no newline)."""
-    payload = {"id": entry.thread_id, "thread_name": entry.thread_name, "updated_at": entry.updated_at}
+    payload = {
+        "id": entry.thread_id,
+        "thread_name": entry.thread_name,
+        "updated_at": entry.updated_at,
+    }
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
@@ -51,7 +55,9 @@ class Plan:
         return self.policy.history_enabled and self.policy.only in (OnlyFile.HISTORY, OnlyFile.BOTH)
 
 
-def index_drift(selection: Selection, index: IndexFile) -> tuple[list[IndexEntry], dict[str, DriftReason]]:
+def index_drift(
+    selection: Selection, index: IndexFile
+) -> tuple[list[IndexEntry], dict[str, DriftReason]]:
     """Return the entries to append (oldest first, so the newest ends last) and why."""
     appends: list[IndexEntry] = []
     reasons: dict[str, DriftReason] = {}
@@ -88,7 +94,9 @@ def make_plan(
             history.parsed, plan.desired_history, policy.history_ts_tolerance_s
         )
         if drift.history_add:
-            _, drift.history_needs_insert = merge_lines(history.raw, history.parsed, drift.history_add)
+            _, drift.history_needs_insert = merge_lines(
+                history.raw, history.parsed, drift.history_add
+            )
     return plan
 
 
@@ -117,6 +125,10 @@ def merged_history_bytes(current: bytes, desired: Sequence[HistoryLine], policy:
 def rebuilt_history_bytes(current: bytes, desired: Sequence[HistoryLine], policy: Policy) -> bytes:
     """Return the seed's replacement history (unparseable non-blank lines kept first)."""
     parsed = parse_history_bytes(current)
-    kept = [raw for raw, line in zip(parsed.raw, parsed.parsed, strict=True) if line is None and raw.strip()]
+    kept = [
+        raw
+        for raw, line in zip(parsed.raw, parsed.parsed, strict=True)
+        if line is None and raw.strip()
+    ]
     lines = kept + [encode_history_line(line) for line in desired]
     return _join(trim_to_max_bytes(lines, policy.history_max_bytes))

@@ -27,7 +27,9 @@ def _from_ms(value: int) -> datetime:
     return datetime.fromtimestamp(value / 1000, tz=UTC)
 
 
-def updated_at(thread: ThreadRow | None, rollout: RolloutFacts | None) -> tuple[datetime, str] | None:
+def updated_at(
+    thread: ThreadRow | None, rollout: RolloutFacts | None
+) -> tuple[datetime, str] | None:
     """Return when a thread was last active, and how to write it.
 
     The rollout's last line time is used unless the DB's `updated_at_ms` is later; without

@@ -12,10 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from codex_indexd.logs import get_logger
-
 from codex_indexd.codex.rollout import RolloutScan
 from codex_indexd.index.model import Rename, RolloutFacts, UserTurn
+from codex_indexd.logs import get_logger
 from codex_indexd.watch.tracker import FileState, RolloutTracker
 from codex_indexd.write.safety import write_all
 
@@ -24,16 +23,38 @@ FORMAT_VERSION = 3
 
 
 def _facts_to_json(f: RolloutFacts) -> list[Any]:
-    return [f.thread_id, f.path, f.archived, f.created_at, f.last_timestamp, f.source, f.history_mode,
-            f.first_user_message, f.title, [[t.ts, t.text] for t in f.user_turns],
-            [[r.name, r.updated_at, r.epoch_ms] for r in f.renames], f.has_meta]
+    return [
+        f.thread_id,
+        f.path,
+        f.archived,
+        f.created_at,
+        f.last_timestamp,
+        f.source,
+        f.history_mode,
+        f.first_user_message,
+        f.title,
+        [[t.ts, t.text] for t in f.user_turns],
+        [[r.name, r.updated_at, r.epoch_ms] for r in f.renames],
+        f.has_meta,
+    ]
 
 
 def _facts_from_json(row: list[Any]) -> RolloutFacts:
     (tid, path, archived, created, last, source, mode, first, title, turns, renames, has_meta) = row
-    return RolloutFacts(tid, path, archived, created, last, source, mode, first, title,
-                        [UserTurn(int(ts), str(text)) for ts, text in turns],
-                        [Rename(str(n), str(u), e) for n, u, e in renames], bool(has_meta))
+    return RolloutFacts(
+        tid,
+        path,
+        archived,
+        created,
+        last,
+        source,
+        mode,
+        first,
+        title,
+        [UserTurn(int(ts), str(text)) for ts, text in turns],
+        [Rename(str(n), str(u), e) for n, u, e in renames],
+        bool(has_meta),
+    )
 
 
 def _check_ints(*values: Any) -> None:
@@ -47,10 +68,28 @@ def save(tracker: RolloutTracker, path: Path) -> None:
     files = []
     for key, st in tracker.files.items():
         scan = st.scan
-        files.append([key, st.dev, st.ino, st.size, st.mtime_ns, scan.offset, scan.lines, scan.malformed,
-                      scan.too_long, scan.bare, scan.expected_id, scan._meta_locked, _facts_to_json(scan.facts)])
-    payload = json.dumps({"v": FORMAT_VERSION, "home": str(tracker.home.root), "files": files},
-                         ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        files.append(
+            [
+                key,
+                st.dev,
+                st.ino,
+                st.size,
+                st.mtime_ns,
+                scan.offset,
+                scan.lines,
+                scan.malformed,
+                scan.too_long,
+                scan.bare,
+                scan.expected_id,
+                scan._meta_locked,
+                _facts_to_json(scan.facts),
+            ]
+        )
+    payload = json.dumps(
+        {"v": FORMAT_VERSION, "home": str(tracker.home.root), "files": files},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     temp = path.with_name(path.name + ".tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
@@ -72,17 +111,35 @@ def load(tracker: RolloutTracker, path: Path) -> bool:
             log.info("checkpoint.discarded", path=str(path), reason="format or home changed")
             return False
         for row in data["files"]:
-            (key, dev, ino, size, mtime, offset, lines, malformed, too_long, bare, expected, locked, facts) = row
+            (
+                key,
+                dev,
+                ino,
+                size,
+                mtime,
+                offset,
+                lines,
+                malformed,
+                too_long,
+                bare,
+                expected,
+                locked,
+                facts,
+            ) = row
             _check_ints(dev, ino, size, mtime, offset, lines, malformed, too_long)
             if not isinstance(key, str):
                 raise TypeError("path is not a string")
-            scan = RolloutScan(_facts_from_json(facts), offset, lines, malformed, too_long, bare, expected, locked)
+            scan = RolloutScan(
+                _facts_from_json(facts), offset, lines, malformed, too_long, bare, expected, locked
+            )
             tracker.files[key] = FileState(dev, ino, size, mtime, scan)
             tracker._by_inode[(dev, ino)] = key
     except FileNotFoundError:
         return False
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        log.warning("checkpoint.discarded", path=str(path), reason=f"unreadable: {type(exc).__name__}")
+        log.warning(
+            "checkpoint.discarded", path=str(path), reason=f"unreadable: {type(exc).__name__}"
+        )
         tracker.files.clear()
         tracker._by_inode.clear()
         return False

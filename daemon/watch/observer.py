@@ -13,7 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from codex_indexd.codex.home import CodexHome
 from codex_indexd.logs import get_logger
+from codex_indexd.watch.debounce import Debouncer
 from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
@@ -29,18 +31,32 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from codex_indexd.codex.home import CodexHome
-from codex_indexd.watch.debounce import Debouncer
-
 log = get_logger("codex_indexd.observer")
 
 # Opened/closed-no-write are left out so that our own reads never wake us up.
 EVENT_FILTER: list[type[FileSystemEvent]] = [
-    FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileDeletedEvent,
-    DirCreatedEvent, DirMovedEvent, DirDeletedEvent,
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileDeletedEvent,
+    DirCreatedEvent,
+    DirMovedEvent,
+    DirDeletedEvent,
 ]
 _ROOT_NAMES = {"session_index.jsonl", "history.jsonl", "sessions", "archived_sessions"}
-_NETWORK_FS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "glusterfs", "afs", "davfs", "virtiofs"}
+_NETWORK_FS = {
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "smbfs",
+    "9p",
+    "ceph",
+    "glusterfs",
+    "afs",
+    "davfs",
+    "virtiofs",
+}
 
 
 def _is_db_name(name: str) -> bool:
@@ -60,7 +76,7 @@ class HomeEventHandler(FileSystemEventHandler):
     def dispatch(self, event: FileSystemEvent) -> None:
         try:
             self._route(event)
-        except Exception:  # noqa: BLE001 - a raise here would kill the observer thread
+        except Exception:
             self.errors += 1
             self.debouncer.request_full(self.key)
 
@@ -78,9 +94,10 @@ class HomeEventHandler(FileSystemEventHandler):
                 elif path.startswith((str(self.home.sessions), str(self.home.archived_sessions))):
                     self.debouncer.request_full(self.key)
                 continue
-            if name.startswith("rollout-"):
-                self.debouncer.mark(self.key, path)
-            elif parent in (self.key, self.sqlite_home) and (name in _ROOT_NAMES or _is_db_name(name)):
+            if name.startswith("rollout-") or (
+                parent in (self.key, self.sqlite_home)
+                and (name in _ROOT_NAMES or _is_db_name(name))
+            ):
                 self.debouncer.mark(self.key, path)
 
 
@@ -144,11 +161,15 @@ def inotify_hint(exc: OSError) -> str:
     """Return the sysctl advice for an inotify limit error."""
     if exc.errno == errno.ENOSPC:
         current = _read_proc("/proc/sys/fs/inotify/max_user_watches")
-        return (f"inotify watch limit reached (fs.inotify.max_user_watches={current}); raise it with "
-                "'sudo sysctl fs.inotify.max_user_watches=524288' (persist in /etc/sysctl.d/)")
+        return (
+            f"inotify watch limit reached (fs.inotify.max_user_watches={current}); raise it with "
+            "'sudo sysctl fs.inotify.max_user_watches=524288' (persist in /etc/sysctl.d/)"
+        )
     current = _read_proc("/proc/sys/fs/inotify/max_user_instances")
-    return (f"inotify instance limit reached (fs.inotify.max_user_instances={current}); raise it with "
-            "'sudo sysctl fs.inotify.max_user_instances=512'")
+    return (
+        f"inotify instance limit reached (fs.inotify.max_user_instances={current}); raise it with "
+        "'sudo sysctl fs.inotify.max_user_instances=512'"
+    )
 
 
 def _read_proc(path: str) -> str:
@@ -169,12 +190,16 @@ class OverflowFilter(logging.Filter):
         try:
             if "overflow" in record.getMessage().lower():
                 self.on_overflow()
-        except Exception:  # noqa: BLE001 - logging must not raise
+        except Exception:
             pass
         return True
 
 
-_OVERFLOW_LOGGERS = ("watchdog.observers.inotify_c", "watchdog.observers.inotify", "watchdog.observers.inotify_buffer")
+_OVERFLOW_LOGGERS = (
+    "watchdog.observers.inotify_c",
+    "watchdog.observers.inotify",
+    "watchdog.observers.inotify_buffer",
+)
 
 
 def install_overflow_hook(on_overflow: Callable[[], None]) -> OverflowFilter:

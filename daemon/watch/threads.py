@@ -9,18 +9,17 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
-from codex_indexd.logs import get_logger
-
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.statedb import (
     StateDbError,
+    _row_to_thread,
     connect_readonly,
     data_version,
     read_threads,
     thread_columns,
-    _row_to_thread,
 )
 from codex_indexd.index.model import ThreadRow
+from codex_indexd.logs import get_logger
 
 log = get_logger("codex_indexd.threads")
 UPDATED_MARGIN_MS = 5_000  # re-read rows touched shortly before our last maximum
@@ -123,7 +122,8 @@ class ThreadTable:
             self._conn.row_factory = sqlite3.Row
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
-                sql = f"SELECT {', '.join(columns)} FROM threads WHERE id IN ({', '.join('?' * len(chunk))})"
+                marks = ", ".join("?" * len(chunk))
+                sql = f"SELECT {', '.join(columns)} FROM threads WHERE id IN ({marks})"
                 for raw in self._conn.execute(sql, chunk):
                     row = _row_to_thread(raw, columns)
                     if row is not None and self.rows.get(row.thread_id) != row:

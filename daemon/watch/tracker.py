@@ -11,12 +11,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from codex_indexd.logs import get_logger
-
 from codex_indexd.codex.home import CodexHome, iter_rollout_paths
 from codex_indexd.codex.rollout import RolloutScan, is_rollout_name, scan_file
 from codex_indexd.engine import InputWarning, report_scan
 from codex_indexd.index.model import RolloutFacts
+from codex_indexd.logs import get_logger
 
 log = get_logger("codex_indexd.tracker")
 
@@ -69,7 +68,9 @@ class RolloutTracker:
         logged and the file is skipped until the next event.
         """
         key = str(path)
-        if not is_rollout_name(path.name) or (path.name.endswith(".zst") and Path(key[:-4]).exists()):
+        if not is_rollout_name(path.name) or (
+            path.name.endswith(".zst") and Path(key[:-4]).exists()
+        ):
             return self._forget(key) is not None
         try:
             st = os.stat(path)
@@ -83,8 +84,12 @@ class RolloutTracker:
             moved_from = self._by_inode.get((st.st_dev, st.st_ino))
             # Codex archives/unarchives by a rename that keeps the file name. A different name
             # on a known inode is a deleted file's inode number reused by a new file.
-            if (moved_from is not None and moved_from != key and Path(moved_from).name == path.name
-                    and not os.path.exists(moved_from)):
+            if (
+                moved_from is not None
+                and moved_from != key
+                and Path(moved_from).name == path.name
+                and not os.path.exists(moved_from)
+            ):
                 state = self._forget(moved_from)
                 if state is not None:  # archive / unarchive: same inode, same bytes
                     state.scan.facts.path = key

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from codex_indexd.logs import get_logger
-
 from codex_indexd.write import crashpoints
 from codex_indexd.write.backup import BackupPolicy, write_backup
 from codex_indexd.write.index_writer import WriteResult
@@ -106,7 +105,9 @@ def write_history(
         if common < len(current):
             saved = write_backup(backup_dir, path.name, current, backup)
         st = os.fstat(fd)
-        record = JournalRecord(str(path), st.st_dev, st.st_ino, common, current[common:], new[common:])
+        record = JournalRecord(
+            str(path), st.st_dev, st.st_ino, common, current[common:], new[common:]
+        )
         write_journal(journal, record)
         try:
             if len(new) > len(current):
@@ -120,12 +121,18 @@ def write_history(
             os.fsync(fd)
             crashpoints.step("history.synced")
         except OSError:
-            recover_fd(fd, journal, path, after_error=True)  # put the old tail back now, not at the next start
+            recover_fd(
+                fd, journal, path, after_error=True
+            )  # put the old tail back now, not at the next start
             raise
         remove_journal(journal)
         st = os.fstat(fd)
         added = max(0, new.count(b"\n") - current.count(b"\n"))
-        return WriteResult(added, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns), saved,
-                           rewritten=common < len(current))
+        return WriteResult(
+            added,
+            (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns),
+            saved,
+            rewritten=common < len(current),
+        )
     finally:
         os.close(fd)

@@ -61,14 +61,23 @@ def append_index(
         try:
             if journal is not None:
                 st = os.fstat(fd)
-                write_journal(journal, JournalRecord(str(index_path), st.st_dev, st.st_ino, st.st_size, b"", payload))
+                write_journal(
+                    journal,
+                    JournalRecord(str(index_path), st.st_dev, st.st_ino, st.st_size, b"", payload),
+                )
             crashpoints.step("index.append.before_write")
             try:
                 write_all(fd, payload)
             except OSError:
                 if journal is not None:  # a full disk can leave half a line: take it back
                     with open(index_path, "r+b") as rollback:
-                        recover_fd(rollback.fileno(), journal, index_path, parse_index_line, after_error=True)
+                        recover_fd(
+                            rollback.fileno(),
+                            journal,
+                            index_path,
+                            parse_index_line,
+                            after_error=True,
+                        )
                 raise
             crashpoints.step("index.append.after_write")
             if journal is not None:
@@ -122,7 +131,9 @@ def replace_index(
             if new == current:
                 return WriteResult(0, None)
             saved = write_backup(backup_dir, index_path.name, current, backup)
-            fd, temp_name = tempfile.mkstemp(prefix=".session_index.", suffix=".codex-indexd.tmp", dir=directory)
+            fd, temp_name = tempfile.mkstemp(
+                prefix=".session_index.", suffix=".codex-indexd.tmp", dir=directory
+            )
             temp = Path(temp_name)
             try:
                 crashpoints.step("index.replace.temp_created")

@@ -15,9 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from codex_indexd.logs import get_logger
-
 from codex_indexd.codex.indexfiles import parse_history_line
+from codex_indexd.logs import get_logger
 from codex_indexd.write import crashpoints
 from codex_indexd.write.safety import fsync_dir, write_all
 
@@ -77,8 +76,12 @@ def read_journal(journal: Path) -> JournalRecord | None:
         if header.get("v") != VERSION or len(body) != old_len + new_len or newline < 0:
             raise ValueError("length or version mismatch")
         return JournalRecord(
-            str(header["path"]), int(header["dev"]), int(header["ino"]), int(header["offset"]),
-            body[:old_len], body[old_len:],
+            str(header["path"]),
+            int(header["dev"]),
+            int(header["ino"]),
+            int(header["offset"]),
+            body[:old_len],
+            body[old_len:],
         )
     except (ValueError, KeyError, TypeError) as exc:
         log.error("journal.unusable", journal=str(journal), error=str(exc))
@@ -107,7 +110,9 @@ def _salvage(line: bytes, parse: LineParser) -> bytes | None:
     return None
 
 
-def foreign_lines(found: bytes, record: JournalRecord, parse: LineParser = parse_history_line) -> list[bytes]:
+def foreign_lines(
+    found: bytes, record: JournalRecord, parse: LineParser = parse_history_line
+) -> list[bytes]:
     """Return the complete lines in `found` that neither the old nor the new tail holds:
     lines another process appended after the crash."""
     ours = Counter(record.old_tail.split(b"\n")) + Counter(record.new_tail.split(b"\n"))
@@ -126,8 +131,12 @@ def foreign_lines(found: bytes, record: JournalRecord, parse: LineParser = parse
 
 
 def recover_fd(
-    fd: int, journal: Path, history_path: Path, parse: LineParser = parse_history_line,
-    *, after_error: bool = False,
+    fd: int,
+    journal: Path,
+    history_path: Path,
+    parse: LineParser = parse_history_line,
+    *,
+    after_error: bool = False,
 ) -> str | None:
     """Resolve a leftover journal against the open, locked file it describes.
 
@@ -157,7 +166,9 @@ def recover_fd(
         os.fsync(fd)
         outcome = "rolled_back"
         if not after_error:  # after a failed write the caller reports the error itself
-            log.warning("journal.rolled_back", path=str(history_path), kept_appended_lines=len(extra))
+            log.warning(
+                "journal.rolled_back", path=str(history_path), kept_appended_lines=len(extra)
+            )
     remove_journal(journal)
     if not after_error:
         log.info("journal.recovered", path=str(history_path), outcome=outcome)

@@ -52,7 +52,9 @@ def session_index_lock(lock_path: Path, timeout_s: float = INDEX_LOCK_TIMEOUT_S)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
     try:
         attempts = max(1, int(timeout_s / INDEX_LOCK_POLL_S))
-        flock_with_retry(fd, lock_path, operation=fcntl.LOCK_EX, attempts=attempts, poll_s=INDEX_LOCK_POLL_S)
+        flock_with_retry(
+            fd, lock_path, operation=fcntl.LOCK_EX, attempts=attempts, poll_s=INDEX_LOCK_POLL_S
+        )
         yield
     finally:
         os.close(fd)  # closing releases the flock
@@ -61,7 +63,11 @@ def session_index_lock(lock_path: Path, timeout_s: float = INDEX_LOCK_TIMEOUT_S)
 def lock_history_fd(fd: int, path: Path) -> None:
     """Take `flock(LOCK_EX)` on an open `history.jsonl`, about 1 s at most. Raises LockBusy."""
     flock_with_retry(
-        fd, path, operation=fcntl.LOCK_EX, attempts=HISTORY_LOCK_ATTEMPTS, poll_s=HISTORY_LOCK_POLL_S
+        fd,
+        path,
+        operation=fcntl.LOCK_EX,
+        attempts=HISTORY_LOCK_ATTEMPTS,
+        poll_s=HISTORY_LOCK_POLL_S,
     )
 
 

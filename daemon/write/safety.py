@@ -29,7 +29,9 @@ def check_target(path: Path) -> os.stat_result | None:
     return st
 
 
-def write_all(fd: int, data: bytes, offset: int | None = None, *, crash_points: bool = True) -> None:
+def write_all(
+    fd: int, data: bytes, offset: int | None = None, *, crash_points: bool = True
+) -> None:
     """Write all of `data` (at `offset` with pwrite, else at the fd's position).
 
     Under crash testing the data goes out in small chunks with a crash point between them,

@@ -193,7 +193,7 @@ def leave_wal_behind(db: Path) -> None:
         "import os, sqlite3, sys\n"
         "conn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
         "conn.execute('PRAGMA wal_autocheckpoint=0')\n"
-        "conn.execute(\"UPDATE threads SET updated_at_ms = updated_at_ms + 1\")\n"
+        'conn.execute("UPDATE threads SET updated_at_ms = updated_at_ms + 1")\n'
         "os._exit(0)\n"
     )
     subprocess.run([sys.executable, "-c", code, str(db)], check=True, timeout=30)

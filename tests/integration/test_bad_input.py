@@ -9,9 +9,17 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
 from codex_indexd.cli import main
-from tests.support.homes import THREADS_DDL, build_home, line, new_thread, read_jsonl, rollout_name, write_rollout
+
+from tests.support.homes import (
+    THREADS_DDL,
+    build_home,
+    line,
+    new_thread,
+    read_jsonl,
+    rollout_name,
+    write_rollout,
+)
 
 GOOD = 3
 
@@ -37,18 +45,35 @@ def bad_rollout(home: Path, i: int, data: bytes) -> Path:
 
 def meta_line(i: int) -> bytes:
     thread = new_thread(100 + i, turns=1)
-    return line({"timestamp": "2026-11-20T10:00:00.000Z", "type": "session_meta",
-                 "payload": {"id": thread.thread_id, "timestamp": "2026-11-20T10:00:00.000Z", "source": "cli"}}).encode()
+    return line(
+        {
+            "timestamp": "2026-11-20T10:00:00.000Z",
+            "type": "session_meta",
+            "payload": {
+                "id": thread.thread_id,
+                "timestamp": "2026-11-20T10:00:00.000Z",
+                "source": "cli",
+            },
+        }
+    ).encode()
 
 
 def user_line(text: str) -> bytes:
-    return line({"timestamp": "2026-11-20T10:00:05.000Z", "type": "event_msg",
-                 "payload": {"type": "user_message", "message": text}}).encode()
+    return line(
+        {
+            "timestamp": "2026-11-20T10:00:05.000Z",
+            "type": "event_msg",
+            "payload": {"type": "user_message", "message": text},
+        }
+    ).encode()
 
 
 CASES = {
     "torn_last_line": lambda i: meta_line(i) + user_line("ok") + user_line("torn")[:-15],
-    "invalid_utf8": lambda i: meta_line(i) + b'{"timestamp":"x","type":"event_msg","payload":{"type":"user_message","message":"\xff\xfe"}}\n',
+    "invalid_utf8": lambda i: (
+        meta_line(i)
+        + b'{"timestamp":"x","type":"event_msg","payload":{"type":"user_message","message":"\xff\xfe"}}\n'
+    ),
     "non_object_json": lambda i: meta_line(i) + b'["user_message"]\n' + b"null\n",
     "missing_session_meta": lambda i: user_line("no meta here"),
     "empty_file": lambda i: b"",
@@ -56,14 +81,18 @@ CASES = {
 }
 
 
-def run(home: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, dict[str, object], str]:
+def run(
+    home: Path, capsys: pytest.CaptureFixture[str], *extra: str
+) -> tuple[int, dict[str, object], str]:
     code = main(["repair", "--codex-home", str(home), "--json", "--include-orphans", *extra])
     captured = capsys.readouterr()
     return code, json.loads(captured.out), captured.err
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_rollout_is_skipped_and_named(tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str) -> None:
+def test_bad_rollout_is_skipped_and_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
     home, ids = good_home(tmp_path)
     path = bad_rollout(home, 0, CASES[case](0))
     code, report, err = run(home, capsys)
@@ -77,19 +106,23 @@ def test_bad_rollout_is_skipped_and_named(tmp_path: Path, capsys: pytest.Capture
 
 
 def test_same_id_in_two_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    home, ids = good_home(tmp_path)
+    home, _ids = good_home(tmp_path)
     thread = new_thread(0, turns=1, paginated=True)
     twin = sessions_dir(home).parent / "21"
     twin.mkdir()
-    (twin / rollout_name(thread)).write_bytes((sessions_dir(home) / rollout_name(thread)).read_bytes()[:400])
+    (twin / rollout_name(thread)).write_bytes(
+        (sessions_dir(home) / rollout_name(thread)).read_bytes()[:400]
+    )
     code, report, err = run(home, capsys)
     assert code == 0
     assert any(w["event"] == "rollout.duplicate_id" for w in report["warnings"])  # type: ignore[union-attr, index]
     assert "rollout.duplicate_id" in err
 
 
-def test_symlink_loop_and_unreadable_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    home, ids = good_home(tmp_path)
+def test_symlink_loop_and_unreadable_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home, _ids = good_home(tmp_path)
     d = sessions_dir(home)
     loop_a = d / rollout_name(new_thread(200))
     loop_b = d / rollout_name(new_thread(201))
@@ -98,7 +131,7 @@ def test_symlink_loop_and_unreadable_file(tmp_path: Path, capsys: pytest.Capture
     os.symlink(home / "sessions", d / "dirloop")  # a directory loop is not followed
     unreadable = write_rollout(home, new_thread(202, turns=1))
     os.chmod(unreadable, 0)
-    code, report, err = run(home, capsys)
+    code, report, _err = run(home, capsys)
     assert code == 0
     warned = {w["path"] for w in report["warnings"]}  # type: ignore[union-attr, index]
     assert str(loop_a) in warned
@@ -106,7 +139,9 @@ def test_symlink_loop_and_unreadable_file(tmp_path: Path, capsys: pytest.Capture
         assert str(unreadable) in warned
 
 
-def test_locked_db_falls_back_to_sessions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_locked_db_falls_back_to_sessions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     home, ids = good_home(tmp_path)
     db = home / "state_5.sqlite"
     holder = sqlite3.connect(db, timeout=0)
@@ -137,9 +172,14 @@ def test_bad_db(tmp_path: Path, capsys: pytest.CaptureFixture[str], variant: str
         sqlite3.connect(db).execute("CREATE TABLE other (x)").connection.commit()
     else:
         conn = sqlite3.connect(db)
-        conn.execute("CREATE TABLE threads (id TEXT PRIMARY KEY, rollout_path TEXT, created_at INTEGER,"
-                     " updated_at INTEGER, title TEXT, archived INTEGER)")
-        conn.execute("INSERT INTO threads VALUES (?, '', 1795000000, 1795000001, 'Old schema title', 0)", (ids[0],))
+        conn.execute(
+            "CREATE TABLE threads (id TEXT PRIMARY KEY, rollout_path TEXT, created_at INTEGER,"
+            " updated_at INTEGER, title TEXT, archived INTEGER)"
+        )
+        conn.execute(
+            "INSERT INTO threads VALUES (?, '', 1795000000, 1795000001, 'Old schema title', 0)",
+            (ids[0],),
+        )
         conn.commit()
         conn.close()
     code, report, err = run(home, capsys)

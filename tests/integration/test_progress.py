@@ -6,9 +6,9 @@ import fcntl
 import os
 import pty
 import struct
-import termios
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -23,9 +23,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_progress_only_on_a_terminal_after_one_second(tmp_path: Path, tty: bool) -> None:
     threads = [new_thread(i, turns=1) for i in range(300)]
     home = build_home(tmp_path / "h", threads, db=False)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "100",
-           # slow reads down so the scan outlasts the 1 s delay even on a fast machine
-           "CODEX_INDEXD_TEST_SCAN_DELAY_MS": "5"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "COLUMNS": "100",
+        # slow reads down so the scan outlasts the 1 s delay even on a fast machine
+        "CODEX_INDEXD_TEST_SCAN_DELAY_MS": "5",
+    }
     argv = [sys.executable, "-m", "codex_indexd", "repair", "--codex-home", str(home), "--dry-run"]
     if tty:
         primary, secondary = pty.openpty()

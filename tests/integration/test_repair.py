@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from codex_indexd.cli import main
+
 from tests.support.homes import (
     build_home,
     db_row,
@@ -32,8 +32,12 @@ def repair(home: Path, *extra: str) -> int:
 def run_seed(home: Path, *extra: str) -> str:
     if not SEED.exists():
         pytest.skip(f"seed script not found at {SEED}")
-    out = subprocess.run([sys.executable, str(SEED), "--codex-home", str(home), *extra],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, str(SEED), "--codex-home", str(home), *extra],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return out.stdout
 
 
@@ -46,9 +50,19 @@ def snapshot(home: Path) -> dict[str, tuple[int, int, int]]:
     return out
 
 
-@pytest.mark.parametrize("extra", [[], ["--max-threads", "3"], ["--max-threads", "0"],
-                                   ["--only", "history"], ["--only", "session-index"]])
-def test_rebuild_is_byte_identical_to_the_seed_on_a_legacy_home(tmp_path: Path, extra: list[str]) -> None:
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        ["--max-threads", "3"],
+        ["--max-threads", "0"],
+        ["--only", "history"],
+        ["--only", "session-index"],
+    ],
+)
+def test_rebuild_is_byte_identical_to_the_seed_on_a_legacy_home(
+    tmp_path: Path, extra: list[str]
+) -> None:
     threads = [new_thread(i, turns=3) for i in range(8)]
     threads[6].archived = True
     a = build_home(tmp_path / "a", threads[:7])
@@ -85,9 +99,15 @@ def test_seed_summary_lines_are_printed(tmp_path: Path, capsys: pytest.CaptureFi
     home = build_home(tmp_path / "h", [new_thread(i) for i in range(3)])
     assert repair(home, "--no-backup") == 0
     out = capsys.readouterr().out
-    for prefix in ("conversations refreshed: 3", "source: active threads from state_5.sqlite",
-                   "orphan sessions skipped: 0", "max conversations: 100", "file: updated",
-                   "history max bytes: not configured", "status: success"):
+    for prefix in (
+        "conversations refreshed: 3",
+        "source: active threads from state_5.sqlite",
+        "orphan sessions skipped: 0",
+        "max conversations: 100",
+        "file: updated",
+        "history max bytes: not configured",
+        "status: success",
+    ):
         assert prefix in out
 
 
@@ -110,8 +130,16 @@ def test_merge_keeps_codex_lines_and_user_names_and_is_idempotent(tmp_path: Path
         + "this line is garbage\n"
     )
     (home / "session_index.jsonl").write_text(original_index)
-    codex_history = json.dumps({"session_id": threads[2].thread_id, "ts": int(threads[2].start.timestamp()) + 11,
-                                "text": threads[2].turns[0].text}) + "\n"
+    codex_history = (
+        json.dumps(
+            {
+                "session_id": threads[2].thread_id,
+                "ts": int(threads[2].start.timestamp()) + 11,
+                "text": threads[2].turns[0].text,
+            }
+        )
+        + "\n"
+    )
     (home / "history.jsonl").write_text(codex_history)
     os.chmod(home / "history.jsonl", 0o600)
     inode = (home / "history.jsonl").stat().st_ino
@@ -143,7 +171,9 @@ def read_jsonl_lenient(path: Path) -> list[dict[str, str]]:
     return out
 
 
-def test_dry_run_changes_nothing_not_even_db_side_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_dry_run_changes_nothing_not_even_db_side_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     threads = [new_thread(i, turns=1, paginated=True) for i in range(3)]
     home = build_home(tmp_path / "h", threads)
     assert not (home / "state_5.sqlite-wal").exists()

@@ -62,10 +62,14 @@ def main(argv: list[str]) -> int:
     for i in range(count):
         sid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tag}-{i % 7}"))
         text = f"{tag} prompt {i}"
-        h = json.dumps({"session_id": sid, "ts": int(time.time()), "text": text}, separators=(",", ":"))
+        h = json.dumps(
+            {"session_id": sid, "ts": int(time.time()), "text": text}, separators=(",", ":")
+        )
         lost += not append_history(home, h.encode() + b"\n")
-        n = json.dumps({"id": sid, "thread_name": f"{tag} name {i}", "updated_at": "2099-01-01T00:00:00Z"},
-                       separators=(",", ":"))
+        n = json.dumps(
+            {"id": sid, "thread_name": f"{tag} name {i}", "updated_at": "2099-01-01T00:00:00Z"},
+            separators=(",", ":"),
+        )
         lost += not append_index(home, n.encode() + b"\n")
     print(f"lost={lost}")
     return 0

@@ -60,7 +60,10 @@ def make_uuid(i: int, *, v7: bool) -> str:
 def new_thread(i: int, *, turns: int = 2, paginated: bool = False, **kw: Any) -> Thread:
     """Return a thread with deterministic id and times (thread i starts i minutes after BASE)."""
     tid = make_uuid(i, v7=paginated)
-    texts = [Turn(f"Prompt {j} of thread {i}: explain item {j}\nwith a second line") for j in range(turns)]
+    texts = [
+        Turn(f"Prompt {j} of thread {i}: explain item {j}\nwith a second line")
+        for j in range(turns)
+    ]
     return Thread(tid, BASE_TIME + timedelta(minutes=i), texts, paginated=paginated, **kw)
 
 
@@ -80,32 +83,86 @@ def rollout_lines(thread: Thread) -> list[str]:
         out.append(line(obj))
 
     meta: dict[str, Any] = {
-        "id": thread.thread_id, "timestamp": iso(thread.start), "cwd": "/work/x",
-        "originator": "codex_cli_rs", "cli_version": "0.169.0", "source": thread.source,
+        "id": thread.thread_id,
+        "timestamp": iso(thread.start),
+        "cwd": "/work/x",
+        "originator": "codex_cli_rs",
+        "cli_version": "0.169.0",
+        "source": thread.source,
         "model_provider": "mock",
     }
     if thread.paginated:
         meta["history_mode"] = "paginated"
     emit(thread.start, "session_meta", meta)
-    emit(thread.start, "response_item", {"type": "message", "role": "user", "content": [
-        {"type": "input_text", "text": "<environment_context>\n  <cwd>/work/x</cwd>\n</environment_context>"}]})
+    emit(
+        thread.start,
+        "response_item",
+        {
+            "type": "message",
+            "role": "user",
+            "content": [
+                {
+                    "type": "input_text",
+                    "text": "<environment_context>\n  <cwd>/work/x</cwd>\n</environment_context>",
+                }
+            ],
+        },
+    )
     for j, turn in enumerate(thread.turns):
         ts = thread.start + timedelta(seconds=10 * (j + 1))
         emit(ts, "turn_context", {"cwd": "/work/x", "model": "mock"})
-        emit(ts, "response_item", {"type": "message", "role": "user", "content": [{"type": "input_text", "text": turn.text}]})
+        emit(
+            ts,
+            "response_item",
+            {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": turn.text}],
+            },
+        )
         if thread.paginated:
-            content: list[dict[str, Any]] = [{"type": "text", "text": turn.text, "text_elements": []}]
+            content: list[dict[str, Any]] = [
+                {"type": "text", "text": turn.text, "text_elements": []}
+            ]
             content += [{"type": "image", "image_url": url} for url in turn.images]
-            emit(ts, "event_msg", {"type": "item_completed", "thread_id": thread.thread_id, "turn_id": f"t{j}",
-                                   "item": {"type": "UserMessage", "id": f"u{j}", "content": content}})
+            emit(
+                ts,
+                "event_msg",
+                {
+                    "type": "item_completed",
+                    "thread_id": thread.thread_id,
+                    "turn_id": f"t{j}",
+                    "item": {"type": "UserMessage", "id": f"u{j}", "content": content},
+                },
+            )
         else:
-            emit(ts, "event_msg", {"type": "user_message", "message": turn.text, "images": turn.images,
-                                   "local_images": [], "kind": "plain"})
-        emit(ts + timedelta(seconds=1), "response_item", {"type": "function_call_output", "call_id": "c",
-                                                          "output": "x" * thread.tool_output_bytes})
+            emit(
+                ts,
+                "event_msg",
+                {
+                    "type": "user_message",
+                    "message": turn.text,
+                    "images": turn.images,
+                    "local_images": [],
+                    "kind": "plain",
+                },
+            )
+        emit(
+            ts + timedelta(seconds=1),
+            "response_item",
+            {
+                "type": "function_call_output",
+                "call_id": "c",
+                "output": "x" * thread.tool_output_bytes,
+            },
+        )
         emit(ts + timedelta(seconds=2), "event_msg", {"type": "agent_message", "message": "done"})
     for when, name in thread.renames:
-        emit(when, "event_msg", {"type": "thread_name_updated", "thread_id": thread.thread_id, "thread_name": name})
+        emit(
+            when,
+            "event_msg",
+            {"type": "thread_name_updated", "thread_id": thread.thread_id, "thread_name": name},
+        )
     return out
 
 
@@ -137,21 +194,37 @@ CREATE TABLE threads (
 """
 
 
-def db_row(home: Path, thread: Thread, *, name: str | None = None, title: str | None = None) -> dict[str, Any]:
+def db_row(
+    home: Path, thread: Thread, *, name: str | None = None, title: str | None = None
+) -> dict[str, Any]:
     first = thread.turns[0].text if thread.turns else ""
-    path = (home / "archived_sessions" if thread.archived else home / "sessions" / thread.start.strftime("%Y/%m/%d")) / rollout_name(thread)
+    path = (
+        home / "archived_sessions"
+        if thread.archived
+        else home / "sessions" / thread.start.strftime("%Y/%m/%d")
+    ) / rollout_name(thread)
     return {
-        "id": thread.thread_id, "rollout_path": str(path),
-        "created_at": int(thread.start.timestamp()), "updated_at": int(thread.last_time.timestamp()),
-        "source": thread.source, "model_provider": "mock", "cwd": "/work/x",
-        "title": title if title is not None else first, "first_user_message": first, "preview": first,
-        "archived": int(thread.archived), "created_at_ms": int(thread.start.timestamp() * 1000),
+        "id": thread.thread_id,
+        "rollout_path": str(path),
+        "created_at": int(thread.start.timestamp()),
+        "updated_at": int(thread.last_time.timestamp()),
+        "source": thread.source,
+        "model_provider": "mock",
+        "cwd": "/work/x",
+        "title": title if title is not None else first,
+        "first_user_message": first,
+        "preview": first,
+        "archived": int(thread.archived),
+        "created_at_ms": int(thread.start.timestamp() * 1000),
         "updated_at_ms": int(thread.last_time.timestamp() * 1000),
-        "history_mode": "paginated" if thread.paginated else "legacy", "name": name,
+        "history_mode": "paginated" if thread.paginated else "legacy",
+        "name": name,
     }
 
 
-def write_db(home: Path, rows: list[dict[str, Any]], *, ddl: str = THREADS_DDL, wal: bool = True) -> Path:
+def write_db(
+    home: Path, rows: list[dict[str, Any]], *, ddl: str = THREADS_DDL, wal: bool = True
+) -> Path:
     path = home / "state_5.sqlite"
     conn = sqlite3.connect(path)
     try:
@@ -160,15 +233,19 @@ def write_db(home: Path, rows: list[dict[str, Any]], *, ddl: str = THREADS_DDL, 
         conn.execute(ddl)
         for row in rows:
             cols = ", ".join(row)
-            conn.execute(f"INSERT INTO threads ({cols}) VALUES ({', '.join('?' for _ in row)})", list(row.values()))
+            conn.execute(
+                f"INSERT INTO threads ({cols}) VALUES ({', '.join('?' for _ in row)})",
+                list(row.values()),
+            )
         conn.commit()
     finally:
         conn.close()
     return path
 
 
-def build_home(home: Path, threads: list[Thread], *, db: bool = True,
-               names: dict[str, str] | None = None) -> Path:
+def build_home(
+    home: Path, threads: list[Thread], *, db: bool = True, names: dict[str, str] | None = None
+) -> Path:
     """Write rollouts (and DB rows unless `db` is False) for `threads`; return the home."""
     home.mkdir(parents=True, exist_ok=True)
     for thread in threads:

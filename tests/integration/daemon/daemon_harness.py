@@ -29,8 +29,9 @@ ROOT = Path(__file__).resolve().parents[3]
 T = TypeVar("T")
 
 
-def wait_for(cond: Callable[[], T], timeout: float = 5.0, what: str = "condition",
-             interval: float = 0.02) -> T:
+def wait_for(
+    cond: Callable[[], T], timeout: float = 5.0, what: str = "condition", interval: float = 0.02
+) -> T:
     """Poll `cond` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -43,6 +44,7 @@ def wait_for(cond: Callable[[], T], timeout: float = 5.0, what: str = "condition
 
 
 # -- reading our files and Codex's ---------------------------------------------------------
+
 
 def jsonl(path: Path) -> list[dict[str, Any]]:
     """Parse every line of a JSONL file; a line that does not parse fails the test."""
@@ -117,18 +119,41 @@ def status_ident(home: Path) -> tuple[int, int] | None:
 
 # -- appending like Codex --------------------------------------------------------------------
 
+
 def user_turn(thread: Thread, text: str, when: datetime, *, ordinal: int = 1000) -> str:
     """A user turn line in the thread's format: legacy `user_message` or paginated
     `item_completed` / `UserMessage`."""
     if thread.paginated:
-        return line({"timestamp": iso(when), "ordinal": ordinal, "type": "event_msg",
-                     "payload": {"type": "item_completed", "thread_id": thread.thread_id,
-                                 "turn_id": f"t{ordinal}",
-                                 "item": {"type": "UserMessage", "id": f"u{ordinal}",
-                                          "content": [{"type": "text", "text": text, "text_elements": []}]}}})
-    return line({"timestamp": iso(when), "type": "event_msg",
-                 "payload": {"type": "user_message", "message": text, "images": [],
-                             "local_images": [], "kind": "plain"}})
+        return line(
+            {
+                "timestamp": iso(when),
+                "ordinal": ordinal,
+                "type": "event_msg",
+                "payload": {
+                    "type": "item_completed",
+                    "thread_id": thread.thread_id,
+                    "turn_id": f"t{ordinal}",
+                    "item": {
+                        "type": "UserMessage",
+                        "id": f"u{ordinal}",
+                        "content": [{"type": "text", "text": text, "text_elements": []}],
+                    },
+                },
+            }
+        )
+    return line(
+        {
+            "timestamp": iso(when),
+            "type": "event_msg",
+            "payload": {
+                "type": "user_message",
+                "message": text,
+                "images": [],
+                "local_images": [],
+                "kind": "plain",
+            },
+        }
+    )
 
 
 def append(path: Path, data: str | bytes) -> None:
@@ -167,6 +192,7 @@ def codex_history_append(home: Path, session_id: str, text: str, ts: int) -> Non
 
 
 # -- sd_notify ---------------------------------------------------------------------------------
+
 
 class NotifyListener:
     """A bound AF_UNIX datagram socket collecting sd_notify messages on a thread."""
@@ -210,14 +236,22 @@ class NotifyListener:
 
 # -- the daemon as a subprocess ----------------------------------------------------------------
 
+
 class DaemonProcess:
     """`python -m codex_indexd run --codex-home H` with our dirs isolated through the
     environment the test set (the autouse `private_dirs` fixture)."""
 
     count = 0
 
-    def __init__(self, home: Path, workdir: Path, *args: str, env: dict[str, str] | None = None,
-                 debounce_ms: int = 30, notify: bool = True) -> None:
+    def __init__(
+        self,
+        home: Path,
+        workdir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        debounce_ms: int = 30,
+        notify: bool = True,
+    ) -> None:
         DaemonProcess.count += 1
         n = DaemonProcess.count
         self.home = home
@@ -228,8 +262,17 @@ class DaemonProcess:
         full_env.pop("NOTIFY_SOCKET", None)
         if self.notify is not None:
             full_env["NOTIFY_SOCKET"] = self.notify.path
-        cmd = [sys.executable, "-m", "codex_indexd", "run", "--codex-home", str(home),
-               "--debounce-ms", str(debounce_ms), *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "codex_indexd",
+            "run",
+            "--codex-home",
+            str(home),
+            "--debounce-ms",
+            str(debounce_ms),
+            *args,
+        ]
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=out, stderr=err)
 
@@ -249,7 +292,9 @@ class DaemonProcess:
 
         def ready() -> bool:
             if self.proc.poll() is not None:
-                raise AssertionError(f"daemon exited with {self.proc.returncode}: {self.stderr[-3000:]}")
+                raise AssertionError(
+                    f"daemon exited with {self.proc.returncode}: {self.stderr[-3000:]}"
+                )
             return self.notify.has("READY=1")  # type: ignore[union-attr]
 
         wait_for(ready, timeout, "READY=1 from the daemon")
@@ -279,11 +324,16 @@ class DaemonProcess:
 
 # -- the daemon in a thread of the test process ------------------------------------------------
 
+
 class InProcessDaemon:
     """A `Daemon` run on a thread (no signal handlers); `stop()` ends it like SIGTERM."""
 
     def __init__(self, home: Path, *more_homes: Path, **overrides: Any) -> None:
-        values = {"homes": [str(h) for h in (home, *more_homes)], "watch.debounce_ms": 30, **overrides}
+        values = {
+            "homes": [str(h) for h in (home, *more_homes)],
+            "watch.debounce_ms": 30,
+            **overrides,
+        }
         self.daemon = Daemon(settings_mod.load(values))
         self.error: BaseException | None = None
         self.rc: int | None = None

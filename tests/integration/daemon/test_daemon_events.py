@@ -52,10 +52,16 @@ def test_appended_turns_and_new_rollouts_show_up_within_two_seconds(tmp_path: Pa
 
     later = BASE_TIME + timedelta(days=1)
     append(rollout_path(home, legacy), user_turn(legacy, "legacy follow-up", later))
-    append(rollout_path(home, paginated), user_turn(paginated, "paginated follow-up", later + timedelta(seconds=1)))
+    append(
+        rollout_path(home, paginated),
+        user_turn(paginated, "paginated follow-up", later + timedelta(seconds=1)),
+    )
     started = time.monotonic()
-    wait_for(lambda: {"legacy follow-up", "paginated follow-up"} <= set(history_texts(home)), 2.0,
-             "both appended turns in history.jsonl")
+    wait_for(
+        lambda: {"legacy follow-up", "paginated follow-up"} <= set(history_texts(home)),
+        2.0,
+        "both appended turns in history.jsonl",
+    )
     assert time.monotonic() - started < 2.0
 
     fresh = new_thread(7, turns=1)
@@ -110,7 +116,10 @@ def test_own_writes_do_not_feed_back(tmp_path: Path, spawn) -> None:  # type: ig
     daemon = spawn(home)
     daemon.wait_ready()
     # One more repair while running, so that the daemon has just written both files.
-    append(rollout_path(home, threads[0]), user_turn(threads[0], "one more", BASE_TIME + timedelta(days=1)))
+    append(
+        rollout_path(home, threads[0]),
+        user_turn(threads[0], "one more", BASE_TIME + timedelta(days=1)),
+    )
     wait_for(lambda: "one more" in history_texts(home), 3, "the appended turn")
     wait_for(lambda: status(home).get("repairs") == 2, 2, "the second repair in the status")
     ident = status_ident(home)
@@ -139,10 +148,14 @@ def plans_after(monkeypatch) -> list[tuple[float, Plan]]:  # type: ignore[no-unt
 
 def next_plan(done: list[tuple[float, Plan]], since: float, what: str) -> Plan:
     """The plan of the first reconcile that started after `since`."""
-    return wait_for(lambda: next((plan for started, plan in list(done) if started > since), None), 3, what)
+    return wait_for(
+        lambda: next((plan for started, plan in list(done) if started > since), None), 3, what
+    )
 
 
-def test_no_repair_loop_after_an_in_place_history_insert(tmp_path: Path, inproc, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_no_repair_loop_after_an_in_place_history_insert(
+    tmp_path: Path, inproc, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     """A turn older than history's tail is inserted in place (same inode, file grows in the
     middle). Later reconciles must not see it as missing again (and rewrite for nothing)."""
     threads = [new_thread(i, turns=2) for i in range(4)]
@@ -182,8 +195,14 @@ def test_in_place_insert_by_another_writer_is_reread(tmp_path: Path, inproc, mon
     next_plan(done, since, "a reconcile after Codex's append")
     old = BASE_TIME + timedelta(seconds=30)
     lines = raw_lines(history)
-    inserted = json.dumps({"session_id": threads[0].thread_id, "ts": int(old.timestamp()),
-                           "text": "inserted elsewhere"}, separators=(",", ":")).encode()
+    inserted = json.dumps(
+        {
+            "session_id": threads[0].thread_id,
+            "ts": int(old.timestamp()),
+            "text": "inserted elsewhere",
+        },
+        separators=(",", ":"),
+    ).encode()
     since = time.monotonic()
     with open(history, "r+b") as handle:  # same inode, grows in the middle
         handle.write(b"".join(x + b"\n" for x in [*lines[:2], inserted, *lines[2:]]))
@@ -196,10 +215,14 @@ def test_in_place_insert_by_another_writer_is_reread(tmp_path: Path, inproc, mon
 
 
 @pytest.mark.parametrize("db_name", [None, "Old name from the DB"])
-def test_codex_rename_while_running_is_never_overridden(tmp_path: Path, spawn, db_name: str | None) -> None:  # type: ignore[no-untyped-def]
+def test_codex_rename_while_running_is_never_overridden(
+    tmp_path: Path, spawn, db_name: str | None
+) -> None:  # type: ignore[no-untyped-def]
     threads = [new_thread(i, turns=2) for i in range(3)]
     target = threads[1]
-    home = build_home(tmp_path / "h", threads, names={target.thread_id: db_name} if db_name else None)
+    home = build_home(
+        tmp_path / "h", threads, names={target.thread_id: db_name} if db_name else None
+    )
     daemon = spawn(home)
     daemon.wait_ready()
     wait_for(lambda: target.thread_id in index_ids(home), 2, "the initial index")
@@ -207,10 +230,15 @@ def test_codex_rename_while_running_is_never_overridden(tmp_path: Path, spawn, d
     codex_rename(home, target.thread_id, "Renamed in Codex", iso(renamed_at))
 
     # Codex also records a turn (rollout + DB row touched a little before the rename time).
-    append(rollout_path(home, target), user_turn(target, "after the rename", BASE_TIME + timedelta(days=2)))
+    append(
+        rollout_path(home, target),
+        user_turn(target, "after the rename", BASE_TIME + timedelta(days=2)),
+    )
     with sqlite3.connect(home / "state_5.sqlite") as conn:
-        conn.execute("UPDATE threads SET updated_at_ms = ? WHERE id = ?",
-                     (int((renamed_at - timedelta(seconds=5)).timestamp() * 1000), target.thread_id))
+        conn.execute(
+            "UPDATE threads SET updated_at_ms = ? WHERE id = ?",
+            (int((renamed_at - timedelta(seconds=5)).timestamp() * 1000), target.thread_id),
+        )
     wait_for(lambda: "after the rename" in history_texts(home), 3, "the turn")
     # One more unrelated change handled after that, then look at the index.
     other = new_thread(9, turns=1)
@@ -220,11 +248,15 @@ def test_codex_rename_while_running_is_never_overridden(tmp_path: Path, spawn, d
     assert latest_names(home)[target.thread_id] == "Renamed in Codex"
     lines = jsonl(home / "session_index.jsonl")
     rename_at = max(i for i, e in enumerate(lines) if e["thread_name"] == "Renamed in Codex")
-    assert all(e["id"] != target.thread_id for e in lines[rename_at + 1 :]), "the daemon wrote over the rename"
+    assert all(e["id"] != target.thread_id for e in lines[rename_at + 1 :]), (
+        "the daemon wrote over the rename"
+    )
     assert os.path.exists(home / "session_index.jsonl.lock")
 
 
-def test_many_legitimate_repairs_are_not_taken_for_a_fight(tmp_path: Path, spawn, log_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_many_legitimate_repairs_are_not_taken_for_a_fight(
+    tmp_path: Path, spawn, log_dir: Path
+) -> None:  # type: ignore[no-untyped-def]
     """New sessions keep coming (one repair each): that is normal work, not a rewrite loop."""
     home = build_home(tmp_path / "h", [new_thread(0)])
     daemon = spawn(home)
@@ -238,7 +270,9 @@ def test_many_legitimate_repairs_are_not_taken_for_a_fight(tmp_path: Path, spawn
     assert not log_events(log_dir, "rewrite_loop_suspected")
 
 
-def test_a_writer_that_keeps_removing_our_line_pauses_that_file(tmp_path: Path, spawn, log_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_writer_that_keeps_removing_our_line_pauses_that_file(
+    tmp_path: Path, spawn, log_dir: Path
+) -> None:  # type: ignore[no-untyped-def]
     threads = [new_thread(i, turns=1) for i in range(3)]
     home = build_home(tmp_path / "h", threads)
     daemon = spawn(home)
@@ -255,13 +289,20 @@ def test_a_writer_that_keeps_removing_our_line_pauses_that_file(tmp_path: Path, 
     for _ in range(6):
         strip()
         # Put back (the 2nd, 3rd, 4th time), or refused once the 4th write tripped the guard.
-        wait_for(lambda: victim in index_ids(home) or log_events(log_dir, "rewrite_loop_suspected"), 3,
-                 "the daemon to put the line back")
+        wait_for(
+            lambda: victim in index_ids(home) or log_events(log_dir, "rewrite_loop_suspected"),
+            3,
+            "the daemon to put the line back",
+        )
         if log_events(log_dir, "rewrite_loop_suspected"):
             break
     (event,) = log_events(log_dir, "rewrite_loop_suspected")
     assert event["file"] == "session_index.jsonl"
-    wait_for(lambda: "session_index.jsonl" in status(home).get("paused_files", []), 2, "the pause in the status")
+    wait_for(
+        lambda: "session_index.jsonl" in status(home).get("paused_files", []),
+        2,
+        "the pause in the status",
+    )
     ident = status_ident(home)
     strip()
     wait_for(lambda: status_ident(home) != ident, 3, "a reconcile after the last removal")

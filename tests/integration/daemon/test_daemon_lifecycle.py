@@ -47,6 +47,7 @@ def rollout_path(home: Path, thread) -> Path:  # type: ignore[no-untyped-def]
 
 # -- single instance, signals, reload -----------------------------------------------------------
 
+
 def test_second_instance_exits_75_with_a_clear_message(tmp_path: Path, spawn) -> None:  # type: ignore[no-untyped-def]
     home = build_home(tmp_path / "h", [new_thread(0)])
     first = spawn(home)
@@ -72,8 +73,12 @@ def test_sigterm_exits_0_within_two_seconds(tmp_path: Path, spawn) -> None:  # t
     daemon.close()
 
 
-def test_sighup_with_a_bad_config_keeps_the_last_good_one(tmp_path: Path, spawn, private_dirs: Path,  # type: ignore[no-untyped-def]
-                                                          log_dir: Path) -> None:
+def test_sighup_with_a_bad_config_keeps_the_last_good_one(
+    tmp_path: Path,
+    spawn,
+    private_dirs: Path,  # type: ignore[no-untyped-def]
+    log_dir: Path,
+) -> None:
     config = Path(os.environ["CODEX_INDEXD_CONFIG"])
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text('[policy]\nhistory_sources = ["cli"]\n')
@@ -85,12 +90,17 @@ def test_sighup_with_a_bad_config_keeps_the_last_good_one(tmp_path: Path, spawn,
 
     config.write_text("[policy\nhistory_sources = 'all'\n")  # not TOML
     daemon.proc.send_signal(signal.SIGHUP)
-    failed = wait_for(lambda: log_events(log_dir, "config.reload_failed"), 3, "config.reload_failed")
+    failed = wait_for(
+        lambda: log_events(log_dir, "config.reload_failed"), 3, "config.reload_failed"
+    )
     assert "config.toml" in failed[0]["error"]
     assert daemon.alive()
     # Still running, still with history_sources = ["cli"]: the exec turn (written first) stays out.
     append(rollout_path(home, exe), user_turn(exe, "exec turn", BASE_TIME + timedelta(days=1)))
-    append(rollout_path(home, cli), user_turn(cli, "cli turn", BASE_TIME + timedelta(days=1, seconds=1)))
+    append(
+        rollout_path(home, cli),
+        user_turn(cli, "cli turn", BASE_TIME + timedelta(days=1, seconds=1)),
+    )
     wait_for(lambda: "cli turn" in history_texts(home), 3, "the cli turn")
     assert "exec turn" not in history_texts(home)
 
@@ -102,6 +112,7 @@ def test_sighup_with_a_bad_config_keeps_the_last_good_one(tmp_path: Path, spawn,
 
 
 # -- sd_notify --------------------------------------------------------------------------------
+
 
 def test_sd_notify_ready_after_the_first_repair_status_and_watchdog(tmp_path: Path, spawn) -> None:  # type: ignore[no-untyped-def]
     threads = [new_thread(i) for i in range(5)]
@@ -120,7 +131,9 @@ def test_sd_notify_ready_after_the_first_repair_status_and_watchdog(tmp_path: Pa
     ready_at = next(t for t, msg in notify.messages if "READY=1" in msg.split("\n"))
 
     def watchdogs() -> int:
-        return sum(1 for t, msg in notify.messages if t >= ready_at and "WATCHDOG=1" in msg.split("\n"))
+        return sum(
+            1 for t, msg in notify.messages if t >= ready_at and "WATCHDOG=1" in msg.split("\n")
+        )
 
     wait_for(lambda: watchdogs() >= 3, 2, "WATCHDOG=1 pings (every WATCHDOG_USEC/3)")
     assert any(f.startswith("STATUS=") for f in notify.fields())
@@ -136,8 +149,11 @@ def test_status_updates_but_no_watchdog_pings_without_watchdog_usec(tmp_path: Pa
     assert "STATUS=watching 1 sessions in 1 home(s)" in notify.fields()[1]
     write_rollout(home, new_thread(1, turns=1))
     # The loop iteration that handled the new rollout sends the changed STATUS= line ...
-    wait_for(lambda: any(f.startswith("STATUS=watching 2 sessions") for f in notify.fields()), 3,
-             "the updated STATUS= line")
+    wait_for(
+        lambda: any(f.startswith("STATUS=watching 2 sessions") for f in notify.fields()),
+        3,
+        "the updated STATUS= line",
+    )
     # ... and, with no WATCHDOG_USEC, never a WATCHDOG=1; READY=1 exactly once.
     assert "WATCHDOG=1" not in notify.fields()
     assert notify.fields().count("READY=1") == 1
@@ -146,11 +162,14 @@ def test_status_updates_but_no_watchdog_pings_without_watchdog_usec(tmp_path: Pa
 
 # -- checkpoints ------------------------------------------------------------------------------
 
+
 def loaded(log_dir: Path) -> dict:  # type: ignore[type-arg]
     return log_events(log_dir, "home.loaded")[-1]
 
 
-def test_restart_uses_the_checkpoint_and_rereads_nothing(tmp_path: Path, spawn, log_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_restart_uses_the_checkpoint_and_rereads_nothing(
+    tmp_path: Path, spawn, log_dir: Path
+) -> None:  # type: ignore[no-untyped-def]
     threads = [new_thread(i, turns=3) for i in range(40)]
     home = build_home(tmp_path / "h", threads)
     first = spawn(home)
@@ -209,9 +228,24 @@ def corrupt(path: Path, how: str) -> None:
         raise AssertionError(how)
 
 
-@pytest.mark.parametrize("how", ["garbage", "truncated", "other_version", "other_home", "json_null",
-                                 "json_list", "bad_row", "bad_facts", "bad_types", "directory"])
-def test_unusable_checkpoint_is_discarded_and_the_repair_is_still_right(tmp_path: Path, how: str) -> None:
+@pytest.mark.parametrize(
+    "how",
+    [
+        "garbage",
+        "truncated",
+        "other_version",
+        "other_home",
+        "json_null",
+        "json_list",
+        "bad_row",
+        "bad_facts",
+        "bad_types",
+        "directory",
+    ],
+)
+def test_unusable_checkpoint_is_discarded_and_the_repair_is_still_right(
+    tmp_path: Path, how: str
+) -> None:
     threads = [new_thread(i, turns=2) for i in range(6)]
     home = build_home(tmp_path / "h", threads)
 
@@ -225,7 +259,10 @@ def test_unusable_checkpoint_is_discarded_and_the_repair_is_still_right(tmp_path
     assert checkpoint.exists()
     corrupt(checkpoint, how)
     (home / "session_index.jsonl").unlink()
-    append(rollout_path(home, threads[2]), user_turn(threads[2], "after the crash", BASE_TIME + timedelta(days=1)))
+    append(
+        rollout_path(home, threads[2]),
+        user_turn(threads[2], "after the crash", BASE_TIME + timedelta(days=1)),
+    )
     with capture_logs() as logs:
         daemon = once()
     (record,) = [r for r in logs if r["event"] == "home.loaded"]
@@ -241,13 +278,18 @@ def test_unusable_checkpoint_is_discarded_and_the_repair_is_still_right(tmp_path
 
 # -- crash in the middle of a burst ---------------------------------------------------------------
 
-def check_consistent(home: Path, state_dir: Path, before_history: list[bytes], before_index: list[bytes]) -> None:
+
+def check_consistent(
+    home: Path, state_dir: Path, before_history: list[bytes], before_index: list[bytes]
+) -> None:
     history, index = raw_lines(home / "history.jsonl"), raw_lines(home / "session_index.jsonl")
     jsonl(home / "history.jsonl")  # every line parses, the file ends with a newline
     jsonl(home / "session_index.jsonl")
     assert contains_in_order(history, before_history), "a history line that existed before was lost"
     assert index[: len(before_index)] == before_index, "an index line that existed before was lost"
-    leftovers = [str(p) for p in home.rglob("*") if p.name.endswith(".tmp") or "codex-indexd" in p.name]
+    leftovers = [
+        str(p) for p in home.rglob("*") if p.name.endswith(".tmp") or "codex-indexd" in p.name
+    ]
     assert leftovers == []
     assert list((state_dir / "journal").glob("*")) == []
 
@@ -262,7 +304,9 @@ def start_burst(home: Path, count: int) -> list:  # type: ignore[type-arg]
 
 
 @pytest.mark.slow
-def test_kill_9_mid_burst_then_restart_is_consistent(tmp_path: Path, spawn, state_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_kill_9_mid_burst_then_restart_is_consistent(
+    tmp_path: Path, spawn, state_dir: Path
+) -> None:  # type: ignore[no-untyped-def]
     threads = [new_thread(i, turns=2) for i in range(20)]
     home = build_home(tmp_path / "h", threads)
     # Flush at least every 100 ms, so that the burst is handled in many batches.
@@ -275,7 +319,10 @@ def test_kill_9_mid_burst_then_restart_is_consistent(tmp_path: Path, spawn, stat
     new_threads, contents = start_burst(home, 3000)
 
     def write_burst() -> None:
-        append(rollout_path(home, threads[0]), user_turn(threads[0], "old but new", BASE_TIME + timedelta(seconds=25)))
+        append(
+            rollout_path(home, threads[0]),
+            user_turn(threads[0], "old but new", BASE_TIME + timedelta(seconds=25)),
+        )
         for path, text in contents:
             path.write_text(text, encoding="utf-8")
 
@@ -284,7 +331,9 @@ def test_kill_9_mid_burst_then_restart_is_consistent(tmp_path: Path, spawn, stat
     wanted = {t.thread_id for t in new_threads}
     try:
         # Kill as soon as the daemon is visibly working through the burst, while it goes on.
-        wait_for(lambda: index_ids(home) & wanted, 20, "the daemon to start on the burst", interval=0.005)
+        wait_for(
+            lambda: index_ids(home) & wanted, 20, "the daemon to start on the burst", interval=0.005
+        )
         os.kill(daemon.pid, signal.SIGKILL)
     finally:
         writer.join()
@@ -295,7 +344,12 @@ def test_kill_9_mid_burst_then_restart_is_consistent(tmp_path: Path, spawn, stat
     again = spawn(home)
     again.wait_ready()
     check_consistent(home, state_dir, before_history, before_index)
-    wait_for(lambda: wanted <= index_ids(home), 20, "the rest of the burst after the restart", interval=0.1)
+    wait_for(
+        lambda: wanted <= index_ids(home),
+        20,
+        "the rest of the burst after the restart",
+        interval=0.1,
+    )
     texts = history_texts(home)
     assert texts.count("old but new") == 1
     assert all(texts.count(t.turns[0].text) == 1 for t in new_threads)
@@ -315,14 +369,18 @@ OLD_TURN = "old but new"
 
 def append_old_turn(home: Path, thread) -> None:  # type: ignore[no-untyped-def]
     """A turn older than history's tail: history is rewritten in place, with a journal."""
-    append(rollout_path(home, thread), user_turn(thread, OLD_TURN, BASE_TIME + timedelta(seconds=25)))
+    append(
+        rollout_path(home, thread), user_turn(thread, OLD_TURN, BASE_TIME + timedelta(seconds=25))
+    )
 
 
 def traced_steps(tmp_path: Path, spawn) -> list[str]:  # type: ignore[no-untyped-def]
     """The writer steps of the in-place rewrite, from a twin home (same path length, same bytes)."""
     twin, threads = repaired_home(tmp_path / "g", 10)
     trace = tmp_path / "twin-trace.txt"
-    daemon = spawn(twin, env={"CODEX_INDEXD_CRASH_CHUNK": "64", "CODEX_INDEXD_CRASH_TRACE": str(trace)})
+    daemon = spawn(
+        twin, env={"CODEX_INDEXD_CRASH_CHUNK": "64", "CODEX_INDEXD_CRASH_TRACE": str(trace)}
+    )
     daemon.wait_ready()
     append_old_turn(twin, threads[0])
     wait_for(lambda: OLD_TURN in history_texts(twin), 5, "the twin's rewrite")
@@ -335,15 +393,21 @@ CRASH_POINTS = {
     "journal_written": lambda steps: steps.index("journal.written"),
     "journal_committed": lambda steps: steps.index("journal.committed"),
     "truncated": lambda steps: steps.index("history.truncated"),
-    "tail_half_written": lambda steps: (steps.index("history.truncated") + steps.index("history.tail_written")) // 2,
+    "tail_half_written": lambda steps: (
+        (steps.index("history.truncated") + steps.index("history.tail_written")) // 2
+    ),
     "tail_written": lambda steps: steps.index("history.tail_written"),
     "synced": lambda steps: steps.index("history.synced"),
 }
 
 
 @pytest.mark.parametrize("point", list(CRASH_POINTS))
-def test_crash_inside_a_history_rewrite_then_restart_is_consistent(tmp_path: Path, spawn, state_dir: Path,  # type: ignore[no-untyped-def]
-                                                                  point: str) -> None:
+def test_crash_inside_a_history_rewrite_then_restart_is_consistent(
+    tmp_path: Path,
+    spawn,
+    state_dir: Path,  # type: ignore[no-untyped-def]
+    point: str,
+) -> None:
     """`CODEX_INDEXD_CRASH_AT` kills the daemon (exit 86) at a chosen step of an in-place
     history rewrite. Codex appends while it is down; the restart recovers, keeps those lines,
     then handles a burst."""
@@ -354,7 +418,9 @@ def test_crash_inside_a_history_rewrite_then_restart_is_consistent(tmp_path: Pat
     before_history = raw_lines(home / "history.jsonl")
     before_index = raw_lines(home / "session_index.jsonl")
 
-    crashing = spawn(home, env={"CODEX_INDEXD_CRASH_AT": str(crash_at), "CODEX_INDEXD_CRASH_CHUNK": "64"})
+    crashing = spawn(
+        home, env={"CODEX_INDEXD_CRASH_AT": str(crash_at), "CODEX_INDEXD_CRASH_CHUNK": "64"}
+    )
     crashing.wait_ready()  # the home is consistent: no writer step before the append
     append_old_turn(home, threads[0])
     assert crashing.proc.wait(timeout=10) == 86
@@ -362,7 +428,9 @@ def test_crash_inside_a_history_rewrite_then_restart_is_consistent(tmp_path: Pat
     if point != "synced":
         assert list((state_dir / "journal").glob("*")), "expected the crash to leave a journal"
 
-    codex_history_append(home, threads[5].thread_id, "typed while the daemon was down", int(time.time()))
+    codex_history_append(
+        home, threads[5].thread_id, "typed while the daemon was down", int(time.time())
+    )
     new_threads, contents = start_burst(home, 30)
     for path, text in contents:
         path.write_text(text, encoding="utf-8")

@@ -39,7 +39,9 @@ def rollout_path(home: Path, thread) -> Path:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-def test_observer_killed_by_a_handler_exception_is_restarted(tmp_path: Path, inproc, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_observer_killed_by_a_handler_exception_is_restarted(
+    tmp_path: Path, inproc, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     home = build_home(tmp_path / "h", [new_thread(0)])
     run = inproc(home)
     first_observer = run.daemon.watch.observer
@@ -55,10 +57,15 @@ def test_observer_killed_by_a_handler_exception_is_restarted(tmp_path: Path, inp
     monkeypatch.setattr(observer_mod.HomeEventHandler, "dispatch", dispatch)
     victim = new_thread(1, turns=1)
     write_rollout(home, victim)  # its event is the one that raises
+
     def restarted() -> bool:
         current = run.daemon.watch.observer
-        return (run.daemon.watch.restarts >= 1 and current is not None and current is not first_observer
-                and current.is_alive())
+        return (
+            run.daemon.watch.restarts >= 1
+            and current is not None
+            and current is not first_observer
+            and current.is_alive()
+        )
 
     wait_for(restarted, 5, "the supervisor to restart the observer")
     assert not first_observer.is_alive()
@@ -76,8 +83,15 @@ def test_observer_stopped_under_the_daemon_is_restarted(tmp_path: Path, inproc) 
     dead = run.daemon.watch.observer
     dead.stop()
     dead.join(timeout=5)
-    wait_for(lambda: run.daemon.watch.restarts >= 1 and run.daemon.watch.observer not in (None, dead)
-             and run.daemon.watch.observer.is_alive(), 5, "the supervisor to restart it")
+    wait_for(
+        lambda: (
+            run.daemon.watch.restarts >= 1
+            and run.daemon.watch.observer not in (None, dead)
+            and run.daemon.watch.observer.is_alive()
+        ),
+        5,
+        "the supervisor to restart it",
+    )
     later = new_thread(3, turns=1)
     write_rollout(home, later)
     wait_for(lambda: later.thread_id in index_ids(home), 3, "a rollout written after the restart")
@@ -103,7 +117,8 @@ def test_overflow_record_forces_a_full_reconcile(tmp_path: Path, inproc, monkeyp
     assert "nobody heard this" not in history_texts(home)
 
     logging.getLogger("watchdog.observers.inotify_c").warning(
-        "Inotify queue overflowed; filesystem events were lost")
+        "Inotify queue overflowed; filesystem events were lost"
+    )
     wait_for(lambda: "nobody heard this" in history_texts(home), 2, "the full reconcile")
     wait_for(lambda: run.daemon.reconciles > reconciles, 2, "the reconcile to be counted")
     assert run.daemon.reconciles == reconciles + 1
@@ -117,28 +132,43 @@ def test_poll_mode_end_to_end(tmp_path: Path, spawn) -> None:  # type: ignore[no
     daemon.wait_ready()
     record = status(home)
     assert record["polling"] is True and record["watcher"].startswith("polling")
-    append(rollout_path(home, thread), user_turn(thread, "seen by polling", BASE_TIME + timedelta(days=1)))
+    append(
+        rollout_path(home, thread),
+        user_turn(thread, "seen by polling", BASE_TIME + timedelta(days=1)),
+    )
     wait_for(lambda: "seen by polling" in history_texts(home), 2, "the turn, by polling")
     fresh = new_thread(4, turns=1)
     write_rollout(home, fresh)
     wait_for(lambda: fresh.thread_id in index_ids(home), 2, "the new rollout, by polling")
 
 
-@pytest.mark.parametrize(("errno_name", "sysctl"), [("ENOSPC", "fs.inotify.max_user_watches"),
-                                                     ("EMFILE", "fs.inotify.max_user_instances")])
-def test_inotify_limit_falls_back_to_polling_with_a_hint(tmp_path: Path, spawn, log_dir: Path,  # type: ignore[no-untyped-def]
-                                                        errno_name: str, sysctl: str) -> None:
+@pytest.mark.parametrize(
+    ("errno_name", "sysctl"),
+    [("ENOSPC", "fs.inotify.max_user_watches"), ("EMFILE", "fs.inotify.max_user_instances")],
+)
+def test_inotify_limit_falls_back_to_polling_with_a_hint(
+    tmp_path: Path,
+    spawn,
+    log_dir: Path,  # type: ignore[no-untyped-def]
+    errno_name: str,
+    sysctl: str,
+) -> None:
     thread = new_thread(0)
     home = build_home(tmp_path / "h", [thread])
-    daemon = spawn(home, env={"CODEX_INDEXD_TEST_INOTIFY_ERRNO": errno_name,
-                              "CODEX_INDEXD_POLL_INTERVAL_S": "0.2"})
+    daemon = spawn(
+        home,
+        env={"CODEX_INDEXD_TEST_INOTIFY_ERRNO": errno_name, "CODEX_INDEXD_POLL_INTERVAL_S": "0.2"},
+    )
     daemon.wait_ready()
     assert status(home)["polling"] is True
     (warning,) = log_events(log_dir, "watch.inotify_unavailable")
     assert sysctl in warning["reason"] and "sudo sysctl" in warning["reason"]
     assert warning["fallback"] == "polling"
     assert sysctl in daemon.stderr
-    append(rollout_path(home, thread), user_turn(thread, "after the fallback", BASE_TIME + timedelta(days=1)))
+    append(
+        rollout_path(home, thread),
+        user_turn(thread, "after the fallback", BASE_TIME + timedelta(days=1)),
+    )
     wait_for(lambda: "after the fallback" in history_texts(home), 2, "the turn, by polling")
 
 
@@ -166,9 +196,12 @@ def test_burst_of_5000_rollouts_is_coalesced(tmp_path: Path, spawn, log_dir: Pat
     assert daemon.alive()
 
 
-@pytest.mark.parametrize("how", ["absent_at_start", "removed_seen", "removed_and_recreated_at_once",
-                                 "polling"])
-def test_removed_and_recreated_sessions_dir_is_watched_again(tmp_path: Path, spawn, how: str) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    "how", ["absent_at_start", "removed_seen", "removed_and_recreated_at_once", "polling"]
+)
+def test_removed_and_recreated_sessions_dir_is_watched_again(
+    tmp_path: Path, spawn, how: str
+) -> None:  # type: ignore[no-untyped-def]
     threads = [new_thread(i, turns=1) for i in range(6)]
     home = build_home(tmp_path / "h", threads)
     if how == "absent_at_start":
@@ -179,7 +212,9 @@ def test_removed_and_recreated_sessions_dir_is_watched_again(tmp_path: Path, spa
     if how != "absent_at_start":
         shutil.rmtree(home / "sessions")
     if how == "removed_seen":
-        wait_for(lambda: status(home).get("sessions") == 0, 3, "the daemon to see the rollouts gone")
+        wait_for(
+            lambda: status(home).get("sessions") == 0, 3, "the daemon to see the rollouts gone"
+        )
     (home / "sessions").mkdir()
     # New files reuse the deleted files' inode numbers: they must not be taken for moves.
     first = new_thread(20, turns=1)
@@ -188,12 +223,17 @@ def test_removed_and_recreated_sessions_dir_is_watched_again(tmp_path: Path, spa
     second = new_thread(21 + 24 * 60, turns=1)  # another day: a new subdirectory
     write_rollout(home, second)
     wait_for(lambda: second.thread_id in index_ids(home), 3, "a rollout in a new day directory")
-    append(rollout_path(home, second), user_turn(second, "appended later", BASE_TIME + timedelta(days=9)))
+    append(
+        rollout_path(home, second),
+        user_turn(second, "appended later", BASE_TIME + timedelta(days=9)),
+    )
     wait_for(lambda: "appended later" in history_texts(home), 3, "an append in the new tree")
     assert daemon.alive()
 
 
-def test_write_just_before_the_observer_starts_is_not_lost(tmp_path: Path, inproc, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_write_just_before_the_observer_starts_is_not_lost(
+    tmp_path: Path, inproc, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     """A Codex session appends while the daemon starts: the turn must be caught by the start-up
     scan or by an event, whichever comes after it."""
     thread = new_thread(0)
@@ -204,12 +244,17 @@ def test_write_just_before_the_observer_starts_is_not_lost(tmp_path: Path, inpro
     def start_observer(self) -> None:  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] == 1:  # the last moment before events are seen
-            append(rollout_path(home, thread), user_turn(thread, "during start-up", BASE_TIME + timedelta(days=1)))
+            append(
+                rollout_path(home, thread),
+                user_turn(thread, "during start-up", BASE_TIME + timedelta(days=1)),
+            )
         original(self)
 
     monkeypatch.setattr(Daemon, "start_observer", start_observer)
     inproc(home)
-    wait_for(lambda: "during start-up" in history_texts(home), 2, "the turn written during start-up")
+    wait_for(
+        lambda: "during start-up" in history_texts(home), 2, "the turn written during start-up"
+    )
 
 
 def test_rewatch_of_one_home_loses_no_event_of_another(tmp_path: Path, inproc, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -222,17 +267,25 @@ def test_rewatch_of_one_home_loses_no_event_of_another(tmp_path: Path, inproc, m
     gap_thread = new_thread(2, turns=1)
 
     def start_observer(self) -> None:  # type: ignore[no-untyped-def]
-        if not (b / "sessions" / gap_thread.start.strftime("%Y/%m/%d") / rollout_name(gap_thread)).exists():
+        if not (
+            b / "sessions" / gap_thread.start.strftime("%Y/%m/%d") / rollout_name(gap_thread)
+        ).exists():
             write_rollout(b, gap_thread)  # lands while the old observer is stopped
         original(self)
 
     monkeypatch.setattr(Daemon, "start_observer", start_observer)
     shutil.rmtree(a / "sessions")
-    wait_for(lambda: gap_thread.thread_id in index_ids(b), 3, "home b's rollout written during the rewatch")
+    wait_for(
+        lambda: gap_thread.thread_id in index_ids(b),
+        3,
+        "home b's rollout written during the rewatch",
+    )
     assert run.daemon.watch.observer is not None and run.daemon.watch.observer.is_alive()
 
 
-def test_failed_inotify_start_leaves_no_watcher_threads_behind(tmp_path: Path, inproc, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_failed_inotify_start_leaves_no_watcher_threads_behind(
+    tmp_path: Path, inproc, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     """ENOSPC from the second inotify watch: the emitters already started, and the observer's
     inotify instance, must be stopped before falling back to polling (else they keep queueing
     events nobody reads)."""
@@ -245,7 +298,11 @@ def test_failed_inotify_start_leaves_no_watcher_threads_behind(tmp_path: Path, i
     home = build_home(tmp_path / "h", threads)
 
     def watcher_threads() -> list[threading.Thread]:
-        return [t for t in threading.enumerate() if isinstance(t, inotify.InotifyEmitter | InotifyFD) and t.is_alive()]
+        return [
+            t
+            for t in threading.enumerate()
+            if isinstance(t, inotify.InotifyEmitter | InotifyFD) and t.is_alive()
+        ]
 
     before = set(watcher_threads())
     original = inotify.InotifyEmitter.on_thread_start
@@ -261,14 +318,17 @@ def test_failed_inotify_start_leaves_no_watcher_threads_behind(tmp_path: Path, i
     run = inproc(home, **{"watch.poll_interval_s": 0.2})
     assert run.daemon.watch.polling is True
     assert calls["n"] == 2
-    wait_for(lambda: set(watcher_threads()) <= before, 3, "the half-started inotify threads to stop")
+    wait_for(
+        lambda: set(watcher_threads()) <= before, 3, "the half-started inotify threads to stop"
+    )
     fresh = new_thread(5, turns=1)
     write_rollout(home, fresh)
     wait_for(lambda: fresh.thread_id in index_ids(home), 2, "a rollout, by polling")
 
 
 def test_directory_vanishing_while_the_observer_restarts_does_not_kill_the_daemon(  # type: ignore[no-untyped-def]
-        tmp_path: Path, inproc, monkeypatch) -> None:
+    tmp_path: Path, inproc, monkeypatch
+) -> None:
     from codex_indexd import runner
 
     home = build_home(tmp_path / "h", [new_thread(0)])
@@ -290,6 +350,10 @@ def test_directory_vanishing_while_the_observer_restarts_does_not_kill_the_daemo
     (home / "sessions").mkdir()
     fresh = new_thread(8, turns=1)
     write_rollout(home, fresh)
-    wait_for(lambda: fresh.thread_id in index_ids(home) or run.error, 3, "the rollout in the new sessions/")
+    wait_for(
+        lambda: fresh.thread_id in index_ids(home) or run.error,
+        3,
+        "the rollout in the new sessions/",
+    )
     assert run.error is None and run.thread.is_alive()
     assert fresh.thread_id in index_ids(home)

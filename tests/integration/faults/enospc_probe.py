@@ -42,31 +42,71 @@ def padded(first: bytes, head: bytes, tail: bytes, size: int = 4096 - 8) -> byte
 
 def main() -> int:
     mount, work = Path(sys.argv[1]), Path(sys.argv[2])
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CODEX_INDEXD_STATE_DIR": str(work / "state"),
-           "CODEX_INDEXD_CACHE_DIR": str(work / "cache"), "CODEX_INDEXD_LOG_DIR": str(work / "log"),
-           "CODEX_INDEXD_CONFIG": str(work / "config.toml")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "CODEX_INDEXD_STATE_DIR": str(work / "state"),
+        "CODEX_INDEXD_CACHE_DIR": str(work / "cache"),
+        "CODEX_INDEXD_LOG_DIR": str(work / "log"),
+        "CODEX_INDEXD_CONFIG": str(work / "config.toml"),
+    }
     threads = [new_thread(i, turns=2, paginated=True, tool_output_bytes=50) for i in range(6)]
     home = build_home(mount / "home", threads, db=False)  # no DB: it would not fit in 64 KiB
     # Both files end just short of a page, so any growth needs a block the disk no longer has.
     index_line = b'{"id":"x","thread_name":"keep","updated_at":"y"}\n'
-    (home / "session_index.jsonl").write_bytes(padded(index_line, b'{"id":"x","thread_name":"', b'","updated_at":"y"}\n'))
-    (home / "history.jsonl").write_bytes(padded(b'{"session_id":"x","ts":1,"text":"keep me"}\n',
-                                                 b'{"session_id":"x","ts":2,"text":"', b'"}\n'))
+    (home / "session_index.jsonl").write_bytes(
+        padded(index_line, b'{"id":"x","thread_name":"', b'","updated_at":"y"}\n')
+    )
+    (home / "history.jsonl").write_bytes(
+        padded(
+            b'{"session_id":"x","ts":1,"text":"keep me"}\n',
+            b'{"session_id":"x","ts":2,"text":"',
+            b'"}\n',
+        )
+    )
     os.chmod(home / "history.jsonl", 0o600)
     originals = {n: (home / n).read_bytes() for n in ("session_index.jsonl", "history.jsonl")}
     ballast = fill(mount)
     result: dict[str, object] = {}
-    repair = subprocess.run([sys.executable, "-m", "codex_indexd", "repair", "--codex-home", str(home),
-                             "--max-threads", "0"], capture_output=True, text=True, env=env)
+    repair = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "codex_indexd",
+            "repair",
+            "--codex-home",
+            str(home),
+            "--max-threads",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     result["repair_code"] = repair.returncode
     result["repair_says_enospc"] = "No space left" in repair.stdout
     result["intact_after_repair"] = all((home / n).read_bytes() == d for n, d in originals.items())
     result["temp_files"] = sorted(p.name for p in home.glob(".*tmp"))
-    daemon = subprocess.Popen([sys.executable, "-m", "codex_indexd", "run", "--codex-home", str(home),
-                               "--debounce-ms", "50"], env=env, stderr=subprocess.PIPE, text=True)
+    daemon = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "codex_indexd",
+            "run",
+            "--codex-home",
+            str(home),
+            "--debounce-ms",
+            "50",
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     log = work / "log" / "codex-indexd.log"
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not (log.exists() and "write.disk_full" in log.read_text()):
+    while time.monotonic() < deadline and not (
+        log.exists() and "write.disk_full" in log.read_text()
+    ):
         time.sleep(0.05)
     time.sleep(6)  # several retry periods pass while the disk stays full (retries every 5 s)
     text = log.read_text() if log.exists() else ""
@@ -80,7 +120,9 @@ def main() -> int:
         healed = data.startswith(originals["history.jsonl"]) and data.count(b"\n") == 14
         time.sleep(0.05)
     result["healed_after_space_returns"] = healed
-    result["index_kept"] = (home / "session_index.jsonl").read_bytes().startswith(originals["session_index.jsonl"])
+    result["index_kept"] = (
+        (home / "session_index.jsonl").read_bytes().startswith(originals["session_index.jsonl"])
+    )
     daemon.send_signal(signal.SIGTERM)
     result["daemon_exit"] = daemon.wait(timeout=10)
     print(json.dumps(result))

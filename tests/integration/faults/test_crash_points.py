@@ -18,11 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from codex_indexd.cli import main
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.engine import recover
 from codex_indexd.write import crashpoints
+
 from tests.support.homes import BASE_TIME, build_home, index_line, iso, line, new_thread
 
 pytestmark = pytest.mark.slow
@@ -51,17 +51,36 @@ def seed_home(path: Path) -> Path:
     renamed = threads[1].thread_id
     (home / "session_index.jsonl").write_text(
         index_line(renamed, "User's own name", "2030-01-01T00:00:00Z")
-        + index_line(threads[2].thread_id, "stale name", "2020-01-01T00:00:00Z"))
+        + index_line(threads[2].thread_id, "stale name", "2020-01-01T00:00:00Z")
+    )
     late = threads[3]
     with open(home / "history.jsonl", "w") as handle:
-        handle.write(json.dumps({"session_id": late.thread_id, "ts": int(late.start.timestamp()) + 10,
-                                 "text": late.turns[0].text}) + "\n")
-        handle.write(json.dumps({"session_id": "codex-only", "ts": 1_900_000_000, "text": "newest by Codex"}) + "\n")
+        handle.write(
+            json.dumps(
+                {
+                    "session_id": late.thread_id,
+                    "ts": int(late.start.timestamp()) + 10,
+                    "text": late.turns[0].text,
+                }
+            )
+            + "\n"
+        )
+        handle.write(
+            json.dumps({"session_id": "codex-only", "ts": 1_900_000_000, "text": "newest by Codex"})
+            + "\n"
+        )
     os.chmod(home / "history.jsonl", 0o600)
     rollout = next((home / "sessions").rglob(f"*{threads[0].thread_id}.jsonl"))
     with rollout.open("a") as handle:
-        handle.write(line({"timestamp": iso(BASE_TIME.replace(hour=23)), "type": "event_msg",
-                           "payload": {"type": "user_message", "message": "a late turn"}}))
+        handle.write(
+            line(
+                {
+                    "timestamp": iso(BASE_TIME.replace(hour=23)),
+                    "type": "event_msg",
+                    "payload": {"type": "user_message", "message": "a late turn"},
+                }
+            )
+        )
     return home
 
 
@@ -72,19 +91,29 @@ def lines(path: Path) -> list[bytes]:
 Scenario = tuple[str, Callable[[Path], list[str]]]
 SCENARIOS: list[Scenario] = [
     ("merge", lambda home: ["repair", "--codex-home", str(home), "--max-threads", "0"]),
-    ("rebuild", lambda home: ["repair", "--codex-home", str(home), "--rebuild", "--max-threads", "0"]),
+    (
+        "rebuild",
+        lambda home: ["repair", "--codex-home", str(home), "--rebuild", "--max-threads", "0"],
+    ),
     ("daemon_once", lambda home: ["run", "--once", "--codex-home", str(home)]),
 ]
 
 
 def count_steps(argv: list[str], trace: Path) -> int:
-    assert fork_run(argv, {"CODEX_INDEXD_CRASH_TRACE": str(trace), "CODEX_INDEXD_CRASH_CHUNK": CHUNK}) == 0
+    assert (
+        fork_run(argv, {"CODEX_INDEXD_CRASH_TRACE": str(trace), "CODEX_INDEXD_CRASH_CHUNK": CHUNK})
+        == 0
+    )
     return len(trace.read_text().splitlines())
 
 
 @pytest.mark.parametrize(("name", "argv_for"), SCENARIOS, ids=[s[0] for s in SCENARIOS])
-def test_kill_at_every_step(tmp_path: Path, name: str, argv_for: Callable[[Path], list[str]],
-                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kill_at_every_step(
+    tmp_path: Path,
+    name: str,
+    argv_for: Callable[[Path], list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     template = seed_home(tmp_path / "template")
     reference = tmp_path / "reference"
     shutil.copytree(template, reference)
@@ -98,7 +127,9 @@ def test_kill_at_every_step(tmp_path: Path, name: str, argv_for: Callable[[Path]
         home = tmp_path / f"k{k}"
         shutil.copytree(template, home)
         inode = (home / "history.jsonl").stat().st_ino
-        code = fork_run(argv_for(home), {"CODEX_INDEXD_CRASH_AT": str(k), "CODEX_INDEXD_CRASH_CHUNK": CHUNK})
+        code = fork_run(
+            argv_for(home), {"CODEX_INDEXD_CRASH_AT": str(k), "CODEX_INDEXD_CRASH_CHUNK": CHUNK}
+        )
         assert code in (86, 0), (k, code)
         killed += code == 86
         recover(CodexHome.at(home))  # what any restart does first
@@ -107,7 +138,10 @@ def test_kill_at_every_step(tmp_path: Path, name: str, argv_for: Callable[[Path]
             for raw in now:
                 json.loads(raw)  # parses completely: no torn line
             if name == "rebuild":  # replace semantics: the old file or the new one, nothing between
-                assert (home / file_name).read_bytes() in (originals[file_name], expected[file_name]), (k, file_name)
+                assert (home / file_name).read_bytes() in (
+                    originals[file_name],
+                    expected[file_name],
+                ), (k, file_name)
             else:
                 assert not (before[file_name] - Counter(now)), (k, file_name)  # nothing lost
         assert (home / "history.jsonl").stat().st_ino == inode

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from codex_indexd.cli import main
+
 from tests.support.homes import build_home, line, new_thread, read_jsonl, rollout_name
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -22,16 +22,30 @@ def test_2gb_rollout_with_a_200mb_line_is_skipped_with_bounded_memory(tmp_path: 
     big = new_thread(1)
     path = home / "sessions" / "2026" / "11" / "20" / rollout_name(big)
     with open(path, "wb") as handle:
-        handle.write(line({"timestamp": "2026-11-20T10:00:00.000Z", "type": "session_meta",
-                           "payload": {"id": big.thread_id, "timestamp": "2026-11-20T10:00:00.000Z"}}).encode())
+        handle.write(
+            line(
+                {
+                    "timestamp": "2026-11-20T10:00:00.000Z",
+                    "type": "session_meta",
+                    "payload": {"id": big.thread_id, "timestamp": "2026-11-20T10:00:00.000Z"},
+                }
+            ).encode()
+        )
         prefix = b'{"timestamp":"2026-11-20T10:00:01.000Z","type":"event_msg","payload":{"type":"user_message","message":"'
         handle.write(prefix)
         block = b"a" * (1 << 20)
         for _ in range(200):
             handle.write(block)
         handle.write(b'"}}\n')
-        handle.write(line({"timestamp": "2026-11-20T10:00:02.000Z", "type": "event_msg",
-                           "payload": {"type": "user_message", "message": "after the huge line"}}).encode())
+        handle.write(
+            line(
+                {
+                    "timestamp": "2026-11-20T10:00:02.000Z",
+                    "type": "event_msg",
+                    "payload": {"type": "user_message", "message": "after the huge line"},
+                }
+            ).encode()
+        )
         handle.truncate(2 * 1024**3)  # the rest is a sparse, newline-free tail
     probe = (
         "import resource, sys\n"
@@ -43,7 +57,9 @@ def test_2gb_rollout_with_a_200mb_line_is_skipped_with_bounded_memory(tmp_path: 
         "sys.exit(code)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     growth_kb = int(done.stderr.rsplit("GROWTH_KB", 1)[1].split()[0])
     assert growth_kb < 64 * 1024, growth_kb
@@ -67,7 +83,9 @@ def test_symlinked_rollout_dirs_are_not_followed_and_loops_do_not_hang(tmp_path:
 
 
 @pytest.mark.parametrize("name", ["history.jsonl", "session_index.jsonl"])
-def test_symlinked_index_files_are_refused(tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_symlinked_index_files_are_refused(
+    tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     home = build_home(tmp_path / "h", [new_thread(0, paginated=True)])
     target = tmp_path / "precious.jsonl"
     target.write_bytes(b'{"keep":"me"}\n')
@@ -79,7 +97,9 @@ def test_symlinked_index_files_are_refused(tmp_path: Path, name: str, capsys: py
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a file owned by another user")
-def test_files_of_another_user_are_not_rewritten(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_files_of_another_user_are_not_rewritten(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     home = build_home(tmp_path / "h", [new_thread(0, paginated=True)])
     (home / "history.jsonl").write_bytes(b"")
     os.chown(home / "history.jsonl", 65534, 65534)

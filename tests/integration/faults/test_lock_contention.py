@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from codex_indexd.cli import main
+
 from tests.support.homes import build_home, new_thread, read_jsonl
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -32,8 +32,21 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 def start_daemon(home: Path, base: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "codex_indexd", "run", "--codex-home", str(home),
-                             "--debounce-ms", "50"], env=env, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "codex_indexd",
+            "run",
+            "--codex-home",
+            str(home),
+            "--debounce-ms",
+            "50",
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def index_ids(home: Path) -> set[str]:
@@ -42,8 +55,12 @@ def index_ids(home: Path) -> set[str]:
 
 
 def status_json(home: Path) -> dict[str, object]:
-    out = subprocess.run([sys.executable, "-m", "codex_indexd", "status", "--json", "--codex-home", str(home)],
-                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    out = subprocess.run(
+        [sys.executable, "-m", "codex_indexd", "status", "--json", "--codex-home", str(home)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     return json.loads(out.stdout)["homes"][0]  # type: ignore[no-any-return]
 
 
@@ -57,14 +74,21 @@ def test_held_index_lock_is_waited_out_and_reported(tmp_path: Path, hold_s: int)
     held_at = time.monotonic()
     daemon = start_daemon(home, tmp_path)
     try:
-        wait_for(lambda: (home / "history.jsonl").exists(), 15, "history written despite the index lock")
+        wait_for(
+            (home / "history.jsonl").exists, 15, "history written despite the index lock"
+        )
         report = status_json(home)
         assert any("held right now" in w for w in report["warnings"]), report  # type: ignore[union-attr]
         assert report["drift"].get("index_missing") == 3  # type: ignore[union-attr]
         assert not index_ids(home)
         if hold_s > 10:
-            wait_for(lambda: "lock.busy" in (tmp_path / "indexd" / "log" / "codex-indexd.log").read_text(),
-                     10, "lock.busy logged")
+            wait_for(
+                lambda: (
+                    "lock.busy" in (tmp_path / "indexd" / "log" / "codex-indexd.log").read_text()
+                ),
+                10,
+                "lock.busy logged",
+            )
             report = status_json(home)
             assert any("lock was busy" in w for w in report["warnings"]), report  # type: ignore[union-attr]
         while time.monotonic() - held_at < hold_s:
@@ -73,7 +97,11 @@ def test_held_index_lock_is_waited_out_and_reported(tmp_path: Path, hold_s: int)
         os.close(lock_fd)
         lock_fd = -1
         released = time.monotonic()
-        wait_for(lambda: index_ids(home) == {t.thread_id for t in threads}, 10, "index repaired after release")
+        wait_for(
+            lambda: index_ids(home) == {t.thread_id for t in threads},
+            10,
+            "index repaired after release",
+        )
         assert time.monotonic() - released < 5
         start = time.monotonic()
         daemon.send_signal(signal.SIGTERM)
@@ -94,7 +122,9 @@ def test_history_flock_held_by_codex_makes_us_wait_then_retry(tmp_path: Path) ->
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         started = time.monotonic()
-        assert main(["repair", "--codex-home", str(home), "--only", "history"]) == 1  # busy → reported
+        assert (
+            main(["repair", "--codex-home", str(home), "--only", "history"]) == 1
+        )  # busy → reported
         assert 0.8 <= time.monotonic() - started < 3  # about Codex's own 1 s budget, no more
     finally:
         os.close(fd)
@@ -107,13 +137,23 @@ def test_10000_codex_appends_against_continuous_repairs(tmp_path: Path) -> None:
     threads = [new_thread(i, turns=2, paginated=True) for i in range(20)]
     home = build_home(tmp_path / "h", threads)
     per_process = 2500  # × 2 files × 2 processes = 10,000 appends
-    procs = [subprocess.Popen([sys.executable, "-m", "tests.support.codex_like", str(home), str(per_process), tag],
-                              cwd=ROOT, stdout=subprocess.PIPE, text=True) for tag in ("a", "b")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.support.codex_like", str(home), str(per_process), tag],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for tag in ("a", "b")
+    ]
     daemon = start_daemon(home, tmp_path)
     try:
         runs = 0
         while any(p.poll() is None for p in procs):
-            assert main(["repair", "--codex-home", str(home), "--max-threads", "0", "--no-backup"]) == 0
+            assert (
+                main(["repair", "--codex-home", str(home), "--max-threads", "0", "--no-backup"])
+                == 0
+            )
             runs += 1
         outputs = [p.communicate()[0] for p in procs]
     finally:

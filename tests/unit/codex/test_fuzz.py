@@ -5,31 +5,76 @@ from __future__ import annotations
 import io
 import json
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from codex_indexd.codex.indexfiles import parse_history_bytes, parse_index_bytes
 from codex_indexd.codex.rollout import RolloutScan, iter_complete_lines
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytestmark = __import__("pytest").mark.slow
 FUZZ = settings(max_examples=2500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**80), 2**80), st.floats(allow_nan=True),
-                      st.text(alphabet=st.characters(codec="utf-8"), max_size=30))
-json_value = st.recursive(json_leaf, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(
-        ["type", "payload", "timestamp", "message", "item", "content", "text", "id", "session_id", "ts",
-         "thread_name", "updated_at", "images", "source", "history_mode"]), inner, max_size=5)), max_leaves=20)
+json_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**80), 2**80),
+    st.floats(allow_nan=True),
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=30),
+)
+json_value = st.recursive(
+    json_leaf,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "type",
+                    "payload",
+                    "timestamp",
+                    "message",
+                    "item",
+                    "content",
+                    "text",
+                    "id",
+                    "session_id",
+                    "ts",
+                    "thread_name",
+                    "updated_at",
+                    "images",
+                    "source",
+                    "history_mode",
+                ]
+            ),
+            inner,
+            max_size=5,
+        ),
+    ),
+    max_leaves=20,
+)
 
-interesting = st.sampled_from([
-    b'{"timestamp":"2026-11-25T15:06:12.000Z","type":"event_msg","payload":{"type":"user_message","message":',
-    b'{"timestamp":"2026-11-25T15:06:12.000Z","type":"session_meta","payload":{"id":',
-    b'{"timestamp":"x","type":"event_msg","payload":{"type":"item_completed","item":{"type":"UserMessage","content":',
-    b'{"session_id":"a","ts":', b'{"id":"01a2133b-c369-7d21-8c95-fcf203b4a96c","thread_name":', b"\xef\xbb\xbf",
-    b"\x00", b"\r\n", b"\n", b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[", b"1e999999", b"\xff\xfe\xc3",
-])
-hostile_bytes = st.lists(st.one_of(st.binary(max_size=64), interesting,
-                                   json_value.map(lambda v: json.dumps(v, default=str).encode())), max_size=12).map(b"".join)
+interesting = st.sampled_from(
+    [
+        b'{"timestamp":"2026-11-25T15:06:12.000Z","type":"event_msg","payload":{"type":"user_message","message":',
+        b'{"timestamp":"2026-11-25T15:06:12.000Z","type":"session_meta","payload":{"id":',
+        b'{"timestamp":"x","type":"event_msg","payload":{"type":"item_completed","item":{"type":"UserMessage","content":',
+        b'{"session_id":"a","ts":',
+        b'{"id":"01a2133b-c369-7d21-8c95-fcf203b4a96c","thread_name":',
+        b"\xef\xbb\xbf",
+        b"\x00",
+        b"\r\n",
+        b"\n",
+        b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+        b"1e999999",
+        b"\xff\xfe\xc3",
+    ]
+)
+hostile_bytes = st.lists(
+    st.one_of(
+        st.binary(max_size=64),
+        interesting,
+        json_value.map(lambda v: json.dumps(v, default=str).encode()),
+    ),
+    max_size=12,
+).map(b"".join)
 TID = "01a2133b-c369-7d21-8c95-fcf203b4a96c"
 
 
@@ -55,9 +100,22 @@ def test_rollout_reader_on_envelopes_of_random_json(values: list[object]) -> Non
     lines = []
     for value in values:
         for kind in ("session_meta", "event_msg"):
-            lines.append(json.dumps({"timestamp": "2026-11-25T15:06:12.000Z", "type": kind,
-                                     "payload": {"type": "user_message", "id": TID, "message": value,
-                                                 "item": value, "images": value}}, default=str))
+            lines.append(
+                json.dumps(
+                    {
+                        "timestamp": "2026-11-25T15:06:12.000Z",
+                        "type": kind,
+                        "payload": {
+                            "type": "user_message",
+                            "id": TID,
+                            "message": value,
+                            "item": value,
+                            "images": value,
+                        },
+                    },
+                    default=str,
+                )
+            )
     scan = feed_all(("\n".join(lines) + "\n").encode())
     assert scan.lines == len(lines)
 

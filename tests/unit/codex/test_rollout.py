@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from codex_indexd.codex.rollout import (
     RolloutScan,
     is_rollout_name,
@@ -16,6 +15,7 @@ from codex_indexd.codex.rollout import (
     strip_ide_prefix,
     thread_id_from_name,
 )
+
 from tests.support.homes import Turn, line, new_thread, rollout_lines, write_rollout
 
 TID = "01a2133b-c369-7d21-8c95-fcf203b4a96c"
@@ -29,12 +29,28 @@ def scan_text(tmp_path: Path, text: str, name: str = NAME) -> RolloutScan:
 
 
 def meta(tid: str = TID, **extra: object) -> str:
-    return line({"timestamp": "2026-11-25T15:06:10.700Z", "type": "session_meta",
-                 "payload": {"id": tid, "timestamp": "2026-11-25T15:06:10.700Z", "source": "cli", **extra}})
+    return line(
+        {
+            "timestamp": "2026-11-25T15:06:10.700Z",
+            "type": "session_meta",
+            "payload": {
+                "id": tid,
+                "timestamp": "2026-11-25T15:06:10.700Z",
+                "source": "cli",
+                **extra,
+            },
+        }
+    )
 
 
 def user_message(text: str, ts: str = "2026-11-25T15:06:12.000Z", **extra: object) -> str:
-    return line({"timestamp": ts, "type": "event_msg", "payload": {"type": "user_message", "message": text, **extra}})
+    return line(
+        {
+            "timestamp": ts,
+            "type": "event_msg",
+            "payload": {"type": "user_message", "message": text, **extra},
+        }
+    )
 
 
 def test_names_and_ids() -> None:
@@ -47,13 +63,20 @@ def test_names_and_ids() -> None:
 
 
 def test_legacy_user_turns_and_title(tmp_path: Path) -> None:
-    text = meta() + user_message("First question\n\n") + user_message("Second", ts="2026-11-25T15:07:00.000Z")
+    text = (
+        meta()
+        + user_message("First question\n\n")
+        + user_message("Second", ts="2026-11-25T15:07:00.000Z")
+    )
     scan = scan_text(tmp_path, text)
     assert scan.usable
     facts = scan.facts
     assert facts.first_user_message == "First question"
     assert facts.title == "First question"
-    assert [(t.ts, t.text) for t in facts.user_turns] == [(1795619172, "First question"), (1795619220, "Second")]
+    assert [(t.ts, t.text) for t in facts.user_turns] == [
+        (1795619172, "First question"),
+        (1795619220, "Second"),
+    ]
     assert facts.last_timestamp == "2026-11-25T15:07:00.000Z"
 
 
@@ -67,9 +90,19 @@ def test_paginated_item_completed_user_message(tmp_path: Path) -> None:
 
 
 def test_response_item_user_messages_are_never_used(tmp_path: Path) -> None:
-    ctx = line({"timestamp": "2026-11-25T15:06:11.000Z", "type": "response_item",
-                "payload": {"type": "message", "role": "user",
-                            "content": [{"type": "input_text", "text": "<environment_context>x</environment_context>"}]}})
+    ctx = line(
+        {
+            "timestamp": "2026-11-25T15:06:11.000Z",
+            "type": "response_item",
+            "payload": {
+                "type": "message",
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "<environment_context>x</environment_context>"}
+                ],
+            },
+        }
+    )
     scan = scan_text(tmp_path, meta() + ctx)
     assert scan.usable
     assert scan.facts.first_user_message is None
@@ -97,7 +130,8 @@ def test_first_matching_session_meta_wins(tmp_path: Path) -> None:
 
 def test_bare_2025_file_is_not_usable(tmp_path: Path) -> None:
     text = line({"id": TID, "timestamp": "2025-06-01T17:24:21.123Z", "instructions": None}) + line(
-        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]})
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}
+    )
     scan = scan_text(tmp_path, text)
     assert scan.bare and not scan.usable
 
@@ -119,8 +153,13 @@ def test_partial_last_line_is_never_consumed(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [b"\xff\xfe not utf8 user_message\n", b'["event_msg", "user_message"]\n', b"42\n",
-     b'{"timestamp":"x","type":"event_msg","payload":"user_message"}\n', b"{not json user_message\n"],
+    [
+        b"\xff\xfe not utf8 user_message\n",
+        b'["event_msg", "user_message"]\n',
+        b"42\n",
+        b'{"timestamp":"x","type":"event_msg","payload":"user_message"}\n',
+        b"{not json user_message\n",
+    ],
 )
 def test_bad_lines_are_skipped(tmp_path: Path, bad: bytes) -> None:
     data = meta().encode() + bad + user_message("kept").encode()
@@ -135,8 +174,13 @@ def test_long_line_is_skipped_with_bounded_buffer() -> None:
 
 
 def test_thread_name_updated_events(tmp_path: Path) -> None:
-    rename = line({"timestamp": "2026-11-25T16:00:00.000Z", "type": "event_msg",
-                   "payload": {"type": "thread_name_updated", "thread_id": TID, "thread_name": "Apples"}})
+    rename = line(
+        {
+            "timestamp": "2026-11-25T16:00:00.000Z",
+            "type": "event_msg",
+            "payload": {"type": "thread_name_updated", "thread_id": TID, "thread_name": "Apples"},
+        }
+    )
     scan = scan_text(tmp_path, meta() + rename)
     assert [r.name for r in scan.facts.renames] == ["Apples"]
 
@@ -152,9 +196,19 @@ def test_zst_rollout(tmp_path: Path) -> None:
 
 
 def test_multi_part_paginated_text(tmp_path: Path) -> None:
-    item = {"type": "UserMessage", "id": "u", "content": [{"type": "text", "text": "ab"}, {"type": "text", "text": "cd"}]}
-    ev = line({"timestamp": "2026-11-25T15:06:12.000Z", "ordinal": 3, "type": "event_msg",
-               "payload": {"type": "item_completed", "thread_id": TID, "turn_id": "t", "item": item}})
+    item = {
+        "type": "UserMessage",
+        "id": "u",
+        "content": [{"type": "text", "text": "ab"}, {"type": "text", "text": "cd"}],
+    }
+    ev = line(
+        {
+            "timestamp": "2026-11-25T15:06:12.000Z",
+            "ordinal": 3,
+            "type": "event_msg",
+            "payload": {"type": "item_completed", "thread_id": TID, "turn_id": "t", "item": item},
+        }
+    )
     scan = scan_text(tmp_path, meta(history_mode="paginated") + ev)
     assert scan.facts.user_turns[0].text == "abcd"
     assert json.loads(ev)["payload"]["item"]["type"] == "UserMessage"

@@ -4,24 +4,33 @@ from __future__ import annotations
 
 import json
 
+from codex_indexd.codex.indexfiles import parse_history_bytes
+from codex_indexd.index.history import (
+    encode_history_line,
+    merge_lines,
+    missing_lines,
+    trim_to_max_bytes,
+)
+from codex_indexd.index.model import HistoryLine, Policy
+from codex_indexd.index.plan import merged_history_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codex_indexd.codex.indexfiles import parse_history_bytes
-from codex_indexd.index.history import encode_history_line, merge_lines, missing_lines, trim_to_max_bytes
-from codex_indexd.index.model import HistoryLine, Policy
-from codex_indexd.index.plan import merged_history_bytes
-
 SIDS = ["a", "b", "c"]
 lines_st = st.lists(
-    st.builds(HistoryLine, st.sampled_from(SIDS), st.integers(1000, 1100), st.sampled_from(["x", "y", "z\n", "é"])),
+    st.builds(
+        HistoryLine,
+        st.sampled_from(SIDS),
+        st.integers(1000, 1100),
+        st.sampled_from(["x", "y", "z\n", "é"]),
+    ),
     max_size=25,
 )
 noise_st = st.lists(st.sampled_from([b"garbage", b"", b"[1,2]", b'{"session_id":1}']), max_size=3)
 
 
 def render(lines: list[HistoryLine], noise: list[bytes]) -> bytes:
-    raw = [encode_history_line(line) for line in sorted(lines, key=lambda l: l.ts)] + noise
+    raw = [encode_history_line(line) for line in sorted(lines, key=lambda h: h.ts)] + noise
     return b"".join(r + b"\n" for r in raw)
 
 
@@ -31,7 +40,7 @@ def test_merge_never_loses_is_idempotent_and_ordered(
     existing: list[HistoryLine], desired: list[HistoryLine], noise: list[bytes], tolerance: int
 ) -> None:
     policy = Policy(history_ts_tolerance_s=tolerance)
-    desired_sorted = sorted(set(desired), key=lambda l: (l.ts, l.session_id, l.text))
+    desired_sorted = sorted(set(desired), key=lambda h: (h.ts, h.session_id, h.text))
     before = render(existing, noise)
     after = merged_history_bytes(before, desired_sorted, policy)
     old_lines, new_lines = before.split(b"\n")[:-1], after.split(b"\n")[:-1]
@@ -50,15 +59,26 @@ def test_merge_never_loses_is_idempotent_and_ordered(
 def test_tolerance_prevents_duplicates_of_codex_lines() -> None:
     existing = [HistoryLine("a", 1000, "hello")]
     assert missing_lines(existing, [HistoryLine("a", 1003, "hello")], 5) == []
-    assert missing_lines(existing, [HistoryLine("a", 1010, "hello")], 5) == [HistoryLine("a", 1010, "hello")]
+    assert missing_lines(existing, [HistoryLine("a", 1010, "hello")], 5) == [
+        HistoryLine("a", 1010, "hello")
+    ]
     # multiset: two identical prompts need two lines
-    assert len(missing_lines(existing, [HistoryLine("a", 1000, "hello"), HistoryLine("a", 1001, "hello")], 5)) == 1
+    assert (
+        len(
+            missing_lines(
+                existing, [HistoryLine("a", 1000, "hello"), HistoryLine("a", 1001, "hello")], 5
+            )
+        )
+        == 1
+    )
 
 
 def test_insert_keeps_chronology_and_reports_it() -> None:
     raw = [encode_history_line(HistoryLine("a", t, "m")) for t in (10, 30)]
     parsed = [HistoryLine("a", 10, "m"), HistoryLine("a", 30, "m")]
-    merged, inserted = merge_lines(raw, parsed, [HistoryLine("b", 20, "n"), HistoryLine("b", 40, "n")])
+    merged, inserted = merge_lines(
+        raw, parsed, [HistoryLine("b", 20, "n"), HistoryLine("b", 40, "n")]
+    )
     assert [json.loads(x)["ts"] for x in merged] == [10, 20, 30, 40]
     assert inserted
     _, inserted = merge_lines(raw, parsed, [HistoryLine("b", 40, "n")])

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[3]
 def _import_from_source() -> None:
     """Load ``codex_indexd_service`` from ``service/`` when the project is not installed."""
     try:
-        import codex_indexd_service  # noqa: F401, PLC0415
+        import codex_indexd_service  # noqa: F401
     except ImportError:
         spec = importlib.util.spec_from_file_location(
             "codex_indexd_service",

@@ -240,8 +240,12 @@ def test_install_without_a_reachable_user_manager_starts_the_daemon_in_the_backg
     from codex_indexd_service.runner import Result
 
     started: list[Path] = []
-    monkeypatch.setattr(background, "start_detached", lambda ctx, log_dir, out: started.append(ctx.codex_home) or 0)
-    runner.answer(("systemctl", "--user", "show-environment"), Result(1, "", "Failed to connect to bus"))
+    monkeypatch.setattr(
+        background, "start_detached", lambda ctx, log_dir, out: started.append(ctx.codex_home) or 0
+    )
+    runner.answer(
+        ("systemctl", "--user", "show-environment"), Result(1, "", "Failed to connect to bus")
+    )
     assert cli.main(["install", "--manager", "systemd"], runner=runner) == 0
     assert len(started) == 1
     assert runner.calls == [("systemctl", "--user", "show-environment")]  # nothing else attempted

@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from codex_indexd.write.journal import JournalRecord, recover_fd, write_journal
 
 OLD = b'{"session_id":"a","ts":1,"text":"one"}\n{"session_id":"a","ts":5,"text":"five"}\n'
@@ -20,7 +19,9 @@ def crash_state(path: Path, journal: Path, written: int, appended: bytes) -> int
     """Leave the file as a crash after `written` bytes of the new tail would, plus a later append."""
     path.write_bytes(OLD)
     st = path.stat()
-    write_journal(journal, JournalRecord(str(path), st.st_dev, st.st_ino, COMMON, OLD[COMMON:], NEW[COMMON:]))
+    write_journal(
+        journal, JournalRecord(str(path), st.st_dev, st.st_ino, COMMON, OLD[COMMON:], NEW[COMMON:])
+    )
     with open(path, "r+b") as handle:
         handle.truncate(COMMON)
         handle.seek(COMMON)

@@ -8,7 +8,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from codex_indexd.write.backup import BackupPolicy
 from codex_indexd.write.history_writer import common_line_prefix, write_history
 from codex_indexd.write.index_writer import append_index, replace_index
@@ -47,14 +46,18 @@ def test_replace_keeps_mode_and_refuses_symlinks(tmp_path: Path) -> None:
     index, lock = tmp_path / "session_index.jsonl", tmp_path / "session_index.jsonl.lock"
     index.write_bytes(b"old\n")
     os.chmod(index, 0o640)
-    replace_index(index, lock, lambda cur: b"new\n", backup_dir=tmp_path / "b", backup=BackupPolicy())
+    replace_index(
+        index, lock, lambda cur: b"new\n", backup_dir=tmp_path / "b", backup=BackupPolicy()
+    )
     assert index.read_bytes() == b"new\n" and index.stat().st_mode & 0o777 == 0o640
     target = tmp_path / "elsewhere"
     target.write_bytes(b"precious\n")
     index.unlink()
     index.symlink_to(target)
     with pytest.raises(UnsafeTarget, match="symlink"):
-        replace_index(index, lock, lambda cur: b"x\n", backup_dir=tmp_path / "b", backup=BackupPolicy())
+        replace_index(
+            index, lock, lambda cur: b"x\n", backup_dir=tmp_path / "b", backup=BackupPolicy()
+        )
     assert target.read_bytes() == b"precious\n"
     assert not list(tmp_path.glob(".session_index.*"))
 
@@ -64,8 +67,13 @@ def test_history_write_keeps_inode_and_mode(tmp_path: Path) -> None:
     history.write_bytes(b"a\nc\n")
     os.chmod(history, 0o644)
     inode = history.stat().st_ino
-    result = write_history(history, journal, lambda cur: b"a\nb\nc\n", backup_dir=tmp_path / "b",
-                           backup=BackupPolicy(enabled=False))
+    result = write_history(
+        history,
+        journal,
+        lambda cur: b"a\nb\nc\n",
+        backup_dir=tmp_path / "b",
+        backup=BackupPolicy(enabled=False),
+    )
     assert history.read_bytes() == b"a\nb\nc\n"
     assert history.stat().st_ino == inode and history.stat().st_mode & 0o777 == 0o600
     assert result.rewritten and not journal.exists()
@@ -76,8 +84,13 @@ def test_history_symlink_refused(tmp_path: Path) -> None:
     target.write_bytes(b"x\n")
     (tmp_path / "history.jsonl").symlink_to(target)
     with pytest.raises(UnsafeTarget):
-        write_history(tmp_path / "history.jsonl", tmp_path / "j", lambda cur: cur + b"y\n",
-                      backup_dir=tmp_path / "b", backup=BackupPolicy())
+        write_history(
+            tmp_path / "history.jsonl",
+            tmp_path / "j",
+            lambda cur: cur + b"y\n",
+            backup_dir=tmp_path / "b",
+            backup=BackupPolicy(),
+        )
     assert target.read_bytes() == b"x\n"
 
 
@@ -88,16 +101,27 @@ def test_history_lock_busy_after_about_a_second(tmp_path: Path) -> None:
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         with pytest.raises(LockBusy) as info:
-            write_history(history, tmp_path / "j", lambda cur: cur + b"b\n", backup_dir=tmp_path / "b",
-                          backup=BackupPolicy())
+            write_history(
+                history,
+                tmp_path / "j",
+                lambda cur: cur + b"b\n",
+                backup_dir=tmp_path / "b",
+                backup=BackupPolicy(),
+            )
         assert 0.8 <= info.value.waited_s <= 2.0
     finally:
         os.close(fd)
     assert history.read_bytes() == b"a\n"
 
 
-@pytest.mark.parametrize(("old", "new", "expected"), [
-    (b"a\nb\n", b"a\nb\nc\n", 4), (b"a\nb\n", b"a\nx\nb\n", 2), (b"", b"x\n", 0), (b"ab", b"abc\n", 0),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (b"a\nb\n", b"a\nb\nc\n", 4),
+        (b"a\nb\n", b"a\nx\nb\n", 2),
+        (b"", b"x\n", 0),
+        (b"ab", b"abc\n", 0),
+    ],
+)
 def test_common_line_prefix(old: bytes, new: bytes, expected: int) -> None:
     assert common_line_prefix(old, new) == expected
