@@ -340,7 +340,7 @@ class HomeWorker:
         if drift.empty:
             return False
         counts = drift.counts()
-        keys = {
+        keys: dict[str, list[Any]] = {
             "session_index.jsonl": [(e.thread_id, e.thread_name) for e in drift.index_append],
             "history.jsonl": list(drift.history_add),
         }

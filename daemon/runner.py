@@ -323,7 +323,8 @@ class Daemon:
 
     def _timeout(self) -> float:
         now = time.monotonic()
-        waits = [self.settings["watch.reconcile_interval_s"] - (now - self._last_full), 1.0]
+        interval: float = self.settings["watch.reconcile_interval_s"]
+        waits = [interval - (now - self._last_full), 1.0]
         if self.notifier.watchdog_s:
             waits.append(self.notifier.watchdog_s / 3)
         waits += [w.retry_at - now for w in self.workers.values() if w.retry_at is not None]

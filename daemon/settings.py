@@ -254,12 +254,12 @@ def load(
         try:
             value = spec.parse(raw)
         except (ValueError, TypeError) as exc:
-            where = (
+            location = (
                 f"{file_path}:{source.removeprefix('file:')}"
                 if source.startswith("file:")
                 else source
             )
-            raise ConfigError(f"{where}: bad value for '{spec.key}': {exc}") from exc
+            raise ConfigError(f"{location}: bad value for '{spec.key}': {exc}") from exc
         settings.values[spec.key] = value
         settings.sources[spec.key] = source
     return settings

@@ -102,13 +102,17 @@ def _row_to_thread(row: sqlite3.Row, columns: list[str]) -> ThreadRow | None:
         archived=bool(get("archived")),
         source=_text(get("source")) or None,
         history_mode=_text(get("history_mode")) or None,
-        preview=get("preview") if isinstance(get("preview"), str) else None,
+        preview=_optional_text(get("preview")),
         model_provider=_text(get("model_provider")) or None,
     )
 
 
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _optional_text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _ms(ms_value: object, seconds_value: object) -> int | None:

@@ -108,7 +108,7 @@ def progress_bar() -> Iterator[Progress | None]:
     if not sys.stderr.isatty():
         yield None
         return
-    from tqdm import tqdm
+    from tqdm import tqdm  # type: ignore[import-untyped]
 
     bar = tqdm(total=0, delay=1.0, file=sys.stderr, unit="rollout", desc="scanning", leave=False)
     test_delay = (
