@@ -289,7 +289,7 @@ def apply_plan(
         def build(current: bytes) -> bytes:
             if rebuild:
                 return rebuilt_history_bytes(current, desired, policy)
-            return merged_history_bytes(current, desired, policy)
+            return merged_history_bytes(current, desired, policy, facts.history)
 
         try:
             result.history = write_history(

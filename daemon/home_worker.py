@@ -18,7 +18,6 @@ from codex_indexd.codex.indexfiles import (
     HistoryFile,
     IndexFile,
     file_fingerprint,
-    parse_history_line,
     read_bytes,
     split_lines,
 )
@@ -100,8 +99,7 @@ def _extend_index(index: IndexFile, data: bytes) -> None:
 
 def _extend_history(history: HistoryFile, data: bytes) -> None:
     lines, ends = split_lines(data)
-    history.raw.extend(lines)
-    history.parsed.extend(parse_history_line(raw) for raw in lines)
+    history.extend(lines)
     history.ends_with_newline = ends
     history.size += len(data)
 
@@ -125,7 +123,6 @@ class HomeWorker:
             "errors": {},
             "lock_busy": 0,
         }
-        self.last_plan: Plan | None = None
         self.retry_at: float | None = None
         self.current_drift: dict[str, int] = {}  # drift left after the last reconcile
         self._error_episode: dict[str, str] = {}
@@ -135,6 +132,12 @@ class HomeWorker:
         self._heal_seen_replaced = 0
         self._heal_seen_rows = 0
         self._heal_last = -HEAL_INTERVAL_S
+        # Incremental planning: after a plan that left no drift, only threads whose facts
+        # changed can drift, so the next plan looks at those alone.
+        self._need_full_plan = True
+        self._dirty: set[str] = set()
+        self.restored = 0
+        self._saved_version = -1
 
     # -- facts -------------------------------------------------------------------------
     def start(self) -> None:
@@ -144,6 +147,7 @@ class HomeWorker:
         except (OSError, LockBusy, UnsafeTarget) as exc:
             log.error("journal.recovery_failed", home=str(self.home.root), error=str(exc))
         loaded = checkpoint.load(self.tracker, checkpoint_path(self.home.root))
+        self._saved_version = self.tracker.version if loaded else -1
         started = time.monotonic()
         count = self.tracker.full_scan()
         self.table.refresh(force=True)
@@ -157,8 +161,12 @@ class HomeWorker:
         )
 
     def save_checkpoint(self) -> None:
+        """Persist the tracker, unless nothing changed since the last save or load."""
+        if self.tracker.version == self._saved_version:
+            return
         try:
             checkpoint.save(self.tracker, checkpoint_path(self.home.root))
+            self._saved_version = self.tracker.version
         except OSError as exc:
             log.warning("checkpoint.save_failed", error=str(exc))
 
@@ -167,6 +175,8 @@ class HomeWorker:
         if full:
             self.tracker.full_scan()
             self.table.refresh(force=True)
+            self._need_full_plan = True
+            self._collect_changes()
             return True
         due = False
         db_touched = False
@@ -188,8 +198,18 @@ class HomeWorker:
             due |= self.table.refresh(force=force_db)
         if self.tracker.changed_threads:
             due |= self.table.refresh_ids(self.tracker.changed_threads)
-            self.tracker.changed_threads.clear()
+        self._collect_changes()
         return due
+
+    def _collect_changes(self) -> None:
+        """Move what the tracker and the DB view saw change into the dirty set."""
+        self._dirty |= self.tracker.changed_threads
+        self.tracker.changed_threads.clear()
+        self._dirty |= self.table.changed_ids
+        self.table.changed_ids.clear()
+        if self.table.all_changed:
+            self._need_full_plan = True
+            self.table.all_changed = False
 
     def _load_index(self) -> IndexFile:
         return self._load(self.home.session_index, self._index, is_index=True).index
@@ -224,8 +244,11 @@ class HomeWorker:
         if not grew:
             data = read_bytes(path)
             cache.index, cache.history = IndexFile(), HistoryFile()
+            self._need_full_plan = True
         if is_index:
+            before = len(cache.index.parsed)
             _extend_index(cache.index, data)
+            self._dirty.update(line.thread_id for line in cache.index.parsed[before:] if line)
         else:
             _extend_history(cache.history, data)
         cache.fingerprint = (
@@ -244,18 +267,23 @@ class HomeWorker:
             history_max_bytes=config.history_max_bytes,
             history_enabled=config.history_persistence != "none",
         )
-        plan = make_plan(
-            self.table.rows, self.tracker.facts(), self._load_index(), self._load_history(), policy
-        )
-        self.last_plan = plan
+        index, history = self._load_index(), self._load_history()
+        self._collect_changes()
+        full = self._need_full_plan or policy.max_threads != 0
+        only = None if full else set(self._dirty)
+        plan = make_plan(self.table.rows, self.tracker.facts(), index, history, policy, only=only)
+        if full:
+            self.restored = len(plan.selection.entries)
         self.stats["last_reconcile_at"] = now_iso()
         self.stats["last_reconcile_reason"] = reason
         self.current_drift = plan.drift.counts()
         backing_off = self.retry_at is not None and time.monotonic() < self.retry_at
         if backing_off:
             pass  # after a write error, events do not bypass the retry delay
-        elif not plan.drift.empty and self._repair(plan):
+        elif plan.drift.empty or self._repair(plan):
             self.current_drift = {}
+            self._need_full_plan = False
+            self._dirty.clear()
         self.maybe_heal()
         self.write_status()
         return plan
@@ -264,20 +292,21 @@ class HomeWorker:
     def maybe_heal(self, *, force: bool = False) -> None:
         """Ask Codex to heal its DB when it was replaced, lost rows, or (rarely) when the DB
         drifted; never in a loop (Codex is spawned at most every HEAL_INTERVAL_S otherwise)."""
-        if self.heal_mode == "off" and not force:
-            self._record_db_drift()
-            return
         rows = len(self.table.rows) if self.table.rows is not None else 0
         now = time.monotonic()
         replaced = self.table.replaced != self._heal_seen_replaced
         dropped = rows < self._heal_seen_rows
         self._heal_seen_rows = rows
         due = force or replaced or dropped or now - self._heal_last >= HEAL_INTERVAL_S
-        found = self._record_db_drift()
-        if not due or found is None or found.empty:
-            return
+        if not due:
+            return  # detection walks every thread: not on every reconcile
         self._heal_seen_replaced = self.table.replaced
         self._heal_last = now
+        found = self._record_db_drift()
+        if self.heal_mode == "off" and not force:
+            return
+        if found is None or found.empty:
+            return
         from codex_indexd.heal import heal_home
         from codex_indexd.heal_state import load_attempts, save_attempts
 
@@ -435,7 +464,6 @@ class HomeWorker:
 
     # -- status ------------------------------------------------------------------------
     def status_record(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        plan = self.last_plan
         return {
             "pid": os.getpid(),
             "codex_home": str(self.home.root),
@@ -444,7 +472,7 @@ class HomeWorker:
             "threads": len(self.table.rows) if self.table.rows is not None else None,
             "db_path": str(self.table.db_path) if self.table.db_path else None,
             "db_error": self.table.error.kind if self.table.error else None,
-            "restored": len(plan.selection.entries) if plan else 0,
+            "restored": self.restored,
             "drift": self.current_drift,
             "paused_files": [
                 name for name, until in self.guard.paused_until.items() if until > time.monotonic()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +52,31 @@ class HistoryFile:
     parsed: list[HistoryLine | None] = field(default_factory=list)
     ends_with_newline: bool = True
     size: int = 0
+    max_ts: int | None = None
+    _by_session: dict[str, list[HistoryLine]] | None = None
+
+    def extend(self, lines: list[bytes]) -> None:
+        """Append raw lines (without newlines), parsing them and keeping the indexes current."""
+        for raw in lines:
+            line = parse_history_line(raw)
+            self.raw.append(raw)
+            self.parsed.append(line)
+            if line is not None:
+                self.max_ts = line.ts if self.max_ts is None else max(self.max_ts, line.ts)
+                if self._by_session is not None:
+                    self._by_session.setdefault(line.session_id, []).append(line)
+
+    def lines_for(self, session_ids: Iterable[str]) -> list[HistoryLine]:
+        """Return the parsed lines of the given sessions (index built on first use)."""
+        if self._by_session is None:
+            self._by_session = {}
+            for line in self.parsed:
+                if line is not None:
+                    self._by_session.setdefault(line.session_id, []).append(line)
+        out: list[HistoryLine] = []
+        for sid in session_ids:
+            out.extend(self._by_session.get(sid, ()))
+        return out
 
 
 def _json_object(raw: bytes) -> dict[str, object] | None:
@@ -116,12 +142,9 @@ def parse_index_bytes(data: bytes) -> IndexFile:
 def parse_history_bytes(data: bytes) -> HistoryFile:
     """Parse the bytes of a `history.jsonl`."""
     raw, ends = split_lines(data)
-    return HistoryFile(
-        raw=raw,
-        parsed=[parse_history_line(line) for line in raw],
-        ends_with_newline=ends,
-        size=len(data),
-    )
+    result = HistoryFile(ends_with_newline=ends, size=len(data))
+    result.extend(raw)
+    return result
 
 
 def read_bytes(path: Path) -> bytes:

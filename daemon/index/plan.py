@@ -80,9 +80,17 @@ def make_plan(
     index: IndexFile,
     history: HistoryFile,
     policy: Policy,
+    *,
+    only: set[str] | None = None,
 ) -> Plan:
-    """Return the plan for one home (pure)."""
-    selection = select_threads(threads, rollouts, index.latest, policy, index.names)
+    """Return the plan for one home (pure).
+
+    `only` limits the plan to some threads (the daemon passes those that changed since a plan
+    that left no drift); it requires `policy.max_threads == 0`.
+    """
+    if only is not None and policy.max_threads != 0:
+        raise ValueError("a partial plan needs max_threads == 0")
+    selection = select_threads(threads, rollouts, index.latest, policy, index.names, only=only)
     drift = Drift()
     plan = Plan(selection, [], drift, policy)
     if plan.writes_index:
@@ -90,13 +98,12 @@ def make_plan(
     if plan.writes_history:
         ordered_ids = [entry.thread_id for entry in selection.entries]
         plan.desired_history = desired_history(ordered_ids, rollouts, policy)
+        existing = history.parsed if only is None else history.lines_for(ordered_ids)
         drift.history_add = missing_lines(
-            history.parsed, plan.desired_history, policy.history_ts_tolerance_s
+            existing, plan.desired_history, policy.history_ts_tolerance_s
         )
-        if drift.history_add:
-            _, drift.history_needs_insert = merge_lines(
-                history.raw, history.parsed, drift.history_add
-            )
+        if drift.history_add and history.max_ts is not None:
+            drift.history_needs_insert = min(line.ts for line in drift.history_add) < history.max_ts
     return plan
 
 
@@ -111,14 +118,55 @@ def _join(lines: Sequence[bytes]) -> bytes:
     return b"".join(line + b"\n" for line in lines)
 
 
-def merged_history_bytes(current: bytes, desired: Sequence[HistoryLine], policy: Policy) -> bytes:
+def _known_prefix(known: HistoryFile | None, current: bytes) -> bool:
+    """True when `current` starts with the bytes `known` was parsed from (Codex only appends)."""
+    if known is None or not known.ends_with_newline or known.size > len(current):
+        return False
+    if known.size == 0:
+        return True
+    last = known.raw[-1] + b"\n" if known.raw else b""
+    return current[known.size - len(last) : known.size] == last
+
+
+def merged_history_bytes(
+    current: bytes,
+    desired: Sequence[HistoryLine],
+    policy: Policy,
+    known: HistoryFile | None = None,
+) -> bytes:
     """Return `history.jsonl` with the missing turns inserted (re-matched against `current`,
-    the content read under the lock), trimmed as Codex trims."""
-    parsed = parse_history_bytes(current)
-    additions = missing_lines(parsed.parsed, desired, policy.history_ts_tolerance_s)
+    the content read under the lock), trimmed as Codex trims.
+
+    `known` is an earlier parse of the file; when `current` still starts with those bytes only
+    the rest is parsed, and additions newer than every line are a plain append.
+    """
+    if _known_prefix(known, current):
+        assert known is not None
+        tail = parse_history_bytes(current[known.size :])
+        sessions = {line.session_id for line in desired}
+        existing: Sequence[HistoryLine | None] = known.lines_for(sessions) + [
+            line for line in tail.parsed if line is not None and line.session_id in sessions
+        ]
+        raw, parsed = known.raw + tail.raw, known.parsed + tail.parsed
+        newest = max((t for t in (known.max_ts, tail.max_ts) if t is not None), default=None)
+        ends = tail.ends_with_newline
+    else:
+        full = parse_history_bytes(current)
+        existing, raw, parsed, newest, ends = (
+            full.parsed,
+            full.raw,
+            full.parsed,
+            full.max_ts,
+            full.ends_with_newline,
+        )
+    additions = missing_lines(existing, desired, policy.history_ts_tolerance_s)
     if not additions:
         return current
-    lines, _ = merge_lines(parsed.raw, parsed.parsed, additions)
+    appendable = newest is None or min(line.ts for line in additions) >= newest
+    if policy.history_max_bytes is None and ends and appendable:
+        ordered = sorted(additions, key=lambda line: (line.ts, line.session_id, line.text))
+        return current + _join([encode_history_line(line) for line in ordered])
+    lines, _ = merge_lines(raw, parsed, additions)
     return _join(trim_to_max_bytes(lines, policy.history_max_bytes))
 
 

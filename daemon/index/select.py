@@ -61,9 +61,14 @@ def select_threads(
     index_latest: dict[str, IndexLine],
     policy: Policy,
     index_names: dict[str, list[str]] | None = None,
+    *,
+    only: set[str] | None = None,
 ) -> Selection:
     """Return the restored threads: non-archived DB threads (plus orphans when asked), or every
     live rollout when the DB is missing or empty; newest first, at most `policy.max_threads`.
+
+    With `only`, just those of the restored threads (valid when `max_threads` is 0, where
+    whether a thread is restored does not depend on the others).
     """
     live_rollouts = {tid for tid, facts in rollouts.items() if not facts.archived}
     used_db = bool(threads)
@@ -78,6 +83,8 @@ def select_threads(
     else:
         threads = {}
         candidates = live_rollouts
+    if only is not None:
+        candidates &= only
 
     ranked: list[tuple[datetime, str, IndexEntry]] = []
     for thread_id in candidates:

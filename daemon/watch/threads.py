@@ -38,6 +38,9 @@ class ThreadTable:
         self._ident: tuple[int, int] | None = None
         self._version: int | None = None
         self._max_ms: int | None = None
+        # What changed since the worker last looked (it clears them): ids, or everything.
+        self.changed_ids: set[str] = set()
+        self.all_changed = True
 
     def close(self) -> None:
         if self._conn is not None:
@@ -92,11 +95,14 @@ class ThreadTable:
         if full or self._max_ms is None:
             query = read_threads(self._conn, path)
             self.rows, self._max_ms = query.rows, query.max_updated_ms
+            self.all_changed = True
             return True
         since = self._max_ms - UPDATED_MARGIN_MS
         query = read_threads(self._conn, path, updated_since_ms=since)
         assert self.rows is not None
-        changed = any(self.rows.get(tid) != row for tid, row in query.rows.items())
+        moved = {tid for tid, row in query.rows.items() if self.rows.get(tid) != row}
+        changed = bool(moved)
+        self.changed_ids |= moved
         self.rows.update(query.rows)
         if query.max_updated_ms is not None:
             self._max_ms = max(self._max_ms, query.max_updated_ms)
@@ -104,6 +110,7 @@ class ThreadTable:
             full_query = read_threads(self._conn, path)
             changed = changed or full_query.rows != self.rows
             self.rows, self._max_ms = full_query.rows, full_query.max_updated_ms
+            self.all_changed = True
         return changed
 
     def _count(self) -> int:
@@ -128,6 +135,7 @@ class ThreadTable:
                     row = _row_to_thread(raw, columns)
                     if row is not None and self.rows.get(row.thread_id) != row:
                         self.rows[row.thread_id] = row
+                        self.changed_ids.add(row.thread_id)
                         changed = True
         except sqlite3.Error as exc:
             log.warning("db.unreadable", path=str(self.db_path), detail=str(exc))

@@ -38,6 +38,10 @@ class RolloutTracker:
         self._by_inode: dict[tuple[int, int], str] = {}
         self.changed_threads: set[str] = set()
         self.bytes_read = 0
+        self._facts: dict[str, RolloutFacts] | None = None  # built on first use, then patched
+        self._keys_by_tid: dict[str, set[str]] = {}
+        self._stale_tids: set[str] = set()
+        self.version = 0  # bumped on every change, so unchanged state is not saved again
 
     def _is_archived(self, path: Path) -> bool:
         try:
@@ -49,17 +53,25 @@ class RolloutTracker:
     def _forget(self, key: str) -> FileState | None:
         state = self.files.pop(key, None)
         if state is not None:
+            self.version += 1
             if self._by_inode.get((state.dev, state.ino)) == key:  # not a reuse of the inode
                 self._by_inode.pop((state.dev, state.ino), None)
-            if state.scan.facts.thread_id:
-                self.changed_threads.add(state.scan.facts.thread_id)
+            tid = state.scan.facts.thread_id
+            if tid:
+                self.changed_threads.add(tid)
+                self._stale_tids.add(tid)
+                self._keys_by_tid.get(tid, set()).discard(key)
         return state
 
     def _store(self, key: str, state: FileState) -> None:
+        self.version += 1
         self.files[key] = state
         self._by_inode[(state.dev, state.ino)] = key
-        if state.scan.facts.thread_id:
-            self.changed_threads.add(state.scan.facts.thread_id)
+        tid = state.scan.facts.thread_id
+        if tid:
+            self.changed_threads.add(tid)
+            self._stale_tids.add(tid)
+            self._keys_by_tid.setdefault(tid, set()).add(key)
 
     def refresh(self, path: Path) -> bool:
         """Bring one path up to date (it may have appeared, grown, moved or vanished).
@@ -132,16 +144,32 @@ class RolloutTracker:
         return len(seen)
 
     def facts(self) -> dict[str, RolloutFacts]:
-        """Return usable facts by thread id (a live file wins over an archived duplicate)."""
-        out: dict[str, RolloutFacts] = {}
-        ranks: dict[str, tuple[bool, int]] = {}
-        for state in self.files.values():
-            scan = state.scan
-            if not scan.usable:
-                continue
-            tid = scan.facts.thread_id
-            rank = (not scan.facts.archived, scan.lines)
-            if tid not in out or rank > ranks[tid]:
-                out[tid] = scan.facts
-                ranks[tid] = rank
-        return out
+        """Return usable facts by thread id (a live file wins over an archived duplicate).
+
+        The dict is kept between calls and only the threads touched since are recomputed;
+        callers must not change it.
+        """
+        if self._facts is None:
+            self._keys_by_tid = {}
+            for key, state in self.files.items():
+                tid = state.scan.facts.thread_id
+                if tid:
+                    self._keys_by_tid.setdefault(tid, set()).add(key)
+            self._facts = {}
+            self._stale_tids = set(self._keys_by_tid)
+        for tid in self._stale_tids:
+            best: RolloutFacts | None = None
+            best_rank: tuple[bool, int] = (False, -1)
+            for key in self._keys_by_tid.get(tid, ()):
+                candidate = self.files.get(key)
+                if candidate is None or not candidate.scan.usable:
+                    continue
+                rank = (not candidate.scan.facts.archived, candidate.scan.lines)
+                if best is None or rank > best_rank:
+                    best, best_rank = candidate.scan.facts, rank
+            if best is None:
+                self._facts.pop(tid, None)
+            else:
+                self._facts[tid] = best
+        self._stale_tids = set()
+        return self._facts

@@ -7,7 +7,11 @@ we take the same lock, journal the old tail, and rewrite only from the first cha
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import functools
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,6 +41,35 @@ def _open_locked(path: Path) -> int:
     return fd
 
 
+_FALLOC_FL_KEEP_SIZE = 0x01
+
+
+def reserve_space(fd: int, offset: int, length: int) -> None:
+    """Allocate blocks for `length` bytes at `offset` without changing the file's size (so a
+    reader never sees a tail of zeros). Raises OSError (ENOSPC). A no-op where Linux's
+    `fallocate(2)` is not available or the filesystem does not support it."""
+    libc = _libc()
+    if libc is None:
+        return
+    if libc.fallocate(fd, _FALLOC_FL_KEEP_SIZE, ctypes.c_long(offset), ctypes.c_long(length)) != 0:
+        err = ctypes.get_errno()
+        if err in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            return
+        raise OSError(err, os.strerror(err))
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    if sys.platform != "linux":
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
 def _read_all(fd: int) -> bytes:
     size = os.fstat(fd).st_size
     chunks: list[bytes] = []
@@ -52,6 +85,8 @@ def _read_all(fd: int) -> bytes:
 
 def common_line_prefix(old: bytes, new: bytes) -> int:
     """Return the length of the longest common prefix of whole lines."""
+    if new.startswith(old) and (not old or old.endswith(b"\n")):
+        return len(old)  # a pure append
     limit = min(len(old), len(new))
     # Compare in blocks first: most rewrites keep a long prefix.
     lo = 0
@@ -112,7 +147,7 @@ def write_history(
         try:
             if len(new) > len(current):
                 # Reserve the space first: a full disk then fails here, before any byte changed.
-                os.posix_fallocate(fd, len(current), len(new) - len(current))
+                reserve_space(fd, len(current), len(new) - len(current))
             if common < len(current):
                 os.ftruncate(fd, common)
                 crashpoints.step("history.truncated")

@@ -1,32 +1,37 @@
 #!/usr/bin/env python3
 """Benchmarks of the daemon (`python -m codex_indexd run`): latency, CPU, start time, memory.
 
-    .venv/bin/python tests/bench/bench_daemon.py [--quick] [--appends N] [--idle-s S]
-        [--start-sessions N] [--idle-sessions N] [--big-mb MB] [--reps R]
-        [--workdir DIR] [--keep] [--json OUT] [--strict]
+    .venv/bin/python tests/bench/bench_daemon.py [--quick] [--appends N] [--cpu-appends N]
+        [--idle-s S] [--idle-sessions N] [--cpu-sessions N] [--big-mb MB]
+        [--start-sessions N] [--reps R] [--start-appends N] [--spacing-s S]
+        [--only appends|start] [--workdir DIR] [--keep] [--json OUT] [--strict]
 
-Every daemon is a real subprocess with its own state/cache/log dirs (the CODEX_INDEXD_*_DIR
-variables) and a NOTIFY_SOCKET we bind, as under the systemd unit (Type=notify, WatchdogSec).
+Every daemon is a real subprocess with its own state/cache/log dirs (the CODEX_INDEXD_*
+variables) and a NOTIFY_SOCKET we bind, as under the systemd unit (Type=notify,
+WatchdogSec=60s). It runs a copy of daemon/ taken at the start (--no-snapshot: the live tree).
 The homes are small-file homes built with tests/support/homes.py, primed once with
 `run --once` (so the daemon starts on correct indexes), with times ending just before now so
 that each appended turn is the newest history line, as in real use.
 
-1. append → history latency: a user turn (turn_context, user message item, `user_message`
-   event) is appended to the newest rollout of a 1,000-session home; `history.jsonl` is
-   polled every 2 ms until it holds the turn's text. p50/p95 over --appends appends.
+1. append -> history latency: a user turn (task_started, turn_context, user message item,
+   `user_message` event; one write) is appended to the newest rollout of a 1,000-session
+   home; `history.jsonl` is polled every 2 ms until it holds the turn's text. p50/p95.
 2. CPU per appended turn, 1 MiB vs --big-mb MiB rollout (two homes of --cpu-sessions small
-   sessions plus the subject rollout, both daemons running, appends alternating between
-   them): CPU time of the daemon (sum of /proc/PID/task/*/schedstat) from just before an
-   append until its follow-up batch is done, minus the daemon's idle rate over the same
-   window. Also shown for the 1,000-session home of (1).
+   sessions plus the subject rollout): CPU time of the daemon (sum of
+   /proc/PID/task/*/schedstat) from just before an append until 0.45 s after history.jsonl
+   held it (so the batch caused by its own write is included), minus the daemon's idle rate
+   over the same window. Also shown for the 1,000- and 10,000-session homes.
 3. Idle CPU of the 1,000-session daemon over --idle-s seconds (utime+stime of
    /proc/PID/stat, which includes exited threads), as % of one core.
 4. Time from spawning the process to READY=1 on the notify socket with --start-sessions
    sessions: cold (no checkpoint) and warm (second start, checkpoint present).
 5. VmRSS / VmHWM (/proc/PID/status) just after READY, cold and warm.
 
-Only figures are printed. The exit status is 1 when a daemon failed; with --strict also when
-a target is missed.
+The three homes of 1-3 run at once and take turns (each home's appends are also at least
+--spacing-s apart).
+
+Only figures are printed. The exit status is 1 when a daemon failed, logged a safety-valve
+event or lost a turn; with --strict also when a target is missed.
 """
 
 from __future__ import annotations
@@ -69,10 +74,18 @@ WARM_START_TARGET_S = 1.0
 RSS_TARGET_MIB = 80.0
 POLL_S = 0.002
 FILLER_LINE_BYTES = 256 << 10
-OWN_ENV = ("CODEX_HOME", "CODEX_SQLITE_HOME", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "INVOCATION_ID")
+OWN_ENV = (
+    "CODEX_HOME",
+    "CODEX_SQLITE_HOME",
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+    "INVOCATION_ID",
+)
 
 
 # -- sizes -------------------------------------------------------------------------------------
+
 
 @dataclass(slots=True)
 class Sizes:
@@ -87,7 +100,7 @@ class Sizes:
     reps: int = 3
     settle_s: float = 0.45  # after history shows a turn: the follow-up batch (own write) is done
     gap_s: float = 0.15  # extra random spacing between appends (0..gap_s)
-    spacing_s: float = 6.5  # per home between appends: at most 10 daemon writes a minute
+    spacing_s: float = 1.0  # least time between two appends to one home (6.5: see README)
     start_appends: int = 5  # appends on the warm-started big home
     start_idle_s: float = 60.0  # idle window on the warm-started big home (info)
     after_ready_s: float = 2.0  # before measuring: the start-up reconcile's own write events pass
@@ -95,12 +108,28 @@ class Sizes:
 
 
 def quick_sizes() -> Sizes:
-    return Sizes(idle_sessions=40, idle_s=1.0, appends=3, cpu_sessions=10, cpu_appends=2, small_mb=0.25,
-                 big_mb=2.0, start_sessions=200, reps=1, settle_s=0.35, gap_s=0.05, spacing_s=0.0,
-                 start_appends=1, start_idle_s=0.5, after_ready_s=0.5, rss_later_s=0.2)
+    return Sizes(
+        idle_sessions=40,
+        idle_s=1.0,
+        appends=3,
+        cpu_sessions=10,
+        cpu_appends=2,
+        small_mb=0.25,
+        big_mb=2.0,
+        start_sessions=200,
+        reps=1,
+        settle_s=0.35,
+        gap_s=0.05,
+        spacing_s=0.0,
+        start_appends=1,
+        start_idle_s=0.5,
+        after_ready_s=0.5,
+        rss_later_s=0.2,
+    )
 
 
 # -- homes -------------------------------------------------------------------------------------
+
 
 @dataclass(slots=True)
 class LiveThread:
@@ -111,8 +140,14 @@ class LiveThread:
     appended: int = 0
 
 
-def build_home(home: Path, sessions: int, *, subject_bytes: int = 0, now: datetime | None = None,
-               spacing: timedelta = timedelta(minutes=37)) -> LiveThread:
+def build_home(
+    home: Path,
+    sessions: int,
+    *,
+    subject_bytes: int = 0,
+    now: datetime | None = None,
+    spacing: timedelta = timedelta(minutes=37),
+) -> LiveThread:
     """Write `sessions` legacy threads (session_meta + 2 user turns, ~2.5 KB each) with DB rows,
     the newest ending about an hour before `now`; pad the newest rollout to `subject_bytes`
     with tool-output lines. Return the newest thread, which the benchmark appends to."""
@@ -122,7 +157,9 @@ def build_home(home: Path, sessions: int, *, subject_bytes: int = 0, now: dateti
     threads: list[Thread] = []
     path = home
     for i in range(sessions):
-        turns = [Turn(f"Prompt {j} of session {i}: look at item {j}\nand say why") for j in range(2)]
+        turns = [
+            Turn(f"Prompt {j} of session {i}: look at item {j}\nand say why") for j in range(2)
+        ]
         thread = Thread(make_uuid(i, v7=False), first + spacing * i, turns, tool_output_bytes=400)
         threads.append(thread)
         path = write_rollout(home, thread)
@@ -141,8 +178,17 @@ def pad_rollout(path: Path, thread: Thread, size: int) -> None:
         n = 0
         while current < size:
             body = min(FILLER_LINE_BYTES, max(16, size - current - 120))
-            text = line({"timestamp": ts, "type": "response_item", "payload": {
-                "type": "function_call_output", "call_id": f"pad{n}", "output": "x" * body}})
+            text = line(
+                {
+                    "timestamp": ts,
+                    "type": "response_item",
+                    "payload": {
+                        "type": "function_call_output",
+                        "call_id": f"pad{n}",
+                        "output": "x" * body,
+                    },
+                }
+            )
             out.write(text)
             current += len(text.encode("utf-8"))
             n += 1
@@ -151,14 +197,48 @@ def pad_rollout(path: Path, thread: Thread, size: int) -> None:
 def turn_block(live: LiveThread, text: str, when: datetime) -> bytes:
     """The lines Codex writes when a user turn starts (legacy rollout)."""
     tid = live.thread.thread_id
-    out = line({"timestamp": iso(when), "type": "event_msg",
-                "payload": {"type": "task_started", "turn_id": f"b{live.appended}", "model_context_window": 272000}})
-    out += line({"timestamp": iso(when), "type": "turn_context",
-                 "payload": {"cwd": "/work/x", "model": "mock", "thread_id": tid}})
-    out += line({"timestamp": iso(when), "type": "response_item",
-                 "payload": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}})
-    out += line({"timestamp": iso(when), "type": "event_msg",
-                 "payload": {"type": "user_message", "message": text, "images": [], "local_images": [], "kind": "plain"}})
+    out = line(
+        {
+            "timestamp": iso(when),
+            "type": "event_msg",
+            "payload": {
+                "type": "task_started",
+                "turn_id": f"b{live.appended}",
+                "model_context_window": 272000,
+            },
+        }
+    )
+    out += line(
+        {
+            "timestamp": iso(when),
+            "type": "turn_context",
+            "payload": {"cwd": "/work/x", "model": "mock", "thread_id": tid},
+        }
+    )
+    out += line(
+        {
+            "timestamp": iso(when),
+            "type": "response_item",
+            "payload": {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": text}],
+            },
+        }
+    )
+    out += line(
+        {
+            "timestamp": iso(when),
+            "type": "event_msg",
+            "payload": {
+                "type": "user_message",
+                "message": text,
+                "images": [],
+                "local_images": [],
+                "kind": "plain",
+            },
+        }
+    )
     return out.encode("utf-8")
 
 
@@ -219,6 +299,7 @@ class HistoryWatch:
 
 # -- the daemon process ------------------------------------------------------------------------
 
+
 def cpu_ticks_s(pid: int) -> float:
     """utime + stime of the whole process (exited threads included), in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -248,10 +329,18 @@ def proc_mem_mib(pid: int) -> dict[str, float]:
 
 def clean_env(base: Path, cache: Path) -> dict[str, str]:
     """Our environment without any codex-indexd or Codex setting, plus private dirs."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CODEX_INDEXD_") and k not in OWN_ENV}
-    env.update(CODEX_INDEXD_STATE_DIR=str(base / "state"), CODEX_INDEXD_CACHE_DIR=str(cache),
-               CODEX_INDEXD_LOG_DIR=str(base / "log"), CODEX_INDEXD_CONFIG=str(base / "config.toml"),
-               PYTHONDONTWRITEBYTECODE="1")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("CODEX_INDEXD_") and k not in OWN_ENV
+    }
+    env.update(
+        CODEX_INDEXD_STATE_DIR=str(base / "state"),
+        CODEX_INDEXD_CACHE_DIR=str(cache),
+        CODEX_INDEXD_LOG_DIR=str(base / "log"),
+        CODEX_INDEXD_CONFIG=str(base / "config.toml"),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
     return env
 
 
@@ -305,12 +394,14 @@ class DaemonProc:
         self.reader = threading.Thread(target=self._listen, name=f"notify-{self.name}", daemon=True)
         self.reader.start()
         env = clean_env(self.base, self.cache)
-        env.update(NOTIFY_SOCKET=str(address), WATCHDOG_USEC="60000000")  # as the unit: WatchdogSec=60s
+        # As under the unit: Type=notify, WatchdogSec=60s.
+        env.update(NOTIFY_SOCKET=str(address), WATCHDOG_USEC="60000000")
         cmd = [self.python, "-m", "codex_indexd", "run", "--codex-home", str(self.home)]
         with (self.base / "stderr.log").open("ab") as err:
             self.spawned = time.perf_counter()
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env,
-                                         cwd=self.base)
+            self.proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env, cwd=self.base
+            )
 
     def wait_ready(self, timeout_s: float = 600.0) -> float:
         """Wait for READY=1; return seconds since spawn. Raises RuntimeError if the daemon died."""
@@ -318,8 +409,10 @@ class DaemonProc:
         while not self.ready.wait(0.05):
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise RuntimeError(f"daemon {self.name} exited with {self.proc.returncode} before READY "
-                                   f"(see {self.base / 'stderr.log'})")
+                raise RuntimeError(
+                    f"daemon {self.name} exited with {self.proc.returncode} before READY "
+                    f"(see {self.base / 'stderr.log'})"
+                )
             if time.monotonic() > deadline:
                 raise RuntimeError(f"daemon {self.name} not ready after {timeout_s} s")
         return self.ready_at - self.spawned
@@ -369,12 +462,19 @@ def prime(home: Path, base: Path, python: str) -> float:
     env = clean_env(base, base / "cache")
     started = time.perf_counter()
     with (base / "prime.log").open("ab") as out:
-        subprocess.run([python, "-m", "codex_indexd", "run", "--once", "--codex-home", str(home)],
-                       stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, check=True)
+        subprocess.run(
+            [python, "-m", "codex_indexd", "run", "--once", "--codex-home", str(home)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            env=env,
+            check=True,
+        )
     return time.perf_counter() - started
 
 
 # -- statistics ------------------------------------------------------------------------------
+
 
 def percentile(values: Sequence[float], pct: float) -> float | None:
     """Nearest-rank percentile (p95 of 50 values is the 48th smallest)."""
@@ -397,14 +497,17 @@ class AppendSample:
     appended_at: float = 0.0
 
 
-def one_append(daemon: DaemonProc, live: LiveThread, watch: HistoryWatch, sizes: Sizes,
-               rng: random.Random) -> AppendSample:
+def one_append(
+    daemon: DaemonProc, live: LiveThread, watch: HistoryWatch, sizes: Sizes, rng: random.Random
+) -> AppendSample:
     cpu0, t0 = cpu_sched_s(daemon.pid), time.perf_counter()
     written, needle = append_turn(live)
     seen = watch.wait_for(needle, timeout_s=10.0)
     time.sleep(sizes.settle_s + rng.uniform(0, sizes.gap_s))
     cpu1, t1 = cpu_sched_s(daemon.pid), time.perf_counter()
-    return AppendSample(None if seen is None else seen - written, cpu1 - cpu0, t1 - t0, needle, written)
+    return AppendSample(
+        None if seen is None else seen - written, cpu1 - cpu0, t1 - t0, needle, written
+    )
 
 
 @dataclass(slots=True)
@@ -426,8 +529,10 @@ def measure_idle(daemons: dict[str, DaemonProc], seconds: float) -> dict[str, Id
     ticks1 = {name: cpu_ticks_s(pid) for name, pid in pids.items()}
     sched1 = {name: cpu_sched_s(pid) for name, pid in pids.items()}
     wall = time.perf_counter() - t0
-    return {name: Idle((ticks1[name] - ticks0[name]) / wall, (sched1[name] - sched0[name]) / wall, wall)
-            for name in pids}
+    return {
+        name: Idle((ticks1[name] - ticks0[name]) / wall, (sched1[name] - sched0[name]) / wall, wall)
+        for name in pids
+    }
 
 
 def net_cpu_ms(samples: Sequence[AppendSample], rate: float) -> list[float]:
@@ -436,6 +541,7 @@ def net_cpu_ms(samples: Sequence[AppendSample], rate: float) -> list[float]:
 
 
 # -- results -----------------------------------------------------------------------------------
+
 
 @dataclass(slots=True)
 class Row:
@@ -453,8 +559,14 @@ class Results:
     raw: dict[str, Any] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
-    def add(self, measure: str, value: float | None, unit: str, target: str = "-",
-            ok: Callable[[float], bool] | None = None) -> None:
+    def add(
+        self,
+        measure: str,
+        value: float | None,
+        unit: str,
+        target: str = "-",
+        ok: Callable[[float], bool] | None = None,
+    ) -> None:
         met = None if ok is None or value is None else ok(value)
         self.rows.append(Row(measure, value, unit, target, met))
 
@@ -469,11 +581,20 @@ def fmt_value(value: float | None, unit: str) -> str:
 def print_table(results: Results) -> None:
     widths = (50, 14, 12, 5)
     print()
-    print("measure".ljust(widths[0]) + "value".rjust(widths[1]) + "target".rjust(widths[2]) + "met".rjust(widths[3]))
+    print(
+        "measure".ljust(widths[0])
+        + "value".rjust(widths[1])
+        + "target".rjust(widths[2])
+        + "met".rjust(widths[3])
+    )
     for row in results.rows:
         met = "-" if row.met is None else "yes" if row.met else "NO"
-        print(row.measure.ljust(widths[0]) + fmt_value(row.value, row.unit).rjust(widths[1])
-              + row.target.rjust(widths[2]) + met.rjust(widths[3]))
+        print(
+            row.measure.ljust(widths[0])
+            + fmt_value(row.value, row.unit).rjust(widths[1])
+            + row.target.rjust(widths[2])
+            + met.rjust(widths[3])
+        )
     for note in results.notes:
         print(f"  {note}")
     for failure in results.failures:
@@ -481,6 +602,7 @@ def print_table(results: Results) -> None:
 
 
 # -- the scenarios -----------------------------------------------------------------------------
+
 
 def report_missed(daemon: DaemonProc, samples: Sequence[AppendSample], res: Results) -> None:
     """Turns that history.jsonl did not get within the timeout: late, or never written."""
@@ -491,9 +613,12 @@ def report_missed(daemon: DaemonProc, samples: Sequence[AppendSample], res: Resu
     late = sum(s.needle in history for s in missed)
     index = [i for i, s in enumerate(samples) if s.latency_s is None]
     repaired = len(daemon.events("index.repaired"))
-    res.failures.append(f"daemon {daemon.name}: {len(missed)} of {len(samples)} turns not in history.jsonl "
-                        f"within 10 s (appends #{index}); {late} arrived later, {len(missed) - late} never; "
-                        f"{repaired} index.repaired events")
+    res.failures.append(
+        f"daemon {daemon.name}: {len(missed)} of {len(samples)} turns not in history.jsonl "
+        f"within 10 s (appends #{index}); {late} arrived later, {len(missed) - late} never; "
+        f"{repaired} index.repaired events"
+    )
+
 
 def check_log(daemon: DaemonProc, res: Results) -> None:
     """A benchmark run must not trip the daemon's safety valves or fail a batch."""
@@ -503,11 +628,13 @@ def check_log(daemon: DaemonProc, res: Results) -> None:
             res.failures.append(f"daemon {daemon.name} logged {event} {len(found)} time(s)")
 
 
-def spaced_rounds(daemons: Sequence[tuple[DaemonProc, LiveThread, HistoryWatch, int]], sizes: Sizes,
-                  rng: random.Random) -> dict[str, list[AppendSample]]:
+def spaced_rounds(
+    daemons: Sequence[tuple[DaemonProc, LiveThread, HistoryWatch, int]],
+    sizes: Sizes,
+    rng: random.Random,
+) -> dict[str, list[AppendSample]]:
     """Round-robin appends: each daemon gets one per round until it has its count; a round
-    lasts at least `spacing_s` (the daemon's flap guard pauses a file written more than 10
-    times in 60 s, so one home must not see more than 10 appends a minute)."""
+    lasts at least `spacing_s`."""
     samples: dict[str, list[AppendSample]] = {d.name: [] for d, _, _, _ in daemons}
     rounds = max((count for _, _, _, count in daemons), default=0)
     for i in range(rounds):
@@ -524,12 +651,16 @@ def latency_ms(samples: Sequence[AppendSample]) -> list[float]:
     return [s.latency_s * 1000 for s in samples if s.latency_s is not None]
 
 
-def scenario_appends(work: Path, sizes: Sizes, python: str, rng: random.Random, res: Results) -> None:
+def scenario_appends(
+    work: Path, sizes: Sizes, python: str, rng: random.Random, res: Results
+) -> None:
     """Idle CPU, then spaced appends on three running daemons: the idle/latency home and the
     two per-append CPU homes (small and big subject rollout)."""
-    specs = [("idle", sizes.idle_sessions, 0.0, sizes.appends),
-             ("small", sizes.cpu_sessions, sizes.small_mb, sizes.cpu_appends),
-             ("big", sizes.cpu_sessions, sizes.big_mb, sizes.cpu_appends)]
+    specs = [
+        ("idle", sizes.idle_sessions, 0.0, sizes.appends),
+        ("small", sizes.cpu_sessions, sizes.small_mb, sizes.cpu_appends),
+        ("big", sizes.cpu_sessions, sizes.big_mb, sizes.cpu_appends),
+    ]
     daemons: dict[str, DaemonProc] = {}
     lives: dict[str, LiveThread] = {}
     setup: list[str] = []
@@ -543,12 +674,16 @@ def scenario_appends(work: Path, sizes: Sizes, python: str, rng: random.Random, 
             daemons[name] = DaemonProc(name, home, work / f"d-{name}", python)
             daemons[name].start()
             ready = daemons[name].wait_ready()
-            setup.append(f"{name}: built {t1 - t0:.1f} s, primed {primed:.1f} s, READY {ready:.2f} s")
+            setup.append(
+                f"{name}: built {t1 - t0:.1f} s, primed {primed:.1f} s, READY {ready:.2f} s"
+            )
         time.sleep(sizes.after_ready_s)
         idle = measure_idle(daemons, sizes.idle_s)
         rates = {name: i.sched_rate for name, i in idle.items()}
-        plan = [(daemons[name], lives[name], HistoryWatch(daemons[name].home / "history.jsonl"), count)
-                for name, _, _, count in specs]
+        plan = [
+            (daemons[name], lives[name], HistoryWatch(daemons[name].home / "history.jsonl"), count)
+            for name, _, _, count in specs
+        ]
         samples = spaced_rounds(plan, sizes, rng)
         alive = {name: d.alive() for name, d in daemons.items()}
     finally:
@@ -563,9 +698,13 @@ def scenario_appends(work: Path, sizes: Sizes, python: str, rng: random.Random, 
     lat = latency_ms(samples["idle"])
     complete = len(lat) == len(samples["idle"])
     res.add(f"append->history p50, {n} sessions", median(lat), "ms")
-    res.add(f"append->history p95, {n} sessions ({len(samples['idle'])} appends)",
-            percentile(lat, 95) if complete else None, "ms", f"<= {LATENCY_TARGET_MS} ms",
-            lambda v: v <= LATENCY_TARGET_MS)
+    res.add(
+        f"append->history p95, {n} sessions ({len(samples['idle'])} appends)",
+        percentile(lat, 95) if complete else None,
+        "ms",
+        f"<= {LATENCY_TARGET_MS} ms",
+        lambda v: v <= LATENCY_TARGET_MS,
+    )
     idle_pct = idle["idle"].ticks_rate * 100
     per: dict[str, float | None] = {}
     for name, sessions, _, _ in specs:
@@ -577,21 +716,40 @@ def scenario_appends(work: Path, sizes: Sizes, python: str, rng: random.Random, 
         if name == "idle":
             res.add(f"CPU per append, {n} sessions (median)", per[name], "ms")
         else:
-            res.add(f"CPU per append, {size:.3g} MiB rollout (median)", per[name], "ms",
-                    f"<= {CPU_PER_APPEND_TARGET_MS:g} ms", lambda v: v <= CPU_PER_APPEND_TARGET_MS)
+            res.add(
+                f"CPU per append, {size:.3g} MiB rollout (median)",
+                per[name],
+                "ms",
+                f"<= {CPU_PER_APPEND_TARGET_MS:g} ms",
+                lambda v: v <= CPU_PER_APPEND_TARGET_MS,
+            )
         raw_ms = [x.cpu_s * 1000 for x in samples[name]]
-        res.notes.append(f"{name}: {sessions} sessions, appended rollout {size:.1f} MiB; per append: CPU p95 "
-                         f"{percentile(net, 95) or 0:.2f} ms, raw (idle not taken out) median {median(raw_ms) or 0:.2f} ms, "
-                         f"latency p50/p95 {median(latency_ms(samples[name])) or 0:.0f}/"
-                         f"{percentile(latency_ms(samples[name]), 95) or 0:.0f} ms; idle "
-                         f"{rates[name] * 100:.3f} % (schedstat)")
+        res.notes.append(
+            f"{name}: {sessions} sessions, appended rollout {size:.1f} MiB; per append: CPU p95 "
+            f"{percentile(net, 95) or 0:.2f} ms, raw (idle not taken out) median {median(raw_ms) or 0:.2f} ms, "
+            f"latency p50/p95 {median(latency_ms(samples[name])) or 0:.0f}/"
+            f"{percentile(latency_ms(samples[name]), 95) or 0:.0f} ms; idle "
+            f"{rates[name] * 100:.3f} % (schedstat)"
+        )
     small, big = per["small"], per["big"]
-    res.add(f"CPU per append ratio {sizes.big_mb:g} / {sizes.small_mb:g} MiB", big / small if big is not None and small else None,
-            "x", f"<= {CPU_RATIO_TARGET:g}x", lambda v: v <= CPU_RATIO_TARGET)
-    res.add(f"idle CPU, {n} sessions, {idle['idle'].wall_s:.0f} s", idle_pct, "%", f"< {IDLE_TARGET_PCT} %",
-            lambda v: v < IDLE_TARGET_PCT)
-    res.notes.append("setup: " + "; ".join(setup) + f"; appends spaced {sizes.spacing_s:g} s per home, "
-                     f"CPU window = append .. {sizes.settle_s:g} s after history.jsonl held it")
+    res.add(
+        f"CPU per append ratio {sizes.big_mb:g} / {sizes.small_mb:g} MiB",
+        big / small if big is not None and small else None,
+        "x",
+        f"<= {CPU_RATIO_TARGET:g}x",
+        lambda v: v <= CPU_RATIO_TARGET,
+    )
+    res.add(
+        f"idle CPU, {n} sessions, {idle['idle'].wall_s:.0f} s",
+        idle_pct,
+        "%",
+        f"< {IDLE_TARGET_PCT} %",
+        lambda v: v < IDLE_TARGET_PCT,
+    )
+    res.notes.append(
+        "setup: " + "; ".join(setup) + f"; appends spaced {sizes.spacing_s:g} s per home, "
+        f"CPU window = append .. {sizes.settle_s:g} s after history.jsonl held it"
+    )
     res.raw["idle"] = {name: asdict(i) for name, i in idle.items()}
 
 
@@ -620,7 +778,10 @@ def scenario_start(work: Path, sizes: Sizes, python: str, rng: random.Random, re
                     idle = measure_idle({"start": daemon}, sizes.start_idle_s)["start"]
                     rate, idle_pct = idle.sched_rate, idle.ticks_rate * 100
                     watch = HistoryWatch(home / "history.jsonl")
-                    samples = [one_append(daemon, live, watch, sizes, rng) for _ in range(sizes.start_appends)]
+                    samples = [
+                        one_append(daemon, live, watch, sizes, rng)
+                        for _ in range(sizes.start_appends)
+                    ]
                     mem_after = proc_mem_mib(daemon.pid)
                     res.raw["start_mem_after_appends"] = mem_after
             finally:
@@ -631,23 +792,52 @@ def scenario_start(work: Path, sizes: Sizes, python: str, rng: random.Random, re
             info = loaded[-1] if loaded else {}
             if bool(info.get("from_checkpoint")) != (kind == "warm"):
                 res.failures.append(f"{kind} start: from_checkpoint={info.get('from_checkpoint')}")
-            runs[kind].append({"ready_s": ready, "rss": mem.get("VmRSS", 0.0), "hwm": mem.get("VmHWM", 0.0),
-                               "rss_later": mem_later.get("VmRSS", 0.0),
-                               "loaded_s": float(info.get("seconds", 0.0)),
-                               "bytes_read": float(info.get("bytes_read", 0))})
+            runs[kind].append(
+                {
+                    "ready_s": ready,
+                    "rss": mem.get("VmRSS", 0.0),
+                    "hwm": mem.get("VmHWM", 0.0),
+                    "rss_later": mem_later.get("VmRSS", 0.0),
+                    "loaded_s": float(info.get("seconds", 0.0)),
+                    "bytes_read": float(info.get("bytes_read", 0)),
+                }
+            )
     check_log(daemon, res)
     n = sizes.start_sessions
 
     def med(kind: str, key: str) -> float | None:
         return median([r[key] for r in runs[kind]])
 
-    res.add(f"warm start to READY, {n} sessions", med("warm", "ready_s"), "s", f"<= {WARM_START_TARGET_S:g} s",
-            lambda v: v <= WARM_START_TARGET_S)
+    res.add(
+        f"warm start to READY, {n} sessions",
+        med("warm", "ready_s"),
+        "s",
+        f"<= {WARM_START_TARGET_S:g} s",
+        lambda v: v <= WARM_START_TARGET_S,
+    )
     res.add(f"cold start to READY, {n} sessions", med("cold", "ready_s"), "s")
     ok_rss: Callable[[float], bool] = lambda v: v <= RSS_TARGET_MIB  # noqa: E731
-    res.add(f"VmRSS after warm READY, {n} sessions", med("warm", "rss"), "MiB", f"<= {RSS_TARGET_MIB:g} MiB", ok_rss)
-    res.add(f"VmHWM after warm READY, {n} sessions", med("warm", "hwm"), "MiB", f"<= {RSS_TARGET_MIB:g} MiB", ok_rss)
-    res.add(f"VmHWM after cold READY, {n} sessions", med("cold", "hwm"), "MiB", f"<= {RSS_TARGET_MIB:g} MiB", ok_rss)
+    res.add(
+        f"VmRSS after warm READY, {n} sessions",
+        med("warm", "rss"),
+        "MiB",
+        f"<= {RSS_TARGET_MIB:g} MiB",
+        ok_rss,
+    )
+    res.add(
+        f"VmHWM after warm READY, {n} sessions",
+        med("warm", "hwm"),
+        "MiB",
+        f"<= {RSS_TARGET_MIB:g} MiB",
+        ok_rss,
+    )
+    res.add(
+        f"VmHWM after cold READY, {n} sessions",
+        med("cold", "hwm"),
+        "MiB",
+        f"<= {RSS_TARGET_MIB:g} MiB",
+        ok_rss,
+    )
     res.add(f"idle CPU, {n} sessions, {sizes.start_idle_s:g} s", idle_pct, "%")
     if samples:
         report_missed(daemon, samples, res)
@@ -659,16 +849,22 @@ def scenario_start(work: Path, sizes: Sizes, python: str, rng: random.Random, re
     checkpoints = list(daemon.cache.glob("*.checkpoint.json"))
     cp_mib = checkpoints[0].stat().st_size / MIB if checkpoints else 0.0
     files = sum(1 for _ in (home / "sessions").rglob("rollout-*.jsonl"))
-    res.notes.append(f"start home: {files} rollouts, {dir_mib(home / 'sessions'):.1f} MiB, built in {built:.1f} s, "
-                     f"primed in {primed:.1f} s; checkpoint {cp_mib:.1f} MiB; {sizes.reps} rep(s), medians")
+    res.notes.append(
+        f"start home: {files} rollouts, {dir_mib(home / 'sessions'):.1f} MiB, built in {built:.1f} s, "
+        f"primed in {primed:.1f} s; checkpoint {cp_mib:.1f} MiB; {sizes.reps} rep(s), medians"
+    )
     for kind in ("cold", "warm"):
-        res.notes.append(f"{kind}: home.loaded {med(kind, 'loaded_s') or 0:.3f} s "
-                         f"(bytes_read {int(med(kind, 'bytes_read') or 0)}), VmRSS {sizes.rss_later_s:g} s "
-                         f"after READY {med(kind, 'rss_later') or 0:.1f} MiB")
+        res.notes.append(
+            f"{kind}: home.loaded {med(kind, 'loaded_s') or 0:.3f} s "
+            f"(bytes_read {int(med(kind, 'bytes_read') or 0)}), VmRSS {sizes.rss_later_s:g} s "
+            f"after READY {med(kind, 'rss_later') or 0:.1f} MiB"
+        )
     if "start_mem_after_appends" in res.raw:
         after = res.raw["start_mem_after_appends"]
-        res.notes.append(f"after {len(samples)} appends: VmRSS {after.get('VmRSS', 0):.1f} MiB, "
-                         f"VmHWM {after.get('VmHWM', 0):.1f} MiB")
+        res.notes.append(
+            f"after {len(samples)} appends: VmRSS {after.get('VmRSS', 0):.1f} MiB, "
+            f"VmHWM {after.get('VmHWM', 0):.1f} MiB"
+        )
     res.raw["start"] = runs
 
 
@@ -676,8 +872,15 @@ def dir_mib(root: Path) -> float:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / MIB
 
 
-def interpreter_floor(python: str) -> tuple[float, float]:
-    """Wall time of a bare `python -c pass` and of importing the daemon's modules."""
+def interpreter_floor(python: str) -> tuple[float, float, float]:
+    """Wall time of a bare `python -c pass` and of importing the daemon's modules, and the
+    VmHWM (MiB) of that import: floors under start -> READY and RSS."""
+    imports = "import codex_indexd.runner, codex_indexd.logsetup, codex_indexd.commands.run, codex_indexd.cli"
+    report = (
+        f"{imports}; import re; print(int(re.search(r'VmHWM:\\s+(\\d+)', "
+        "open('/proc/self/status').read()).group(1)))"
+    )
+
     def wall(cmd: list[str]) -> float:
         samples = []
         for _ in range(3):
@@ -686,11 +889,12 @@ def interpreter_floor(python: str) -> tuple[float, float]:
             samples.append(time.perf_counter() - t0)
         return statistics.median(samples)
 
-    imports = "import codex_indexd.runner, codex_indexd.logsetup, codex_indexd.commands.run"
-    return wall([python, "-c", "pass"]), wall([python, "-c", imports])
+    hwm = subprocess.run([python, "-c", report], capture_output=True, text=True, check=True).stdout
+    return wall([python, "-c", "pass"]), wall([python, "-c", imports]), int(hwm) / 1024
 
 
 # -- main --------------------------------------------------------------------------------------
+
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
@@ -698,19 +902,40 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--appends", type=int, help="latency appends (default 50)")
     parser.add_argument("--cpu-appends", type=int, help="appends per rollout size (default 30)")
     parser.add_argument("--idle-s", type=float, help="idle window (default 60)")
-    parser.add_argument("--idle-sessions", type=int, help="sessions of the latency/idle home (default 1000)")
-    parser.add_argument("--cpu-sessions", type=int, help="other sessions of the CPU homes (default 100)")
+    parser.add_argument(
+        "--idle-sessions", type=int, help="sessions of the latency/idle home (default 1000)"
+    )
+    parser.add_argument(
+        "--cpu-sessions", type=int, help="other sessions of the CPU homes (default 100)"
+    )
     parser.add_argument("--big-mb", type=float, help="big rollout size (default 200)")
-    parser.add_argument("--start-sessions", type=int, help="sessions of the start home (default 10000)")
+    parser.add_argument(
+        "--start-sessions", type=int, help="sessions of the start home (default 10000)"
+    )
     parser.add_argument("--reps", type=int, help="cold+warm start repetitions (default 3)")
-    parser.add_argument("--start-appends", type=int, help="appends on the warm-started home (default 5, <= 10)")
-    parser.add_argument("--spacing-s", type=float, help="seconds between two appends to one home (default 6.5)")
-    parser.add_argument("--only", choices=["appends", "start"], action="append",
-                        help="run only these scenarios (repeatable)")
-    parser.add_argument("--python", default=sys.executable, help="interpreter that can import codex_indexd")
+    parser.add_argument(
+        "--start-appends", type=int, help="appends on the warm-started home (default 5, <= 10)"
+    )
+    parser.add_argument(
+        "--spacing-s", type=float, help="least seconds between two appends to one home (default 1)"
+    )
+    parser.add_argument(
+        "--only",
+        choices=["appends", "start"],
+        action="append",
+        help="run only these scenarios (repeatable)",
+    )
+    parser.add_argument(
+        "--python", default=sys.executable, help="interpreter that can import codex_indexd"
+    )
     parser.add_argument("--workdir", type=Path, help="where homes go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
     parser.add_argument("--json", type=Path, help="write all figures here")
+    parser.add_argument(
+        "--no-snapshot",
+        action="store_true",
+        help="run the live daemon/ tree instead of a copy taken at the start",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     return parser.parse_args(argv)
@@ -718,8 +943,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def sizes_from(args: argparse.Namespace) -> Sizes:
     sizes = quick_sizes() if args.quick else Sizes()
-    for attr in ("appends", "cpu_appends", "idle_s", "idle_sessions", "cpu_sessions", "big_mb",
-                 "start_sessions", "reps", "start_appends", "spacing_s"):
+    for attr in (
+        "appends",
+        "cpu_appends",
+        "idle_s",
+        "idle_sessions",
+        "cpu_sessions",
+        "big_mb",
+        "start_sessions",
+        "reps",
+        "start_appends",
+        "spacing_s",
+    ):
         value = getattr(args, attr)
         if value is not None:
             setattr(sizes, attr, value)
@@ -739,8 +974,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     rng = random.Random(args.seed)
     res = Results()
     only = set(args.only or ["appends", "start"])
-    print(f"bench_daemon: {'quick' if args.quick else 'full'} run in {run_dir}; debounce {DEBOUNCE_MS} ms "
-          f"(default); {os.cpu_count()} CPUs")
+    load0 = os.getloadavg()[0]  # other work on the machine inflates wall times
+    saved_path = os.environ.get("PYTHONPATH")
+    if not args.no_snapshot:
+        # Every daemon of the run imports the same code, even if daemon/ is edited meanwhile.
+        snap = run_dir / "snapshot"
+        shutil.copytree(
+            ROOT / "daemon", snap / "codex_indexd", ignore=shutil.ignore_patterns("__pycache__")
+        )
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(snap), saved_path) if p)
+        where = subprocess.run(
+            [args.python, "-c", "import codex_indexd; print(codex_indexd.__file__)"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "daemon"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        res.notes.append(
+            f"code: snapshot of daemon/ at {head or '?'}{' + uncommitted changes' if dirty else ''}"
+        )
+        if not where.startswith(str(snap)):
+            res.failures.append(
+                f"the snapshot is not what the daemons import ({where or 'import failed'})"
+            )
+    print(
+        f"bench_daemon: {'quick' if args.quick else 'full'} run in {run_dir}; debounce {DEBOUNCE_MS} ms "
+        f"(default); {os.cpu_count()} CPUs"
+    )
     try:
         steps: list[tuple[str, Callable[[], None]]] = [
             ("appends", lambda: scenario_appends(run_dir, sizes, args.python, rng, res)),
@@ -755,15 +1026,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             except (RuntimeError, subprocess.CalledProcessError, OSError) as exc:
                 res.failures.append(f"{name}: {exc}")
             print(f"  {name} done in {time.perf_counter() - t0:.1f} s", flush=True)
-        bare, imports = interpreter_floor(args.python)
-        res.notes.append(f"floors: bare python start {bare * 1000:.0f} ms, importing the daemon {imports * 1000:.0f} ms")
+        bare, imports, import_mib = interpreter_floor(args.python)
+        res.notes.append(
+            f"floors: bare python start {bare * 1000:.0f} ms, importing the daemon {imports * 1000:.0f} ms "
+            f"and VmHWM {import_mib:.1f} MiB"
+        )
     finally:
+        if saved_path is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved_path
         if not args.keep:
             shutil.rmtree(run_dir if not owned else work, ignore_errors=True)
+    res.notes.append(
+        f"load average (1 min) at the end: {os.getloadavg()[0]:.2f}; at the start: {load0:.2f}"
+    )
     print_table(res)
     if args.json:
-        payload = {"sizes": asdict(sizes), "rows": [asdict(r) for r in res.rows], "notes": res.notes,
-                   "failures": res.failures, "raw": res.raw}
+        payload = {
+            "sizes": asdict(sizes),
+            "rows": [asdict(r) for r in res.rows],
+            "notes": res.notes,
+            "failures": res.failures,
+            "raw": res.raw,
+        }
         args.json.write_text(json.dumps(payload, indent=1), encoding="utf-8")
     if res.failures:
         return 1

@@ -65,8 +65,9 @@ def test_built_home_and_appended_turn(tmp_path: Path) -> None:
     _, needle = bench.append_turn(live)
     tail = live.path.read_bytes()[before:]
     assert tail.endswith(b"\n") and needle in tail
-    kinds = [json.loads(raw)["payload"]["type"] for raw in tail.splitlines()]
-    assert kinds[-1] == "user_message"
+    kinds = [json.loads(raw)["type"] for raw in tail.splitlines()]
+    assert kinds == ["event_msg", "turn_context", "response_item", "event_msg"]
+    assert json.loads(tail.splitlines()[-1])["payload"]["type"] == "user_message"
     stamp = json.loads(tail.splitlines()[-1])["timestamp"]
     assert stamp > newest_before  # the appended turn is the newest history line
     assert datetime.fromisoformat(stamp.replace("Z", "+00:00")) <= datetime.now(tz=UTC)
@@ -81,8 +82,14 @@ def test_quick_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     elapsed = time.monotonic() - started
     out = capsys.readouterr().out
     assert code == 0, out
-    for measure in ("append->history p95", "CPU per append ratio", "idle CPU", "warm start to READY",
-                    "cold start to READY", "VmHWM after warm READY"):
+    for measure in (
+        "append->history p95",
+        "CPU per append ratio",
+        "idle CPU",
+        "warm start to READY",
+        "cold start to READY",
+        "VmHWM after warm READY",
+    ):
         assert measure in out
     payload = json.loads(out_json.read_text())
     assert payload["failures"] == []

@@ -92,3 +92,18 @@ def test_trim_matches_codex_rule() -> None:
     big = [b"a" * 9, b"b" * 299]
     assert trim_to_max_bytes(big, 250) == [big[-1]]  # newest line always kept
     assert trim_to_max_bytes(lines, None) == lines
+
+
+@settings(max_examples=300, deadline=None)
+@given(existing=lines_st, appended=lines_st, desired=lines_st, noise=noise_st)
+def test_known_prefix_fast_path_matches_a_full_parse(
+    existing: list[HistoryLine], appended: list[HistoryLine], desired: list[HistoryLine], noise: list[bytes]
+) -> None:
+    policy = Policy()
+    desired_sorted = sorted(set(desired), key=lambda h: (h.ts, h.session_id, h.text))
+    prefix = render(existing, noise)
+    current = prefix + render(appended, [])
+    known = parse_history_bytes(prefix)
+    assert merged_history_bytes(current, desired_sorted, policy, known) == merged_history_bytes(
+        current, desired_sorted, policy
+    )
