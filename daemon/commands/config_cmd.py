@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from codex_indexd import paths
 from codex_indexd import settings as settings_mod
 
 
@@ -43,6 +44,9 @@ def main(argv: list[str]) -> int:
         f"# config file: {resolved.file}"
         + ("" if resolved.file and resolved.file.exists() else " (absent)")
     )
+    print(f"# state dir: {paths.state_dir()}")
+    print(f"# cache dir: {paths.cache_dir()}")
+    print(f"# log dir: {paths.log_dir()}")
     width = max(len(key) for key, _, _ in rows)
     for key, value, source in rows:
         print(f"{key:<{width}}  {value}  ({source})")
