@@ -257,7 +257,7 @@ class HomeWorker:
         return cache
 
     # -- reconcile ---------------------------------------------------------------------
-    def reconcile(self, *, reason: str) -> Plan:
+    def reconcile(self, *, reason: str, heal: bool = True) -> Plan:
         """Plan from the current facts and write what drifted; return the plan."""
         config = self.home.config()
         policy = Policy(
@@ -284,7 +284,8 @@ class HomeWorker:
             self.current_drift = {}
             self._need_full_plan = False
             self._dirty.clear()
-        self.maybe_heal()
+        if heal:
+            self.maybe_heal()
         self.write_status()
         return plan
 

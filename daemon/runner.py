@@ -162,13 +162,14 @@ class Daemon:
         for worker in self.workers.values():
             worker.start()
         for worker in self.workers.values():
-            worker.reconcile(reason="start")
+            worker.reconcile(reason="start", heal=False)  # healing waits until after READY
         self._last_full = self._last_checkpoint = time.monotonic()
         self.ready.set()
         self._last_status = self._status_line()
         self.notifier.send("READY=1", self._last_status)
         for worker in self.workers.values():
             worker.save_checkpoint()  # after READY: a cold start's checkpoint is not urgent
+            worker.maybe_heal()
         log.info(
             "daemon.ready",
             homes=len(self.workers),

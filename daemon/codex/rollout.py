@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -138,12 +139,12 @@ class RolloutScan:
             facts.created_at = created
         source = payload.get("source")
         if isinstance(source, str):
-            facts.source = source
+            facts.source = sys.intern(source)
         elif isinstance(source, dict):
             facts.source = json.dumps(source, separators=(",", ":"))
         mode = payload.get("history_mode")
         if isinstance(mode, str):
-            facts.history_mode = mode
+            facts.history_mode = sys.intern(mode)
 
     def _on_event(self, line: bytes) -> None:
         obj = self._parse(line)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,19 +92,23 @@ def _row_to_thread(row: sqlite3.Row, columns: list[str]) -> ThreadRow | None:
     created_ms = _ms(get("created_at_ms"), get("created_at"))
     updated_ms = _ms(get("updated_at_ms"), get("updated_at"))
     name = get("name")
+    # title, first_user_message and preview are usually the same text: keep one object.
+    first = _text(get("first_user_message"))
+    title = _text(get("title"))
+    preview = _optional_text(get("preview"))
     return ThreadRow(
         thread_id=thread_id,
         rollout_path=_text(get("rollout_path")) or None,
-        title=_text(get("title")),
-        first_user_message=_text(get("first_user_message")),
+        title=first if title == first else title,
+        first_user_message=first,
         name=name if isinstance(name, str) and name.strip() else None,
         created_at_ms=created_ms,
         updated_at_ms=updated_ms,
         archived=bool(get("archived")),
-        source=_text(get("source")) or None,
-        history_mode=_text(get("history_mode")) or None,
-        preview=_optional_text(get("preview")),
-        model_provider=_text(get("model_provider")) or None,
+        source=sys.intern(_text(get("source"))) or None,
+        history_mode=sys.intern(_text(get("history_mode"))) or None,
+        preview=first if preview == first else preview,
+        model_provider=sys.intern(_text(get("model_provider"))) or None,
     )
 
 

@@ -21,15 +21,20 @@ def first_line(text: str | None) -> str:
 
 def latest_rename(index_line: IndexLine | None, rollout: RolloutFacts | None) -> Rename | None:
     """Return the newest user rename from the index's latest line and the rollout's events."""
+    from_index = index_line is not None and bool(index_line.thread_name.strip())
+    if rollout is None or not rollout.renames:
+        if not from_index:
+            return None
+        assert index_line is not None
+        # The only rename: its time is never compared, so it is not parsed (a hot path).
+        return Rename(index_line.thread_name, index_line.updated_at, None)
     candidates: list[Rename] = []
-    if index_line is not None and index_line.thread_name.strip():
+    if from_index:
+        assert index_line is not None
         candidates.append(
             Rename(index_line.thread_name, index_line.updated_at, epoch_ms(index_line.updated_at))
         )
-    if rollout is not None:
-        candidates.extend(rollout.renames)
-    if not candidates:
-        return None
+    candidates.extend(rollout.renames)
     # Undated renames sort first; among equals the later source (rollout) wins.
     return max(enumerate(candidates), key=lambda pair: (pair[1].epoch_ms or -1, pair[0]))[1]
 

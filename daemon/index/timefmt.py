@@ -11,6 +11,12 @@ def parse_rfc3339(value: str) -> datetime | None:
     Codex writes nanoseconds (`…52.872149238Z`); Python keeps microseconds, so extra
     fraction digits are cut before parsing.
     """
+    try:  # the common case (Codex's `…:SS.mmmZ`) parses directly on Python ≥ 3.11
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        pass
+    else:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     text = value.strip()
     if not text:
         return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +48,10 @@ def _facts_from_json(row: list[Any]) -> RolloutFacts:
         archived,
         created,
         last,
-        source,
-        mode,
+        sys.intern(source) if isinstance(source, str) else source,
+        sys.intern(mode) if isinstance(mode, str) else mode,
         first,
-        title,
+        first if title == first else title,
         [UserTurn(int(ts), str(text)) for ts, text in turns],
         [Rename(str(n), str(u), e) for n, u, e in renames],
         bool(has_meta),

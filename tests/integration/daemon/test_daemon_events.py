@@ -136,9 +136,9 @@ def plans_after(monkeypatch) -> list[tuple[float, Plan]]:  # type: ignore[no-unt
     done: list[tuple[float, Plan]] = []
     original = HomeWorker.reconcile
 
-    def reconcile(self, *, reason: str) -> Plan:  # type: ignore[no-untyped-def]
+    def reconcile(self, *, reason: str, heal: bool = True) -> Plan:  # type: ignore[no-untyped-def]
         started = time.monotonic()
-        plan = original(self, reason=reason)
+        plan = original(self, reason=reason, heal=heal)
         done.append((started, plan))
         return plan
 
