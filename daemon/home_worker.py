@@ -136,7 +136,7 @@ class HomeWorker:
         # changed can drift, so the next plan looks at those alone.
         self._need_full_plan = True
         self._dirty: set[str] = set()
-        self.restored = 0
+        self._restored_ids: set[str] = set()
         self._saved_version = -1
 
     # -- facts -------------------------------------------------------------------------
@@ -272,8 +272,11 @@ class HomeWorker:
         full = self._need_full_plan or policy.max_threads != 0
         only = None if full else set(self._dirty)
         plan = make_plan(self.table.rows, self.tracker.facts(), index, history, policy, only=only)
-        if full:
-            self.restored = len(plan.selection.entries)
+        selected = plan.selection.thread_ids
+        if only is None:
+            self._restored_ids = selected
+        else:  # a partial plan: threads it looked at are in or out now, the rest unchanged
+            self._restored_ids = (self._restored_ids - only) | selected
         self.stats["last_reconcile_at"] = now_iso()
         self.stats["last_reconcile_reason"] = reason
         self.current_drift = plan.drift.counts()
@@ -473,7 +476,7 @@ class HomeWorker:
             "threads": len(self.table.rows) if self.table.rows is not None else None,
             "db_path": str(self.table.db_path) if self.table.db_path else None,
             "db_error": self.table.error.kind if self.table.error else None,
-            "restored": self.restored,
+            "restored": len(self._restored_ids),
             "drift": self.current_drift,
             "paused_files": [
                 name for name, until in self.guard.paused_until.items() if until > time.monotonic()
