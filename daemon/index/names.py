@@ -21,7 +21,13 @@ def first_line(text: str | None) -> str:
 
 def latest_rename(index_line: IndexLine | None, rollout: RolloutFacts | None) -> Rename | None:
     """Return the newest user rename from the index's latest line and the rollout's events."""
-    from_index = index_line is not None and bool(index_line.thread_name.strip())
+    # A line naming the thread by its own id is a fallback someone wrote before the thread had
+    # a message (the seed script did, and so do we), not a name a user chose.
+    from_index = (
+        index_line is not None
+        and bool(index_line.thread_name.strip())
+        and index_line.thread_name.strip() != index_line.thread_id
+    )
     if rollout is None or not rollout.renames:
         if not from_index:
             return None

@@ -92,6 +92,7 @@ class RolloutTracker:
             log.warning("rollout.unreadable", path=key, error=str(exc))
             return False
         state = self.files.get(key)
+        moved = False
         if state is None:
             moved_from = self._by_inode.get((st.st_dev, st.st_ino))
             # Codex archives/unarchives by a rename that keeps the file name. A different name
@@ -107,9 +108,10 @@ class RolloutTracker:
                     state.scan.facts.path = key
                     state.scan.facts.archived = self._is_archived(path)
                     self._store(key, state)
+                    moved = True
         if state is not None and (state.dev, state.ino) == (st.st_dev, st.st_ino):
             if (state.size, state.mtime_ns) == (st.st_size, st.st_mtime_ns):
-                return False
+                return moved  # a move alone changes the facts (archived or not)
             if st.st_size >= state.scan.offset and not path.name.endswith(".zst"):
                 return self._read(key, path, st, state.scan)
         return self._read(key, path, st, RolloutScan.start(path, archived=self._is_archived(path)))

@@ -232,7 +232,7 @@ _POOLS: TextPools | None = None
 
 def _init_worker(pools: TextPools) -> None:
     """Keep the shared text pools in this (worker) process."""
-    global _POOLS  # noqa: PLW0603 - per-process cache for the pool initializer
+    global _POOLS
     _POOLS = pools
 
 

@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from codexsim import (  # noqa: E402
+from codexsim import (
     Rollout,
     append_history,
     append_index,
@@ -47,7 +47,7 @@ from codexsim import (  # noqa: E402
 HISTORY_FIRST = 0.6  # share of user turns for which "Codex" writes its own history line
 TORN = 0.25  # share of appended turns written in two pieces
 SOURCES = ("cli", "vscode", "exec")
-WEIGHTS = {"new": 18, "turn": 40, "rename": 14, "archive": 6, "unarchive": 6, "foreign": 10}
+WEIGHTS = {"new": 12, "turn": 40, "rename": 14, "archive": 8, "unarchive": 8, "foreign": 8}
 
 
 class Thread:
@@ -69,6 +69,7 @@ class Writer:
         self.wid = args.writer
         self.rng = random.Random(args.seed)
         self.rate = args.rate
+        self.weights = json.loads(args.weights) if args.weights else WEIGHTS
         self.stop = False
         self.ops = 0
         self.texts = 0
@@ -81,7 +82,10 @@ class Writer:
 
     # -- journal --------------------------------------------------------------------------
     def log(self, **entry: Any) -> None:
-        write_all(self.journal, (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode())
+        write_all(
+            self.journal,
+            (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode(),
+        )
 
     def begin(self, op: str, **fields: Any) -> int:
         self.ops += 1
@@ -95,39 +99,49 @@ class Writer:
     def text(self) -> str:
         self.texts += 1
         tag = f"w{self.wid}-{self.texts}"
-        kind = self.rng.randrange(8)
+        kind = self.rng.randrange(16)
         if kind == 0:
             return f"# Context from my IDE setup:\n\n## Active file: src/app_{tag}.py\n\n## My request for Codex:\nfix the failing test {tag}"
         if kind == 1:
-            return f"explain {tag}\nthen refactor it\n\n- keep the \"API\" stable\n- no \\ escapes"
+            return f'explain {tag}\nthen refactor it\n\n- keep the "API" stable\n- no \\ escapes'
         if kind == 2:
             return f"résumé {tag} — 日本語のテキスト ✓ 🚀"
         if kind == 3:
-            return f"long prompt {tag} " + "lorem ipsum " * self.rng.randrange(50, 300)
+            return f"long prompt {tag} " + "lorem ipsum " * self.rng.randrange(20, 120)
         return f"prompt {tag}: please look at item {self.rng.randrange(10**6)}"
 
     def new_id(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
-    def _write_file(self, thread: Thread, data: bytes, *, create: bool = False, torn: bool = False) -> None:
+    def _write_file(
+        self, thread: Thread, data: bytes, *, create: bool = False, torn: bool = False
+    ) -> None:
+        """Write like Codex's recorder: one write(2) per line, no fsync. A torn write splits
+        one line in two writes with a pause between (a slow or interrupted writer)."""
         path = self.home / thread.rel
         flags = os.O_WRONLY | os.O_APPEND | (os.O_CREAT | os.O_EXCL if create else 0)
+        lines = data.splitlines(keepends=True)
+        split = self.rng.randrange(len(lines)) if torn else -1
         fd = os.open(path, flags, 0o644)
         try:
-            if torn:
-                cut = self.rng.randrange(1, len(data))
-                write_all(fd, data[:cut])
-                time.sleep(self.rng.uniform(0, 0.05))  # the daemon may read the half line meanwhile
-                write_all(fd, data[cut:])
-            else:
-                write_all(fd, data)
+            for n, raw in enumerate(lines):
+                if n == split and len(raw) > 1:
+                    cut = self.rng.randrange(1, len(raw))
+                    write_all(fd, raw[:cut])
+                    time.sleep(
+                        self.rng.uniform(0, 0.05)
+                    )  # the daemon may read the half line meanwhile
+                    write_all(fd, raw[cut:])
+                else:
+                    write_all(fd, raw)
         finally:
             os.close(fd)
         thread.sha.update(data)
         thread.size += len(data)
 
-    def _turn(self, thread: Thread, text: str, hist: str | None, *, head: bool = False,
-              torn: bool = False) -> tuple[bool, int]:
+    def _turn(
+        self, thread: Thread, text: str, hist: str | None, *, head: bool = False, torn: bool = False
+    ) -> tuple[bool, int]:
         """History line first (when Codex keeps history), then the rollout lines. Returns
         whether the history line was written, and the turn's epoch second in the rollout."""
         ok = append_history(self.home, hist) if hist is not None else False
@@ -139,7 +153,11 @@ class Writer:
 
     def _plan_turn(self, thread_id: str) -> tuple[str, str | None]:
         text = self.text()
-        hist = history_line(thread_id, text, int(time.time())) if self.rng.random() < HISTORY_FIRST else None
+        hist = (
+            history_line(thread_id, text, int(time.time()))
+            if self.rng.random() < HISTORY_FIRST
+            else None
+        )
         return text, hist
 
     # -- operations -----------------------------------------------------------------------
@@ -149,15 +167,23 @@ class Writer:
         name = rollout_file_name(tid, now)
         rel = f"{date_dir(name)}/{name}"
         paginated = self.rng.random() < 0.5
-        thread = Thread(Rollout(tid, paginated=paginated, source=self.rng.choice(SOURCES)), rel, False)
+        thread = Thread(
+            Rollout(tid, paginated=paginated, source=self.rng.choice(SOURCES)), rel, False
+        )
         turns = [self._plan_turn(tid) for _ in range(self.rng.randint(1, 3))]
-        opid = self.begin("new", tid=tid, path=rel, paginated=paginated,
-                          turns=[text for text, _ in turns], hist=[h for _, h in turns if h])
+        opid = self.begin(
+            "new",
+            tid=tid,
+            path=rel,
+            paginated=paginated,
+            turns=[text for text, _ in turns],
+            hist=[h for _, h in turns if h],
+        )
         (self.home / rel).parent.mkdir(parents=True, exist_ok=True)
         self.threads[tid] = thread
         written, stamps = [], []
         for k, (text, hist) in enumerate(turns):
-            ok, ts = self._turn(thread, text, hist, head=k == 0, torn=k > 0 and self.rng.random() < TORN)
+            ok, ts = self._turn(thread, text, hist, head=k == 0, torn=self.rng.random() < TORN)
             stamps.append(ts)
             if ok:
                 written.append(hist)
@@ -190,11 +216,30 @@ class Writer:
         opid = self.begin("rename", tid=tid, name=name, line=raw)
         ok = append_index(self.home, raw)
         if ok and self.rng.random() < 0.5:  # Codex also records the rename in the rollout
-            event = line({"timestamp": iso(time.time()), "type": "event_msg",
-                          "payload": {"type": "thread_name_updated", "thread_id": tid, "thread_name": name}})
+            event = line(
+                {
+                    "timestamp": iso(time.time()),
+                    "type": "event_msg",
+                    "payload": {
+                        "type": "thread_name_updated",
+                        "thread_id": tid,
+                        "thread_name": name,
+                    },
+                }
+            )
             if thread.rollout.paginated:
-                event = line({"timestamp": iso(time.time()), "ordinal": thread.rollout.ordinal, "type": "event_msg",
-                              "payload": {"type": "thread_name_updated", "thread_id": tid, "thread_name": name}})
+                event = line(
+                    {
+                        "timestamp": iso(time.time()),
+                        "ordinal": thread.rollout.ordinal,
+                        "type": "event_msg",
+                        "payload": {
+                            "type": "thread_name_updated",
+                            "thread_id": tid,
+                            "thread_name": name,
+                        },
+                    }
+                )
                 thread.rollout.ordinal += 1
             self._write_file(thread, event.encode("utf-8"))
         self.end(opid, ok=ok)
@@ -234,8 +279,8 @@ class Writer:
 
     # -- main loop ------------------------------------------------------------------------
     def run(self) -> None:
-        names = list(WEIGHTS)
-        weights = [WEIGHTS[n] for n in names]
+        names = list(self.weights)
+        weights = [self.weights[n] for n in names]
         while not self.stop:
             getattr(self, f"op_{self.rng.choices(names, weights)[0]}")()
             pause = self.rng.expovariate(self.rate)
@@ -244,7 +289,10 @@ class Writer:
                 time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
     def write_manifest(self, path: Path) -> None:
-        data = {tid: {"path": t.rel, "size": t.size, "sha256": t.sha.hexdigest()} for tid, t in self.threads.items()}
+        data = {
+            tid: {"path": t.rel, "size": t.size, "sha256": t.sha.hexdigest()}
+            for tid, t in self.threads.items()
+        }
         temp = path.with_name(path.name + ".tmp")
         temp.write_text(json.dumps(data))
         os.replace(temp, path)
@@ -259,6 +307,7 @@ def main() -> int:
     parser.add_argument("--writer", type=int, required=True)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--rate", type=float, default=3.0)
+    parser.add_argument("--weights", default="", help='JSON, e.g. {"rename": 1, "archive": 1}')
     args = parser.parse_args()
     writer = Writer(args)
 

@@ -20,7 +20,9 @@ IDE_MARKER = "## My request for Codex:"
 
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
 
 
 def line(obj: dict[str, Any]) -> str:
@@ -44,14 +46,16 @@ def title_of(text: str) -> str:
     """The thread title Codex derives from a first user message (IDE context stripped)."""
     marker = text.find(IDE_MARKER)
     if marker != -1:
-        text = text[marker + len(IDE_MARKER):]
+        text = text[marker + len(IDE_MARKER) :]
     return text.strip()
 
 
 class Rollout:
     """Lines of one thread, in its format; keeps the paginated ordinal."""
 
-    def __init__(self, thread_id: str, *, paginated: bool, source: str = "cli", ordinal: int = 0) -> None:
+    def __init__(
+        self, thread_id: str, *, paginated: bool, source: str = "cli", ordinal: int = 0
+    ) -> None:
         self.thread_id = thread_id
         self.paginated = paginated
         self.source = source
@@ -67,30 +71,73 @@ class Rollout:
         return line(obj)
 
     def head(self, ts: float) -> str:
-        meta: dict[str, Any] = {"id": self.thread_id, "timestamp": iso(ts), "cwd": "/work/soak",
-                                "originator": "codex_cli_rs", "cli_version": "0.169.0", "source": self.source,
-                                "model_provider": "mock"}
+        meta: dict[str, Any] = {
+            "id": self.thread_id,
+            "timestamp": iso(ts),
+            "cwd": "/work/soak",
+            "originator": "codex_cli_rs",
+            "cli_version": "0.169.0",
+            "source": self.source,
+            "model_provider": "mock",
+        }
         if self.paginated:
             meta["history_mode"] = "paginated"
-        return (self._emit(ts, "session_meta", meta)
-                + self._emit(ts, "response_item", {"type": "message", "role": "user", "content": [
-                    {"type": "input_text", "text": "<environment_context>\n  <cwd>/work/soak</cwd>\n</environment_context>"}]}))
+        return self._emit(ts, "session_meta", meta) + self._emit(
+            ts,
+            "response_item",
+            {
+                "type": "message",
+                "role": "user",
+                "content": [
+                    {
+                        "type": "input_text",
+                        "text": "<environment_context>\n  <cwd>/work/soak</cwd>\n</environment_context>",
+                    }
+                ],
+            },
+        )
 
     def turn(self, text: str, ts: float, *, tool_bytes: int = 300) -> tuple[str, str]:
         """Return (lines up to and including the user turn, the lines after it)."""
         n = self.ordinal
         first = self._emit(ts, "turn_context", {"cwd": "/work/soak", "model": "mock"})
-        first += self._emit(ts, "response_item", {"type": "message", "role": "user",
-                                                  "content": [{"type": "input_text", "text": text}]})
+        first += self._emit(
+            ts,
+            "response_item",
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
+        )
         if self.paginated:
-            first += self._emit(ts, "event_msg", {"type": "item_completed", "thread_id": self.thread_id,
-                                                  "turn_id": f"t{n}", "item": {"type": "UserMessage", "id": f"u{n}",
-                                                  "content": [{"type": "text", "text": text, "text_elements": []}]}})
+            first += self._emit(
+                ts,
+                "event_msg",
+                {
+                    "type": "item_completed",
+                    "thread_id": self.thread_id,
+                    "turn_id": f"t{n}",
+                    "item": {
+                        "type": "UserMessage",
+                        "id": f"u{n}",
+                        "content": [{"type": "text", "text": text, "text_elements": []}],
+                    },
+                },
+            )
         else:
-            first += self._emit(ts, "event_msg", {"type": "user_message", "message": text, "images": [],
-                                                  "local_images": [], "kind": "plain"})
-        rest = self._emit(ts, "response_item", {"type": "function_call_output", "call_id": f"c{n}",
-                                                "output": "x" * tool_bytes})
+            first += self._emit(
+                ts,
+                "event_msg",
+                {
+                    "type": "user_message",
+                    "message": text,
+                    "images": [],
+                    "local_images": [],
+                    "kind": "plain",
+                },
+            )
+        rest = self._emit(
+            ts,
+            "response_item",
+            {"type": "function_call_output", "call_id": f"c{n}", "output": "x" * tool_bytes},
+        )
         rest += self._emit(ts, "event_msg", {"type": "agent_message", "message": "done"})
         return first, rest
 
@@ -98,7 +145,7 @@ class Rollout:
 def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _try_lock(fd: int, attempts: int, poll_s: float) -> bool:
@@ -115,13 +162,25 @@ def _try_lock(fd: int, attempts: int, poll_s: float) -> bool:
 
 
 def history_line(session_id: str, text: str, ts: int) -> str:
-    return json.dumps({"session_id": session_id, "ts": ts, "text": text}, ensure_ascii=False,
-                      separators=(",", ":")) + "\n"
+    return (
+        json.dumps(
+            {"session_id": session_id, "ts": ts, "text": text},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        + "\n"
+    )
 
 
 def index_line(thread_id: str, name: str, updated_at: str) -> str:
-    return json.dumps({"id": thread_id, "thread_name": name, "updated_at": updated_at}, ensure_ascii=False,
-                      separators=(",", ":")) + "\n"
+    return (
+        json.dumps(
+            {"id": thread_id, "thread_name": name, "updated_at": updated_at},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        + "\n"
+    )
 
 
 def append_history(home: Path, raw: str) -> bool:

@@ -38,6 +38,7 @@ def wait_for(cond: Callable[[], T], timeout: float, what: str, interval: float =
 
 # -- the daemon's log -----------------------------------------------------------------------
 
+
 def log_path(log_dir: Path) -> Path:
     return log_dir / "codex-indexd.log"
 
@@ -46,7 +47,10 @@ def log_records(log_dir: Path, event: str | None = None) -> list[dict[str, Any]]
     """Every JSON record of the daemon's log (rotated files first), or those of one event."""
     out: list[dict[str, Any]] = []
     base = log_path(log_dir)
-    files = sorted(log_dir.glob(base.name + ".*"), key=lambda p: -int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0)
+    files = sorted(
+        log_dir.glob(base.name + ".*"),
+        key=lambda p: -int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0,
+    )
     for path in [*files, base]:
         if not path.exists():
             continue
@@ -62,23 +66,42 @@ def log_records(log_dir: Path, event: str | None = None) -> list[dict[str, Any]]
 
 # -- the daemon as a subprocess ---------------------------------------------------------------
 
+
 class Daemon:
     """`python -m codex_indexd run --codex-home H [args]`; our dirs come from the environment
     the autouse `private_dirs` fixture set up (CODEX_INDEXD_STATE_DIR and friends)."""
 
-    def __init__(self, home: Path, workdir: Path, log_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        workdir: Path,
+        log_dir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.home = home
         self.log_dir = log_dir
         workdir.mkdir(parents=True, exist_ok=True)
         n = len(list(workdir.glob("daemon-*.stderr"))) + 1
         self.stderr_path = workdir / f"daemon-{n}.stderr"
         self._ready_before = len(log_records(log_dir, "daemon.ready"))
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "CODEX_INDEXD_CODEX_API": "off", **(env or {})}
+        full_env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "CODEX_INDEXD_CODEX_API": "off",
+            **(env or {}),
+        }
         full_env.pop("NOTIFY_SOCKET", None)
         cmd = [sys.executable, "-m", "codex_indexd", "run", "--codex-home", str(home), *args]
         with open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=err)
+            self.proc = subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                env=full_env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
 
     @property
     def pid(self) -> int:
@@ -90,7 +113,9 @@ class Daemon:
 
     def check_alive(self) -> None:
         if self.proc.poll() is not None:
-            raise AssertionError(f"the daemon exited with {self.proc.returncode}: {self.stderr[-3000:]}")
+            raise AssertionError(
+                f"the daemon exited with {self.proc.returncode}: {self.stderr[-3000:]}"
+            )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         def ready() -> bool:
@@ -131,13 +156,23 @@ class Daemon:
 def status_cli(home: Path) -> tuple[int, dict[str, Any]]:
     """Run `python -m codex_indexd status --json --codex-home H`; return (exit code, report)."""
     env = {**os.environ, "CODEX_INDEXD_CODEX_API": "off"}
-    done = subprocess.run([sys.executable, "-m", "codex_indexd", "status", "--json", "--codex-home", str(home)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode in (0, 1), done.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "codex_indexd", "status", "--json", "--codex-home", str(home)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode in (0, 1) and done.stdout.strip(), (
+        f"status failed ({done.returncode}): {done.stderr[-3000:]}"
+    )
     return done.returncode, json.loads(done.stdout)
 
 
 # -- Codex's lock protocols, for reading consistent snapshots ----------------------------------
+
 
 @contextmanager
 def flocked(path: Path, *, shared: bool, timeout: float = 10.0) -> Iterator[int]:

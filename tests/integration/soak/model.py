@@ -1,11 +1,11 @@
 """The soak's expected state, rebuilt from the writers' journals, and the checker that compares
 it with a (locked) snapshot of session_index.jsonl and history.jsonl.
 
-Time rules. A snapshot is taken at wall time T, then the journals are read. An operation
-whose end entry is stamped before T is applied; one that began before T but did not end
-before it is "in flight": what it writes may or may not be in the snapshot, so its lines
-count as known but are not required. Requirements that depend on the daemon's reaction
-(an index line, a history line for a user turn) apply only to facts older than T - settle.
+Time rules. A snapshot is read between wall times T0 and T1, then the journals are read. An
+operation whose end entry is stamped before T0 is applied; one that began before T1 but did
+not end before T0 is "in flight": what it writes may or may not be in the snapshot, so its
+lines count as known but are not required. Requirements that depend on the daemon's reaction
+(an index line, a history line for a user turn) apply only to facts older than T0 - settle.
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ class ThreadState:
     archived: bool
     title: str
     owner: str
-    turns: list[tuple[str, int, float]] = field(default_factory=list)  # text, rollout ts, written at
+    turns: list[tuple[str, int, float]] = field(
+        default_factory=list
+    )  # text, rollout ts, written at
     renames: list[tuple[str, float]] = field(default_factory=list)  # name (written), at
     changed_at: float = 0.0  # last create / rename / archive / unarchive end
     live_since: float = 0.0  # creation or last unarchive end (meaningless while archived)
@@ -71,16 +73,24 @@ class Model:
         # written (applied or in flight).
         self.index_written: dict[str, str] = {}
         self.history_written: dict[str, str] = {}
-        self.order: dict[tuple[str, str], list[str]] = defaultdict(list)  # (writer, file) → lines in write order
+        self.order: dict[tuple[str, str], list[str]] = defaultdict(
+            list
+        )  # (writer, file) → lines in write order
         self.index_possible: set[str] = set()
         self.history_possible: set[str] = set()
-        self.turn_keys: set[tuple[str, str]] = set()  # (session id, text) of every turn, in flight included
+        self.turn_keys: set[tuple[str, str]] = (
+            set()
+        )  # (session id, text) of every turn, in flight included
         self.required_history: set[tuple[str, str]] = set()  # once required, always required
         self.ops_applied: Counter[str] = Counter()
-        self.lost: Counter[str] = Counter()  # appends Codex itself would have given up on (lock busy)
+        self.lost: Counter[str] = (
+            Counter()
+        )  # appends Codex itself would have given up on (lock busy)
 
     # -- building -------------------------------------------------------------------------
-    def add_thread(self, tid: str, path: str, *, archived: bool, turns: list[tuple[str, int]], owner: str) -> None:
+    def add_thread(
+        self, tid: str, path: str, *, archived: bool, turns: list[tuple[str, int]], owner: str
+    ) -> None:
         state = ThreadState(tid, path, archived, title_of(turns[0][0]), owner)
         state.turns = [(text, ts, 0.0) for text, ts in turns]
         self.threads[tid] = state
@@ -142,29 +152,35 @@ class Model:
             if op == "unarchive":
                 state.live_since = at
 
-    def advance(self, snapshot_at: float) -> None:
-        """Read the journals and apply every operation that ended before `snapshot_at`."""
+    def advance(self, read_from: float, read_until: float) -> None:
+        """Read the journals for a snapshot read between `read_from` and `read_until`: apply
+        the operations that ended before it began; anything begun before it ended may be in it."""
         for journal in self.journals:
             journal.read_new()
-            keep = 0
-            for keep, entry in enumerate(journal.pending):  # noqa: B007
-                if entry["t"] >= snapshot_at:
-                    break
+            consumed = 0
+            blocked = False
+            for entry in journal.pending:
                 if "b" in entry:
-                    self.inflight[(journal.name, entry["b"])] = entry
+                    if entry["t"] >= read_until:
+                        break  # this writer's later entries are later still
+                    self.inflight.setdefault((journal.name, entry["b"]), entry)
                     self._possible(entry)
-                else:
+                elif entry["t"] < read_from and not blocked:
                     begin = self.inflight.pop((journal.name, entry["e"]))
                     self._apply(journal.name, begin, entry)
-            else:
-                keep = len(journal.pending)
-            del journal.pending[:keep]
+                else:
+                    blocked = True  # ended while (or after) the snapshot was read: still in flight
+                if not blocked:
+                    consumed += 1
+            del journal.pending[:consumed]
 
     def expected_name(self, state: ThreadState) -> str:
         return state.renames[-1][0] if state.renames else state.title
 
     # -- checking -------------------------------------------------------------------------
-    def check(self, snapshot_at: float, index: bytes, history: bytes, settle: float) -> list[Discrepancy]:
+    def check(
+        self, snapshot_at: float, index: bytes, history: bytes, settle: float
+    ) -> list[Discrepancy]:
         """Compare a snapshot taken at `snapshot_at` (call `advance` first)."""
         out: list[Discrepancy] = []
         horizon = snapshot_at - settle
@@ -183,10 +199,18 @@ class Model:
         # Every line a writer wrote is there, exactly once.
         for raw in self.index_written:
             if index_count[raw] != 1:
-                out.append(Discrepancy("index_writer_line_count", f"{index_count[raw]}x {raw.strip()[:160]}"))
+                out.append(
+                    Discrepancy(
+                        "index_writer_line_count", f"{index_count[raw]}x {raw.strip()[:160]}"
+                    )
+                )
         for raw in self.history_written:
             if history_count[raw] != 1:
-                out.append(Discrepancy("history_writer_line_count", f"{history_count[raw]}x {raw.strip()[:160]}"))
+                out.append(
+                    Discrepancy(
+                        "history_writer_line_count", f"{history_count[raw]}x {raw.strip()[:160]}"
+                    )
+                )
 
         # session_index.jsonl: the daemon's lines, and the latest name of each live thread.
         latest: dict[str, str] = {}
@@ -209,8 +233,12 @@ class Model:
                     # (or its own line) there is nothing it may add for this workload.
                     out.append(Discrepancy("index_extra_daemon_line", raw.strip()[:160]))
                 elif obj.get("thread_name") != state.title:
-                    out.append(Discrepancy("index_daemon_line_wrong_name",
-                                           f"{obj.get('thread_name')!r} != title {state.title!r}"[:200]))
+                    out.append(
+                        Discrepancy(
+                            "index_daemon_line_wrong_name",
+                            f"{obj.get('thread_name')!r} != title {state.title!r}"[:200],
+                        )
+                    )
             seen.add(tid)
             latest[tid] = obj.get("thread_name")
         for tid, state in self.threads.items():
@@ -220,7 +248,9 @@ class Model:
             if tid not in latest:
                 out.append(Discrepancy("index_missing", f"{tid} (want {want!r})"[:200]))
             elif latest[tid] != want:
-                out.append(Discrepancy("index_stale_name", f"{tid}: {latest[tid]!r} != {want!r}"[:200]))
+                out.append(
+                    Discrepancy("index_stale_name", f"{tid}: {latest[tid]!r} != {want!r}"[:200])
+                )
 
         # history.jsonl: one line per user turn (required once settled while live), no
         # duplicates, no lines that are nobody's.
@@ -243,11 +273,15 @@ class Model:
                     self.required_history.add(key)
                 found = by_key.get(key, [])
                 if len(found) > 1:
-                    out.append(Discrepancy("history_duplicate", f"{len(found)}x {tid} {text[:60]!r}"))
+                    out.append(
+                        Discrepancy("history_duplicate", f"{len(found)}x {tid} {text[:60]!r}")
+                    )
                 elif not found and key in self.required_history:
                     out.append(Discrepancy("history_missing", f"{tid} {text[:60]!r}"))
                 elif found and abs(found[0] - ts) > 5:
-                    out.append(Discrepancy("history_bad_ts", f"{tid} {text[:40]!r}: {found[0]} vs {ts}"))
+                    out.append(
+                        Discrepancy("history_bad_ts", f"{tid} {text[:40]!r}: {found[0]} vs {ts}")
+                    )
         return out
 
     def order_violations(self, index: bytes, history: bytes) -> list[Discrepancy]:
@@ -256,8 +290,12 @@ class Model:
         out = []
         for (writer, which), lines in self.order.items():
             data = index if which == "index" else history
-            position = {raw.decode("utf-8", "replace") + "\n": n for n, raw in enumerate(data.splitlines())}
+            position = {
+                raw.decode("utf-8", "replace") + "\n": n for n, raw in enumerate(data.splitlines())
+            }
             places = [position.get(raw, -1) for raw in lines]
             if places != sorted(places):
-                out.append(Discrepancy(f"{which}_order", f"writer {writer}: its lines were reordered"))
+                out.append(
+                    Discrepancy(f"{which}_order", f"writer {writer}: its lines were reordered")
+                )
         return out

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.homes import BASE_TIME, Thread, Turn, make_uuid, rollout_lines, rollout_name, write_rollout
+from tests.support.homes import (
+    BASE_TIME,
+    Thread,
+    Turn,
+    make_uuid,
+    rollout_lines,
+    rollout_name,
+    write_rollout,
+)
 
 from .harness import jsonl_objects, log_records, read_locked, torn_lines, wait_for
 
@@ -22,15 +30,25 @@ INDEX_DEADLINE_S = 60.0
 
 def storm_thread(i: int) -> Thread:
     start = BASE_TIME + timedelta(days=i % DAYS, seconds=i)
-    return Thread(make_uuid(100_000 + i, v7=i % 2 == 0), start, [Turn(f"storm prompt {i}")],
-                  paginated=i % 2 == 0, tool_output_bytes=64)
+    return Thread(
+        make_uuid(100_000 + i, v7=i % 2 == 0),
+        start,
+        [Turn(f"storm prompt {i}")],
+        paginated=i % 2 == 0,
+        tool_output_bytes=64,
+    )
 
 
 @pytest.mark.slow
-def test_twenty_thousand_new_rollouts_are_coalesced_and_all_indexed(tmp_path: Path, spawn, log_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_twenty_thousand_new_rollouts_are_coalesced_and_all_indexed(
+    tmp_path: Path, spawn, log_dir: Path
+) -> None:  # type: ignore[no-untyped-def]
     home = tmp_path / "home"
     # Two date directories exist (with a rollout each) before the daemon starts.
-    seeds = [Thread(make_uuid(i, v7=False), BASE_TIME + timedelta(days=i), [Turn(f"seed {i}")]) for i in range(2)]
+    seeds = [
+        Thread(make_uuid(i, v7=False), BASE_TIME + timedelta(days=i), [Turn(f"seed {i}")])
+        for i in range(2)
+    ]
     for seed in seeds:
         write_rollout(home, seed)
     daemon = spawn(home)
@@ -42,7 +60,9 @@ def test_twenty_thousand_new_rollouts_are_coalesced_and_all_indexed(tmp_path: Pa
     payloads = []
     for thread in threads:
         directory = home / "sessions" / thread.start.strftime("%Y/%m/%d")
-        payloads.append((os.fsencode(directory / rollout_name(thread)), "".join(rollout_lines(thread)).encode()))
+        payloads.append(
+            (os.fsencode(directory / rollout_name(thread)), "".join(rollout_lines(thread)).encode())
+        )
     dirs = sorted({os.path.dirname(path) for path, _ in payloads})
     assert len(dirs) == DAYS
 
@@ -66,14 +86,21 @@ def test_twenty_thousand_new_rollouts_are_coalesced_and_all_indexed(tmp_path: Pa
         index, _ = read_locked(home)
         return wanted <= {obj.get("id") for obj in jsonl_objects(index)}
 
-    wait_for(all_indexed, INDEX_DEADLINE_S, f"all {len(wanted)} threads in session_index.jsonl", interval=0.5)
+    wait_for(
+        all_indexed,
+        INDEX_DEADLINE_S,
+        f"all {len(wanted)} threads in session_index.jsonl",
+        interval=0.5,
+    )
     indexed_s = time.monotonic() - started
     # Every user turn reaches history.jsonl too (they come from the same reconciles).
     want_history = {(t.thread_id, t.turns[0].text) for t in threads}
 
     def all_in_history() -> bool:
         _, history = read_locked(home)
-        return want_history <= {(o.get("session_id"), o.get("text")) for o in jsonl_objects(history)}
+        return want_history <= {
+            (o.get("session_id"), o.get("text")) for o in jsonl_objects(history)
+        }
 
     wait_for(all_in_history, 30, "every storm turn in history.jsonl", interval=0.5)
     done_s = time.monotonic() - started
@@ -86,9 +113,15 @@ def test_twenty_thousand_new_rollouts_are_coalesced_and_all_indexed(tmp_path: Pa
     assert len(keys) == len(set(keys)), "a user turn got two history lines"
 
     repairs = log_records(log_dir, "index.repaired")[repaired_before:]
-    print(f"storm: indexed after {indexed_s:.1f} s, history complete after {done_s:.1f} s, "
-          f"{len(repairs)} repair batch(es): "
-          + ", ".join(f"+{r.get('index_lines_added')}/{r.get('history_lines_added')}" for r in repairs))
-    assert 1 <= len(repairs) <= MAX_RECONCILES, f"{len(repairs)} repairs for one burst: not coalesced"
+    print(
+        f"storm: indexed after {indexed_s:.1f} s, history complete after {done_s:.1f} s, "
+        f"{len(repairs)} repair batch(es): "
+        + ", ".join(
+            f"+{r.get('index_lines_added')}/{r.get('history_lines_added')}" for r in repairs
+        )
+    )
+    assert 1 <= len(repairs) <= MAX_RECONCILES, (
+        f"{len(repairs)} repairs for one burst: not coalesced"
+    )
     daemon.check_alive()
     assert daemon.terminate() == 0
