@@ -58,10 +58,16 @@ class Plan:
 def index_drift(
     selection: Selection, index: IndexFile
 ) -> tuple[list[IndexEntry], dict[str, DriftReason]]:
-    """Return the entries to append (oldest first, so the newest ends last) and why."""
+    """Return the entries to append (oldest first, so the newest ends last) and why.
+
+    A thread with nothing to name it by yet (no title, no message: its name would be its id)
+    gets no line: a merge waits for its first turn rather than write a placeholder.
+    """
     appends: list[IndexEntry] = []
     reasons: dict[str, DriftReason] = {}
     for entry in selection.entries:
+        if entry.thread_name == entry.thread_id:
+            continue
         current = index.latest.get(entry.thread_id)
         if current is None:
             reasons[entry.thread_id] = DriftReason.INDEX_MISSING

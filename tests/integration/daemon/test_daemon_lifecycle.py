@@ -323,8 +323,10 @@ def test_kill_9_mid_burst_then_restart_is_consistent(
             rollout_path(home, threads[0]),
             user_turn(threads[0], "old but new", BASE_TIME + timedelta(seconds=25)),
         )
-        for path, text in contents:
+        for n, (path, text) in enumerate(contents):
             path.write_text(text, encoding="utf-8")
+            if n % 100 == 99:
+                time.sleep(0.02)  # pacing (not synchronisation): the burst outlasts a few flushes
 
     writer = threading.Thread(target=write_burst)
     writer.start()
@@ -332,7 +334,10 @@ def test_kill_9_mid_burst_then_restart_is_consistent(
     try:
         # Kill as soon as the daemon is visibly working through the burst, while it goes on.
         wait_for(
-            lambda: index_ids(home) & wanted, 20, "the daemon to start on the burst", interval=0.005
+            lambda: bool(index_ids(home) & wanted) or not writer.is_alive(),
+            20,
+            "the daemon to start on the burst",
+            interval=0.005,
         )
         os.kill(daemon.pid, signal.SIGKILL)
     finally:

@@ -39,7 +39,7 @@ WRITERS = int(os.environ.get("CODEX_INDEXD_SOAK_WRITERS", "4"))
 RATE_PER_WRITER = float(os.environ.get("CODEX_INDEXD_SOAK_RATE", "1.5"))  # operations per second
 # A heavy user's home: the data the writers add in 5 minutes is then a few per cent of it, so
 # RSS growth measures leaks rather than the (legitimate) growth of the cached facts.
-PRELOADED = int(os.environ.get("CODEX_INDEXD_SOAK_PRELOAD", "5000"))
+PRELOADED = int(os.environ.get("CODEX_INDEXD_SOAK_PRELOAD", "8000"))
 WEIGHTS = os.environ.get("CODEX_INDEXD_SOAK_WEIGHTS", "")  # JSON: {"new": 12, "turn": 40, ...}
 CHECK_EVERY_S = 3.0
 FINAL_SETTLE_S = 15.0  # after the writers stop, the files must be right within this
