@@ -39,6 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse `argv` and run the subcommand; return its exit code."""
+    try:
+        return _main(argv)
+    finally:
+        # A command that logged nothing leaves its "configure logging on first use" hook
+        # behind; it must not fire later in the same process (tests call main() in-process).
+        from codex_indexd import logs
+
+        logs.set_configure_hook(None)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if args_list and args_list[0] in {"status", "logs", "service", "config"}:
