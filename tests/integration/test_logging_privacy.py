@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from codex_indexd.cli import main
 
 from tests.support.homes import Turn, build_home, line, new_thread, rollout_name
+from tests.support.waiting import start_daemon
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "PROMPT-MARKER-7f3a"
@@ -58,22 +56,7 @@ def test_repair_and_daemon_logs_never_contain_prompts(
     captured = capsys.readouterr()  # type: ignore[attr-defined]
     assert MARKER in (home / "history.jsonl").read_text()  # the prompts were really processed
     assert MARKER not in captured.err
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CODEX_INDEXD_LOG_LEVEL": "debug"}
-    daemon = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "codex_indexd",
-            "run",
-            "--codex-home",
-            str(home),
-            "--debounce-ms",
-            "50",
-        ],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    daemon = start_daemon(home, extra_env={"CODEX_INDEXD_LOG_LEVEL": "debug"})
     log = private_dirs / "log" / "codex-indexd.log"
     try:
         deadline = time.monotonic() + 15

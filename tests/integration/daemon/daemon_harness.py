@@ -14,7 +14,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,23 +23,10 @@ from codex_indexd.runner import Daemon
 from codex_indexd.status_file import read_status, status_path
 
 from tests.support.homes import Thread, iso, line
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 T = TypeVar("T")
-
-
-def wait_for(
-    cond: Callable[[], T], timeout: float = 5.0, what: str = "condition", interval: float = 0.02
-) -> T:
-    """Poll `cond` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 # -- reading our files and Codex's ---------------------------------------------------------

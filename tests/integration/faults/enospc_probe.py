@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.homes import build_home, new_thread  # noqa: E402
+from tests.support.waiting import start_daemon  # noqa: E402
 
 
 def fill(directory: Path) -> Path:
@@ -87,21 +88,7 @@ def main() -> int:
     result["repair_says_enospc"] = "No space left" in repair.stdout
     result["intact_after_repair"] = all((home / n).read_bytes() == d for n, d in originals.items())
     result["temp_files"] = sorted(p.name for p in home.glob(".*tmp"))
-    daemon = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "codex_indexd",
-            "run",
-            "--codex-home",
-            str(home),
-            "--debounce-ms",
-            "50",
-        ],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    daemon = start_daemon(home, extra_env=env)
     log = work / "log" / "codex-indexd.log"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not (

@@ -10,43 +10,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from codex_indexd.cli import main
 
 from tests.support.homes import build_home, new_thread, read_jsonl
+from tests.support.waiting import start_daemon, wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def start_daemon(home: Path, base: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "codex_indexd",
-            "run",
-            "--codex-home",
-            str(home),
-            "--debounce-ms",
-            "50",
-        ],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def index_ids(home: Path) -> set[str]:
@@ -72,11 +44,9 @@ def test_held_index_lock_is_waited_out_and_reported(tmp_path: Path, hold_s: int)
     lock_fd = os.open(home / "session_index.jsonl.lock", os.O_RDWR | os.O_CREAT, 0o666)
     fcntl.flock(lock_fd, fcntl.LOCK_EX)
     held_at = time.monotonic()
-    daemon = start_daemon(home, tmp_path)
+    daemon = start_daemon(home)
     try:
-        wait_for(
-            (home / "history.jsonl").exists, 15, "history written despite the index lock"
-        )
+        wait_for((home / "history.jsonl").exists, 15, "history written despite the index lock")
         report = status_json(home)
         assert any("held right now" in w for w in report["warnings"]), report  # type: ignore[union-attr]
         assert report["drift"].get("index_missing") == 3  # type: ignore[union-attr]
@@ -146,7 +116,7 @@ def test_10000_codex_appends_against_continuous_repairs(tmp_path: Path) -> None:
         )
         for tag in ("a", "b")
     ]
-    daemon = start_daemon(home, tmp_path)
+    daemon = start_daemon(home)
     try:
         runs = 0
         while any(p.poll() is None for p in procs):

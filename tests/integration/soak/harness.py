@@ -14,26 +14,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tests.support.waiting import wait_for
+
 ROOT = Path(__file__).resolve().parents[3]
 T = TypeVar("T")
-
-
-def wait_for(cond: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
-    """Poll `cond` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 # -- the daemon's log -----------------------------------------------------------------------

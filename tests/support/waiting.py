@@ -1,0 +1,50 @@
+"""Polling with a timeout (never a fixed sleep as synchronisation), and a daemon subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+def wait_for(
+    cond: Callable[[], T], timeout: float = 5.0, what: str = "condition", interval: float = 0.02
+) -> T:
+    """Poll `cond` until it returns something truthy; return it. Fails after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def start_daemon(
+    home: Path, *, debounce_ms: int = 50, extra_env: Mapping[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """Start `codex-indexd run` on `home` in a subprocess (our dirs come from the environment)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(extra_env or {})}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "codex_indexd",
+            "run",
+            "--codex-home",
+            str(home),
+            "--debounce-ms",
+            str(debounce_ms),
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
