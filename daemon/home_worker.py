@@ -306,7 +306,8 @@ class HomeWorker:
             return  # detection walks every thread: not on every reconcile
         self._heal_seen_replaced = self.table.replaced
         self._heal_last = now
-        found = self._record_db_drift()
+        facts = self._facts()
+        found = self._record_db_drift(facts)
         if self.heal_mode == "off" and not force:
             return
         if found is None or found.empty:
@@ -314,7 +315,6 @@ class HomeWorker:
         from codex_indexd.heal import heal_home
         from codex_indexd.heal_state import load_attempts, save_attempts
 
-        facts = self._facts_for_heal()
         attempts = load_attempts(self.home.root)
         report = heal_home(facts, mode=self.heal_mode, binary=self.heal_binary, attempts=attempts)
         save_attempts(self.home.root, report.attempts)
@@ -330,7 +330,8 @@ class HomeWorker:
             self.table.refresh(force=True)
             self._heal_seen_replaced = self.table.replaced
 
-    def _facts_for_heal(self) -> HomeFacts:
+    def _facts(self) -> HomeFacts:
+        """The current facts in the engine's shape (all cached: no file is reread)."""
         return HomeFacts(
             self.home,
             self.home.config(),
@@ -341,26 +342,15 @@ class HomeWorker:
             self._load_history(),
         )
 
-    def _record_db_drift(self) -> Any:
+    def _record_db_drift(self, facts: HomeFacts) -> Any:
         if self.table.rows is None:
             self.stats["db_drift"] = {}
             return None
         from codex_indexd.heal import detect
 
-        found = detect(self._facts_for_heal())
+        found = detect(facts)
         self.stats["db_drift"] = {k: v for k, v in found.counts().items() if v}
         return found
-
-    def _facts_for_apply(self, plan: Plan) -> HomeFacts:
-        return HomeFacts(
-            self.home,
-            self.home.config(),
-            self.table.rows,
-            self.table.db_path,
-            {},
-            self._load_index(),
-            self._load_history(),
-        )
 
     def _repair(self, plan: Plan) -> bool:
         """Write the drift; return True when everything planned was written."""
@@ -378,7 +368,7 @@ class HomeWorker:
             "history.jsonl": list(drift.history_add),
         }
         result = apply_plan(
-            self._facts_for_apply(plan),
+            self._facts(),
             plan,
             rebuild=False,
             backup=self.backup,
