@@ -4,12 +4,15 @@ a safety valve against flapping, and the status record."""
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import os
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +25,17 @@ from codex_indexd.codex.indexfiles import (
     split_lines,
 )
 from codex_indexd.engine import ApplyResult, HomeFacts, apply_plan, recover
-from codex_indexd.index.model import Policy
+from codex_indexd.index.model import Drift, Policy, ThreadRow
 from codex_indexd.index.plan import Plan, make_plan
+from codex_indexd.index.select import Selection
 from codex_indexd.logs import get_logger
 from codex_indexd.status_file import checkpoint_path, write_status
 from codex_indexd.watch import checkpoint
+from codex_indexd.watch.checkpoint import Verified
 from codex_indexd.watch.threads import ThreadTable
 from codex_indexd.watch.tracker import RolloutTracker
 from codex_indexd.write.backup import BackupPolicy
+from codex_indexd.write.index_writer import WriteResult
 from codex_indexd.write.locks import LockBusy
 from codex_indexd.write.safety import UnsafeTarget
 
@@ -39,6 +45,31 @@ Fingerprint = tuple[int, int, int, int]
 # daemon retries later rather than sitting in the lock (it must answer SIGTERM within 2 s).
 DAEMON_INDEX_LOCK_TIMEOUT_S = 1.5
 HEAL_INTERVAL_S = 300.0  # at most this often without a trigger (DB replaced, rows dropped)
+
+
+_ROW_FIELDS = attrgetter(*ThreadRow.__slots__)
+
+
+def row_digest(row: ThreadRow) -> int:
+    """Return a digest of every field of a DB row that is stable across processes."""
+    encoded = repr(_ROW_FIELDS(row)).encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(encoded, digest_size=8).digest(), "big")
+
+
+def policy_key(policy: Policy) -> str:
+    """Return a stable text for everything in `policy` that changes a plan."""
+    sources = None if policy.history_sources is None else sorted(policy.history_sources)
+    return json.dumps(
+        [
+            policy.max_threads,
+            policy.include_orphans,
+            policy.only.value,
+            policy.history_max_bytes,
+            policy.history_enabled,
+            sources,
+            policy.history_ts_tolerance_s,
+        ]
+    )
 
 
 def now_iso() -> str:
@@ -85,8 +116,9 @@ class FlapGuard:
 @dataclass(slots=True)
 class _Cached:
     fingerprint: Fingerprint | None = None
+    loaded: bool = False
     index: IndexFile = field(default_factory=IndexFile)
-    history: HistoryFile = field(default_factory=HistoryFile)
+    history: HistoryFile = field(default_factory=lambda: HistoryFile(keep_raw=False))
 
 
 def _extend_index(index: IndexFile, data: bytes) -> None:
@@ -137,7 +169,14 @@ class HomeWorker:
         self._need_full_plan = True
         self._dirty: set[str] = set()
         self._restored_ids: set[str] = set()
+        # Per index file, the fingerprint of the content the last plan saw (or of our own
+        # write after it): while both files still match and nothing is dirty, no plan is due.
+        self._verified_fp: dict[str, Fingerprint | None] = {}
         self._saved_version = -1
+        self._saved_verified: Verified | None = None
+        self._activity = 0  # bumped by take() and reconcile(): the verified record may change
+        self._saved_activity = 0
+        self.resumed = False  # the start reused a verified record instead of a full plan
 
     # -- facts -------------------------------------------------------------------------
     def start(self) -> None:
@@ -146,32 +185,89 @@ class HomeWorker:
             recover(self.home)
         except (OSError, LockBusy, UnsafeTarget) as exc:
             log.error("journal.recovery_failed", home=str(self.home.root), error=str(exc))
-        loaded = checkpoint.load(self.tracker, checkpoint_path(self.home.root))
+        loaded, verified = checkpoint.load(self.tracker, checkpoint_path(self.home.root))
         self._saved_version = self.tracker.version if loaded else -1
+        self._saved_verified = verified
         started = time.monotonic()
         count = self.tracker.full_scan()
         self.table.refresh(force=True)
+        self.resumed = verified is not None and self._resume(verified)
         log.info(
             "home.loaded",
             home=str(self.home.root),
             rollouts=count,
             from_checkpoint=loaded,
+            resumed=self.resumed,
+            dirty=len(self._dirty) if self.resumed else None,
             bytes_read=self.tracker.bytes_read,
             seconds=round(time.monotonic() - started, 3),
         )
 
+    def _resume(self, verified: Verified) -> bool:
+        """Take up where a verified record left off: only threads whose rollout or DB row
+        changed since are planned. Return False (a full plan is due) when the policy, the DB
+        file or either index file differs from what the record saw."""
+        if verified.policy != policy_key(self._policy()) or self.table.error is not None:
+            return False
+        if verified.db_path != (str(self.table.db_path) if self.table.db_path else None):
+            return False
+        if (
+            file_fingerprint(self.home.session_index) != verified.index_fp
+            or file_fingerprint(self.home.history) != verified.history_fp
+        ):
+            return False
+        rows = self.table.rows or {}
+        digests = verified.row_digests
+        changed = {tid for tid, row in rows.items() if digests.get(tid) != row_digest(row)}
+        changed.update(tid for tid in digests if tid not in rows)
+        self._collect_changes()
+        self._dirty |= changed
+        self._need_full_plan = False
+        self._restored_ids = set(verified.restored)
+        self._verified_fp = {
+            self.home.session_index.name: verified.index_fp,
+            self.home.history.name: verified.history_fp,
+        }
+        return True
+
+    def verified_record(self) -> Verified | None:
+        """Return what the last plan verified, or None while anything may still drift."""
+        if self._need_full_plan or self._dirty or self.current_drift or self.retry_at is not None:
+            return None
+        table = self.table
+        if self.tracker.changed_threads or table.changed_ids or table.all_changed or table.error:
+            return None
+        names = (self.home.session_index.name, self.home.history.name)
+        if not all(name in self._verified_fp for name in names):
+            return None
+        return Verified(
+            policy_key(self._policy()),
+            self._verified_fp[names[0]],
+            self._verified_fp[names[1]],
+            str(table.db_path) if table.db_path else None,
+            {tid: row_digest(row) for tid, row in (table.rows or {}).items()},
+            sorted(self._restored_ids),
+        )
+
     def save_checkpoint(self) -> None:
-        """Persist the tracker, unless nothing changed since the last save or load."""
-        if self.tracker.version == self._saved_version:
+        """Persist the tracker and the verified record, unless neither changed since the last
+        save or load."""
+        if self.tracker.version == self._saved_version and self._activity == self._saved_activity:
+            return
+        verified = self.verified_record()
+        if self.tracker.version == self._saved_version and verified == self._saved_verified:
+            self._saved_activity = self._activity
             return
         try:
-            checkpoint.save(self.tracker, checkpoint_path(self.home.root))
-            self._saved_version = self.tracker.version
+            checkpoint.save(self.tracker, checkpoint_path(self.home.root), verified)
+            self._saved_version, self._saved_verified = self.tracker.version, verified
+            self._saved_activity = self._activity
         except OSError as exc:
             log.warning("checkpoint.save_failed", error=str(exc))
 
     def take(self, paths: set[str], full: bool) -> bool:
         """Fold a batch of dirty paths into the facts; return True when a reconcile is due."""
+        self._activity += 1
         if full:
             self.tracker.full_scan()
             self.table.refresh(force=True)
@@ -219,8 +315,10 @@ class HomeWorker:
 
     def _load(self, path: Path, cache: _Cached, *, is_index: bool) -> _Cached:
         fp = file_fingerprint(path)
-        if fp == cache.fingerprint:
+        if cache.loaded and fp == cache.fingerprint:
             return cache
+        # Content a plan verified (our own write after it, typically) dirties nothing.
+        verified = fp is not None and self._verified_fp.get(path.name) == fp
         old = cache.fingerprint
         current_size = cache.index.size if is_index else cache.history.size
         ends = cache.index.ends_with_newline if is_index else cache.history.ends_with_newline
@@ -234,8 +332,8 @@ class HomeWorker:
         if grew:
             # Only an append keeps what we parsed: check that our last line is still where it
             # was (a writer that inserted lines in place, like `repair`, shifts it).
-            last = (cache.index.raw if is_index else cache.history.raw)[-1:]
-            probe = last[0] + b"\n" if last else b""
+            last = cache.index.last_raw if is_index else cache.history.last_raw
+            probe = last + b"\n" if last is not None else b""
             with open(path, "rb") as handle:
                 handle.seek(current_size - len(probe))
                 data = handle.read()
@@ -243,30 +341,31 @@ class HomeWorker:
             data = data[len(probe) :]
         if not grew:
             data = read_bytes(path)
-            cache.index, cache.history = IndexFile(), HistoryFile()
-            self._need_full_plan = True
+            cache.index, cache.history = IndexFile(), HistoryFile(keep_raw=False)
+            self._need_full_plan |= not verified
         if is_index:
             before = len(cache.index.parsed)
             _extend_index(cache.index, data)
-            self._dirty.update(line.thread_id for line in cache.index.parsed[before:] if line)
+            if not verified:
+                self._dirty.update(line.thread_id for line in cache.index.parsed[before:] if line)
         else:
             _extend_history(cache.history, data)
-        cache.fingerprint = (
-            fp if fp is None or len(data) + (current_size if grew else 0) == fp[2] else None
-        )
+        consistent = fp is None or len(data) + (current_size if grew else 0) == fp[2]
+        cache.fingerprint = fp if consistent else None
+        cache.loaded = True
+        if consistent:
+            self._verified_fp[path.name] = fp
+        else:  # the file changed while we read it: the next look rereads it
+            self._verified_fp.pop(path.name, None)
         return cache
 
     # -- reconcile ---------------------------------------------------------------------
     def reconcile(self, *, reason: str, heal: bool = True) -> Plan:
         """Plan from the current facts and write what drifted; return the plan."""
-        config = self.home.config()
-        policy = Policy(
-            max_threads=self.policy.max_threads,
-            include_orphans=self.policy.include_orphans,
-            history_sources=self.policy.history_sources,
-            history_max_bytes=config.history_max_bytes,
-            history_enabled=config.history_persistence != "none",
-        )
+        self._activity += 1
+        policy = self._policy()
+        if self._nothing_to_plan(policy):
+            return self._verified_reconcile(reason, policy, heal=heal)
         index, history = self._load_index(), self._load_history()
         self._collect_changes()
         full = self._need_full_plan or policy.max_threads != 0
@@ -291,6 +390,42 @@ class HomeWorker:
             self.maybe_heal()
         self.write_status()
         return plan
+
+    def _policy(self) -> Policy:
+        config = self.home.config()
+        return Policy(
+            max_threads=self.policy.max_threads,
+            include_orphans=self.policy.include_orphans,
+            history_sources=self.policy.history_sources,
+            history_max_bytes=config.history_max_bytes,
+            history_enabled=config.history_persistence != "none",
+        )
+
+    def _nothing_to_plan(self, policy: Policy) -> bool:
+        """True when no thread changed since a plan that left no drift, and both index files
+        still hold what that plan saw (or what we wrote after it)."""
+        if self._need_full_plan or self._dirty or policy.max_threads != 0:
+            return False
+        self._collect_changes()
+        if self._need_full_plan or self._dirty:
+            return False
+        return all(
+            name in self._verified_fp and file_fingerprint(path) == self._verified_fp[name]
+            for name, path in (
+                (self.home.session_index.name, self.home.session_index),
+                (self.home.history.name, self.home.history),
+            )
+        )
+
+    def _verified_reconcile(self, reason: str, policy: Policy, *, heal: bool) -> Plan:
+        """A reconcile that found nothing to plan: record it, and return an empty plan."""
+        self.stats["last_reconcile_at"] = now_iso()
+        self.stats["last_reconcile_reason"] = reason
+        self.current_drift = {}
+        if heal:
+            self.maybe_heal()
+        self.write_status()
+        return Plan(Selection([], 0, self.table.rows is not None), [], Drift(), policy)
 
     # -- healing Codex's DB through its app-server (issue 6) ------------------------------
     def maybe_heal(self, *, force: bool = False) -> None:
@@ -415,6 +550,7 @@ class HomeWorker:
             if written is None or written.fingerprint is None:
                 continue
             self.own[name] = written.fingerprint
+            self._verify_own_write(name, written)
             if written.rewritten:
                 # Lines went in before the old end (same inode, bigger file): the cached copy
                 # must not take the shifted tail for an append. Reread it next time.
@@ -448,6 +584,23 @@ class HomeWorker:
             history_lines_added=added["history"],
             **{f"drift_{k}": v for k, v in counts.items()},
         )
+
+    def _verify_own_write(self, name: str, written: WriteResult) -> None:
+        """Our write verifies the file when it found exactly what the plan saw (nobody wrote
+        in between): the content is then the plan's view plus the missing lines."""
+        cache = self._index if name == self.home.session_index.name else self._history
+        seen_size = cache.index.size if cache is self._index else cache.history.size
+        seen, after = cache.fingerprint, written.fingerprint
+        same_file = seen[:2] == after[:2] if seen is not None and after is not None else False
+        unchanged = (
+            name in self._verified_fp
+            and written.before_size == seen_size
+            and (same_file or (seen is None and seen_size == 0))  # or we created it
+        )
+        if unchanged:
+            self._verified_fp[name] = written.fingerprint
+        else:  # foreign bytes came in between: the next plan must read them
+            self._verified_fp.pop(name, None)
 
     def _error(self, kind: str, detail: str) -> None:
         """Log an error once per episode (not on every retry) and keep it for `status`."""

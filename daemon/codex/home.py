@@ -134,7 +134,13 @@ def iter_rollout_paths(root: Path) -> Iterator[Path]:
 
     A plain `.jsonl` wins over its `.jsonl.zst` twin. Unreadable directories are logged.
     """
-    stack = [root]
+    for entry in iter_rollout_entries(root):
+        yield Path(entry.path)
+
+
+def iter_rollout_entries(root: Path) -> Iterator[os.DirEntry[str]]:
+    """Like `iter_rollout_paths`, as directory entries (their `stat()` is cached)."""
+    stack = [str(root)]
     while stack:
         directory = stack.pop()
         try:
@@ -143,13 +149,13 @@ def iter_rollout_paths(root: Path) -> Iterator[Path]:
         except FileNotFoundError:
             continue
         except OSError as exc:
-            log.warning("rollout.dir_unreadable", path=str(directory), error=str(exc))
+            log.warning("rollout.dir_unreadable", path=directory, error=str(exc))
             continue
         names = {entry.name for entry in entries}
         for entry in entries:
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append(Path(entry.path))
+                    stack.append(entry.path)
                     continue
             except OSError:
                 continue
@@ -158,4 +164,4 @@ def iter_rollout_paths(root: Path) -> Iterator[Path]:
                 continue
             if name.endswith(".zst") and name[: -len(".zst")] in names:
                 continue
-            yield Path(entry.path)
+            yield entry

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,49 +18,58 @@ from codex_indexd.index.model import HistoryLine, IndexLine
 
 @dataclass(slots=True)
 class IndexFile:
-    """A parsed `session_index.jsonl`: raw lines, parsed ones, the latest line per id."""
+    """A parsed `session_index.jsonl`: the parsed lines, the latest line per id, the names
+    each id had before it, and the exact bytes of the lines that do not parse."""
 
-    raw: list[bytes] = field(default_factory=list)
     parsed: list[IndexLine | None] = field(default_factory=list)
     latest: dict[str, IndexLine] = field(default_factory=dict)
-    names: dict[str, list[str]] = field(default_factory=dict)  # every name per id, in file order
+    # Names an id had before its latest line, in file order (ids named once are absent).
+    renamed_from: dict[str, list[str]] = field(default_factory=dict)
+    malformed: list[bytes] = field(default_factory=list)
+    last_raw: bytes | None = None  # the last line's bytes: tells an append from a rewrite
     ends_with_newline: bool = True
     size: int = 0
 
     def add(self, raw: bytes) -> None:
         """Append one raw line (without its newline) and index it."""
         parsed = parse_index_line(raw)
-        self.raw.append(raw)
         self.parsed.append(parsed)
-        if parsed is not None:
-            self.latest[parsed.thread_id] = parsed
-            self.names.setdefault(parsed.thread_id, []).append(parsed.thread_name)
+        self.last_raw = raw
+        if parsed is None:
+            self.malformed.append(raw)
+            return
+        previous = self.latest.get(parsed.thread_id)
+        if previous is not None:
+            self.renamed_from.setdefault(parsed.thread_id, []).append(previous.thread_name)
+        self.latest[parsed.thread_id] = parsed
 
     def earlier_names(self, thread_id: str) -> list[str]:
         """Return the names this id had before its latest line."""
-        return self.names.get(thread_id, [])[:-1]
-
-    @property
-    def malformed(self) -> list[bytes]:
-        return [raw for raw, line in zip(self.raw, self.parsed, strict=True) if line is None]
+        return self.renamed_from.get(thread_id, [])
 
 
 @dataclass(slots=True)
 class HistoryFile:
-    """A parsed `history.jsonl`: raw lines and, where they parse, their fields."""
+    """A parsed `history.jsonl`: the fields of each line that parses and, unless `keep_raw`
+    is off (the daemon's long-lived copy), every line's exact bytes."""
 
     raw: list[bytes] = field(default_factory=list)
     parsed: list[HistoryLine | None] = field(default_factory=list)
     ends_with_newline: bool = True
     size: int = 0
     max_ts: int | None = None
+    keep_raw: bool = True
+    last_raw: bytes | None = None
     _by_session: dict[str, list[HistoryLine]] | None = None
 
     def extend(self, lines: list[bytes]) -> None:
         """Append raw lines (without newlines), parsing them and keeping the indexes current."""
+        if lines:
+            self.last_raw = lines[-1]
         for raw in lines:
             line = parse_history_line(raw)
-            self.raw.append(raw)
+            if self.keep_raw:
+                self.raw.append(raw)
             self.parsed.append(line)
             if line is not None:
                 self.max_ts = line.ts if self.max_ts is None else max(self.max_ts, line.ts)
@@ -99,7 +109,7 @@ def parse_index_line(raw: bytes) -> IndexLine | None:
         canonical = str(uuid.UUID(thread_id))
     except ValueError:
         return None
-    return IndexLine(canonical, name, updated)
+    return IndexLine(sys.intern(canonical), name, updated)
 
 
 def parse_history_line(raw: bytes) -> HistoryLine | None:
@@ -113,7 +123,7 @@ def parse_history_line(raw: bytes) -> HistoryLine | None:
         return None
     if not isinstance(ts, int) or isinstance(ts, bool):
         return None
-    return HistoryLine(session_id, ts, text)
+    return HistoryLine(sys.intern(session_id), ts, text)
 
 
 def split_lines(data: bytes) -> tuple[list[bytes], bool]:
@@ -139,10 +149,10 @@ def parse_index_bytes(data: bytes) -> IndexFile:
     return result
 
 
-def parse_history_bytes(data: bytes) -> HistoryFile:
+def parse_history_bytes(data: bytes, *, keep_raw: bool = True) -> HistoryFile:
     """Parse the bytes of a `history.jsonl`."""
     raw, ends = split_lines(data)
-    result = HistoryFile(ends_with_newline=ends, size=len(data))
+    result = HistoryFile(ends_with_newline=ends, size=len(data), keep_raw=keep_raw)
     result.extend(raw)
     return result
 

@@ -49,7 +49,7 @@ def thread_id_from_name(name: str) -> str | None:
     if match is None:
         return None
     try:
-        return str(uuid.UUID(match.group(0)))
+        return sys.intern(str(uuid.UUID(match.group(0))))
     except ValueError:
         return None
 
@@ -133,7 +133,7 @@ class RolloutScan:
         facts = self.facts
         self._meta_locked = True
         facts.has_meta = True
-        facts.thread_id = self.expected_id or meta_id
+        facts.thread_id = self.expected_id or sys.intern(meta_id)
         created = payload.get("timestamp")
         if isinstance(created, str):
             facts.created_at = created
@@ -179,6 +179,8 @@ class RolloutScan:
         if stripped and facts.title is None:
             facts.title = stripped
         history_text = text.rstrip("\r\n")
+        if history_text == derived:
+            history_text = derived  # one object for the first message and its turn
         if history_text and ts_text is not None:
             ts = epoch_seconds(ts_text)
             if ts is not None:

@@ -10,6 +10,7 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -82,10 +83,9 @@ def thread_columns(conn: sqlite3.Connection) -> list[str]:
     return [name for name in _WANTED if name in present]
 
 
-def _row_to_thread(row: sqlite3.Row, columns: list[str]) -> ThreadRow | None:
-    def get(name: str) -> object:
-        return row[name] if name in columns else None
-
+def row_to_thread(row: Sequence[object], columns: Sequence[str]) -> ThreadRow | None:
+    """Return the thread of one `SELECT <columns>` result row, or None when it has no id."""
+    get = dict(zip(columns, row, strict=True)).get
     thread_id = get("id")
     if not isinstance(thread_id, str) or not thread_id:
         return None
@@ -97,8 +97,8 @@ def _row_to_thread(row: sqlite3.Row, columns: list[str]) -> ThreadRow | None:
     title = _text(get("title"))
     preview = _optional_text(get("preview"))
     return ThreadRow(
-        thread_id=thread_id,
-        rollout_path=_text(get("rollout_path")) or None,
+        thread_id=sys.intern(thread_id),
+        rollout_path=sys.intern(_text(get("rollout_path"))) or None,
         title=first if title == first else title,
         first_user_message=first,
         name=name if isinstance(name, str) and name.strip() else None,
@@ -144,7 +144,7 @@ def read_threads(
     Raises StateDbError (`no_table` when there is no `threads` table).
     """
     try:
-        conn.row_factory = sqlite3.Row
+        conn.row_factory = None
         conn.execute("BEGIN")
         try:
             columns = thread_columns(conn)
@@ -158,7 +158,7 @@ def read_threads(
             rows: dict[str, ThreadRow] = {}
             max_ms: int | None = None
             for row in conn.execute(sql, params):
-                thread = _row_to_thread(row, columns)
+                thread = row_to_thread(row, columns)
                 if thread is None:
                     continue
                 rows[thread.thread_id] = thread

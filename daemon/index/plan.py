@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from codex_indexd.codex.indexfiles import HistoryFile, IndexFile, parse_history_bytes
+from codex_indexd.codex.indexfiles import HistoryFile, IndexFile, parse_history_bytes, split_lines
 from codex_indexd.index.history import (
     desired_history,
     encode_history_line,
@@ -96,7 +96,9 @@ def make_plan(
     """
     if only is not None and policy.max_threads != 0:
         raise ValueError("a partial plan needs max_threads == 0")
-    selection = select_threads(threads, rollouts, index.latest, policy, index.names, only=only)
+    selection = select_threads(
+        threads, rollouts, index.latest, policy, index.renamed_from, only=only
+    )
     drift = Drift()
     plan = Plan(selection, [], drift, policy)
     if plan.writes_index:
@@ -130,7 +132,7 @@ def _known_prefix(known: HistoryFile | None, current: bytes) -> bool:
         return False
     if known.size == 0:
         return True
-    last = known.raw[-1] + b"\n" if known.raw else b""
+    last = known.last_raw + b"\n" if known.last_raw is not None else b""
     return current[known.size - len(last) : known.size] == last
 
 
@@ -146,6 +148,7 @@ def merged_history_bytes(
     `known` is an earlier parse of the file; when `current` still starts with those bytes only
     the rest is parsed, and additions newer than every line are a plain append.
     """
+    full: HistoryFile | None = None
     if _known_prefix(known, current):
         assert known is not None
         tail = parse_history_bytes(current[known.size :])
@@ -153,18 +156,11 @@ def merged_history_bytes(
         existing: Sequence[HistoryLine | None] = known.lines_for(sessions) + [
             line for line in tail.parsed if line is not None and line.session_id in sessions
         ]
-        raw, parsed = known.raw + tail.raw, known.parsed + tail.parsed
         newest = max((t for t in (known.max_ts, tail.max_ts) if t is not None), default=None)
         ends = tail.ends_with_newline
     else:
         full = parse_history_bytes(current)
-        existing, raw, parsed, newest, ends = (
-            full.parsed,
-            full.raw,
-            full.parsed,
-            full.max_ts,
-            full.ends_with_newline,
-        )
+        existing, newest, ends = full.parsed, full.max_ts, full.ends_with_newline
     additions = missing_lines(existing, desired, policy.history_ts_tolerance_s)
     if not additions:
         return current
@@ -172,6 +168,12 @@ def merged_history_bytes(
     if policy.history_max_bytes is None and ends and appendable:
         ordered = sorted(additions, key=lambda line: (line.ts, line.session_id, line.text))
         return current + _join([encode_history_line(line) for line in ordered])
+    if full is not None:
+        raw, parsed = full.raw, full.parsed
+    else:  # the daemon's long-lived copy keeps no raw lines: split them off `current`
+        assert known is not None
+        known_raw = known.raw if known.keep_raw else split_lines(current[: known.size])[0]
+        raw, parsed = known_raw + tail.raw, known.parsed + tail.parsed
     lines, _ = merge_lines(raw, parsed, additions)
     return _join(trim_to_max_bytes(lines, policy.history_max_bytes))
 

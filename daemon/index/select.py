@@ -60,7 +60,7 @@ def select_threads(
     rollouts: dict[str, RolloutFacts],
     index_latest: dict[str, IndexLine],
     policy: Policy,
-    index_names: dict[str, list[str]] | None = None,
+    earlier_names: dict[str, list[str]] | None = None,
     *,
     only: set[str] | None = None,
 ) -> Selection:
@@ -95,7 +95,7 @@ def select_threads(
         when = updated_at(thread, rollout)
         if when is None:
             continue
-        earlier = (index_names or {}).get(thread_id, [])[:-1]
+        earlier = (earlier_names or {}).get(thread_id, [])
         name = desired_name(thread_id, thread, rollout, index_latest.get(thread_id), earlier)
         entry = IndexEntry(thread_id, name, when[1], int(when[0].timestamp() * 1_000_000))
         ranked.append((when[0], thread_id, entry))

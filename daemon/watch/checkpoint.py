@@ -1,8 +1,13 @@
 """Persisted tracker state, so that a restart does not reread every rollout.
 
 The checkpoint holds offsets and extracted facts (prompt text included), so it is written
-0600 in our cache directory. A different format version, another home or a file that does
-not parse is discarded, and the daemon falls back to a full scan.
+0600 in our cache directory. It is JSON lines: a header, then one line per rollout, so that
+neither writing nor reading it holds a second copy of everything in memory. The header may
+carry a `Verified` record: what the last reconcile that left no drift saw, which lets a
+restart skip planning for whatever has not changed since.
+
+A different format version, another home or a file that does not parse is discarded, and
+the daemon falls back to a full scan.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +27,70 @@ from codex_indexd.watch.tracker import FileState, RolloutTracker
 from codex_indexd.write.safety import write_all
 
 log = get_logger("codex_indexd.checkpoint")
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
+_WRITE_CHUNK = 1 << 20
+
+Fingerprint = tuple[int, int, int, int]
+
+
+@dataclass(slots=True)
+class Verified:
+    """What a reconcile that left no drift saw: the policy, the two index files' fingerprints
+    (after our own writes), a digest of every DB row, and the threads it restored."""
+
+    policy: str
+    index_fp: Fingerprint | None
+    history_fp: Fingerprint | None
+    db_path: str | None
+    row_digests: dict[str, int] = field(default_factory=dict)
+    restored: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy,
+            "index_fp": self.index_fp,
+            "history_fp": self.history_fp,
+            "db_path": self.db_path,
+            "rows": self.row_digests,
+            "restored": self.restored,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Verified:
+        """Raises TypeError/KeyError/ValueError when `data` is not a valid record."""
+        if not isinstance(data, dict):
+            raise TypeError("verified record is not an object")
+        rows, restored = data["rows"], data["restored"]
+        if not isinstance(rows, dict) or not isinstance(restored, list):
+            raise TypeError("verified rows or restored ids have the wrong type")
+        _check_ints(*rows.values())
+        if not all(isinstance(tid, str) for tid in restored):
+            raise TypeError("a restored id is not a string")
+        policy, db_path = data["policy"], data["db_path"]
+        if not isinstance(policy, str) or not (db_path is None or isinstance(db_path, str)):
+            raise TypeError("verified policy or db path has the wrong type")
+        return cls(
+            policy,
+            _fingerprint(data["index_fp"]),
+            _fingerprint(data["history_fp"]),
+            db_path,
+            {sys.intern(tid): digest for tid, digest in rows.items()},
+            [sys.intern(tid) for tid in restored],
+        )
+
+
+def _fingerprint(value: Any) -> Fingerprint | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 4:
+        raise TypeError("a fingerprint is not a list of four integers")
+    _check_ints(*value)
+    return (value[0], value[1], value[2], value[3])
 
 
 def _facts_to_json(f: RolloutFacts) -> list[Any]:
     return [
         f.thread_id,
-        f.path,
         f.archived,
         f.created_at,
         f.last_timestamp,
@@ -40,19 +104,29 @@ def _facts_to_json(f: RolloutFacts) -> list[Any]:
     ]
 
 
-def _facts_from_json(row: list[Any]) -> RolloutFacts:
-    (tid, path, archived, created, last, source, mode, first, title, turns, renames, has_meta) = row
+def _intern(value: Any) -> Any:
+    return sys.intern(value) if isinstance(value, str) else value
+
+
+def _facts_from_json(row: list[Any], path: str) -> RolloutFacts:
+    (tid, archived, created, last, source, mode, first, title, turns, renames, has_meta) = row
+    if not isinstance(tid, str):
+        raise TypeError("thread id is not a string")
+    user_turns = [UserTurn(int(ts), str(text)) for ts, text in turns]
+    if user_turns and first is not None and user_turns[0].text == first:
+        # The first turn's text is usually the first message itself: keep one object.
+        user_turns[0] = UserTurn(user_turns[0].ts, first)
     return RolloutFacts(
-        tid,
+        sys.intern(tid),
         path,
-        archived,
+        bool(archived),
         created,
         last,
-        sys.intern(source) if isinstance(source, str) else source,
-        sys.intern(mode) if isinstance(mode, str) else mode,
+        _intern(source),
+        _intern(mode),
         first,
         first if title == first else title,
-        [UserTurn(int(ts), str(text)) for ts, text in turns],
+        user_turns,
         [Rename(str(n), str(u), e) for n, u, e in renames],
         bool(has_meta),
     )
@@ -64,12 +138,22 @@ def _check_ints(*values: Any) -> None:
         raise TypeError("a number field is not an integer")
 
 
-def save(tracker: RolloutTracker, path: Path) -> None:
-    """Write the tracker's state atomically (0600)."""
-    files = []
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+
+
+def _lines(tracker: RolloutTracker, verified: Verified | None) -> Iterator[bytes]:
+    yield _dumps(
+        {
+            "v": FORMAT_VERSION,
+            "home": str(tracker.home.root),
+            "files": len(tracker.files),
+            "verified": verified.to_json() if verified is not None else None,
+        }
+    )
     for key, st in tracker.files.items():
         scan = st.scan
-        files.append(
+        yield _dumps(
             [
                 key,
                 st.dev,
@@ -86,62 +170,76 @@ def save(tracker: RolloutTracker, path: Path) -> None:
                 _facts_to_json(scan.facts),
             ]
         )
-    payload = json.dumps(
-        {"v": FORMAT_VERSION, "home": str(tracker.home.root), "files": files},
-        ensure_ascii=False,
-        separators=(",", ":"),
-    ).encode("utf-8")
+
+
+def save(tracker: RolloutTracker, path: Path, verified: Verified | None = None) -> None:
+    """Write the tracker's state (and `verified`) atomically, 0600, in bounded chunks."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     temp = path.with_name(path.name + ".tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        write_all(fd, payload, crash_points=False)
+        chunk: list[bytes] = []
+        pending = 0
+        for line in _lines(tracker, verified):
+            chunk.append(line)
+            pending += len(line)
+            if pending >= _WRITE_CHUNK:
+                write_all(fd, b"".join(chunk), crash_points=False)
+                chunk, pending = [], 0
+        write_all(fd, b"".join(chunk), crash_points=False)
         os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(temp, path)
 
 
-def load(tracker: RolloutTracker, path: Path) -> bool:
-    """Fill an empty tracker from the checkpoint; return False (and log) when it is unusable."""
+def _load_row(tracker: RolloutTracker, row: Any) -> None:
+    if not isinstance(row, list) or len(row) != 13:
+        raise ValueError("a row is not a list of 13 fields")
+    key, dev, ino, size, mtime, offset, lines, malformed, too_long = row[:9]
+    bare, expected, locked, facts = row[9:]
+    _check_ints(dev, ino, size, mtime, offset, lines, malformed, too_long)
+    if not isinstance(key, str) or not (expected is None or isinstance(expected, str)):
+        raise TypeError("path or expected id is not a string")
+    key = sys.intern(key)
+    scan = RolloutScan(
+        _facts_from_json(facts, key),
+        offset,
+        lines,
+        malformed,
+        too_long,
+        bool(bare),
+        _intern(expected),
+        bool(locked),
+    )
+    tracker.files[key] = FileState(dev, ino, size, mtime, scan)
+    tracker._by_inode[(dev, ino)] = key
+
+
+def load(tracker: RolloutTracker, path: Path) -> tuple[bool, Verified | None]:
+    """Fill an empty tracker from the checkpoint; return whether it was usable, and the
+    verified record it carried. An unusable checkpoint is logged and leaves the tracker empty."""
     try:
-        data = json.loads(path.read_bytes())
-        if not isinstance(data, dict):
-            raise TypeError("not a JSON object")
-        if data.get("v") != FORMAT_VERSION or data.get("home") != str(tracker.home.root):
-            log.info("checkpoint.discarded", path=str(path), reason="format or home changed")
-            return False
-        for row in data["files"]:
-            (
-                key,
-                dev,
-                ino,
-                size,
-                mtime,
-                offset,
-                lines,
-                malformed,
-                too_long,
-                bare,
-                expected,
-                locked,
-                facts,
-            ) = row
-            _check_ints(dev, ino, size, mtime, offset, lines, malformed, too_long)
-            if not isinstance(key, str):
-                raise TypeError("path is not a string")
-            scan = RolloutScan(
-                _facts_from_json(facts), offset, lines, malformed, too_long, bare, expected, locked
-            )
-            tracker.files[key] = FileState(dev, ino, size, mtime, scan)
-            tracker._by_inode[(dev, ino)] = key
+        with open(path, "rb") as handle:
+            header = json.loads(handle.readline())
+            if not isinstance(header, dict):
+                raise TypeError("header is not a JSON object")
+            if header.get("v") != FORMAT_VERSION or header.get("home") != str(tracker.home.root):
+                log.info("checkpoint.discarded", path=str(path), reason="format or home changed")
+                return False, None
+            raw_verified = header.get("verified")
+            verified = Verified.from_json(raw_verified) if raw_verified is not None else None
+            for line in handle:
+                _load_row(tracker, json.loads(line))
+        if len(tracker.files) != header["files"]:
+            raise ValueError("fewer rows than the header announces")
     except FileNotFoundError:
-        return False
+        return False, None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         log.warning(
             "checkpoint.discarded", path=str(path), reason=f"unreadable: {type(exc).__name__}"
         )
         tracker.files.clear()
         tracker._by_inode.clear()
-        return False
-    return True
+        return False, None
+    return True, verified

@@ -12,10 +12,10 @@ from pathlib import Path
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.statedb import (
     StateDbError,
-    _row_to_thread,
     connect_readonly,
     data_version,
     read_threads,
+    row_to_thread,
     thread_columns,
 )
 from codex_indexd.index.model import ThreadRow
@@ -126,13 +126,13 @@ class ThreadTable:
         changed = False
         try:
             columns = thread_columns(self._conn)
-            self._conn.row_factory = sqlite3.Row
+            self._conn.row_factory = None
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
                 marks = ", ".join("?" * len(chunk))
                 sql = f"SELECT {', '.join(columns)} FROM threads WHERE id IN ({marks})"
                 for raw in self._conn.execute(sql, chunk):
-                    row = _row_to_thread(raw, columns)
+                    row = row_to_thread(raw, columns)
                     if row is not None and self.rows.get(row.thread_id) != row:
                         self.rows[row.thread_id] = row
                         self.changed_ids.add(row.thread_id)

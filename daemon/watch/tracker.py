@@ -8,10 +8,11 @@ a file that moved (archive/unarchive keeps the inode) is re-keyed without reread
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from codex_indexd.codex.home import CodexHome, iter_rollout_paths
+from codex_indexd.codex.home import CodexHome, iter_rollout_entries
 from codex_indexd.codex.rollout import RolloutScan, is_rollout_name, scan_file
 from codex_indexd.engine import InputWarning, report_scan
 from codex_indexd.index.model import RolloutFacts
@@ -39,7 +40,7 @@ class RolloutTracker:
         self.changed_threads: set[str] = set()
         self.bytes_read = 0
         self._facts: dict[str, RolloutFacts] | None = None  # built on first use, then patched
-        self._keys_by_tid: dict[str, set[str]] = {}
+        self._keys_by_tid: dict[str, tuple[str, ...]] = {}  # usually one file per thread
         self._stale_tids: set[str] = set()
         self.version = 0  # bumped on every change, so unchanged state is not saved again
 
@@ -60,7 +61,11 @@ class RolloutTracker:
             if tid:
                 self.changed_threads.add(tid)
                 self._stale_tids.add(tid)
-                self._keys_by_tid.get(tid, set()).discard(key)
+                keys = tuple(k for k in self._keys_by_tid.get(tid, ()) if k != key)
+                if keys:
+                    self._keys_by_tid[tid] = keys
+                else:
+                    self._keys_by_tid.pop(tid, None)
         return state
 
     def _store(self, key: str, state: FileState) -> None:
@@ -71,7 +76,9 @@ class RolloutTracker:
         if tid:
             self.changed_threads.add(tid)
             self._stale_tids.add(tid)
-            self._keys_by_tid.setdefault(tid, set()).add(key)
+            keys = self._keys_by_tid.get(tid, ())
+            if key not in keys:
+                self._keys_by_tid[tid] = (*keys, key)
 
     def refresh(self, path: Path) -> bool:
         """Bring one path up to date (it may have appeared, grown, moved or vanished).
@@ -79,7 +86,7 @@ class RolloutTracker:
         Returns True when its facts may have changed. Never raises for I/O trouble: it is
         logged and the file is skipped until the next event.
         """
-        key = str(path)
+        key = sys.intern(str(path))  # shared with the facts' path
         if not is_rollout_name(path.name) or (
             path.name.endswith(".zst") and Path(key[:-4]).exists()
         ):
@@ -114,7 +121,9 @@ class RolloutTracker:
                 return moved  # a move alone changes the facts (archived or not)
             if st.st_size >= state.scan.offset and not path.name.endswith(".zst"):
                 return self._read(key, path, st, state.scan)
-        return self._read(key, path, st, RolloutScan.start(path, archived=self._is_archived(path)))
+        scan = RolloutScan.start(path, archived=self._is_archived(path))
+        scan.facts.path = key
+        return self._read(key, path, st, scan)
 
     def _read(self, key: str, path: Path, st: os.stat_result, scan: RolloutScan) -> bool:
         before = scan.offset
@@ -134,13 +143,31 @@ class RolloutTracker:
         self._store(key, FileState(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, scan))
         return True
 
+    def _unchanged(self, key: str, entry: os.DirEntry[str]) -> bool:
+        """True when `key` is known and its stat still matches (the common case of a scan)."""
+        state = self.files.get(key)
+        if state is None:
+            return False
+        try:
+            st = entry.stat()
+        except OSError:
+            return False
+        return (state.dev, state.ino, state.size, state.mtime_ns) == (
+            st.st_dev,
+            st.st_ino,
+            st.st_size,
+            st.st_mtime_ns,
+        )
+
     def full_scan(self) -> int:
         """Refresh every rollout of the home and forget vanished ones; return the file count."""
         seen: set[str] = set()
         for root in (self.home.sessions, self.home.archived_sessions):
-            for path in iter_rollout_paths(root):
-                seen.add(str(path))
-                self.refresh(path)
+            for entry in iter_rollout_entries(root):
+                key = entry.path
+                seen.add(key)
+                if not self._unchanged(key, entry):
+                    self.refresh(Path(key))
         for key in [k for k in self.files if k not in seen]:
             self._forget(key)
         return len(seen)
@@ -156,7 +183,7 @@ class RolloutTracker:
             for key, state in self.files.items():
                 tid = state.scan.facts.thread_id
                 if tid:
-                    self._keys_by_tid.setdefault(tid, set()).add(key)
+                    self._keys_by_tid[tid] = (*self._keys_by_tid.get(tid, ()), key)
             self._facts = {}
             self._stale_tids = set(self._keys_by_tid)
         for tid in self._stale_tids:

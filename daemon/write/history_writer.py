@@ -168,6 +168,7 @@ def write_history(
             (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns),
             saved,
             rewritten=common < len(current),
+            before_size=len(current),
         )
     finally:
         os.close(fd)

@@ -20,12 +20,14 @@ Fingerprint = tuple[int, int, int, int]
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
-    """What a writer did: lines added, the file's fingerprint after our write, a backup."""
+    """What a writer did: lines added, the file's fingerprint after our write, a backup, and
+    the file's size just before it (under the lock)."""
 
     lines_added: int
     fingerprint: Fingerprint | None
     backup: Path | None = None
     rewritten: bool = False
+    before_size: int | None = None
 
 
 def _fingerprint(fd: int) -> Fingerprint:
@@ -83,7 +85,7 @@ def append_index(
             if journal is not None:
                 os.fsync(fd)
                 remove_journal(journal)
-            return WriteResult(len(lines), _fingerprint(fd))
+            return WriteResult(len(lines), _fingerprint(fd), before_size=current.size)
         finally:
             os.close(fd)
 

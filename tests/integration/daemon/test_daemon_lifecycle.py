@@ -197,30 +197,42 @@ def test_restart_uses_the_checkpoint_and_rereads_nothing(
 
 
 def corrupt(path: Path, how: str) -> None:
-    data = json.loads(path.read_bytes())
+    """Damage a checkpoint (JSON lines: a header, then one row per rollout) in one way."""
+    header, *rows = [json.loads(raw) for raw in path.read_bytes().splitlines()]
+
+    def write() -> None:
+        path.write_text("".join(json.dumps(item) + "\n" for item in [header, *rows]))
+
     if how == "garbage":
         path.write_bytes(b"\x00\xff not json at all")
     elif how == "truncated":
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif how == "rows_missing":  # cut at a line boundary: every line parses
+        rows.pop()
+        write()
     elif how == "other_version":
-        data["v"] = data["v"] + 1
-        path.write_text(json.dumps(data))
+        header["v"] = header["v"] + 1
+        write()
     elif how == "other_home":
-        data["home"] = "/somewhere/else"
-        path.write_text(json.dumps(data))
+        header["home"] = "/somewhere/else"
+        write()
     elif how == "json_null":
         path.write_text("null")
     elif how == "json_list":
         path.write_text("[1, 2, 3]")
     elif how == "bad_row":
-        data["files"][0] = data["files"][0][:5]
-        path.write_text(json.dumps(data))
+        rows[0] = rows[0][:5]
+        write()
     elif how == "bad_facts":
-        data["files"][0][-1] = {"not": "a list"}
-        path.write_text(json.dumps(data))
+        rows[0][-1] = {"not": "a list"}
+        write()
     elif how == "bad_types":
-        data["files"][0][5] = str(data["files"][0][5])  # the offset, as a string
-        path.write_text(json.dumps(data))
+        rows[0][5] = str(rows[0][5])  # the offset, as a string
+        write()
+    elif how == "bad_verified":
+        assert header["verified"] is not None
+        header["verified"]["rows"] = ["not", "a", "mapping"]
+        write()
     elif how == "directory":
         path.unlink()
         path.mkdir()
@@ -233,6 +245,7 @@ def corrupt(path: Path, how: str) -> None:
     [
         "garbage",
         "truncated",
+        "rows_missing",
         "other_version",
         "other_home",
         "json_null",
@@ -240,6 +253,7 @@ def corrupt(path: Path, how: str) -> None:
         "bad_row",
         "bad_facts",
         "bad_types",
+        "bad_verified",
         "directory",
     ],
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 
-from codex_indexd.codex.indexfiles import parse_history_bytes, parse_index_bytes
+from codex_indexd.codex.indexfiles import parse_history_bytes, parse_index_bytes, split_lines
 from codex_indexd.codex.rollout import RolloutScan, iter_complete_lines
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -124,7 +124,8 @@ def test_rollout_reader_on_envelopes_of_random_json(values: list[object]) -> Non
 @given(hostile_bytes)
 def test_index_reader_never_raises(data: bytes) -> None:
     parsed = parse_index_bytes(data)
-    assert len(parsed.raw) == len(parsed.parsed)
+    assert len(parsed.parsed) == len(split_lines(data)[0])
+    assert len(parsed.malformed) == sum(1 for line in parsed.parsed if line is None)
     assert all(line.thread_id in parsed.latest for line in parsed.parsed if line is not None)
 
 
