@@ -21,6 +21,7 @@ from codex_indexd.index.model import IndexLine, Policy, RolloutFacts, ThreadRow
 from codex_indexd.index.plan import (
     Plan,
     encode_index_entry,
+    history_append,
     make_plan,
     merged_history_bytes,
     rebuilt_history_bytes,
@@ -291,9 +292,19 @@ def apply_plan(
                 return rebuilt_history_bytes(current, desired, policy)
             return merged_history_bytes(current, desired, policy, facts.history)
 
+        def append(size: int, read_at: Callable[[int, int], bytes]) -> bytes | None:
+            if rebuild:
+                return None
+            return history_append(size, read_at, desired, policy, facts.history)
+
         try:
             result.history = write_history(
-                home.history, targets.journal, build, backup_dir=targets.backup_dir, backup=backup
+                home.history,
+                targets.journal,
+                build,
+                backup_dir=targets.backup_dir,
+                backup=backup,
+                append=append,
             )
         except (LockBusy, UnsafeTarget, OSError) as exc:
             result.errors[home.history.name] = exc

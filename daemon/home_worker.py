@@ -375,7 +375,8 @@ class HomeWorker:
         if only is None:
             self._restored_ids = selected
         else:  # a partial plan: threads it looked at are in or out now, the rest unchanged
-            self._restored_ids = (self._restored_ids - only) | selected
+            self._restored_ids -= only
+            self._restored_ids |= selected
         self.stats["last_reconcile_at"] = now_iso()
         self.stats["last_reconcile_reason"] = reason
         self.current_drift = plan.drift.counts()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from codex_indexd.codex.indexfiles import HistoryFile, IndexFile, parse_history_bytes, split_lines
@@ -136,6 +136,56 @@ def _known_prefix(known: HistoryFile | None, current: bytes) -> bool:
     return current[known.size - len(last) : known.size] == last
 
 
+def _lines_after(
+    known: HistoryFile, tail: HistoryFile, desired: Sequence[HistoryLine]
+) -> tuple[list[HistoryLine], int | None]:
+    """Return the lines of `desired`'s sessions in a file parsed as `known` then `tail`, and
+    the file's newest `ts`."""
+    sessions = {line.session_id for line in desired}
+    existing = known.lines_for(sessions) + [
+        line for line in tail.parsed if line is not None and line.session_id in sessions
+    ]
+    newest = max((t for t in (known.max_ts, tail.max_ts) if t is not None), default=None)
+    return existing, newest
+
+
+def _appended(additions: Sequence[HistoryLine]) -> bytes:
+    ordered = sorted(additions, key=lambda line: (line.ts, line.session_id, line.text))
+    return _join([encode_history_line(line) for line in ordered])
+
+
+def history_append(
+    size: int,
+    read_at: Callable[[int, int], bytes],
+    desired: Sequence[HistoryLine],
+    policy: Policy,
+    known: HistoryFile | None,
+) -> bytes | None:
+    """Return the bytes to append to a `history.jsonl` of `size` bytes when the merge is a plain
+    append (b"" when nothing is missing), reading only what `known` has not parsed.
+
+    Returns None when the whole file is needed: it changed other than by appends since
+    `known`, an addition is older than its last line, or the append would need trimming.
+    """
+    if known is None or not known.ends_with_newline or size < known.size:
+        return None
+    last = known.last_raw + b"\n" if known.last_raw is not None else b""
+    if read_at(known.size - len(last), len(last)) != last:
+        return None
+    tail = parse_history_bytes(read_at(known.size, size - known.size))
+    existing, newest = _lines_after(known, tail, desired)
+    additions = missing_lines(existing, desired, policy.history_ts_tolerance_s)
+    if not additions:
+        return b""
+    if not tail.ends_with_newline or (
+        newest is not None and min(line.ts for line in additions) < newest
+    ):
+        return None
+    extra = _appended(additions)
+    limit = policy.history_max_bytes
+    return None if limit is not None and size + len(extra) > limit else extra
+
+
 def merged_history_bytes(
     current: bytes,
     desired: Sequence[HistoryLine],
@@ -149,14 +199,11 @@ def merged_history_bytes(
     the rest is parsed, and additions newer than every line are a plain append.
     """
     full: HistoryFile | None = None
+    existing: Sequence[HistoryLine | None]
     if _known_prefix(known, current):
         assert known is not None
         tail = parse_history_bytes(current[known.size :])
-        sessions = {line.session_id for line in desired}
-        existing: Sequence[HistoryLine | None] = known.lines_for(sessions) + [
-            line for line in tail.parsed if line is not None and line.session_id in sessions
-        ]
-        newest = max((t for t in (known.max_ts, tail.max_ts) if t is not None), default=None)
+        existing, newest = _lines_after(known, tail, desired)
         ends = tail.ends_with_newline
     else:
         full = parse_history_bytes(current)
@@ -166,8 +213,7 @@ def merged_history_bytes(
         return current
     appendable = newest is None or min(line.ts for line in additions) >= newest
     if policy.history_max_bytes is None and ends and appendable:
-        ordered = sorted(additions, key=lambda line: (line.ts, line.session_id, line.text))
-        return current + _join([encode_history_line(line) for line in ordered])
+        return current + _appended(additions)
     if full is not None:
         raw, parsed = full.raw, full.parsed
     else:  # the daemon's long-lived copy keeps no raw lines: split them off `current`

@@ -70,11 +70,13 @@ def select_threads(
     With `only`, just those of the restored threads (valid when `max_threads` is 0, where
     whether a thread is restored does not depend on the others).
     """
-    live_rollouts = {tid for tid, facts in rollouts.items() if not facts.archived}
+    # A partial plan looks at `only` alone: its cost must not grow with the home.
+    pool = rollouts.keys() if only is None else [tid for tid in only if tid in rollouts]
+    live_rollouts = {tid for tid in pool if not rollouts[tid].archived}
     used_db = bool(threads)
     skipped = 0
     if threads:
-        candidates = set(threads)
+        candidates = set(threads) if only is None else {tid for tid in only if tid in threads}
         orphans = live_rollouts - candidates
         if policy.include_orphans:
             candidates |= orphans
@@ -83,8 +85,6 @@ def select_threads(
     else:
         threads = {}
         candidates = live_rollouts
-    if only is not None:
-        candidates &= only
 
     ranked: list[tuple[datetime, str, IndexEntry]] = []
     for thread_id in candidates:

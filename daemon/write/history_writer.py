@@ -114,6 +114,22 @@ def recover_history(path: Path, journal: Path) -> str | None:
         os.close(fd)
 
 
+def _read_at(fd: int, offset: int, length: int) -> bytes:
+    """Return `length` bytes at `offset` (fewer at the end of the file)."""
+    chunks: list[bytes] = []
+    while length > 0:
+        chunk = os.pread(fd, min(1 << 22, length), offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+        length -= len(chunk)
+    return b"".join(chunks)
+
+
+ReadAt = Callable[[int, int], bytes]
+
+
 def write_history(
     path: Path,
     journal: Path,
@@ -121,16 +137,26 @@ def write_history(
     *,
     backup_dir: Path,
     backup: BackupPolicy,
+    append: Callable[[int, ReadAt], bytes | None] | None = None,
 ) -> WriteResult:
     """Rewrite `history.jsonl` to `build(current bytes)` in place, under its lock.
 
-    Only the bytes after the first changed line are rewritten; a pure append rewrites
-    nothing before it. Raises LockBusy, UnsafeTarget, OSError.
+    `append(size, read_at)` is asked first: it returns the bytes to append when that is all
+    the change needs (b"" for nothing), reading only what it must, or None, and then the whole
+    file is read and `build` decides. Only the bytes after the first changed line are
+    rewritten. Raises LockBusy, UnsafeTarget, OSError.
     """
     fd = _open_locked(path)
     try:
         crashpoints.step("history.locked")
         recover_fd(fd, journal, path)
+        size = os.fstat(fd).st_size
+        extra = append(size, functools.partial(_read_at, fd)) if append is not None else None
+        if extra is not None:
+            if not extra:
+                return WriteResult(0, None)
+            _replace_tail(fd, path, journal, common=size, old_tail=b"", new_tail=extra)
+            return WriteResult(extra.count(b"\n"), _fingerprint(fd), before_size=size)
         current = _read_all(fd)
         new = build(current)
         if new == current:
@@ -139,36 +165,46 @@ def write_history(
         saved = None
         if common < len(current):
             saved = write_backup(backup_dir, path.name, current, backup)
-        st = os.fstat(fd)
-        record = JournalRecord(
-            str(path), st.st_dev, st.st_ino, common, current[common:], new[common:]
+        _replace_tail(
+            fd, path, journal, common=common, old_tail=current[common:], new_tail=new[common:]
         )
-        write_journal(journal, record)
-        try:
-            if len(new) > len(current):
-                # Reserve the space first: a full disk then fails here, before any byte changed.
-                reserve_space(fd, len(current), len(new) - len(current))
-            if common < len(current):
-                os.ftruncate(fd, common)
-                crashpoints.step("history.truncated")
-            write_all(fd, record.new_tail, common)
-            crashpoints.step("history.tail_written")
-            os.fsync(fd)
-            crashpoints.step("history.synced")
-        except OSError:
-            recover_fd(
-                fd, journal, path, after_error=True
-            )  # put the old tail back now, not at the next start
-            raise
-        remove_journal(journal)
-        st = os.fstat(fd)
         added = max(0, new.count(b"\n") - current.count(b"\n"))
         return WriteResult(
             added,
-            (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns),
+            _fingerprint(fd),
             saved,
             rewritten=common < len(current),
             before_size=len(current),
         )
     finally:
         os.close(fd)
+
+
+def _fingerprint(fd: int) -> tuple[int, int, int, int]:
+    st = os.fstat(fd)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _replace_tail(
+    fd: int, path: Path, journal: Path, *, common: int, old_tail: bytes, new_tail: bytes
+) -> None:
+    """Replace the bytes after `common` (`old_tail`) by `new_tail`, journaled, and synced.
+    On an error the old tail is put back before the error is raised."""
+    st = os.fstat(fd)
+    record = JournalRecord(str(path), st.st_dev, st.st_ino, common, old_tail, new_tail)
+    write_journal(journal, record)
+    try:
+        if len(new_tail) > len(old_tail):
+            # Reserve the space first: a full disk then fails here, before any byte changed.
+            reserve_space(fd, common + len(old_tail), len(new_tail) - len(old_tail))
+        if old_tail:
+            os.ftruncate(fd, common)
+            crashpoints.step("history.truncated")
+        write_all(fd, new_tail, common)
+        crashpoints.step("history.tail_written")
+        os.fsync(fd)
+        crashpoints.step("history.synced")
+    except OSError:
+        recover_fd(fd, journal, path, after_error=True)  # now, not at the next start
+        raise
+    remove_journal(journal)
