@@ -89,7 +89,7 @@ class HomeEventHandler(FileSystemEventHandler):
             if name.endswith(".codex-indexd.tmp"):
                 continue
             if event.is_directory:
-                if parent == self.key and name in _ROOT_NAMES:
+                if (parent == self.key and name in _ROOT_NAMES) or _on_the_way(path, self.key):
                     self.debouncer.request_rewatch(self.key)
                 elif path.startswith((str(self.home.sessions), str(self.home.archived_sessions))):
                     self.debouncer.request_full(self.key)
@@ -109,12 +109,27 @@ class WatchPlan:
     flat: list[Path]
 
 
+def _on_the_way(path: str, root: str) -> bool:
+    """True when directory `path` is `root` or one of its ancestors."""
+    return root == path or root.startswith(path.rstrip(os.sep) + os.sep)
+
+
 def watch_plan(home: CodexHome, sqlite_home: Path) -> WatchPlan:
+    """The directories to watch. A home that does not exist yet (Codex never ran) is waited
+    for by watching its nearest existing ancestor: its creation triggers a rewatch."""
     recursive = [p for p in (home.sessions, home.archived_sessions) if p.is_dir()]
-    flat = [home.root]
+    flat = [home.root if home.root.is_dir() else nearest_existing(home.root)]
     if sqlite_home != home.root and sqlite_home.is_dir():
         flat.append(sqlite_home)
     return WatchPlan(recursive, flat)
+
+
+def nearest_existing(path: Path) -> Path:
+    """Return `path` or its nearest ancestor that is a directory."""
+    for candidate in (path, *path.parents):
+        if candidate.is_dir():
+            return candidate
+    return Path(path.anchor or "/")
 
 
 def polling_reason(paths: Sequence[Path]) -> str | None:

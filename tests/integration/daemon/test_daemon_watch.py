@@ -231,6 +231,27 @@ def test_removed_and_recreated_sessions_dir_is_watched_again(
     assert daemon.alive()
 
 
+@pytest.mark.parametrize("poll", [False, True], ids=["inotify", "polling"])
+def test_a_home_created_after_the_start_is_picked_up_at_once(
+    tmp_path: Path, spawn, poll: bool
+) -> None:  # type: ignore[no-untyped-def]
+    """Installed before Codex ever ran: ~/.codex (and its parents) appear later, and the daemon
+    must notice without waiting for the periodic reconcile (10 minutes)."""
+    home = tmp_path / "user" / ".codex"
+    daemon = spawn(home, *(["--poll"] if poll else []), env={"CODEX_INDEXD_POLL_INTERVAL_S": "0.2"})
+    daemon.wait_ready()
+    assert not home.exists()
+    (tmp_path / "user").mkdir()
+    thread = new_thread(0, turns=2)
+    build_home(home, [thread])
+    wait_for(lambda: thread.thread_id in index_ids(home), 5, "the new home's first thread")
+    later = new_thread(1, turns=1)
+    write_rollout(home, later)
+    wait_for(lambda: later.thread_id in index_ids(home), 3, "a thread after the home appeared")
+    assert len(history_texts(home)) == 3
+    assert daemon.alive()
+
+
 def test_write_just_before_the_observer_starts_is_not_lost(
     tmp_path: Path, inproc, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]

@@ -97,7 +97,10 @@ def test_trim_matches_codex_rule() -> None:
 @settings(max_examples=300, deadline=None)
 @given(existing=lines_st, appended=lines_st, desired=lines_st, noise=noise_st)
 def test_known_prefix_fast_path_matches_a_full_parse(
-    existing: list[HistoryLine], appended: list[HistoryLine], desired: list[HistoryLine], noise: list[bytes]
+    existing: list[HistoryLine],
+    appended: list[HistoryLine],
+    desired: list[HistoryLine],
+    noise: list[bytes],
 ) -> None:
     policy = Policy()
     desired_sorted = sorted(set(desired), key=lambda h: (h.ts, h.session_id, h.text))
