@@ -172,6 +172,7 @@ class HomeWorker:
         # Per index file, the fingerprint of the content the last plan saw (or of our own
         # write after it): while both files still match and nothing is dirty, no plan is due.
         self._verified_fp: dict[str, Fingerprint | None] = {}
+        self._planned_policy = ""
         self._saved_version = -1
         self._saved_verified: Verified | None = None
         self._activity = 0  # bumped by take() and reconcile(): the verified record may change
@@ -224,6 +225,7 @@ class HomeWorker:
         self._dirty |= changed
         self._need_full_plan = False
         self._restored_ids = set(verified.restored)
+        self._planned_policy = verified.policy
         self._verified_fp = {
             self.home.session_index.name: verified.index_fp,
             self.home.history.name: verified.history_fp,
@@ -364,6 +366,10 @@ class HomeWorker:
         """Plan from the current facts and write what drifted; return the plan."""
         self._activity += 1
         policy = self._policy()
+        key = policy_key(policy)
+        if key != self._planned_policy:  # Codex's config changed what a plan decides
+            self._need_full_plan = True
+            self._planned_policy = key
         if self._nothing_to_plan(policy):
             return self._verified_reconcile(reason, policy, heal=heal)
         index, history = self._load_index(), self._load_history()

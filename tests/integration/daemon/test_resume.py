@@ -197,3 +197,23 @@ def test_a_write_that_raced_another_writer_is_not_vouched_for(
     monkeypatch.setattr(home_worker, "apply_plan", real)
     record = run_once(home)
     assert record["from_checkpoint"] is True and record["resumed"] is False
+
+
+def test_a_codex_config_change_between_reconciles_forces_a_full_plan(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`[history] persistence` changed in Codex's config.toml while the daemon runs: the next
+    reconcile plans every thread again, not only the changed ones."""
+    daemon = Daemon(settings_mod.load({"homes": [str(home)]}))
+    daemon._make_workers()
+    (worker,) = daemon.workers.values()
+    worker.start()
+    spy = PlanSpy(monkeypatch)
+    worker.reconcile(reason="start", heal=False)
+    assert spy.calls == []
+    (home / "config.toml").write_text('[history]\npersistence = "none"\n')
+    worker.reconcile(reason="events", heal=False)
+    assert spy.calls == [None]
+    worker.reconcile(reason="events", heal=False)
+    assert spy.calls == [None], "an unchanged policy needs no second plan"
+    worker.table.close()
