@@ -10,22 +10,16 @@ import os
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 from codex_indexd.codex.home import CodexHome
-from codex_indexd.codex.indexfiles import (
-    HistoryFile,
-    IndexFile,
-    file_fingerprint,
-    read_bytes,
-    split_lines,
-)
+from codex_indexd.codex.indexfiles import HistoryFile, IndexFile, extend_from, file_fingerprint
 from codex_indexd.engine import ApplyResult, HomeFacts, apply_plan, recover
-from codex_indexd.index.model import Drift, Policy, ThreadRow
+from codex_indexd.index.model import Drift, HistoryLine, Policy, ThreadRow
 from codex_indexd.index.plan import Plan, make_plan
 from codex_indexd.index.select import Selection
 from codex_indexd.logs import get_logger
@@ -118,22 +112,7 @@ class _Cached:
     fingerprint: Fingerprint | None = None
     loaded: bool = False
     index: IndexFile = field(default_factory=IndexFile)
-    history: HistoryFile = field(default_factory=lambda: HistoryFile(keep_raw=False))
-
-
-def _extend_index(index: IndexFile, data: bytes) -> None:
-    lines, ends = split_lines(data)
-    for raw in lines:
-        index.add(raw)
-    index.ends_with_newline = ends
-    index.size += len(data)
-
-
-def _extend_history(history: HistoryFile, data: bytes) -> None:
-    lines, ends = split_lines(data)
-    history.extend(lines)
-    history.ends_with_newline = ends
-    history.size += len(data)
+    history: HistoryFile = field(default_factory=lambda: HistoryFile(compact=True))
 
 
 class HomeWorker:
@@ -320,7 +299,7 @@ class HomeWorker:
         if cache.loaded and fp == cache.fingerprint:
             return cache
         # Content a plan verified (our own write after it, typically) dirties nothing.
-        verified = fp is not None and self._verified_fp.get(path.name) == fp
+        verified = path.name in self._verified_fp and self._verified_fp[path.name] == fp
         old = cache.fingerprint
         current_size = cache.index.size if is_index else cache.history.size
         ends = cache.index.ends_with_newline if is_index else cache.history.ends_with_newline
@@ -331,28 +310,31 @@ class HomeWorker:
             and fp[2] > current_size
             and ends
         )
-        if grew:
-            # Only an append keeps what we parsed: check that our last line is still where it
-            # was (a writer that inserted lines in place, like `repair`, shifts it).
-            last = cache.index.last_raw if is_index else cache.history.last_raw
-            probe = last + b"\n" if last is not None else b""
+        parsed: IndexFile | HistoryFile
+        try:
             with open(path, "rb") as handle:
-                handle.seek(current_size - len(probe))
-                data = handle.read()
-            grew = data[: len(probe)] == probe
-            data = data[len(probe) :]
-        if not grew:
-            data = read_bytes(path)
-            cache.index, cache.history = IndexFile(), HistoryFile(keep_raw=False)
+                if grew:
+                    # Only an append keeps what we parsed: check that our last line is still
+                    # where it was (a writer that inserted lines in place shifts it).
+                    last = cache.index.last_raw if is_index else cache.history.last_raw
+                    probe = last + b"\n" if last is not None else b""
+                    handle.seek(current_size - len(probe))
+                    grew = handle.read(len(probe)) == probe
+                if not grew:
+                    handle.seek(0)
+                    cache.index, cache.history = IndexFile(), HistoryFile(compact=True)
+                    self._need_full_plan |= not verified
+                parsed = cache.index if is_index else cache.history
+                before = len(parsed.parsed)
+                read = extend_from(parsed, handle)
+        except FileNotFoundError:
+            cache.index, cache.history = IndexFile(), HistoryFile(compact=True)
             self._need_full_plan |= not verified
-        if is_index:
-            before = len(cache.index.parsed)
-            _extend_index(cache.index, data)
-            if not verified:
-                self._dirty.update(line.thread_id for line in cache.index.parsed[before:] if line)
-        else:
-            _extend_history(cache.history, data)
-        consistent = fp is None or len(data) + (current_size if grew else 0) == fp[2]
+            grew, read, before = False, 0, 0
+        if is_index and not verified:
+            new_lines = cache.index.parsed[before:]
+            self._dirty.update(line.thread_id for line in new_lines if line)
+        consistent = fp is None or read + (current_size if grew else 0) == fp[2]
         cache.fingerprint = fp if consistent else None
         cache.loaded = True
         if consistent:
@@ -502,6 +484,7 @@ class HomeWorker:
             drift.index_append = []
         if drift.history_add and not self.guard.allow("history.jsonl", now):
             drift.history_add = []
+        unread = self._read_back_texts(plan)
         if drift.empty:
             return False
         counts = drift.counts()
@@ -524,9 +507,29 @@ class HomeWorker:
         self._error_episode.clear()
         self.retry_at = None
         self._record_writes(result, now, counts, keys)
-        return not self.guard.paused_until or all(
-            until <= now for until in self.guard.paused_until.values()
-        )
+        return not unread and all(until <= now for until in self.guard.paused_until.values())
+
+    def _read_back_texts(self, plan: Plan) -> int:
+        """Fill in the texts of the history lines the plan found missing (the daemon's facts
+        keep only keys); return how many could not be read back (left out of this write)."""
+        drift = plan.drift
+        keyed = {(ln.session_id, ln.ts, ln.key) for ln in drift.history_add if ln.text is None}
+        if not keyed:
+            return 0
+        texts = self.tracker.read_texts(ln for ln in drift.history_add if ln.text is None)
+
+        def filled(line: HistoryLine) -> HistoryLine:
+            text = texts.get((line.session_id, line.ts, line.key))
+            return line if text is None else replace(line, text=text)
+
+        drift.history_add = [
+            line for line in map(filled, drift.history_add) if line.text is not None
+        ]
+        plan.desired_history = [
+            filled(line) if (line.session_id, line.ts, line.key) in keyed else line
+            for line in plan.desired_history
+        ]
+        return len(keyed) - len(texts)
 
     def _on_write_error(self, exc: Exception, now: float) -> None:
         """Log a failed write once per episode and schedule a retry."""

@@ -12,8 +12,9 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
-from codex_indexd.index.model import HistoryLine, IndexLine
+from codex_indexd.index.model import HistoryLine, IndexLine, text_key
 
 
 @dataclass(slots=True)
@@ -43,6 +44,10 @@ class IndexFile:
             self.renamed_from.setdefault(parsed.thread_id, []).append(previous.thread_name)
         self.latest[parsed.thread_id] = parsed
 
+    def extend(self, lines: list[bytes]) -> None:
+        for raw in lines:
+            self.add(raw)
+
     def earlier_names(self, thread_id: str) -> list[str]:
         """Return the names this id had before its latest line."""
         return self.renamed_from.get(thread_id, [])
@@ -50,15 +55,16 @@ class IndexFile:
 
 @dataclass(slots=True)
 class HistoryFile:
-    """A parsed `history.jsonl`: the fields of each line that parses and, unless `keep_raw`
-    is off (the daemon's long-lived copy), every line's exact bytes."""
+    """A parsed `history.jsonl`: the fields of each line that parses and every line's exact
+    bytes; or, when `compact` (the daemon's long-lived copy), only each line's session, time
+    and text key."""
 
     raw: list[bytes] = field(default_factory=list)
     parsed: list[HistoryLine | None] = field(default_factory=list)
     ends_with_newline: bool = True
     size: int = 0
     max_ts: int | None = None
-    keep_raw: bool = True
+    compact: bool = False
     last_raw: bytes | None = None
     _by_session: dict[str, list[HistoryLine]] | None = None
 
@@ -67,8 +73,8 @@ class HistoryFile:
         if lines:
             self.last_raw = lines[-1]
         for raw in lines:
-            line = parse_history_line(raw)
-            if self.keep_raw:
+            line = parse_history_line(raw, keep_text=not self.compact)
+            if not self.compact:
                 self.raw.append(raw)
             self.parsed.append(line)
             if line is not None:
@@ -109,11 +115,13 @@ def parse_index_line(raw: bytes) -> IndexLine | None:
         canonical = str(uuid.UUID(thread_id))
     except ValueError:
         return None
-    return IndexLine(sys.intern(canonical), name, updated)
+    # Interned: a name is usually the thread's title, which the DB and rollout facts hold.
+    return IndexLine(sys.intern(canonical), sys.intern(name), updated)
 
 
-def parse_history_line(raw: bytes) -> HistoryLine | None:
-    """Return the fields of a history line; `conversation_id` is accepted for `session_id`."""
+def parse_history_line(raw: bytes, *, keep_text: bool = True) -> HistoryLine | None:
+    """Return the fields of a history line (the text only as its key unless `keep_text`);
+    `conversation_id` is accepted for `session_id`."""
     obj = _json_object(raw)
     if obj is None:
         return None
@@ -123,7 +131,9 @@ def parse_history_line(raw: bytes) -> HistoryLine | None:
         return None
     if not isinstance(ts, int) or isinstance(ts, bool):
         return None
-    return HistoryLine(sys.intern(session_id), ts, text)
+    if keep_text:
+        return HistoryLine(sys.intern(session_id), ts, text)
+    return HistoryLine(sys.intern(session_id), ts, None, text_key(text))
 
 
 def split_lines(data: bytes) -> tuple[list[bytes], bool]:
@@ -140,6 +150,30 @@ def split_lines(data: bytes) -> tuple[list[bytes], bool]:
     return lines, ends
 
 
+READ_CHUNK = 1 << 20
+
+
+def extend_from(target: IndexFile | HistoryFile, handle: BinaryIO) -> int:
+    """Parse what `handle` holds from its position on into `target`, as `split_lines` would,
+    a chunk at a time (the file's bytes are never all in memory); return the bytes read."""
+    total = 0
+    parts: list[bytes] = []  # a line longer than a chunk, so far
+    while data := handle.read(READ_CHUNK):
+        total += len(data)
+        cut = data.rfind(b"\n")
+        if cut == -1:
+            parts.append(data)
+            continue
+        head = b"".join([*parts, data[:cut]]) if parts else data[:cut]
+        target.extend(head.split(b"\n"))
+        parts = [data[cut + 1 :]] if cut + 1 < len(data) else []
+    if parts:
+        target.extend([b"".join(parts)])  # a last line without its newline
+    target.ends_with_newline = not parts
+    target.size += total
+    return total
+
+
 def parse_index_bytes(data: bytes) -> IndexFile:
     """Parse the bytes of a `session_index.jsonl`; the last line per id wins."""
     raw, ends = split_lines(data)
@@ -149,10 +183,10 @@ def parse_index_bytes(data: bytes) -> IndexFile:
     return result
 
 
-def parse_history_bytes(data: bytes, *, keep_raw: bool = True) -> HistoryFile:
+def parse_history_bytes(data: bytes) -> HistoryFile:
     """Parse the bytes of a `history.jsonl`."""
     raw, ends = split_lines(data)
-    result = HistoryFile(ends_with_newline=ends, size=len(data), keep_raw=keep_raw)
+    result = HistoryFile(ends_with_newline=ends, size=len(data))
     result.extend(raw)
     return result
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codex_indexd.index.model import Rename, RolloutFacts, UserTurn
+from codex_indexd.index.model import Rename, RolloutFacts, UserTurn, text_key
 from codex_indexd.index.timefmt import epoch_ms, epoch_seconds
 from codex_indexd.logs import get_logger
 
@@ -74,6 +74,9 @@ class RolloutScan:
     bare: bool = False
     expected_id: str | None = None
     _meta_locked: bool = field(default=False)
+    # False in the daemon: turns keep their text's key and their line's offset, not the text.
+    keep_text: bool = True
+    line_start: int = 0  # offset of the line being fed
 
     @classmethod
     def start(cls, path: Path, *, archived: bool = False) -> RolloutScan:
@@ -175,16 +178,22 @@ class RolloutScan:
         stripped = strip_ide_prefix(text).strip()
         derived = stripped or ("[Image]" if has_media else "")
         if derived and facts.first_user_message is None:
-            facts.first_user_message = derived
+            # Interned: the DB row's title and first message are usually the same text.
+            facts.first_user_message = sys.intern(derived)
         if stripped and facts.title is None:
-            facts.title = stripped
+            facts.title = sys.intern(stripped)
         history_text = text.rstrip("\r\n")
-        if history_text == derived:
-            history_text = derived  # one object for the first message and its turn
         if history_text and ts_text is not None:
             ts = epoch_seconds(ts_text)
-            if ts is not None:
-                facts.user_turns.append(UserTurn(ts, history_text))
+            if ts is None:
+                return
+            if self.keep_text:
+                if history_text == facts.first_user_message:
+                    history_text = facts.first_user_message  # one object for both
+                facts.user_turns.append(UserTurn(ts, history_text, offset=self.line_start))
+            else:
+                key = text_key(history_text)
+                facts.user_turns.append(UserTurn(ts, None, key, self.line_start))
 
 
 def _may_be_user_event(head: bytes, line: bytes) -> bool:
@@ -258,7 +267,7 @@ def scan_file(scan: RolloutScan, path: Path) -> RolloutScan:
 
 def _feed_from(scan: RolloutScan, readline: Callable[[int], bytes], path: Path) -> None:
     for line, end in iter_complete_lines(readline, scan.offset):
-        scan.offset = end
+        scan.line_start, scan.offset = scan.offset, end
         if line is None:
             scan.too_long += 1
             log.warning(
@@ -269,6 +278,20 @@ def _feed_from(scan: RolloutScan, readline: Callable[[int], bytes], path: Path) 
             scan.feed(line)
         if scan.bare:
             return
+
+
+def read_turn(path: Path, offset: int, expected_id: str | None) -> UserTurn | None:
+    """Return the user turn (with its text) of the line at `offset` of an uncompressed
+    rollout, or None when that line is not a user turn any more. Raises OSError."""
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        line = handle.readline(MAX_LINE_BYTES + 1)
+    if not line.endswith(b"\n"):
+        return None
+    scan = RolloutScan(RolloutFacts(thread_id=expected_id or "", path=str(path)))
+    scan.expected_id, scan.line_start = expected_id, offset
+    scan.feed(line[:-1].rstrip(b"\r"))
+    return scan.facts.user_turns[-1] if scan.facts.user_turns else None
 
 
 def _scan_zst(scan: RolloutScan, path: Path) -> RolloutScan:

@@ -93,8 +93,9 @@ def row_to_thread(row: Sequence[object], columns: Sequence[str]) -> ThreadRow | 
     updated_ms = _ms(get("updated_at_ms"), get("updated_at"))
     name = get("name")
     # title, first_user_message and preview are usually the same text: keep one object.
-    first = _text(get("first_user_message"))
-    title = _text(get("title"))
+    # Interned: the rollout's facts hold the same first message.
+    first = sys.intern(_text(get("first_user_message")))
+    title = sys.intern(_text(get("title")))
     preview = _optional_text(get("preview"))
     return ThreadRow(
         thread_id=sys.intern(thread_id),

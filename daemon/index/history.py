@@ -17,7 +17,10 @@ SOFT_CAP_RATIO = 0.8
 
 
 def encode_history_line(line: HistoryLine) -> bytes:
-    """Return the compact JSON Codex writes (without the newline)."""
+    """Return the compact JSON Codex writes (without the newline). Raises ValueError for a
+    line whose text was not kept."""
+    if line.text is None:
+        raise ValueError("a history line without its text cannot be written")
     payload = {"session_id": line.session_id, "ts": line.ts, "text": line.text}
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
@@ -26,8 +29,8 @@ def desired_history(
     thread_ids: Iterable[str], rollouts: dict[str, RolloutFacts], policy: Policy
 ) -> list[HistoryLine]:
     """Return every user turn of the given threads, exact duplicates dropped, sorted by
-    `(ts, session_id, text)`."""
-    seen: set[tuple[int, str, str]] = set()
+    `(ts, session_id, text)`. Turns whose text was not kept carry their key only."""
+    seen: dict[tuple[int, str, int], str | None] = {}
     for thread_id in thread_ids:
         facts = rollouts.get(thread_id)
         if facts is None:
@@ -38,8 +41,14 @@ def desired_history(
         ):
             continue
         for turn in facts.user_turns:
-            seen.add((turn.ts, thread_id, turn.text))
-    return [HistoryLine(sid, ts, text) for ts, sid, text in sorted(seen)]
+            seen[(turn.ts, thread_id, turn.key)] = turn.text
+    ordered = sorted(seen.items(), key=lambda item: (item[0][:2], item[1] or "", item[0][2]))
+    return [HistoryLine(sid, ts, text, key) for (ts, sid, key), text in ordered]
+
+
+def sort_key(line: HistoryLine) -> tuple[int, str, str, int]:
+    """The order lines are written in: time, session, text."""
+    return (line.ts, line.session_id, line.text or "", line.key)
 
 
 def missing_lines(
@@ -47,19 +56,18 @@ def missing_lines(
 ) -> list[HistoryLine]:
     """Return the desired lines that no existing line accounts for, in `desired` order.
 
-    Within each `(session_id, text)` group both sides are sorted by `ts` and paired greedily
-    when their times differ by at most `tolerance_s`.
+    Within each `(session_id, text)` group (compared by key) both sides are sorted by `ts` and
+    paired greedily when their times differ by at most `tolerance_s`.
     """
-    have: dict[tuple[str, str], list[int]] = defaultdict(list)
+    have: dict[tuple[str, int], list[int]] = defaultdict(list)
     for line in existing:
         if line is not None:
-            have[(line.session_id, line.text)].append(line.ts)
-    want: dict[tuple[str, str], list[int]] = defaultdict(list)
+            have[(line.session_id, line.key)].append(line.ts)
+    want: dict[tuple[str, int], list[int]] = defaultdict(list)
     for line in desired:
-        want[(line.session_id, line.text)].append(line.ts)
+        want[(line.session_id, line.key)].append(line.ts)
 
-    unmatched: set[tuple[str, str, int]] = set()
-    counts: dict[tuple[str, str, int], int] = defaultdict(int)
+    counts: dict[tuple[str, int, int], int] = defaultdict(int)
     for key, wanted in want.items():
         existing_ts = sorted(have.get(key, ()))
         i = 0
@@ -69,11 +77,10 @@ def missing_lines(
             if i < len(existing_ts) and abs(existing_ts[i] - ts) <= tolerance_s:
                 i += 1
                 continue
-            unmatched.add((key[0], key[1], ts))
             counts[(key[0], key[1], ts)] += 1
     out: list[HistoryLine] = []
     for line in desired:
-        key3 = (line.session_id, line.text, line.ts)
+        key3 = (line.session_id, line.key, line.ts)
         if counts.get(key3, 0) > 0:
             counts[key3] -= 1
             out.append(line)
@@ -89,7 +96,7 @@ def merge_lines(
     An addition goes after every existing line whose running time is ≤ its `ts`; lines that do
     not parse keep the time of the line before them, so they stay where they are.
     """
-    pending = sorted(additions, key=lambda line: (line.ts, line.session_id, line.text))
+    pending = sorted(additions, key=sort_key)
     out: list[bytes] = []
     inserted_before = False
     j = 0

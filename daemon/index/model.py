@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+NO_KEY = -1
+
+
+def text_key(text: str) -> int:
+    """Return a 64-bit digest of a prompt text. The daemon keeps it instead of the text, which
+    it reads back from the rollout only when the line must be written."""
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
 
 
 @dataclass(frozen=True, slots=True)
 class UserTurn:
-    """One real user turn of a rollout: epoch seconds of its line, and its text."""
+    """One real user turn of a rollout: epoch seconds of its line, its text (None where only
+    the key is kept), the text's key, and the byte offset of its line (-1 when unknown)."""
 
     ts: int
-    text: str
+    text: str | None
+    key: int = NO_KEY  # filled in from `text` when not given
+    offset: int = -1
+
+    def __post_init__(self) -> None:
+        if self.key == NO_KEY:
+            object.__setattr__(self, "key", text_key(self.text or ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,11 +87,17 @@ class IndexLine:
 
 @dataclass(frozen=True, slots=True)
 class HistoryLine:
-    """A parsed `history.jsonl` line; `raw` is the exact line without its newline."""
+    """A `history.jsonl` line's fields. Lines are matched on `(session_id, key)`; `text` is
+    None where only the key is kept (the daemon's long-lived copies)."""
 
     session_id: str
     ts: int
-    text: str
+    text: str | None
+    key: int = NO_KEY  # filled in from `text` when not given
+
+    def __post_init__(self) -> None:
+        if self.key == NO_KEY:
+            object.__setattr__(self, "key", text_key(self.text or ""))
 
 
 class OnlyFile(StrEnum):

@@ -12,6 +12,7 @@ from codex_indexd.index.history import (
     encode_history_line,
     merge_lines,
     missing_lines,
+    sort_key,
     trim_to_max_bytes,
 )
 from codex_indexd.index.model import (
@@ -149,9 +150,14 @@ def _lines_after(
     return existing, newest
 
 
+def _writable(additions: list[HistoryLine]) -> list[HistoryLine]:
+    """Drop the additions whose text was not read back (the daemon fetches the texts of what
+    its plan found missing; a line that went missing only after the plan waits for the next)."""
+    return [line for line in additions if line.text is not None]
+
+
 def _appended(additions: Sequence[HistoryLine]) -> bytes:
-    ordered = sorted(additions, key=lambda line: (line.ts, line.session_id, line.text))
-    return _join([encode_history_line(line) for line in ordered])
+    return _join([encode_history_line(line) for line in sorted(additions, key=sort_key)])
 
 
 def history_append(
@@ -174,7 +180,7 @@ def history_append(
         return None
     tail = parse_history_bytes(read_at(known.size, size - known.size))
     existing, newest = _lines_after(known, tail, desired)
-    additions = missing_lines(existing, desired, policy.history_ts_tolerance_s)
+    additions = _writable(missing_lines(existing, desired, policy.history_ts_tolerance_s))
     if not additions:
         return b""
     if not tail.ends_with_newline or (
@@ -208,7 +214,7 @@ def merged_history_bytes(
     else:
         full = parse_history_bytes(current)
         existing, newest, ends = full.parsed, full.max_ts, full.ends_with_newline
-    additions = missing_lines(existing, desired, policy.history_ts_tolerance_s)
+    additions = _writable(missing_lines(existing, desired, policy.history_ts_tolerance_s))
     if not additions:
         return current
     appendable = newest is None or min(line.ts for line in additions) >= newest
@@ -218,7 +224,7 @@ def merged_history_bytes(
         raw, parsed = full.raw, full.parsed
     else:  # the daemon's long-lived copy keeps no raw lines: split them off `current`
         assert known is not None
-        known_raw = known.raw if known.keep_raw else split_lines(current[: known.size])[0]
+        known_raw = split_lines(current[: known.size])[0] if known.compact else known.raw
         raw, parsed = known_raw + tail.raw, known.parsed + tail.parsed
     lines, _ = merge_lines(raw, parsed, additions)
     return _join(trim_to_max_bytes(lines, policy.history_max_bytes))

@@ -27,7 +27,7 @@ from codex_indexd.watch.tracker import FileState, RolloutTracker
 from codex_indexd.write.safety import write_all
 
 log = get_logger("codex_indexd.checkpoint")
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 _WRITE_CHUNK = 1 << 20
 
 Fingerprint = tuple[int, int, int, int]
@@ -98,7 +98,7 @@ def _facts_to_json(f: RolloutFacts) -> list[Any]:
         f.history_mode,
         f.first_user_message,
         f.title,
-        [[t.ts, t.text] for t in f.user_turns],
+        [[t.ts, t.text, t.key, t.offset] for t in f.user_turns],
         [[r.name, r.updated_at, r.epoch_ms] for r in f.renames],
         f.has_meta,
     ]
@@ -112,10 +112,15 @@ def _facts_from_json(row: list[Any], path: str) -> RolloutFacts:
     (tid, archived, created, last, source, mode, first, title, turns, renames, has_meta) = row
     if not isinstance(tid, str):
         raise TypeError("thread id is not a string")
-    user_turns = [UserTurn(int(ts), str(text)) for ts, text in turns]
-    if user_turns and first is not None and user_turns[0].text == first:
-        # The first turn's text is usually the first message itself: keep one object.
-        user_turns[0] = UserTurn(user_turns[0].ts, first)
+    if first is not None:
+        first = sys.intern(first)  # shared with the DB row's copy
+    user_turns = [
+        UserTurn(ts, first if text is not None and text == first else text, key, offset)
+        for ts, text, key, offset in turns
+    ]
+    _check_ints(*(n for turn in user_turns for n in (turn.ts, turn.key, turn.offset)))
+    if not all(turn.text is None or isinstance(turn.text, str) for turn in user_turns):
+        raise TypeError("a turn's text is not a string")
     return RolloutFacts(
         sys.intern(tid),
         path,
@@ -125,7 +130,7 @@ def _facts_from_json(row: list[Any], path: str) -> RolloutFacts:
         _intern(source),
         _intern(mode),
         first,
-        first if title == first else title,
+        first if title == first else _intern(title),
         user_turns,
         [Rename(str(n), str(u), e) for n, u, e in renames],
         bool(has_meta),
@@ -212,6 +217,7 @@ def _load_row(tracker: RolloutTracker, row: Any) -> None:
         _intern(expected),
         bool(locked),
     )
+    scan.keep_text = key.endswith(".zst")  # as the tracker scans them
     tracker.files[key] = FileState(dev, ino, size, mtime, scan)
     tracker._by_inode[(dev, ino)] = key
 

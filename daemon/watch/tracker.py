@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from codex_indexd.codex.home import CodexHome, iter_rollout_entries
-from codex_indexd.codex.rollout import RolloutScan, is_rollout_name, scan_file
+from codex_indexd.codex.rollout import RolloutScan, is_rollout_name, read_turn, scan_file
 from codex_indexd.engine import InputWarning, report_scan
-from codex_indexd.index.model import RolloutFacts
+from codex_indexd.index.model import HistoryLine, RolloutFacts, UserTurn
 from codex_indexd.logs import get_logger
 
 log = get_logger("codex_indexd.tracker")
@@ -123,6 +124,7 @@ class RolloutTracker:
                 return self._read(key, path, st, state.scan)
         scan = RolloutScan.start(path, archived=self._is_archived(path))
         scan.facts.path = key
+        scan.keep_text = False  # texts are read back by `read_texts` when needed
         return self._read(key, path, st, scan)
 
     def _read(self, key: str, path: Path, st: os.stat_result, scan: RolloutScan) -> bool:
@@ -202,3 +204,34 @@ class RolloutTracker:
                 self._facts[tid] = best
         self._stale_tids = set()
         return self._facts
+
+    def read_texts(self, lines: Iterable[HistoryLine]) -> dict[tuple[str, int, int], str]:
+        """Read back the texts of history lines planned from turns kept as keys; return them
+        by `(session_id, ts, key)`. A turn whose line no longer holds it (the file changed
+        since) is left out and logged."""
+        wanted: dict[str, list[UserTurn]] = {}
+        facts = self.facts()
+        for line in lines:
+            rollout = facts.get(line.session_id)
+            if rollout is None:
+                continue
+            for turn in rollout.user_turns:
+                if turn.ts == line.ts and turn.key == line.key and turn.offset >= 0:
+                    wanted.setdefault(rollout.path, []).append(turn)
+                    break
+        texts: dict[tuple[str, int, int], str] = {}
+        for key, turns in wanted.items():
+            state = self.files.get(key)
+            expected = state.scan.expected_id if state is not None else None
+            for turn in turns:
+                try:
+                    found = read_turn(Path(key), turn.offset, expected)
+                except OSError as exc:
+                    log.warning("rollout.unreadable", path=key, error=str(exc))
+                    break
+                if found is None or found.text is None or found.key != turn.key:
+                    log.warning("rollout.turn_moved", path=key, offset=turn.offset)
+                    continue
+                tid = state.scan.facts.thread_id if state is not None else ""
+                texts[(tid, turn.ts, turn.key)] = found.text
+        return texts

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import io
 import json
+from unittest import mock
 
-from codex_indexd.codex.indexfiles import parse_history_bytes, parse_index_bytes, split_lines
+from codex_indexd.codex import indexfiles
+from codex_indexd.codex.indexfiles import (
+    HistoryFile,
+    IndexFile,
+    extend_from,
+    parse_history_bytes,
+    parse_index_bytes,
+    split_lines,
+)
 from codex_indexd.codex.rollout import RolloutScan, iter_complete_lines
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -134,3 +143,21 @@ def test_index_reader_never_raises(data: bytes) -> None:
 def test_history_reader_never_raises(data: bytes) -> None:
     parsed = parse_history_bytes(data)
     assert b"\n".join(parsed.raw) + (b"\n" if data and parsed.ends_with_newline else b"") == data
+
+
+@FUZZ
+@given(hostile_bytes, st.integers(min_value=1, max_value=64))
+def test_streamed_parse_equals_the_whole_file_parse(data: bytes, chunk: int) -> None:
+    """`extend_from` reads a chunk at a time (lines longer than a chunk included) and must
+    give exactly what parsing the whole bytes gives."""
+    whole = parse_history_bytes(data)
+    streamed = HistoryFile()
+    with mock.patch.object(indexfiles, "READ_CHUNK", chunk):
+        assert extend_from(streamed, io.BytesIO(data)) == len(data)
+    assert streamed.raw == whole.raw
+    assert streamed.parsed == whole.parsed
+    assert (streamed.ends_with_newline, streamed.size) == (whole.ends_with_newline, whole.size)
+    index = IndexFile()
+    with mock.patch.object(indexfiles, "READ_CHUNK", chunk):
+        extend_from(index, io.BytesIO(data))
+    assert index.parsed == parse_index_bytes(data).parsed
