@@ -252,6 +252,7 @@ class HomeWorker:
         if full:
             self.tracker.full_scan()
             self.table.refresh(force=True)
+            self.tracker.relocated.clear()
             self._need_full_plan = True
             self._collect_changes()
             return True
@@ -273,8 +274,9 @@ class HomeWorker:
                 db_touched = True
         if db_touched or force_db:
             due |= self.table.refresh(force=force_db)
-        if self.tracker.changed_threads:
-            due |= self.table.refresh_ids(self.tracker.changed_threads)
+        if self.tracker.relocated:
+            due |= self.table.refresh_ids(self.tracker.relocated)
+            self.tracker.relocated.clear()
         self._collect_changes()
         return due
 

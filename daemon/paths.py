@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import platformdirs
@@ -11,24 +12,24 @@ import platformdirs
 APP = "codex-indexd"
 
 
-def _dir(env: str, default: str) -> Path:
+def _dir(env: str, default: Callable[[str], str]) -> Path:
     override = os.environ.get(env)
-    return Path(override).expanduser() if override else Path(default)
+    return Path(override).expanduser() if override else Path(default(APP))
 
 
 def state_dir() -> Path:
     """Locks, journals, backups, the daemon's status file. `CODEX_INDEXD_STATE_DIR` overrides."""
-    return _dir("CODEX_INDEXD_STATE_DIR", platformdirs.user_state_dir(APP))
+    return _dir("CODEX_INDEXD_STATE_DIR", platformdirs.user_state_dir)
 
 
 def cache_dir() -> Path:
     """Checkpoints (rollout offsets and facts). `CODEX_INDEXD_CACHE_DIR` overrides."""
-    return _dir("CODEX_INDEXD_CACHE_DIR", platformdirs.user_cache_dir(APP))
+    return _dir("CODEX_INDEXD_CACHE_DIR", platformdirs.user_cache_dir)
 
 
 def log_dir() -> Path:
     """The JSON log. `CODEX_INDEXD_LOG_DIR` overrides."""
-    return _dir("CODEX_INDEXD_LOG_DIR", platformdirs.user_log_dir(APP))
+    return _dir("CODEX_INDEXD_LOG_DIR", platformdirs.user_log_dir)
 
 
 def config_file() -> Path:

@@ -16,7 +16,8 @@ from typing import Any
 
 from codex_indexd import settings as settings_mod
 from codex_indexd.codex.home import CodexHome
-from codex_indexd.home_worker import HomeWorker
+from codex_indexd.codex.indexfiles import file_fingerprint
+from codex_indexd.home_worker import Fingerprint, HomeWorker
 from codex_indexd.index.model import Policy
 from codex_indexd.logs import get_logger
 from codex_indexd.notify import Notifier
@@ -99,6 +100,7 @@ class Daemon:
         self.reconciles = 0
         self._overflow_hook: OverflowFilter | None = None
         self._last_status = ""
+        self._last_watchdog = float("-inf")
 
     # -- lifecycle ---------------------------------------------------------------------
     def acquire_locks(self) -> None:
@@ -322,8 +324,20 @@ class Daemon:
                         reason="full" if full else "retry" if due_retry and not paths else "events"
                     )
                     self.reconciles += 1
+                    self._drop_own_echoes(key, worker)
             except Exception as exc:
                 log.exception("worker.failed", home=key, error=str(exc))
+
+    def _drop_own_echoes(self, key: str, worker: HomeWorker) -> None:
+        """Our own writes come back as events: drop those marks while the files are exactly
+        as we left them (a batch for them would only find its own lines)."""
+        for name, fingerprint in worker.own.items():
+            path = worker.home.root / name
+
+            def unchanged(path: Path = path, fingerprint: Fingerprint = fingerprint) -> bool:
+                return file_fingerprint(path) == fingerprint
+
+            self.debouncer.discard_if(key, str(path), unchanged)
 
     def _timeout(self) -> float:
         now = time.monotonic()
@@ -360,8 +374,16 @@ class Daemon:
         """WATCHDOG=1 when systemd asked for it (and the observer runs); STATUS= when it changed."""
         fields = []
         observer = self.watch.observer
-        if self.notifier.watchdog_s and observer is not None and observer.is_alive():
+        watchdog_s = self.notifier.watchdog_s
+        now = time.monotonic()
+        if (
+            watchdog_s
+            and now - self._last_watchdog >= watchdog_s / 4
+            and observer is not None
+            and observer.is_alive()
+        ):
             fields.append("WATCHDOG=1")
+            self._last_watchdog = now
         status_line = self._status_line()
         if status_line != self._last_status:
             fields.append(status_line)

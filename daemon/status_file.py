@@ -26,9 +26,13 @@ def checkpoint_path(codex_home: Path) -> Path:
 def write_status(codex_home: Path, record: dict[str, Any]) -> None:
     """Write the record atomically (0600); it holds ids, counts and times, never prompts."""
     path = status_path(codex_home)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     temp = path.with_name(path.name + ".tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+    try:
+        fd = os.open(temp, flags, 0o600)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(temp, flags, 0o600)
     try:
         write_all(fd, json.dumps(record, indent=1, default=str).encode("utf-8"), crash_points=False)
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -49,6 +50,19 @@ class Debouncer:
             self._batch.rewatch = True
             self._batch.full.add(home)
             self._touch()
+
+    def discard_if(self, home: str, path: str, still_ours: Callable[[], bool]) -> None:
+        """Forget the pending mark of `path` when `still_ours()` (called under the lock, so a
+        write after it marks the path again) says the file is as our own write left it."""
+        with self._cond:
+            paths = self._batch.paths.get(home)
+            if not paths or path not in paths or not still_ours():
+                return
+            paths.discard(path)
+            if not paths:
+                del self._batch.paths[home]
+            if not self._batch:
+                self._first = self._last = None
 
     def _touch(self) -> None:
         now = time.monotonic()

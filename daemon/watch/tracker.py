@@ -39,6 +39,9 @@ class RolloutTracker:
         self.files: dict[str, FileState] = {}
         self._by_inode: dict[tuple[int, int], str] = {}
         self.changed_threads: set[str] = set()
+        # Threads whose file appeared, vanished, moved or was replaced (not just appended to):
+        # their DB row may have changed without a newer `updated_at_ms` (an archive).
+        self.relocated: set[str] = set()
         self.bytes_read = 0
         self._facts: dict[str, RolloutFacts] | None = None  # built on first use, then patched
         self._keys_by_tid: dict[str, tuple[str, ...]] = {}  # usually one file per thread
@@ -88,6 +91,16 @@ class RolloutTracker:
         logged and the file is skipped until the next event.
         """
         key = sys.intern(str(path))  # shared with the facts' path
+        before = self.files.get(key)
+        changed = self._refresh(path, key)
+        after = self.files.get(key)
+        if changed and (before is None or after is None or before.ino != after.ino):
+            for state in (before, after):
+                if state is not None and state.scan.facts.thread_id:
+                    self.relocated.add(state.scan.facts.thread_id)
+        return changed
+
+    def _refresh(self, path: Path, key: str) -> bool:
         if not is_rollout_name(path.name) or (
             path.name.endswith(".zst") and Path(key[:-4]).exists()
         ):
@@ -171,7 +184,9 @@ class RolloutTracker:
                 if not self._unchanged(key, entry):
                     self.refresh(Path(key))
         for key in [k for k in self.files if k not in seen]:
-            self._forget(key)
+            gone = self._forget(key)
+            if gone is not None and gone.scan.facts.thread_id:
+                self.relocated.add(gone.scan.facts.thread_id)
         return len(seen)
 
     def facts(self) -> dict[str, RolloutFacts]:

@@ -194,8 +194,10 @@ def _replace_tail(
     record = JournalRecord(str(path), st.st_dev, st.st_ino, common, old_tail, new_tail)
     write_journal(journal, record)
     try:
-        if len(new_tail) > len(old_tail):
+        end = common + len(new_tail)
+        if len(new_tail) > len(old_tail) and end > st.st_blocks * 512:
             # Reserve the space first: a full disk then fails here, before any byte changed.
+            # (Skipped when the file's blocks already cover it, as for most small appends.)
             reserve_space(fd, common + len(old_tail), len(new_tail) - len(old_tail))
         if old_tail:
             os.ftruncate(fd, common)

@@ -97,6 +97,7 @@ class Sizes:
     small_mb: float = 1.0
     big_mb: float = 200.0
     start_sessions: int = 10_000
+    start_prompt_bytes: int = 0  # 0: short prompts (~45 B); e.g. 1000 for prompt-heavy homes
     reps: int = 3
     settle_s: float = 0.45  # after history shows a turn: the follow-up batch (own write) is done
     gap_s: float = 0.15  # extra random spacing between appends (0..gap_s)
@@ -147,6 +148,7 @@ def build_home(
     subject_bytes: int = 0,
     now: datetime | None = None,
     spacing: timedelta = timedelta(minutes=37),
+    prompt_bytes: int = 0,
 ) -> LiveThread:
     """Write `sessions` legacy threads (session_meta + 2 user turns, ~2.5 KB each) with DB rows,
     the newest ending about an hour before `now`; pad the newest rollout to `subject_bytes`
@@ -158,7 +160,12 @@ def build_home(
     path = home
     for i in range(sessions):
         turns = [
-            Turn(f"Prompt {j} of session {i}: look at item {j}\nand say why") for j in range(2)
+            Turn(
+                prompt_text(
+                    f"Prompt {j} of session {i}: look at item {j}\nand say why", prompt_bytes
+                )
+            )
+            for j in range(2)
         ]
         thread = Thread(make_uuid(i, v7=False), first + spacing * i, turns, tool_output_bytes=400)
         threads.append(thread)
@@ -168,6 +175,17 @@ def build_home(
     if subject_bytes:
         pad_rollout(path, live, subject_bytes)
     return LiveThread(live, path)
+
+
+def prompt_text(head: str, size: int) -> str:
+    """`head`, padded with varied words to `size` characters (when longer than `head`)."""
+    words = ("check", "the", "parser", "again", "and", "explain", "why", "tests", "fail")
+    out, i = [head], len(head)
+    while i < size:
+        word = words[(i * 7 + len(out)) % len(words)]
+        out.append(word)
+        i += len(word) + 1
+    return " ".join(out)[: max(size, len(head))]
 
 
 def pad_rollout(path: Path, thread: Thread, size: int) -> None:
@@ -757,7 +775,12 @@ def scenario_start(work: Path, sizes: Sizes, python: str, rng: random.Random, re
     """Cold and warm starts of a big home; appends on the last warm run."""
     home = work / "home-start"
     started = time.perf_counter()
-    live = build_home(home, sizes.start_sessions, spacing=timedelta(minutes=29))
+    live = build_home(
+        home,
+        sizes.start_sessions,
+        spacing=timedelta(minutes=29),
+        prompt_bytes=sizes.start_prompt_bytes,
+    )
     built = time.perf_counter() - started
     primed = prime(home, work / "prime-start", python)
     daemon = DaemonProc("start", home, work / "d-start", python)
@@ -861,7 +884,8 @@ def scenario_start(work: Path, sizes: Sizes, python: str, rng: random.Random, re
     cp_mib = checkpoints[0].stat().st_size / MIB if checkpoints else 0.0
     files = sum(1 for _ in (home / "sessions").rglob("rollout-*.jsonl"))
     res.notes.append(
-        f"start home: {files} rollouts, {dir_mib(home / 'sessions'):.1f} MiB, built in {built:.1f} s, "
+        f"start home: {files} rollouts, {dir_mib(home / 'sessions'):.1f} MiB, "
+        f"prompts of {sizes.start_prompt_bytes or '~45'} B, built in {built:.1f} s, "
         f"primed in {primed:.1f} s; checkpoint {cp_mib:.1f} MiB; {sizes.reps} rep(s), medians"
     )
     for kind in ("cold", "warm"):
@@ -923,6 +947,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--start-sessions", type=int, help="sessions of the start home (default 10000)"
     )
+    parser.add_argument(
+        "--start-prompt-bytes",
+        type=int,
+        help="length of each prompt in the start home (default: short, ~45 B)",
+    )
     parser.add_argument("--reps", type=int, help="cold+warm start repetitions (default 3)")
     parser.add_argument(
         "--start-appends", type=int, help="appends on the warm-started home (default 5, <= 10)"
@@ -962,6 +991,7 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
         "cpu_sessions",
         "big_mb",
         "start_sessions",
+        "start_prompt_bytes",
         "reps",
         "start_appends",
         "spacing_s",
