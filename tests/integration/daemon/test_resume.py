@@ -18,6 +18,7 @@ import pytest
 from codex_indexd import home_worker
 from codex_indexd import settings as settings_mod
 from codex_indexd.runner import Daemon
+from codex_indexd.status_file import checkpoint_path
 from daemon_harness import append, user_turn
 from structlog.testing import capture_logs
 
@@ -217,3 +218,12 @@ def test_a_codex_config_change_between_reconciles_forces_a_full_plan(
     worker.reconcile(reason="events", heal=False)
     assert spy.calls == [None], "an unchanged policy needs no second plan"
     worker.table.close()
+
+
+def test_the_checkpoint_holds_keys_not_prompts(home: Path) -> None:
+    """Only a thread's first message (it names the thread) is kept; later turns are keys."""
+    data = checkpoint_path(home).read_bytes()
+    later = THREADS[0].turns[1].text
+    assert THREADS[0].turns[0].text.encode() in data.replace(b"\\n", b"\n")
+    assert later.encode() not in data.replace(b"\\n", b"\n")
+    assert checkpoint_path(home).stat().st_mode & 0o777 == 0o600
