@@ -27,7 +27,8 @@ from codex_indexd.watch.tracker import FileState, RolloutTracker
 from codex_indexd.write.safety import write_all
 
 log = get_logger("codex_indexd.checkpoint")
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
+_SAME_AS_FIRST = 1  # in a title's place: the title is the first message (stored once)
 _WRITE_CHUNK = 1 << 20
 
 Fingerprint = tuple[int, int, int, int]
@@ -97,7 +98,7 @@ def _facts_to_json(f: RolloutFacts) -> list[Any]:
         f.source,
         f.history_mode,
         f.first_user_message,
-        f.title,
+        _SAME_AS_FIRST if f.title is not None and f.title == f.first_user_message else f.title,
         [[t.ts, t.text, t.key, t.offset] for t in f.user_turns],
         [[r.name, r.updated_at, r.epoch_ms] for r in f.renames],
         f.has_meta,
@@ -114,6 +115,12 @@ def _facts_from_json(row: list[Any], path: str) -> RolloutFacts:
         raise TypeError("thread id is not a string")
     if first is not None:
         first = sys.intern(first)  # shared with the DB row's copy
+    if title == _SAME_AS_FIRST and first is None:
+        raise ValueError("a title refers to a missing first message")
+    if not all(v is None or isinstance(v, str) for v in (first, created, last, source, mode)):
+        raise TypeError("a text field is not a string")
+    if not (title is None or title == _SAME_AS_FIRST or isinstance(title, str)):
+        raise TypeError("the title is not a string")
     user_turns = [
         UserTurn(ts, first if text is not None and text == first else text, key, offset)
         for ts, text, key, offset in turns
@@ -130,7 +137,7 @@ def _facts_from_json(row: list[Any], path: str) -> RolloutFacts:
         _intern(source),
         _intern(mode),
         first,
-        first if title == first else _intern(title),
+        first if title == _SAME_AS_FIRST else _intern(title),
         user_turns,
         [Rename(str(n), str(u), e) for n, u, e in renames],
         bool(has_meta),
