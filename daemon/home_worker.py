@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from codex_indexd.codex.home import CodexHome
-from codex_indexd.codex.indexfiles import HistoryFile, IndexFile, extend_from, file_fingerprint
+from codex_indexd.codex.indexfiles import (
+    HistoryFile,
+    IndexFile,
+    extend_from,
+    file_fingerprint,
+    still_prefix,
+)
 from codex_indexd.engine import ApplyResult, HomeFacts, apply_plan, recover
 from codex_indexd.index.model import Drift, HistoryLine, Policy, ThreadRow
 from codex_indexd.index.plan import Plan, make_plan
@@ -303,27 +309,25 @@ class HomeWorker:
         # Content a plan verified (our own write after it, typically) dirties nothing.
         verified = path.name in self._verified_fp and self._verified_fp[path.name] == fp
         old = cache.fingerprint
-        current_size = cache.index.size if is_index else cache.history.size
-        ends = cache.index.ends_with_newline if is_index else cache.history.ends_with_newline
-        grew = (
-            fp is not None
-            and old is not None
-            and fp[:2] == old[:2]
-            and fp[2] > current_size
-            and ends
-        )
-        parsed: IndexFile | HistoryFile
+        parsed: IndexFile | HistoryFile = cache.index if is_index else cache.history
+        current_size = parsed.size
         try:
             with open(path, "rb") as handle:
-                if grew:
-                    # Only an append keeps what we parsed: check that our last line is still
-                    # where it was (a writer that inserted lines in place shifts it).
-                    last = cache.index.last_raw if is_index else cache.history.last_raw
-                    probe = last + b"\n" if last is not None else b""
-                    handle.seek(current_size - len(probe))
-                    grew = handle.read(len(probe)) == probe
+
+                def read_at(offset: int, length: int) -> bytes:
+                    handle.seek(offset)
+                    return handle.read(length)
+
+                # Only an append keeps what we parsed.
+                grew = (
+                    fp is not None
+                    and old is not None
+                    and fp[:2] == old[:2]
+                    and fp[2] > parsed.size
+                    and still_prefix(parsed, fp[2], read_at)
+                )
+                handle.seek(current_size if grew else 0)
                 if not grew:
-                    handle.seek(0)
                     cache.index, cache.history = IndexFile(), HistoryFile(compact=True)
                     self._need_full_plan |= not verified
                 parsed = cache.index if is_index else cache.history

@@ -9,7 +9,7 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -151,6 +151,19 @@ def split_lines(data: bytes) -> tuple[list[bytes], bool]:
 
 
 READ_CHUNK = 1 << 20
+
+
+def still_prefix(
+    parsed: IndexFile | HistoryFile, size: int, read_at: Callable[[int, int], bytes]
+) -> bool:
+    """True when a file of `size` bytes (read through `read_at(offset, length)`) still starts
+    with the bytes `parsed` was parsed from, so that only what follows is new: it ended with a
+    newline, and its last line is still where it was (Codex only appends; a writer that
+    inserted lines in place shifts it)."""
+    if not parsed.ends_with_newline or parsed.size > size:
+        return False
+    last = parsed.last_raw + b"\n" if parsed.last_raw is not None else b""
+    return read_at(parsed.size - len(last), len(last)) == last
 
 
 def extend_from(target: IndexFile | HistoryFile, handle: BinaryIO) -> int:

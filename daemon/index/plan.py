@@ -6,7 +6,13 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from codex_indexd.codex.indexfiles import HistoryFile, IndexFile, parse_history_bytes, split_lines
+from codex_indexd.codex.indexfiles import (
+    HistoryFile,
+    IndexFile,
+    parse_history_bytes,
+    split_lines,
+    still_prefix,
+)
 from codex_indexd.index.history import (
     desired_history,
     encode_history_line,
@@ -127,16 +133,6 @@ def _join(lines: Sequence[bytes]) -> bytes:
     return b"".join(line + b"\n" for line in lines)
 
 
-def _known_prefix(known: HistoryFile | None, current: bytes) -> bool:
-    """True when `current` starts with the bytes `known` was parsed from (Codex only appends)."""
-    if known is None or not known.ends_with_newline or known.size > len(current):
-        return False
-    if known.size == 0:
-        return True
-    last = known.last_raw + b"\n" if known.last_raw is not None else b""
-    return current[known.size - len(last) : known.size] == last
-
-
 def _lines_after(
     known: HistoryFile, tail: HistoryFile, desired: Sequence[HistoryLine]
 ) -> tuple[list[HistoryLine], int | None]:
@@ -173,10 +169,7 @@ def history_append(
     Returns None when the whole file is needed: it changed other than by appends since
     `known`, an addition is older than its last line, or the append would need trimming.
     """
-    if known is None or not known.ends_with_newline or size < known.size:
-        return None
-    last = known.last_raw + b"\n" if known.last_raw is not None else b""
-    if read_at(known.size - len(last), len(last)) != last:
+    if known is None or not still_prefix(known, size, read_at):
         return None
     tail = parse_history_bytes(read_at(known.size, size - known.size))
     existing, newest = _lines_after(known, tail, desired)
@@ -206,8 +199,7 @@ def merged_history_bytes(
     """
     full: HistoryFile | None = None
     existing: Sequence[HistoryLine | None]
-    if _known_prefix(known, current):
-        assert known is not None
+    if known is not None and still_prefix(known, len(current), lambda o, n: current[o : o + n]):
         tail = parse_history_bytes(current[known.size :])
         existing, newest = _lines_after(known, tail, desired)
         ends = tail.ends_with_newline

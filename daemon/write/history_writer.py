@@ -70,19 +70,6 @@ def _libc() -> ctypes.CDLL | None:
         return None
 
 
-def _read_all(fd: int) -> bytes:
-    size = os.fstat(fd).st_size
-    chunks: list[bytes] = []
-    offset = 0
-    while offset < size:
-        chunk = os.pread(fd, min(1 << 22, size - offset), offset)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        offset += len(chunk)
-    return b"".join(chunks)
-
-
 def common_line_prefix(old: bytes, new: bytes) -> int:
     """Return the length of the longest common prefix of whole lines."""
     if new.startswith(old) and (not old or old.endswith(b"\n")):
@@ -157,7 +144,7 @@ def write_history(
                 return WriteResult(0, None)
             _replace_tail(fd, path, journal, common=size, old_tail=b"", new_tail=extra)
             return WriteResult(extra.count(b"\n"), _fingerprint(fd), before_size=size)
-        current = _read_all(fd)
+        current = _read_at(fd, 0, os.fstat(fd).st_size)
         new = build(current)
         if new == current:
             return WriteResult(0, None)
