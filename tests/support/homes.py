@@ -170,13 +170,17 @@ def rollout_name(thread: Thread) -> str:
     return f"rollout-{thread.start.strftime('%Y-%m-%dT%H-%M-%S')}-{thread.thread_id}.jsonl"
 
 
+def rollout_path(home: Path, thread: Thread, *, archived: bool | None = None) -> Path:
+    """Where Codex keeps the thread's rollout: `archived_sessions/` or `sessions/Y/M/D/`
+    (`archived` overrides the thread's own flag: where an (un)archive moves it)."""
+    if thread.archived if archived is None else archived:
+        return home / "archived_sessions" / rollout_name(thread)
+    return home / "sessions" / thread.start.strftime("%Y/%m/%d") / rollout_name(thread)
+
+
 def write_rollout(home: Path, thread: Thread) -> Path:
-    if thread.archived:
-        directory = home / "archived_sessions"
-    else:
-        directory = home / "sessions" / thread.start.strftime("%Y/%m/%d")
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / rollout_name(thread)
+    path = rollout_path(home, thread)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(rollout_lines(thread)), encoding="utf-8")
     return path
 
@@ -198,11 +202,7 @@ def db_row(
     home: Path, thread: Thread, *, name: str | None = None, title: str | None = None
 ) -> dict[str, Any]:
     first = thread.turns[0].text if thread.turns else ""
-    path = (
-        home / "archived_sessions"
-        if thread.archived
-        else home / "sessions" / thread.start.strftime("%Y/%m/%d")
-    ) / rollout_name(thread)
+    path = rollout_path(home, thread)
     return {
         "id": thread.thread_id,
         "rollout_path": str(path),

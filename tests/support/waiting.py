@@ -28,22 +28,18 @@ def wait_for(
         time.sleep(interval)
 
 
+def daemon_command(home: Path, *args: str) -> list[str]:
+    """The command line of `codex-indexd run` on `home`, with this interpreter."""
+    return [sys.executable, "-m", "codex_indexd", "run", "--codex-home", str(home), *args]
+
+
 def start_daemon(
     home: Path, *, debounce_ms: int = 50, extra_env: Mapping[str, str] | None = None
 ) -> subprocess.Popen[str]:
     """Start `codex-indexd run` on `home` in a subprocess (our dirs come from the environment)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(extra_env or {})}
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "codex_indexd",
-            "run",
-            "--codex-home",
-            str(home),
-            "--debounce-ms",
-            str(debounce_ms),
-        ],
+        daemon_command(home, "--debounce-ms", str(debounce_ms)),
         env=env,
         stderr=subprocess.PIPE,
         text=True,

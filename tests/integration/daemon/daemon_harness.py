@@ -10,7 +10,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -23,7 +22,7 @@ from codex_indexd.runner import Daemon
 from codex_indexd.status_file import read_status, status_path
 
 from tests.support.homes import Thread, iso, line
-from tests.support.waiting import wait_for
+from tests.support.waiting import daemon_command, wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 T = TypeVar("T")
@@ -248,17 +247,7 @@ class DaemonProcess:
         full_env.pop("NOTIFY_SOCKET", None)
         if self.notify is not None:
             full_env["NOTIFY_SOCKET"] = self.notify.path
-        cmd = [
-            sys.executable,
-            "-m",
-            "codex_indexd",
-            "run",
-            "--codex-home",
-            str(home),
-            "--debounce-ms",
-            str(debounce_ms),
-            *args,
-        ]
+        cmd = daemon_command(home, "--debounce-ms", str(debounce_ms), *args)
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=out, stderr=err)
 

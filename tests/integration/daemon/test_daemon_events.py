@@ -31,11 +31,14 @@ from daemon_harness import (
     wait_for,
 )
 
-from tests.support.homes import BASE_TIME, build_home, iso, new_thread, rollout_name, write_rollout
-
-
-def rollout_path(home: Path, thread) -> Path:  # type: ignore[no-untyped-def]
-    return home / "sessions" / thread.start.strftime("%Y/%m/%d") / rollout_name(thread)
+from tests.support.homes import (
+    BASE_TIME,
+    build_home,
+    iso,
+    new_thread,
+    rollout_path,
+    write_rollout,
+)
 
 
 def test_appended_turns_and_new_rollouts_show_up_within_two_seconds(tmp_path: Path, spawn) -> None:  # type: ignore[no-untyped-def]

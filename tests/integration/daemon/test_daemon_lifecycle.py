@@ -36,14 +36,9 @@ from tests.support.homes import (
     build_home,
     new_thread,
     rollout_lines,
-    rollout_name,
+    rollout_path,
     write_rollout,
 )
-
-
-def rollout_path(home: Path, thread) -> Path:  # type: ignore[no-untyped-def]
-    return home / "sessions" / thread.start.strftime("%Y/%m/%d") / rollout_name(thread)
-
 
 # -- single instance, signals, reload -----------------------------------------------------------
 

@@ -29,13 +29,9 @@ from tests.support.homes import (
     build_home,
     new_thread,
     rollout_lines,
-    rollout_name,
+    rollout_path,
     write_rollout,
 )
-
-
-def rollout_path(home: Path, thread) -> Path:  # type: ignore[no-untyped-def]
-    return home / "sessions" / thread.start.strftime("%Y/%m/%d") / rollout_name(thread)
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
@@ -288,9 +284,7 @@ def test_rewatch_of_one_home_loses_no_event_of_another(tmp_path: Path, inproc, m
     gap_thread = new_thread(2, turns=1)
 
     def start_observer(self) -> None:  # type: ignore[no-untyped-def]
-        if not (
-            b / "sessions" / gap_thread.start.strftime("%Y/%m/%d") / rollout_name(gap_thread)
-        ).exists():
+        if not (rollout_path(b, gap_thread)).exists():
             write_rollout(b, gap_thread)  # lands while the old observer is stopped
         original(self)
 

@@ -27,15 +27,11 @@ from tests.support.homes import (
     build_home,
     index_line,
     new_thread,
-    rollout_name,
+    rollout_path,
     write_rollout,
 )
 
 THREADS = [new_thread(i, turns=2) for i in range(8)]
-
-
-def rollout_path(home: Path, thread: Any) -> Path:
-    return home / "sessions" / thread.start.strftime("%Y/%m/%d") / rollout_name(thread)
 
 
 class PlanSpy:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tests.support.waiting import wait_for
+from tests.support.waiting import daemon_command, wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 T = TypeVar("T")
@@ -82,7 +82,7 @@ class Daemon:
             **(env or {}),
         }
         full_env.pop("NOTIFY_SOCKET", None)
-        cmd = [sys.executable, "-m", "codex_indexd", "run", "--codex-home", str(home), *args]
+        cmd = daemon_command(home, *args)
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
                 cmd,

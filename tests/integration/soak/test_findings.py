@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from codex_indexd.status_file import read_status
 
-from tests.support.homes import build_home, new_thread, rollout_name
+from tests.support.homes import build_home, new_thread, rollout_name, rollout_path
 
 from .codexsim import Rollout, date_dir, rollout_file_name
 from .harness import wait_for
-from .test_watch_resilience import history_keys, latest_names, rollout_path
+from .test_watch_resilience import history_keys, latest_names
 
 
 def test_thread_seen_before_its_first_turn_gets_its_title(tmp_path: Path, spawn) -> None:  # type: ignore[no-untyped-def]
@@ -64,7 +64,7 @@ def test_unarchive_move_alone_is_picked_up(tmp_path: Path, spawn, watcher: str) 
     wait_for(lambda: live.thread_id in latest_names(home), 10, "the start-up reconcile")
     assert not {t.thread_id for t in archived} & set(latest_names(home))
     for n, thread in enumerate(archived):
-        target = rollout_path(home, thread)
+        target = rollout_path(home, thread, archived=False)
         assert target.parent.is_dir()  # no new directory: only the move itself can be seen
         os.rename(home / "archived_sessions" / rollout_name(thread), target)
         wait_for(

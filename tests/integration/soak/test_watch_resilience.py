@@ -12,14 +12,17 @@ from pathlib import Path
 import pytest
 from codex_indexd.status_file import read_status
 
-from tests.support.homes import Thread, build_home, new_thread, rollout_name, write_rollout
+from tests.support.homes import (
+    Thread,
+    build_home,
+    new_thread,
+    rollout_name,
+    rollout_path,
+    write_rollout,
+)
 
 from .codexsim import Rollout, append_index, index_line, iso
 from .harness import jsonl_objects, log_records, read_locked, status_cli, wait_for
-
-
-def rollout_path(home: Path, thread: Thread) -> Path:
-    return home / "sessions" / thread.start.strftime("%Y/%m/%d") / rollout_name(thread)
 
 
 def append_turn(path: Path, thread: Thread, text: str) -> None:

@@ -9,7 +9,7 @@ from codex_indexd.index.model import HistoryLine, text_key
 from codex_indexd.watch.tracker import RolloutTracker
 from structlog.testing import capture_logs
 
-from tests.support.homes import build_home, new_thread, rollout_name
+from tests.support.homes import build_home, new_thread, rollout_path
 
 
 def scanned(tmp_path: Path, turns: int = 3) -> tuple[RolloutTracker, str, list[str], Path]:
@@ -17,7 +17,7 @@ def scanned(tmp_path: Path, turns: int = 3) -> tuple[RolloutTracker, str, list[s
     home = build_home(tmp_path / "h", [thread], db=False)
     tracker = RolloutTracker(CodexHome(home))
     tracker.full_scan()
-    path = home / "sessions" / thread.start.strftime("%Y/%m/%d") / rollout_name(thread)
+    path = rollout_path(home, thread)
     return tracker, thread.thread_id, [turn.text for turn in thread.turns], path
 
 
