@@ -293,8 +293,6 @@ def apply_plan(
             return merged_history_bytes(current, desired, policy, facts.history)
 
         def append(size: int, read_at: Callable[[int, int], bytes]) -> bytes | None:
-            if rebuild:
-                return None
             return history_append(size, read_at, desired, policy, facts.history)
 
         try:
@@ -304,7 +302,7 @@ def apply_plan(
                 build,
                 backup_dir=targets.backup_dir,
                 backup=backup,
-                append=append,
+                append=None if rebuild else append,
             )
         except (LockBusy, UnsafeTarget, OSError) as exc:
             result.errors[home.history.name] = exc

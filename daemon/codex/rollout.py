@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from codex_indexd.index.model import Rename, RolloutFacts, UserTurn, text_key
 from codex_indexd.index.timefmt import epoch_ms, epoch_seconds
@@ -280,15 +280,15 @@ def _feed_from(scan: RolloutScan, readline: Callable[[int], bytes], path: Path) 
             return
 
 
-def read_turn(path: Path, offset: int, expected_id: str | None) -> UserTurn | None:
+def read_turn(handle: BinaryIO, offset: int, expected_id: str | None) -> UserTurn | None:
     """Return the user turn (with its text) of the line at `offset` of an uncompressed
-    rollout, or None when that line is not a user turn any more. Raises OSError."""
-    with path.open("rb") as handle:
-        handle.seek(offset)
-        line = handle.readline(MAX_LINE_BYTES + 1)
+    rollout open in `handle`, or None when that line is not a user turn any more. Raises
+    OSError."""
+    handle.seek(offset)
+    line = handle.readline(MAX_LINE_BYTES + 1)
     if not line.endswith(b"\n"):
         return None
-    scan = RolloutScan(RolloutFacts(thread_id=expected_id or "", path=str(path)))
+    scan = RolloutScan(RolloutFacts(thread_id=expected_id or "", path=""))
     scan.expected_id, scan.line_start = expected_id, offset
     scan.feed(line[:-1].rstrip(b"\r"))
     return scan.facts.user_turns[-1] if scan.facts.user_turns else None

@@ -16,7 +16,7 @@ from pathlib import Path
 from codex_indexd.codex.home import CodexHome, iter_rollout_entries
 from codex_indexd.codex.rollout import RolloutScan, is_rollout_name, read_turn, scan_file
 from codex_indexd.engine import InputWarning, report_scan
-from codex_indexd.index.model import HistoryLine, RolloutFacts, UserTurn
+from codex_indexd.index.model import HistoryLine, RolloutFacts
 from codex_indexd.logs import get_logger
 
 log = get_logger("codex_indexd.tracker")
@@ -224,29 +224,28 @@ class RolloutTracker:
         """Read back the texts of history lines planned from turns kept as keys; return them
         by `(session_id, ts, key)`. A turn whose line no longer holds it (the file changed
         since) is left out and logged."""
-        wanted: dict[str, list[UserTurn]] = {}
-        facts = self.facts()
+        by_session: dict[str, list[HistoryLine]] = {}
         for line in lines:
-            rollout = facts.get(line.session_id)
-            if rollout is None:
-                continue
-            for turn in rollout.user_turns:
-                if turn.ts == line.ts and turn.key == line.key and turn.offset >= 0:
-                    wanted.setdefault(rollout.path, []).append(turn)
-                    break
+            by_session.setdefault(line.session_id, []).append(line)
+        facts = self.facts()
         texts: dict[tuple[str, int, int], str] = {}
-        for key, turns in wanted.items():
-            state = self.files.get(key)
-            expected = state.scan.expected_id if state is not None else None
-            for turn in turns:
-                try:
-                    found = read_turn(Path(key), turn.offset, expected)
-                except OSError as exc:
-                    log.warning("rollout.unreadable", path=key, error=str(exc))
-                    break
-                if found is None or found.text is None or found.key != turn.key:
-                    log.warning("rollout.turn_moved", path=key, offset=turn.offset)
-                    continue
-                tid = state.scan.facts.thread_id if state is not None else ""
-                texts[(tid, turn.ts, turn.key)] = found.text
+        for session_id, wanted in by_session.items():
+            rollout = facts.get(session_id)
+            state = self.files.get(rollout.path) if rollout is not None else None
+            if rollout is None or state is None:
+                continue
+            turns = {(t.ts, t.key): t for t in rollout.user_turns if t.offset >= 0}
+            try:
+                with open(rollout.path, "rb") as handle:
+                    for line in wanted:
+                        turn = turns.get((line.ts, line.key))
+                        if turn is None:
+                            continue
+                        found = read_turn(handle, turn.offset, state.scan.expected_id)
+                        if found is None or found.text is None or found.key != turn.key:
+                            log.warning("rollout.turn_moved", path=rollout.path, offset=turn.offset)
+                            continue
+                        texts[(session_id, turn.ts, turn.key)] = found.text
+            except OSError as exc:
+                log.warning("rollout.unreadable", path=rollout.path, error=str(exc))
         return texts
