@@ -3,7 +3,9 @@ start the daemon detached, so `service install` still leaves a running daemon.""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -59,3 +61,26 @@ def start_detached(ctx: Context, log_dir: Path, out: TextIO, timeout_s: float = 
         time.sleep(0.05)
     print(f"error: the daemon did not start (exit {proc.poll()}); see {stderr_log}", file=out)
     return 1
+
+
+def stop_detached(ctx: Context, out: TextIO, timeout_s: float = 10.0) -> int:
+    """Stop the daemon `start_detached` started for this home (SIGTERM, then wait until it
+    let go of its lock); exit code."""
+    from codex_indexd.status_file import instance_lock_path
+    from codex_indexd.write.locks import holder_pid
+
+    lock = instance_lock_path(ctx.codex_home)
+    pid = holder_pid(lock)
+    if pid is None:
+        print(f"No codex-indexd daemon runs for {ctx.codex_home}; nothing to stop.", file=out)
+        return 0
+    with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while holder_pid(lock) == pid:
+        if time.monotonic() > deadline:
+            print(f"error: the daemon (pid {pid}) did not stop within {timeout_s:g} s", file=out)
+            return 1
+        time.sleep(0.05)
+    print(f"Stopped the background codex-indexd daemon (pid {pid}).", file=out)
+    return 0

@@ -89,6 +89,9 @@ def _install(ctx: Context, runner: Runner, dry_run: bool) -> int:
 
 
 def _uninstall(ctx: Context, runner: Runner, dry_run: bool) -> int:
+    installed = ctx.manager == "systemd" and ctx.unit_path.exists()
+    if not dry_run and not installed and not background.manager_reachable(ctx, runner):
+        return background.stop_detached(ctx, sys.stdout)  # what `install` started instead
     if ctx.manager == "systemd":
         steps = systemd.uninstall_steps(ctx)
     else:

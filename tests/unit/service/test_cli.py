@@ -250,3 +250,31 @@ def test_install_without_a_reachable_user_manager_starts_the_daemon_in_the_backg
     assert len(started) == 1
     assert runner.calls == [("systemctl", "--user", "show-environment")]  # nothing else attempted
     assert files_under(home) == []
+
+
+def test_without_a_user_manager_install_and_uninstall_start_and_stop_a_real_daemon(
+    home: Path, runner: Any, tmp_path: Path, monkeypatch: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's install command in a container, then `service uninstall`: the background
+    daemon must really start, and really stop (it holds its instance lock until it exits)."""
+    from codex_indexd.status_file import instance_lock_path
+    from codex_indexd.write.locks import holder_pid
+    from codex_indexd_service.runner import Result
+
+    for name in ("STATE", "CACHE", "LOG"):
+        monkeypatch.setenv(f"CODEX_INDEXD_{name}_DIR", str(tmp_path / name.lower()))
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[3]))
+    codex_home = tmp_path / "codex"
+    codex_home.mkdir()
+    runner.answer(
+        ("systemctl", "--user", "show-environment"), Result(1, "", "Failed to connect to bus")
+    )
+    args = ["--manager", "systemd", "--codex-home", str(codex_home)]
+    assert cli.main(["install", *args], runner=runner) == 0
+    pid = holder_pid(instance_lock_path(codex_home))
+    assert pid is not None and "started in the background" in capsys.readouterr().out
+    assert cli.main(["uninstall", *args], runner=runner) == 0
+    assert f"Stopped the background codex-indexd daemon (pid {pid})" in capsys.readouterr().out
+    assert holder_pid(instance_lock_path(codex_home)) is None
+    assert cli.main(["uninstall", *args], runner=runner) == 0
+    assert "nothing to stop" in capsys.readouterr().out
