@@ -315,7 +315,7 @@ class Daemon:
         for key, worker in self.workers.items():
             full = key in batch.full
             paths = batch.paths.get(key, set())
-            due_retry = worker.retry_at is not None and worker.retry_at <= time.monotonic()
+            due_retry = worker.wake_at is not None and worker.wake_at <= time.monotonic()
             if not (full or paths or due_retry):
                 continue
             try:
@@ -345,7 +345,7 @@ class Daemon:
         waits = [interval - (now - self._last_full), 1.0]
         if self.notifier.watchdog_s:
             waits.append(self.notifier.watchdog_s / 3)
-        waits += [w.retry_at - now for w in self.workers.values() if w.retry_at is not None]
+        waits += [t - now for w in self.workers.values() if (t := w.wake_at) is not None]
         return max(0.01, min(waits))
 
     def _loop(self) -> None:
