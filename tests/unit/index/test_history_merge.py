@@ -36,13 +36,13 @@ def render(lines: list[HistoryLine], noise: list[bytes]) -> bytes:
     return b"".join(r + b"\n" for r in raw)
 
 
-def merge(current: bytes, desired: list[HistoryLine], policy: Policy, known: bytes | None = None) -> bytes:
+def merge(
+    current: bytes, desired: list[HistoryLine], policy: Policy, known: bytes | None = None
+) -> bytes:
     """What a merge writes: plan against `known` (default: `current`), append under the lock."""
     seen = parse_history_bytes(current if known is None else known)
     planned = missing_lines(seen.parsed, desired, policy.history_ts_tolerance_s)
-    decision = history_append(
-        len(current), lambda o, n: current[o : o + n], planned, policy, seen
-    )
+    decision = history_append(len(current), lambda o, n: current[o : o + n], planned, policy, seen)
     assert decision is not None
     return current + decision.data
 
@@ -86,7 +86,10 @@ def test_under_max_bytes_a_merge_adds_only_what_fits_and_removes_nothing(
     if len(before) + wanted > cap and first is not None:  # over the cap: the kept window only
         assert all(line.ts >= first for line in added)
     # a second merge adds nothing more: no loop against the cap
-    assert merge(after, sorted(set(desired), key=lambda h: (h.ts, h.session_id, h.text)), policy) == after
+    assert (
+        merge(after, sorted(set(desired), key=lambda h: (h.ts, h.session_id, h.text)), policy)
+        == after
+    )
 
 
 def test_fit_keeps_the_newest_turns_in_the_kept_window() -> None:
