@@ -25,6 +25,14 @@ from typing import Any
 from codex_indexd.codex.statedb import StateDbError, load_threads
 from codex_indexd.engine import HomeFacts
 from codex_indexd.heal.appserver import AppServer, AppServerError, RpcError, run_version
+from codex_indexd.heal.capability import (
+    NEEDED,
+    OPTIONAL,
+    BinaryKey,
+    Capabilities,
+    binary_key,
+    probe,
+)
 from codex_indexd.heal.detect import (
     NAME_LOST,
     REASONS,
@@ -41,8 +49,9 @@ from codex_indexd.logs import get_logger
 log = get_logger("codex_indexd.heal")
 
 MODES = ("auto", "off")
-TESTED_VERSIONS: frozenset[tuple[int, int]] = frozenset({(0, 169)})
-"""Codex (major, minor) releases whose app-server protocol healing was verified against."""
+TESTED_VERSIONS: tuple[tuple[int, int, int], ...] = ((0, 169, 0), (0, 171, 0))
+"""Codex releases healing was run against end to end. Information only: whether healing runs
+is decided by what the binary's protocol schema offers (`capability.NEEDED`)."""
 SOURCE_KINDS = (
     "cli",
     "vscode",
@@ -55,6 +64,7 @@ SOURCE_KINDS = (
     "subAgentOther",
     "unknown",
 )
+"""The `thread/list` source kinds when a schema names none (Codex 0.169 and 0.171 list these)."""
 MAX_TRIES = 2
 PAGE_SIZE = 100
 MAX_PAGES = 10_000
@@ -64,21 +74,44 @@ IDS_SHOWN = 5
 _ENABLE_TAIL = "then run 'codex-indexd repair --heal-db' (the daemon heals by itself)."
 HINT_OFF = (
     'Healing is off: set mode = "auto" under [codex_api] in the codex-indexd config '
-    f"(or CODEX_INDEXD_CODEX_API=auto) with Codex CLI 0.169.x on PATH, {_ENABLE_TAIL}"
+    f"(or CODEX_INDEXD_CODEX_API=auto) with Codex CLI on PATH, {_ENABLE_TAIL}"
 )
 HINT_NO_BINARY = (
-    "Install Codex CLI 0.169.x so that 'codex' is on PATH, or set binary = "
+    "Install Codex CLI (npm install -g @openai/codex) so that 'codex' is on PATH, or set binary = "
     '"/path/to/codex" under [codex_api] in the codex-indexd config '
     f"(or CODEX_INDEXD_CODEX_BIN), {_ENABLE_TAIL}"
 )
-HINT_VERSION = (
-    "Healing speaks the app-server protocol of Codex CLI 0.169.x only: point "
-    "binary under [codex_api] (or CODEX_INDEXD_CODEX_BIN) at a Codex 0.169.x, "
-    f"{_ENABLE_TAIL}"
+HINT_CAPABILITY = (
+    "Healing needs an app-server with these methods and parameters; point binary under "
+    "[codex_api] (or CODEX_INDEXD_CODEX_BIN) at a Codex CLI that has them (the versions "
+    f"tested are {{tested}}), {_ENABLE_TAIL}"
 )
 
+
+def shown_version(version: tuple[int, int, int]) -> str:
+    return ".".join(str(part) for part in version)
+
+
+def tested_versions_text() -> str:
+    """The tested releases for people, e.g. `0.169.0, 0.171.0`."""
+    return ", ".join(shown_version(v) for v in TESTED_VERSIONS)
+
+
+def newer_than_tested(version: tuple[int, int, int]) -> bool:
+    """True when `version` is newer than every release healing was tested with."""
+    return version > max(TESTED_VERSIONS)
+
+
+def newer_note(version: tuple[int, int, int]) -> str | None:
+    """The information line for a Codex newer than the newest tested, else None."""
+    if not newer_than_tested(version):
+        return None
+    tested = tested_versions_text()
+    return f"Codex {shown_version(version)} is newer than the versions tested: {tested}"
+
+
 _SESSION_LOCK = threading.Lock()  # one app-server child at a time in this process
-_VERSION_CACHE: dict[tuple[str, int, int, int], tuple[int, int, int]] = {}
+_VERSION_CACHE: dict[BinaryKey, tuple[int, int, int]] = {}
 
 
 # --------------------------------------------------------------------------------------
@@ -95,6 +128,22 @@ class CodexCheck:
     version: str | None = None
     reason: str | None = None
     hint: str = ""
+    capabilities: Capabilities | None = None
+    info: str | None = None  # e.g. the binary is newer than the versions tested
+
+    @property
+    def source_kinds(self) -> tuple[str, ...]:
+        """The source kinds `thread/list` accepts (the schema's, else the known ones)."""
+        kinds = self.capabilities.source_kinds if self.capabilities is not None else ()
+        return kinds or SOURCE_KINDS
+
+    @property
+    def metadata_update(self) -> bool:
+        """True when the app-server has `thread/metadata/update` (a per-thread row insert)."""
+        caps = self.capabilities
+        return caps is not None and caps.has(
+            "thread/metadata/update", OPTIONAL["thread/metadata/update"]
+        )
 
 
 def _find_binary(binary: str | None, env: Mapping[str, str]) -> tuple[str | None, str | None]:
@@ -117,16 +166,7 @@ def _find_binary(binary: str | None, env: Mapping[str, str]) -> tuple[str | None
 
 
 def _version_of(path: str, env: Mapping[str, str], timeout_s: float) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-        key: tuple[str, int, int, int] | None = (
-            os.path.realpath(path),
-            st.st_ino,
-            st.st_mtime_ns,
-            st.st_size,
-        )
-    except OSError:
-        key = None
+    key = binary_key(path)
     if key is not None and key in _VERSION_CACHE:
         return _VERSION_CACHE[key]
     version = run_version(path, env=env, timeout_s=timeout_s)
@@ -142,7 +182,11 @@ def check_codex(
     env: Mapping[str, str] | None = None,
     timeout_s: float = VERSION_TIMEOUT_S,
 ) -> CodexCheck:
-    """Decide whether healing can use Codex: mode, binary (configured or PATH), version."""
+    """Decide whether healing can use Codex: mode, binary (configured or PATH), capabilities.
+
+    The binary's protocol schema must offer every method and parameter healing sends; its
+    version only adds an information line when it is newer than the versions tested.
+    """
     if mode not in MODES:
         raise ValueError(f"codex_api mode must be one of {', '.join(MODES)}, not {mode!r}")
     if mode == "off":
@@ -153,23 +197,28 @@ def check_codex(
         return CodexCheck(False, reason=why, hint=HINT_NO_BINARY)
     try:
         version = _version_of(path, environ, timeout_s)
+        caps = probe(path, env=environ, timeout_s=max(timeout_s, 2 * VERSION_TIMEOUT_S))
     except AppServerError as exc:
-        return CodexCheck(False, binary=path, reason=str(exc), hint=HINT_NO_BINARY)
-    if version is None:
-        return CodexCheck(
-            False, binary=path, reason=f"'{path} --version' printed no version", hint=HINT_VERSION
+        hint = (
+            HINT_NO_BINARY
+            if exc.kind == "spawn"
+            else HINT_CAPABILITY.format(tested=tested_versions_text())
         )
-    shown = ".".join(str(part) for part in version)
-    if version[:2] not in TESTED_VERSIONS:
-        tested = ", ".join(f"{a}.{b}.x" for a, b in sorted(TESTED_VERSIONS))
+        return CodexCheck(False, binary=path, reason=str(exc), hint=hint)
+    shown = shown_version(version) if version is not None else None
+    missing = caps.missing(NEEDED)
+    if missing:
+        named = f"Codex {shown}" if shown else "this Codex"
         return CodexCheck(
             False,
             binary=path,
             version=shown,
-            hint=HINT_VERSION,
-            reason=f"{path} is Codex {shown}; healing is tested with {tested} only",
+            capabilities=caps,
+            hint=HINT_CAPABILITY.format(tested=tested_versions_text()),
+            reason=f"{path} ({named}) has no {', '.join(missing)} in its app-server protocol",
         )
-    return CodexCheck(True, binary=path, version=shown)
+    info = newer_note(version) if version is not None else None
+    return CodexCheck(True, binary=path, version=shown, capabilities=caps, info=info)
 
 
 # --------------------------------------------------------------------------------------
@@ -249,7 +298,7 @@ def _read_rows(facts: HomeFacts) -> dict[str, ThreadRow]:
     return load_threads(path)
 
 
-def _scan(server: AppServer, timeout_s: float) -> int:
+def _scan(server: AppServer, timeout_s: float, source_kinds: tuple[str, ...] = SOURCE_KINDS) -> int:
     """List every thread, archived and not, with scan-and-repair on; return how many."""
     seen = 0
     for archived in (False, True):
@@ -257,7 +306,7 @@ def _scan(server: AppServer, timeout_s: float) -> int:
         cursors: set[str] = set()
         for _ in range(MAX_PAGES):
             params: dict[str, Any] = {
-                "sourceKinds": list(SOURCE_KINDS),
+                "sourceKinds": list(source_kinds),
                 "modelProviders": [],
                 "archived": archived,
                 "useStateDbOnly": False,
@@ -323,7 +372,7 @@ def _run_session(
         if rows:
             run.attempted |= {attempt_key(ROW_MISSING, t) for t in rows & before.missing}
             run.attempted |= {attempt_key(ROW_STALE, t) for t in rows & before.stale}
-            _scan(server, timeout_s)
+            _scan(server, timeout_s, check.source_kinds)
             run.scanned = True
             try:
                 run.mid = detect(facts, threads=_read_rows(facts))
