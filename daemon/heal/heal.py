@@ -4,8 +4,12 @@ We never write Codex's databases. Codex's app-server is the sanctioned writer:
 
 * `thread/name/set {threadId, name}` puts a lost name back (`threads.name` for paginated
   threads, `threads.title` for legacy ones) and appends the index under Codex's lock;
-* one `thread/list` scan (`useStateDbOnly: false`, every source kind, every provider,
-  archived and not, all pages) makes Codex insert rows for rollouts it has no row for.
+* a few missing rows (up to `MAX_ROW_INSERTS`): `thread/metadata/update` per thread, which
+  inserts the row from the rollout before patching it (the patch restates the rollout's own
+  git commit), where the binary's schema has the method;
+* otherwise, or for what that refused: one `thread/list` scan (`useStateDbOnly: false`,
+  every source kind the schema names, every provider, archived and not, all pages) makes
+  Codex insert rows for rollouts it has no row for.
 
 Afterwards the DB is read again, read-only, and what was healed is counted. One child at a
 time, every call with a timeout, the child always reaped. An item that is still not healed
@@ -23,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from codex_indexd.codex.statedb import StateDbError, load_threads
+from codex_indexd.diagnose import session_meta
 from codex_indexd.engine import HomeFacts
 from codex_indexd.heal.appserver import AppServer, AppServerError, RpcError, run_version
 from codex_indexd.heal.capability import (
@@ -66,6 +71,8 @@ SOURCE_KINDS = (
 )
 """The `thread/list` source kinds when a schema names none (Codex 0.169 and 0.171 list these)."""
 MAX_TRIES = 2
+MAX_ROW_INSERTS = 50
+"""Up to this many missing rows are inserted one by one; more take one `thread/list` scan."""
 PAGE_SIZE = 100
 MAX_PAGES = 10_000
 VERSION_TIMEOUT_S = 10.0
@@ -326,6 +333,52 @@ def _scan(server: AppServer, timeout_s: float, source_kinds: tuple[str, ...] = S
     return seen
 
 
+def _git_patch(facts: HomeFacts, thread_id: str) -> dict[str, str | None] | None:
+    """The `gitInfo` patch that leaves a row as its rollout says (sha as recorded, or null).
+
+    None when the rollout is compressed or has no readable `session_meta`: the scan heals it.
+    """
+    rollout = facts.rollouts.get(thread_id)
+    if rollout is None or rollout.path.endswith(".zst"):
+        return None
+    meta = session_meta(rollout.path)
+    if not meta:
+        return None
+    git = meta.get("git")
+    sha = git.get("commit_hash") if isinstance(git, dict) else None
+    return {"sha": sha if isinstance(sha, str) and sha else None}
+
+
+def _insert_rows(
+    server: AppServer, facts: HomeFacts, thread_ids: set[str], timeout_s: float
+) -> set[str]:
+    """Have Codex insert each missing row from its rollout; return the ids it refused.
+
+    `thread/metadata/update` reads the rollout into a row when there is none, then applies
+    the patch; the patch restates the rollout's own git commit, so nothing else changes.
+    """
+    refused: set[str] = set()
+    for tid in sorted(thread_ids):
+        patch = _git_patch(facts, tid)
+        if patch is None:
+            refused.add(tid)
+            continue
+        try:
+            server.request(
+                "thread/metadata/update", {"threadId": tid, "gitInfo": patch}, timeout_s=timeout_s
+            )
+        except RpcError as exc:
+            refused.add(tid)
+            log.warning(
+                "heal.row_insert_failed",
+                home=str(facts.home.root),
+                thread_id=tid,
+                code=exc.code,
+                error=exc.rpc_message,
+            )
+    return refused
+
+
 def _tryable(detection: Detection, record: Mapping[str, int]) -> tuple[dict[str, str], set[str]]:
     """Names to set and row ids to scan for, leaving out given-up and archived items."""
     names = {
@@ -350,6 +403,7 @@ class _Run:
     error: str | None = None
     ran: bool = False
     scanned: bool = False
+    inserted: int = 0  # rows asked for one by one (thread/metadata/update) and accepted
     mid: Detection | None = None  # detection after the scan, before renaming
 
 
@@ -372,8 +426,16 @@ def _run_session(
         if rows:
             run.attempted |= {attempt_key(ROW_MISSING, t) for t in rows & before.missing}
             run.attempted |= {attempt_key(ROW_STALE, t) for t in rows & before.stale}
-            _scan(server, timeout_s, check.source_kinds)
-            run.scanned = True
+            missing = rows & before.missing
+            if check.metadata_update and len(missing) <= MAX_ROW_INSERTS and rows == missing:
+                run.inserted = len(missing)
+                left = _insert_rows(server, facts, missing, timeout_s)
+                run.inserted -= len(left)
+            else:
+                left = rows
+            if left:
+                _scan(server, timeout_s, check.source_kinds)
+                run.scanned = True
             try:
                 run.mid = detect(facts, threads=_read_rows(facts))
             except (StateDbError, OSError) as exc:
@@ -549,6 +611,7 @@ def heal_home(
         given_up=report.given_up,
         name_set_errors=run.names_failed,
         scanned=run.scanned,
+        inserted=run.inserted,
         error=report.error,
         duration_s=report.duration_s,
     )

@@ -3,7 +3,7 @@
 Behaviour comes from the environment:
 FAKE_CODEX_VERSION  what `--version` prints (default "codex-cli 0.169.0"); "hang" never answers
 FAKE_CODEX_MODE     ok (names stick: it writes the test DB) | nostick | reject | hang
-                    | hang_after_init | exit_on_list
+                    | hang_after_init | exit_on_list | reject_update (thread/metadata/update only)
                     | ask (sends a server request and a notification first)
 FAKE_CODEX_LOG      a JSONL file: every message received, one {"pid": …} line per start
 FAKE_CODEX_TRAP     "1": ignore SIGTERM (so only SIGKILL ends it)
@@ -135,6 +135,11 @@ def main() -> None:
             params = message.get("params") or {}
             cursor = params.get("cursor")
             result = {"data": [{"id": "x"}], "nextCursor": None if cursor else "page-2"}
+        elif method == "thread/metadata/update":
+            if mode in ("reject", "reject_update"):
+                error = {"code": -32600, "message": "no rollout found for thread id"}
+                send({"id": message["id"], "error": error})
+                continue
         elif method == "thread/name/set":
             params = message.get("params") or {}
             if mode == "reject":

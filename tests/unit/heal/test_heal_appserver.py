@@ -318,6 +318,7 @@ def test_missing_rows_trigger_one_full_scan(
     fake_codex: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_CODEX_MODE", "nostick")
+    monkeypatch.setenv("FAKE_CODEX_SCHEMA", "no_metadata_update")  # as a Codex without it
     home = tmp_path / "home"
     build_home(home, [new_thread(1, paginated=True)])
     write_rollout(home, new_thread(2, paginated=True))  # no row
@@ -376,3 +377,39 @@ def test_no_db_skips(fake_codex: Path, tmp_path: Path) -> None:
     build_home(home, [new_thread(1, paginated=True)], db=False)
     report = heal_home(gather(CodexHome.at(home)), binary=str(fake_codex))
     assert not report.ran and "state DB is missing" in (report.skipped_reason or "")
+
+
+@pytest.mark.parametrize("mode", ["nostick", "reject_update"])
+def test_a_few_missing_rows_are_inserted_one_by_one_and_refusals_scanned(
+    fake_codex: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    monkeypatch.setenv("FAKE_CODEX_MODE", mode)
+    home = tmp_path / "home"
+    build_home(home, [new_thread(1, paginated=True)])
+    missing = [new_thread(2, paginated=True), new_thread(3)]
+    for thread in missing:
+        write_rollout(home, thread)
+    facts = gather(CodexHome.at(home))
+    heal_home(facts, binary=str(fake_codex), attempts={}, timeout_s=10)
+    messages = fake_log(tmp_path)
+    updates = [m["params"] for m in messages if m.get("method") == "thread/metadata/update"]
+    assert sorted(u["threadId"] for u in updates) == sorted(t.thread_id for t in missing)
+    assert all(u["gitInfo"] == {"sha": None} for u in updates)  # the rollouts record no git
+    scans = [m for m in messages if m.get("method") == "thread/list"]
+    assert bool(scans) == (mode == "reject_update")  # a refusal falls back to the scan
+
+
+def test_many_missing_rows_take_one_scan(
+    fake_codex: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from codex_indexd.heal.heal import MAX_ROW_INSERTS
+
+    monkeypatch.setenv("FAKE_CODEX_MODE", "nostick")
+    home = tmp_path / "home"
+    build_home(home, [new_thread(0)])
+    for i in range(1, MAX_ROW_INSERTS + 2):
+        write_rollout(home, new_thread(i, turns=1))
+    heal_home(gather(CodexHome.at(home)), binary=str(fake_codex), attempts={}, timeout_s=10)
+    messages = fake_log(tmp_path)
+    assert not [m for m in messages if m.get("method") == "thread/metadata/update"]
+    assert [m for m in messages if m.get("method") == "thread/list"]
