@@ -4,9 +4,8 @@ Which Codex runs: ``$CODEX_BIN`` when set (any version: a one-line way to try a 
 ``CODEX_BIN=/path/to/codex ./tests/run-all tests/e2e``); otherwise every version pinned in
 tests/e2e/package.json (npm aliases ``codex-0169``, ``codex-0171``); otherwise
 :func:`codexkit.find_codex_binary`. Every test that uses Codex carries the version in its id
-(``test_x[codex-0.171.0]``). Tests marked ``every_codex`` (behaviour that differs or might
-differ between releases) run on each version; the rest run on the newest only, unless
-``CODEX_INDEXD_E2E_EVERY_VERSION=1``. Without any binary the tests are skipped, unless
+(``test_x[codex-0.171.0]``) and runs on each version (the whole tier takes about 1.5 min per
+version); ``CODEX_INDEXD_E2E_NEWEST_ONLY=1`` runs the newest only. Without any binary the tests are skipped, unless
 ``CODEX_INDEXD_REQUIRE_CODEX`` is set (CI), in which case they fail.
 """
 
@@ -30,13 +29,7 @@ from codexkit import (
 
 E2E_DIR = Path(__file__).resolve().parent
 REQUIRE_ENV = "CODEX_INDEXD_REQUIRE_CODEX"
-EVERY_VERSION_ENV = "CODEX_INDEXD_E2E_EVERY_VERSION"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "every_codex: run on every Codex version the e2e tier has, not only the newest"
-    )
+NEWEST_ONLY_ENV = "CODEX_INDEXD_E2E_NEWEST_ONLY"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -82,10 +75,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "codex_bin" not in metafunc.fixturenames:
         return
     versions = list(codex_versions())
-    every = bool(os.environ.get(EVERY_VERSION_ENV)) or any(
-        m.name == "every_codex" for m in metafunc.definition.iter_markers()
-    )
-    if versions and not every:
+    if os.environ.get(NEWEST_ONLY_ENV):
         versions = versions[-1:]
     params = [(v, b) for v, b in versions] or [("none", None)]
     metafunc.parametrize(

@@ -122,7 +122,9 @@ def fake_codex(directory: Path, body: str) -> Path:
 # -- real Codex --------------------------------------------------------------------------
 
 
-def test_names_lost_by_a_db_rebuild_come_back(codex_home: Path, codex_bin: Path) -> None:
+def test_names_lost_by_a_db_rebuild_come_back(
+    codex_home: Path, codex_bin: Path, codex_version: tuple[int, int, int]
+) -> None:
     home = codex_home
     t1 = codex_exec(home, "First prompt about apples", codex_bin=codex_bin)
     t2 = codex_exec(home, "Second prompt about pears", codex_bin=codex_bin)
@@ -157,7 +159,7 @@ def test_names_lost_by_a_db_rebuild_come_back(codex_home: Path, codex_bin: Path)
         report = heal_home(facts, binary=str(codex_bin), env=codex_env(home), attempts=attempts)
 
     assert report.ran and report.error is None, report
-    assert report.codex_version == "0.169.0"
+    assert report.codex_version == ".".join(map(str, codex_version))
     assert report.detected[NAME_LOST] == 4
     assert report.healed[NAME_LOST] == 3
     assert report.not_healed[NAME_LOST] == 1 and report.not_healed_ids[NAME_LOST] == [t3]
@@ -268,12 +270,13 @@ def test_off_or_no_binary_only_detects(synthetic_home: Path, tmp_path: Path) -> 
     assert db_row(synthetic_home, tid)["name"] is None  # type: ignore[index]
 
 
-def test_a_hanging_codex_ends_cleanly(synthetic_home: Path, tmp_path: Path) -> None:
+def test_a_hanging_codex_ends_cleanly(synthetic_home: Path, tmp_path: Path, codex_bin: Path) -> None:
     pids = tmp_path / "pids"
     script = fake_codex(
         tmp_path / "hang-bin",
         (
             'if [ "$1" = "--version" ]; then echo "codex-cli 0.169.0"; exit 0; fi\n'
+            f'if [ "$2" = "generate-json-schema" ]; then exec "{codex_bin}" "$@"; fi\n'
             f'echo $$ >> "{pids}"\n'
             "sleep 600 &\n"
             f'echo $! >> "{pids}"\n'
@@ -318,12 +321,42 @@ def _runs(proc_dir: Path, script: Path) -> bool:
         return False
 
 
-def test_an_untested_codex_version_on_path_is_not_used(
+def test_a_codex_without_the_protocol_on_path_is_not_used(
     synthetic_home: Path, tmp_path: Path
 ) -> None:
-    """A `codex` found on PATH is version-checked like a configured one."""
+    """A `codex` found on PATH is checked like a configured one: by what its schema offers."""
     script = fake_codex(tmp_path / "old-bin", 'echo "codex-cli 0.150.3"\n')
     report = heal_home(facts_of(synthetic_home), env={**os.environ, "PATH": str(script.parent)})
-    assert not report.ran and "0.150.3" in (report.skipped_reason or "")
-    assert "0.169" in report.how_to_enable
+    assert not report.ran
+    assert "generate-json-schema' wrote no readable ClientRequest.json" in (
+        report.skipped_reason or ""
+    )
+    assert "the versions tested are 0.169.0, 0.171.0" in report.how_to_enable
     assert shutil.which("codex", path=str(script.parent)) == str(script)
+
+
+def test_a_newer_codex_heals_and_status_says_it_is_newer(
+    codex_home: Path, codex_bin: Path, tmp_path: Path
+) -> None:
+    """A release we have not tested, with the methods healing needs, still heals."""
+    home = codex_home
+    t1 = codex_exec(home, "A prompt about quinces", codex_bin=codex_bin)
+    with AppServer(home, codex_bin=codex_bin) as app:
+        app.request("thread/name/set", {"threadId": t1, "name": "Quince thread"})
+    delete_state_db(home)
+    with AppServer(home, codex_bin=codex_bin) as app:
+        assert t1 in listed(app, db_only=False)  # Codex backfills the DB from the rollouts
+    newer = fake_codex(
+        tmp_path / "newer-bin",
+        f'if [ "$1" = "--version" ]; then echo "codex-cli 0.999.0"; exit 0; fi\n'
+        f'exec "{codex_bin}" "$@"\n',
+    )
+    facts = facts_of(home)
+    assert set(detect(facts).names) == {t1}
+    report = heal_home(facts, binary=str(newer), env=codex_env(home), attempts={})
+    assert report.ran and report.healed[NAME_LOST] == 1 and report.codex_version == "0.999.0"
+    assert db_row(home, t1)["name"] == "Quince thread"  # type: ignore[index]
+    from codex_indexd.heal.drift import status_info
+
+    info = status_info(facts_of(home), "auto", str(newer))
+    assert "Codex 0.999.0 is newer than the versions tested: 0.169.0, 0.171.0" in info
