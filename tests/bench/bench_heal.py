@@ -18,6 +18,9 @@ read read-only) per version, count and method. Prints figures only.
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
+import re
 import shutil
 import sqlite3
 import statistics
@@ -25,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,15 +51,31 @@ from codex_indexd.heal.capability import probe  # noqa: E402
 from codex_indexd.heal.heal import _insert_rows, _scan  # noqa: E402
 
 
+_STAMP = re.compile(r"rollout-(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d)-")
+_COUNTER = itertools.count(1)
+
+
 def copies(src: Path, old_id: str, count: int) -> list[str]:
-    """Write `count` copies of a rollout under fresh ids next to it; return the ids."""
+    """Write `count` copies of a rollout under fresh ids next to it; return the ids.
+
+    Each copy starts one second after the previous one (file name and `session_meta`), as
+    real threads do: Codex's `thread/list` pages skip threads that share a start second.
+    """
     text = src.read_text(encoding="utf-8")
+    match = _STAMP.search(src.name)
+    assert match is not None
+    start = datetime.strptime(match.group(1), "%Y-%m-%dT%H-%M-%S").replace(tzinfo=UTC)
+    meta = json.loads(text.split("\n", 1)[0])
     ids = []
     for _ in range(count):
         new_id = str(uuid.uuid4())
-        (src.parent / src.name.replace(old_id, new_id)).write_text(
-            text.replace(old_id, new_id), encoding="utf-8"
-        )
+        when = start - timedelta(seconds=next(_COUNTER))
+        meta["payload"]["id"] = new_id
+        meta["payload"]["timestamp"] = when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        meta["timestamp"] = meta["payload"]["timestamp"]
+        body = json.dumps(meta) + "\n" + text.split("\n", 1)[1].replace(old_id, new_id)
+        name = f"rollout-{when.strftime('%Y-%m-%dT%H-%M-%S')}-{new_id}.jsonl"
+        (src.parent / name).write_text(body, encoding="utf-8")
         ids.append(new_id)
     return ids
 
@@ -145,7 +165,8 @@ def main() -> None:
     parser.add_argument("--missing", type=int, nargs="+", default=[1, 200])
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
-    binaries = args.codex or [b for b in PINNED_CODEX.values() if b.exists()]
+    binaries = [p.resolve() for p in args.codex or [] if p.exists()]
+    binaries = binaries or [b for b in PINNED_CODEX.values() if b.exists()]
     if not binaries:
         sys.exit("no Codex: npm install --prefix tests/e2e, or pass --codex PATH")
     for codex in binaries:
