@@ -25,7 +25,7 @@ from codex_indexd.engine import HomeFacts, gather
 from codex_indexd.heal import NAME_LOST, ROW_MISSING, ROW_STALE, detect, heal_home
 from codex_indexd.heal.detect import attempt_key
 from codex_indexd.heal.heal import SOURCE_KINDS
-from codexkit import AppServer, codex_env, codex_exec, find_rollout, wait_for
+from codexkit import AppServer, TuiSession, codex_env, codex_exec, find_rollout, wait_for
 from structlog.testing import capture_logs
 
 from tests.support.homes import build_home, index_line, new_thread, write_rollout
@@ -270,7 +270,9 @@ def test_off_or_no_binary_only_detects(synthetic_home: Path, tmp_path: Path) -> 
     assert db_row(synthetic_home, tid)["name"] is None  # type: ignore[index]
 
 
-def test_a_hanging_codex_ends_cleanly(synthetic_home: Path, tmp_path: Path, codex_bin: Path) -> None:
+def test_a_hanging_codex_ends_cleanly(
+    synthetic_home: Path, tmp_path: Path, codex_bin: Path
+) -> None:
     pids = tmp_path / "pids"
     script = fake_codex(
         tmp_path / "hang-bin",
@@ -360,3 +362,42 @@ def test_a_newer_codex_heals_and_status_says_it_is_newer(
 
     info = status_info(facts_of(home), "auto", str(newer))
     assert "Codex 0.999.0 is newer than the versions tested: 0.169.0, 0.171.0" in info
+
+
+def test_the_tui_automatic_names_come_back_after_a_db_rebuild(
+    codex_home: Path,
+    codex_bin: Path,
+    codex_version: tuple[int, int, int],
+    tmux_bin: Path,
+    tmp_path: Path,
+) -> None:
+    """Codex 0.171's TUI names every new thread (the prompt cut to one short line); after a
+    DB rebuild healing puts that name back. Codex 0.169's TUI names nothing: nothing to heal."""
+    home = codex_home
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    prompt = "Tell me about cherries and plums and every other stone fruit\nwith a second line"
+    with TuiSession(home, cwd=workdir, codex_bin=codex_bin, tmux_bin=tmux_bin) as tui:
+        entry = tui.submit(prompt)
+        tui.quit()
+    tid = entry["session_id"]
+    names_itself = codex_version >= (0, 171, 0)
+    if names_itself:
+        wait_for(lambda: (db_row(home, tid) or {}).get("name"), timeout=20, what="TUI name")
+    tui_name = (db_row(home, tid) or {}).get("name")
+    assert bool(tui_name) == names_itself
+    if names_itself:
+        assert tui_name != prompt and "\n" not in tui_name and len(tui_name) < len(prompt)
+
+    delete_state_db(home)
+    with AppServer(home, codex_bin=codex_bin) as app:
+        assert tid in listed(app, db_only=False)  # Codex backfills the DB from the rollouts
+    assert (db_row(home, tid) or {}).get("name") is None
+
+    facts = facts_of(home)
+    assert detect(facts).names == ({tid: tui_name} if names_itself else {})
+    report = heal_home(facts, binary=str(codex_bin), env=codex_env(home), attempts={})
+    assert report.error is None, report
+    assert report.healed[NAME_LOST] == (1 if names_itself else 0)
+    assert (db_row(home, tid) or {}).get("name") == tui_name
+    assert processes_for(home) == []
