@@ -305,6 +305,15 @@ def _read_rows(facts: HomeFacts) -> dict[str, ThreadRow]:
     return load_threads(path)
 
 
+def _reread(facts: HomeFacts, fallback: Detection | None) -> Detection | None:
+    """Detect again from a fresh read of the DB; `fallback` when it cannot be read."""
+    try:
+        return detect(facts, threads=_read_rows(facts))
+    except (StateDbError, OSError) as exc:
+        log.warning("heal.reread_failed", home=str(facts.home.root), error=str(exc))
+        return fallback
+
+
 def _scan(server: AppServer, timeout_s: float, source_kinds: tuple[str, ...] = SOURCE_KINDS) -> int:
     """List every thread, archived and not, with scan-and-repair on; return how many."""
     seen = 0
@@ -431,15 +440,18 @@ def _run_session(
                 run.inserted = len(missing)
                 left = _insert_rows(server, facts, missing, timeout_s)
                 run.inserted -= len(left)
+                after_scan = False  # what it refused, the scan is the last try
             else:
-                left = rows
+                left, after_scan = rows, check.metadata_update
             if left:
                 _scan(server, timeout_s, check.source_kinds)
                 run.scanned = True
-            try:
-                run.mid = detect(facts, threads=_read_rows(facts))
-            except (StateDbError, OSError) as exc:
-                log.warning("heal.reread_failed", home=str(facts.home.root), error=str(exc))
+            run.mid = _reread(facts, None)
+            still = (run.mid.missing & left) if run.mid is not None and run.scanned else set()
+            if still and after_scan and len(still) <= MAX_ROW_INSERTS:
+                # a scan pages by start time and can pass over threads that share one second
+                _insert_rows(server, facts, still, timeout_s)
+                run.mid = _reread(facts, run.mid)
             if run.mid is not None:  # rows the scan just inserted can have lost names too
                 more, _ = _tryable(run.mid, record)
                 names.update({tid: name for tid, name in more.items() if tid not in names})

@@ -195,7 +195,11 @@ def test_a_rollout_without_a_row_gets_one(codex_home: Path, codex_bin: Path) -> 
 
     facts = facts_of(home)
     assert detect(facts).missing == {copied, archived}
-    report = heal_home(facts, binary=str(codex_bin), env=codex_env(home), attempts={})
+    with capture_logs() as logs:
+        report = heal_home(facts, binary=str(codex_bin), env=codex_env(home), attempts={})
+    done = [e for e in logs if e["event"] == "heal.done"]
+    # two rows: asked for one by one (thread/metadata/update), no scan needed
+    assert (done[0]["inserted"], done[0]["scanned"]) == (2, False)
 
     assert report.ran and report.error is None, report
     assert report.detected[ROW_MISSING] == 2 and report.healed[ROW_MISSING] == 2

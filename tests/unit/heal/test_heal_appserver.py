@@ -413,3 +413,28 @@ def test_many_missing_rows_take_one_scan(
     messages = fake_log(tmp_path)
     assert not [m for m in messages if m.get("method") == "thread/metadata/update"]
     assert [m for m in messages if m.get("method") == "thread/list"]
+
+
+def test_rows_a_scan_left_out_are_inserted_one_by_one(
+    fake_codex: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stale row forces the scan; the missing row it did not insert is asked for by id."""
+    import sqlite3
+
+    monkeypatch.setenv("FAKE_CODEX_MODE", "nostick")
+    home = tmp_path / "home"
+    stale, missing = new_thread(1, paginated=True), new_thread(2, paginated=True)
+    build_home(home, [stale])
+    write_rollout(home, missing)
+    conn = sqlite3.connect(home / "state_5.sqlite")
+    conn.execute(
+        "UPDATE threads SET rollout_path = ? WHERE id = ?", ("/gone.jsonl", stale.thread_id)
+    )
+    conn.commit()
+    conn.close()
+    heal_home(gather(CodexHome.at(home)), binary=str(fake_codex), attempts={}, timeout_s=10)
+    order = [m["method"] for m in fake_log(tmp_path) if m.get("method", "").startswith("thread/")]
+    assert "thread/list" in order
+    updates = [m for m in fake_log(tmp_path) if m.get("method") == "thread/metadata/update"]
+    assert [u["params"]["threadId"] for u in updates] == [missing.thread_id]
+    assert order.index("thread/metadata/update") > order.index("thread/list")
