@@ -525,15 +525,15 @@ def _add_notes(report: HealReport, after: Detection) -> None:
     archived = len(after.archived)
     if archived:
         report.notes.append(
-            f"{archived} archived thread(s) keep a lost name: Codex 0.169 renames only "
+            f"{archived} archived thread(s) keep a lost name: Codex (0.169, 0.171) renames only "
             "unarchived threads ('thread/name/set' answers 'no rollout found'); unarchive them "
             "in Codex and heal again."
         )
     if after.stale and report.ran:
         report.notes.append(
             f"{len(after.stale)} DB row(s) still point at a rollout path that no longer exists: "
-            "Codex 0.169's thread/list scan inserts missing rows but does not move existing "
-            "ones; putting the file back where the row says makes the thread visible again."
+            "Codex's thread/list scan (0.169, 0.171) inserts missing rows but does not move "
+            "existing ones; putting the file back where the row says makes it visible again."
         )
     if report.given_up[NAME_LOST] or report.given_up[ROW_MISSING] or report.given_up[ROW_STALE]:
         report.notes.append(

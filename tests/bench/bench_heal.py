@@ -34,6 +34,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
+from codex_indexd.codex.home import CodexHome  # noqa: E402
+from codex_indexd.engine import gather  # noqa: E402
+from codex_indexd.heal.appserver import AppServer  # noqa: E402
+from codex_indexd.heal.capability import probe  # noqa: E402
+from codex_indexd.heal.heal import _insert_rows, _scan  # noqa: E402
 from codexkit import (  # noqa: E402
     PINNED_CODEX,
     MockResponsesServer,
@@ -43,13 +48,6 @@ from codexkit import (  # noqa: E402
     make_codex_home,
     stop_managed_daemon,
 )
-
-from codex_indexd.codex.home import CodexHome  # noqa: E402
-from codex_indexd.engine import gather  # noqa: E402
-from codex_indexd.heal.appserver import AppServer  # noqa: E402
-from codex_indexd.heal.capability import probe  # noqa: E402
-from codex_indexd.heal.heal import _insert_rows, _scan  # noqa: E402
-
 
 _STAMP = re.compile(r"rollout-(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d)-")
 _COUNTER = itertools.count(1)
@@ -89,7 +87,9 @@ def row_ids(home: Path) -> set[str]:
         conn.close()
 
 
-def run_once(codex: Path, template: Path, work: Path, method: str, missing: list[str]) -> tuple[float, int]:
+def run_once(
+    codex: Path, template: Path, work: Path, method: str, missing: list[str]
+) -> tuple[float, int]:
     home = work / f"home-{method}-{uuid.uuid4().hex[:6]}"
     shutil.copytree(template, home, symlinks=True)
     (home / "state_5.sqlite").unlink()  # the copy's rows point into the template: rebuild

@@ -93,7 +93,7 @@ def codex_bin(request: pytest.FixtureRequest) -> Iterator[Path]:
 
     Skips (or fails under ``CODEX_INDEXD_REQUIRE_CODEX``) when there is none.
     """
-    version, binary = getattr(request, "param", ("none", None))
+    _, binary = getattr(request, "param", ("none", None))
     if binary is None:
         reason = (
             "Codex CLI not found (set CODEX_BIN, or `npm install --prefix tests/e2e` for the "
@@ -117,7 +117,10 @@ def codex_bin(request: pytest.FixtureRequest) -> Iterator[Path]:
 def codex_version(codex_bin: Path) -> tuple[int, int, int]:
     """The version of this test's Codex, e.g. (0, 171, 0)."""
     parts = _version_key(_codex_version(codex_bin))
-    return (parts + (0, 0, 0))[:3] if parts != (-1,) else (0, 0, 0)  # type: ignore[return-value]
+    if parts == (-1,):
+        return (0, 0, 0)
+    major, minor, patch = (*parts, 0, 0, 0)[:3]
+    return major, minor, patch
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Heal Codex's own DB through Codex's API, against the real Codex CLI 0.169.0 (issue 6).
+"""Heal Codex's own DB through Codex's API, against the real Codex CLI (each pinned version).
 
 * Names renamed with `thread/name/set` are lost when `state_5.sqlite` is rebuilt; the heal
   puts them back through `thread/name/set`, and `thread/list` shows them again.
