@@ -16,6 +16,7 @@ from codex_indexd import settings as settings_mod
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.diagnose import lock_holders
 from codex_indexd.engine import gather, plan_for
+from codex_indexd.heal.drift import status_info
 from codex_indexd.index.model import Policy
 from codex_indexd.status_file import instance_lock_path, read_status
 from codex_indexd.write.locks import holder_pid
@@ -102,6 +103,7 @@ def home_report(
         "db_drift": db_drift,
         "last_heal": record.get("last_heal"),
         "skipped_input": len(facts.warnings),
+        "info": status_info(facts, heal_mode, heal_binary),
         "warnings": warnings,
         "errors": errors,
     }
@@ -153,6 +155,7 @@ def render(report: dict[str, Any]) -> list[str]:
             f"  skipped input: {report['skipped_input']} file(s) or line(s) "
             "(see 'codex-indexd repair --dry-run')"
         )
+    out.extend(f"  info: {line}" for line in report.get("info", []))
     out.extend(f"  warning: {w}" for w in report["warnings"])
     out.extend(f"  ERROR: {e}" for e in report["errors"])
     return out

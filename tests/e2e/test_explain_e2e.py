@@ -1,4 +1,4 @@
-"""`codex-indexd explain` against threads made by the real Codex CLI (0.169.0).
+"""`codex-indexd explain` against threads made by the real Codex CLI (each pinned version).
 
 Every test asks explain (``--json``) why a thread is or is not listed, then asks Codex:
 
