@@ -15,6 +15,7 @@ from pathlib import Path
 
 from codex_indexd.codex.home import CodexHome, iter_rollout_entries
 from codex_indexd.codex.rollout import RolloutScan, is_rollout_name, read_turn, scan_file
+from codex_indexd.codex.scan import open_rollout
 from codex_indexd.engine import InputWarning, report_scan
 from codex_indexd.index.model import HistoryLine, RolloutFacts
 from codex_indexd.logs import get_logger
@@ -236,16 +237,34 @@ class RolloutTracker:
                 continue
             turns = {(t.ts, t.key): t for t in rollout.user_turns if t.offset >= 0}
             try:
-                with open(rollout.path, "rb") as handle:
+                if rollout.path.endswith(".zst"):
+                    found_turns = _turns_with_text(Path(rollout.path), rollout.archived)
+                    for line in wanted:
+                        turn = turns.get((line.ts, line.key))
+                        text = found_turns.get((line.ts, line.key))
+                        if turn is not None and text is not None:
+                            texts[(session_id, turn.ts, turn.key)] = text
+                    continue
+                fd, _size = open_rollout(Path(rollout.path))
+                try:
                     for line in wanted:
                         turn = turns.get((line.ts, line.key))
                         if turn is None:
                             continue
-                        found = read_turn(handle, turn.offset, state.scan.expected_id)
+                        found = read_turn(fd, turn.offset, state.scan.expected_id)
                         if found is None or found.text is None or found.key != turn.key:
                             log.warning("rollout.turn_moved", path=rollout.path, offset=turn.offset)
                             continue
                         texts[(session_id, turn.ts, turn.key)] = found.text
+                finally:
+                    os.close(fd)
             except OSError as exc:
                 log.warning("rollout.unreadable", path=rollout.path, error=str(exc))
         return texts
+
+
+def _turns_with_text(path: Path, archived: bool) -> dict[tuple[int, int], str]:
+    """Return the texts of a compressed rollout's turns by `(ts, key)` (a fresh full read:
+    offsets into a compressed file cannot be read back one line at a time). Raises OSError."""
+    scan = scan_file(RolloutScan.start(path, archived=archived), path)
+    return {(t.ts, t.key): t.text for t in scan.facts.user_turns if t.text is not None}
