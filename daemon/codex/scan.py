@@ -254,7 +254,6 @@ class _Scanner:
             scan.note_skipped_turn(head)
         else:
             scan.lines += 1
-            self.ts = None
             self._note_ts_bytes(head)
             if head[:1] != b"{" and not blank:
                 scan.malformed += 1
