@@ -15,7 +15,7 @@ from codex_indexd.codex.indexfiles import (
     read_history,
     read_index,
 )
-from codex_indexd.codex.rollout import RolloutScan, scan_file
+from codex_indexd.codex.rollout import RolloutScan, choose_rollout, scan_file
 from codex_indexd.codex.statedb import StateDbError, load_threads
 from codex_indexd.index.model import IndexLine, Policy, RolloutFacts, ThreadRow
 from codex_indexd.index.plan import (
@@ -116,17 +116,14 @@ def keep_scan(
     if other is None:
         scans[thread_id] = scan
         return
-    winner, loser = (scan, other) if _rank(scan) > _rank(other) else (other, scan)
+    winner = choose_rollout((scan, other)) or other
+    loser = other if winner is scan else scan
     scans[thread_id] = winner
     warnings.append(
         InputWarning(
             "rollout.duplicate_id", loser.facts.path, f"same thread id as {winner.facts.path}"
         )
     )
-
-
-def _rank(scan: RolloutScan) -> tuple[bool, int, str]:
-    return (not scan.facts.archived, scan.lines, scan.facts.path)
 
 
 def read_state_db(

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codex_indexd.codex.home import CodexHome, iter_rollout_entries
-from codex_indexd.codex.rollout import RolloutScan, is_rollout_name, read_turn, scan_file
+from codex_indexd.codex.rollout import (
+    RolloutScan,
+    choose_rollout,
+    is_rollout_name,
+    read_turn,
+    scan_file,
+)
 from codex_indexd.codex.scan import open_rollout
 from codex_indexd.engine import InputWarning, report_scan
 from codex_indexd.index.model import HistoryLine, RolloutFacts
@@ -94,6 +100,11 @@ class RolloutTracker:
         key = sys.intern(str(path))  # shared with the facts' path
         before = self.files.get(key)
         changed = self._refresh(path, key)
+        if before is not None and key.endswith(".jsonl") and not os.path.lexists(key):
+            # Replaced by its compressed twin: the same thread, read from the new file now.
+            twin = key + ".zst"
+            if os.path.lexists(twin):
+                changed |= self._refresh(Path(twin), sys.intern(twin))
         after = self.files.get(key)
         if changed and (before is None or after is None or before.ino != after.ino):
             for state in (before, after):
@@ -205,19 +216,12 @@ class RolloutTracker:
             self._facts = {}
             self._stale_tids = set(self._keys_by_tid)
         for tid in self._stale_tids:
-            best: RolloutFacts | None = None
-            best_rank: tuple[bool, int] = (False, -1)
-            for key in self._keys_by_tid.get(tid, ()):
-                candidate = self.files.get(key)
-                if candidate is None or not candidate.scan.usable:
-                    continue
-                rank = (not candidate.scan.facts.archived, candidate.scan.lines)
-                if best is None or rank > best_rank:
-                    best, best_rank = candidate.scan.facts, rank
+            states = (self.files.get(key) for key in self._keys_by_tid.get(tid, ()))
+            best = choose_rollout(state.scan for state in states if state is not None)
             if best is None:
                 self._facts.pop(tid, None)
             else:
-                self._facts[tid] = best
+                self._facts[tid] = best.facts
         self._stale_tids = set()
         return self._facts
 
