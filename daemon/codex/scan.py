@@ -18,12 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from codex_indexd.logs import get_logger
-
 if TYPE_CHECKING:
     from codex_indexd.codex.rollout import RolloutScan
-
-log = get_logger("codex_indexd.rollout")
 
 CHUNK = 1 << 20
 MIN_CHUNK = 8192  # larger than every head test below
@@ -124,48 +120,103 @@ class _Scanner:
 
     def run(self) -> None:
         scan, buf = self.scan, self.buf
+        find = buf.find
         search = 0
+        mark = 0  # lines in buf[mark:start] are counted but their timestamps not looked at
+        counted = 0
         try:
             while True:
-                nl = buf.find(b"\n", search, self.filled)
+                nl = find(b"\n", search, self.filled)
                 if nl != -1:
-                    self._line(self.start, nl)
+                    s = self.start
                     self.start = search = nl + 1
+                    e = nl
+                    while e > s and buf[e - 1] == 0x0D:
+                        e -= 1
+                    if e == s:
+                        continue
+                    if buf[s] == 0x7B and scan.lines + counted:  # "{", not the first line
+                        head = min(s + _HEAD, e)
+                        if find(b'"session_meta"', s, head) == -1 and (
+                            find(b'"event_msg"', s, head) == -1
+                            or (
+                                find(b'"user_message"', s, head) == -1
+                                and find(b'"thread_name_updated"', s, head) == -1
+                                and (
+                                    find(b'"item_completed"', s, head) == -1
+                                    or find(b'"UserMessage"', s, min(s + _ITEM_HEAD, e)) == -1
+                                )
+                            )
+                        ):
+                            counted += 1
+                            continue
+                    elif scan.lines + counted:
+                        counted += 1  # not a JSON object: Codex skips it too
+                        if bytes(self.view[s:e]).strip(_WS):
+                            scan.malformed += 1
+                        continue
+                    scan.lines += counted
+                    counted = 0
+                    self._ts_between(mark, s)
+                    mark = self.start
+                    scan.line_start = self.base + s
+                    scan.feed(bytes(self.view[s:e]))
                     if scan.bare:
                         return
                     continue
-                if self.eof:
+                scan.lines += counted
+                counted = 0
+                self._ts_between(mark, self.start)
+                search = self._refill()
+                if search < 0:
                     return
-                if self.start:
-                    rest = self.filled - self.start
-                    buf[:rest] = bytes(self.view[self.start : self.filled])
-                    self.base += self.start
-                    self.filled, self.start = rest, 0
-                search = self.filled
-                if self.filled == len(buf):
-                    search = self._long_line()
-                    if scan.bare:
-                        return
-                    continue
-                got = self.readinto(self.view[self.filled :])
-                if got <= 0:
-                    self.eof = True
-                self.filled += max(got, 0)
+                mark = search if self.start == search else 0
         finally:
+            scan.lines += counted
             self._flush_ts()
             scan.offset = self.base + self.start
+
+    def _refill(self) -> int:
+        """Keep the unfinished line at the front of the buffer and read more after it (or
+        handle a line longer than the buffer). Returns where the newline search resumes, or
+        -1 when scanning is over (end of the stream, or a bare file)."""
+        buf = self.buf
+        if self.eof:
+            return -1
+        if self.start:
+            rest = self.filled - self.start
+            buf[:rest] = bytes(self.view[self.start : self.filled])
+            self.base += self.start
+            self.filled, self.start = rest, 0
+        if self.filled == len(buf):
+            search = self._long_line()
+            return -1 if self.scan.bare else search
+        search = self.filled
+        got = self.readinto(self.view[self.filled :])
+        if got <= 0:
+            self.eof = True
+        self.filled += max(got, 0)
+        return search
 
     def _flush_ts(self) -> None:
         if self.ts is not None:
             self.scan.facts.last_timestamp = self.ts.decode("ascii", "replace")
             self.ts = None
 
-    def _note_ts(self, s: int, e: int) -> None:
+    def _ts_between(self, lo: int, hi: int) -> None:
+        """Note the timestamp of the last line of buf[lo:hi] (complete, counted lines) that
+        has one, then hand any pending timestamp to the facts."""
         buf = self.buf
-        if buf.startswith(_TS_PREFIX, s, e):
-            end = buf.find(b'"', s + _TS_LEN, e)
-            if end != -1:
-                self.ts = bytes(self.view[s + _TS_LEN : end])
+        end = hi - 1  # the newline that ends the last line
+        while end >= lo:
+            begin = max(buf.rfind(b"\n", lo, end) + 1, lo)
+            if buf.startswith(_TS_PREFIX, begin, end):
+                quote = buf.find(b'"', begin + _TS_LEN, end)
+                if quote != -1:
+                    self.ts = bytes(self.view[begin + _TS_LEN : quote])
+                    break
+            end = begin - 1
+        self._flush_ts()
 
     def _is_candidate(self, s: int, e: int) -> bool:
         """True when the line at buf[s:e] must be parsed (e may end before the line does)."""
@@ -188,22 +239,6 @@ class _Scanner:
             buf.find(b'"item_completed"', s, head_end) != -1
             and buf.find(b'"UserMessage"', s, min(s + _ITEM_HEAD, e)) != -1
         )
-
-    def _line(self, s: int, e: int) -> None:
-        buf, scan = self.buf, self.scan
-        while e > s and buf[e - 1] == 0x0D:
-            e -= 1
-        if e == s:
-            return
-        if self._is_candidate(s, e):
-            self._flush_ts()
-            scan.line_start = self.base + s
-            scan.feed(bytes(self.view[s:e]))
-            return
-        scan.lines += 1
-        self._note_ts(s, e)
-        if buf[s] != 0x7B and bytes(self.view[s:e]).strip(_WS):
-            scan.malformed += 1
 
     def _long_line(self) -> int:
         """Handle a line that fills the whole buffer: collect it when it is a candidate, else
@@ -236,7 +271,6 @@ class _Scanner:
             consumed += got
         self.base = line_start + consumed  # buf[0] is now this file offset
         self.filled, self.start = got, nl + 1
-        end_offset = self.base + nl + 1
         if held is not None:
             while held and held[-1] == 0x0D:
                 del held[-1]
@@ -244,13 +278,7 @@ class _Scanner:
             scan.line_start = line_start
             scan.feed(bytes(held))
         elif candidate:
-            scan.too_long += 1
-            log.warning(
-                "rollout.line_too_long",
-                path=scan.facts.path,
-                end_offset=end_offset,
-                limit=MAX_CANDIDATE_BYTES,
-            )
+            scan.too_long += 1  # logged with the file's other findings by whoever reads it
             scan.note_skipped_turn(head)
         else:
             scan.lines += 1
