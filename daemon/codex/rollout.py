@@ -12,7 +12,6 @@ import json
 import os
 import re
 import sys
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,10 +52,7 @@ def thread_id_from_name(name: str) -> str | None:
     match = _UUID_RE.search(stem)
     if match is None:
         return None
-    try:
-        return sys.intern(str(uuid.UUID(match.group(0))))
-    except ValueError:
-        return None
+    return sys.intern(match.group(0).lower())  # the canonical form `uuid.UUID` would print
 
 
 def strip_ide_prefix(text: str) -> str:
