@@ -21,7 +21,7 @@ from codex_indexd.codex.rollout import (
     read_turn,
     scan_file,
 )
-from codex_indexd.codex.scan import open_rollout
+from codex_indexd.codex.scan import NotRegularFile, open_rollout
 from codex_indexd.engine import InputWarning, report_scan
 from codex_indexd.index.model import HistoryLine, RolloutFacts
 from codex_indexd.logs import get_logger
@@ -54,6 +54,7 @@ class RolloutTracker:
         self._keys_by_tid: dict[str, tuple[str, ...]] = {}  # usually one file per thread
         self._stale_tids: set[str] = set()
         self.version = 0  # bumped on every change, so unchanged state is not saved again
+        self._refused: dict[str, tuple[int, int, int]] = {}  # non-regular files, logged once
 
     def _is_archived(self, path: Path) -> bool:
         try:
@@ -156,9 +157,16 @@ class RolloutTracker:
         before = scan.offset
         try:
             scan = scan_file(scan, path)
+        except NotRegularFile as exc:
+            mark = (st.st_dev, st.st_ino, st.st_mode)
+            if self._refused.get(key) != mark:  # one line per file, not one per scan
+                self._refused[key] = mark
+                log.warning("rollout.not_regular", path=key, error=str(exc))
+            return False
         except OSError as exc:
             log.warning("rollout.unreadable", path=key, error=str(exc))
             return False
+        self._refused.pop(key, None)
         self.bytes_read += scan.offset - before
         if before == 0:
             warnings: list[InputWarning] = []

@@ -160,3 +160,21 @@ def test_a_turn_too_long_to_keep_still_names_its_thread(tmp_path: Path) -> None:
     assert main(["repair", "--codex-home", str(home), "--include-orphans"]) == 0
     names = {e["id"]: e["thread_name"] for e in read_jsonl(home / "session_index.jsonl")}
     assert names[new_thread(10).thread_id].startswith("Name me x")
+
+
+def test_tracker_logs_a_non_regular_rollout_once(tmp_path: Path) -> None:
+    from codex_indexd.codex.home import CodexHome
+    from codex_indexd.watch.tracker import RolloutTracker
+    from structlog.testing import capture_logs
+
+    home = build_home(tmp_path / "h", [new_thread(0)], db=False)
+    fifo = add_hostile(home, "fifo", 70)
+    tracker = RolloutTracker(CodexHome(home))
+    with capture_logs() as logs:
+        for _ in range(3):
+            assert tracker.full_scan() == 2
+            assert not tracker.refresh(fifo)
+    refusals = [e for e in logs if e["event"] == "rollout.not_regular"]
+    assert len(refusals) == 1 and refusals[0]["path"] == str(fifo)
+    assert "FIFO" in refusals[0]["error"]
+    assert set(tracker.facts()) == {new_thread(0).thread_id}
