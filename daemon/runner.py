@@ -17,6 +17,7 @@ from typing import Any
 from codex_indexd import settings as settings_mod
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.indexfiles import file_fingerprint
+from codex_indexd.commands.home_check import MISSING, HomeProblem, check_home, origin_of
 from codex_indexd.home_worker import Fingerprint, HomeWorker
 from codex_indexd.index.model import Policy
 from codex_indexd.logs import get_logger
@@ -101,6 +102,31 @@ class Daemon:
         self._overflow_hook: OverflowFilter | None = None
         self._last_status = ""
         self._last_watchdog = float("-inf")
+        self.problems: dict[str, HomeProblem] = {}  # homes that cannot be served, by path
+        self.restart_needed: list[str] = []  # settings a reload could not apply
+
+    # -- homes ---------------------------------------------------------------------------
+    def check_homes(self) -> list[HomeProblem]:
+        """Set aside the configured homes that cannot be served (a file, unreadable, a broken
+        link); a missing home stays, its worker waits for it. Return every problem found,
+        missing homes included, each logged once."""
+        origin = origin_of(self.settings.sources.get("homes", "default"), self.settings.file)
+        found: list[HomeProblem] = []
+        usable: list[Path] = []
+        for root in self.settings.homes:
+            problem = check_home(root, origin)
+            if problem is None or problem.code == MISSING:
+                usable.append(root)
+            if problem is None:
+                self.problems.pop(str(root), None)
+                continue
+            found.append(problem)
+            if self.problems.get(str(root)) != problem:
+                level = log.warning if problem.code == MISSING else log.error
+                level("home.unusable", home=str(root), reason=problem.code, detail=problem.sentence)
+            self.problems[str(root)] = problem
+        self.settings.values["homes"] = usable
+        return found
 
     # -- lifecycle ---------------------------------------------------------------------
     def acquire_locks(self) -> None:
@@ -146,15 +172,18 @@ class Daemon:
         signal.signal(signal.SIGHUP, on_hup)
 
     def run_once(self) -> int:
-        """One full reconcile of every home, then return 0."""
+        """One full reconcile of every home that exists, then return 0 (1 when a home is
+        missing or cannot be served: `check_homes` said which)."""
         self._make_workers()
         for worker in self.workers.values():
+            if not worker.home.root.is_dir():
+                continue
             worker.start()
             worker.reconcile(reason="once")
             worker.save_checkpoint()
             worker.write_status({"running": False})
             worker.table.close()
-        return 0
+        return 1 if self.problems else 0
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; return the exit code."""

@@ -237,17 +237,12 @@ def db_drift(facts: HomeFacts) -> dict[str, Any]:
     return {"counts": found.counts(), "ids": found.ids(), "db_available": found.db_available}
 
 
-def run_heal(facts: HomeFacts) -> dict[str, Any]:
+def run_heal(facts: HomeFacts, resolved: Any) -> dict[str, Any]:
     """Ask Codex's app-server to heal its DB once; return a JSON-able summary."""
-    from codex_indexd import settings as settings_mod
     from codex_indexd.heal import heal_home
     from codex_indexd.heal_state import load_attempts, save_attempts
 
-    try:
-        resolved = settings_mod.load()
-        mode, binary = resolved["codex_api.mode"], resolved["codex_api.binary"] or None
-    except settings_mod.ConfigError:
-        mode, binary = "auto", None
+    mode, binary = resolved["codex_api.mode"], resolved["codex_api.binary"] or None
     attempts = load_attempts(facts.home.root)
     heal = heal_home(facts, mode=mode, binary=binary, attempts=attempts)
     save_attempts(facts.home.root, heal.attempts)
@@ -269,8 +264,21 @@ def _reasons(counts: dict[str, int], keys: tuple[str, ...]) -> str:
     return ", ".join(f"{key} {counts[key]}" for key in keys if counts.get(key))
 
 
+def _failed(args: argparse.Namespace, root: Path, error: str, code: int = 1) -> int:
+    """Report a repair that could not start: JSON with `error`, or the seed's two lines."""
+    if args.json:
+        report = {"status": "failed", "error": error, "codex_home": str(root)}
+        print(json.dumps(report | {"dry_run": args.dry_run}, indent=2))
+    else:
+        print(f"status: failed\nerror: {error}")
+    return code
+
+
 def main(args: argparse.Namespace) -> int:
-    """Run one repair; print the summary (or JSON). Exit 0 on success, 1 on failure."""
+    """Run one repair; print the summary (or JSON, also on failure). Exit 0 on success,
+    1 on failure, 2 on a bad config file."""
+    from codex_indexd import settings as settings_mod
+    from codex_indexd.commands.home_check import check_home
 
     def configure_logging() -> None:
         from codex_indexd import logsetup
@@ -279,9 +287,24 @@ def main(args: argparse.Namespace) -> int:
 
     logs.set_configure_hook(configure_logging)
     home = CodexHome.at(args.codex_home)
-    if not home.root.is_dir():
-        print(f"status: failed\nerror: {home.root} is not a directory", file=sys.stdout)
-        return 1
+    try:
+        args.settings = settings_mod.load()
+    except settings_mod.ConfigError as exc:
+        if not args.json:
+            print(f"codex-indexd: config error: {exc}", file=sys.stderr)
+        return _failed(args, home.root, f"config error: {exc}", 2)
+    problem = check_home(home.root, "--codex-home" if args.codex_home else "")
+    if problem is not None:
+        return _failed(args, home.root, problem.sentence)
+    try:
+        return _repair(args, home)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        log.error("repair.failed", error=f"{type(exc).__name__}{where}")
+        return _failed(args, home.root, f"{exc.strerror or exc}{where}")
+
+
+def _repair(args: argparse.Namespace, home: CodexHome) -> int:
     error: str | None = None
     result: ApplyResult | None = None
     if not args.dry_run:
@@ -301,11 +324,16 @@ def main(args: argparse.Namespace) -> int:
     report = build_report(args, facts, plan, result, error)
     report["db_drift"] = db_drift(facts)
     if args.heal_db and not args.dry_run:
-        heal = run_heal(facts)
+        heal = run_heal(facts, args.settings)
         report["db_heal"] = heal
         if heal.get("error_exit"):
             error = error or heal["summary"]
             report["status"] = "failed"
+            report["error"] = error
+    changed = result is not None and any(
+        w.lines_added or w.rewritten for w in (result.index, result.history) if w
+    )
+    report["changed"] = changed
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -329,6 +357,6 @@ def main(args: argparse.Namespace) -> int:
             print(f"error: {error}")
         else:
             print("status: success")
-            if not args.dry_run:
+            if changed:
                 print("next step: restart Codex")
     return 1 if error else 0
