@@ -21,37 +21,71 @@ __all__ = ("build_parser", "main")
 
 def build_parser(prog: str = "codex-indexd service") -> argparse.ArgumentParser:
     """The argparse parser (``prog`` as the lead's CLI shows it)."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--codex-home",
-        metavar="P",
-        help="Codex home to watch (default: $CODEX_HOME, else ~/.codex)",
-    )
-    common.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="print every file and command instead of writing or running them",
-    )
-    common.add_argument(
+    manager = argparse.ArgumentParser(add_help=False)
+    manager.add_argument(
         "--manager",
         choices=("systemd", "launchd"),
         help="service manager (default: systemd on Linux, launchd on macOS)",
     )
-    common.add_argument(
+    home = argparse.ArgumentParser(add_help=False)
+    home.add_argument(
+        "--codex-home",
+        metavar="PATH",
+        help="bake this one Codex home into the service (default: none; the daemon watches "
+        "the config file's homes, else $CODEX_HOME, else ~/.codex, and SIGHUP re-reads them)",
+    )
+    python = argparse.ArgumentParser(add_help=False)
+    python.add_argument(
         "--python", metavar="PATH", help="interpreter that runs the daemon (default: this one)"
     )
+    python.add_argument(
+        "--allow-ephemeral",
+        action="store_true",
+        help="install even from a throwaway environment (uvx, pipx run, a temporary venv)",
+    )
+    dry = argparse.ArgumentParser(add_help=False)
+    dry.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print every file and command instead of writing or running them",
+    )
     parser = argparse.ArgumentParser(
-        prog=prog, description="Run codex-indexd as a per-user service (systemd or launchd)."
+        prog=prog,
+        description="Run codex-indexd as a per-user service (systemd or launchd).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, text in (
-        ("install", "write the unit/agent, enable and (re)start it"),
-        ("uninstall", "stop and disable the service and remove its file"),
-        ("status", "show whether the service is installed and running"),
-        ("print", "print the unit/agent file rendered for this machine"),
+    for name, text, parents in (
+        (
+            "install",
+            "write the unit/agent, enable and start it; restart it when its code or file changed",
+            [manager, home, python, dry],
+        ),
+        ("uninstall", "stop and disable the service and remove its file", [manager, home, dry]),
+        (
+            "status",
+            "show whether the service is installed and running (exit 0 running, 3 not)",
+            [manager, home],
+        ),
+        ("print", "print the unit/agent file rendered for this machine", [manager, home, python]),
     ):
-        sub.add_parser(name, parents=[common], help=text, description=text)
+        sub.add_parser(
+            name,
+            parents=parents,
+            help=text,
+            description=text,
+            epilog=EXAMPLES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
     return parser
+
+
+EXAMPLES = """\
+examples:
+  codex-indexd service install --dry-run
+  codex-indexd service status
+"""
 
 
 def _warn_setup(ctx: Context, err: TextIO) -> None:
@@ -127,7 +161,11 @@ def main(argv: Sequence[str] | None = None, *, runner: Runner | None = None) -> 
         print(f"error: no supported service manager on {sys.platform}", file=sys.stderr)
         return 2
     try:
-        ctx = resolve(manager, codex_home=args.codex_home, python=args.python)
+        ctx = resolve(
+            manager,
+            codex_home=getattr(args, "codex_home", None),
+            python=getattr(args, "python", None),
+        )
         runner = runner or SubprocessRunner()
         if args.command == "print":
             sys.stdout.write(render(ctx))
@@ -137,7 +175,7 @@ def main(argv: Sequence[str] | None = None, *, runner: Runner | None = None) -> 
             return _install(ctx, runner, args.dry_run)
         if args.command == "uninstall":
             return _uninstall(ctx, runner, args.dry_run)
-        return _status(ctx, runner, args.dry_run)
+        return _status(ctx, runner, False)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

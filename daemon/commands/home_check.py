@@ -61,7 +61,8 @@ def check_home(path: Path, origin: str = "") -> HomeProblem | None:
             path,
             MISSING,
             f"Codex home {path}{where} does not exist. Start Codex once to create it, or: "
-            + fix_path[0].lower() + fix_path[1:],
+            + fix_path[0].lower()
+            + fix_path[1:],
         )
     except NotADirectoryError:
         return HomeProblem(

@@ -43,9 +43,7 @@ def _by_path(facts: HomeFacts, query: str) -> list[str]:
     """Threads whose rollout is the file `query` names (absolute, relative or ~)."""
     wanted = os.path.realpath(Path(query).expanduser())
     found = [
-        tid
-        for tid, rollout in facts.rollouts.items()
-        if os.path.realpath(rollout.path) == wanted
+        tid for tid, rollout in facts.rollouts.items() if os.path.realpath(rollout.path) == wanted
     ]
     found += [
         tid

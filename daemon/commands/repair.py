@@ -33,6 +33,15 @@ from codex_indexd.write.backup import BackupPolicy
 
 log = get_logger("codex_indexd.repair")
 SHOW_IDS = 5
+EPILOG = """\
+exit status: 0 success, 1 failure (the report says why), 2 bad config file or options.
+Defaults are the original script's (100 threads, no orphans); the daemon restores every
+thread and orphans too (policy.* in the config file).
+
+examples:
+  codex-indexd repair --dry-run
+  codex-indexd repair --max-threads 0 --include-orphans --json
+"""
 
 
 def _nonnegative(value: str) -> int:
@@ -48,11 +57,22 @@ def add_parser(sub: Any) -> None:
         help="rebuild or merge session_index.jsonl and history.jsonl once",
         description="Repair Codex's session_index.jsonl and history.jsonl from the rollouts and "
         "the state DB. Default: merge (add what is missing, fix stale names, keep every line).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--codex-home", type=Path, default=None, help="default: $CODEX_HOME or ~/.codex"
+        "--codex-home",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="the Codex home to repair (default: $CODEX_HOME, else ~/.codex)",
     )
-    parser.add_argument("--only", choices=[o.value for o in OnlyFile], default="both")
+    parser.add_argument(
+        "--only",
+        choices=[o.value for o in OnlyFile],
+        default="both",
+        help="repair only one of the two files (default: both)",
+    )
     parser.add_argument(
         "--max-threads",
         type=_nonnegative,
@@ -87,7 +107,12 @@ def add_parser(sub: Any) -> None:
         help="also ask Codex (codex app-server) to restore lost names and missing rows "
         "in its state DB",
     )
-    parser.add_argument("--log-level", default="warning")
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
+        help="least severe log lines printed on stderr (default: warning)",
+    )
     parser.set_defaults(handler=main)
 
 

@@ -218,12 +218,22 @@ def test_launchd_status(home: Path, runner: Any, capsys: pytest.CaptureFixture[s
     assert "state:      running" in out and "pid:        77" in out
 
 
-def test_status_dry_run_runs_nothing(
-    home: Path, runner: Any, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["status", "--dry-run"],
+        ["status", "--python", "/usr/bin/python3"],
+        ["print", "--dry-run"],
+        ["uninstall", "--python", "/usr/bin/python3"],
+    ],
+)
+def test_options_that_do_nothing_are_not_offered(
+    home: Path, runner: Any, argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["status", "--manager", "systemd", "--dry-run"], runner=runner) == 0
-    assert runner.calls == []
-    assert "would run: systemctl --user show codex-indexd.service" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exited:
+        cli.main([*argv, "--manager", "systemd"], runner=runner)
+    assert exited.value.code == 2 and runner.calls == []
+    assert "unrecognized arguments" in capsys.readouterr().err
 
 
 def test_bad_codex_home_is_an_error(home: Path, runner: Any) -> None:
