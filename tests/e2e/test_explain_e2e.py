@@ -64,9 +64,7 @@ def explain_all(home: Path, env: dict[str, str], query: str) -> tuple[int, dict[
     reports: dict[str, Report] = {t["id"]: t for t in data["threads"]}
     if reports:
         # an archived thread is hidden on purpose: exit 0 with a note
-        usable = all(
-            (r["visible"] or r["archived"]) and r["opens"] for r in reports.values()
-        )
+        usable = all((r["visible"] or r["archived"]) and r["opens"] for r in reports.values())
         assert proc.returncode == (0 if usable else 1)
     return proc.returncode, reports
 
