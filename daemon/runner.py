@@ -45,6 +45,8 @@ EXIT_ALREADY_RUNNING = 75
 # A checkpoint costs ~0.1 s at 10,000 sessions; after a kill -9 an older one only means
 # rereading the bytes appended since (and one full plan), so it is saved sparingly.
 CHECKPOINT_EVERY_S = 120.0
+# Settings a SIGHUP cannot apply to a running daemon.
+RESTART_KEYS = ("log_level",)
 TEST_INOTIFY_ERRNO = "CODEX_INDEXD_TEST_INOTIFY_ERRNO"  # test hook: make inotify fail to start
 
 
@@ -54,6 +56,10 @@ class WatchState:
     polling: bool = False
     reason: str = "inotify" if os.name == "posix" else "native"
     restarts: int = 0
+
+
+def now_utc() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def policy_from_settings(resolved: settings_mod.Settings) -> Policy:
@@ -92,6 +98,7 @@ class Daemon:
         )
         self.workers: dict[str, HomeWorker] = {}
         self.locks: list[InstanceLock] = []
+        self._locks_by_home: dict[str, InstanceLock] = {}
         self.watch = WatchState()
         self.stop_requested = threading.Event()
         self.reload_requested = threading.Event()
@@ -139,11 +146,13 @@ class Daemon:
                 self.release_locks()
                 raise
             self.locks.append(lock)
+            self._locks_by_home[str(CodexHome.at(home).root)] = lock
 
     def release_locks(self) -> None:
         for lock in self.locks:
             lock.release()
         self.locks.clear()
+        self._locks_by_home.clear()
 
     def _make_workers(self) -> None:
         policy, backup = policy_from_settings(self.settings), backup_from_settings(self.settings)
@@ -226,9 +235,7 @@ class Daemon:
             self._overflow_hook = None
         for worker in self.workers.values():
             worker.save_checkpoint()
-            worker.write_status(
-                {"stopped_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "running": False}
-            )
+            worker.write_status({"stopped_at": now_utc(), "running": False})
             worker.table.close()
         log.info("daemon.stopped")
 
@@ -420,7 +427,9 @@ class Daemon:
             self._last_status = status_line
 
     def reload(self) -> None:
-        """SIGHUP: re-read the config; a bad one keeps the last good settings."""
+        """SIGHUP: re-read the config; a bad one keeps the last good settings. Homes added
+        to the config are locked, loaded and watched; homes removed are let go of. A change
+        that only a restart applies is logged and shown by `status`."""
         if self._reload is None:
             return
         try:
@@ -428,19 +437,63 @@ class Daemon:
         except settings_mod.ConfigError as exc:
             log.error("config.reload_failed", error=str(exc), kept="previous configuration")
             return
-        if {str(h) for h in fresh.homes} != {str(h) for h in self.settings.homes}:
-            log.warning(
-                "config.homes_changed",
-                detail="restart the daemon to watch a different set of homes",
-            )
-            fresh.values["homes"] = self.settings.homes
+        before = self.settings
         self.settings = fresh
+        self.check_homes()
+        added, dropped = self._apply_homes(before)
+        self.restart_needed = [k for k in RESTART_KEYS if fresh[k] != before[k]]
+        if self.restart_needed:
+            log.warning(
+                "config.restart_needed",
+                keys=self.restart_needed,
+                detail="restart the daemon to apply these settings",
+            )
         self.debouncer.quiet_s = fresh["watch.debounce_ms"] / 1000
         self.debouncer.max_delay_s = fresh["watch.max_delay_ms"] / 1000
         self._make_workers()
-        log.info("config.reloaded", file=str(fresh.file))
+        for key in added:
+            self.workers[key].start()
+        rewatch = any(fresh[k] != before[k] for k in ("watch.poll", "watch.poll_interval_s"))
+        if added or dropped or rewatch:
+            self.rewatch()
+        log.info("config.reloaded", file=str(fresh.file), added=added, dropped=dropped)
         for key in self.workers:
             self.debouncer.request_full(key)
+
+    def _apply_homes(self, before: settings_mod.Settings) -> tuple[list[str], list[str]]:
+        """Lock the homes the fresh settings add, let go of those they drop; return both
+        lists of home keys. A home another daemon serves is left out, with a log line."""
+        wanted = {str(CodexHome.at(root).root): root for root in self.settings.homes}
+        dropped = [key for key in self.workers if key not in wanted]
+        for key in dropped:
+            worker = self.workers.pop(key)
+            worker.save_checkpoint()
+            worker.write_status({"stopped_at": now_utc(), "running": False})
+            worker.table.close()
+            lock = self._locks_by_home.pop(key, None)
+            if lock is not None:
+                lock.release()
+                self.locks.remove(lock)
+            log.info("home.dropped", home=key)
+        added: list[str] = []
+        keep: list[Path] = []
+        for key, root in wanted.items():
+            if key in self.workers:
+                keep.append(root)
+                continue
+            lock = InstanceLock(instance_lock_path(root))
+            try:
+                lock.acquire()
+            except AlreadyRunning as exc:
+                log.error("home.already_served", home=key, pid=exc.pid, lock=str(exc.path))
+                continue
+            self.locks.append(lock)
+            self._locks_by_home[key] = lock
+            keep.append(root)
+            added.append(key)
+            log.info("home.added", home=key)
+        self.settings.values["homes"] = keep
+        return added, dropped
 
     def _status_line(self) -> str:
         sessions = sum(len(w.tracker.files) for w in self.workers.values())
@@ -458,6 +511,7 @@ class Daemon:
             "polling": self.watch.polling,
             "observer_restarts": self.watch.restarts,
             "service_manager": service_manager(),
+            "restart_needed": list(self.restart_needed),
         }
 
 
@@ -468,6 +522,8 @@ def service_manager(environ: dict[str, str] | None = None) -> str:
         return "systemd"
     if env.get("XPC_SERVICE_NAME", "").startswith("com."):
         return "launchd"
+    if env.get("CODEX_INDEXD_STARTED_BY"):
+        return str(env["CODEX_INDEXD_STARTED_BY"])
     return "none (started by hand)"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -88,6 +89,41 @@ examples:
 """
 
 
+EPHEMERAL_MARKERS = (
+    "/.cache/uv/",  # uvx / uv tool run
+    "/uv/archive-",
+    "/pipx/.cache/",  # pipx run
+    "/.local/pipx/.cache/",
+)
+
+
+def ephemeral_reason(python: Path, prefix: str | None = None) -> str | None:
+    """Return why *python*'s environment looks throwaway (a uvx or `pipx run` cache, a
+    temporary directory), or None when it looks installed to stay."""
+    import tempfile
+
+    places = {str(python), str(Path(python).resolve()), prefix or sys.prefix}
+    for place in places:
+        for marker in EPHEMERAL_MARKERS:
+            if marker in place:
+                return f"{place} is in a cache directory ({marker.strip('/')}) that gets cleaned"
+        temp = os.path.realpath(tempfile.gettempdir())
+        if os.path.realpath(place).startswith(temp + os.sep):
+            return f"{place} is under the temporary directory {temp}"
+    return None
+
+
+def _configured_home() -> Path | None:
+    """The first home of codex-indexd's config file (what the daemon would watch)."""
+    from codex_indexd import settings as settings_mod
+
+    try:
+        homes = settings_mod.load().homes
+    except settings_mod.ConfigError:
+        return None
+    return homes[0] if homes else None
+
+
 def _warn_setup(ctx: Context, err: TextIO) -> None:
     if not ctx.codex_home.is_dir():
         print(f"warning: {ctx.codex_home} is not a directory (yet)", file=err)
@@ -146,6 +182,8 @@ def _status(ctx: Context, runner: Runner, dry_run: bool) -> int:
         for query in queries:
             print(f"would run: {query}  # read-only")
         return 0
+    if ctx.manager == "systemd" and not background.manager_reachable(ctx, runner):
+        return background.status(ctx, sys.stdout)
     found = detect(runner=runner)
     print(f"manager:    {found.manager or 'none'} ({found.reason})")
     if ctx.manager == "systemd":
@@ -165,13 +203,32 @@ def main(argv: Sequence[str] | None = None, *, runner: Runner | None = None) -> 
             manager,
             codex_home=getattr(args, "codex_home", None),
             python=getattr(args, "python", None),
+            configured_home=_configured_home(),
         )
         runner = runner or SubprocessRunner()
         if args.command == "print":
             sys.stdout.write(render(ctx))
             return 0
         if args.command == "install":
+            reason = ephemeral_reason(ctx.python, None if args.python else sys.prefix)
+            if reason and not args.allow_ephemeral and not args.dry_run:
+                print(
+                    f"error: refusing to install the service from a throwaway environment: "
+                    f"{reason}, so the service would stop working once it is cleaned. Install "
+                    "codex-indexd to stay (`pipx install codex-indexd` or `uv tool install "
+                    "codex-indexd`) and run `codex-indexd service install` from there, or pass "
+                    "--allow-ephemeral to install anyway.",
+                    file=sys.stderr,
+                )
+                return 2
             _warn_setup(ctx, sys.stderr)
+            if not ctx.baked_home:
+                print(
+                    "The service watches the homes of codex-indexd's config file "
+                    "(`codex-indexd config show`); after editing it, `systemctl --user kill "
+                    "-s HUP codex-indexd` (or `codex-indexd service install`) applies it.",
+                    file=sys.stderr,
+                )
             return _install(ctx, runner, args.dry_run)
         if args.command == "uninstall":
             return _uninstall(ctx, runner, args.dry_run)

@@ -99,6 +99,12 @@ def home_report(
         errors.append(f"{kind}: {info.get('detail') or info.get('file')} (at {info.get('at')})")
     db_drift, heal_notes = heal_report(facts, heal_mode, heal_binary)
     warnings.extend(heal_notes)
+    if pid and record.get("restart_needed"):
+        keys = ", ".join(record["restart_needed"])
+        warnings.append(
+            f"the daemon must be restarted to apply {keys} (changed in the config file since it "
+            "started): systemctl --user restart codex-indexd, or stop and start 'codex-indexd run'"
+        )
     for name in record.get("paused_files") or []:
         errors.append(f"writes to {name} are paused: another writer keeps undoing our repairs")
     return {

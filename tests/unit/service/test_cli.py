@@ -149,7 +149,9 @@ def test_launchd_install_commands_and_plist(home: Path, runner: Any) -> None:
     ]
     loaded = plistlib.loads(plist.read_bytes())
     assert loaded["Label"] == LABEL
-    assert loaded["EnvironmentVariables"]["CODEX_HOME"] == str(home / ".codex")
+    # no home named at install: the daemon follows the config file's homes
+    assert "CODEX_HOME" not in loaded["EnvironmentVariables"]
+    assert "--codex-home" not in loaded["ProgramArguments"]
     log_dir = home / "Library" / "Logs" / "codex-indexd"
     assert stat.S_IMODE(log_dir.stat().st_mode) == 0o700
 
