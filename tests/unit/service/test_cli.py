@@ -285,8 +285,27 @@ def test_without_a_user_manager_install_and_uninstall_start_and_stop_a_real_daem
     assert cli.main(["install", *args], runner=runner) == 0
     pid = holder_pid(instance_lock_path(codex_home))
     assert pid is not None and "started in the background" in capsys.readouterr().out
+    # what it is, with exit 0 while it runs; and the daemon's own record says who started it
+    status_args = ["--manager", "systemd", "--codex-home", str(codex_home)]
+    assert cli.main(["status", *status_args], runner=runner) == 0
+    out = capsys.readouterr().out
+    assert f"running in the background (pid {pid})" in out and out.count("\nmanager:") + out.startswith("manager:") == 1
+    assert "not installed" not in out
+    from tests.support.waiting import wait_for
+
+    from codex_indexd.status_file import read_status
+
+    record = wait_for(lambda: read_status(codex_home), 15, "the daemon's status record")
+    assert record["service_manager"].startswith("service install (background")
+    # install again (an upgrade): the daemon is restarted, not left running old code
+    assert cli.main(["install", *args], runner=runner) == 0
+    assert "Restarting the background daemon" in capsys.readouterr().out
+    new_pid = holder_pid(instance_lock_path(codex_home))
+    assert new_pid is not None and new_pid != pid
+    pid = new_pid
     assert cli.main(["uninstall", *args], runner=runner) == 0
     assert f"Stopped the background codex-indexd daemon (pid {pid})" in capsys.readouterr().out
+    assert cli.main(["status", *status_args], runner=runner) == 3
     assert holder_pid(instance_lock_path(codex_home)) is None
     assert cli.main(["uninstall", *args], runner=runner) == 0
     assert "nothing to stop" in capsys.readouterr().out
