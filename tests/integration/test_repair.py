@@ -223,3 +223,14 @@ def test_backups_are_private_and_outside_codex_home(tmp_path: Path, private_dirs
     assert backups and all(b.stat().st_mode & 0o777 == 0o600 for b in backups)
     assert not list(home.glob("*.bak*"))
     assert repair(home, "--rebuild", "--no-backup") == 0
+
+
+def test_backups_of_a_dot_home_are_in_a_visible_directory(
+    tmp_path: Path, private_dirs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = build_home(tmp_path / ".codex", [new_thread(0)])
+    (home / "history.jsonl").write_text('{"session_id":"x","ts":1,"text":"old"}\n')
+    assert repair(home, "--rebuild") == 0
+    (directory,) = (private_dirs / "state" / "backups").iterdir()
+    assert directory.name.startswith("codex-") and list(directory.glob("*.bak"))
+    assert f"file: created {directory}/" in capsys.readouterr().out
