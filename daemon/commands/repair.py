@@ -7,20 +7,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from codex_indexd import logs
 from codex_indexd.codex.home import CodexHome
+from codex_indexd.commands.progress import progress_bar
 from codex_indexd.engine import (
     ApplyResult,
     HomeFacts,
-    Progress,
     apply_plan,
     gather,
     plan_for,
@@ -125,32 +121,6 @@ def policy_from(args: argparse.Namespace, facts: HomeFacts) -> Policy:
         history_max_bytes=max_bytes,
         history_enabled=facts.config.history_persistence != "none",
     )
-
-
-@contextmanager
-def progress_bar() -> Iterator[Progress | None]:
-    """Yield a progress callback drawing on stderr after 1 s, only on a terminal."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    from tqdm import tqdm  # type: ignore[import-untyped]
-
-    bar = tqdm(total=0, delay=1.0, file=sys.stderr, unit="rollout", desc="scanning", leave=False)
-    test_delay = (
-        int(os.environ.get("CODEX_INDEXD_TEST_SCAN_DELAY_MS", "0") or 0) / 1000
-    )  # test hook
-
-    def update(done: int, total: int | None) -> None:
-        if test_delay:
-            time.sleep(test_delay)
-        if total is not None and bar.total != total:
-            bar.total = total
-        bar.update(done - bar.n)
-
-    try:
-        yield update
-    finally:
-        bar.close()
 
 
 def first_ids(reasons: dict[str, Any], reason: str) -> list[str]:
@@ -334,7 +304,7 @@ def _repair(args: argparse.Namespace, home: CodexHome) -> int:
     result: ApplyResult | None = None
     if not args.dry_run:
         recover(home)
-    with progress_bar() as progress:
+    with progress_bar(home) as progress:
         facts = gather(home, progress)
     plan = plan_for(facts, policy_from(args, facts))
     if not args.dry_run:
