@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from codex_indexd.cli import main
 
+from tests.golden.corpora import CASES, COMPARED, GOLDEN, build_case
 from tests.support.homes import (
     build_home,
     db_row,
@@ -77,6 +78,20 @@ def test_rebuild_is_byte_identical_to_the_seed_on_a_legacy_home(
         if (a / name).exists():
             assert (a / name).read_bytes() == (b / name).read_bytes(), name
     assert "status: success" in seed_out
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_rebuild_matches_the_old_scripts_committed_output(tmp_path: Path, case: str) -> None:
+    """Runs from a plain clone: tests/golden/ holds what the old script wrote on these homes
+    (regenerate with `python -m tests.golden.make_golden`)."""
+    home = build_case(case, tmp_path / "home")
+    assert repair(home, "--rebuild", "--no-backup", *CASES[case]) == 0
+    for name in COMPARED[case]:
+        golden = GOLDEN / case / name
+        if (GOLDEN / case / f"{name}.absent").exists():
+            assert not (home / name).exists(), name
+        else:
+            assert (home / name).read_bytes() == golden.read_bytes(), (case, name)
 
 
 def test_orphans_get_the_real_prompt_not_injected_context(tmp_path: Path) -> None:
