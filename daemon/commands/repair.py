@@ -8,12 +8,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from codex_indexd import logs
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.commands.progress import progress_bar
+from codex_indexd.commands.words import drift_sentence, plural
 from codex_indexd.engine import (
     ApplyResult,
     HomeFacts,
@@ -186,8 +188,9 @@ def summary_lines(
         if args.max_threads == 0
         else f"max conversations: {args.max_threads}"
     )
+    out.extend(count_lines(args, facts, plan))
     verb = "would update" if args.dry_run else "updated"
-    if plan.writes_index and (args.rebuild or plan.drift.index_append or args.dry_run):
+    if plan.writes_index and (args.rebuild or plan.drift.index_append):
         out.append(f"file: {verb} {home.session_index}")
     if plan.policy.only in (OnlyFile.HISTORY, OnlyFile.BOTH):
         if not plan.policy.history_enabled:
@@ -198,29 +201,29 @@ def summary_lines(
             out.append("history max bytes: ignored by flag")
         else:
             out.append("history max bytes: not configured")
-        if plan.writes_history and (args.rebuild or plan.drift.history_add or args.dry_run):
+        if plan.writes_history and (args.rebuild or plan.drift.history_add):
             out.append(f"file: {verb} {home.history}")
     out.extend(f"file: created {path}" for path in report["backups"])
     if not args.rebuild:
         counts = report["drift"]
         prefix = "would add" if args.dry_run else "added"
+        index_counts = {k: v for k, v in counts.items() if k.startswith("index_")}
         out.append(
             f"index lines {prefix}: {len(plan.drift.index_append)}"
-            + (
-                f" ({_reasons(counts, ('index_missing', 'index_stale_name'))})"
-                if plan.drift.index_append
-                else ""
-            )
+            + (f" ({drift_sentence(index_counts)})" if plan.drift.index_append else "")
         )
         out.append(f"history lines {prefix}: {len(plan.drift.history_add)}")
         if args.dry_run:
             for reason, ids in report["drift_ids"].items():
                 out.append(
-                    f"  {reason}: {', '.join(ids)}"
+                    f"  {drift_sentence({reason: len(ids)}).split(' ', 1)[1]}: {', '.join(ids)}"
                     + (" …" if counts.get(reason, 0) > len(ids) else "")
                 )
     if facts.warnings:
         out.append(f"warnings: {len(facts.warnings)} (skipped input; see the log lines above)")
+    difference = daemon_difference(args, facts, plan)
+    if difference:
+        out.append(difference)
     return out
 
 
@@ -255,8 +258,62 @@ def run_heal(facts: HomeFacts, resolved: Any) -> dict[str, Any]:
     }
 
 
-def _reasons(counts: dict[str, int], keys: tuple[str, ...]) -> str:
-    return ", ".join(f"{key} {counts[key]}" for key in keys if counts.get(key))
+def count_lines(args: argparse.Namespace, facts: HomeFacts, plan: Plan) -> list[str]:
+    """Return one line saying how many rollouts there are, how many threads are restored,
+    and why the others are not (archived, no usable session_meta, over --max-threads,
+    orphans)."""
+    restored = len(plan.selection.entries)
+    archived = {t for t, r in (facts.threads or {}).items() if r.archived}
+    archived |= {t for t, r in facts.rollouts.items() if r.archived}
+    unusable = sum(1 for w in facts.warnings if w.event == "rollout.skipped")
+    over = 0
+    if args.max_threads:
+        unlimited = plan_for(facts, replace(plan.policy, max_threads=0))
+        over = len(unlimited.selection.entries) - restored
+    parts = [
+        (len(archived), "archived"),
+        (unusable, "without a usable session_meta"),
+        (over, f"over --max-threads {args.max_threads}"),
+        (plan.selection.skipped_orphans, "orphans (no DB row; --include-orphans adds them)"),
+    ]
+    excluded = ", ".join(f"{n} {why}" for n, why in parts if n)
+    return [
+        f"rollouts: {plural(facts.rollout_files, 'file')}; "
+        f"{plural(restored, 'thread')} restored"
+        + (f"; not restored: {excluded}" if excluded else "")
+    ]
+
+
+def daemon_difference(args: argparse.Namespace, facts: HomeFacts, plan: Plan) -> str | None:
+    """Return one line when the daemon's policy (the config file's) restores a different set
+    of threads than this repair's options; None when both agree."""
+    from codex_indexd.runner import policy_from_settings
+
+    daemon = policy_from_settings(args.settings)
+    if (daemon.max_threads, daemon.include_orphans) == (args.max_threads, args.include_orphans):
+        return None
+    theirs = plan_for(
+        facts,
+        replace(
+            plan.policy,
+            max_threads=daemon.max_threads,
+            include_orphans=daemon.include_orphans,
+        ),
+    )
+    if theirs.selection.thread_ids == plan.selection.thread_ids:
+        return None
+    limit = "all threads" if daemon.max_threads == 0 else f"{daemon.max_threads} threads"
+    orphans = "with orphans" if daemon.include_orphans else "without orphans"
+    flags = f"--max-threads {daemon.max_threads}" + (
+        " --include-orphans" if daemon.include_orphans else ""
+    )
+    return (
+        f"note: this repair restores {plural(len(plan.selection.entries), 'thread')} "
+        f"(--max-threads {args.max_threads}"
+        + (", --include-orphans" if args.include_orphans else ", no orphans")
+        + f"); the daemon restores {limit} {orphans} "
+        f"({plural(len(theirs.selection.entries), 'thread')} here). Pass {flags} to match it."
+    )
 
 
 def _failed(args: argparse.Namespace, root: Path, error: str, code: int = 1) -> int:

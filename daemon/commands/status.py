@@ -18,6 +18,7 @@ from codex_indexd import logs
 from codex_indexd import settings as settings_mod
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.commands.home_check import HomeProblem, check_home, origin_of
+from codex_indexd.commands.words import drift_sentence, plural
 from codex_indexd.diagnose import lock_holders
 from codex_indexd.engine import gather, plan_for
 from codex_indexd.index.model import Policy
@@ -86,7 +87,7 @@ def home_report(
     if record.get("lock_busy"):
         last = record.get("last_lock_busy", {})
         warnings.append(
-            f"a Codex lock was busy {record['lock_busy']} time(s); "
+            f"a Codex lock was busy {plural(record['lock_busy'], 'time')}; "
             f"last on {last.get('path')} at {last.get('at')}"
         )
     if facts.db_error is not None:
@@ -189,8 +190,12 @@ def render(report: dict[str, Any]) -> list[str]:
             "  daemon: NOT running — start it with 'codex-indexd service install' "
             "(or 'codex-indexd run')"
         )
-    threads = report["threads"] if report["threads"] is not None else "no DB"
-    out.append(f"  sessions: {report['sessions']} rollout files, threads: {threads}")
+    threads = (
+        plural(report["threads"], "thread") + " in Codex's DB"
+        if report["threads"] is not None
+        else "no state DB"
+    )
+    out.append(f"  sessions: {plural(report['sessions'], 'rollout file')}; {threads}")
     last = report["last_reconcile"]
     out.append(
         f"  last reconcile: {last.get('at') or 'never'}"
@@ -198,29 +203,23 @@ def render(report: dict[str, Any]) -> list[str]:
     )
     repair = report["last_repair"]
     if repair:
-        reasons = ", ".join(f"{k} {v}" for k, v in sorted(repair.get("reasons", {}).items()))
+        reasons = drift_sentence(repair.get("reasons", {}))
         out.append(
-            f"  last repair: {repair['at']}: +{repair['index_lines_added']} index lines, "
-            f"+{repair['history_lines_added']} history lines ({reasons})"
+            f"  last repair: {repair['at']}: "
+            f"+{plural(repair['index_lines_added'], 'index line')}, "
+            f"+{plural(repair['history_lines_added'], 'history line')} (fixed: {reasons})"
         )
     else:
         out.append("  last repair: never")
-    drift = report["drift"]
-    out.append(
-        "  drift now: "
-        + (", ".join(f"{k} {v}" for k, v in sorted(drift.items())) if drift else "none")
-    )
+    out.append("  drift now: " + drift_sentence(report["drift"]))
     if report["db_drift"]:
-        out.append(
-            "  Codex DB drift: "
-            + ", ".join(f"{k} {v}" for k, v in sorted(report["db_drift"].items()))
-        )
+        out.append("  Codex DB drift: " + drift_sentence(report["db_drift"]))
     if report["last_heal"]:
         out.append(f"  last DB heal: {report['last_heal']['at']}: {report['last_heal']['summary']}")
     if report["skipped_input"]:
         out.append(
-            f"  skipped input: {report['skipped_input']} file(s) or line(s) "
-            "(see 'codex-indexd repair --dry-run')"
+            f"  skipped input: {plural(report['skipped_input'], 'file or line', 'files or lines')}"
+            " (see 'codex-indexd repair --dry-run')"
         )
     out.extend(f"  warning: {w}" for w in report["warnings"])
     out.extend(f"  ERROR: {e}" for e in report["errors"])

@@ -197,8 +197,36 @@ def test_dry_run_changes_nothing_not_even_db_side_files(
     assert snapshot(home) == before
     out = capsys.readouterr().out
     assert "file: would update" in out
-    assert "index lines would add: 3 (index_missing 3)" in out
-    assert f"index_missing: {threads[2].thread_id}" in out
+    assert "index lines would add: 3 (3 threads missing from session_index.jsonl)" in out
+    assert f"threads missing from session_index.jsonl: {threads[2].thread_id}" in out
+    assert "index_missing" not in out  # codes stay in JSON
+
+
+def test_words_and_counts_add_up(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """40 rollouts: one archived, one without session_meta, one orphan; every one accounted."""
+    threads = [new_thread(i, turns=1) for i in range(39)]
+    threads[5].archived = True
+    home = build_home(tmp_path / "h", threads[:38])
+    write_rollout(home, threads[38])  # orphan
+    broken = home / "sessions" / "2025" / "01" / "01"
+    broken.mkdir(parents=True, exist_ok=True)
+    (broken / "rollout-2025-01-01T00-00-00-7c9e6679-7425-40de-944b-e07fc1f90ae7.jsonl").write_text(
+        '{"not": "a session_meta"}\n'
+    )
+    assert repair(home, "--no-backup", "--max-threads", "30") == 0
+    out = capsys.readouterr().out
+    assert (
+        "rollouts: 40 files; 30 threads restored; not restored: 1 archived, 1 without a usable "
+        "session_meta, 7 over --max-threads 30, 1 orphans" in out
+    ), out
+    # the daemon's defaults (all threads, orphans) differ here: one line says so
+    assert "the daemon restores all threads with orphans (38 threads here)" in out, out
+    assert "Pass --max-threads 0 --include-orphans to match it." in out
+    # nothing left to do: no "would update" beside "would add: 0", no restart advice
+    assert repair(home, "--dry-run", "--max-threads", "30") == 0
+    out = capsys.readouterr().out
+    assert "index lines would add: 0" in out and "file: would update" not in out
+    assert "restart Codex" not in out
 
 
 def test_json_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
