@@ -193,7 +193,20 @@ def _status(ctx: Context, runner: Runner, dry_run: bool) -> int:
 
 def main(argv: Sequence[str] | None = None, *, runner: Runner | None = None) -> int:
     """Run the service CLI; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    commands = ("install", "uninstall", "status", "print")
+    if words and not words[0].startswith("-") and words[0] not in commands:
+        import difflib
+
+        close = difflib.get_close_matches(words[0], commands, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        print(
+            f"codex-indexd service: unknown command {words[0]!r}{hint}; "
+            f"commands: {', '.join(commands)}",
+            file=sys.stderr,
+        )
+        return 2
+    args = build_parser().parse_args(words)
     manager: Manager | None = args.manager or default_manager()
     if manager is None:
         print(f"error: no supported service manager on {sys.platform}", file=sys.stderr)

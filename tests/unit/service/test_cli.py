@@ -309,3 +309,14 @@ def test_without_a_user_manager_install_and_uninstall_start_and_stop_a_real_daem
     assert holder_pid(instance_lock_path(codex_home)) is None
     assert cli.main(["uninstall", *args], runner=runner) == 0
     assert "nothing to stop" in capsys.readouterr().out
+
+
+def test_a_misspelled_command_gets_a_suggestion(
+    runner: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["instal"], runner=runner) == 2
+    assert "did you mean 'install'?" in capsys.readouterr().err
+    from codex_indexd.cli import main as top_main
+
+    assert top_main(["stauts"]) == 2
+    assert "did you mean 'status'?" in capsys.readouterr().err
