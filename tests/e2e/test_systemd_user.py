@@ -526,12 +526,12 @@ def test_the_service_follows_the_configured_homes(workdir: Path) -> None:
         (exec_start,) = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
         assert exec_start.endswith(" run") and "CODEX_HOME=" not in unit
         pid = int(manager.show("MainPID")["MainPID"])
-        wait_for("the first home served", lambda: (first / "session_index.jsonl").exists())
+        wait_for("the first home served", (first / "session_index.jsonl").exists)
         assert not (second / "session_index.jsonl").exists()
 
         config.write_text(f"homes = [{json.dumps(str(first))}, {json.dumps(str(second))}]\n")
         manager.systemctl("kill", "-s", "HUP", UNIT)
-        wait_for("the added home served", lambda: (second / "session_index.jsonl").exists(), 60)
+        wait_for("the added home served", (second / "session_index.jsonl").exists, 60)
         assert int(manager.show("MainPID")["MainPID"]) == pid  # no restart
         status_main = "import sys; from codex_indexd.cli import main; sys.exit(main(sys.argv[1:]))"
         shown = manager.run(

@@ -46,13 +46,13 @@ def test_sighup_adds_and_drops_homes(tmp_path: Path, private_dirs: Path, log_dir
         text=True,
     )
     try:
-        wait_for(lambda: (first / "session_index.jsonl").exists(), 20, "the first home served")
+        wait_for((first / "session_index.jsonl").exists, 20, "the first home served")
         assert not (second / "session_index.jsonl").exists()
         assert status_of(second)["daemon_running"] is False
 
         config.write_text(homes_toml(first, second))
         proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: (second / "session_index.jsonl").exists(), 20, "the added home served")
+        wait_for((second / "session_index.jsonl").exists, 20, "the added home served")
         assert log_events(log_dir, "home.added")
         assert status_of(second)["daemon_pid"] == proc.pid
 
