@@ -80,7 +80,7 @@ def test_a_thread_is_found_by_prefix_name_any_case_and_rollout_path(
     code, data = explain_json(root, "FIX THE FLAKY TEST", capsys)
     assert sorted(t["id"] for t in data["threads"]) == sorted(ids[:2])
     assert data["matched_by"] == "name_casefold"
-    code, data = explain_json(root, "Fix The Flaky Test", capsys)
+    _code, data = explain_json(root, "Fix The Flaky Test", capsys)
     assert [t["id"] for t in data["threads"]] == [ids[0]] and data["matched_by"] == "name"
     thread = new_thread(1)
     path = rollout_path(root, thread)
