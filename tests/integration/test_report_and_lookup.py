@@ -73,11 +73,11 @@ def test_a_thread_is_found_by_prefix_name_any_case_and_rollout_path(
 ) -> None:
     root, ids = home
     unique = ids[2][:6]
-    code, data = explain_json(root, unique, capsys)
+    _code, data = explain_json(root, unique, capsys)
     assert [t["id"] for t in data["threads"]] == [ids[2]] and data["matched_by"] == "prefix"
-    code, data = explain_json(root, ids[2].upper(), capsys)
+    _code, data = explain_json(root, ids[2].upper(), capsys)
     assert [t["id"] for t in data["threads"]] == [ids[2]]
-    code, data = explain_json(root, "FIX THE FLAKY TEST", capsys)
+    _code, data = explain_json(root, "FIX THE FLAKY TEST", capsys)
     assert sorted(t["id"] for t in data["threads"]) == sorted(ids[:2])
     assert data["matched_by"] == "name_casefold"
     _code, data = explain_json(root, "Fix The Flaky Test", capsys)
