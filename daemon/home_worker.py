@@ -303,13 +303,20 @@ class HomeWorker:
             self._need_full_plan = True
             self.table.all_changed = False
 
-    def _load_index(self) -> IndexFile:
-        return self._load(self.home.session_index, self._index, is_index=True).index
+    def _load_index(self, *, planning: bool = False) -> IndexFile:
+        return self._load(
+            self.home.session_index, self._index, is_index=True, planning=planning
+        ).index
 
-    def _load_history(self) -> HistoryFile:
-        return self._load(self.home.history, self._history, is_index=False).history
+    def _load_history(self, *, planning: bool = False) -> HistoryFile:
+        return self._load(
+            self.home.history, self._history, is_index=False, planning=planning
+        ).history
 
-    def _load(self, path: Path, cache: _Cached, *, is_index: bool) -> _Cached:
+    def _load(self, path: Path, cache: _Cached, *, is_index: bool, planning: bool) -> _Cached:
+        """Bring the cached parse of `path` up to date. Only a load for a plan (`planning`)
+        records the content as verified: a load at another moment may see a change that no
+        plan has looked at yet, which must stay due."""
         fp = file_fingerprint(path)
         if cache.loaded and fp == cache.fingerprint:
             return cache
@@ -350,9 +357,9 @@ class HomeWorker:
         consistent = fp is None or read + (current_size if grew else 0) == fp[2]
         cache.fingerprint = fp if consistent else None
         cache.loaded = True
-        if consistent:
+        if consistent and planning:
             self._verified_fp[path.name] = fp
-        else:  # the file changed while we read it: the next look rereads it
+        elif not consistent:  # the file changed while we read it: the next look rereads it
             self._verified_fp.pop(path.name, None)
         return cache
 
@@ -367,7 +374,7 @@ class HomeWorker:
             self._planned_policy = key
         if self._nothing_to_plan(policy):
             return self._verified_reconcile(reason, policy, heal=heal)
-        index, history = self._load_index(), self._load_history()
+        index, history = self._load_index(planning=True), self._load_history(planning=True)
         self._collect_changes()
         full = self._need_full_plan or policy.max_threads != 0
         only = None if full else set(self._dirty)
@@ -656,6 +663,8 @@ class HomeWorker:
         """Our write verifies the file when it found exactly what the plan saw (nobody wrote
         in between): the content is then the plan's view plus the missing lines."""
         cache = self._index if name == self.home.session_index.name else self._history
+        path_of = {self.home.session_index.name: self.home.session_index}
+        path_of[self.home.history.name] = self.home.history
         seen_size = cache.index.size if cache is self._index else cache.history.size
         seen, after = cache.fingerprint, written.fingerprint
         same_file = seen[:2] == after[:2] if seen is not None and after is not None else False
@@ -666,6 +675,9 @@ class HomeWorker:
         )
         if unchanged:
             self._verified_fp[name] = written.fingerprint
+            # Parse our own lines now: the cache then holds the file as we left it, and any
+            # later change (a truncation right after our write) is seen as a change.
+            self._load(path_of[name], cache, is_index=cache is self._index, planning=False)
         else:  # foreign bytes came in between: the next plan must read them
             self._verified_fp.pop(name, None)
 
