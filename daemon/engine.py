@@ -163,6 +163,9 @@ def gather(home: CodexHome, progress: Progress | None = None) -> HomeFacts:
     )
     for warning in warnings:
         log.warning(warning.event, path=warning.path, detail=warning.detail)
+    for parsed, path in ((facts.index, home.session_index), (facts.history, home.history)):
+        if parsed.refused is not None:  # logged by the reader
+            warnings.append(InputWarning("index_file.refused", str(path), parsed.refused))
     return facts
 
 
