@@ -184,13 +184,8 @@ class Targets:
 
     @classmethod
     def for_home(cls, home: CodexHome) -> Targets:
-        key = paths.home_key(home.root)
-        base = paths.state_dir()
-        return cls(
-            base / "backups" / key,
-            base / "journal" / f"{key}.history.journal",
-            base / "journal" / f"{key}.index.journal",
-        )
+        ours = paths.OurFiles.for_home(home.root)
+        return cls(ours.backups, ours.history_journal, ours.index_journal)
 
 
 def recover(home: CodexHome) -> str | None:
