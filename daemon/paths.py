@@ -44,9 +44,13 @@ def config_file() -> Path:
 
 
 def home_key(codex_home: Path) -> str:
-    """Return a short stable key for a Codex home, used to name our per-home files."""
-    digest = hashlib.sha256(str(codex_home.absolute()).encode("utf-8")).hexdigest()[:12]
-    return f"{codex_home.name or 'root'}-{digest}"
+    """Return a short stable key for a Codex home, used to name our per-home files.
+
+    It is computed from the home's real path, so a home reached through a symlink has the
+    same key (and the same single-instance lock) as the home itself."""
+    real = Path(os.path.realpath(codex_home.absolute()))
+    digest = hashlib.sha256(str(real).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return f"{real.name or 'root'}-{digest}"
 
 
 LOG_FILE_NAME = f"{APP}.log"

@@ -121,3 +121,13 @@ def test_our_own_wide_dirs_are_tightened_and_logged(tmp_path: Path, private_dirs
         assert directory.stat().st_mode & 0o777 == 0o700
     assert ours.status.stat().st_mode & 0o777 == 0o600
     assert read_jsonl(home / "session_index.jsonl")
+
+
+def test_a_symlinked_home_path_does_not_start_a_second_daemon(tmp_path: Path) -> None:
+    home = build_home(tmp_path / "home", [new_thread(0, turns=1, paginated=True)], db=False)
+    link = tmp_path / "link"
+    link.symlink_to(home)
+    with InstanceLock(OurFiles.for_home(home).instance_lock):  # a daemon on the real path
+        done = run_once(link)
+    assert done.returncode == 75, done.stderr
+    assert "already running" in done.stderr

@@ -42,6 +42,18 @@ def test_every_path_of_ours_comes_from_one_object(tmp_path: Path) -> None:
     )
 
 
+def test_a_symlinked_home_has_the_same_key_and_lock(tmp_path: Path) -> None:
+    home = tmp_path / "real-home"
+    home.mkdir()
+    link = tmp_path / "link-to-home"
+    link.symlink_to(home)
+    assert paths.home_key(link) == paths.home_key(home)
+    assert OurFiles.for_home(link).instance_lock == OurFiles.for_home(home).instance_lock
+    other = tmp_path / "other-home"
+    other.mkdir()
+    assert paths.home_key(other) != paths.home_key(home)
+
+
 def test_secure_own_dirs_creates_0700_and_tightens_our_own_wide_dirs(tmp_path: Path) -> None:
     old = os.umask(0)
     try:
