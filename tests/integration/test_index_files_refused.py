@@ -116,8 +116,10 @@ def test_daemon_keeps_serving_with_a_fifo_history(tmp_path: Path) -> None:
     proc = start_daemon(home)
     try:
         wait_for(
-            lambda: (home / "session_index.jsonl").exists()
-            and {e["id"] for e in read_jsonl(home / "session_index.jsonl")} >= set(ids),
+            lambda: (
+                (home / "session_index.jsonl").exists()
+                and {e["id"] for e in read_jsonl(home / "session_index.jsonl")} >= set(ids)
+            ),
             timeout=30,
             what="the index to be served",
         )

@@ -63,7 +63,10 @@ def test_secure_own_dirs_creates_0700_and_tightens_our_own_wide_dirs(tmp_path: P
     finally:
         os.umask(old)
     assert sorted(fixed) == sorted(
-        [f"{tmp_path / 'state'} had mode 777; now 700", f"{tmp_path / 'state/status'} had mode 755; now 700"]
+        [
+            f"{tmp_path / 'state'} had mode 777; now 700",
+            f"{tmp_path / 'state/status'} had mode 755; now 700",
+        ]
     )
     for sub in ("state", "state/status", "state/locks", "state/journal", "cache", "log"):
         assert (tmp_path / sub).stat().st_mode & 0o777 == 0o700, sub
