@@ -16,7 +16,13 @@ from codex_indexd.codex.indexfiles import (
 )
 from codex_indexd.write import crashpoints
 from codex_indexd.write.backup import BackupPolicy, write_backup
-from codex_indexd.write.journal import JournalRecord, recover_fd, remove_journal, write_journal
+from codex_indexd.write.journal import (
+    JournalRecord,
+    prefix_digest,
+    recover_fd,
+    remove_journal,
+    write_journal,
+)
 from codex_indexd.write.locks import INDEX_LOCK_TIMEOUT_S, session_index_lock
 from codex_indexd.write.safety import fsync_dir, open_target, write_all
 
@@ -33,6 +39,8 @@ class WriteResult:
     backup: Path | None = None
     rewritten: bool = False
     before_size: int | None = None
+    stale: bool = False  # the file no longer held what the plan saw: nothing written, plan again
+    left_out: int = 0  # planned lines that no longer fit under `[history] max_bytes`
 
 
 def _fingerprint(fd: int) -> Fingerprint:
@@ -101,7 +109,15 @@ def _append_locked(
         st = os.fstat(fd)
         write_journal(
             journal,
-            JournalRecord(str(index_path), st.st_dev, st.st_ino, st.st_size, b"", payload),
+            JournalRecord(
+                str(index_path),
+                st.st_dev,
+                st.st_ino,
+                st.st_size,
+                b"",
+                payload,
+                prefix_digest(fd, st.st_size),  # the fd is O_RDWR for this read
+            ),
         )
     crashpoints.step("index.append.before_write")
     try:
