@@ -248,6 +248,9 @@ def gather(home: CodexHome, progress: Progress | None = None) -> HomeFacts:
     )
     for warning in warnings:
         log.warning(warning.event, path=warning.path, detail=warning.detail)
+    for parsed, path in ((facts.index, home.session_index), (facts.history, home.history)):
+        if parsed.refused is not None:  # logged by the reader
+            warnings.append(InputWarning("index_file.refused", str(path), parsed.refused))
     return facts
 
 
@@ -268,13 +271,8 @@ class Targets:
 
     @classmethod
     def for_home(cls, home: CodexHome) -> Targets:
-        key = paths.home_key(home.root)
-        base = paths.state_dir()
-        return cls(
-            base / "backups" / key,
-            base / "journal" / f"{key}.history.journal",
-            base / "journal" / f"{key}.index.journal",
-        )
+        ours = paths.OurFiles.for_home(home.root)
+        return cls(ours.backups, ours.history_journal, ours.index_journal)
 
 
 def recover(home: CodexHome) -> str | None:

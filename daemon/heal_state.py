@@ -4,15 +4,14 @@ retried forever across restarts."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from codex_indexd import paths
-from codex_indexd.write.safety import write_all
+from codex_indexd.paths import OurFiles
+from codex_indexd.write.atomic import write_atomic
 
 
 def attempts_path(codex_home: Path) -> Path:
-    return paths.state_dir() / "heal" / f"{paths.home_key(codex_home)}.json"
+    return OurFiles.for_home(codex_home).heal_attempts
 
 
 def load_attempts(codex_home: Path) -> dict[str, int]:
@@ -24,12 +23,5 @@ def load_attempts(codex_home: Path) -> dict[str, int]:
 
 
 def save_attempts(codex_home: Path, attempts: dict[str, int]) -> None:
-    path = attempts_path(codex_home)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temp = path.with_name(path.name + ".tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        write_all(fd, json.dumps(attempts).encode("utf-8"), crash_points=False)
-    finally:
-        os.close(fd)
-    os.replace(temp, path)
+    """Write the attempts atomically (0600). Raises OSError (UnsafeOwnDir)."""
+    write_atomic(attempts_path(codex_home), json.dumps(attempts).encode("utf-8"))

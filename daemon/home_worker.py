@@ -20,8 +20,10 @@ from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.indexfiles import (
     HistoryFile,
     IndexFile,
+    NotRegularFile,
     extend_from,
     file_fingerprint,
+    open_index_file,
     still_prefix,
 )
 from codex_indexd.engine import ApplyResult, HomeFacts, apply_plan, recover
@@ -326,7 +328,7 @@ class HomeWorker:
         parsed: IndexFile | HistoryFile = cache.index if is_index else cache.history
         current_size = parsed.size
         try:
-            with open(path, "rb") as handle:
+            with open_index_file(path) as handle:
 
                 def read_at(offset: int, length: int) -> bytes:
                     handle.seek(offset)
@@ -347,7 +349,7 @@ class HomeWorker:
                 parsed = cache.index if is_index else cache.history
                 before = len(parsed.parsed)
                 read = extend_from(parsed, handle)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotRegularFile):  # a refusal is logged by the reader
             cache.index, cache.history = IndexFile(), HistoryFile(compact=True)
             self._need_full_plan |= not verified
             grew, read, before = False, 0, 0

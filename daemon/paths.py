@@ -1,10 +1,13 @@
-"""Our own directories (platformdirs), and a stable per-home key inside them."""
+"""Our own directories (platformdirs, or the `CODEX_INDEXD_*_DIR` overrides), every file of
+ours for one Codex home (`OurFiles`), and the start-up check that those directories are ours."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
@@ -41,12 +44,131 @@ def config_file() -> Path:
 
 
 def home_key(codex_home: Path) -> str:
-    """Return a short stable key for a Codex home, used to name our per-home files."""
-    digest = hashlib.sha256(str(codex_home.absolute()).encode("utf-8")).hexdigest()[:12]
-    return f"{codex_home.name or 'root'}-{digest}"
+    """Return a short stable key for a Codex home, used to name our per-home files.
+
+    It is computed from the home's real path, so a home reached through a symlink has the
+    same key (and the same single-instance lock) as the home itself."""
+    real = Path(os.path.realpath(codex_home.absolute()))
+    digest = hashlib.sha256(str(real).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return f"{real.name or 'root'}-{digest}"
+
+
+LOG_FILE_NAME = f"{APP}.log"
+
+
+@dataclass(frozen=True, slots=True)
+class OurFiles:
+    """Every file of ours for one Codex home, under the state, cache and log directories."""
+
+    key: str
+    state: Path
+    cache: Path
+    logs: Path
+
+    @classmethod
+    def for_home(cls, codex_home: Path) -> OurFiles:
+        """Return the files of `codex_home`, honouring the `CODEX_INDEXD_*_DIR` overrides."""
+        return cls(home_key(codex_home), state_dir(), cache_dir(), log_dir())
+
+    @property
+    def status(self) -> Path:
+        """The daemon's status record, read by `codex-indexd status`."""
+        return self.state / "status" / f"{self.key}.json"
+
+    @property
+    def instance_lock(self) -> Path:
+        """The single-instance lock of the daemon on this home."""
+        return self.state / "locks" / f"{self.key}.lock"
+
+    @property
+    def history_journal(self) -> Path:
+        return self.state / "journal" / f"{self.key}.history.journal"
+
+    @property
+    def index_journal(self) -> Path:
+        return self.state / "journal" / f"{self.key}.index.journal"
+
+    @property
+    def backups(self) -> Path:
+        return self.state / "backups" / self.key
+
+    @property
+    def heal_attempts(self) -> Path:
+        return self.state / "heal" / f"{self.key}.json"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.cache / f"{self.key}.checkpoint.json"
+
+    @property
+    def log_file(self) -> Path:
+        """The JSON log (shared by every home)."""
+        return self.logs / LOG_FILE_NAME
+
+
+STATE_SUBDIRS = ("status", "locks", "journal", "backups", "heal")
 
 
 def private_dir(path: Path) -> Path:
-    """Create `path` (0700) if needed and return it."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Create `path` if needed, and any missing parent, each 0700; return it."""
+    missing: list[Path] = []
+    current = path
+    while not current.is_dir() and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:
+            if not directory.is_dir():
+                raise
     return path
+
+
+class UnsafeOwnDir(OSError):
+    """A directory of ours belongs to another user, is not a directory, or holds entries
+    another user put there while it was open to them; the message says which and what to do."""
+
+
+def _ours(path: Path, st: os.stat_result) -> None:
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsafeOwnDir(f"{path} should be a directory of codex-indexd's but is not; remove it")
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        raise UnsafeOwnDir(
+            f"{path} belongs to uid {st.st_uid}, not to us (uid {os.getuid()}); another user "
+            "could read or redirect what codex-indexd writes there. Remove it (or set "
+            "CODEX_INDEXD_STATE_DIR / _CACHE_DIR / _LOG_DIR to a directory of yours)"
+        )
+
+
+def secure_dir(path: Path) -> str | None:
+    """Make sure `path` is a directory of ours that only we can enter: create it 0700, or
+    tighten our own directory's mode to 0700 (then every entry in it must be ours too).
+    Return what was fixed, in words, or None. Raises UnsafeOwnDir, OSError."""
+    private_dir(path)
+    st = os.stat(path)
+    _ours(path, st)
+    if st.st_mode & 0o077 == 0:
+        return None
+    os.chmod(path, 0o700)
+    for entry in os.scandir(path):
+        owner = entry.stat(follow_symlinks=False).st_uid
+        if hasattr(os, "getuid") and owner != os.getuid():
+            raise UnsafeOwnDir(
+                f"{entry.path} belongs to uid {owner}: it was put into {path} while that "
+                f"directory was open to others (mode {stat.S_IMODE(st.st_mode):o}); remove it"
+            )
+    return f"{path} had mode {stat.S_IMODE(st.st_mode):o}; now 700"
+
+
+def secure_own_dirs() -> list[str]:
+    """Check (creating them 0700) the state, cache and log directories and the state's
+    subdirectories; return what was fixed. Raises UnsafeOwnDir with a sentence naming the
+    directory and what to do, OSError."""
+    fixed: list[str] = []
+    state = state_dir()
+    for path in (state, *(state / sub for sub in STATE_SUBDIRS), cache_dir(), log_dir()):
+        note = secure_dir(path)
+        if note is not None:
+            fixed.append(note)
+    return fixed

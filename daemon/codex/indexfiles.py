@@ -5,16 +5,22 @@ Both keep every line's exact bytes, so a rewrite can keep the lines it does not 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
 
 from codex_indexd.index.model import HistoryLine, IndexLine, text_key
+from codex_indexd.logs import get_logger
+
+log = get_logger("codex_indexd.indexfiles")
 
 
 @dataclass(slots=True)
@@ -30,6 +36,7 @@ class IndexFile:
     last_raw: bytes | None = None  # the last line's bytes: tells an append from a rewrite
     ends_with_newline: bool = True
     size: int = 0
+    refused: str | None = None  # why the file was not read (not a regular file, ...)
 
     def add(self, raw: bytes) -> None:
         """Append one raw line (without its newline) and index it."""
@@ -66,6 +73,7 @@ class HistoryFile:
     max_ts: int | None = None
     compact: bool = False
     last_raw: bytes | None = None
+    refused: str | None = None  # why the file was not read (not a regular file, ...)
     first_raw: bytes | None = None  # the first line's bytes: Codex's trim drops it
     first_ts: int | None = None  # `ts` of the first line that parses (the oldest kept)
     _by_session: dict[str, list[HistoryLine]] | None = None
@@ -178,7 +186,11 @@ def still_prefix(
     return len(first) >= parsed.size or read_at(0, len(first)) == first
 
 
-def extend_from(target: IndexFile | HistoryFile, handle: BinaryIO) -> int:
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def extend_from(target: IndexFile | HistoryFile, handle: Readable) -> int:
     """Parse what `handle` holds from its position on into `target`, as `split_lines` would,
     a chunk at a time (the file's bytes are never all in memory); return the bytes read."""
     total = 0
@@ -216,29 +228,171 @@ def parse_history_bytes(data: bytes) -> HistoryFile:
     return result
 
 
-def read_bytes(path: Path) -> bytes:
-    """Return the file's bytes, or b"" when it does not exist. Raises other OSErrors."""
+class NotRegularFile(OSError):
+    """An index file we refuse to read: a symlink, a FIFO, a device, a directory, ...;
+    `reason` says which, in words."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(errno.EINVAL, f"{path} {reason}; not reading it")
+        self.path = path
+        self.reason = reason
+
+
+_KINDS = (
+    (stat.S_ISDIR, "is a directory"),
+    (stat.S_ISFIFO, "is a FIFO"),
+    (stat.S_ISCHR, "is a character device"),
+    (stat.S_ISBLK, "is a block device"),
+    (stat.S_ISSOCK, "is a socket"),
+)
+
+
+def kind_of(mode: int) -> str:
+    """Return what a non-regular `st_mode` is, in words ("is a FIFO")."""
+    for test, words in _KINDS:
+        if test(mode):
+            return words
+    return "is not a regular file"
+
+
+class RegularFileReader:
+    """A regular file opened without following a link or blocking, read with `pread` and
+    never past the size it had when it was opened (a file that grows meanwhile is read up to
+    that size; the rest is for the next look)."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        self.fd = fd
+        self.size = size  # st_size at open: the most this reader returns
+        self.position = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Return up to `size` bytes (all up to the size at open when negative)."""
+        left = self.size - self.position
+        want = left if size < 0 else min(size, left)
+        chunks: list[bytes] = []
+        while want > 0:
+            chunk = os.pread(self.fd, min(want, READ_CHUNK), self.position)
+            if not chunk:
+                break  # truncated meanwhile
+            chunks.append(chunk)
+            self.position += len(chunk)
+            want -= len(chunk)
+        return b"".join(chunks)
+
+    def seek(self, offset: int) -> int:
+        self.position = max(0, offset)
+        return self.position
+
+    def tell(self) -> int:
+        return self.position
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> RegularFileReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_regular(path: Path) -> RegularFileReader:
+    """Open `path` for reading with `O_NONBLOCK|O_NOFOLLOW` and check the fd is a regular
+    file. Raises FileNotFoundError when absent, NotRegularFile for a symlink or anything but a
+    regular file (a FIFO never blocks the open), other OSErrors as they come."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotRegularFile(path, "is a symbolic link") from None
+        if exc.errno == errno.ENXIO:  # a socket, or a device without its driver
+            raise NotRegularFile(path, "is not a regular file") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(path, kind_of(st.st_mode))
+    except BaseException:
+        os.close(fd)
+        raise
+    return RegularFileReader(fd, st.st_size)
+
+
+class _RefusalLog:
+    """Logs one line per refused file and reason, until the file reads normally again."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._logged: dict[str, str] = {}
+
+    def refused(self, path: Path, reason: str) -> None:
+        with self._lock:
+            if self._logged.get(str(path)) == reason:
+                return
+            self._logged[str(path)] = reason
+        log.warning("index_file.refused", path=str(path), reason=reason)
+
+    def readable(self, path: Path) -> None:
+        if str(path) in self._logged:
+            with self._lock:
+                self._logged.pop(str(path), None)
+
+
+refusals = _RefusalLog()
+
+
+def open_index_file(path: Path) -> RegularFileReader:
+    """`open_regular`, with a refusal logged once (a warning naming the file and why) until
+    the file reads normally again. Raises FileNotFoundError, NotRegularFile, OSError."""
+    try:
+        reader = open_regular(path)
+    except NotRegularFile as exc:
+        refusals.refused(path, exc.reason)
+        raise
+    refusals.readable(path)
+    return reader
+
+
+def read_bytes(path: Path) -> bytes:
+    """Return the bytes of a regular file up to its size at open, or b"" when it does not
+    exist. Raises NotRegularFile, other OSErrors."""
+    try:
+        with open_regular(path) as reader:
+            return reader.read()
     except FileNotFoundError:
         return b""
 
 
 def read_index(path: Path) -> IndexFile:
-    return parse_index_bytes(read_bytes(path))
+    """Parse `session_index.jsonl`; a file we refuse to read comes back empty, with
+    `refused` saying why (logged once). Raises other OSErrors."""
+    result = IndexFile()
+    try:
+        with open_index_file(path) as reader:
+            extend_from(result, reader)
+    except FileNotFoundError:
+        pass
+    except NotRegularFile as exc:
+        result.refused = exc.reason
+    return result
 
 
 def read_history(path: Path) -> HistoryFile:
-    """Return the file's lines as keys (`compact`), parsed a chunk at a time: memory does not
-    hold the file's bytes or texts. A missing file is an empty one. Raises other OSErrors."""
-    parsed = HistoryFile(compact=True)
+    """Parse `history.jsonl` into keys (`compact`), a chunk at a time: memory does not hold
+    the file's bytes or texts. A file we refuse to read comes back empty, with `refused`
+    saying why (logged once). A missing file is an empty one. Raises other OSErrors."""
+    result = HistoryFile(compact=True)
     try:
-        with open(path, "rb") as handle:
-            extend_from(parsed, handle)
+        with open_index_file(path) as reader:
+            extend_from(result, reader)
     except FileNotFoundError:
         pass
-    return parsed
+    except NotRegularFile as exc:
+        result.refused = exc.reason
+    return result
 
 
 def file_fingerprint(path: Path) -> tuple[int, int, int, int] | None:

@@ -102,7 +102,16 @@ def main(args: argparse.Namespace) -> int:
     except settings_mod.ConfigError as exc:
         print(f"codex-indexd: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    from codex_indexd import paths
+
+    try:
+        fixed = paths.secure_own_dirs()
+    except OSError as exc:  # UnsafeOwnDir says which directory and what to do
+        print(f"codex-indexd: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     logsetup.configure(level=resolved["log_level"])
+    for note in fixed:
+        log.warning("own_dir.mode_fixed", detail=note)
     daemon = Daemon(resolved, reload=lambda: settings_mod.load(overrides))
     for problem in daemon.check_homes():
         if args.once or problem.code != MISSING:

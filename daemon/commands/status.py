@@ -97,6 +97,8 @@ def home_report(
         warnings.append(
             "no state DB (state_<N>.sqlite) found: names come from rollouts and the index only"
         )
+    refused = (w for w in facts.warnings if w.event == "index_file.refused")
+    errors.extend(f"{w.path} {w.detail}; not reading it" for w in refused)
     for kind, info in (record.get("errors") or {}).items():
         errors.append(f"{kind}: {info.get('detail') or info.get('file')} (at {info.get('at')})")
     db_drift, heal_notes = heal_report(facts, heal_mode, heal_binary)

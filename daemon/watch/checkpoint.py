@@ -13,7 +13,6 @@ the daemon falls back to a full scan.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,12 +23,11 @@ from codex_indexd.codex.rollout import RolloutScan
 from codex_indexd.index.model import Rename, RolloutFacts, UserTurn
 from codex_indexd.logs import get_logger
 from codex_indexd.watch.tracker import FileState, RolloutTracker
-from codex_indexd.write.safety import write_all
+from codex_indexd.write.atomic import write_atomic
 
 log = get_logger("codex_indexd.checkpoint")
 FORMAT_VERSION = 6
 _SAME_AS_FIRST = 1  # in a title's place: the title is the first message (stored once)
-_WRITE_CHUNK = 1 << 20
 
 Fingerprint = tuple[int, int, int, int]
 
@@ -186,23 +184,7 @@ def _lines(tracker: RolloutTracker, verified: Verified | None) -> Iterator[bytes
 
 def save(tracker: RolloutTracker, path: Path, verified: Verified | None = None) -> None:
     """Write the tracker's state (and `verified`) atomically, 0600, in bounded chunks."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temp = path.with_name(path.name + ".tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        chunk: list[bytes] = []
-        pending = 0
-        for line in _lines(tracker, verified):
-            chunk.append(line)
-            pending += len(line)
-            if pending >= _WRITE_CHUNK:
-                write_all(fd, b"".join(chunk), crash_points=False)
-                chunk, pending = [], 0
-        write_all(fd, b"".join(chunk), crash_points=False)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temp, path)
+    write_atomic(path, _lines(tracker, verified))
 
 
 def _load_row(tracker: RolloutTracker, row: Any) -> None:

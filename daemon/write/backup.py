@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from codex_indexd.logs import get_logger
+from codex_indexd.paths import private_dir
 
 log = get_logger("codex_indexd.backup")
 
@@ -32,10 +33,10 @@ def write_backup(directory: Path, name: str, data: bytes, policy: BackupPolicy) 
     if not policy.enabled or not data:
         return None
     directory = visible_dir(directory)
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(directory)
     stamp = datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     path = directory / f"{name}.{stamp}.bak"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         view = memoryview(data)
         while view:

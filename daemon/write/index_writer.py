@@ -1,4 +1,4 @@
-"""Writers for `session_index.jsonl` under Codex's `session_index.jsonl.lock` (§3.3, §9.1)."""
+"""Writers for `session_index.jsonl` under Codex's `session_index.jsonl.lock`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from codex_indexd.codex.indexfiles import IndexFile, parse_index_bytes, parse_index_line, read_bytes
+from codex_indexd.codex.indexfiles import (
+    IndexFile,
+    RegularFileReader,
+    extend_from,
+    parse_index_line,
+)
 from codex_indexd.write import crashpoints
 from codex_indexd.write.backup import BackupPolicy, write_backup
 from codex_indexd.write.journal import (
@@ -19,7 +24,7 @@ from codex_indexd.write.journal import (
     write_journal,
 )
 from codex_indexd.write.locks import INDEX_LOCK_TIMEOUT_S, session_index_lock
-from codex_indexd.write.safety import check_target, fsync_dir, write_all
+from codex_indexd.write.safety import fsync_dir, open_target, write_all
 
 Fingerprint = tuple[int, int, int, int]
 
@@ -43,6 +48,21 @@ def _fingerprint(fd: int) -> Fingerprint:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+def _read_fd(fd: int) -> IndexFile:
+    """Parse the open index from its start, up to its current size."""
+    current = IndexFile()
+    extend_from(current, RegularFileReader(fd, os.fstat(fd).st_size))
+    return current
+
+
+def _open_existing(path: Path, flags: int) -> int | None:
+    """`open_target` without creating; None when the file does not exist."""
+    try:
+        return open_target(path, flags)
+    except FileNotFoundError:
+        return None
+
+
 def append_index(
     index_path: Path,
     lock_path: Path,
@@ -53,70 +73,78 @@ def append_index(
 ) -> WriteResult:
     """Append the lines `lines_for(current index)` returns, in one `write(2)` under the lock.
 
-    The callback sees the file as it is under the lock, so a rename Codex wrote after we
-    planned is never overridden. A lone newline is added first when the file lacks one.
-    Raises LockBusy, UnsafeTarget, OSError.
+    The file is opened `O_NOFOLLOW` and checked (`check_fd`) once the lock is held, and read
+    from that fd, so a rename Codex wrote after we planned is never overridden and a link
+    swapped in meanwhile is never written through. A lone newline is added first when the
+    file lacks one. Raises LockBusy, UnsafeTarget, OSError.
     """
-    check_target(index_path)
     with session_index_lock(lock_path, lock_timeout_s):
         crashpoints.step("index.append.locked")
-        current = parse_index_bytes(read_bytes(index_path))
-        lines = lines_for(current)
-        if not lines:
-            return WriteResult(0, None)
-        payload = b"".join(line + b"\n" for line in lines)
-        if not current.ends_with_newline:
-            payload = b"\n" + payload
-        # Read-write: the journal digests the bytes before the append point.
-        fd = os.open(index_path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
+        fd = _open_existing(index_path, os.O_RDWR | os.O_APPEND)
         try:
-            if journal is not None:
-                st = os.fstat(fd)
-                write_journal(
-                    journal,
-                    JournalRecord(
-                        str(index_path),
-                        st.st_dev,
-                        st.st_ino,
-                        st.st_size,
-                        b"",
-                        payload,
-                        prefix_digest(fd, st.st_size),
-                    ),
-                )
-            crashpoints.step("index.append.before_write")
-            try:
-                write_all(fd, payload)
-            except OSError:
-                if journal is not None:  # a full disk can leave half a line: take it back
-                    with open(index_path, "r+b") as rollback:
-                        recover_fd(
-                            rollback.fileno(),
-                            journal,
-                            index_path,
-                            parse_index_line,
-                            after_error=True,
-                        )
-                raise
-            crashpoints.step("index.append.after_write")
-            if journal is not None:
-                os.fsync(fd)
-                remove_journal(journal)
-            return WriteResult(len(lines), _fingerprint(fd), before_size=current.size)
+            current = _read_fd(fd) if fd is not None else IndexFile()
+            lines = lines_for(current)
+            if not lines:
+                return WriteResult(0, None)
+            if fd is None:
+                fd = open_target(index_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+                if os.fstat(fd).st_size:  # created meanwhile by a writer that skips the lock
+                    current = _read_fd(fd)
+                    lines = lines_for(current)
+                    if not lines:
+                        return WriteResult(0, None)
+            return _append_locked(fd, index_path, current, lines, journal)
         finally:
-            os.close(fd)
+            if fd is not None:
+                os.close(fd)
+
+
+def _append_locked(
+    fd: int, index_path: Path, current: IndexFile, lines: list[bytes], journal: Path | None
+) -> WriteResult:
+    payload = b"".join(line + b"\n" for line in lines)
+    if not current.ends_with_newline:
+        payload = b"\n" + payload
+    if journal is not None:
+        st = os.fstat(fd)
+        write_journal(
+            journal,
+            JournalRecord(
+                str(index_path),
+                st.st_dev,
+                st.st_ino,
+                st.st_size,
+                b"",
+                payload,
+                prefix_digest(fd, st.st_size),  # the fd is O_RDWR for this read
+            ),
+        )
+    crashpoints.step("index.append.before_write")
+    try:
+        write_all(fd, payload)
+    except OSError:
+        if journal is not None:  # a full disk can leave half a line: take it back
+            # On this O_APPEND fd the rollback's pwrite lands at the end, which its ftruncate
+            # has just made the journal's offset: the same bytes at the same place.
+            recover_fd(fd, journal, index_path, parse_index_line, after_error=True)
+        raise
+    crashpoints.step("index.append.after_write")
+    if journal is not None:
+        os.fsync(fd)
+        remove_journal(journal)
+    return WriteResult(len(lines), _fingerprint(fd), before_size=current.size)
 
 
 def recover_index(index_path: Path, lock_path: Path, journal: Path) -> str | None:
-    """Resolve a journal left by a crash during an append (taking the index lock)."""
+    """Resolve a journal left by a crash during an append (taking the index lock).
+    Raises UnsafeTarget when the index is no longer a file we may write (the journal stays)."""
     if not journal.exists() and not journal.with_name(journal.name + ".tmp").exists():
         return None
-    if not index_path.exists():
-        remove_journal(journal)
-        return "stale"
-    check_target(index_path)
     with session_index_lock(lock_path):
-        fd = os.open(index_path, os.O_RDWR | os.O_CLOEXEC)
+        fd = _open_existing(index_path, os.O_RDWR)
+        if fd is None:
+            remove_journal(journal)
+            return "stale"
         try:
             return recover_fd(fd, journal, index_path, parse_index_line)
         finally:
@@ -135,21 +163,29 @@ def replace_index(
     """Replace the index with `build(current bytes)` (temp file in the same directory, old mode,
     fsync, rename, fsync of the directory), all under the lock.
 
-    The file is re-checked before the rename, because binaries that predate the lock may
-    append meanwhile; then the content is rebuilt from the new bytes.
+    The current file is opened `O_NOFOLLOW` and checked under the lock; before the rename it
+    must still be that file, unchanged, because binaries that predate the lock may append
+    meanwhile (then the content is rebuilt from the new bytes).
     Raises LockBusy, UnsafeTarget, OSError.
     """
-    st = check_target(index_path)
-    mode = (st.st_mode & 0o777) if st is not None else 0o644
     directory = index_path.parent
     with session_index_lock(lock_path, lock_timeout_s):
         for _attempt in range(3):
-            before = _stat_key(index_path)
-            current = read_bytes(index_path)
+            st, current = None, b""
+            old = _open_existing(index_path, os.O_RDONLY)
+            if old is not None:
+                try:
+                    st = os.fstat(old)
+                    current = RegularFileReader(old, st.st_size).read()
+                finally:
+                    os.close(old)
+            before = _stat_key(st)
+            mode = (st.st_mode & 0o777) if st is not None else 0o644
             new = build(current)
             if new == current:
                 return WriteResult(0, None)
             saved = write_backup(backup_dir, index_path.name, current, backup)
+            # mkstemp: O_CREAT|O_EXCL|O_NOFOLLOW, an unpredictable name, 0600 until fchmod.
             fd, temp_name = tempfile.mkstemp(
                 prefix=".session_index.", suffix=".codex-indexd.tmp", dir=directory
             )
@@ -160,7 +196,7 @@ def replace_index(
                 write_all(fd, new)
                 crashpoints.step("index.replace.temp_written")
                 os.fsync(fd)
-                if _stat_key(index_path) != before:
+                if _path_key(index_path) != before:
                     continue  # someone appended without the lock: rebuild from the new bytes
                 crashpoints.step("index.replace.before_rename")
                 os.replace(temp, index_path)
@@ -174,9 +210,13 @@ def replace_index(
         raise OSError(f"{index_path} kept changing while we rewrote it; try again")
 
 
-def _stat_key(path: Path) -> tuple[int, int, int] | None:
+def _stat_key(st: os.stat_result | None) -> tuple[int, int, int, int] | None:
+    return None if st is None else (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _path_key(path: Path) -> tuple[int, int, int, int] | None:
+    """What `path` itself names now (a symlink swapped in counts as a change)."""
     try:
-        st = os.stat(path)
+        return _stat_key(os.lstat(path))
     except FileNotFoundError:
         return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)

@@ -1,14 +1,17 @@
-"""Codex's lock protocols (codex-formats.md §3.3, §4.2) and our own single-instance lock."""
+"""Codex's lock protocols for its index files, and our own single-instance lock."""
 
 from __future__ import annotations
 
 import errno
 import fcntl
 import os
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from codex_indexd.write.safety import UnsafeTarget, check_fd
 
 INDEX_LOCK_POLL_S = 0.05  # Codex polls the index lock every 50 ms
 INDEX_LOCK_TIMEOUT_S = 10.0  # Codex itself waits ≈30 s; we give up well before and retry later
@@ -48,8 +51,9 @@ def flock_with_retry(fd: int, path: Path, *, operation: int, attempts: int, poll
 
 @contextmanager
 def session_index_lock(lock_path: Path, timeout_s: float = INDEX_LOCK_TIMEOUT_S) -> Iterator[None]:
-    """Hold `session_index.jsonl.lock` exclusively (created 0666 when absent, never deleted)."""
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    """Hold `session_index.jsonl.lock` exclusively (created 0666 when absent, never deleted).
+    Raises LockBusy, UnsafeTarget (the lock path is a symlink or not a regular file)."""
+    fd = _open_lock_file(lock_path, 0o666)
     try:
         attempts = max(1, int(timeout_s / INDEX_LOCK_POLL_S))
         flock_with_retry(
@@ -58,6 +62,23 @@ def session_index_lock(lock_path: Path, timeout_s: float = INDEX_LOCK_TIMEOUT_S)
         yield
     finally:
         os.close(fd)  # closing releases the flock
+
+
+def _open_lock_file(path: Path, mode: int) -> int:
+    """Open (creating) a lock file without following a link or blocking on a FIFO; return
+    the fd of a regular file. Raises UnsafeTarget, OSError."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, mode)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+            reason = "is a symlink or not a regular file"
+            raise UnsafeTarget(f"{path} {reason}; not locking it") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UnsafeTarget(f"{path} is not a regular file; not locking it")
+    return fd
 
 
 def lock_history_fd(fd: int, path: Path) -> None:
@@ -81,20 +102,27 @@ class AlreadyRunning(Exception):
 
 
 class InstanceLock:
-    """A sidecar lock file held with `flock` for the life of the process (pre-commit style)."""
+    """A sidecar lock file held with `flock` for the life of the process (pre-commit style).
+    Its path comes from `OurFiles.instance_lock`, keyed by the home's real path, so one home
+    reached by two paths (a symlink) has one lock."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        """Take the lock and write our pid into the file. Raises AlreadyRunning."""
+        """Take the lock and write our pid into the file. Raises AlreadyRunning, UnsafeTarget."""
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = _open_lock_file(self.path, 0o600)
         if not _try_flock(fd, fcntl.LOCK_EX):
             pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
             os.close(fd)
             raise AlreadyRunning(self.path, pid)
+        try:
+            check_fd(fd, self.path)  # ours, one name: the pid goes nowhere else
+        except UnsafeTarget:
+            os.close(fd)
+            raise
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd

@@ -289,7 +289,10 @@ def test_without_a_user_manager_install_and_uninstall_start_and_stop_a_real_daem
     status_args = ["--manager", "systemd", "--codex-home", str(codex_home)]
     assert cli.main(["status", *status_args], runner=runner) == 0
     out = capsys.readouterr().out
-    assert f"running in the background (pid {pid})" in out and out.count("\nmanager:") + out.startswith("manager:") == 1
+    assert (
+        f"running in the background (pid {pid})" in out
+        and out.count("\nmanager:") + out.startswith("manager:") == 1
+    )
     assert "not installed" not in out
     from codex_indexd.status_file import read_status
 

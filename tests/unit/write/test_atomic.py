@@ -1,0 +1,73 @@
+"""Our own files are replaced atomically through an exclusive, unpredictable temp name in a
+directory only we can enter; nothing planted at a predictable name is written through."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from codex_indexd import heal_state, status_file
+from codex_indexd.paths import OurFiles, UnsafeOwnDir
+from codex_indexd.write.atomic import write_atomic
+
+
+@pytest.fixture(autouse=True)
+def our_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CODEX_INDEXD_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("CODEX_INDEXD_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CODEX_INDEXD_LOG_DIR", str(tmp_path / "log"))
+
+
+def test_write_atomic_creates_0700_dir_and_0600_file_from_chunks(tmp_path: Path) -> None:
+    target = tmp_path / "fresh" / "deeper" / "file.json"
+    old = os.umask(0)
+    try:
+        write_atomic(target, iter([b"a" * (1 << 20), b"b", b"c"]))
+    finally:
+        os.umask(old)
+    assert target.read_bytes() == b"a" * (1 << 20) + b"bc"
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert target.parent.stat().st_mode & 0o777 == 0o700
+    assert os.listdir(target.parent) == ["file.json"]  # no temp file left
+
+
+def test_planted_links_at_predictable_names_are_not_written_through(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    ours = OurFiles.for_home(home)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious\n")
+    for path in (ours.status, ours.heal_attempts, ours.checkpoint):
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for name in (path.name + ".tmp", f".{path.name}.tmp", path.name):
+            (path.parent / name).unlink(missing_ok=True)
+            (path.parent / name).symlink_to(victim)
+    status_file.write_status(home, {"ok": True})
+    heal_state.save_attempts(home, {"x": 1})
+    write_atomic(ours.checkpoint, b"{}\n")
+    assert victim.read_bytes() == b"precious\n"
+    assert status_file.read_status(home) == {"ok": True}
+    assert heal_state.load_attempts(home) == {"x": 1}
+    assert not ours.status.is_symlink() and ours.status.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_directory_others_can_enter_is_refused(tmp_path: Path) -> None:
+    wide = tmp_path / "wide"
+    wide.mkdir()
+    os.chmod(wide, 0o777)
+    with pytest.raises(UnsafeOwnDir, match="mode 777"):
+        write_atomic(wide / "f", b"x")
+    assert os.listdir(wide) == []
+
+
+def test_a_failed_write_leaves_no_temp_file(tmp_path: Path) -> None:
+    directory = tmp_path / "d"
+
+    def chunks() -> list[bytes]:
+        raise OSError(28, "No space left on device")
+
+    directory.mkdir(mode=0o700)
+    with pytest.raises(OSError, match="No space"):
+        write_atomic(directory / "f", (c for c in chunks()))
+    assert os.listdir(directory) == []
