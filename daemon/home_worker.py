@@ -254,7 +254,7 @@ class HomeWorker:
             checkpoint.save(self.tracker, checkpoint_path(self.home.root), verified)
             self._saved_version, self._saved_verified = self.tracker.version, verified
             self._saved_activity = self._activity
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # a full disk; a value JSON cannot hold
             log.warning("checkpoint.save_failed", error=str(exc))
 
     def take(self, paths: set[str], full: bool) -> bool:

@@ -149,7 +149,8 @@ def _check_ints(*values: Any) -> None:
 
 
 def _dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+    # ASCII escapes: a rollout name that is not UTF-8 (a lone surrogate once decoded) round-trips.
+    return json.dumps(value, ensure_ascii=True, separators=(",", ":")).encode("ascii") + b"\n"
 
 
 def _lines(tracker: RolloutTracker, verified: Verified | None) -> Iterator[bytes]:

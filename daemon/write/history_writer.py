@@ -30,20 +30,21 @@ from codex_indexd.write.journal import (
     write_journal,
 )
 from codex_indexd.write.locks import lock_history_fd
-from codex_indexd.write.safety import check_target, write_all
+from codex_indexd.write.safety import check_fd, open_target, write_all
 
 log = get_logger("codex_indexd.history_writer")
 HISTORY_MODE = 0o600
 
 
 def _open_locked(path: Path) -> int:
-    """Open (creating 0600) and lock the history file; return the fd. Raises LockBusy."""
-    check_target(path)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, HISTORY_MODE)
+    """Open (creating 0600, never through a link, never blocking) and lock the history file;
+    return the fd. Only once the lock is held is the file checked (regular, ours, one link,
+    still at `path`) and its mode fixed. Raises LockBusy, UnsafeTarget."""
+    fd = open_target(path, os.O_RDWR | os.O_CREAT, HISTORY_MODE)
     try:
-        if os.fstat(fd).st_mode & 0o777 != HISTORY_MODE:
-            os.fchmod(fd, HISTORY_MODE)
         lock_history_fd(fd, path)
+        if check_fd(fd, path).st_mode & 0o777 != HISTORY_MODE:
+            os.fchmod(fd, HISTORY_MODE)
     except BaseException:
         os.close(fd)
         raise
