@@ -67,7 +67,9 @@ def write_journal(journal: Path, record: JournalRecord) -> None:
         "prefix": record.prefix,
     }
     temp = journal.with_name(journal.name + ".tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    temp.unlink(missing_ok=True)  # a leftover of a crash; never opened through a link
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(temp, flags, 0o600)
     try:
         write_all(fd, json.dumps(header).encode() + b"\n" + record.old_tail + record.new_tail)
         crashpoints.step("journal.written")
