@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,17 +20,17 @@ from codex_indexd.codex.rollout import RolloutScan, scan_file
 from codex_indexd.codex.statedb import StateDbError, load_threads
 from codex_indexd.index.model import IndexLine, Policy, RolloutFacts, ThreadRow
 from codex_indexd.index.plan import (
+    HistoryAppend,
     Plan,
     encode_index_entry,
     history_append,
     make_plan,
-    merged_history_bytes,
     rebuilt_history_bytes,
     rebuilt_index_bytes,
 )
 from codex_indexd.logs import get_logger
 from codex_indexd.write.backup import BackupPolicy
-from codex_indexd.write.history_writer import recover_history, write_history
+from codex_indexd.write.history_writer import append_history, recover_history, write_history
 from codex_indexd.write.index_writer import WriteResult, append_index, recover_index, replace_index
 from codex_indexd.write.locks import INDEX_LOCK_TIMEOUT_S, LockBusy
 from codex_indexd.write.safety import UnsafeTarget
@@ -168,7 +169,9 @@ def gather(home: CodexHome, progress: Progress | None = None) -> HomeFacts:
 
 def plan_for(facts: HomeFacts, policy: Policy) -> Plan:
     """Return the plan for gathered facts (pure)."""
-    return make_plan(facts.threads, facts.rollouts, facts.index, facts.history, policy)
+    return make_plan(
+        facts.threads, facts.rollouts, facts.index, facts.history, policy, now=time.time()
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,25 +288,25 @@ def apply_plan(
         except (LockBusy, UnsafeTarget, OSError) as exc:
             result.errors[home.session_index.name] = exc
     if plan.writes_history and (rebuild or plan.drift.history_add):
-        desired, policy = plan.desired_history, plan.policy
+        desired, policy, planned = plan.desired_history, plan.policy, plan.drift.history_add
 
         def build(current: bytes) -> bytes:
-            if rebuild:
-                return rebuilt_history_bytes(current, desired, policy)
-            return merged_history_bytes(current, desired, policy, facts.history)
+            return rebuilt_history_bytes(current, desired, policy)
 
-        def append(size: int, read_at: Callable[[int, int], bytes]) -> bytes | None:
-            return history_append(size, read_at, desired, policy, facts.history)
+        def decide(size: int, read_at: Callable[[int, int], bytes]) -> HistoryAppend | None:
+            return history_append(size, read_at, planned, policy, facts.history)
 
         try:
-            result.history = write_history(
-                home.history,
-                targets.journal,
-                build,
-                backup_dir=targets.backup_dir,
-                backup=backup,
-                append=None if rebuild else append,
-            )
+            if rebuild:
+                result.history = write_history(
+                    home.history,
+                    targets.journal,
+                    build,
+                    backup_dir=targets.backup_dir,
+                    backup=backup,
+                )
+            else:
+                result.history = append_history(home.history, targets.journal, decide)
         except (LockBusy, UnsafeTarget, OSError) as exc:
             result.errors[home.history.name] = exc
     return result

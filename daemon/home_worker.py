@@ -25,6 +25,7 @@ from codex_indexd.codex.indexfiles import (
     still_prefix,
 )
 from codex_indexd.engine import ApplyResult, HomeFacts, apply_plan, recover
+from codex_indexd.index.history import fit_history_cap
 from codex_indexd.index.model import Drift, HistoryLine, Policy, ThreadRow
 from codex_indexd.index.plan import Plan, make_plan
 from codex_indexd.index.select import Selection
@@ -141,6 +142,8 @@ class HomeWorker:
             "lock_busy": 0,
         }
         self.retry_at: float | None = None
+        self.recheck_at: float | None = None  # held-back TUI turns are due again then
+        self._replan_now = False  # a write found the file changed since its plan
         self.current_drift: dict[str, int] = {}  # drift left after the last reconcile
         self._error_episode: dict[str, str] = {}
         self.extra_status: Callable[[], dict[str, Any]] | None = None  # set by the daemon
@@ -271,7 +274,11 @@ class HomeWorker:
             if name.startswith("rollout-"):
                 due |= self.tracker.refresh(path)
             elif name in ("session_index.jsonl", "history.jsonl"):
-                foreign = file_fingerprint(path) != self.own.get(name)
+                # Due unless the file is exactly what a plan verified (our own write after
+                # it, typically): a deletion, a truncation or an edit right after our write
+                # all differ, after a restart too.
+                fingerprint = file_fingerprint(path)
+                foreign = name not in self._verified_fp or fingerprint != self._verified_fp[name]
                 due |= foreign
                 # A Codex rename bumps `updated_at_ms` by 1 ms only, which the incremental DB
                 # query cannot see; the index line it appends is our cue to re-read all rows.
@@ -364,7 +371,15 @@ class HomeWorker:
         self._collect_changes()
         full = self._need_full_plan or policy.max_threads != 0
         only = None if full else set(self._dirty)
-        plan = make_plan(self.table.rows, self.tracker.facts(), index, history, policy, only=only)
+        plan = make_plan(
+            self.table.rows,
+            self.tracker.facts(),
+            index,
+            history,
+            policy,
+            only=only,
+            now=time.time(),
+        )
         selected = plan.selection.thread_ids
         if only is None:
             self._restored_ids = selected
@@ -381,10 +396,30 @@ class HomeWorker:
             self.current_drift = {}
             self._need_full_plan = False
             self._dirty.clear()
+        self._hold_pending(plan)
         if heal:
             self.maybe_heal()
         self.write_status()
         return plan
+
+    def _hold_pending(self, plan: Plan) -> None:
+        """Keep the threads of TUI turns held back for the TUI's own history line dirty, and
+        wake up when their grace period ends."""
+        pending = plan.drift.history_pending
+        replan, self._replan_now = self._replan_now, False
+        if not pending:
+            self.recheck_at = time.monotonic() if replan else None
+            return
+        self._dirty.update(line.session_id for line in pending)
+        newest = max(line.ts for line in pending)
+        wait = newest + plan.policy.history_grace_s + 1 - time.time()
+        self.recheck_at = time.monotonic() + max(0.05, wait)
+
+    @property
+    def wake_at(self) -> float | None:
+        """The monotonic time this home needs a reconcile without an event, if any."""
+        times = [t for t in (self.retry_at, self.recheck_at) if t is not None]
+        return min(times) if times else None
 
     def _policy(self) -> Policy:
         config = self.home.config()
@@ -486,13 +521,21 @@ class HomeWorker:
         """Write the drift; return True when everything planned was written."""
         now = time.monotonic()
         drift = plan.drift
+        paused = False
         if drift.index_append and not self.guard.allow("session_index.jsonl", now):
             drift.index_append = []
+            paused = True
         if drift.history_add and not self.guard.allow("history.jsonl", now):
             drift.history_add = []
+            paused = True
         unread = self._read_back_texts(plan)
-        if drift.empty:
-            return False
+        if drift.history_add:
+            history = self._history.history
+            drift.history_add, drift.history_over_cap = fit_history_cap(
+                drift.history_add, history.size, history.first_ts, plan.policy.history_max_bytes
+            )
+        if drift.empty:  # everything left out is over the cap: nothing is missing then
+            return not unread and not paused
         counts = drift.counts()
         keys: dict[str, list[Any]] = {
             "session_index.jsonl": [(e.thread_id, e.thread_name) for e in drift.index_append],
@@ -507,12 +550,20 @@ class HomeWorker:
         )
         for exc in result.errors.values():
             self._on_write_error(exc, now)
+        if result.history is not None and result.history.stale:
+            # Codex trimmed or someone edited history.jsonl after we parsed it: nothing was
+            # written; plan again from the file as it is, now.
+            self._history = _Cached()
+            self._verified_fp.pop(self.home.history.name, None)
+            self._replan_now = True
         if result.errors:
             self._record_writes(result, now, counts, keys)
             return False
         self._error_episode.clear()
         self.retry_at = None
         self._record_writes(result, now, counts, keys)
+        if self._replan_now:
+            return False
         return not unread and all(until <= now for until in self.guard.paused_until.values())
 
     def _read_back_texts(self, plan: Plan) -> int:

@@ -30,9 +30,11 @@ from codex_indexd.watch.observer import (
     OverflowFilter,
     default_factory,
     inotify_hint,
+    inotify_watched,
     install_overflow_hook,
     polling_reason,
     uninstall_overflow_hook,
+    unwatched_dirs,
     watch_plan,
 )
 from codex_indexd.write.backup import BackupPolicy
@@ -44,6 +46,7 @@ EXIT_ALREADY_RUNNING = 75
 # A checkpoint costs ~0.1 s at 10,000 sessions; after a kill -9 an older one only means
 # rereading the bytes appended since (and one full plan), so it is saved sparingly.
 CHECKPOINT_EVERY_S = 120.0
+WATCH_CHECK_EVERY_S = 10.0
 TEST_INOTIFY_ERRNO = "CODEX_INDEXD_TEST_INOTIFY_ERRNO"  # test hook: make inotify fail to start
 
 
@@ -96,6 +99,8 @@ class Daemon:
         self.reload_requested = threading.Event()
         self._last_full = 0.0
         self._last_checkpoint = 0.0
+        self._last_watch_check = time.monotonic()
+        self._forced_poll_reason: str | None = None  # set when watches were lost at run time
         self.ready = threading.Event()
         self.reconciles = 0
         self._overflow_hook: OverflowFilter | None = None
@@ -252,10 +257,40 @@ class Daemon:
                 log.info("watch.directory_vanished", error=str(exc))
         raise AssertionError("unreachable")
 
+    def check_watches(self) -> None:
+        """Fall back to polling when a directory under sessions/ went unwatched at run time
+        (watchdog skips a new directory silently once the inotify limit is reached); logged
+        once, and `status` shows the reason. Checked at most every WATCH_CHECK_EVERY_S."""
+        now = time.monotonic()
+        if self.watch.polling or now - self._last_watch_check < WATCH_CHECK_EVERY_S:
+            return
+        self._last_watch_check = now
+        watched = inotify_watched()
+        if watched is None or self.watch.observer is None:
+            return
+        trees = [
+            p for w in self.workers.values() for p in (w.home.sessions, w.home.archived_sessions)
+        ]
+        missing = unwatched_dirs(trees, watched)
+        if not missing:
+            return
+        self._forced_poll_reason = (
+            f"{len(missing)} directories (first {missing[0]}) could not be watched at run time: "
+            + inotify_hint(OSError(errno.ENOSPC, "watch limit"))
+        )
+        log.warning(
+            "watch.lost", directories=len(missing), first=str(missing[0]), fallback="polling"
+        )
+        self.stop_observer()
+        self.start_observer()
+        self._on_overflow()  # events in those directories were missed: rescan every home
+
     def start_observer(self) -> None:
         roots = [w.home.root for w in self.workers.values()]
         reason = (
-            "forced by --poll or config" if self.settings["watch.poll"] else polling_reason(roots)
+            "forced by --poll or config"
+            if self.settings["watch.poll"]
+            else self._forced_poll_reason or polling_reason(roots)
         )
         poll = reason is not None
         try:
@@ -315,7 +350,7 @@ class Daemon:
         for key, worker in self.workers.items():
             full = key in batch.full
             paths = batch.paths.get(key, set())
-            due_retry = worker.retry_at is not None and worker.retry_at <= time.monotonic()
+            due_retry = worker.wake_at is not None and worker.wake_at <= time.monotonic()
             if not (full or paths or due_retry):
                 continue
             try:
@@ -345,7 +380,7 @@ class Daemon:
         waits = [interval - (now - self._last_full), 1.0]
         if self.notifier.watchdog_s:
             waits.append(self.notifier.watchdog_s / 3)
-        waits += [w.retry_at - now for w in self.workers.values() if w.retry_at is not None]
+        waits += [t - now for w in self.workers.values() if (t := w.wake_at) is not None]
         return max(0.01, min(waits))
 
     def _loop(self) -> None:
@@ -359,6 +394,7 @@ class Daemon:
                 self.reload_requested.clear()
                 self.reload()
             self.supervise()
+            self.check_watches()
             now = time.monotonic()
             if now - self._last_full >= self.settings["watch.reconcile_interval_s"]:
                 batch.full.update(self.workers)

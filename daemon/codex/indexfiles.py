@@ -66,14 +66,20 @@ class HistoryFile:
     max_ts: int | None = None
     compact: bool = False
     last_raw: bytes | None = None
+    first_raw: bytes | None = None  # the first line's bytes: Codex's trim drops it
+    first_ts: int | None = None  # `ts` of the first line that parses (the oldest kept)
     _by_session: dict[str, list[HistoryLine]] | None = None
 
     def extend(self, lines: list[bytes]) -> None:
         """Append raw lines (without newlines), parsing them and keeping the indexes current."""
         if lines:
             self.last_raw = lines[-1]
+            if self.first_raw is None:
+                self.first_raw = lines[0]
         for raw in lines:
             line = parse_history_line(raw, keep_text=not self.compact)
+            if line is not None and self.first_ts is None:
+                self.first_ts = line.ts
             if not self.compact:
                 self.raw.append(raw)
             self.parsed.append(line)
@@ -163,7 +169,13 @@ def still_prefix(
     if not parsed.ends_with_newline or parsed.size > size:
         return False
     last = parsed.last_raw + b"\n" if parsed.last_raw is not None else b""
-    return read_at(parsed.size - len(last), len(last)) == last
+    if read_at(parsed.size - len(last), len(last)) != last:
+        return False
+    # Codex's `max_bytes` trim rewrites the file from its first byte: its first line goes.
+    if not isinstance(parsed, HistoryFile) or parsed.first_raw is None:
+        return True
+    first = parsed.first_raw + b"\n"
+    return len(first) >= parsed.size or read_at(0, len(first)) == first
 
 
 def extend_from(target: IndexFile | HistoryFile, handle: BinaryIO) -> int:
@@ -218,7 +230,15 @@ def read_index(path: Path) -> IndexFile:
 
 
 def read_history(path: Path) -> HistoryFile:
-    return parse_history_bytes(read_bytes(path))
+    """Return the file's lines as keys (`compact`), parsed a chunk at a time: memory does not
+    hold the file's bytes or texts. A missing file is an empty one. Raises other OSErrors."""
+    parsed = HistoryFile(compact=True)
+    try:
+        with open(path, "rb") as handle:
+            extend_from(parsed, handle)
+    except FileNotFoundError:
+        pass
+    return parsed
 
 
 def file_fingerprint(path: Path) -> tuple[int, int, int, int] | None:

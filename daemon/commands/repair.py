@@ -6,6 +6,7 @@ Default is a non-destructive merge; `--rebuild` replaces the files like the seed
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -17,6 +18,7 @@ from typing import Any
 
 from codex_indexd import logs
 from codex_indexd.codex.home import CodexHome
+from codex_indexd.codex.indexfiles import read_history
 from codex_indexd.engine import (
     ApplyResult,
     HomeFacts,
@@ -162,6 +164,7 @@ def build_report(
         "history_needs_insert": drift.history_needs_insert,
         "index_lines_added": result.index.lines_added if result and result.index else 0,
         "history_lines_added": result.history.lines_added if result and result.history else 0,
+        "history_left_out": result.history.left_out if result and result.history else 0,
         "backups": [
             str(w.backup) for w in (result.index, result.history) if result and w and w.backup
         ]
@@ -217,7 +220,16 @@ def summary_lines(
                 else ""
             )
         )
-        out.append(f"history lines {prefix}: {len(plan.drift.history_add)}")
+        added = len(plan.drift.history_add) if args.dry_run else report["history_lines_added"]
+        out.append(f"history lines {prefix}: {added}")
+        left_out = plan.drift.history_over_cap + report.get("history_left_out", 0)
+        if left_out:
+            out.append(f"history lines left out: {left_out} (over [history] max_bytes)")
+        if plan.drift.history_pending:
+            out.append(
+                f"history lines left to the TUI: {len(plan.drift.history_pending)} "
+                "(turns of the last seconds; the TUI writes their lines itself)"
+            )
         if args.dry_run:
             for reason, ids in report["drift_ids"].items():
                 out.append(
@@ -269,6 +281,24 @@ def _reasons(counts: dict[str, int], keys: tuple[str, ...]) -> str:
     return ", ".join(f"{key} {counts[key]}" for key in keys if counts.get(key))
 
 
+def apply_with_retries(
+    args: argparse.Namespace, home: CodexHome, facts: HomeFacts, plan: Plan
+) -> tuple[HomeFacts, Plan, ApplyResult]:
+    """Apply the plan; when Codex trimmed history.jsonl after we read it (the write found it
+    changed and wrote nothing), read it again and plan again, up to three times. Return the
+    facts and plan last used and the result."""
+    backup = BackupPolicy(enabled=not args.no_backup)
+    result = apply_plan(facts, plan, rebuild=args.rebuild, backup=backup)
+    for _ in range(3):
+        if result.history is None or not result.history.stale:
+            break
+        facts = dataclasses.replace(facts, history=read_history(home.history))
+        plan = plan_for(facts, policy_from(args, facts))
+        retried = apply_plan(facts, plan, rebuild=False, backup=backup)
+        result = dataclasses.replace(retried, index=result.index or retried.index)
+    return facts, plan, result
+
+
 def main(args: argparse.Namespace) -> int:
     """Run one repair; print the summary (or JSON). Exit 0 on success, 1 on failure."""
 
@@ -290,9 +320,7 @@ def main(args: argparse.Namespace) -> int:
         facts = gather(home, progress)
     plan = plan_for(facts, policy_from(args, facts))
     if not args.dry_run:
-        result = apply_plan(
-            facts, plan, rebuild=args.rebuild, backup=BackupPolicy(enabled=not args.no_backup)
-        )
+        facts, plan, result = apply_with_retries(args, home, facts, plan)
         if result.errors:
             error = "; ".join(
                 f"{name}: {type(exc).__name__}: {exc}" for name, exc in result.errors.items()

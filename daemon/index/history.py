@@ -1,8 +1,10 @@
 """History planning: the turns `history.jsonl` should hold, what is missing, and the merge.
 
 Existing lines are matched to derived ones as multisets on `(session_id, text)`, with a
-tolerance on `ts`, so a line Codex wrote is never duplicated. Merging only inserts; the
-only removal is `max_bytes` trimming done the way Codex does it.
+tolerance on `ts`, so a line Codex wrote is never duplicated. A merge only appends: running
+TUIs address lines by offset, and an insert would shift every later line and rewrite the
+file's tail under the lock. Under `[history] max_bytes` a merge adds only what fits and never
+trims; only a rebuild trims, the way Codex does.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from codex_indexd.index.model import HistoryLine, Policy, RolloutFacts
+
+TUI_SOURCE = "cli"  # the only client that writes history.jsonl itself
 
 SOFT_CAP_RATIO = 0.8
 
@@ -87,32 +91,6 @@ def missing_lines(
     return out
 
 
-def merge_lines(
-    raw: Sequence[bytes], parsed: Sequence[HistoryLine | None], additions: Sequence[HistoryLine]
-) -> tuple[list[bytes], bool]:
-    """Return the file's lines with `additions` inserted in chronological place, and whether
-    any addition went before an existing line (False means a pure append).
-
-    An addition goes after every existing line whose running time is ≤ its `ts`; lines that do
-    not parse keep the time of the line before them, so they stay where they are.
-    """
-    pending = sorted(additions, key=sort_key)
-    out: list[bytes] = []
-    inserted_before = False
-    j = 0
-    running = None
-    for line_raw, line in zip(raw, parsed, strict=True):
-        if line is not None:
-            running = line.ts if running is None else max(running, line.ts)
-        while j < len(pending) and running is not None and pending[j].ts < running:
-            out.append(encode_history_line(pending[j]))
-            inserted_before = True
-            j += 1
-        out.append(line_raw)
-    out.extend(encode_history_line(line) for line in pending[j:])
-    return out, inserted_before
-
-
 def trim_to_max_bytes(lines: list[bytes], max_bytes: int | None) -> list[bytes]:
     """Drop the oldest lines the way Codex does once the file exceeds `max_bytes`.
 
@@ -133,3 +111,58 @@ def trim_to_max_bytes(lines: list[bytes], max_bytes: int | None) -> list[bytes]:
         total -= sizes[drop]
         drop += 1
     return lines[drop:]
+
+
+def split_pending(
+    additions: Sequence[HistoryLine],
+    rollouts: dict[str, RolloutFacts],
+    now: float | None,
+    grace_s: int,
+) -> tuple[list[HistoryLine], list[HistoryLine]]:
+    """Return `(ready, pending)`: pending are TUI turns younger than `grace_s` at `now`, whose
+    history line the TUI itself may still be writing. `now` None means nothing is pending."""
+    if now is None or grace_s <= 0:
+        return list(additions), []
+    ready: list[HistoryLine] = []
+    pending: list[HistoryLine] = []
+    for line in additions:
+        facts = rollouts.get(line.session_id)
+        young = facts is not None and facts.source == TUI_SOURCE and line.ts > now - grace_s
+        (pending if young else ready).append(line)
+    return ready, pending
+
+
+def line_size(line: HistoryLine) -> int:
+    """Return the bytes the line takes in the file, newline included."""
+    return len(encode_history_line(line)) + 1
+
+
+def fit_history_cap(
+    additions: Sequence[HistoryLine], file_size: int, first_ts: int | None, max_bytes: int | None
+) -> tuple[list[HistoryLine], int]:
+    """Return the additions (in write order) that may be appended to a file of `file_size`
+    bytes without taking it over `max_bytes`, and how many were left out.
+
+    When everything fits, everything is added. Otherwise only turns at least as new as the
+    file's oldest kept line (`first_ts`) count: older ones are what Codex's own trim already
+    dropped. Of those, the newest are taken while they fit. Nothing is ever trimmed, so a
+    merge never removes a line Codex wrote.
+    """
+    ordered = sorted(additions, key=sort_key)
+    if max_bytes is None or max_bytes <= 0 or not ordered:
+        return ordered, 0
+    sizes = [line_size(line) for line in ordered]
+    budget = max_bytes - file_size
+    if sum(sizes) <= budget:
+        return ordered, 0
+    chosen: list[int] = []
+    used = 0
+    for i in range(len(ordered) - 1, -1, -1):
+        if first_ts is not None and ordered[i].ts < first_ts:
+            break  # sorted by time: every earlier one is older too
+        if used + sizes[i] > budget:
+            continue
+        used += sizes[i]
+        chosen.append(i)
+    kept = [ordered[i] for i in sorted(chosen)]
+    return kept, len(ordered) - len(kept)

@@ -117,6 +117,10 @@ class Policy:
     history_enabled: bool = True  # False when [history] persistence = "none"
     history_sources: frozenset[str] | None = None  # None = every source contributes
     history_ts_tolerance_s: int = 5
+    # The interactive TUI writes a prompt's history line itself, 0-1.5 s after the rollout's
+    # user turn (a random delay, then up to 1 s of lock retries). A TUI turn younger than this
+    # is left for the TUI's own line; after it, the TUI has written its line or dropped it.
+    history_grace_s: int = 4
 
 
 class DriftReason(StrEnum):
@@ -144,6 +148,10 @@ class Drift:
     index_reasons: dict[str, DriftReason] = field(default_factory=dict)
     history_add: list[HistoryLine] = field(default_factory=list)
     history_needs_insert: bool = False  # some additions are older than the file's last line
+    # Missing turns left out: they would not survive `[history] max_bytes` (or do not fit
+    # under it now), or they are TUI turns whose own history line may still be on its way.
+    history_over_cap: int = 0
+    history_pending: list[HistoryLine] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:

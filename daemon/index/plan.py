@@ -10,15 +10,14 @@ from codex_indexd.codex.indexfiles import (
     HistoryFile,
     IndexFile,
     parse_history_bytes,
-    split_lines,
     still_prefix,
 )
 from codex_indexd.index.history import (
     desired_history,
     encode_history_line,
-    merge_lines,
+    fit_history_cap,
     missing_lines,
-    sort_key,
+    split_pending,
     trim_to_max_bytes,
 )
 from codex_indexd.index.model import (
@@ -95,11 +94,14 @@ def make_plan(
     policy: Policy,
     *,
     only: set[str] | None = None,
+    now: float | None = None,
 ) -> Plan:
     """Return the plan for one home (pure).
 
     `only` limits the plan to some threads (the daemon passes those that changed since a plan
-    that left no drift); it requires `policy.max_threads == 0`.
+    that left no drift); it requires `policy.max_threads == 0`. `now` (epoch seconds) holds
+    back TUI turns younger than `policy.history_grace_s`, whose own history line may still
+    come; None holds back nothing.
     """
     if only is not None and policy.max_threads != 0:
         raise ValueError("a partial plan needs max_threads == 0")
@@ -114,11 +116,14 @@ def make_plan(
         ordered_ids = [entry.thread_id for entry in selection.entries]
         plan.desired_history = desired_history(ordered_ids, rollouts, policy)
         existing = history.parsed if only is None else history.lines_for(ordered_ids)
-        drift.history_add = missing_lines(
-            existing, plan.desired_history, policy.history_ts_tolerance_s
-        )
-        if drift.history_add and history.max_ts is not None:
-            drift.history_needs_insert = min(line.ts for line in drift.history_add) < history.max_ts
+        missing = missing_lines(existing, plan.desired_history, policy.history_ts_tolerance_s)
+        ready, drift.history_pending = split_pending(missing, rollouts, now, policy.history_grace_s)
+        if all(line.text is not None for line in ready):
+            # (The daemon's plan holds keys only; it fits the lines once their texts are read.)
+            ready, drift.history_over_cap = fit_history_cap(
+                ready, history.size, history.first_ts, policy.history_max_bytes
+            )
+        drift.history_add = ready
     return plan
 
 
@@ -129,97 +134,57 @@ def rebuilt_index_bytes(selection: Selection, index: IndexFile) -> bytes:
     return b"".join(line + b"\n" for line in lines)
 
 
-def _join(lines: Sequence[bytes]) -> bytes:
-    return b"".join(line + b"\n" for line in lines)
-
-
-def _lines_after(
-    known: HistoryFile, tail: HistoryFile, desired: Sequence[HistoryLine]
-) -> tuple[list[HistoryLine], int | None]:
-    """Return the lines of `desired`'s sessions in a file parsed as `known` then `tail`, and
-    the file's newest `ts`."""
-    sessions = {line.session_id for line in desired}
-    existing = known.lines_for(sessions) + [
-        line for line in tail.parsed if line is not None and line.session_id in sessions
-    ]
-    newest = max((t for t in (known.max_ts, tail.max_ts) if t is not None), default=None)
-    return existing, newest
-
-
 def _writable(additions: list[HistoryLine]) -> list[HistoryLine]:
     """Drop the additions whose text was not read back (the daemon fetches the texts of what
     its plan found missing; a line that went missing only after the plan waits for the next)."""
     return [line for line in additions if line.text is not None]
 
 
-def _appended(additions: Sequence[HistoryLine]) -> bytes:
-    return _join([encode_history_line(line) for line in sorted(additions, key=sort_key)])
+@dataclass(frozen=True, slots=True)
+class HistoryAppend:
+    """The bytes to append to `history.jsonl`, the lines they hold, and the planned lines
+    left out because they do not fit under `max_bytes` any more."""
+
+    data: bytes
+    lines: int
+    over_cap: int
 
 
 def history_append(
     size: int,
     read_at: Callable[[int, int], bytes],
-    desired: Sequence[HistoryLine],
+    planned: Sequence[HistoryLine],
     policy: Policy,
-    known: HistoryFile | None,
-) -> bytes | None:
-    """Return the bytes to append to a `history.jsonl` of `size` bytes when the merge is a plain
-    append (b"" when nothing is missing), reading only what `known` has not parsed.
+    known: HistoryFile,
+) -> HistoryAppend | None:
+    """Return what to append to a `history.jsonl` of `size` bytes (read through
+    `read_at(offset, length)`, under its lock) so that it holds the `planned` lines, reading
+    only what was appended since `known` was parsed.
 
-    Returns None when the whole file is needed: it changed other than by appends since
-    `known`, an addition is older than its last line, or the append would need trimming.
+    The planned lines are matched against those appended lines (the TUI's own line may have
+    come in since the plan), and fitted again under `max_bytes`. Returns None when
+    the file no longer starts with the bytes `known` was parsed from (Codex trimmed it, or
+    someone edited it): the caller plans again from the file as it is.
     """
-    if known is None or not still_prefix(known, size, read_at):
+    if not still_prefix(known, size, read_at):
         return None
     tail = parse_history_bytes(read_at(known.size, size - known.size))
-    existing, newest = _lines_after(known, tail, desired)
-    additions = _writable(missing_lines(existing, desired, policy.history_ts_tolerance_s))
-    if not additions:
-        return b""
-    if not tail.ends_with_newline or (
-        newest is not None and min(line.ts for line in additions) < newest
-    ):
-        return None
-    extra = _appended(additions)
-    limit = policy.history_max_bytes
-    return None if limit is not None and size + len(extra) > limit else extra
+    # The plan matched `known`'s lines already: only lines appended since can account for a
+    # planned one now.
+    sessions = {line.session_id for line in planned}
+    appended = [line for line in tail.parsed if line is not None and line.session_id in sessions]
+    additions = _writable(missing_lines(appended, planned, policy.history_ts_tolerance_s))
+    fitted, over_cap = fit_history_cap(additions, size, known.first_ts, policy.history_max_bytes)
+    if not fitted:
+        return HistoryAppend(b"", 0, over_cap)
+    data = _join([encode_history_line(line) for line in fitted])
+    if not tail.ends_with_newline:
+        data = b"\n" + data  # a torn last line stays a line of its own, never glued to ours
+    return HistoryAppend(data, len(fitted), over_cap)
 
 
-def merged_history_bytes(
-    current: bytes,
-    desired: Sequence[HistoryLine],
-    policy: Policy,
-    known: HistoryFile | None = None,
-) -> bytes:
-    """Return `history.jsonl` with the missing turns inserted (re-matched against `current`,
-    the content read under the lock), trimmed as Codex trims.
-
-    `known` is an earlier parse of the file; when `current` still starts with those bytes only
-    the rest is parsed, and additions newer than every line are a plain append.
-    """
-    full: HistoryFile | None = None
-    existing: Sequence[HistoryLine | None]
-    if known is not None and still_prefix(known, len(current), lambda o, n: current[o : o + n]):
-        tail = parse_history_bytes(current[known.size :])
-        existing, newest = _lines_after(known, tail, desired)
-        ends = tail.ends_with_newline
-    else:
-        full = parse_history_bytes(current)
-        existing, newest, ends = full.parsed, full.max_ts, full.ends_with_newline
-    additions = _writable(missing_lines(existing, desired, policy.history_ts_tolerance_s))
-    if not additions:
-        return current
-    appendable = newest is None or min(line.ts for line in additions) >= newest
-    if policy.history_max_bytes is None and ends and appendable:
-        return current + _appended(additions)
-    if full is not None:
-        raw, parsed = full.raw, full.parsed
-    else:  # the daemon's long-lived copy keeps no raw lines: split them off `current`
-        assert known is not None
-        known_raw = split_lines(current[: known.size])[0] if known.compact else known.raw
-        raw, parsed = known_raw + tail.raw, known.parsed + tail.parsed
-    lines, _ = merge_lines(raw, parsed, additions)
-    return _join(trim_to_max_bytes(lines, policy.history_max_bytes))
+def _join(lines: Sequence[bytes]) -> bytes:
+    return b"".join(line + b"\n" for line in lines)
 
 
 def rebuilt_history_bytes(current: bytes, desired: Sequence[HistoryLine], policy: Policy) -> bytes:

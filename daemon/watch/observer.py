@@ -194,6 +194,57 @@ def _read_proc(path: str) -> str:
         return "?"
 
 
+def inotify_watched() -> set[tuple[int, int]] | None:
+    """Return `(kernel device, inode)` of every directory this process's inotify instances
+    watch (from /proc/self/fdinfo), or None where that cannot be known (not Linux)."""
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    watched: set[tuple[int, int]] = set()
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") != "anon_inode:inotify":
+                continue
+            info = Path(f"/proc/self/fdinfo/{fd}").read_text(encoding="ascii", errors="replace")
+        except OSError:
+            continue
+        for row in info.splitlines():
+            if not row.startswith("inotify "):
+                continue
+            fields = dict(part.split(":", 1) for part in row.split()[1:] if ":" in part)
+            try:
+                watched.add((int(fields["sdev"], 16), int(fields["ino"], 16)))
+            except (KeyError, ValueError):
+                continue
+    return watched
+
+
+MAX_CHECKED_DIRS = 20_000
+
+
+def unwatched_dirs(roots: Sequence[Path], watched: set[tuple[int, int]]) -> list[Path]:
+    """Return the directories under `roots` (at most MAX_CHECKED_DIRS, links not followed)
+    that no inotify watch covers: watches watchdog could not add at run time (it skips them
+    without a word when the watch limit is reached)."""
+    missing: list[Path] = []
+    seen = 0
+    stack = [root for root in roots if root.is_dir()]
+    while stack and seen < MAX_CHECKED_DIRS:
+        directory = stack.pop()
+        seen += 1
+        try:
+            st = os.stat(directory, follow_symlinks=False)
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        kernel_dev = (os.major(st.st_dev) << 20) | os.minor(st.st_dev)
+        if (kernel_dev, st.st_ino) not in watched:
+            missing.append(directory)
+        stack.extend(Path(entry.path) for entry in entries if entry.is_dir(follow_symlinks=False))
+    return missing
+
+
 class OverflowFilter(logging.Filter):
     """Turns watchdog's 'queue overflowed' log record into a full-reconcile request."""
 

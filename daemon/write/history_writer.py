@@ -1,8 +1,10 @@
 """The `history.jsonl` writer: `flock` on the file itself, same inode, 0600, journaled.
 
-Codex appends under `flock(LOCK_EX|LOCK_NB)` retried for about 1 s (§4.2), and running TUIs
-address lines by offset in a file they know by inode (§4.3). So we never replace the file:
-we take the same lock, journal the old tail, and rewrite only from the first changed line.
+Codex appends under `flock(LOCK_EX|LOCK_NB)` retried for about 1 s, and running TUIs address
+lines by offset in a file they know by inode. So we never replace the file, and a merge only
+appends: under the lock we check that the file still starts with what the plan parsed, read
+only what was appended since, and write the new lines at the end. The lock is held for a few
+small reads and writes whatever the file's size. Only a rebuild rewrites the file's tail.
 """
 
 from __future__ import annotations
@@ -15,11 +17,18 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from codex_indexd.index.plan import HistoryAppend
 from codex_indexd.logs import get_logger
 from codex_indexd.write import crashpoints
 from codex_indexd.write.backup import BackupPolicy, write_backup
 from codex_indexd.write.index_writer import WriteResult
-from codex_indexd.write.journal import JournalRecord, recover_fd, remove_journal, write_journal
+from codex_indexd.write.journal import (
+    JournalRecord,
+    prefix_digest,
+    recover_fd,
+    remove_journal,
+    write_journal,
+)
 from codex_indexd.write.locks import lock_history_fd
 from codex_indexd.write.safety import check_target, write_all
 
@@ -117,6 +126,33 @@ def _read_at(fd: int, offset: int, length: int) -> bytes:
 ReadAt = Callable[[int, int], bytes]
 
 
+def append_history(
+    path: Path, journal: Path, decide: Callable[[int, ReadAt], HistoryAppend | None]
+) -> WriteResult:
+    """Append to `history.jsonl` what `decide(size, read_at)` returns, under the file's lock.
+
+    `decide` sees the file's size under the lock and reads what it needs; None from it means
+    the file changed other than by appends since the plan: nothing is written and the result
+    is `stale`. Raises LockBusy, UnsafeTarget, OSError.
+    """
+    fd = _open_locked(path)
+    try:
+        crashpoints.step("history.locked")
+        recover_fd(fd, journal, path)
+        size = os.fstat(fd).st_size
+        decision = decide(size, functools.partial(_read_at, fd))
+        if decision is None:
+            return WriteResult(0, None, stale=True, before_size=size)
+        if not decision.data:
+            return WriteResult(0, None, before_size=size, left_out=decision.over_cap)
+        _replace_tail(fd, path, journal, common=size, old_tail=b"", new_tail=decision.data)
+        return WriteResult(
+            decision.lines, _fingerprint(fd), before_size=size, left_out=decision.over_cap
+        )
+    finally:
+        os.close(fd)
+
+
 def write_history(
     path: Path,
     journal: Path,
@@ -124,26 +160,14 @@ def write_history(
     *,
     backup_dir: Path,
     backup: BackupPolicy,
-    append: Callable[[int, ReadAt], bytes | None] | None = None,
 ) -> WriteResult:
-    """Rewrite `history.jsonl` to `build(current bytes)` in place, under its lock.
-
-    `append(size, read_at)` is asked first: it returns the bytes to append when that is all
-    the change needs (b"" for nothing), reading only what it must, or None, and then the whole
-    file is read and `build` decides. Only the bytes after the first changed line are
-    rewritten. Raises LockBusy, UnsafeTarget, OSError.
-    """
+    """Rewrite `history.jsonl` to `build(current bytes)` in place, under its lock (a rebuild).
+    Only the bytes after the first changed line are rewritten. Raises LockBusy, UnsafeTarget,
+    OSError."""
     fd = _open_locked(path)
     try:
         crashpoints.step("history.locked")
         recover_fd(fd, journal, path)
-        size = os.fstat(fd).st_size
-        extra = append(size, functools.partial(_read_at, fd)) if append is not None else None
-        if extra is not None:
-            if not extra:
-                return WriteResult(0, None)
-            _replace_tail(fd, path, journal, common=size, old_tail=b"", new_tail=extra)
-            return WriteResult(extra.count(b"\n"), _fingerprint(fd), before_size=size)
         current = _read_at(fd, 0, os.fstat(fd).st_size)
         new = build(current)
         if new == current:
@@ -178,7 +202,9 @@ def _replace_tail(
     """Replace the bytes after `common` (`old_tail`) by `new_tail`, journaled, and synced.
     On an error the old tail is put back before the error is raised."""
     st = os.fstat(fd)
-    record = JournalRecord(str(path), st.st_dev, st.st_ino, common, old_tail, new_tail)
+    record = JournalRecord(
+        str(path), st.st_dev, st.st_ino, common, old_tail, new_tail, prefix_digest(fd, common)
+    )
     write_journal(journal, record)
     try:
         end = common + len(new_tail)

@@ -11,7 +11,13 @@ from pathlib import Path
 from codex_indexd.codex.indexfiles import IndexFile, parse_index_bytes, parse_index_line, read_bytes
 from codex_indexd.write import crashpoints
 from codex_indexd.write.backup import BackupPolicy, write_backup
-from codex_indexd.write.journal import JournalRecord, recover_fd, remove_journal, write_journal
+from codex_indexd.write.journal import (
+    JournalRecord,
+    prefix_digest,
+    recover_fd,
+    remove_journal,
+    write_journal,
+)
 from codex_indexd.write.locks import INDEX_LOCK_TIMEOUT_S, session_index_lock
 from codex_indexd.write.safety import check_target, fsync_dir, write_all
 
@@ -28,6 +34,8 @@ class WriteResult:
     backup: Path | None = None
     rewritten: bool = False
     before_size: int | None = None
+    stale: bool = False  # the file no longer held what the plan saw: nothing written, plan again
+    left_out: int = 0  # planned lines that no longer fit under `[history] max_bytes`
 
 
 def _fingerprint(fd: int) -> Fingerprint:
@@ -59,13 +67,22 @@ def append_index(
         payload = b"".join(line + b"\n" for line in lines)
         if not current.ends_with_newline:
             payload = b"\n" + payload
-        fd = os.open(index_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
+        # Read-write: the journal digests the bytes before the append point.
+        fd = os.open(index_path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
         try:
             if journal is not None:
                 st = os.fstat(fd)
                 write_journal(
                     journal,
-                    JournalRecord(str(index_path), st.st_dev, st.st_ino, st.st_size, b"", payload),
+                    JournalRecord(
+                        str(index_path),
+                        st.st_dev,
+                        st.st_ino,
+                        st.st_size,
+                        b"",
+                        payload,
+                        prefix_digest(fd, st.st_size),
+                    ),
                 )
             crashpoints.step("index.append.before_write")
             try:

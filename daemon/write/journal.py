@@ -1,13 +1,17 @@
 """Pre-image journal for in-place writes (`history.jsonl`, index appends), and its recovery.
 
 Before we change the file at byte `offset`, the journal stores the old tail (from `offset`)
-and the new one, durably. After a crash, `recover` puts back the old tail, or keeps the new
-one when it was written completely, and in both cases keeps every line Codex appended after
-the crash. The file keeps its inode throughout.
+and the new one, and a digest of the bytes before `offset`, durably. After a crash, `recover`
+puts back the old tail, or keeps the new one when it was written completely, and in both cases
+keeps every line Codex appended after the crash. It does so only while the bytes before
+`offset` are still the ones the journal saw: when Codex rewrote the file since (its
+`max_bytes` trim shifts every byte), the journal no longer describes it and is dropped
+without touching the file. The file keeps its inode throughout.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections import Counter
@@ -21,7 +25,21 @@ from codex_indexd.write import crashpoints
 from codex_indexd.write.safety import fsync_dir, write_all
 
 log = get_logger("codex_indexd.journal")
-VERSION = 1
+VERSION = 2
+PREFIX_HEAD = 4096
+PREFIX_TAIL = 1 << 16
+
+
+def prefix_digest(fd: int, offset: int) -> str:
+    """Return a digest of the file's first 4 KiB and of the 64 KiB before `offset` (all of
+    it when shorter), with `offset` itself: what a rewrite of the bytes before `offset`
+    changes."""
+    digest = hashlib.blake2b(str(offset).encode(), digest_size=16)
+    head = min(offset, PREFIX_HEAD)
+    digest.update(os.pread(fd, head, 0))
+    start = max(head, offset - PREFIX_TAIL)
+    digest.update(os.pread(fd, offset - start, start))
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +50,7 @@ class JournalRecord:
     offset: int
     old_tail: bytes
     new_tail: bytes
+    prefix: str | None = None  # `prefix_digest` at `offset` when written; None: not checked
 
 
 def write_journal(journal: Path, record: JournalRecord) -> None:
@@ -45,6 +64,7 @@ def write_journal(journal: Path, record: JournalRecord) -> None:
         "offset": record.offset,
         "old_len": len(record.old_tail),
         "new_len": len(record.new_tail),
+        "prefix": record.prefix,
     }
     temp = journal.with_name(journal.name + ".tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
@@ -73,8 +93,9 @@ def read_journal(journal: Path) -> JournalRecord | None:
         header = json.loads(data[:newline])
         old_len, new_len = int(header["old_len"]), int(header["new_len"])
         body = data[newline + 1 :]
-        if header.get("v") != VERSION or len(body) != old_len + new_len or newline < 0:
+        if header.get("v") not in (1, VERSION) or len(body) != old_len + new_len or newline < 0:
             raise ValueError("length or version mismatch")
+        prefix = header.get("prefix")
         return JournalRecord(
             str(header["path"]),
             int(header["dev"]),
@@ -82,6 +103,7 @@ def read_journal(journal: Path) -> JournalRecord | None:
             int(header["offset"]),
             body[:old_len],
             body[old_len:],
+            prefix if isinstance(prefix, str) else None,
         )
     except (ValueError, KeyError, TypeError) as exc:
         log.error("journal.unusable", journal=str(journal), error=str(exc))
@@ -150,7 +172,12 @@ def recover_fd(
         return None
     st = os.fstat(fd)
     if (st.st_dev, st.st_ino) != (record.dev, record.ino) or st.st_size < record.offset:
-        log.error("journal.stale", journal=str(journal), path=str(history_path))
+        log.error("journal.stale", journal=str(journal), path=str(history_path), why="file")
+        remove_journal(journal)
+        return "stale"
+    if record.prefix is not None and prefix_digest(fd, record.offset) != record.prefix:
+        # Rewritten since (Codex's trim, an editor): rolling back would glue or double lines.
+        log.error("journal.stale", journal=str(journal), path=str(history_path), why="content")
         remove_journal(journal)
         return "stale"
     found = os.pread(fd, st.st_size - record.offset, record.offset)

@@ -156,11 +156,9 @@ def next_plan(done: list[tuple[float, Plan]], since: float, what: str) -> Plan:
     )
 
 
-def test_no_repair_loop_after_an_in_place_history_insert(
-    tmp_path: Path, inproc, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
-    """A turn older than history's tail is inserted in place (same inode, file grows in the
-    middle). Later reconciles must not see it as missing again (and rewrite for nothing)."""
+def test_an_old_turn_is_appended_and_not_written_again(tmp_path: Path, inproc, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A turn older than history's tail is appended (running TUIs address lines by offset:
+    nothing Codex wrote moves). Later reconciles must not see it as missing again."""
     threads = [new_thread(i, turns=2) for i in range(4)]
     home = build_home(tmp_path / "h", threads)
     done = plans_after(monkeypatch)
@@ -169,9 +167,11 @@ def test_no_repair_loop_after_an_in_place_history_insert(
     old = BASE_TIME + timedelta(seconds=30)
     since = time.monotonic()
     append(rollout_path(home, threads[0]), user_turn(threads[0], "late but old", old))
-    plan = next_plan(done, since, "the reconcile that inserts the turn")
+    before = (home / "history.jsonl").read_bytes()
+    plan = next_plan(done, since, "the reconcile that adds the turn")
     assert [h.text for h in plan.drift.history_add] == ["late but old"]
-    assert history_texts(home)[-1] != "late but old", "expected an insert, not an append"
+    assert history_texts(home)[-1] == "late but old", "expected an append"
+    assert (home / "history.jsonl").read_bytes().startswith(before)
 
     # Codex appends a line of its own: the daemon looks (a reconcile) but has nothing to do.
     since = time.monotonic()

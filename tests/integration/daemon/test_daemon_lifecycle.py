@@ -389,7 +389,7 @@ def append_old_turn(home: Path, thread) -> None:  # type: ignore[no-untyped-def]
 
 
 def traced_steps(tmp_path: Path, spawn) -> list[str]:  # type: ignore[no-untyped-def]
-    """The writer steps of the in-place rewrite, from a twin home (same path length, same bytes)."""
+    """The writer steps of the history append, from a twin home (same path length, same bytes)."""
     twin, threads = repaired_home(tmp_path / "g", 10)
     trace = tmp_path / "twin-trace.txt"
     daemon = spawn(
@@ -406,9 +406,8 @@ CRASH_POINTS = {
     "journal_half_written": lambda steps: steps.index("journal.written") // 2,
     "journal_written": lambda steps: steps.index("journal.written"),
     "journal_committed": lambda steps: steps.index("journal.committed"),
-    "truncated": lambda steps: steps.index("history.truncated"),
     "tail_half_written": lambda steps: (
-        (steps.index("history.truncated") + steps.index("history.tail_written")) // 2
+        (steps.index("journal.committed") + steps.index("history.tail_written")) // 2
     ),
     "tail_written": lambda steps: steps.index("history.tail_written"),
     "synced": lambda steps: steps.index("history.synced"),
@@ -422,8 +421,8 @@ def test_crash_inside_a_history_rewrite_then_restart_is_consistent(
     state_dir: Path,  # type: ignore[no-untyped-def]
     point: str,
 ) -> None:
-    """`CODEX_INDEXD_CRASH_AT` kills the daemon (exit 86) at a chosen step of an in-place
-    history rewrite. Codex appends while it is down; the restart recovers, keeps those lines,
+    """`CODEX_INDEXD_CRASH_AT` kills the daemon (exit 86) at a chosen step of a history append
+    (64-byte write chunks, so a crash can leave half of it). Codex appends while it is down; the restart recovers, keeps those lines,
     then handles a burst."""
     steps = traced_steps(tmp_path, spawn)
     assert steps[0] == "history.locked" and steps[-1] == "journal.removed", steps

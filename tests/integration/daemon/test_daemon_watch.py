@@ -244,7 +244,8 @@ def test_a_home_created_after_the_start_is_picked_up_at_once(
     later = new_thread(1, turns=1)
     write_rollout(home, later)
     wait_for(lambda: later.thread_id in index_ids(home), 3, "a thread after the home appeared")
-    assert len(history_texts(home)) == 3
+    # The index line is written just before the history line, in the same reconcile.
+    wait_for(lambda: len(history_texts(home)) == 3, 2, "the new thread's turn in history")
     assert daemon.alive()
 
 
