@@ -535,7 +535,8 @@ class Walk:
                 )
         scratch = self.copy_home("oracle-scratch")
         present = Counter(history.splitlines(keepends=True))
-        own = [raw for raw in history.splitlines(keepends=True) if raw in set(self.codex_history)]
+        kept = set(self.codex_history) | self.user_lines
+        own = [raw for raw in history.splitlines(keepends=True) if raw in kept]
         del present
         (scratch / "history.jsonl").write_bytes(b"".join(own))
         os.chmod(scratch / "history.jsonl", 0o600)
@@ -543,11 +544,17 @@ class Walk:
         (scratch / "session_index.jsonl").write_bytes(b"".join(own_index))
         self.run_repair(scratch, fresh=True)
         for name, data in (("history.jsonl", history), ("session_index.jsonl", index)):
-            mine = Counter(data.splitlines())
-            theirs = Counter(read_bytes(scratch / name).splitlines())
+            # Turns of live threads, by (session, text): lines added for a thread that was
+            # archived since stay (history lines are never removed), doubles are their own kind.
+            live = {(t.tid, text) for t in self.live() for text, _ in t.turns}
+            mine = Counter(set(turn_keys(data)) & live)
+            theirs = Counter(set(turn_keys(read_bytes(scratch / name))) & live)
             if name == "session_index.jsonl":
-                mine = Counter(last_names(data).items())
-                theirs = Counter(last_names(read_bytes(scratch / name)).items())
+                ids = {t.tid for t in self.live()}
+                mine = Counter(i for i in last_names(data).items() if i[0] in ids)
+                theirs = Counter(
+                    i for i in last_names(read_bytes(scratch / name)).items() if i[0] in ids
+                )
             if mine != theirs:
                 extra = mine - theirs
                 missing = theirs - mine
@@ -872,6 +879,11 @@ class Walk:
         lines.append("steps:")
         lines.extend(f"  {s}" for s in self.steps)
         return "\n".join(lines)
+
+
+def turn_keys(data: bytes) -> list[tuple[str, str]]:
+    objs = (parse(raw, HISTORY_KEYS) for raw in data.splitlines())
+    return [(o["session_id"], o["text"]) for o in objs if o is not None]
 
 
 def last_names(data: bytes) -> dict[str, str]:
