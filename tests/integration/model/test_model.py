@@ -25,7 +25,7 @@ CONFIGS = {
     "unbounded": Config(
         seed=1, steps=STEPS, big_history_bytes=8_000_000 if not SOAK else 60_000_000
     ),
-    "max_bytes": Config(seed=2, steps=STEPS, max_bytes=20_000),
+    "max_bytes": Config(seed=2, steps=STEPS, max_bytes=8_000),
 }
 
 

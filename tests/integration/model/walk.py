@@ -61,6 +61,8 @@ KNOWN_OPEN: dict[str, str] = {
     "arrives 0-500 ms later, which then doubles it (no grace period yet)",
     "codex_line_moved_by_newer_insert": "the daemon's line for a newer turn lands before an "
     "older Codex line (seed 1 step 9, seed 2 step 10, right after a TUI turn); not triaged",
+    "second_daemon_on_same_home": "the single-instance lock is keyed by the path as given, "
+    "so a symlinked home path starts a second daemon",
 }
 
 
