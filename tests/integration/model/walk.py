@@ -454,8 +454,9 @@ class Walk:
         history, index = self.read_locked()
         objs = [parse(raw, HISTORY_KEYS) for raw in history.splitlines()]
         keys = Counter((o["session_id"], o["text"]) for o in objs if o is not None)
+        codex_objs = [parse(raw, HISTORY_KEYS) for raw in self.codex_history]
         oldest = min(
-            (o["ts"] for o in objs if o is not None and isinstance(o["ts"], int)), default=0
+            (o["ts"] for o in codex_objs if o is not None and isinstance(o["ts"], int)), default=0
         )
         for thread in self.live():
             for text, ts in thread.turns:
@@ -463,7 +464,7 @@ class Walk:
                 if key in self.excused or keys[key] >= 1:  # more than one: history_turn_doubled
                     continue
                 if self.config.max_bytes and ts < oldest:
-                    continue  # would be trimmed first: Codex keeps the newest lines
+                    continue  # older than every Codex line kept: the first to go at a trim
                 self.violate(
                     "history_turn_missing",
                     f"{thread.tid} {text[:50]!r} ({'tui' if thread.tui else 'exec'}, "
@@ -694,6 +695,8 @@ class Walk:
         if new is None:
             path.unlink(missing_ok=True)
             self.history_inode = None
+        elif not path.exists():
+            new = b""
         else:
             with open(path, "r+b" if path.exists() else "wb") as handle:
                 handle.truncate(0)
