@@ -61,6 +61,9 @@ KNOWN_OPEN: dict[str, str] = {
     "arrives 0-500 ms later, which then doubles it (no grace period yet)",
     "codex_line_moved_by_newer_insert": "the daemon's line for a newer turn lands before an "
     "older Codex line (seed 1 step 9, seed 2 step 10, right after a TUI turn); not triaged",
+    "differs_from_scratch_repair_under_max_bytes": "under max_bytes the daemon keeps turns a "
+    "from-scratch repair does not write (seed 2 step 61: 17 exec turns): the two disagree on "
+    "what fits the cap",
     "second_daemon_on_same_home": "the single-instance lock is keyed by the path as given, "
     "so a symlinked home path starts a second daemon",
 }
@@ -546,6 +549,10 @@ class Walk:
         own_index = [raw for raw in index.splitlines(keepends=True) if raw in set(self.codex_index)]
         (scratch / "session_index.jsonl").write_bytes(b"".join(own_index))
         self.run_repair(scratch, fresh=True)
+        left = Counter(read_bytes(scratch / "history.jsonl").splitlines(keepends=True))
+        for raw, n in Counter(own).items():
+            if left[raw] < n and raw not in self.user_lines:
+                self.violate("repair_removed_codex_line", f"from scratch: {raw[:120]!r}")
         for name, data in (("history.jsonl", history), ("session_index.jsonl", index)):
             # Turns of live threads, by (session, text): lines added for a thread that was
             # archived since stay (history lines are never removed), doubles are their own kind.
@@ -561,8 +568,11 @@ class Walk:
             if mine != theirs:
                 extra = mine - theirs
                 missing = theirs - mine
+                kind = "differs_from_scratch_repair"
+                if self.config.max_bytes and name == "history.jsonl":
+                    kind += "_under_max_bytes"
                 self.violate(
-                    "differs_from_scratch_repair",
+                    kind,
                     f"{name}: the daemon has {sum(extra.values())} lines a from-scratch repair "
                     f"does not, and lacks {sum(missing.values())}, e.g. "
                     f"+{str(next(iter(extra), ''))[:100]} -{str(next(iter(missing), ''))[:100]}",
