@@ -64,6 +64,8 @@ KNOWN_OPEN: dict[str, str] = {
     "differs_from_scratch_repair_under_max_bytes": "under max_bytes the daemon keeps turns a "
     "from-scratch repair does not write (seed 2 step 61: 17 exec turns): the two disagree on "
     "what fits the cap",
+    "history_turn_missing_after_user_edit": "a user's rm/truncate/edit of history.jsonl right "
+    "after the daemon's own write is not repaired until the 10-minute reconcile (seed 2 step 175)",
     "second_daemon_on_same_home": "the single-instance lock is keyed by the path as given, "
     "so a symlinked home path starts a second daemon",
 }
@@ -164,6 +166,7 @@ class Walk:
         self.history_inode: int | None = None
         self.previous_history: list[bytes] = []
         self.max_refusal = 0.0
+        self.user_touched_history = False  # since the last quiet check
         self.started = time.monotonic()
 
     # -- bookkeeping --------------------------------------------------------------------------
@@ -468,8 +471,11 @@ class Walk:
                     continue
                 if self.config.max_bytes and ts < oldest:
                     continue  # older than every Codex line kept: the first to go at a trim
+                kind = "history_turn_missing"
+                if self.user_touched_history:
+                    kind += "_after_user_edit"
                 self.violate(
-                    "history_turn_missing",
+                    kind,
                     f"{thread.tid} {text[:50]!r} ({'tui' if thread.tui else 'exec'}, "
                     f"{keys[key]} copies)",
                 )
@@ -483,6 +489,7 @@ class Walk:
                 self.violate("index_name_missing", f"{thread.tid} (want {thread.names[-1]!r})")
         self.check_index(index, quiet=True)
         self.oracle(history, index)
+        self.user_touched_history = False
 
     def copy_home(self, name: str) -> Path:
         target = self.base / name
@@ -711,6 +718,7 @@ class Walk:
             with open(path, "r+b" if path.exists() else "wb") as handle:
                 handle.truncate(0)
                 handle.write(new)
+        self.user_touched_history = True
         self.user_changed("history", (new or b"").splitlines())
         self.previous_history = (new or b"").splitlines(keepends=True)
         self.note(action)
