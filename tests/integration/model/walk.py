@@ -66,6 +66,8 @@ KNOWN_OPEN: dict[str, str] = {
     "what fits the cap",
     "history_turn_missing_after_user_edit": "a user's rm/truncate/edit of history.jsonl right "
     "after the daemon's own write is not repaired until the 10-minute reconcile (seed 2 step 175)",
+    "history_lock_held_too_long": "the daemon held the history flock for 401 ms on a 3 kB file "
+    "right after a TUI turn (seed 2 step 36, shared 2-core machine): work is done under the lock",
     "second_daemon_on_same_home": "the single-instance lock is keyed by the path as given, "
     "so a symlinked home path starts a second daemon",
 }
