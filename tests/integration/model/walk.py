@@ -57,8 +57,9 @@ INDEX_KEYS = ("id", "thread_name", "updated_at")
 # Violation kinds a product bug still breaks, with the bug. The walk reports them and goes
 # on; every other kind fails the test at once. Remove an entry when the fix lands.
 KNOWN_OPEN: dict[str, str] = {
-    "history_turn_doubled": "TUI/rollout race: a turn is added before Codex's own history line "
-    "arrives 0-500 ms later, which then doubles it (no grace period yet)",
+    "history_turn_doubled": "TUI/rollout race: the grace period holds back only source 'cli' "
+    "(daemon/index/history.py TUI_SOURCE) but the 0.169+ TUI writes source 'vscode', originator "
+    "'codex-tui', so its turn is added before its own history line arrives and is doubled",
     "codex_line_moved_by_newer_insert": "the daemon's line for a newer turn lands before an "
     "older Codex line (seed 1 step 9, seed 2 step 10, right after a TUI turn); not triaged",
     "differs_from_scratch_repair_under_max_bytes": "under max_bytes the daemon keeps turns a "
