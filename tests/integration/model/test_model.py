@@ -53,3 +53,27 @@ def test_walk(tmp_path: Path, private_dirs: Path, name: str) -> None:
     assert all(kind in KNOWN_OPEN for kind in open_kinds), walk.report()
     if open_kinds:
         pytest.xfail(f"known open: {', '.join(open_kinds)}")  # reported, see KNOWN_OPEN
+
+
+# One short, fixed scenario per bug the walk found: skipped while its kind is in KNOWN_OPEN,
+# enforced (every invariant) once the entry is removed.
+SCENARIOS: dict[str, tuple[str, list[str], int | None]] = {
+    "tui_turn_not_doubled": ("history_turn_doubled", ["tui_new"] + ["tui_turn"] * 6, None),
+    "symlinked_home_single_daemon": ("second_daemon_on_same_home", ["symlink_daemon"], None),
+    "max_bytes_matches_scratch_repair": (
+        "differs_from_scratch_repair_under_max_bytes",
+        ["tui_new", "exec_new"] + ["exec_turn", "tui_turn"] * 15 + ["old_thread", "quiet"],
+        3_000,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_found_scenario(tmp_path: Path, private_dirs: Path, name: str) -> None:
+    kind, script, max_bytes = SCENARIOS[name]
+    if kind in KNOWN_OPEN:
+        pytest.skip(f"KNOWN_OPEN {kind}: {KNOWN_OPEN[kind]}")
+    walk = run_walk(
+        tmp_path, private_dirs / "log", Config(seed=7, steps=0, max_bytes=max_bytes, script=script)
+    )
+    assert not walk.violations, walk.report()

@@ -60,8 +60,6 @@ KNOWN_OPEN: dict[str, str] = {
     "history_turn_doubled": "TUI/rollout race: the grace period holds back only source 'cli' "
     "(daemon/index/history.py TUI_SOURCE) but the 0.169+ TUI writes source 'vscode', originator "
     "'codex-tui', so its turn is added before its own history line arrives and is doubled",
-    "codex_line_moved_by_newer_insert": "the daemon's line for a newer turn lands before an "
-    "older Codex line (seed 1 step 9, seed 2 step 10, right after a TUI turn); not triaged",
     "differs_from_scratch_repair_under_max_bytes": "under max_bytes the daemon keeps turns a "
     "from-scratch repair does not write (seed 2 step 61: 17 exec turns): the two disagree on "
     "what fits the cap",
@@ -89,6 +87,7 @@ class Config:
     quiet_every: int = 25
     big_history_bytes: int = 0  # one bulk of foreign Codex lines this large, unbounded homes only
     weights: dict[str, int] = field(default_factory=dict)
+    script: list[str] = field(default_factory=list)  # these rules in this order, not random
 
 
 WEIGHTS: dict[str, int] = {
@@ -377,7 +376,7 @@ class Walk:
         before = set(self.previous_history)
         codex = set(self.codex_history)
         newest_added: int | None = None
-        for n in range(len(lines) - 1, -1, -1):
+        for n in range(len(lines)):  # added lines seen so far sit before the current one
             full = lines[n] + b"\n"
             obj = objs[n]
             if obj is None or not isinstance(obj.get("ts"), int):
@@ -871,9 +870,10 @@ class Walk:
             self.check()
         names = [n for n in self.weights if self.weights[n] > 0]
         weights = [self.weights[n] for n in names]
-        for n in range(1, self.config.steps + 1):
+        script = self.config.script
+        for n in range(1, (len(script) if script else self.config.steps) + 1):
             self.step_no = n
-            rule = self.rng.choices(names, weights)[0]
+            rule = script[n - 1] if script else self.rng.choices(names, weights)[0]
             getattr(self, f"r_{rule}")()
             self.check()
             if n % self.config.quiet_every == 0:
