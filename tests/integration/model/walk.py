@@ -56,7 +56,9 @@ INDEX_KEYS = ("id", "thread_name", "updated_at")
 
 # Violation kinds a product bug still breaks, with the bug. The walk reports them and goes
 # on; every other kind fails the test at once. Remove an entry when the fix lands.
-KNOWN_OPEN: dict[str, str] = {
+# CODEX_INDEXD_MODEL_ENFORCE_ALL=1 empties it, to see what still fails.
+KNOWN_OPEN: dict[str, str] = {}
+KNOWN_OPEN_BUGS: dict[str, str] = {
     "history_turn_doubled": "TUI/rollout race: the grace period holds back only source 'cli' "
     "(daemon/index/history.py TUI_SOURCE) but the 0.169+ TUI writes source 'vscode', originator "
     "'codex-tui', so its turn is added before its own history line arrives and is doubled",
@@ -70,6 +72,8 @@ KNOWN_OPEN: dict[str, str] = {
     "second_daemon_on_same_home": "the single-instance lock is keyed by the path as given, "
     "so a symlinked home path starts a second daemon",
 }
+if not os.environ.get("CODEX_INDEXD_MODEL_ENFORCE_ALL"):
+    KNOWN_OPEN.update(KNOWN_OPEN_BUGS)
 
 
 @dataclass(frozen=True)
