@@ -20,6 +20,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="codex-indexd",
         description="Keep Codex's session_index.jsonl and history.jsonl in step with its rollouts.",
+        epilog="examples:\n  codex-indexd service install   # run the daemon as a user service\n"
+        "  codex-indexd status            # is it running, is anything wrong?\n"
+        "  codex-indexd COMMAND --help    # options and exit codes of one command",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"codex-indexd {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -31,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("logs", "show the daemon's log"),
         ("service", "install, remove or inspect the user service"),
         ("config", "show the effective configuration"),
+        ("report", "write a redacted diagnostic report for a bug report"),
     ):
         passthrough = sub.add_parser(name, help=help_text, add_help=False)
         passthrough.add_argument("rest", nargs=argparse.REMAINDER)
@@ -49,11 +54,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.set_configure_hook(None)
 
 
+COMMANDS = ("repair", "run", "explain", "status", "logs", "service", "config", "report")
+
+
 def _main(argv: Sequence[str] | None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if args_list and args_list[0] in {"status", "logs", "service", "config"}:
+    if args_list and args_list[0] in {"status", "logs", "service", "config", "report"}:
         return _passthrough(args_list[0], args_list[1:])
+    if args_list and not args_list[0].startswith("-") and args_list[0] not in COMMANDS:
+        import difflib
+
+        close = difflib.get_close_matches(args_list[0], COMMANDS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        print(
+            f"codex-indexd: unknown command {args_list[0]!r}{hint}; "
+            f"commands: {', '.join(COMMANDS)}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     args = parser.parse_args(args_list)
     if args.command is None:
         parser.print_help(sys.stderr)
@@ -75,6 +94,10 @@ def _passthrough(command: str, rest: list[str]) -> int:
         from codex_indexd.commands.status import main as status_main
 
         return status_main(rest)
+    if command == "report":
+        from codex_indexd.commands.report import main as report_main
+
+        return report_main(rest)
     from codex_indexd.commands.config_cmd import main as config_main
 
     return config_main(rest)

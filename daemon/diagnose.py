@@ -1,7 +1,7 @@
 """Why a thread is or is not visible in Codex (codex-formats.md §2.5, §3.4; user-needs §0, §1A-§1C).
 
-Codex 0.169 lists threads in two ways that hide different things. Each rule below was checked
-against the real CLI (tests/e2e/test_explain_e2e.py):
+Codex 0.169 and 0.171 list threads in two ways that hide different things. Each rule below
+was checked against the real CLI (tests/e2e/test_explain_e2e.py, on both versions):
 
 * The `codex resume` picker shows rows of the state DB only, like `thread/list` with
   `useStateDbOnly: true`: a rollout without a row is missing, and so is a row whose
@@ -15,7 +15,8 @@ against the real CLI (tests/e2e/test_explain_e2e.py):
   `Finding.hides_in_scan`.
 
 Both hide archived threads and non-interactive sources (exec, sub-agents). Neither reads
-`session_index.jsonl` for Codex 0.169's threads.
+`session_index.jsonl` for their own threads. Codex 0.169 names a thread only when asked to;
+0.171's TUI names every new thread itself (the first prompt, cut to one short line).
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ from codex_indexd.engine import HomeFacts
 from codex_indexd.index.model import RolloutFacts, ThreadRow
 from codex_indexd.index.names import db_name, desired_name, first_line, latest_rename
 
-INTERACTIVE_SOURCES = frozenset({"cli", "vscode"})
+INTERACTIVE_SOURCES = frozenset({"cli", "vscode", '{"custom":"atlas"}', '{"custom":"chatgpt"}'})
+"""The sources Codex 0.169 and 0.171 list by default (in the DB's and our compact spelling);
+every other source, custom ones included, is listed only when asked for. Checked against the
+real CLI in tests/e2e/test_sources_e2e.py."""
 _META_SCAN_LINES = 5  # Codex accepts a few junk lines before `session_meta`
 _META_MAX_BYTES = 1 << 20
 
@@ -283,8 +287,8 @@ def _filter_findings(facts: HomeFacts, t: _Thread) -> list[Finding]:
             Finding(
                 "non_interactive_source",
                 f"Its source is {source!r}: 'codex resume' and thread/list show only interactive "
-                "(cli/vscode) threads unless asked; 'codex resume --include-non-interactive' and "
-                f"thread/list with {kinds} show it.",
+                "threads (cli, vscode, and the custom sources atlas and chatgpt) unless asked; "
+                f"'codex resume --include-non-interactive' and thread/list with {kinds} show it.",
                 hides=True,
                 hides_in_scan=True,
             )
@@ -338,14 +342,15 @@ def _name_findings(facts: HomeFacts, t: _Thread) -> list[Finding]:
         why = (
             "'codex exec' never writes one"
             if _is_exec(t.source)
-            else "Codex 0.169 writes one only when a thread gets a name"
+            else "Codex 0.169 writes one only when a thread gets a name; Codex 0.171's TUI names "
+            "every new thread itself and writes the line then, app-server clients do not"
         )
         out.append(
             Finding(
                 "not_in_index",
-                f"It has no line in session_index.jsonl ({why}). Codex 0.169 lists threads and "
-                "resolves names from the DB, but older Codex builds and third-party tools read "
-                "names there ('codex-indexd repair' adds the line).",
+                f"It has no line in session_index.jsonl ({why}). Codex 0.169 and 0.171 list "
+                "threads and resolve names from the DB, but older Codex builds and third-party "
+                "tools read names there ('codex-indexd repair' adds the line).",
             )
         )
     elif line.thread_name != name:
@@ -366,7 +371,7 @@ def _name_findings(facts: HomeFacts, t: _Thread) -> list[Finding]:
             Finding(
                 "name_lost_in_db",
                 f"Its name {rename.name!r} is only in session_index.jsonl or the rollout; "
-                "Codex 0.169 "
+                "Codex (0.169, 0.171) "
                 "reads names from the DB, so lists show the thread without a name and "
                 "'codex resume <name>' or 'codex archive <name>' do not find it "
                 "('codex-indexd repair --heal-db' restores it).",

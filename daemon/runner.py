@@ -17,6 +17,7 @@ from typing import Any
 from codex_indexd import settings as settings_mod
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.indexfiles import file_fingerprint
+from codex_indexd.commands.home_check import MISSING, HomeProblem, check_home, origin_of
 from codex_indexd.home_worker import Fingerprint, HomeWorker
 from codex_indexd.index.model import Policy
 from codex_indexd.logs import get_logger
@@ -47,6 +48,8 @@ EXIT_ALREADY_RUNNING = 75
 # rereading the bytes appended since (and one full plan), so it is saved sparingly.
 CHECKPOINT_EVERY_S = 120.0
 WATCH_CHECK_EVERY_S = 10.0
+# Settings a SIGHUP cannot apply to a running daemon.
+RESTART_KEYS = ("log_level",)
 TEST_INOTIFY_ERRNO = "CODEX_INDEXD_TEST_INOTIFY_ERRNO"  # test hook: make inotify fail to start
 
 
@@ -56,6 +59,10 @@ class WatchState:
     polling: bool = False
     reason: str = "inotify" if os.name == "posix" else "native"
     restarts: int = 0
+
+
+def now_utc() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def policy_from_settings(resolved: settings_mod.Settings) -> Policy:
@@ -94,6 +101,7 @@ class Daemon:
         )
         self.workers: dict[str, HomeWorker] = {}
         self.locks: list[InstanceLock] = []
+        self._locks_by_home: dict[str, InstanceLock] = {}
         self.watch = WatchState()
         self.stop_requested = threading.Event()
         self.reload_requested = threading.Event()
@@ -106,6 +114,31 @@ class Daemon:
         self._overflow_hook: OverflowFilter | None = None
         self._last_status = ""
         self._last_watchdog = float("-inf")
+        self.problems: dict[str, HomeProblem] = {}  # homes that cannot be served, by path
+        self.restart_needed: list[str] = []  # settings a reload could not apply
+
+    # -- homes ---------------------------------------------------------------------------
+    def check_homes(self) -> list[HomeProblem]:
+        """Set aside the configured homes that cannot be served (a file, unreadable, a broken
+        link); a missing home stays, its worker waits for it. Return every problem found,
+        missing homes included, each logged once."""
+        origin = origin_of(self.settings.sources.get("homes", "default"), self.settings.file)
+        found: list[HomeProblem] = []
+        usable: list[Path] = []
+        for root in self.settings.homes:
+            problem = check_home(root, origin)
+            if problem is None or problem.code == MISSING:
+                usable.append(root)
+            if problem is None:
+                self.problems.pop(str(root), None)
+                continue
+            found.append(problem)
+            if self.problems.get(str(root)) != problem:
+                level = log.warning if problem.code == MISSING else log.error
+                level("home.unusable", home=str(root), reason=problem.code, detail=problem.sentence)
+            self.problems[str(root)] = problem
+        self.settings.values["homes"] = usable
+        return found
 
     # -- lifecycle ---------------------------------------------------------------------
     def acquire_locks(self) -> None:
@@ -118,11 +151,13 @@ class Daemon:
                 self.release_locks()
                 raise
             self.locks.append(lock)
+            self._locks_by_home[str(CodexHome.at(home).root)] = lock
 
     def release_locks(self) -> None:
         for lock in self.locks:
             lock.release()
         self.locks.clear()
+        self._locks_by_home.clear()
 
     def _make_workers(self) -> None:
         policy, backup = policy_from_settings(self.settings), backup_from_settings(self.settings)
@@ -151,15 +186,18 @@ class Daemon:
         signal.signal(signal.SIGHUP, on_hup)
 
     def run_once(self) -> int:
-        """One full reconcile of every home, then return 0."""
+        """One full reconcile of every home that exists, then return 0 (1 when a home is
+        missing or cannot be served: `check_homes` said which)."""
         self._make_workers()
         for worker in self.workers.values():
+            if not worker.home.root.is_dir():
+                continue
             worker.start()
             worker.reconcile(reason="once")
             worker.save_checkpoint()
             worker.write_status({"running": False})
             worker.table.close()
-        return 0
+        return 1 if self.problems else 0
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; return the exit code."""
@@ -202,9 +240,7 @@ class Daemon:
             self._overflow_hook = None
         for worker in self.workers.values():
             worker.save_checkpoint()
-            worker.write_status(
-                {"stopped_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "running": False}
-            )
+            worker.write_status({"stopped_at": now_utc(), "running": False})
             worker.table.close()
         log.info("daemon.stopped")
 
@@ -427,7 +463,9 @@ class Daemon:
             self._last_status = status_line
 
     def reload(self) -> None:
-        """SIGHUP: re-read the config; a bad one keeps the last good settings."""
+        """SIGHUP: re-read the config; a bad one keeps the last good settings. Homes added
+        to the config are locked, loaded and watched; homes removed are let go of. A change
+        that only a restart applies is logged and shown by `status`."""
         if self._reload is None:
             return
         try:
@@ -435,19 +473,63 @@ class Daemon:
         except settings_mod.ConfigError as exc:
             log.error("config.reload_failed", error=str(exc), kept="previous configuration")
             return
-        if {str(h) for h in fresh.homes} != {str(h) for h in self.settings.homes}:
-            log.warning(
-                "config.homes_changed",
-                detail="restart the daemon to watch a different set of homes",
-            )
-            fresh.values["homes"] = self.settings.homes
+        before = self.settings
         self.settings = fresh
+        self.check_homes()
+        added, dropped = self._apply_homes(before)
+        self.restart_needed = [k for k in RESTART_KEYS if fresh[k] != before[k]]
+        if self.restart_needed:
+            log.warning(
+                "config.restart_needed",
+                keys=self.restart_needed,
+                detail="restart the daemon to apply these settings",
+            )
         self.debouncer.quiet_s = fresh["watch.debounce_ms"] / 1000
         self.debouncer.max_delay_s = fresh["watch.max_delay_ms"] / 1000
         self._make_workers()
-        log.info("config.reloaded", file=str(fresh.file))
+        for key in added:
+            self.workers[key].start()
+        rewatch = any(fresh[k] != before[k] for k in ("watch.poll", "watch.poll_interval_s"))
+        if added or dropped or rewatch:
+            self.rewatch()
+        log.info("config.reloaded", file=str(fresh.file), added=added, dropped=dropped)
         for key in self.workers:
             self.debouncer.request_full(key)
+
+    def _apply_homes(self, before: settings_mod.Settings) -> tuple[list[str], list[str]]:
+        """Lock the homes the fresh settings add, let go of those they drop; return both
+        lists of home keys. A home another daemon serves is left out, with a log line."""
+        wanted = {str(CodexHome.at(root).root): root for root in self.settings.homes}
+        dropped = [key for key in self.workers if key not in wanted]
+        for key in dropped:
+            worker = self.workers.pop(key)
+            worker.save_checkpoint()
+            worker.write_status({"stopped_at": now_utc(), "running": False})
+            worker.table.close()
+            lock = self._locks_by_home.pop(key, None)
+            if lock is not None:
+                lock.release()
+                self.locks.remove(lock)
+            log.info("home.dropped", home=key)
+        added: list[str] = []
+        keep: list[Path] = []
+        for key, root in wanted.items():
+            if key in self.workers:
+                keep.append(root)
+                continue
+            lock = InstanceLock(instance_lock_path(root))
+            try:
+                lock.acquire()
+            except AlreadyRunning as exc:
+                log.error("home.already_served", home=key, pid=exc.pid, lock=str(exc.path))
+                continue
+            self.locks.append(lock)
+            self._locks_by_home[key] = lock
+            keep.append(root)
+            added.append(key)
+            log.info("home.added", home=key)
+        self.settings.values["homes"] = keep
+        return added, dropped
 
     def _status_line(self) -> str:
         sessions = sum(len(w.tracker.files) for w in self.workers.values())
@@ -465,6 +547,7 @@ class Daemon:
             "polling": self.watch.polling,
             "observer_restarts": self.watch.restarts,
             "service_manager": service_manager(),
+            "restart_needed": list(self.restart_needed),
         }
 
 
@@ -475,6 +558,8 @@ def service_manager(environ: dict[str, str] | None = None) -> str:
         return "systemd"
     if env.get("XPC_SERVICE_NAME", "").startswith("com."):
         return "launchd"
+    if env.get("CODEX_INDEXD_STARTED_BY"):
+        return str(env["CODEX_INDEXD_STARTED_BY"])
     return "none (started by hand)"
 
 

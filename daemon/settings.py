@@ -6,10 +6,12 @@ value raises ConfigError naming the key and its line in the file.
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,36 +39,48 @@ class Spec:
 
 
 def _bool(value: Any) -> bool:
+    """Only TOML's true/false (and "true"/"false" from the environment)."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on"}:
-        return True
-    if isinstance(value, str) and value.lower() in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError(f"expected true or false, got {value!r}")
+    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
+        return value.strip().lower() == "true"
+    raise ValueError(f"must be true or false, got {value!r}")
 
 
-def _int(minimum: int, maximum: int | None = None) -> Callable[[Any], int]:
+def _int(minimum: int, maximum: int, unit: str) -> Callable[[Any], int]:
+    """A whole number of `unit` in [minimum, maximum]; no booleans, no fractions."""
+
     def parse(value: Any) -> int:
-        if isinstance(value, bool):
-            raise ValueError(f"expected an integer, got {value!r}")
-        number = int(value)
-        if number < minimum or (maximum is not None and number > maximum):
-            raise ValueError(
-                f"must be between {minimum} and {maximum if maximum is not None else '∞'}"
-            )
+        number: int | None = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+            number = int(value)
+        if number is None:
+            raise ValueError(f"must be a whole number of {unit}, got {value!r}")
+        if not minimum <= number <= maximum:
+            raise ValueError(f"must be between {minimum} and {maximum} {unit}, got {number}")
         return number
 
     return parse
 
 
-def _float(minimum: float) -> Callable[[Any], float]:
+def _seconds(minimum: float, maximum: float) -> Callable[[Any], float]:
+    """A finite number of seconds in [minimum, maximum] (no nan, inf or booleans)."""
+
     def parse(value: Any) -> float:
-        if isinstance(value, bool):
-            raise ValueError(f"expected a number, got {value!r}")
-        number = float(value)
-        if number < minimum:
-            raise ValueError(f"must be at least {minimum}")
+        number: float | None = None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            number = float(value)
+        elif isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                number = None
+        if number is None:
+            raise ValueError(f"must be a number of seconds, got {value!r}")
+        if not math.isfinite(number) or not minimum <= number <= maximum:
+            raise ValueError(f"must be between {minimum:g} and {maximum:g} seconds, got {value!r}")
         return number
 
     return parse
@@ -75,10 +89,23 @@ def _float(minimum: float) -> Callable[[Any], float]:
 def _choice(*options: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         if value not in options:
-            raise ValueError(f"must be one of {', '.join(options)}")
+            hint = _did_you_mean(str(value), options)
+            raise ValueError(f"must be one of {', '.join(options)}, got {value!r}{hint}")
         return str(value)
 
     return parse
+
+
+def _did_you_mean(word: str, options: Iterable[str]) -> str:
+    """Return " (did you mean 'x'?)" for the closest option, or ""."""
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, got {value!r}")
+    return value
 
 
 def _homes(value: Any) -> list[Path]:
@@ -109,14 +136,14 @@ SPECS: tuple[Spec, ...] = (
     Spec(
         "watch.debounce_ms",
         300,
-        _int(0, 60_000),
+        _int(0, 60_000, "milliseconds"),
         "CODEX_INDEXD_DEBOUNCE_MS",
         "quiet period before a flush",
     ),
     Spec(
         "watch.max_delay_ms",
         2000,
-        _int(0, 600_000),
+        _int(0, 600_000, "milliseconds"),
         "CODEX_INDEXD_MAX_DELAY_MS",
         "latest flush after a burst starts",
     ),
@@ -124,19 +151,23 @@ SPECS: tuple[Spec, ...] = (
     Spec(
         "watch.poll_interval_s",
         2.0,
-        _float(0.1),
+        _seconds(0.1, 3600.0),
         "CODEX_INDEXD_POLL_INTERVAL_S",
         "polling interval",
     ),
     Spec(
         "watch.reconcile_interval_s",
         600.0,
-        _float(1.0),
+        _seconds(1.0, 7 * 86400.0),
         "CODEX_INDEXD_RECONCILE_INTERVAL_S",
         "full reconcile period",
     ),
     Spec(
-        "policy.max_threads", 0, _int(0), "CODEX_INDEXD_MAX_THREADS", "threads restored (0 = all)"
+        "policy.max_threads",
+        0,
+        _int(0, 10_000_000, "threads"),
+        "CODEX_INDEXD_MAX_THREADS",
+        "threads restored (0 = all)",
     ),
     Spec(
         "policy.include_orphans",
@@ -153,12 +184,16 @@ SPECS: tuple[Spec, ...] = (
         "sources whose turns go to history",
     ),
     Spec(
-        "backups.keep_count", 20, _int(0), "CODEX_INDEXD_BACKUP_KEEP_COUNT", "backups kept per file"
+        "backups.keep_count",
+        20,
+        _int(0, 10_000, "backups"),
+        "CODEX_INDEXD_BACKUP_KEEP_COUNT",
+        "backups kept per file",
     ),
     Spec(
         "backups.keep_mb",
         256,
-        _int(0),
+        _int(0, 1_000_000, "megabytes"),
         "CODEX_INDEXD_BACKUP_KEEP_MB",
         "backup megabytes kept per file",
     ),
@@ -169,7 +204,7 @@ SPECS: tuple[Spec, ...] = (
         "CODEX_INDEXD_CODEX_API",
         "heal the DB through codex app-server",
     ),
-    Spec("codex_api.binary", "", str, "CODEX_INDEXD_CODEX_BIN", "codex binary (default: PATH)"),
+    Spec("codex_api.binary", "", _text, "CODEX_INDEXD_CODEX_BIN", "codex binary (default: PATH)"),
 )
 _BY_KEY = {spec.key: spec for spec in SPECS}
 
@@ -239,7 +274,8 @@ def load(
     for key in file_values:
         if key not in _BY_KEY:
             where = line_of(text, key)
-            raise ConfigError(f"{file_path}:{where or '?'}: unknown key '{key}'")
+            hint = _did_you_mean(key, _BY_KEY)
+            raise ConfigError(f"{file_path}:{where or '?'}: unknown key '{key}'{hint}")
     for spec in SPECS:
         raw: Any = spec.default
         source = "default"
@@ -259,24 +295,46 @@ def load(
                 if source.startswith("file:")
                 else source
             )
-            raise ConfigError(f"{location}: bad value for '{spec.key}': {exc}") from exc
+            raise ConfigError(f"{location}: {spec.key} {exc}") from exc
         settings.values[spec.key] = value
         settings.sources[spec.key] = source
     return settings
 
 
+def typed(value: Any) -> Any:
+    """Return a resolved value as JSON has it: paths as strings, sets as sorted lists,
+    "all" for no source filter."""
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    if isinstance(value, frozenset):
+        return sorted(value)
+    if value is None:
+        return "all"
+    return value
+
+
+def shown(value: Any) -> str:
+    """Return a resolved value as the config file would spell it (true, 300, "info")."""
+    value = typed(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ", ".join(value)
+    return str(value)
+
+
 def describe(settings: Settings) -> list[tuple[str, str, str]]:
     """Return `(key, value, source)` rows for `config show`."""
-    rows = []
-    for spec in SPECS:
-        value = settings.values[spec.key]
-        if isinstance(value, list):
-            shown = ", ".join(str(v) for v in value)
-        elif isinstance(value, frozenset):
-            shown = ", ".join(sorted(value))
-        elif value is None:
-            shown = "all"
-        else:
-            shown = str(value)
-        rows.append((spec.key, shown, settings.sources[spec.key]))
-    return rows
+    return [
+        (spec.key, shown(settings.values[spec.key]), settings.sources[spec.key]) for spec in SPECS
+    ]
+
+
+# Environment variables read outside the settings above (where our own files go, and
+# test hooks are not listed).
+PATH_VARIABLES: tuple[tuple[str, str], ...] = (
+    ("CODEX_INDEXD_CONFIG", "the config file"),
+    ("CODEX_INDEXD_STATE_DIR", "locks, journals, backups, status files"),
+    ("CODEX_INDEXD_CACHE_DIR", "checkpoints"),
+    ("CODEX_INDEXD_LOG_DIR", "the JSON log that `codex-indexd logs` reads"),
+)

@@ -13,6 +13,9 @@ from typing import TextIO
 
 from codex_indexd_service.paths import Context
 
+# Set in the environment of a daemon started here, so `status` can say who started it.
+STARTED_BY = "CODEX_INDEXD_STARTED_BY"
+
 
 def manager_reachable(ctx: Context, run: object) -> bool:
     """True when `systemctl --user` answers (or on macOS, where launchd is always there)."""
@@ -30,14 +33,17 @@ def start_detached(ctx: Context, log_dir: Path, out: TextIO, timeout_s: float = 
     lock = instance_lock_path(ctx.codex_home)
     running = holder_pid(lock)
     if running:
-        print(f"codex-indexd already runs for {ctx.codex_home} (pid {running}).", file=out)
-        return 0
+        # `install` (re)starts: the running daemon may be older code or an older config.
+        print(f"Restarting the background daemon (pid {running}) to run this code.", file=out)
+        if stop_detached(ctx, out):
+            return 1
     log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     stderr_log = log_dir / "daemon-stderr.log"
     fd = os.open(stderr_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         proc = subprocess.Popen(
             ctx.argv,
+            env={**os.environ, STARTED_BY: "service install (background, no user manager)"},
             stdin=subprocess.DEVNULL,
             stdout=fd,
             stderr=fd,
@@ -83,4 +89,24 @@ def stop_detached(ctx: Context, out: TextIO, timeout_s: float = 10.0) -> int:
             return 1
         time.sleep(0.05)
     print(f"Stopped the background codex-indexd daemon (pid {pid}).", file=out)
+    return 0
+
+
+def status(ctx: Context, out: TextIO) -> int:
+    """Report the background daemon (no user manager is reachable); 0 while it runs, 3 not."""
+    from codex_indexd.status_file import instance_lock_path
+    from codex_indexd.write.locks import holder_pid
+
+    pid = holder_pid(instance_lock_path(ctx.codex_home))
+    print("manager:    none reachable (systemctl --user does not answer)", file=out)
+    if pid is None:
+        print(f"state:      not running for {ctx.codex_home}", file=out)
+        print("            start it with: codex-indexd service install", file=out)
+        return 3
+    print(f"state:      running in the background (pid {pid}) for {ctx.codex_home}", file=out)
+    print(
+        "            started by `codex-indexd service install` without a service manager: "
+        "it will not come back after a reboot",
+        file=out,
+    )
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,37 +22,106 @@ __all__ = ("build_parser", "main")
 
 def build_parser(prog: str = "codex-indexd service") -> argparse.ArgumentParser:
     """The argparse parser (``prog`` as the lead's CLI shows it)."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--codex-home",
-        metavar="P",
-        help="Codex home to watch (default: $CODEX_HOME, else ~/.codex)",
-    )
-    common.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="print every file and command instead of writing or running them",
-    )
-    common.add_argument(
+    manager = argparse.ArgumentParser(add_help=False)
+    manager.add_argument(
         "--manager",
         choices=("systemd", "launchd"),
         help="service manager (default: systemd on Linux, launchd on macOS)",
     )
-    common.add_argument(
+    home = argparse.ArgumentParser(add_help=False)
+    home.add_argument(
+        "--codex-home",
+        metavar="PATH",
+        help="bake this one Codex home into the service (default: none; the daemon watches "
+        "the config file's homes, else $CODEX_HOME, else ~/.codex, and SIGHUP re-reads them)",
+    )
+    python = argparse.ArgumentParser(add_help=False)
+    python.add_argument(
         "--python", metavar="PATH", help="interpreter that runs the daemon (default: this one)"
     )
+    python.add_argument(
+        "--allow-ephemeral",
+        action="store_true",
+        help="install even from a throwaway environment (uvx, pipx run, a temporary venv)",
+    )
+    dry = argparse.ArgumentParser(add_help=False)
+    dry.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print every file and command instead of writing or running them",
+    )
     parser = argparse.ArgumentParser(
-        prog=prog, description="Run codex-indexd as a per-user service (systemd or launchd)."
+        prog=prog,
+        description="Run codex-indexd as a per-user service (systemd or launchd).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, text in (
-        ("install", "write the unit/agent, enable and (re)start it"),
-        ("uninstall", "stop and disable the service and remove its file"),
-        ("status", "show whether the service is installed and running"),
-        ("print", "print the unit/agent file rendered for this machine"),
+    for name, text, parents in (
+        (
+            "install",
+            "write the unit/agent, enable and start it; restart it when its code or file changed",
+            [manager, home, python, dry],
+        ),
+        ("uninstall", "stop and disable the service and remove its file", [manager, home, dry]),
+        (
+            "status",
+            "show whether the service is installed and running (exit 0 running, 3 not)",
+            [manager, home],
+        ),
+        ("print", "print the unit/agent file rendered for this machine", [manager, home, python]),
     ):
-        sub.add_parser(name, parents=[common], help=text, description=text)
+        sub.add_parser(
+            name,
+            parents=parents,
+            help=text,
+            description=text,
+            epilog=EXAMPLES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
     return parser
+
+
+EXAMPLES = """\
+examples:
+  codex-indexd service install --dry-run
+  codex-indexd service status
+"""
+
+
+EPHEMERAL_MARKERS = (
+    "/.cache/uv/",  # uvx / uv tool run
+    "/uv/archive-",
+    "/pipx/.cache/",  # pipx run
+    "/.local/pipx/.cache/",
+)
+
+
+def ephemeral_reason(python: Path, prefix: str | None = None) -> str | None:
+    """Return why *python*'s environment looks throwaway (a uvx or `pipx run` cache, a
+    temporary directory), or None when it looks installed to stay."""
+    import tempfile
+
+    places = {str(python), str(Path(python).resolve()), prefix or sys.prefix}
+    for place in places:
+        for marker in EPHEMERAL_MARKERS:
+            if marker in place:
+                return f"{place} is in a cache directory ({marker.strip('/')}) that gets cleaned"
+        temp = os.path.realpath(tempfile.gettempdir())
+        if os.path.realpath(place).startswith(temp + os.sep):
+            return f"{place} is under the temporary directory {temp}"
+    return None
+
+
+def _configured_home() -> Path | None:
+    """The first home of codex-indexd's config file (what the daemon would watch)."""
+    from codex_indexd import settings as settings_mod
+
+    try:
+        homes = settings_mod.load().homes
+    except settings_mod.ConfigError:
+        return None
+    return homes[0] if homes else None
 
 
 def _warn_setup(ctx: Context, err: TextIO) -> None:
@@ -112,6 +182,8 @@ def _status(ctx: Context, runner: Runner, dry_run: bool) -> int:
         for query in queries:
             print(f"would run: {query}  # read-only")
         return 0
+    if ctx.manager == "systemd" and not background.manager_reachable(ctx, runner):
+        return background.status(ctx, sys.stdout)
     found = detect(runner=runner)
     print(f"manager:    {found.manager or 'none'} ({found.reason})")
     if ctx.manager == "systemd":
@@ -121,23 +193,59 @@ def _status(ctx: Context, runner: Runner, dry_run: bool) -> int:
 
 def main(argv: Sequence[str] | None = None, *, runner: Runner | None = None) -> int:
     """Run the service CLI; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    commands = ("install", "uninstall", "status", "print")
+    if words and not words[0].startswith("-") and words[0] not in commands:
+        import difflib
+
+        close = difflib.get_close_matches(words[0], commands, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        print(
+            f"codex-indexd service: unknown command {words[0]!r}{hint}; "
+            f"commands: {', '.join(commands)}",
+            file=sys.stderr,
+        )
+        return 2
+    args = build_parser().parse_args(words)
     manager: Manager | None = args.manager or default_manager()
     if manager is None:
         print(f"error: no supported service manager on {sys.platform}", file=sys.stderr)
         return 2
     try:
-        ctx = resolve(manager, codex_home=args.codex_home, python=args.python)
+        ctx = resolve(
+            manager,
+            codex_home=getattr(args, "codex_home", None),
+            python=getattr(args, "python", None),
+            configured_home=_configured_home(),
+        )
         runner = runner or SubprocessRunner()
         if args.command == "print":
             sys.stdout.write(render(ctx))
             return 0
         if args.command == "install":
+            reason = ephemeral_reason(ctx.python, None if args.python else sys.prefix)
+            if reason and not args.allow_ephemeral and not args.dry_run:
+                print(
+                    f"error: refusing to install the service from a throwaway environment: "
+                    f"{reason}, so the service would stop working once it is cleaned. Install "
+                    "codex-indexd to stay (`pipx install codex-indexd` or `uv tool install "
+                    "codex-indexd`) and run `codex-indexd service install` from there, or pass "
+                    "--allow-ephemeral to install anyway.",
+                    file=sys.stderr,
+                )
+                return 2
             _warn_setup(ctx, sys.stderr)
+            if not ctx.baked_home:
+                print(
+                    "The service watches the homes of codex-indexd's config file "
+                    "(`codex-indexd config show`); after editing it, `systemctl --user kill "
+                    "-s HUP codex-indexd` (or `codex-indexd service install`) applies it.",
+                    file=sys.stderr,
+                )
             return _install(ctx, runner, args.dry_run)
         if args.command == "uninstall":
             return _uninstall(ctx, runner, args.dry_run)
-        return _status(ctx, runner, args.dry_run)
+        return _status(ctx, runner, False)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

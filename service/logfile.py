@@ -15,8 +15,11 @@ __all__ = ("Follower", "default_log_file", "read_lines", "rotated_files")
 
 
 def default_log_file() -> Path:
-    """``platformdirs.user_log_dir("codex-indexd")/codex-indexd.log``, as the daemon writes."""
-    return Path(platformdirs.user_log_dir(APP)) / f"{APP}.log"
+    """``$CODEX_INDEXD_LOG_DIR/codex-indexd.log``, else under platformdirs' user_log_dir: the
+    file the daemon writes."""
+    override = os.environ.get("CODEX_INDEXD_LOG_DIR")
+    base = Path(override).expanduser() if override else Path(platformdirs.user_log_dir(APP))
+    return base / f"{APP}.log"
 
 
 def rotated_files(base: Path) -> list[Path]:

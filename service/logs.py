@@ -176,7 +176,11 @@ def format_entry(entry: Entry, *, color: bool = False, utc: bool = False) -> str
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="codex-indexd logs", description="Show codex-indexd's JSON log (and its rotations)."
+        prog="codex-indexd logs",
+        description="Show codex-indexd's JSON log (and its rotations).",
+        epilog="examples:\n  codex-indexd logs -n 50 --level warning\n"
+        "  codex-indexd logs -f --event 'index.*'",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "-f", "--follow", action="store_true", help="keep printing new entries, across log rotation"
@@ -220,7 +224,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--file",
         type=Path,
         metavar="PATH",
-        help="log file to read (default: %(default)s)",
+        help="log file to read (default: %(default)s; $CODEX_INDEXD_LOG_DIR moves it)",
         default=default_log_file(),
     )
     parser.add_argument("--interval", type=float, default=0.25, help=argparse.SUPPRESS)
@@ -314,7 +318,10 @@ def _run(
         tail: Iterable[Entry] = _matching(backlog, keep)
         if count is not None:
             tail = deque(tail, maxlen=max(count, 0))
-        _emit(tail, args, out, color)
+        shown = list(tail)
+        _emit(shown, args, out, color)
+        if not shown and not args.json and not args.follow:
+            print("-- No entries --", file=out)
         if args.follow:
             return _follow(follower, keep, args, out, color=color, stop=stop or threading.Event())
     return 0

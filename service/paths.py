@@ -58,19 +58,16 @@ class Context:
     xdg: Mapping[str, str] = field(default_factory=dict)
     path_env: str = "/usr/bin:/bin:/usr/sbin:/sbin"
     config_home: Path | None = None
+    # True when the user named one home (--codex-home, or CODEX_HOME in the installing
+    # shell): the service is pinned to it. Otherwise the daemon follows the config file's
+    # `homes` (re-read on SIGHUP) and `codex_home` is only the first of them.
+    baked_home: bool = True
 
     @property
     def argv(self) -> list[str]:
         """The daemon command line. ``-P`` keeps the working directory off ``sys.path``."""
-        return [
-            str(self.python),
-            "-P",
-            "-m",
-            "codex_indexd",
-            "run",
-            "--codex-home",
-            str(self.codex_home),
-        ]
+        argv = [str(self.python), "-P", "-m", "codex_indexd", "run"]
+        return [*argv, "--codex-home", str(self.codex_home)] if self.baked_home else argv
 
     @property
     def unit_dir(self) -> Path:
@@ -142,12 +139,18 @@ def resolve(
     python: str | None = None,
     env: Mapping[str, str] | None = None,
     uid: int | None = None,
+    configured_home: Path | None = None,
 ) -> Context:
-    """Resolve a :class:`Context` from options and the environment (default ``os.environ``)."""
+    """Resolve a :class:`Context` from options and the environment (default ``os.environ``).
+
+    A home is baked into the service only when *codex_home* is given or ``CODEX_HOME`` is
+    set; else *configured_home* (the config file's first home) stands for the daemon's homes.
+    """
     env = os.environ if env is None else env
     uid = os.getuid() if uid is None else uid
     home = Path(env.get("HOME") or Path.home())
-    raw_home = codex_home or env.get("CODEX_HOME") or str(home / ".codex")
+    baked = bool(codex_home or env.get("CODEX_HOME"))
+    raw_home = codex_home or env.get("CODEX_HOME") or str(configured_home or home / ".codex")
     xdg = {
         key: str(_absolute(env.get(key)) or home / default)
         for key, default in _XDG_DEFAULTS[manager].items()
@@ -162,4 +165,5 @@ def resolve(
         xdg=xdg,
         path_env=env.get("PATH") or Context.path_env,
         config_home=_absolute(env.get("XDG_CONFIG_HOME")),
+        baked_home=baked,
     )

@@ -68,7 +68,9 @@ def render_unit(ctx: Context) -> str:
     """Render the systemd user unit for *ctx*."""
     mapping = {
         "exec_start": " ".join(systemd_word(arg) for arg in ctx.argv),
-        "env_codex_home": systemd_env("CODEX_HOME", str(ctx.codex_home)),
+        "codex_home_line": "Environment=" + systemd_env("CODEX_HOME", str(ctx.codex_home))
+        if ctx.baked_home
+        else "# (no home baked in: the daemon watches the config file's homes)",
     }
     for key, value in ctx.xdg.items():
         mapping[f"env_{key.lower()}"] = systemd_env(key, value)
@@ -92,9 +94,17 @@ def render_plist(ctx: Context) -> str:
         "path": ctx.path_env,
     }
     mapping.update({key.lower(): value for key, value in ctx.xdg.items()})
-    return Template(template_text(PLIST_TEMPLATE)).substitute(
-        {key: _xml(value) for key, value in mapping.items()}
+    values = {key: _xml(value) for key, value in mapping.items()}
+    home = values["codex_home"]
+    values["codex_home_args"] = (
+        f"\n\t\t<string>--codex-home</string>\n\t\t<string>{home}</string>"
+        if ctx.baked_home
+        else ""
     )
+    values["codex_home_env"] = (
+        f"\n\t\t<key>CODEX_HOME</key>\n\t\t<string>{home}</string>" if ctx.baked_home else ""
+    )
+    return Template(template_text(PLIST_TEMPLATE)).substitute(values)
 
 
 def render(ctx: Context) -> str:

@@ -8,26 +8,30 @@ cheap look at their first bytes.
 
 from __future__ import annotations
 
-import io
 import json
+import os
 import re
-import shutil
-import subprocess
 import sys
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
+from codex_indexd.codex.scan import (
+    MAX_CANDIDATE_BYTES,
+    MIN_CHUNK,
+    ReadInto,
+    fd_reader,
+    feed_stream,
+    open_rollout,
+)
 from codex_indexd.index.model import Rename, RolloutFacts, UserTurn, text_key
 from codex_indexd.index.timefmt import epoch_ms, epoch_seconds
 from codex_indexd.logs import get_logger
 
 log = get_logger("codex_indexd.rollout")
 
-MAX_LINE_BYTES = 8 * 1024 * 1024  # a longer line is skipped without being held in memory
-READ_BUFFER = 1 << 20
+MAX_LINE_BYTES = MAX_CANDIDATE_BYTES  # a longer user turn is skipped (counted, logged)
 _HEAD = 512  # bytes of a line looked at before deciding to parse it
 _ITEM_HEAD = 4096
 _IDE_MARKER = "## My request for Codex:"
@@ -48,10 +52,7 @@ def thread_id_from_name(name: str) -> str | None:
     match = _UUID_RE.search(stem)
     if match is None:
         return None
-    try:
-        return sys.intern(str(uuid.UUID(match.group(0))))
-    except ValueError:
-        return None
+    return sys.intern(match.group(0).lower())  # the canonical form `uuid.UUID` would print
 
 
 def strip_ide_prefix(text: str) -> str:
@@ -111,15 +112,29 @@ class RolloutScan:
             self._on_event(line)
 
     def _parse(self, line: bytes) -> dict[str, Any] | None:
+        """Return the line's object, or None (counted as malformed) where Codex's own parser
+        would reject it too: invalid JSON or UTF-8, NaN/Infinity, or a lone surrogate."""
         try:
-            obj = json.loads(line)
-        except ValueError:  # includes UnicodeDecodeError
+            obj = json.loads(line, parse_constant=_reject_constant)
+            if _SURROGATE_ESCAPE.search(line) is not None:
+                json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        except ValueError:  # includes UnicodeDecodeError and UnicodeEncodeError
             self.malformed += 1
             return None
         if not isinstance(obj, dict):
             self.malformed += 1
             return None
         return obj
+
+    def note_skipped_turn(self, head: bytes) -> None:
+        """A user-turn line too long to hold was skipped: name the thread by the start of its
+        text (from the line's first bytes) when it has no first message yet, so that it still
+        gets its index line. The turn itself gets no history line."""
+        if self.facts.first_user_message is not None:
+            return
+        prefix = _message_prefix(head)
+        if prefix:
+            self.facts.first_user_message = self.facts.title = prefix
 
     def _on_session_meta(self, line: bytes) -> None:
         obj = self._parse(line)
@@ -183,7 +198,8 @@ class RolloutScan:
         if stripped and facts.title is None:
             facts.title = sys.intern(stripped)
         history_text = text.rstrip("\r\n")
-        if history_text and ts_text is not None:
+        # Codex's composer trims what is typed and never submits blank text: no history line.
+        if history_text.strip() and ts_text is not None:
             ts = epoch_seconds(ts_text)
             if ts is None:
                 return
@@ -194,6 +210,45 @@ class RolloutScan:
             else:
                 key = text_key(history_text)
                 facts.user_turns.append(UserTurn(ts, None, key, self.line_start))
+
+
+def rollout_rank(scan: RolloutScan) -> tuple[bool, int, str]:
+    """Return the sort key of a rollout among files sharing its thread id: a live file over an
+    archived one, then the one with more lines, then the greater path (so the choice does not
+    depend on the order files were found in)."""
+    return (not scan.facts.archived, scan.lines, scan.facts.path)
+
+
+def choose_rollout(scans: Iterable[RolloutScan]) -> RolloutScan | None:
+    """Return the usable scan that speaks for a thread among files with the same id, or None
+    when none is usable. Used by `repair` and the daemon alike."""
+    return max((scan for scan in scans if scan.usable), key=rollout_rank, default=None)
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_MESSAGE_KEYS = (b'"message":"', b'"text":"')
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _message_prefix(head: bytes) -> str:
+    """Return the decodable start of the first message text in a line's first bytes."""
+    for key in _MESSAGE_KEYS:
+        at = head.find(key)
+        if at == -1:
+            continue
+        raw = head[at + len(key) :]
+        for cut in range(len(raw), max(len(raw) - 12, -1), -1):
+            try:
+                text = json.loads(b'"' + raw[:cut] + b'"')
+                text.encode("utf-8")
+            except ValueError:
+                continue
+            first = strip_ide_prefix(text).strip()
+            return sys.intern(first) if first else ""
+    return ""
 
 
 def _may_be_user_event(head: bytes, line: bytes) -> bool:
@@ -219,101 +274,95 @@ def _user_message_item_text(item: dict[str, Any]) -> tuple[str, bool]:
     return "".join(parts), has_media
 
 
-def iter_complete_lines(
-    readline: Callable[[int], bytes], offset: int, *, max_line: int = MAX_LINE_BYTES
-) -> Iterator[tuple[bytes | None, int]]:
-    """Yield `(line, end_offset)` for each complete line read through `readline`.
-
-    `offset` is where the stream is positioned. A line longer than `max_line` yields `None`
-    and is skipped without being buffered. A trailing line without a newline is never
-    yielded, so the `end_offset` of the last item is where the next read must start.
-    """
-    position = offset
-    while True:
-        line = readline(max_line + 1)
-        if not line:
-            return
-        if line.endswith(b"\n"):
-            position += len(line)
-            yield line[:-1].rstrip(b"\r"), position
-            continue
-        if len(line) <= max_line:
-            return  # partial last line: being written, or torn by a crash
-        skipped = len(line)
-        while True:
-            rest = readline(READ_BUFFER)
-            if not rest:
-                return  # the long line is not finished yet
-            skipped += len(rest)
-            if rest.endswith(b"\n"):
-                break
-        position += skipped
-        yield None, position
-
-
 def scan_file(scan: RolloutScan, path: Path) -> RolloutScan:
     """Feed `scan` with the complete lines of `path` after `scan.offset`; return the scan.
 
-    Compressed rollouts are read whole into a fresh scan. Raises OSError when the file
-    cannot be opened or read.
+    Only regular files are read (a link is followed only to one), never past the size seen
+    at open. Compressed rollouts are read whole into a fresh scan. Raises NotRegularFile
+    (an OSError) for anything else, OSError when the file cannot be opened or read.
     """
     if path.name.endswith(".zst"):
         return _scan_zst(scan, path)
-    with path.open("rb", buffering=READ_BUFFER) as handle:
-        handle.seek(scan.offset)
-        _feed_from(scan, handle.readline, path)
+    fd, size = open_rollout(path)
+    try:
+        if size > scan.offset:
+            feed_stream(scan, fd_reader(fd, scan.offset, size))
+    finally:
+        os.close(fd)
     return scan
 
 
-def _feed_from(scan: RolloutScan, readline: Callable[[int], bytes], path: Path) -> None:
-    for line, end in iter_complete_lines(readline, scan.offset):
-        scan.line_start, scan.offset = scan.offset, end
-        if line is None:
-            scan.too_long += 1
-            log.warning(
-                "rollout.line_too_long", path=str(path), end_offset=end, limit=MAX_LINE_BYTES
-            )
-            continue
-        if line:
-            scan.feed(line)
-        if scan.bare:
-            return
-
-
-def read_turn(handle: BinaryIO, offset: int, expected_id: str | None) -> UserTurn | None:
+def read_turn(fd: int, offset: int, expected_id: str | None) -> UserTurn | None:
     """Return the user turn (with its text) of the line at `offset` of an uncompressed
-    rollout open in `handle`, or None when that line is not a user turn any more. Raises
+    rollout open as `fd`, or None when that line is not a user turn any more. Raises
     OSError."""
-    handle.seek(offset)
-    line = handle.readline(MAX_LINE_BYTES + 1)
-    if not line.endswith(b"\n"):
-        return None
     scan = RolloutScan(RolloutFacts(thread_id=expected_id or "", path=""))
-    scan.expected_id, scan.line_start = expected_id, offset
-    scan.feed(line[:-1].rstrip(b"\r"))
-    return scan.facts.user_turns[-1] if scan.facts.user_turns else None
+    scan.expected_id, scan.offset, scan.lines = expected_id, offset, 1
+    size = os.fstat(fd).st_size
+    reader = fd_reader(fd, offset, size)
+    stop = _StopAfterFirstLine(reader)
+    feed_stream(scan, stop, chunk=MIN_CHUNK)
+    turns = scan.facts.user_turns  # lines after the first one may have been fed too
+    return turns[0] if turns and turns[0].offset == offset else None
+
+
+class _StopAfterFirstLine:
+    """A reader that ends the stream once a newline has been delivered."""
+
+    def __init__(self, reader: ReadInto) -> None:
+        self.reader = reader
+        self.done = False
+
+    def __call__(self, view: memoryview) -> int:
+        if self.done:
+            return 0
+        got = self.reader(view)
+        if view[:got].tobytes().find(b"\n") != -1:
+            self.done = True
+        return got
 
 
 def _scan_zst(scan: RolloutScan, path: Path) -> RolloutScan:
     """Decompress a `.jsonl.zst` rollout as a stream (compressed rollouts are never appended)."""
     fresh = RolloutScan.start(path, archived=scan.facts.archived)
+    fresh.keep_text = scan.keep_text
+    fresh.facts.path = scan.facts.path
+    fd, size = open_rollout(path)
+    try:
+        _decompress_into(fresh, fd, path)
+    finally:
+        os.close(fd)
+    fresh.offset = size
+    return fresh
+
+
+def _decompress_into(scan: RolloutScan, fd: int, path: Path) -> None:
     try:
         import zstandard
     except ImportError:
-        binary = shutil.which("zstd")
-        if binary is None:
-            raise OSError(f"{path}: neither the zstandard module nor a zstd binary") from None
-        with subprocess.Popen([binary, "-dcq", str(path)], stdout=subprocess.PIPE) as proc:
-            assert proc.stdout is not None
-            _feed_from(fresh, proc.stdout.readline, path)
-        if proc.returncode != 0:
-            raise OSError(f"{path}: zstd exited with {proc.returncode}") from None
-    else:
-        with path.open("rb") as raw:
-            try:
-                stream = io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw))
-                _feed_from(fresh, stream.readline, path)
-            except zstandard.ZstdError as exc:
-                raise OSError(f"{path}: {exc}") from exc
-    fresh.offset = path.stat().st_size
-    return fresh
+        _decompress_with_binary(scan, fd, path)
+        return
+    with os.fdopen(os.dup(fd), "rb", buffering=0) as raw:
+        try:
+            with zstandard.ZstdDecompressor().stream_reader(raw) as stream:
+                feed_stream(scan, stream.readinto)
+        except zstandard.ZstdError as exc:
+            raise OSError(f"{path}: {exc}") from exc
+
+
+def _decompress_with_binary(scan: RolloutScan, fd: int, path: Path) -> None:
+    import shutil
+    import subprocess
+
+    binary = shutil.which("zstd")
+    if binary is None:
+        raise OSError(f"{path}: neither the zstandard module nor a zstd binary")
+    with subprocess.Popen(
+        [binary, "-dcq"], stdin=fd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    ) as proc:
+        assert proc.stdout is not None
+        with os.fdopen(proc.stdout.fileno(), "rb", buffering=0, closefd=False) as out:
+            feed_stream(scan, out.readinto)
+        proc.stdout.close()
+    if proc.returncode != 0:
+        raise OSError(f"{path}: zstd exited with {proc.returncode}")

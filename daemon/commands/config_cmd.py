@@ -1,24 +1,73 @@
-"""`codex-indexd config show`: the effective configuration and where each value came from."""
+"""`codex-indexd config show|path|keys`: the effective configuration and where each value
+came from."""
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from codex_indexd import paths
 from codex_indexd import settings as settings_mod
 
+ACTIONS = ("show", "path")
+EPILOG = """\
+Precedence: command line, then environment, then the config file, then defaults.
+
+examples:
+  codex-indexd config show
+  codex-indexd config show --json | jq '."watch.debounce_ms"'
+  $EDITOR "$(codex-indexd config path)"
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of `codex-indexd config`."""
+    parser = argparse.ArgumentParser(
+        prog="codex-indexd config",
+        description="Show codex-indexd's effective configuration, or where its file is.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="action", metavar="ACTION")
+    show = sub.add_parser(
+        "show",
+        help="print every setting, its value, its environment variable and where it came from",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    show.add_argument(
+        "--codex-home",
+        type=Path,
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="show the configuration as if this home were given on the command line",
+    )
+    show.add_argument(
+        "--json",
+        action="store_true",
+        help='print {key: {"value": typed value, "source": ..., "env": NAME}} as JSON',
+    )
+    sub.add_parser("path", help="print the config file's path (it may not exist yet)")
+    return parser
+
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="codex-indexd config")
-    sub = parser.add_subparsers(dest="action", required=True)
-    show = sub.add_parser("show", help="print the effective configuration")
-    show.add_argument("--codex-home", type=Path, action="append", default=None)
-    show.add_argument("--json", action="store_true")
-    sub.add_parser("path", help="print the config file's path")
+    parser = build_parser()
+    if argv and not argv[0].startswith("-") and argv[0] not in ACTIONS:
+        close = difflib.get_close_matches(argv[0], ACTIONS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        print(f"codex-indexd config: unknown action {argv[0]!r}{hint}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
+    if args.action is None:
+        parser.print_help()
+        return 2
     try:
         cli = (
             {"homes": [str(p) for p in args.codex_home]}
@@ -27,27 +76,66 @@ def main(argv: list[str]) -> int:
         )
         resolved = settings_mod.load(cli)
     except settings_mod.ConfigError as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"error": str(exc)}))
         print(f"codex-indexd: config error: {exc}", file=sys.stderr)
         return 2
     if args.action == "path":
         print(resolved.file)
         return 0
-    rows = settings_mod.describe(resolved)
     if args.json:
-        print(
-            json.dumps(
-                {key: {"value": value, "source": source} for key, value, source in rows}, indent=2
-            )
-        )
+        print(json.dumps(as_json(resolved), indent=2))
         return 0
+    print_text(resolved)
+    return 0
+
+
+def as_json(resolved: settings_mod.Settings) -> dict[str, Any]:
+    """Return every setting with its typed value, source and environment variable."""
+    out: dict[str, Any] = {
+        spec.key: {
+            "value": settings_mod.typed(resolved.values[spec.key]),
+            "source": resolved.sources[spec.key],
+            "env": spec.env,
+            "help": spec.help,
+        }
+        for spec in settings_mod.SPECS
+    }
+    out["_files"] = {
+        "config_file": str(resolved.file),
+        "config_file_exists": bool(resolved.file and resolved.file.exists()),
+        "state_dir": str(paths.state_dir()),
+        "cache_dir": str(paths.cache_dir()),
+        "log_dir": str(paths.log_dir()),
+        "backups_dir": str(paths.state_dir() / "backups"),
+        "env": {name: os.environ.get(name) for name, _ in settings_mod.PATH_VARIABLES},
+    }
+    return out
+
+
+def print_text(resolved: settings_mod.Settings) -> None:
+    from codex_indexd.commands.home_check import check_home
+
     print(
         f"# config file: {resolved.file}"
         + ("" if resolved.file and resolved.file.exists() else " (absent)")
     )
     print(f"# state dir: {paths.state_dir()}")
+    print(f"# backups: {paths.state_dir() / 'backups'}/<home>/")
     print(f"# cache dir: {paths.cache_dir()}")
     print(f"# log dir: {paths.log_dir()}")
+    rows = settings_mod.describe(resolved)
     width = max(len(key) for key, _, _ in rows)
-    for key, value, source in rows:
-        print(f"{key:<{width}}  {value}  ({source})")
-    return 0
+    value_width = min(40, max(len(value) for _, value, _ in rows))
+    source_width = max(len(source) for _, _, source in rows) + 2
+    for spec, (key, value, source) in zip(settings_mod.SPECS, rows, strict=True):
+        where = f"({source})"
+        print(f"{key:<{width}}  {value:<{value_width}}  {where:<{source_width}}  ${spec.env}")
+    for home in resolved.homes:
+        problem = check_home(home)
+        if problem is not None:
+            print(f"# warning: {problem.sentence}")
+    print("# environment variables for our own files:")
+    for name, what in settings_mod.PATH_VARIABLES:
+        setting = os.environ.get(name)
+        print(f"#   {name:<24} {what}" + (f" (set: {setting})" if setting else ""))

@@ -1,4 +1,4 @@
-"""`codex-indexd explain <thread-id|name>`: why a thread is, or is not, visible in Codex."""
+"""`codex-indexd explain <thread>`: why a thread is, or is not, visible in Codex."""
 
 from __future__ import annotations
 
@@ -10,66 +10,135 @@ from typing import Any
 
 from codex_indexd import logs
 from codex_indexd.codex.home import CodexHome
-from codex_indexd.diagnose import Finding, explain, find_threads, opens, visible, visible_in_scan
-from codex_indexd.engine import gather
+from codex_indexd.commands.home_check import check_home
+from codex_indexd.commands.lookup import MIN_PREFIX, Matches, find
+from codex_indexd.diagnose import (
+    Finding,
+    explain,
+    name_source,
+    opens,
+    visible,
+    visible_in_scan,
+)
+from codex_indexd.engine import HomeFacts, gather
 
 EXIT_VISIBLE, EXIT_HIDDEN, EXIT_UNKNOWN = 0, 1, 2
+# Hidden because the user asked for it: reported with a note, not as a problem.
+CHOSEN = frozenset({"archived"})
+# diagnose's own summary of the rollout; shown here as fields (path, turns) instead.
+_ROLLOUT_CODE = "rollout"
+EPILOG = f"""\
+A thread can be named by its id, a unique id prefix (at least {MIN_PREFIX} characters), its
+name (any case; every thread with that name is explained) or its rollout file's path.
+
+exit status:
+  0  visible in 'codex resume' and Codex can open it (or hidden only because it is archived)
+  1  hidden or broken for a reason you did not choose (the findings say why)
+  2  no such thread, an ambiguous id prefix, or a Codex home that cannot be read
+
+examples:
+  codex-indexd explain 019a3c1e
+  codex-indexd explain "fix the flaky test" --json | jq '.threads[] | {{id, visible}}'
+"""
 
 
 def add_parser(sub: Any) -> None:
     parser = sub.add_parser(
         "explain",
         help="say why a thread is or is not visible in Codex",
-        description="Say why a thread is or is not listed by Codex (read-only). Exit status: "
-        "0 when 'codex resume' shows every matching thread and Codex can open it, 1 when one "
-        "is hidden or broken, 2 when no thread has that id or name.",
+        description="Say why a thread is or is not listed by Codex (read-only).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("thread", help="a thread id or name")
-    parser.add_argument("--codex-home", type=Path, default=None)
-    parser.add_argument("--json", action="store_true", help="print the findings as JSON")
+    parser.add_argument(
+        "thread", help="a thread id, id prefix (6+ characters), name, or rollout path"
+    )
+    parser.add_argument(
+        "--codex-home",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="the Codex home to look in (default: $CODEX_HOME, else ~/.codex)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: {query, codex_home, exit_code, threads: [{id, name, "
+        "rollout_path, visible, turns, findings: [{code, message, ...}]}]}",
+    )
     parser.set_defaults(handler=main)
 
 
-def _usable(findings: list[Finding]) -> bool:
-    """`codex resume` shows the thread and Codex can open it."""
-    return visible(findings) and opens(findings)
+def plural(count: int, word: str) -> str:
+    """Return "1 turn", "2 turns"."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-def _as_json(findings: list[Finding]) -> dict[str, Any]:
+def usable(findings: list[Finding]) -> bool:
+    """`codex resume` shows the thread and Codex can open it, or only the user hid it."""
+    problems = [f for f in findings if f.code not in CHOSEN]
+    return visible(problems) and opens(problems)
+
+
+def thread_report(facts: HomeFacts, thread_id: str) -> dict[str, Any]:
+    """Return one thread's JSON object: who it is, whether Codex shows it, and why."""
+    findings = explain(facts, thread_id)
+    rollout = facts.rollouts.get(thread_id)
+    row = (facts.threads or {}).get(thread_id)
+    name, name_from = name_source(facts, thread_id)
+    rollout_path = rollout.path if rollout else (row.rollout_path if row else None)
     return {
+        "id": thread_id,
+        "name": name,
+        "name_source": name_from,
+        "rollout_path": rollout_path,
         "visible": visible(findings),
         "visible_in_scan": visible_in_scan(findings),
         "opens": opens(findings),
+        "archived": any(f.code == "archived" for f in findings),
+        "ok": usable(findings),
+        "turns": len(rollout.user_turns) if rollout else None,
         "findings": [
             {
                 "code": f.code,
+                "message": f.message,
                 "hides": f.hides,
                 "hides_in_scan": f.hides_in_scan,
                 "breaks": f.breaks,
-                "message": f.message,
             }
             for f in findings
+            if f.code != _ROLLOUT_CODE
         ],
     }
 
 
-def _print_text(thread_id: str, findings: list[Finding]) -> None:
-    if not visible(findings):
+def render(report: dict[str, Any]) -> list[str]:
+    """Return the human lines for one thread (sentences, no internal codes)."""
+    if not report["visible"]:
         state = "HIDDEN from 'codex resume'"
-    elif not opens(findings):
+    elif not report["opens"]:
         state = "listed by 'codex resume' but Codex cannot open it"
     else:
         state = "visible in 'codex resume'"
-    scan = "shows" if visible_in_scan(findings) else "skips"
-    print(f"thread {thread_id}: {state} (a scanning thread/list {scan} it)")
-    for finding in findings:
-        if finding.hides or finding.breaks:
+    scan = "shows" if report["visible_in_scan"] else "skips"
+    out = [f"thread {report['id']} {report['name']!r}: {state} (a scanning thread/list {scan} it)"]
+    if report["rollout_path"]:
+        turns = report["turns"]
+        detail = f" ({plural(turns, 'user turn')})" if turns is not None else ""
+        out.append(f"  rollout: {report['rollout_path']}{detail}")
+    for finding in report["findings"]:
+        if finding["code"] in CHOSEN:
+            marker = "note:"
+        elif finding["hides"] or finding["breaks"]:
             marker = "✗"
-        elif finding.hides_in_scan:
+        elif finding["hides_in_scan"]:
             marker = "~"
         else:
             marker = "·"
-        print(f"  {marker} [{finding.code}] {finding.message}")
+        out.append(f"  {marker} {finding['message']}")
+    if report["archived"] and report["ok"]:
+        out.append("  note: archived on purpose, so this is not a problem.")
+    return out
 
 
 def _quiet_logging() -> None:
@@ -79,24 +148,51 @@ def _quiet_logging() -> None:
     logsetup.configure(level="error", log_file=False)
 
 
+def _not_found(query: str, root: Path, matches: Matches) -> str:
+    if matches.ambiguous:
+        shown = ", ".join(matches.ids[:10]) + (" …" if len(matches.ids) > 10 else "")
+        return (
+            f"{query!r} is the start of {len(matches.ids)} thread ids in {root}: {shown}. "
+            "Give more characters."
+        )
+    return (
+        f"no thread with id, id prefix, name or rollout path {query!r} in {root}. "
+        "'codex-indexd explain' needs at least "
+        f"{MIN_PREFIX} characters of an id; names match in any case."
+    )
+
+
 def main(args: argparse.Namespace) -> int:
-    """Print the findings; exit 0 when every match is visible and opens, 1 when one is hidden
-    or broken, 2 when nothing matches."""
+    """Print the findings; exit 0 when every match is visible and opens (or is archived),
+    1 when one is hidden or broken, 2 when nothing matches or the home cannot be read."""
     logs.set_configure_hook(_quiet_logging)
-    facts = gather(CodexHome.at(args.codex_home))
-    ids = find_threads(facts, args.thread)
-    if not ids:
-        message = f"no thread with id or name {args.thread!r} in {facts.home.root}"
-        if args.json:
-            print(json.dumps({}))  # stdout stays parseable; the words go to stderr
-            print(message, file=sys.stderr)
-        else:
-            print(message)
-        return EXIT_UNKNOWN
-    results = {tid: explain(facts, tid) for tid in ids}
+    home = CodexHome.at(args.codex_home)
+    result: dict[str, Any] = {"query": args.thread, "codex_home": str(home.root)}
+    problem = check_home(home.root, "--codex-home" if args.codex_home else "")
+    if problem is not None:
+        return _fail(args, result, problem.sentence)
+    facts = gather(home)
+    matches = find(facts, args.thread)
+    if not matches.ids or matches.ambiguous:
+        result["candidates"] = matches.ids
+        return _fail(args, result, _not_found(args.thread, home.root, matches))
+    reports = [thread_report(facts, tid) for tid in matches.ids]
+    code = EXIT_VISIBLE if all(r["ok"] for r in reports) else EXIT_HIDDEN
     if args.json:
-        print(json.dumps({tid: _as_json(f) for tid, f in results.items()}, indent=2))
+        result |= {"matched_by": matches.how, "exit_code": code, "error": None}
+        print(json.dumps(result | {"threads": reports}, indent=2))
     else:
-        for tid, findings in results.items():
-            _print_text(tid, findings)
-    return EXIT_VISIBLE if all(_usable(f) for f in results.values()) else EXIT_HIDDEN
+        if len(reports) > 1:
+            print(f"{len(reports)} threads are named {args.thread!r}:")
+        for report in reports:
+            print("\n".join(render(report)))
+    return code
+
+
+def _fail(args: argparse.Namespace, result: dict[str, Any], message: str) -> int:
+    if args.json:
+        result |= {"exit_code": EXIT_UNKNOWN, "error": message, "threads": []}
+        print(json.dumps(result, indent=2))
+    else:
+        print(message, file=sys.stderr)
+    return EXIT_UNKNOWN

@@ -8,21 +8,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from codex_indexd import logs
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.indexfiles import read_history
+from codex_indexd.commands.progress import progress_bar
+from codex_indexd.commands.words import drift_sentence, plural
 from codex_indexd.engine import (
     ApplyResult,
     HomeFacts,
-    Progress,
     apply_plan,
     gather,
     plan_for,
@@ -35,6 +33,15 @@ from codex_indexd.write.backup import BackupPolicy
 
 log = get_logger("codex_indexd.repair")
 SHOW_IDS = 5
+EPILOG = """\
+exit status: 0 success, 1 failure (the report says why), 2 bad config file or options.
+Defaults are the original script's (100 threads, no orphans); the daemon restores every
+thread and orphans too (policy.* in the config file).
+
+examples:
+  codex-indexd repair --dry-run
+  codex-indexd repair --max-threads 0 --include-orphans --json
+"""
 
 
 def _nonnegative(value: str) -> int:
@@ -50,11 +57,22 @@ def add_parser(sub: Any) -> None:
         help="rebuild or merge session_index.jsonl and history.jsonl once",
         description="Repair Codex's session_index.jsonl and history.jsonl from the rollouts and "
         "the state DB. Default: merge (add what is missing, fix stale names, keep every line).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--codex-home", type=Path, default=None, help="default: $CODEX_HOME or ~/.codex"
+        "--codex-home",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="the Codex home to repair (default: $CODEX_HOME, else ~/.codex)",
     )
-    parser.add_argument("--only", choices=[o.value for o in OnlyFile], default="both")
+    parser.add_argument(
+        "--only",
+        choices=[o.value for o in OnlyFile],
+        default="both",
+        help="repair only one of the two files (default: both)",
+    )
     parser.add_argument(
         "--max-threads",
         type=_nonnegative,
@@ -89,7 +107,12 @@ def add_parser(sub: Any) -> None:
         help="also ask Codex (codex app-server) to restore lost names and missing rows "
         "in its state DB",
     )
-    parser.add_argument("--log-level", default="warning")
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
+        help="least severe log lines printed on stderr (default: warning)",
+    )
     parser.set_defaults(handler=main)
 
 
@@ -102,32 +125,6 @@ def policy_from(args: argparse.Namespace, facts: HomeFacts) -> Policy:
         history_max_bytes=max_bytes,
         history_enabled=facts.config.history_persistence != "none",
     )
-
-
-@contextmanager
-def progress_bar() -> Iterator[Progress | None]:
-    """Yield a progress callback drawing on stderr after 1 s, only on a terminal."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    from tqdm import tqdm  # type: ignore[import-untyped]
-
-    bar = tqdm(total=0, delay=1.0, file=sys.stderr, unit="rollout", desc="scanning", leave=False)
-    test_delay = (
-        int(os.environ.get("CODEX_INDEXD_TEST_SCAN_DELAY_MS", "0") or 0) / 1000
-    )  # test hook
-
-    def update(done: int, total: int | None) -> None:
-        if test_delay:
-            time.sleep(test_delay)
-        if total is not None and bar.total != total:
-            bar.total = total
-        bar.update(done - bar.n)
-
-    try:
-        yield update
-    finally:
-        bar.close()
 
 
 def first_ids(reasons: dict[str, Any], reason: str) -> list[str]:
@@ -194,8 +191,9 @@ def summary_lines(
         if args.max_threads == 0
         else f"max conversations: {args.max_threads}"
     )
+    out.extend(count_lines(args, facts, plan))
     verb = "would update" if args.dry_run else "updated"
-    if plan.writes_index and (args.rebuild or plan.drift.index_append or args.dry_run):
+    if plan.writes_index and (args.rebuild or plan.drift.index_append):
         out.append(f"file: {verb} {home.session_index}")
     if plan.policy.only in (OnlyFile.HISTORY, OnlyFile.BOTH):
         if not plan.policy.history_enabled:
@@ -206,19 +204,16 @@ def summary_lines(
             out.append("history max bytes: ignored by flag")
         else:
             out.append("history max bytes: not configured")
-        if plan.writes_history and (args.rebuild or plan.drift.history_add or args.dry_run):
+        if plan.writes_history and (args.rebuild or plan.drift.history_add):
             out.append(f"file: {verb} {home.history}")
     out.extend(f"file: created {path}" for path in report["backups"])
     if not args.rebuild:
         counts = report["drift"]
         prefix = "would add" if args.dry_run else "added"
+        index_counts = {k: v for k, v in counts.items() if k.startswith("index_")}
         out.append(
             f"index lines {prefix}: {len(plan.drift.index_append)}"
-            + (
-                f" ({_reasons(counts, ('index_missing', 'index_stale_name'))})"
-                if plan.drift.index_append
-                else ""
-            )
+            + (f" ({drift_sentence(index_counts)})" if plan.drift.index_append else "")
         )
         added = len(plan.drift.history_add) if args.dry_run else report["history_lines_added"]
         out.append(f"history lines {prefix}: {added}")
@@ -233,11 +228,14 @@ def summary_lines(
         if args.dry_run:
             for reason, ids in report["drift_ids"].items():
                 out.append(
-                    f"  {reason}: {', '.join(ids)}"
+                    f"  {drift_sentence({reason: len(ids)}).split(' ', 1)[1]}: {', '.join(ids)}"
                     + (" …" if counts.get(reason, 0) > len(ids) else "")
                 )
     if facts.warnings:
         out.append(f"warnings: {len(facts.warnings)} (skipped input; see the log lines above)")
+    difference = daemon_difference(args, facts, plan)
+    if difference:
+        out.append(difference)
     return out
 
 
@@ -249,17 +247,12 @@ def db_drift(facts: HomeFacts) -> dict[str, Any]:
     return {"counts": found.counts(), "ids": found.ids(), "db_available": found.db_available}
 
 
-def run_heal(facts: HomeFacts) -> dict[str, Any]:
+def run_heal(facts: HomeFacts, resolved: Any) -> dict[str, Any]:
     """Ask Codex's app-server to heal its DB once; return a JSON-able summary."""
-    from codex_indexd import settings as settings_mod
     from codex_indexd.heal import heal_home
     from codex_indexd.heal_state import load_attempts, save_attempts
 
-    try:
-        resolved = settings_mod.load()
-        mode, binary = resolved["codex_api.mode"], resolved["codex_api.binary"] or None
-    except settings_mod.ConfigError:
-        mode, binary = "auto", None
+    mode, binary = resolved["codex_api.mode"], resolved["codex_api.binary"] or None
     attempts = load_attempts(facts.home.root)
     heal = heal_home(facts, mode=mode, binary=binary, attempts=attempts)
     save_attempts(facts.home.root, heal.attempts)
@@ -277,8 +270,72 @@ def run_heal(facts: HomeFacts) -> dict[str, Any]:
     }
 
 
-def _reasons(counts: dict[str, int], keys: tuple[str, ...]) -> str:
-    return ", ".join(f"{key} {counts[key]}" for key in keys if counts.get(key))
+def count_lines(args: argparse.Namespace, facts: HomeFacts, plan: Plan) -> list[str]:
+    """Return one line saying how many rollouts there are, how many threads are restored,
+    and why the others are not (archived, no usable session_meta, over --max-threads,
+    orphans)."""
+    restored = len(plan.selection.entries)
+    archived = {t for t, r in (facts.threads or {}).items() if r.archived}
+    archived |= {t for t, r in facts.rollouts.items() if r.archived}
+    unusable = sum(1 for w in facts.warnings if w.event == "rollout.skipped")
+    over = 0
+    if args.max_threads:
+        unlimited = plan_for(facts, replace(plan.policy, max_threads=0))
+        over = len(unlimited.selection.entries) - restored
+    parts = [
+        (len(archived), "archived"),
+        (unusable, "without a usable session_meta"),
+        (over, f"over --max-threads {args.max_threads}"),
+        (plan.selection.skipped_orphans, "orphans (no DB row; --include-orphans adds them)"),
+    ]
+    excluded = ", ".join(f"{n} {why}" for n, why in parts if n)
+    return [
+        f"rollouts: {plural(facts.rollout_files, 'file')}; "
+        f"{plural(restored, 'thread')} restored"
+        + (f"; not restored: {excluded}" if excluded else "")
+    ]
+
+
+def daemon_difference(args: argparse.Namespace, facts: HomeFacts, plan: Plan) -> str | None:
+    """Return one line when the daemon's policy (the config file's) restores a different set
+    of threads than this repair's options; None when both agree."""
+    from codex_indexd.runner import policy_from_settings
+
+    daemon = policy_from_settings(args.settings)
+    if (daemon.max_threads, daemon.include_orphans) == (args.max_threads, args.include_orphans):
+        return None
+    theirs = plan_for(
+        facts,
+        replace(
+            plan.policy,
+            max_threads=daemon.max_threads,
+            include_orphans=daemon.include_orphans,
+        ),
+    )
+    if theirs.selection.thread_ids == plan.selection.thread_ids:
+        return None
+    limit = "all threads" if daemon.max_threads == 0 else f"{daemon.max_threads} threads"
+    orphans = "with orphans" if daemon.include_orphans else "without orphans"
+    flags = f"--max-threads {daemon.max_threads}" + (
+        " --include-orphans" if daemon.include_orphans else ""
+    )
+    return (
+        f"note: this repair restores {plural(len(plan.selection.entries), 'thread')} "
+        f"(--max-threads {args.max_threads}"
+        + (", --include-orphans" if args.include_orphans else ", no orphans")
+        + f"); the daemon restores {limit} {orphans} "
+        f"({plural(len(theirs.selection.entries), 'thread')} here). Pass {flags} to match it."
+    )
+
+
+def _failed(args: argparse.Namespace, root: Path, error: str, code: int = 1) -> int:
+    """Report a repair that could not start: JSON with `error`, or the seed's two lines."""
+    if args.json:
+        report = {"status": "failed", "error": error, "codex_home": str(root)}
+        print(json.dumps(report | {"dry_run": args.dry_run}, indent=2))
+    else:
+        print(f"status: failed\nerror: {error}")
+    return code
 
 
 def apply_with_retries(
@@ -300,7 +357,10 @@ def apply_with_retries(
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run one repair; print the summary (or JSON). Exit 0 on success, 1 on failure."""
+    """Run one repair; print the summary (or JSON, also on failure). Exit 0 on success,
+    1 on failure, 2 on a bad config file."""
+    from codex_indexd import settings as settings_mod
+    from codex_indexd.commands.home_check import check_home
 
     def configure_logging() -> None:
         from codex_indexd import logsetup
@@ -309,14 +369,29 @@ def main(args: argparse.Namespace) -> int:
 
     logs.set_configure_hook(configure_logging)
     home = CodexHome.at(args.codex_home)
-    if not home.root.is_dir():
-        print(f"status: failed\nerror: {home.root} is not a directory", file=sys.stdout)
-        return 1
+    try:
+        args.settings = settings_mod.load()
+    except settings_mod.ConfigError as exc:
+        if not args.json:
+            print(f"codex-indexd: config error: {exc}", file=sys.stderr)
+        return _failed(args, home.root, f"config error: {exc}", 2)
+    problem = check_home(home.root, "--codex-home" if args.codex_home else "")
+    if problem is not None:
+        return _failed(args, home.root, problem.sentence)
+    try:
+        return _repair(args, home)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        log.error("repair.failed", error=f"{type(exc).__name__}{where}")
+        return _failed(args, home.root, f"{exc.strerror or exc}{where}")
+
+
+def _repair(args: argparse.Namespace, home: CodexHome) -> int:
     error: str | None = None
     result: ApplyResult | None = None
     if not args.dry_run:
         recover(home)
-    with progress_bar() as progress:
+    with progress_bar(home) as progress:
         facts = gather(home, progress)
     plan = plan_for(facts, policy_from(args, facts))
     if not args.dry_run:
@@ -329,11 +404,16 @@ def main(args: argparse.Namespace) -> int:
     report = build_report(args, facts, plan, result, error)
     report["db_drift"] = db_drift(facts)
     if args.heal_db and not args.dry_run:
-        heal = run_heal(facts)
+        heal = run_heal(facts, args.settings)
         report["db_heal"] = heal
         if heal.get("error_exit"):
             error = error or heal["summary"]
             report["status"] = "failed"
+            report["error"] = error
+    changed = result is not None and any(
+        w.lines_added or w.rewritten for w in (result.index, result.history) if w
+    )
+    report["changed"] = changed
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -357,6 +437,6 @@ def main(args: argparse.Namespace) -> int:
             print(f"error: {error}")
         else:
             print("status: success")
-            if not args.dry_run:
+            if changed:
                 print("next step: restart Codex")
     return 1 if error else 0

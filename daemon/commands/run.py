@@ -11,30 +11,73 @@ from codex_indexd import settings as settings_mod
 from codex_indexd.logs import get_logger
 
 log = get_logger("codex_indexd.run")
+EXIT_USAGE = 2
+EPILOG = """\
+exit status (--once): 0 every home served, 1 a home is missing or cannot be read, 2 a bad
+config file or no usable home. The daemon exits 0 on SIGTERM/SIGINT, 2 on a bad config, 75
+when another codex-indexd already serves a home. SIGHUP re-reads the config file (homes
+are added and dropped; a change that needs a restart is logged and shown by status).
+
+examples:
+  codex-indexd run --once --codex-home ~/.codex
+  codex-indexd run --log-level debug --poll
+"""
 
 
 def add_parser(sub: Any) -> None:
     parser = sub.add_parser(
-        "run", help="watch Codex homes and keep their indexes right (foreground)"
+        "run",
+        help="watch Codex homes and keep their indexes right (foreground)",
+        description="Watch Codex homes and keep session_index.jsonl and history.jsonl right, "
+        "in the foreground (the user service runs this).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--codex-home",
         type=Path,
         action="append",
         default=None,
-        help="a Codex home to watch (repeatable; default: config file, $CODEX_HOME, ~/.codex)",
+        metavar="PATH",
+        help="a Codex home to watch (repeatable; default: the config file's homes, "
+        "$CODEX_HOME, ~/.codex)",
     )
     parser.add_argument(
-        "--debounce-ms", type=int, default=None, help="quiet period before a flush (default 300)"
+        "--debounce-ms",
+        type=_milliseconds,
+        default=None,
+        metavar="MS",
+        help="quiet period after a change before the indexes are updated (default 300)",
     )
     parser.add_argument(
-        "--poll", action="store_true", default=None, help="poll instead of using inotify/FSEvents"
+        "--poll",
+        action="store_true",
+        default=None,
+        help="poll the files instead of using inotify/FSEvents (network file systems)",
     )
     parser.add_argument(
         "--once", action="store_true", help="one reconcile of every home, then exit"
     )
-    parser.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-level",
+        default=None,
+        choices=["debug", "info", "warning", "error"],
+        help="least severe log lines written (default: log_level in the config file, or info)",
+    )
     parser.set_defaults(handler=main)
+
+
+def _milliseconds(text: str) -> int:
+    """argparse type: a whole number of milliseconds, 0..60000."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of milliseconds, got {text!r}"
+        ) from None
+    if not 0 <= value <= 60_000:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 60000 ms, got {value}")
+    return value
 
 
 def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -49,6 +92,7 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def main(args: argparse.Namespace) -> int:
     """Run the daemon; exit 0 on SIGTERM/SIGINT, 2 on a bad config, 75 when already running."""
     from codex_indexd import logsetup
+    from codex_indexd.commands.home_check import MISSING
     from codex_indexd.runner import EXIT_ALREADY_RUNNING, Daemon, lock_holder_message
     from codex_indexd.write.locks import AlreadyRunning
 
@@ -57,9 +101,15 @@ def main(args: argparse.Namespace) -> int:
         resolved = settings_mod.load(overrides)
     except settings_mod.ConfigError as exc:
         print(f"codex-indexd: config error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     logsetup.configure(level=resolved["log_level"])
     daemon = Daemon(resolved, reload=lambda: settings_mod.load(overrides))
+    for problem in daemon.check_homes():
+        if args.once or problem.code != MISSING:
+            print(f"codex-indexd: {problem.sentence}", file=sys.stderr)
+    if not daemon.settings.homes:
+        print("codex-indexd: no Codex home left to serve; nothing to do.", file=sys.stderr)
+        return EXIT_USAGE
     try:
         daemon.acquire_locks()
     except AlreadyRunning as exc:

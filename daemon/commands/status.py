@@ -1,6 +1,9 @@
 """`codex-indexd status`: is the daemon running, and what is wrong in each home.
 
-Exit 0 when all is well, 1 when there is drift, an error, or no daemon running.
+Exit 0 when every home is healthy and watched by a running daemon, 1 when a home has drift
+or an error (a bad home, an unreadable DB, a failed write), 2 on a bad config file or
+command line, 3 when every home is healthy but no daemon runs for one of them (as
+`systemctl status` does for a stopped unit).
 """
 
 from __future__ import annotations
@@ -14,11 +17,27 @@ from typing import Any
 from codex_indexd import logs
 from codex_indexd import settings as settings_mod
 from codex_indexd.codex.home import CodexHome
+from codex_indexd.commands.home_check import HomeProblem, check_home, origin_of
+from codex_indexd.commands.words import drift_sentence, plural
 from codex_indexd.diagnose import lock_holders
 from codex_indexd.engine import gather, plan_for
+from codex_indexd.heal.drift import status_info
 from codex_indexd.index.model import Policy
 from codex_indexd.status_file import instance_lock_path, read_status
 from codex_indexd.write.locks import holder_pid
+
+EXIT_HEALTHY, EXIT_PROBLEMS, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
+EPILOG = """\
+exit status:
+  0  healthy: the daemon runs, no drift, no errors
+  1  drift or errors in a home (the report says which)
+  2  bad config file or command line
+  3  healthy, but no daemon is running for a home
+
+examples:
+  codex-indexd status
+  codex-indexd status --json | jq '.ok, .homes[].drift'
+"""
 
 
 def heal_report(facts: Any, mode: str, binary: str | None) -> tuple[dict[str, int], list[str]]:
@@ -69,7 +88,7 @@ def home_report(
     if record.get("lock_busy"):
         last = record.get("last_lock_busy", {})
         warnings.append(
-            f"a Codex lock was busy {record['lock_busy']} time(s); "
+            f"a Codex lock was busy {plural(record['lock_busy'], 'time')}; "
             f"last on {last.get('path')} at {last.get('at')}"
         )
     if facts.db_error is not None:
@@ -82,6 +101,12 @@ def home_report(
         errors.append(f"{kind}: {info.get('detail') or info.get('file')} (at {info.get('at')})")
     db_drift, heal_notes = heal_report(facts, heal_mode, heal_binary)
     warnings.extend(heal_notes)
+    if pid and record.get("restart_needed"):
+        keys = ", ".join(record["restart_needed"])
+        warnings.append(
+            f"the daemon must be restarted to apply {keys} (changed in the config file since it "
+            "started): systemctl --user restart codex-indexd, or stop and start 'codex-indexd run'"
+        )
     for name in record.get("paused_files") or []:
         errors.append(f"writes to {name} are paused: another writer keeps undoing our repairs")
     return {
@@ -102,13 +127,60 @@ def home_report(
         "db_drift": db_drift,
         "last_heal": record.get("last_heal"),
         "skipped_input": len(facts.warnings),
+        "info": status_info(facts, heal_mode, heal_binary),
         "warnings": warnings,
         "errors": errors,
     }
 
 
+def problem_report(problem: HomeProblem) -> dict[str, Any]:
+    """Return the status of a home that cannot be used: an error and nothing else."""
+    pid = holder_pid(instance_lock_path(problem.path))
+    return {
+        "codex_home": str(problem.path),
+        "ok": False,
+        "daemon_running": pid is not None,
+        "daemon_pid": pid,
+        "home_problem": problem.as_json(),
+        "sessions": 0,
+        "threads": None,
+        "db_path": None,
+        "watcher": None,
+        "service_manager": None,
+        "started_at": None,
+        "last_reconcile": {"at": None, "reason": None},
+        "last_repair": None,
+        "drift": {},
+        "db_drift": {},
+        "last_heal": None,
+        "skipped_input": 0,
+        "warnings": [],
+        "errors": [problem.sentence],
+    }
+
+
+def finish(report: dict[str, Any]) -> dict[str, Any]:
+    """Add the verdict fields (`ok`, `daemon_running`) to one home's report."""
+    report.setdefault("home_problem", None)
+    report["daemon_running"] = report["daemon_pid"] is not None
+    report["ok"] = not (report["drift"] or report["db_drift"] or report["errors"])
+    return report
+
+
+def exit_code(reports: list[dict[str, Any]]) -> int:
+    """1 when a home has drift or errors, else 3 when a daemon is missing, else 0."""
+    if not all(r["ok"] for r in reports):
+        return EXIT_PROBLEMS
+    if not all(r["daemon_running"] for r in reports):
+        return EXIT_NOT_RUNNING
+    return EXIT_HEALTHY
+
+
 def render(report: dict[str, Any]) -> list[str]:
     out = [f"home {report['codex_home']}"]
+    if report.get("home_problem"):
+        out.append(f"  ERROR: {report['home_problem']['message']}")
+        return out
     if report["daemon_pid"]:
         out.append(
             f"  daemon: running (pid {report['daemon_pid']}, since {report['started_at']}, "
@@ -120,8 +192,12 @@ def render(report: dict[str, Any]) -> list[str]:
             "  daemon: NOT running — start it with 'codex-indexd service install' "
             "(or 'codex-indexd run')"
         )
-    threads = report["threads"] if report["threads"] is not None else "no DB"
-    out.append(f"  sessions: {report['sessions']} rollout files, threads: {threads}")
+    threads = (
+        plural(report["threads"], "thread") + " in Codex's DB"
+        if report["threads"] is not None
+        else "no state DB"
+    )
+    out.append(f"  sessions: {plural(report['sessions'], 'rollout file')}; {threads}")
     last = report["last_reconcile"]
     out.append(
         f"  last reconcile: {last.get('at') or 'never'}"
@@ -129,40 +205,59 @@ def render(report: dict[str, Any]) -> list[str]:
     )
     repair = report["last_repair"]
     if repair:
-        reasons = ", ".join(f"{k} {v}" for k, v in sorted(repair.get("reasons", {}).items()))
+        reasons = drift_sentence(repair.get("reasons", {}))
         out.append(
-            f"  last repair: {repair['at']}: +{repair['index_lines_added']} index lines, "
-            f"+{repair['history_lines_added']} history lines ({reasons})"
+            f"  last repair: {repair['at']}: "
+            f"+{plural(repair['index_lines_added'], 'index line')}, "
+            f"+{plural(repair['history_lines_added'], 'history line')} (fixed: {reasons})"
         )
     else:
         out.append("  last repair: never")
-    drift = report["drift"]
-    out.append(
-        "  drift now: "
-        + (", ".join(f"{k} {v}" for k, v in sorted(drift.items())) if drift else "none")
-    )
+    out.append("  drift now: " + drift_sentence(report["drift"]))
     if report["db_drift"]:
-        out.append(
-            "  Codex DB drift: "
-            + ", ".join(f"{k} {v}" for k, v in sorted(report["db_drift"].items()))
-        )
+        out.append("  Codex DB drift: " + drift_sentence(report["db_drift"]))
     if report["last_heal"]:
         out.append(f"  last DB heal: {report['last_heal']['at']}: {report['last_heal']['summary']}")
     if report["skipped_input"]:
         out.append(
-            f"  skipped input: {report['skipped_input']} file(s) or line(s) "
-            "(see 'codex-indexd repair --dry-run')"
+            f"  skipped input: {plural(report['skipped_input'], 'file or line', 'files or lines')}"
+            " (see 'codex-indexd repair --dry-run')"
         )
+    out.extend(f"  info: {line}" for line in report.get("info", []))
     out.extend(f"  warning: {w}" for w in report["warnings"])
     out.extend(f"  ERROR: {e}" for e in report["errors"])
     return out
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of `codex-indexd status`."""
+    parser = argparse.ArgumentParser(
+        prog="codex-indexd status",
+        description="Show whether the daemon runs and what is wrong in each Codex home "
+        "(read-only).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--codex-home",
+        type=Path,
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="a Codex home to check (repeatable; default: the config file's homes, "
+        "$CODEX_HOME, ~/.codex)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: {ok, exit_code, homes: [{codex_home, ok, daemon_running, "
+        "drift, errors, ...}]}",
+    )
+    return parser
+
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="codex-indexd status", description=__doc__)
-    parser.add_argument("--codex-home", type=Path, action="append", default=None)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     logs.set_configure_hook(
         lambda: __import__("codex_indexd.logsetup").logsetup.configure(
             level="error", log_file=False
@@ -173,17 +268,32 @@ def main(argv: list[str]) -> int:
             {"homes": [str(p) for p in args.codex_home] if args.codex_home else None}
         )
     except settings_mod.ConfigError as exc:
+        if args.json:
+            print(json.dumps({"ok": False, "exit_code": EXIT_USAGE, "error": str(exc)}))
         print(f"codex-indexd: config error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     from codex_indexd.runner import policy_from_settings
 
     policy = policy_from_settings(resolved)
     mode, binary = resolved["codex_api.mode"], resolved["codex_api.binary"] or None
-    reports = [home_report(home, policy, mode, binary) for home in resolved.homes]
+    origin = origin_of(resolved.sources["homes"], resolved.file)
+    reports: list[dict[str, Any]] = []
+    for home in resolved.homes:
+        problem = check_home(home, origin)
+        if problem is not None:
+            reports.append(problem_report(problem))
+        else:
+            reports.append(finish(home_report(home, policy, mode, binary)))
+    code = exit_code(reports)
     if args.json:
-        print(json.dumps({"homes": reports}, indent=2))
+        verdict = {
+            "ok": code == EXIT_HEALTHY,
+            "healthy": code in (EXIT_HEALTHY, EXIT_NOT_RUNNING),
+            "exit_code": code,
+            "homes": reports,
+        }
+        print(json.dumps(verdict, indent=2))
     else:
         for report in reports:
             print("\n".join(render(report)))
-    bad = any(r["drift"] or r["db_drift"] or r["errors"] or not r["daemon_pid"] for r in reports)
-    return 1 if bad else 0
+    return code

@@ -4,8 +4,12 @@ We never write Codex's databases. Codex's app-server is the sanctioned writer:
 
 * `thread/name/set {threadId, name}` puts a lost name back (`threads.name` for paginated
   threads, `threads.title` for legacy ones) and appends the index under Codex's lock;
-* one `thread/list` scan (`useStateDbOnly: false`, every source kind, every provider,
-  archived and not, all pages) makes Codex insert rows for rollouts it has no row for.
+* a few missing rows (up to `MAX_ROW_INSERTS`): `thread/metadata/update` per thread, which
+  inserts the row from the rollout before patching it (the patch restates the rollout's own
+  git commit), where the binary's schema has the method;
+* otherwise, or for what that refused: one `thread/list` scan (`useStateDbOnly: false`,
+  every source kind the schema names, every provider, archived and not, all pages) makes
+  Codex insert rows for rollouts it has no row for.
 
 Afterwards the DB is read again, read-only, and what was healed is counted. One child at a
 time, every call with a timeout, the child always reaped. An item that is still not healed
@@ -23,8 +27,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from codex_indexd.codex.statedb import StateDbError, load_threads
+from codex_indexd.diagnose import session_meta
 from codex_indexd.engine import HomeFacts
 from codex_indexd.heal.appserver import AppServer, AppServerError, RpcError, run_version
+from codex_indexd.heal.capability import (
+    NEEDED,
+    OPTIONAL,
+    BinaryKey,
+    Capabilities,
+    binary_key,
+    probe,
+)
 from codex_indexd.heal.detect import (
     NAME_LOST,
     REASONS,
@@ -41,8 +54,9 @@ from codex_indexd.logs import get_logger
 log = get_logger("codex_indexd.heal")
 
 MODES = ("auto", "off")
-TESTED_VERSIONS: frozenset[tuple[int, int]] = frozenset({(0, 169)})
-"""Codex (major, minor) releases whose app-server protocol healing was verified against."""
+TESTED_VERSIONS: tuple[tuple[int, int, int], ...] = ((0, 169, 0), (0, 171, 0))
+"""Codex releases healing was run against end to end. Information only: whether healing runs
+is decided by what the binary's protocol schema offers (`capability.NEEDED`)."""
 SOURCE_KINDS = (
     "cli",
     "vscode",
@@ -55,7 +69,10 @@ SOURCE_KINDS = (
     "subAgentOther",
     "unknown",
 )
+"""The `thread/list` source kinds when a schema names none (Codex 0.169 and 0.171 list these)."""
 MAX_TRIES = 2
+MAX_ROW_INSERTS = 50
+"""Up to this many missing rows are inserted one by one; more take one `thread/list` scan."""
 PAGE_SIZE = 100
 MAX_PAGES = 10_000
 VERSION_TIMEOUT_S = 10.0
@@ -64,21 +81,44 @@ IDS_SHOWN = 5
 _ENABLE_TAIL = "then run 'codex-indexd repair --heal-db' (the daemon heals by itself)."
 HINT_OFF = (
     'Healing is off: set mode = "auto" under [codex_api] in the codex-indexd config '
-    f"(or CODEX_INDEXD_CODEX_API=auto) with Codex CLI 0.169.x on PATH, {_ENABLE_TAIL}"
+    f"(or CODEX_INDEXD_CODEX_API=auto) with Codex CLI on PATH, {_ENABLE_TAIL}"
 )
 HINT_NO_BINARY = (
-    "Install Codex CLI 0.169.x so that 'codex' is on PATH, or set binary = "
+    "Install Codex CLI (npm install -g @openai/codex) so that 'codex' is on PATH, or set binary = "
     '"/path/to/codex" under [codex_api] in the codex-indexd config '
     f"(or CODEX_INDEXD_CODEX_BIN), {_ENABLE_TAIL}"
 )
-HINT_VERSION = (
-    "Healing speaks the app-server protocol of Codex CLI 0.169.x only: point "
-    "binary under [codex_api] (or CODEX_INDEXD_CODEX_BIN) at a Codex 0.169.x, "
-    f"{_ENABLE_TAIL}"
+HINT_CAPABILITY = (
+    "Healing needs an app-server with these methods and parameters; point binary under "
+    "[codex_api] (or CODEX_INDEXD_CODEX_BIN) at a Codex CLI that has them (the versions "
+    f"tested are {{tested}}), {_ENABLE_TAIL}"
 )
 
+
+def shown_version(version: tuple[int, int, int]) -> str:
+    return ".".join(str(part) for part in version)
+
+
+def tested_versions_text() -> str:
+    """The tested releases for people, e.g. `0.169.0, 0.171.0`."""
+    return ", ".join(shown_version(v) for v in TESTED_VERSIONS)
+
+
+def newer_than_tested(version: tuple[int, int, int]) -> bool:
+    """True when `version` is newer than every release healing was tested with."""
+    return version > max(TESTED_VERSIONS)
+
+
+def newer_note(version: tuple[int, int, int]) -> str | None:
+    """The information line for a Codex newer than the newest tested, else None."""
+    if not newer_than_tested(version):
+        return None
+    tested = tested_versions_text()
+    return f"Codex {shown_version(version)} is newer than the versions tested: {tested}"
+
+
 _SESSION_LOCK = threading.Lock()  # one app-server child at a time in this process
-_VERSION_CACHE: dict[tuple[str, int, int, int], tuple[int, int, int]] = {}
+_VERSION_CACHE: dict[BinaryKey, tuple[int, int, int]] = {}
 
 
 # --------------------------------------------------------------------------------------
@@ -95,6 +135,22 @@ class CodexCheck:
     version: str | None = None
     reason: str | None = None
     hint: str = ""
+    capabilities: Capabilities | None = None
+    info: str | None = None  # e.g. the binary is newer than the versions tested
+
+    @property
+    def source_kinds(self) -> tuple[str, ...]:
+        """The source kinds `thread/list` accepts (the schema's, else the known ones)."""
+        kinds = self.capabilities.source_kinds if self.capabilities is not None else ()
+        return kinds or SOURCE_KINDS
+
+    @property
+    def metadata_update(self) -> bool:
+        """True when the app-server has `thread/metadata/update` (a per-thread row insert)."""
+        caps = self.capabilities
+        return caps is not None and caps.has(
+            "thread/metadata/update", OPTIONAL["thread/metadata/update"]
+        )
 
 
 def _find_binary(binary: str | None, env: Mapping[str, str]) -> tuple[str | None, str | None]:
@@ -117,16 +173,7 @@ def _find_binary(binary: str | None, env: Mapping[str, str]) -> tuple[str | None
 
 
 def _version_of(path: str, env: Mapping[str, str], timeout_s: float) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-        key: tuple[str, int, int, int] | None = (
-            os.path.realpath(path),
-            st.st_ino,
-            st.st_mtime_ns,
-            st.st_size,
-        )
-    except OSError:
-        key = None
+    key = binary_key(path)
     if key is not None and key in _VERSION_CACHE:
         return _VERSION_CACHE[key]
     version = run_version(path, env=env, timeout_s=timeout_s)
@@ -142,7 +189,11 @@ def check_codex(
     env: Mapping[str, str] | None = None,
     timeout_s: float = VERSION_TIMEOUT_S,
 ) -> CodexCheck:
-    """Decide whether healing can use Codex: mode, binary (configured or PATH), version."""
+    """Decide whether healing can use Codex: mode, binary (configured or PATH), capabilities.
+
+    The binary's protocol schema must offer every method and parameter healing sends; its
+    version only adds an information line when it is newer than the versions tested.
+    """
     if mode not in MODES:
         raise ValueError(f"codex_api mode must be one of {', '.join(MODES)}, not {mode!r}")
     if mode == "off":
@@ -153,23 +204,28 @@ def check_codex(
         return CodexCheck(False, reason=why, hint=HINT_NO_BINARY)
     try:
         version = _version_of(path, environ, timeout_s)
+        caps = probe(path, env=environ, timeout_s=max(timeout_s, 2 * VERSION_TIMEOUT_S))
     except AppServerError as exc:
-        return CodexCheck(False, binary=path, reason=str(exc), hint=HINT_NO_BINARY)
-    if version is None:
-        return CodexCheck(
-            False, binary=path, reason=f"'{path} --version' printed no version", hint=HINT_VERSION
+        hint = (
+            HINT_NO_BINARY
+            if exc.kind == "spawn"
+            else HINT_CAPABILITY.format(tested=tested_versions_text())
         )
-    shown = ".".join(str(part) for part in version)
-    if version[:2] not in TESTED_VERSIONS:
-        tested = ", ".join(f"{a}.{b}.x" for a, b in sorted(TESTED_VERSIONS))
+        return CodexCheck(False, binary=path, reason=str(exc), hint=hint)
+    shown = shown_version(version) if version is not None else None
+    missing = caps.missing(NEEDED)
+    if missing:
+        named = f"Codex {shown}" if shown else "this Codex"
         return CodexCheck(
             False,
             binary=path,
             version=shown,
-            hint=HINT_VERSION,
-            reason=f"{path} is Codex {shown}; healing is tested with {tested} only",
+            capabilities=caps,
+            hint=HINT_CAPABILITY.format(tested=tested_versions_text()),
+            reason=f"{path} ({named}) has no {', '.join(missing)} in its app-server protocol",
         )
-    return CodexCheck(True, binary=path, version=shown)
+    info = newer_note(version) if version is not None else None
+    return CodexCheck(True, binary=path, version=shown, capabilities=caps, info=info)
 
 
 # --------------------------------------------------------------------------------------
@@ -249,7 +305,16 @@ def _read_rows(facts: HomeFacts) -> dict[str, ThreadRow]:
     return load_threads(path)
 
 
-def _scan(server: AppServer, timeout_s: float) -> int:
+def _reread(facts: HomeFacts, fallback: Detection | None) -> Detection | None:
+    """Detect again from a fresh read of the DB; `fallback` when it cannot be read."""
+    try:
+        return detect(facts, threads=_read_rows(facts))
+    except (StateDbError, OSError) as exc:
+        log.warning("heal.reread_failed", home=str(facts.home.root), error=str(exc))
+        return fallback
+
+
+def _scan(server: AppServer, timeout_s: float, source_kinds: tuple[str, ...] = SOURCE_KINDS) -> int:
     """List every thread, archived and not, with scan-and-repair on; return how many."""
     seen = 0
     for archived in (False, True):
@@ -257,7 +322,7 @@ def _scan(server: AppServer, timeout_s: float) -> int:
         cursors: set[str] = set()
         for _ in range(MAX_PAGES):
             params: dict[str, Any] = {
-                "sourceKinds": list(SOURCE_KINDS),
+                "sourceKinds": list(source_kinds),
                 "modelProviders": [],
                 "archived": archived,
                 "useStateDbOnly": False,
@@ -275,6 +340,52 @@ def _scan(server: AppServer, timeout_s: float) -> int:
             cursors.add(following)
             cursor = following
     return seen
+
+
+def _git_patch(facts: HomeFacts, thread_id: str) -> dict[str, str | None] | None:
+    """The `gitInfo` patch that leaves a row as its rollout says (sha as recorded, or null).
+
+    None when the rollout is compressed or has no readable `session_meta`: the scan heals it.
+    """
+    rollout = facts.rollouts.get(thread_id)
+    if rollout is None or rollout.path.endswith(".zst"):
+        return None
+    meta = session_meta(rollout.path)
+    if not meta:
+        return None
+    git = meta.get("git")
+    sha = git.get("commit_hash") if isinstance(git, dict) else None
+    return {"sha": sha if isinstance(sha, str) and sha else None}
+
+
+def _insert_rows(
+    server: AppServer, facts: HomeFacts, thread_ids: set[str], timeout_s: float
+) -> set[str]:
+    """Have Codex insert each missing row from its rollout; return the ids it refused.
+
+    `thread/metadata/update` reads the rollout into a row when there is none, then applies
+    the patch; the patch restates the rollout's own git commit, so nothing else changes.
+    """
+    refused: set[str] = set()
+    for tid in sorted(thread_ids):
+        patch = _git_patch(facts, tid)
+        if patch is None:
+            refused.add(tid)
+            continue
+        try:
+            server.request(
+                "thread/metadata/update", {"threadId": tid, "gitInfo": patch}, timeout_s=timeout_s
+            )
+        except RpcError as exc:
+            refused.add(tid)
+            log.warning(
+                "heal.row_insert_failed",
+                home=str(facts.home.root),
+                thread_id=tid,
+                code=exc.code,
+                error=exc.rpc_message,
+            )
+    return refused
 
 
 def _tryable(detection: Detection, record: Mapping[str, int]) -> tuple[dict[str, str], set[str]]:
@@ -301,6 +412,7 @@ class _Run:
     error: str | None = None
     ran: bool = False
     scanned: bool = False
+    inserted: int = 0  # rows asked for one by one (thread/metadata/update) and accepted
     mid: Detection | None = None  # detection after the scan, before renaming
 
 
@@ -323,12 +435,23 @@ def _run_session(
         if rows:
             run.attempted |= {attempt_key(ROW_MISSING, t) for t in rows & before.missing}
             run.attempted |= {attempt_key(ROW_STALE, t) for t in rows & before.stale}
-            _scan(server, timeout_s)
-            run.scanned = True
-            try:
-                run.mid = detect(facts, threads=_read_rows(facts))
-            except (StateDbError, OSError) as exc:
-                log.warning("heal.reread_failed", home=str(facts.home.root), error=str(exc))
+            missing = rows & before.missing
+            if check.metadata_update and len(missing) <= MAX_ROW_INSERTS and rows == missing:
+                run.inserted = len(missing)
+                left = _insert_rows(server, facts, missing, timeout_s)
+                run.inserted -= len(left)
+                after_scan = False  # what it refused, the scan is the last try
+            else:
+                left, after_scan = rows, check.metadata_update
+            if left:
+                _scan(server, timeout_s, check.source_kinds)
+                run.scanned = True
+            run.mid = _reread(facts, None)
+            still = (run.mid.missing & left) if run.mid is not None and run.scanned else set()
+            if still and after_scan and len(still) <= MAX_ROW_INSERTS:
+                # a scan pages by start time and can pass over threads that share one second
+                _insert_rows(server, facts, still, timeout_s)
+                run.mid = _reread(facts, run.mid)
             if run.mid is not None:  # rows the scan just inserted can have lost names too
                 more, _ = _tryable(run.mid, record)
                 names.update({tid: name for tid, name in more.items() if tid not in names})
@@ -402,15 +525,15 @@ def _add_notes(report: HealReport, after: Detection) -> None:
     archived = len(after.archived)
     if archived:
         report.notes.append(
-            f"{archived} archived thread(s) keep a lost name: Codex 0.169 renames only "
+            f"{archived} archived thread(s) keep a lost name: Codex (0.169, 0.171) renames only "
             "unarchived threads ('thread/name/set' answers 'no rollout found'); unarchive them "
             "in Codex and heal again."
         )
     if after.stale and report.ran:
         report.notes.append(
             f"{len(after.stale)} DB row(s) still point at a rollout path that no longer exists: "
-            "Codex 0.169's thread/list scan inserts missing rows but does not move existing "
-            "ones; putting the file back where the row says makes the thread visible again."
+            "Codex's thread/list scan (0.169, 0.171) inserts missing rows but does not move "
+            "existing ones; putting the file back where the row says makes it visible again."
         )
     if report.given_up[NAME_LOST] or report.given_up[ROW_MISSING] or report.given_up[ROW_STALE]:
         report.notes.append(
@@ -500,6 +623,7 @@ def heal_home(
         given_up=report.given_up,
         name_set_errors=run.names_failed,
         scanned=run.scanned,
+        inserted=run.inserted,
         error=report.error,
         duration_s=report.duration_s,
     )

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codex_indexd.codex.home import CodexHome, iter_rollout_entries
-from codex_indexd.codex.rollout import RolloutScan, is_rollout_name, read_turn, scan_file
+from codex_indexd.codex.rollout import (
+    RolloutScan,
+    choose_rollout,
+    is_rollout_name,
+    read_turn,
+    scan_file,
+)
+from codex_indexd.codex.scan import NotRegularFile, open_rollout
 from codex_indexd.engine import InputWarning, report_scan
 from codex_indexd.index.model import HistoryLine, RolloutFacts
 from codex_indexd.logs import get_logger
@@ -47,6 +54,7 @@ class RolloutTracker:
         self._keys_by_tid: dict[str, tuple[str, ...]] = {}  # usually one file per thread
         self._stale_tids: set[str] = set()
         self.version = 0  # bumped on every change, so unchanged state is not saved again
+        self._refused: dict[str, tuple[int, int, int]] = {}  # non-regular files, logged once
 
     def _is_archived(self, path: Path) -> bool:
         try:
@@ -93,6 +101,11 @@ class RolloutTracker:
         key = sys.intern(str(path))  # shared with the facts' path
         before = self.files.get(key)
         changed = self._refresh(path, key)
+        if before is not None and key.endswith(".jsonl") and not os.path.lexists(key):
+            # Replaced by its compressed twin: the same thread, read from the new file now.
+            twin = key + ".zst"
+            if os.path.lexists(twin):
+                changed |= self._refresh(Path(twin), sys.intern(twin))
         after = self.files.get(key)
         if changed and (before is None or after is None or before.ino != after.ino):
             for state in (before, after):
@@ -144,9 +157,16 @@ class RolloutTracker:
         before = scan.offset
         try:
             scan = scan_file(scan, path)
+        except NotRegularFile as exc:
+            mark = (st.st_dev, st.st_ino, st.st_mode)
+            if self._refused.get(key) != mark:  # one line per file, not one per scan
+                self._refused[key] = mark
+                log.warning("rollout.not_regular", path=key, error=str(exc))
+            return False
         except OSError as exc:
             log.warning("rollout.unreadable", path=key, error=str(exc))
             return False
+        self._refused.pop(key, None)
         self.bytes_read += scan.offset - before
         if before == 0:
             warnings: list[InputWarning] = []
@@ -204,19 +224,12 @@ class RolloutTracker:
             self._facts = {}
             self._stale_tids = set(self._keys_by_tid)
         for tid in self._stale_tids:
-            best: RolloutFacts | None = None
-            best_rank: tuple[bool, int] = (False, -1)
-            for key in self._keys_by_tid.get(tid, ()):
-                candidate = self.files.get(key)
-                if candidate is None or not candidate.scan.usable:
-                    continue
-                rank = (not candidate.scan.facts.archived, candidate.scan.lines)
-                if best is None or rank > best_rank:
-                    best, best_rank = candidate.scan.facts, rank
+            states = (self.files.get(key) for key in self._keys_by_tid.get(tid, ()))
+            best = choose_rollout(state.scan for state in states if state is not None)
             if best is None:
                 self._facts.pop(tid, None)
             else:
-                self._facts[tid] = best
+                self._facts[tid] = best.facts
         self._stale_tids = set()
         return self._facts
 
@@ -236,16 +249,34 @@ class RolloutTracker:
                 continue
             turns = {(t.ts, t.key): t for t in rollout.user_turns if t.offset >= 0}
             try:
-                with open(rollout.path, "rb") as handle:
+                if rollout.path.endswith(".zst"):
+                    found_turns = _turns_with_text(Path(rollout.path), rollout.archived)
+                    for line in wanted:
+                        turn = turns.get((line.ts, line.key))
+                        text = found_turns.get((line.ts, line.key))
+                        if turn is not None and text is not None:
+                            texts[(session_id, turn.ts, turn.key)] = text
+                    continue
+                fd, _size = open_rollout(Path(rollout.path))
+                try:
                     for line in wanted:
                         turn = turns.get((line.ts, line.key))
                         if turn is None:
                             continue
-                        found = read_turn(handle, turn.offset, state.scan.expected_id)
+                        found = read_turn(fd, turn.offset, state.scan.expected_id)
                         if found is None or found.text is None or found.key != turn.key:
                             log.warning("rollout.turn_moved", path=rollout.path, offset=turn.offset)
                             continue
                         texts[(session_id, turn.ts, turn.key)] = found.text
+                finally:
+                    os.close(fd)
             except OSError as exc:
                 log.warning("rollout.unreadable", path=rollout.path, error=str(exc))
         return texts
+
+
+def _turns_with_text(path: Path, archived: bool) -> dict[tuple[int, int], str]:
+    """Return the texts of a compressed rollout's turns by `(ts, key)` (a fresh full read:
+    offsets into a compressed file cannot be read back one line at a time). Raises OSError."""
+    scan = scan_file(RolloutScan.start(path, archived=archived), path)
+    return {(t.ts, t.key): t.text for t in scan.facts.user_turns if t.text is not None}

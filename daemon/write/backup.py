@@ -19,10 +19,19 @@ class BackupPolicy:
     keep_bytes: int = 256 * 1024 * 1024  # per file name
 
 
+def visible_dir(directory: Path) -> Path:
+    """Return `directory` without leading dots in its last part: a home named `.codex` gets
+    `backups/codex-<hash>/`, which file managers and `ls` show."""
+    shown = directory.name.lstrip(".")
+    return directory.with_name(shown) if shown and shown != directory.name else directory
+
+
 def write_backup(directory: Path, name: str, data: bytes, policy: BackupPolicy) -> Path | None:
-    """Save `data` as `<name>.<UTC stamp>.bak` (0600) and prune old ones; return its path."""
+    """Save `data` as `<name>.<UTC stamp>.bak` (0600) under `visible_dir(directory)` and
+    prune old ones; return its path."""
     if not policy.enabled or not data:
         return None
+    directory = visible_dir(directory)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     stamp = datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     path = directory / f"{name}.{stamp}.bak"
@@ -40,6 +49,7 @@ def write_backup(directory: Path, name: str, data: bytes, policy: BackupPolicy) 
 
 def prune(directory: Path, name: str, policy: BackupPolicy) -> list[Path]:
     """Delete the oldest backups of `name` beyond the count and byte limits; return them."""
+    directory = visible_dir(directory)
     backups = sorted(directory.glob(f"{name}.*.bak"), reverse=True)  # newest first
     removed: list[Path] = []
     total = 0

@@ -41,7 +41,12 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 CODEX_VERSION = "0.169.0"
-"""The Codex CLI release these helpers were written and verified against."""
+"""The oldest Codex CLI release these helpers are verified against."""
+PINNED_CODEX: dict[str, Path] = {
+    "0.169.0": Path(__file__).resolve().parent / "node_modules/codex-0169/bin/codex.js",
+    "0.171.0": Path(__file__).resolve().parent / "node_modules/codex-0171/bin/codex.js",
+}
+"""The versions tests/e2e/package.json pins (npm aliases), and where npm puts each."""
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NPM_CODEX_BIN = Path("/opt/codex-npm/node_modules/.bin/codex")
@@ -1138,6 +1143,7 @@ class TuiSession:
 
 __all__ = [
     "CODEX_VERSION",
+    "PINNED_CODEX",
     "AppServer",
     "AppServerError",
     "CodexError",

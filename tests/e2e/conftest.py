@@ -1,11 +1,17 @@
 """Fixtures for end-to-end tests that drive the real Codex CLI offline.
 
-The binary is found by :func:`codexkit.find_codex_binary`.  Without it the tests are
-skipped, unless ``CODEX_INDEXD_REQUIRE_CODEX`` is set (CI), in which case they fail.
+Which Codex runs: ``$CODEX_BIN`` when set (any version: a one-line way to try a new release,
+``CODEX_BIN=/path/to/codex ./tests/run-all tests/e2e``); otherwise every version pinned in
+tests/e2e/package.json (npm aliases ``codex-0169``, ``codex-0171``); otherwise
+:func:`codexkit.find_codex_binary`. Every test that uses Codex carries the version in its id
+(``test_x[codex-0.171.0]``) and runs on each version (the whole tier takes about 1.5 min per
+version); ``CODEX_INDEXD_E2E_NEWEST_ONLY=1`` runs the newest only. Without any binary the tests are skipped, unless
+``CODEX_INDEXD_REQUIRE_CODEX`` is set (CI), in which case they fail.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 from collections.abc import Iterator
@@ -13,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from codexkit import (
-    CODEX_VERSION,
+    PINNED_CODEX,
     MockResponsesServer,
     find_codex_binary,
     find_tmux_binary,
@@ -23,6 +29,7 @@ from codexkit import (
 
 E2E_DIR = Path(__file__).resolve().parent
 REQUIRE_ENV = "CODEX_INDEXD_REQUIRE_CODEX"
+NEWEST_ONLY_ENV = "CODEX_INDEXD_E2E_NEWEST_ONLY"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -42,22 +49,78 @@ def _codex_version(binary: Path) -> str:
     return out.strip().rsplit(" ", 1)[-1] or "unknown"
 
 
+def _version_key(version: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in version.split("."))
+    except ValueError:
+        return (-1,)
+
+
+@functools.cache
+def codex_versions() -> tuple[tuple[str, Path], ...]:
+    """Return (version, binary) pairs to test, oldest first; () when there is no Codex."""
+    chosen = os.environ.get("CODEX_BIN")
+    if chosen:
+        binary = Path(chosen).expanduser()
+        return ((_codex_version(binary), binary),) if os.access(binary, os.X_OK) else ()
+    pinned = [(v, b) for v, b in PINNED_CODEX.items() if os.access(b, os.X_OK)]
+    if not pinned:
+        found = find_codex_binary()
+        pinned = [(_codex_version(found), found)] if found is not None else []
+    return tuple(sorted(pinned, key=lambda pair: _version_key(pair[0])))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run each test that uses Codex once per version it should see, named by the version."""
+    if "codex_bin" not in metafunc.fixturenames:
+        return
+    versions = list(codex_versions())
+    if os.environ.get(NEWEST_ONLY_ENV):
+        versions = versions[-1:]
+    params = [(v, b) for v, b in versions] or [("none", None)]
+    metafunc.parametrize(
+        "codex_bin",
+        params,
+        ids=[f"codex-{v}" for v, _ in params],
+        indirect=True,
+        scope="session",
+    )
+
+
 @pytest.fixture(scope="session")
-def codex_bin() -> Path:
-    """The Codex CLI binary; skip (or fail under ``CODEX_INDEXD_REQUIRE_CODEX``) if absent."""
-    binary = find_codex_binary()
+def codex_bin(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """This test's Codex CLI binary (also ``$CODEX_BIN`` for helpers that look it up).
+
+    Skips (or fails under ``CODEX_INDEXD_REQUIRE_CODEX``) when there is none.
+    """
+    _, binary = getattr(request, "param", ("none", None))
     if binary is None:
         reason = (
-            f"Codex CLI {CODEX_VERSION} not found (set CODEX_BIN, or "
-            f"`npm install @openai/codex@{CODEX_VERSION}` into /opt/codex-npm)"
+            "Codex CLI not found (set CODEX_BIN, or `npm install --prefix tests/e2e` for the "
+            f"pinned {', '.join(PINNED_CODEX)})"
         )
         if os.environ.get(REQUIRE_ENV):
             pytest.fail(f"{REQUIRE_ENV} is set but {reason}", pytrace=False)
         pytest.skip(reason)
-    version = _codex_version(binary)
-    if version != CODEX_VERSION and os.environ.get(REQUIRE_ENV):
-        pytest.fail(f"{binary} is Codex {version}, expected {CODEX_VERSION}", pytrace=False)
-    return binary
+    previous = os.environ.get("CODEX_BIN")
+    os.environ["CODEX_BIN"] = str(binary)
+    try:
+        yield Path(binary)
+    finally:
+        if previous is None:
+            os.environ.pop("CODEX_BIN", None)
+        else:
+            os.environ["CODEX_BIN"] = previous
+
+
+@pytest.fixture(scope="session")
+def codex_version(codex_bin: Path) -> tuple[int, int, int]:
+    """The version of this test's Codex, e.g. (0, 171, 0)."""
+    parts = _version_key(_codex_version(codex_bin))
+    if parts == (-1,):
+        return (0, 0, 0)
+    major, minor, patch = (*parts, 0, 0, 0)[:3]
+    return major, minor, patch
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Prove the e2e harness drives the real Codex CLI (0.169.0) offline.
+"""Prove the e2e harness drives the real Codex CLI (each pinned version) offline.
 
 Each test uses a fresh ``CODEX_HOME`` and the mock Responses server from conftest.
 """

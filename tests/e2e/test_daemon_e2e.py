@@ -1,4 +1,5 @@
-"""`codex-indexd run` (the daemon, ``--debounce-ms 100``) next to the real Codex CLI 0.169.0.
+"""`codex-indexd run` (the daemon, ``--debounce-ms 100``) next to the real Codex CLI (each
+pinned version).
 
 The daemon runs as a subprocess with its state, cache, log and config dirs under
 ``tmp_path``; every wait polls with a timeout.

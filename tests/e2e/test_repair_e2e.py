@@ -1,4 +1,4 @@
-"""`codex-indexd repair` against homes written by the real Codex CLI (0.169.0), checked
+"""`codex-indexd repair` against homes written by the real Codex CLI (each pinned version), checked
 through the files and through Codex itself.
 
 Each test uses a fresh ``CODEX_HOME`` (conftest) and keeps codex-indexd's own state,

@@ -503,3 +503,44 @@ def _check_lifecycle(manager: UserManager) -> None:
     manager.run(*service("uninstall"), env=env)
     assert sorted(p.name for p in unit_dir.rglob("*") if not p.is_dir()) == []
     assert manager.show("LoadState")["LoadState"] == "not-found"
+
+
+def test_the_service_follows_the_configured_homes(workdir: Path) -> None:
+    """Installed without --codex-home, the unit runs the daemon on the config file's homes;
+    SIGHUP (systemctl --user kill -s HUP) adds a home without a restart."""
+    from tests.support.homes import build_home, new_thread
+
+    manager = start_manager(workdir, 0)
+    try:
+        first = build_home(manager.home / "first", [new_thread(0)])
+        second = build_home(manager.home / "second", [new_thread(1)])
+        config = manager.home / ".config" / "codex-indexd" / "config.toml"
+        config.parent.mkdir(parents=True)
+        config.write_text(f"homes = [{json.dumps(str(first))}]\n")
+        env = cli_env(manager)
+        env.pop("CODEX_HOME", None)
+        if not _importable("codex_indexd", {**os.environ, "PYTHONPATH": ""}, manager.uid):
+            manager.systemctl("set-environment", f"PYTHONPATH={source_pythonpath(manager.root)}")
+        manager.run(*service("install"), env=env)
+        unit = (manager.home / ".config" / "systemd" / "user" / UNIT).read_text()
+        (exec_start,) = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+        assert exec_start.endswith(" run") and "CODEX_HOME=" not in unit
+        pid = int(manager.show("MainPID")["MainPID"])
+        wait_for("the first home served", (first / "session_index.jsonl").exists)
+        assert not (second / "session_index.jsonl").exists()
+
+        config.write_text(f"homes = [{json.dumps(str(first))}, {json.dumps(str(second))}]\n")
+        manager.systemctl("kill", "-s", "HUP", UNIT)
+        wait_for("the added home served", (second / "session_index.jsonl").exists, 60)
+        assert int(manager.show("MainPID")["MainPID"]) == pid  # no restart
+        status_main = "import sys; from codex_indexd.cli import main; sys.exit(main(sys.argv[1:]))"
+        shown = manager.run(
+            sys.executable, "-c", status_main, "status", "--json", env=env, check=False
+        )
+        report = json.loads(shown.stdout)
+        assert [h["codex_home"] for h in report["homes"]] == [str(first), str(second)]
+        assert all(h["daemon_pid"] == pid for h in report["homes"]), report
+        assert report["homes"][0]["service_manager"] == "systemd"
+        manager.run(*service("uninstall"), env=env)
+    finally:
+        manager.stop()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from codex_indexd.cli import main
 
+from tests.golden.corpora import CASES, COMPARED, GOLDEN, build_case
 from tests.support.homes import (
     build_home,
     db_row,
@@ -77,6 +78,20 @@ def test_rebuild_is_byte_identical_to_the_seed_on_a_legacy_home(
         if (a / name).exists():
             assert (a / name).read_bytes() == (b / name).read_bytes(), name
     assert "status: success" in seed_out
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_rebuild_matches_the_old_scripts_committed_output(tmp_path: Path, case: str) -> None:
+    """Runs from a plain clone: tests/golden/ holds what the old script wrote on these homes
+    (regenerate with `python -m tests.golden.make_golden`)."""
+    home = build_case(case, tmp_path / "home")
+    assert repair(home, "--rebuild", "--no-backup", *CASES[case]) == 0
+    for name in COMPARED[case]:
+        golden = GOLDEN / case / name
+        if (GOLDEN / case / f"{name}.absent").exists():
+            assert not (home / name).exists(), name
+        else:
+            assert (home / name).read_bytes() == golden.read_bytes(), (case, name)
 
 
 def test_orphans_get_the_real_prompt_not_injected_context(tmp_path: Path) -> None:
@@ -182,8 +197,36 @@ def test_dry_run_changes_nothing_not_even_db_side_files(
     assert snapshot(home) == before
     out = capsys.readouterr().out
     assert "file: would update" in out
-    assert "index lines would add: 3 (index_missing 3)" in out
-    assert f"index_missing: {threads[2].thread_id}" in out
+    assert "index lines would add: 3 (3 threads missing from session_index.jsonl)" in out
+    assert f"threads missing from session_index.jsonl: {threads[2].thread_id}" in out
+    assert "index_missing" not in out  # codes stay in JSON
+
+
+def test_words_and_counts_add_up(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """40 rollouts: one archived, one without session_meta, one orphan; every one accounted."""
+    threads = [new_thread(i, turns=1) for i in range(39)]
+    threads[5].archived = True
+    home = build_home(tmp_path / "h", threads[:38])
+    write_rollout(home, threads[38])  # orphan
+    broken = home / "sessions" / "2025" / "01" / "01"
+    broken.mkdir(parents=True, exist_ok=True)
+    (broken / "rollout-2025-01-01T00-00-00-7c9e6679-7425-40de-944b-e07fc1f90ae7.jsonl").write_text(
+        '{"not": "a session_meta"}\n'
+    )
+    assert repair(home, "--no-backup", "--max-threads", "30") == 0
+    out = capsys.readouterr().out
+    assert (
+        "rollouts: 40 files; 30 threads restored; not restored: 1 archived, 1 without a usable "
+        "session_meta, 7 over --max-threads 30, 1 orphans" in out
+    ), out
+    # the daemon's defaults (all threads, orphans) differ here: one line says so
+    assert "the daemon restores all threads with orphans (38 threads here)" in out, out
+    assert "Pass --max-threads 0 --include-orphans to match it." in out
+    # nothing left to do: no "would update" beside "would add: 0", no restart advice
+    assert repair(home, "--dry-run", "--max-threads", "30") == 0
+    out = capsys.readouterr().out
+    assert "index lines would add: 0" in out and "file: would update" not in out
+    assert "restart Codex" not in out
 
 
 def test_json_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -223,3 +266,14 @@ def test_backups_are_private_and_outside_codex_home(tmp_path: Path, private_dirs
     assert backups and all(b.stat().st_mode & 0o777 == 0o600 for b in backups)
     assert not list(home.glob("*.bak*"))
     assert repair(home, "--rebuild", "--no-backup") == 0
+
+
+def test_backups_of_a_dot_home_are_in_a_visible_directory(
+    tmp_path: Path, private_dirs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = build_home(tmp_path / ".codex", [new_thread(0)])
+    (home / "history.jsonl").write_text('{"session_id":"x","ts":1,"text":"old"}\n')
+    assert repair(home, "--rebuild") == 0
+    (directory,) = (private_dirs / "state" / "backups").iterdir()
+    assert directory.name.startswith("codex-") and list(directory.glob("*.bak"))
+    assert f"file: created {directory}/" in capsys.readouterr().out

@@ -15,9 +15,11 @@ from codex_indexd.codex.indexfiles import (
     parse_index_bytes,
     split_lines,
 )
-from codex_indexd.codex.rollout import RolloutScan, iter_complete_lines
+from codex_indexd.codex.rollout import RolloutScan
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests.support.rollout_oracle import iter_complete_lines
 
 pytestmark = __import__("pytest").mark.slow
 FUZZ = settings(max_examples=2500, deadline=None, suppress_health_check=[HealthCheck.too_slow])

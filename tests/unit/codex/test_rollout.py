@@ -10,13 +10,13 @@ import pytest
 from codex_indexd.codex.rollout import (
     RolloutScan,
     is_rollout_name,
-    iter_complete_lines,
     scan_file,
     strip_ide_prefix,
     thread_id_from_name,
 )
 
 from tests.support.homes import Turn, line, new_thread, rollout_lines, write_rollout
+from tests.support.rollout_oracle import iter_complete_lines
 
 TID = "01a2133b-c369-7d21-8c95-fcf203b4a96c"
 NAME = f"rollout-2026-11-26T00-06-10-{TID}.jsonl"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -47,9 +48,9 @@ def test_precedence_cli_env_file(tmp_path: Path) -> None:
         ("[watch]\ndebounce = 5\n", "config.toml:2: unknown key 'watch.debounce'"),
         (
             "log_level = 'info'\n[policy]\nmax_threads = -1\n",
-            "config.toml:3: bad value for 'policy.max_threads'",
+            "config.toml:3: policy.max_threads must be between 0 and",
         ),
-        ("[watch]\npoll = 'sometimes'\n", "config.toml:2: bad value for 'watch.poll'"),
+        ("[watch]\npoll = 'sometimes'\n", "config.toml:2: watch.poll must be true or false"),
         ("[backups\nkeep_count = 1\n", "config.toml"),
     ],
 )
@@ -80,11 +81,103 @@ def test_config_show_prints_sources(tmp_path: Path) -> None:
             "CODEX_INDEXD_CONFIG": str(path),
             "PYTHONPATH": str(ROOT),
             "PATH": "/usr/bin:/bin",
-            "CODEX_INDEXD_POLL": "1",
+            "CODEX_INDEXD_POLL": "true",
         },
     )
     assert done.returncode == 0, done.stderr
     lines = {line.split()[0]: line for line in done.stdout.splitlines() if not line.startswith("#")}
     assert "120" in lines["watch.debounce_ms"] and "(file:2)" in lines["watch.debounce_ms"]
-    assert "True" in lines["watch.poll"] and "(env:CODEX_INDEXD_POLL)" in lines["watch.poll"]
+    assert " true " in lines["watch.poll"] and "(env:CODEX_INDEXD_POLL)" in lines["watch.poll"]
     assert "(default)" in lines["log_level"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[watch]\ndebounce_ms = 'fast'\n",
+            "config.toml:2: watch.debounce_ms must be a whole number of milliseconds, got 'fast'",
+        ),
+        ("[watch]\ndebounce_ms = 300.7\n", "config.toml:2: watch.debounce_ms must be a whole"),
+        ("[watch]\npoll = 'yes'\n", "config.toml:2: watch.poll must be true or false"),
+        ("[watch]\npoll = 1\n", "config.toml:2: watch.poll must be true or false"),
+        (
+            "[watch]\npoll_interval_s = 1e300\n",
+            "config.toml:2: watch.poll_interval_s must be between 0.1 and 3600 seconds",
+        ),
+        ("\n[watch]\nreconcile_interval_s = nan\n", "config.toml:3: watch.reconcile_interval_s"),
+        ("[watch]\nreconcile_interval_s = inf\n", "config.toml:2: watch.reconcile_interval_s"),
+        ("[watch]\npoll_interval_s = -1.0\n", "config.toml:2: watch.poll_interval_s must be"),
+        ("[watch]\nmax_delay_ms = true\n", "config.toml:2: watch.max_delay_ms must be a whole"),
+        ("[backups]\nkeep_count = 10000000000\n", "config.toml:2: backups.keep_count must be"),
+        (
+            "[watch]\ndebounce_msec = 5\n",
+            "unknown key 'watch.debounce_msec' (did you mean 'watch.debounce_ms'?)",
+        ),
+        ("log_level = 'verbose'\n", "log_level must be one of debug, info, warning, error"),
+        ("[codex_api]\nbinary = 5\n", "config.toml:2: codex_api.binary must be a string"),
+    ],
+)
+def test_values_are_typed_strictly_and_range_checked(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(settings.ConfigError) as caught:
+        settings.load(path=write(tmp_path, text), environ={})
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "message"),
+    [
+        ("CODEX_INDEXD_POLL", "yes", "env:CODEX_INDEXD_POLL: watch.poll must be true or false"),
+        ("CODEX_INDEXD_DEBOUNCE_MS", "fast", "watch.debounce_ms must be a whole number"),
+        ("CODEX_INDEXD_RECONCILE_INTERVAL_S", "nan", "watch.reconcile_interval_s must be"),
+    ],
+)
+def test_environment_values_are_checked_alike(env: str, value: str, message: str) -> None:
+    with pytest.raises(settings.ConfigError, match=message):
+        settings.load(path=Path("/nonexistent.toml"), environ={env: value})
+
+
+def test_good_values_keep_their_types(tmp_path: Path) -> None:
+    path = write(tmp_path, "[watch]\npoll = true\npoll_interval_s = 5\ndebounce_ms = 10\n")
+    resolved = settings.load(path=path, environ={"CODEX_INDEXD_MAX_THREADS": "7"})
+    assert resolved["watch.poll"] is True
+    assert resolved["watch.poll_interval_s"] == 5.0
+    assert resolved["policy.max_threads"] == 7
+
+
+def test_config_show_json_is_typed_and_lists_variables(tmp_path: Path) -> None:
+    path = write(tmp_path, "[watch]\ndebounce_ms = 120\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "codex_indexd", "config", "show", "--json"],
+        capture_output=True,
+        text=True,
+        env={"CODEX_INDEXD_CONFIG": str(path), "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["watch.debounce_ms"] == {
+        "value": 120,
+        "source": "file:2",
+        "env": "CODEX_INDEXD_DEBOUNCE_MS",
+        "help": "quiet period before a flush",
+    }
+    assert data["watch.poll"]["value"] is False
+    assert data["policy.history_sources"]["value"] == "all"
+    assert "CODEX_INDEXD_LOG_DIR" in data["_files"]["env"]
+
+
+def test_config_without_an_action_shows_help_and_suggests(tmp_path: Path) -> None:
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "codex_indexd", "config"], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 2 and "show" in done.stdout and "examples:" in done.stdout
+    done = subprocess.run(
+        [sys.executable, "-m", "codex_indexd", "config", "shwo"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 2 and "did you mean 'show'?" in done.stderr

@@ -3,10 +3,12 @@
 Behaviour comes from the environment:
 FAKE_CODEX_VERSION  what `--version` prints (default "codex-cli 0.169.0"); "hang" never answers
 FAKE_CODEX_MODE     ok (names stick: it writes the test DB) | nostick | reject | hang
-                    | hang_after_init | exit_on_list
+                    | hang_after_init | exit_on_list | reject_update (thread/metadata/update only)
                     | ask (sends a server request and a notification first)
 FAKE_CODEX_LOG      a JSONL file: every message received, one {"pid": …} line per start
 FAKE_CODEX_TRAP     "1": ignore SIGTERM (so only SIGKILL ends it)
+FAKE_CODEX_SCHEMA   what `app-server generate-json-schema` writes: full (default) | no_name_set
+                    | no_state_db_only | no_metadata_update | fail | garbage | new_kind
 """
 
 from __future__ import annotations
@@ -36,6 +38,63 @@ def hang() -> None:
         time.sleep(3600)
 
 
+LIST_PARAMS = [
+    "archived",
+    "cursor",
+    "limit",
+    "modelProviders",
+    "sourceKinds",
+    "useStateDbOnly",
+    "cwd",
+]
+KINDS = ["cli", "vscode", "exec", "appServer", "subAgent", "unknown"]
+
+
+def write_schema(out_dir: str) -> None:
+    """Write a small ClientRequest.json shaped like the one Codex prints."""
+    variant = os.environ.get("FAKE_CODEX_SCHEMA", "full")
+    log({"schema": variant, "codex_home": os.environ.get("CODEX_HOME")})
+    if variant == "fail":
+        print("error: unknown subcommand", file=sys.stderr)
+        sys.exit(2)
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "ClientRequest.json")
+    if variant == "garbage":
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write("{not json")
+        return
+    list_params = [
+        p for p in LIST_PARAMS if not (variant == "no_state_db_only" and p == "useStateDbOnly")
+    ]
+    methods = {
+        "initialize": {"clientInfo": {}},
+        "thread/list": {p: {} for p in list_params},
+        "thread/name/set": {"threadId": {}, "name": {}},
+        "thread/metadata/update": {"threadId": {}, "gitInfo": {}},
+    }
+    if variant == "no_name_set":
+        del methods["thread/name/set"]
+    if variant == "no_metadata_update":
+        del methods["thread/metadata/update"]
+    definitions: dict[str, object] = {
+        "ThreadSourceKind": {"enum": KINDS + (["laterKind"] if variant == "new_kind" else [])}
+    }
+    branches = []
+    for i, (method, params) in enumerate(methods.items()):
+        definitions[f"Params{i}"] = {"type": "object", "properties": params}
+        branches.append(
+            {
+                "properties": {
+                    "id": {},
+                    "method": {"enum": [method], "type": "string"},
+                    "params": {"$ref": f"#/definitions/Params{i}"},
+                }
+            }
+        )
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump({"definitions": definitions, "oneOf": branches}, fh)
+
+
 def main() -> None:
     if os.environ.get("FAKE_CODEX_TRAP") == "1":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -45,6 +104,9 @@ def main() -> None:
         if version == "hang":
             hang()
         print(version, flush=True)
+        return
+    if args[:2] == ["app-server", "generate-json-schema"]:
+        write_schema(args[args.index("--out") + 1])
         return
     assert args == ["app-server"], args
     mode = os.environ.get("FAKE_CODEX_MODE", "ok")
@@ -73,6 +135,11 @@ def main() -> None:
             params = message.get("params") or {}
             cursor = params.get("cursor")
             result = {"data": [{"id": "x"}], "nextCursor": None if cursor else "page-2"}
+        elif method == "thread/metadata/update":
+            if mode in ("reject", "reject_update"):
+                error = {"code": -32600, "message": "no rollout found for thread id"}
+                send({"id": message["id"], "error": error})
+                continue
         elif method == "thread/name/set":
             params = message.get("params") or {}
             if mode == "reject":

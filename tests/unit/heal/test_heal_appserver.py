@@ -19,7 +19,7 @@ from codex_indexd.codex.home import CodexHome
 from codex_indexd.engine import gather
 from codex_indexd.heal import MAX_TRIES, NAME_LOST, ROW_MISSING, check_codex, heal_home
 from codex_indexd.heal.appserver import AppServer, AppServerError, RpcError, run_version
-from codex_indexd.heal.heal import SOURCE_KINDS
+from codex_indexd.heal.capability import clear_cache
 from structlog.testing import capture_logs
 
 from tests.support.homes import build_home, index_line, new_thread, write_rollout
@@ -36,8 +36,9 @@ def fake_codex(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE}" "$@"\n')
     script.chmod(0o755)
     monkeypatch.setenv("FAKE_CODEX_LOG", str(tmp_path / "fake.log"))
-    for key in ("FAKE_CODEX_MODE", "FAKE_CODEX_VERSION", "FAKE_CODEX_TRAP"):
+    for key in ("FAKE_CODEX_MODE", "FAKE_CODEX_VERSION", "FAKE_CODEX_TRAP", "FAKE_CODEX_SCHEMA"):
         monkeypatch.delenv(key, raising=False)
+    clear_cache()
     return script
 
 
@@ -179,13 +180,76 @@ def test_check_codex_off_missing_and_untested(
     assert not no_path.usable and "no 'codex' binary on PATH" in (no_path.reason or "")
     on_path = check_codex("auto", env={**os.environ, "PATH": str(fake_codex.parent)})
     assert on_path.usable and on_path.version == "0.169.0" and on_path.binary == str(fake_codex)
-    monkeypatch.setenv("FAKE_CODEX_VERSION", "codex-cli 0.170.2")
-    fake_codex.touch()  # a new mtime: not the cached answer
-    os.utime(fake_codex, ns=(1, 1))
-    newer = check_codex("auto", str(fake_codex))
-    assert not newer.usable and "0.170.2" in (newer.reason or "") and "0.169" in newer.hint
+    assert on_path.info is None  # 0.169.0 is a tested version
     with pytest.raises(ValueError):
         check_codex("sometimes")
+
+
+def _new_binary(fake_codex: Path) -> None:
+    """Give the fake a new mtime, as an upgrade would: the cached answer no longer applies."""
+    st = fake_codex.stat()
+    os.utime(fake_codex, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+def test_a_newer_codex_with_the_capabilities_heals_and_says_it_is_newer(
+    fake_codex: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_CODEX_VERSION", "codex-cli 0.172.0")
+    newer = check_codex("auto", str(fake_codex))
+    assert newer.usable and newer.version == "0.172.0"
+    assert newer.info == "Codex 0.172.0 is newer than the versions tested: 0.169.0, 0.171.0"
+    between = "codex-cli 0.170.2"  # untested but older than the newest tested: no note
+    monkeypatch.setenv("FAKE_CODEX_VERSION", between)
+    _new_binary(fake_codex)
+    assert check_codex("auto", str(fake_codex)).usable
+    assert check_codex("auto", str(fake_codex)).info is None
+
+
+@pytest.mark.parametrize(
+    ("variant", "missing"),
+    [
+        ("no_name_set", "has no thread/name/set in its app-server protocol"),
+        ("no_state_db_only", "has no thread/list(useStateDbOnly) in its app-server protocol"),
+        ("fail", "generate-json-schema' failed (exit 2): error: unknown subcommand"),
+        ("garbage", "wrote no readable ClientRequest.json"),
+    ],
+)
+def test_a_missing_capability_turns_healing_off_with_the_reason(
+    fake_codex: Path, monkeypatch: pytest.MonkeyPatch, variant: str, missing: str
+) -> None:
+    monkeypatch.setenv("FAKE_CODEX_SCHEMA", variant)
+    check = check_codex("auto", str(fake_codex))
+    assert not check.usable
+    assert missing in (check.reason or "")
+    assert "point binary under [codex_api]" in check.hint and "0.169.0, 0.171.0" in check.hint
+
+
+def test_the_capability_answer_is_cached_per_binary(
+    fake_codex: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def schema_runs() -> list[dict[str, Any]]:
+        return [e for e in fake_log(tmp_path) if "schema" in e]
+
+    first = check_codex("auto", str(fake_codex))
+    assert first.usable and first.metadata_update
+    check_codex("auto", str(fake_codex))
+    assert len(schema_runs()) == 1
+    home = schema_runs()[0]["codex_home"]
+    assert home and "codex-indexd-schema-" in home and not Path(home).exists()  # scratch, removed
+    monkeypatch.setenv("FAKE_CODEX_SCHEMA", "no_metadata_update")
+    _new_binary(fake_codex)  # an upgrade in place: asked again
+    again = check_codex("auto", str(fake_codex))
+    assert again.usable and not again.metadata_update
+    assert len(schema_runs()) == 2
+
+
+def test_the_scan_asks_for_every_source_kind_the_schema_names(
+    fake_codex: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_CODEX_SCHEMA", "new_kind")
+    check = check_codex("auto", str(fake_codex))
+    assert "laterKind" in check.source_kinds and "cli" in check.source_kinds
+    monkeypatch.setenv("FAKE_CODEX_SCHEMA", "full")
 
 
 # -- heal_home ---------------------------------------------------------------------------
@@ -254,6 +318,7 @@ def test_missing_rows_trigger_one_full_scan(
     fake_codex: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_CODEX_MODE", "nostick")
+    monkeypatch.setenv("FAKE_CODEX_SCHEMA", "no_metadata_update")  # as a Codex without it
     home = tmp_path / "home"
     build_home(home, [new_thread(1, paginated=True)])
     write_rollout(home, new_thread(2, paginated=True))  # no row
@@ -270,7 +335,15 @@ def test_missing_rows_trigger_one_full_scan(
     for params in lists:
         assert params["useStateDbOnly"] is False
         assert params["modelProviders"] == []
-        assert params["sourceKinds"] == list(SOURCE_KINDS)
+        # the kinds the binary's schema names (fake_codex.KINDS), not a list of ours
+        assert params["sourceKinds"] == [
+            "cli",
+            "vscode",
+            "exec",
+            "appServer",
+            "subAgent",
+            "unknown",
+        ]
 
 
 def test_off_and_no_binary_only_detect(
@@ -304,3 +377,64 @@ def test_no_db_skips(fake_codex: Path, tmp_path: Path) -> None:
     build_home(home, [new_thread(1, paginated=True)], db=False)
     report = heal_home(gather(CodexHome.at(home)), binary=str(fake_codex))
     assert not report.ran and "state DB is missing" in (report.skipped_reason or "")
+
+
+@pytest.mark.parametrize("mode", ["nostick", "reject_update"])
+def test_a_few_missing_rows_are_inserted_one_by_one_and_refusals_scanned(
+    fake_codex: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    monkeypatch.setenv("FAKE_CODEX_MODE", mode)
+    home = tmp_path / "home"
+    build_home(home, [new_thread(1, paginated=True)])
+    missing = [new_thread(2, paginated=True), new_thread(3)]
+    for thread in missing:
+        write_rollout(home, thread)
+    facts = gather(CodexHome.at(home))
+    heal_home(facts, binary=str(fake_codex), attempts={}, timeout_s=10)
+    messages = fake_log(tmp_path)
+    updates = [m["params"] for m in messages if m.get("method") == "thread/metadata/update"]
+    assert sorted(u["threadId"] for u in updates) == sorted(t.thread_id for t in missing)
+    assert all(u["gitInfo"] == {"sha": None} for u in updates)  # the rollouts record no git
+    scans = [m for m in messages if m.get("method") == "thread/list"]
+    assert bool(scans) == (mode == "reject_update")  # a refusal falls back to the scan
+
+
+def test_many_missing_rows_take_one_scan(
+    fake_codex: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from codex_indexd.heal.heal import MAX_ROW_INSERTS
+
+    monkeypatch.setenv("FAKE_CODEX_MODE", "nostick")
+    home = tmp_path / "home"
+    build_home(home, [new_thread(0)])
+    for i in range(1, MAX_ROW_INSERTS + 2):
+        write_rollout(home, new_thread(i, turns=1))
+    heal_home(gather(CodexHome.at(home)), binary=str(fake_codex), attempts={}, timeout_s=10)
+    messages = fake_log(tmp_path)
+    assert not [m for m in messages if m.get("method") == "thread/metadata/update"]
+    assert [m for m in messages if m.get("method") == "thread/list"]
+
+
+def test_rows_a_scan_left_out_are_inserted_one_by_one(
+    fake_codex: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stale row forces the scan; the missing row it did not insert is asked for by id."""
+    import sqlite3
+
+    monkeypatch.setenv("FAKE_CODEX_MODE", "nostick")
+    home = tmp_path / "home"
+    stale, missing = new_thread(1, paginated=True), new_thread(2, paginated=True)
+    build_home(home, [stale])
+    write_rollout(home, missing)
+    conn = sqlite3.connect(home / "state_5.sqlite")
+    conn.execute(
+        "UPDATE threads SET rollout_path = ? WHERE id = ?", ("/gone.jsonl", stale.thread_id)
+    )
+    conn.commit()
+    conn.close()
+    heal_home(gather(CodexHome.at(home)), binary=str(fake_codex), attempts={}, timeout_s=10)
+    order = [m["method"] for m in fake_log(tmp_path) if m.get("method", "").startswith("thread/")]
+    assert "thread/list" in order
+    updates = [m for m in fake_log(tmp_path) if m.get("method") == "thread/metadata/update"]
+    assert [u["params"]["threadId"] for u in updates] == [missing.thread_id]
+    assert order.index("thread/metadata/update") > order.index("thread/list")

@@ -3,8 +3,6 @@ the rebuild trims as Codex does."""
 
 from __future__ import annotations
 
-import json
-
 from codex_indexd.codex.indexfiles import parse_history_bytes
 from codex_indexd.index.history import (
     encode_history_line,

@@ -149,7 +149,9 @@ def test_launchd_install_commands_and_plist(home: Path, runner: Any) -> None:
     ]
     loaded = plistlib.loads(plist.read_bytes())
     assert loaded["Label"] == LABEL
-    assert loaded["EnvironmentVariables"]["CODEX_HOME"] == str(home / ".codex")
+    # no home named at install: the daemon follows the config file's homes
+    assert "CODEX_HOME" not in loaded["EnvironmentVariables"]
+    assert "--codex-home" not in loaded["ProgramArguments"]
     log_dir = home / "Library" / "Logs" / "codex-indexd"
     assert stat.S_IMODE(log_dir.stat().st_mode) == 0o700
 
@@ -218,12 +220,22 @@ def test_launchd_status(home: Path, runner: Any, capsys: pytest.CaptureFixture[s
     assert "state:      running" in out and "pid:        77" in out
 
 
-def test_status_dry_run_runs_nothing(
-    home: Path, runner: Any, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["status", "--dry-run"],
+        ["status", "--python", "/usr/bin/python3"],
+        ["print", "--dry-run"],
+        ["uninstall", "--python", "/usr/bin/python3"],
+    ],
+)
+def test_options_that_do_nothing_are_not_offered(
+    home: Path, runner: Any, argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["status", "--manager", "systemd", "--dry-run"], runner=runner) == 0
-    assert runner.calls == []
-    assert "would run: systemctl --user show codex-indexd.service" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exited:
+        cli.main([*argv, "--manager", "systemd"], runner=runner)
+    assert exited.value.code == 2 and runner.calls == []
+    assert "unrecognized arguments" in capsys.readouterr().err
 
 
 def test_bad_codex_home_is_an_error(home: Path, runner: Any) -> None:
@@ -273,8 +285,38 @@ def test_without_a_user_manager_install_and_uninstall_start_and_stop_a_real_daem
     assert cli.main(["install", *args], runner=runner) == 0
     pid = holder_pid(instance_lock_path(codex_home))
     assert pid is not None and "started in the background" in capsys.readouterr().out
+    # what it is, with exit 0 while it runs; and the daemon's own record says who started it
+    status_args = ["--manager", "systemd", "--codex-home", str(codex_home)]
+    assert cli.main(["status", *status_args], runner=runner) == 0
+    out = capsys.readouterr().out
+    assert f"running in the background (pid {pid})" in out and out.count("\nmanager:") + out.startswith("manager:") == 1
+    assert "not installed" not in out
+    from codex_indexd.status_file import read_status
+
+    from tests.support.waiting import wait_for
+
+    record = wait_for(lambda: read_status(codex_home), 15, "the daemon's status record")
+    assert record["service_manager"].startswith("service install (background")
+    # install again (an upgrade): the daemon is restarted, not left running old code
+    assert cli.main(["install", *args], runner=runner) == 0
+    assert "Restarting the background daemon" in capsys.readouterr().out
+    new_pid = holder_pid(instance_lock_path(codex_home))
+    assert new_pid is not None and new_pid != pid
+    pid = new_pid
     assert cli.main(["uninstall", *args], runner=runner) == 0
     assert f"Stopped the background codex-indexd daemon (pid {pid})" in capsys.readouterr().out
+    assert cli.main(["status", *status_args], runner=runner) == 3
     assert holder_pid(instance_lock_path(codex_home)) is None
     assert cli.main(["uninstall", *args], runner=runner) == 0
     assert "nothing to stop" in capsys.readouterr().out
+
+
+def test_a_misspelled_command_gets_a_suggestion(
+    runner: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["instal"], runner=runner) == 2
+    assert "did you mean 'install'?" in capsys.readouterr().err
+    from codex_indexd.cli import main as top_main
+
+    assert top_main(["stauts"]) == 2
+    assert "did you mean 'status'?" in capsys.readouterr().err

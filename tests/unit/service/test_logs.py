@@ -298,3 +298,21 @@ def test_follower_handles_several_rotations_between_polls(tmp_path: Path) -> Non
         base.rename(tmp_path / "x.log.1")
         base.write_text("4\n")
         assert follower.poll() == ["2", "3", "4"]
+
+
+def test_no_match_says_no_entries(log_file: Path, quiet_runner: Any) -> None:
+    code, out, _ = run_logs(["--file", str(log_file), "--event", "nothing.*"], quiet_runner)
+    assert code == 0 and out == "-- No entries --\n"
+    code, out, _ = run_logs(["--file", str(log_file), "--json", "--event", "x.*"], quiet_runner)
+    assert code == 0 and out == ""  # JSON output stays parseable
+
+
+def test_log_dir_variable_moves_the_default_file(
+    tmp_path: Path, quiet_runner: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = tmp_path / "custom-logs"
+    directory.mkdir()
+    (directory / "codex-indexd.log").write_text(line("from.the.daemon") + "\n")
+    monkeypatch.setenv("CODEX_INDEXD_LOG_DIR", str(directory))
+    code, out, _ = run_logs(["--json"], quiet_runner)
+    assert code == 0 and events(out) == ["from.the.daemon"]

@@ -80,7 +80,7 @@ def test_unit_has_the_required_keys(tmp_path: Path) -> None:
     assert service["Type"] == "notify"
     assert service["NotifyAccess"] == "main"
     assert service["Restart"] == "on-failure"
-    assert service["RestartPreventExitStatus"] == "75"
+    assert service["RestartPreventExitStatus"] == "75 2"
     for key in ("RestartSec", "WatchdogSec", "TimeoutStopSec", "TimeoutStartSec"):
         assert re.fullmatch(r"\d+s?", service[key]), key
     assert service["NoNewPrivileges"] == "yes"
@@ -88,7 +88,12 @@ def test_unit_has_the_required_keys(tmp_path: Path) -> None:
     assert "PrivateTmp" not in service and "ProtectSystem" not in service
     assert dict(unit["Install"]) == {"WantedBy": "default.target"}
     envs = [value for key, value in unit["Service"] if key == "Environment"]
-    assert f'"CODEX_HOME={ctx.codex_home}"' in envs
+    # no home named: nothing baked in, the daemon follows the config file's homes
+    assert not any("CODEX_HOME" in e for e in envs) and "--codex-home" not in ctx.argv
+    named = ctx_for(tmp_path, codex_home="/srv/codex")
+    named_unit = parse_unit(render_unit(named))
+    assert '"CODEX_HOME=/srv/codex"' in [v for k, v in named_unit["Service"] if k == "Environment"]
+    assert named.argv[-2:] == ["--codex-home", "/srv/codex"]
     assert f'"XDG_STATE_HOME={tmp_path}/.local/state"' in envs
     assert unquote_words(service["ExecStart"]) == ctx.argv
     assert ctx.argv[:4] == [sys.executable, "-P", "-m", "codex_indexd"]
@@ -221,3 +226,18 @@ def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path, odd_paths: bool
     (unit_dir / UNIT_NAME).write_text(render_unit(ctx))
     done = _verify(unit_dir, tmp_path)
     assert (done.returncode, done.stderr) == (0, "")
+
+
+@pytest.mark.parametrize(
+    ("python", "prefix", "refused"),
+    [
+        ("/home/u/.cache/uv/archive-v0/abc/bin/python", "/home/u/.cache/uv/archive-v0/abc", True),
+        ("/home/u/.local/pipx/.cache/1f2e/bin/python", "/home/u/.local/pipx/.cache/1f2e", True),
+        ("/home/u/.local/pipx/venvs/codex-indexd/bin/python", "/home/u/.local/pipx/venvs/x", False),
+        ("/home/u/.local/share/uv/tools/codex-indexd/bin/python", "/home/u/.local/share/uv", False),
+    ],
+)
+def test_throwaway_environments_are_recognised(python: str, prefix: str, refused: bool) -> None:
+    from codex_indexd_service.cli import ephemeral_reason
+
+    assert (ephemeral_reason(Path(python), prefix) is not None) is refused

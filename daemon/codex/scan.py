@@ -1,0 +1,294 @@
+"""Line scanner for rollouts: one reused buffer, only candidate lines copied.
+
+Bytes are read in large chunks into one buffer; line ends are found with `find(b"\\n")`
+and only the first bytes of a line are looked at to decide whether it can matter (a
+`session_meta`, a user turn, a rename, or the first line). Such a candidate line is copied
+and handed to `RolloutScan.feed`; every other line only counts, and only its timestamp is
+decoded when it turns out to be the last one. A line longer than the buffer is read on
+without being held, unless it is a candidate: then it is collected (up to
+`MAX_CANDIDATE_BYTES`, more than the longest user turn Codex accepts).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from codex_indexd.codex.rollout import RolloutScan
+
+CHUNK = 1 << 20
+MIN_CHUNK = 8192  # larger than every head test below
+# Codex caps a user turn at 2**20 characters; escaped as JSON that is at most 12 MiB, plus
+# the event's envelope and a few MiB of attached image URLs.
+MAX_CANDIDATE_BYTES = 16 * 1024 * 1024
+_HEAD = 512
+_ITEM_HEAD = 4096
+_TS_PREFIX = b'{"timestamp":"'
+_TS_LEN = len(_TS_PREFIX)
+_WS = b" \t\n\r\x0b\x0c"
+
+ReadInto = Callable[[memoryview], int]
+
+
+class NotRegularFile(OSError):
+    """Raised for a rollout path that is a FIFO, a device, a directory or a link to one."""
+
+
+def open_rollout(path: Path) -> tuple[int, int]:
+    """Open a rollout for reading without blocking or following a link blindly.
+
+    Returns `(fd, size)`, the size seen at open (nothing past it is read). A symlink is
+    resolved first and its target must be a regular file. Raises NotRegularFile for anything
+    but a regular file, OSError when it cannot be opened.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno not in (errno.ELOOP, errno.EMLINK):
+            raise
+        target = Path(os.path.realpath(path))
+        kind = _kind(os.stat(target).st_mode)
+        if kind != "regular file":
+            raise NotRegularFile(f"{path}: a symlink to a {kind} ({target})") from None
+        fd = os.open(target, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(f"{path}: not a regular file ({_kind(st.st_mode)})")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st.st_size
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISREG(mode):
+        return "regular file"
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "special file"
+
+
+def fd_reader(fd: int, offset: int, limit: int) -> ReadInto:
+    """Return a `readinto` over `fd` from `offset` that stops at byte `limit`."""
+    position = offset
+
+    def readinto(view: memoryview) -> int:
+        nonlocal position
+        room = min(len(view), limit - position)
+        if room <= 0:
+            return 0
+        got = os.preadv(fd, [view[:room]], position)
+        position += got
+        return got
+
+    return readinto
+
+
+def feed_stream(scan: RolloutScan, readinto: ReadInto, *, chunk: int = CHUNK) -> None:
+    """Feed `scan` with the complete lines `readinto` yields; the stream starts at
+    `scan.offset`. Afterwards `scan.offset` is the end of the last complete line (or of the
+    bare first line, where scanning stops)."""
+    _Scanner(scan, readinto, max(chunk, MIN_CHUNK)).run()
+
+
+class _Scanner:
+    __slots__ = ("base", "buf", "eof", "filled", "readinto", "scan", "start", "ts", "view")
+
+    def __init__(self, scan: RolloutScan, readinto: ReadInto, chunk: int) -> None:
+        self.scan = scan
+        self.readinto = readinto
+        self.buf = bytearray(chunk)
+        self.view = memoryview(self.buf)
+        self.base = scan.offset  # file offset of buf[0]
+        self.filled = 0
+        self.start = 0  # buffer index of the line being looked at
+        self.eof = False
+        self.ts: bytes | None = None  # raw timestamp of the last counted line, not decoded yet
+
+    def run(self) -> None:
+        scan, buf = self.scan, self.buf
+        find = buf.find
+        search = 0
+        mark = 0  # lines in buf[mark:start] are counted but their timestamps not looked at
+        counted = 0
+        try:
+            while True:
+                nl = find(b"\n", search, self.filled)
+                if nl != -1:
+                    s = self.start
+                    self.start = search = nl + 1
+                    e = nl
+                    while e > s and buf[e - 1] == 0x0D:
+                        e -= 1
+                    if e == s:
+                        continue
+                    if buf[s] == 0x7B and scan.lines + counted:  # "{", not the first line
+                        head = min(s + _HEAD, e)
+                        if find(b'"session_meta"', s, head) == -1 and (
+                            find(b'"event_msg"', s, head) == -1
+                            or (
+                                find(b'"user_message"', s, head) == -1
+                                and find(b'"thread_name_updated"', s, head) == -1
+                                and (
+                                    find(b'"item_completed"', s, head) == -1
+                                    or find(b'"UserMessage"', s, min(s + _ITEM_HEAD, e)) == -1
+                                )
+                            )
+                        ):
+                            counted += 1
+                            continue
+                    elif scan.lines + counted:
+                        counted += 1  # not a JSON object: Codex skips it too
+                        if bytes(self.view[s:e]).strip(_WS):
+                            scan.malformed += 1
+                        continue
+                    scan.lines += counted
+                    counted = 0
+                    self._ts_between(mark, s)
+                    mark = self.start
+                    scan.line_start = self.base + s
+                    scan.feed(bytes(self.view[s:e]))
+                    if scan.bare:
+                        return
+                    continue
+                scan.lines += counted
+                counted = 0
+                self._ts_between(mark, self.start)
+                search = self._refill()
+                if search < 0:
+                    return
+                mark = search if self.start == search else 0
+        finally:
+            scan.lines += counted
+            self._flush_ts()
+            scan.offset = self.base + self.start
+
+    def _refill(self) -> int:
+        """Keep the unfinished line at the front of the buffer and read more after it (or
+        handle a line longer than the buffer). Returns where the newline search resumes, or
+        -1 when scanning is over (end of the stream, or a bare file)."""
+        buf = self.buf
+        if self.eof:
+            return -1
+        if self.start:
+            rest = self.filled - self.start
+            buf[:rest] = bytes(self.view[self.start : self.filled])
+            self.base += self.start
+            self.filled, self.start = rest, 0
+        if self.filled == len(buf):
+            search = self._long_line()
+            return -1 if self.scan.bare else search
+        search = self.filled
+        got = self.readinto(self.view[self.filled :])
+        if got <= 0:
+            self.eof = True
+        self.filled += max(got, 0)
+        return search
+
+    def _flush_ts(self) -> None:
+        if self.ts is not None:
+            self.scan.facts.last_timestamp = self.ts.decode("ascii", "replace")
+            self.ts = None
+
+    def _ts_between(self, lo: int, hi: int) -> None:
+        """Note the timestamp of the last line of buf[lo:hi] (complete, counted lines) that
+        has one, then hand any pending timestamp to the facts."""
+        buf = self.buf
+        end = hi - 1  # the newline that ends the last line
+        while end >= lo:
+            begin = max(buf.rfind(b"\n", lo, end) + 1, lo)
+            if buf.startswith(_TS_PREFIX, begin, end):
+                quote = buf.find(b'"', begin + _TS_LEN, end)
+                if quote != -1:
+                    self.ts = bytes(self.view[begin + _TS_LEN : quote])
+                    break
+            end = begin - 1
+        self._flush_ts()
+
+    def _is_candidate(self, s: int, e: int) -> bool:
+        """True when the line at buf[s:e] must be parsed (e may end before the line does)."""
+        buf = self.buf
+        if self.scan.lines == 0:
+            return True  # the bare-format test and a leading session_meta
+        if buf[s] != 0x7B:  # "{"
+            return False
+        head_end = min(s + _HEAD, e)
+        if buf.find(b'"session_meta"', s, head_end) != -1:
+            return True
+        if buf.find(b'"event_msg"', s, head_end) == -1:
+            return False
+        if (
+            buf.find(b'"user_message"', s, head_end) != -1
+            or buf.find(b'"thread_name_updated"', s, head_end) != -1
+        ):
+            return True
+        return (
+            buf.find(b'"item_completed"', s, head_end) != -1
+            and buf.find(b'"UserMessage"', s, min(s + _ITEM_HEAD, e)) != -1
+        )
+
+    def _long_line(self) -> int:
+        """Handle a line that fills the whole buffer: collect it when it is a candidate, else
+        read on to its end without holding it. Returns where the newline search resumes."""
+        buf, view, scan = self.buf, self.view, self.scan
+        line_start = self.base
+        size = len(buf)
+        candidate = self._is_candidate(0, size)
+        held: bytearray | None = bytearray(buf) if candidate else None
+        head = bytes(view[: min(size, _ITEM_HEAD)])
+        blank = not bytes(view).strip(_WS)
+        consumed = size  # bytes of the line seen so far
+        while True:
+            got = self.readinto(view)
+            if got <= 0:
+                # Unfinished: the line starts the unread remainder; keep its head in place.
+                self.eof = True
+                self.base, self.filled, self.start = line_start, 0, 0
+                return 0
+            nl = buf.find(b"\n", 0, got)
+            part_end = got if nl == -1 else nl
+            if held is not None:
+                held += view[:part_end]
+                if len(held) > MAX_CANDIDATE_BYTES:
+                    held = None
+            elif blank:
+                blank = not bytes(view[:part_end]).strip(_WS)
+            if nl != -1:
+                break
+            consumed += got
+        self.base = line_start + consumed  # buf[0] is now this file offset
+        self.filled, self.start = got, nl + 1
+        if held is not None:
+            while held and held[-1] == 0x0D:
+                del held[-1]
+            self._flush_ts()
+            scan.line_start = line_start
+            scan.feed(bytes(held))
+        elif candidate:
+            scan.too_long += 1  # logged with the file's other findings by whoever reads it
+            scan.note_skipped_turn(head)
+        else:
+            scan.lines += 1
+            self._note_ts_bytes(head)
+            if head[:1] != b"{" and not blank:
+                scan.malformed += 1
+        return nl + 1
+
+    def _note_ts_bytes(self, head: bytes) -> None:
+        if head.startswith(_TS_PREFIX):
+            end = head.find(b'"', _TS_LEN)
+            if end != -1:
+                self.ts = head[_TS_LEN:end]

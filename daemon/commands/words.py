@@ -1,0 +1,43 @@
+"""Counts and codes as sentences people read: plurals, and what each drift code means.
+
+The codes stay as they are in JSON; text output uses these words."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+# A count of `code` reads "<n> <words>".
+DRIFT_WORDS = {
+    "index_missing": (
+        "thread missing from session_index.jsonl",
+        "threads missing from session_index.jsonl",
+    ),
+    "index_stale_name": (
+        "thread with an outdated name in session_index.jsonl",
+        "threads with an outdated name in session_index.jsonl",
+    ),
+    "history_missing": ("prompt missing from history.jsonl", "prompts missing from history.jsonl"),
+    "history_out_of_order": (
+        "prompt older than history.jsonl's end",
+        "prompts older than history.jsonl's end",
+    ),
+    "name_lost_in_db": ("thread whose name Codex's DB lost", "threads whose name Codex's DB lost"),
+    "row_missing": ("rollout without a row in Codex's DB", "rollouts without a row in Codex's DB"),
+}
+
+
+def plural(count: int, one: str, many: str | None = None) -> str:
+    """Return "1 thread", "2 threads" (`many` for irregular plurals)."""
+    return f"{count} {one if count == 1 else (many or one + 's')}"
+
+
+def drift_sentence(counts: Mapping[str, int]) -> str:
+    """Return drift counts in words, e.g. "2 threads missing from session_index.jsonl,
+    1 prompt missing from history.jsonl"; "none" when empty."""
+    parts = []
+    for code, count in sorted(counts.items()):
+        if not count:
+            continue
+        one, many = DRIFT_WORDS.get(code, (code.replace("_", " "), code.replace("_", " ")))
+        parts.append(plural(count, one, many))
+    return ", ".join(parts) if parts else "none"

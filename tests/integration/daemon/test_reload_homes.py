@@ -1,0 +1,69 @@
+"""The daemon follows the config file's homes: SIGHUP adds and drops them, and a change only a
+restart applies is logged and shown by `status`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from daemon_harness import log_events, wait_for
+
+from tests.support.homes import build_home, new_thread
+from tests.support.waiting import ROOT
+
+
+def status_of(home: Path) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "codex_indexd", "status", "--json", "--codex-home", str(home)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    report: dict[str, Any] = json.loads(done.stdout)["homes"][0]
+    return report
+
+
+def homes_toml(*homes: Path, extra: str = "") -> str:
+    return extra + "homes = [" + ", ".join(json.dumps(str(h)) for h in homes) + "]\n"
+
+
+def test_sighup_adds_and_drops_homes(tmp_path: Path, private_dirs: Path, log_dir: Path) -> None:
+    config = Path(os.environ["CODEX_INDEXD_CONFIG"])
+    config.parent.mkdir(parents=True, exist_ok=True)
+    first = build_home(tmp_path / "first", [new_thread(0)])
+    second = build_home(tmp_path / "second", [new_thread(1)])
+    config.write_text(homes_toml(first))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codex_indexd", "run", "--debounce-ms", "30"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for((first / "session_index.jsonl").exists, 20, "the first home served")
+        assert not (second / "session_index.jsonl").exists()
+        assert status_of(second)["daemon_running"] is False
+
+        config.write_text(homes_toml(first, second))
+        proc.send_signal(signal.SIGHUP)
+        wait_for((second / "session_index.jsonl").exists, 20, "the added home served")
+        assert log_events(log_dir, "home.added")
+        assert status_of(second)["daemon_pid"] == proc.pid
+
+        config.write_text(homes_toml(second, extra='log_level = "debug"\n'))
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: log_events(log_dir, "home.dropped"), 20, "home.dropped")
+        wait_for(lambda: status_of(first)["daemon_running"] is False, 20, "the first let go")
+        assert log_events(log_dir, "config.restart_needed")
+        warnings = status_of(second)["warnings"]
+        assert any("restarted to apply log_level" in w for w in warnings), warnings
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0

@@ -1,0 +1,187 @@
+"""What scripts rely on: exit codes, JSON shapes, and a sentence (never a traceback) for a
+home that cannot be used, in every command."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from codex_indexd.cli import main
+
+from tests.support.homes import build_home, new_thread
+from tests.support.waiting import ROOT, start_daemon, wait_for
+
+COMMANDS = {
+    "status": ["status"],
+    "status --json": ["status", "--json"],
+    "explain": ["explain", "0193"],
+    "explain --json": ["explain", "--json", "0193"],
+    "repair": ["repair"],
+    "repair --dry-run": ["repair", "--dry-run"],
+    "repair --json": ["repair", "--json"],
+    "run --once": ["run", "--once"],
+}
+# (exit code, whether the sentence is on stdout) per command for a home that cannot be used
+EXPECTED_EXIT = {
+    "status": 1,
+    "status --json": 1,
+    "explain": 2,
+    "explain --json": 2,
+    "repair": 1,
+    "repair --dry-run": 1,
+    "repair --json": 1,
+    "run --once": 1,
+}
+
+
+def cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "codex_indexd", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    )
+
+
+def bad_home(tmp_path: Path, kind: str) -> Path:
+    path = tmp_path / f"home-{kind}"
+    if kind == "file":
+        path.write_text("not a home\n")
+    elif kind == "broken-link":
+        path.symlink_to(tmp_path / "nowhere")
+    elif kind == "under-a-file":
+        (tmp_path / "plain").write_text("x")
+        path = tmp_path / "plain" / ".codex"
+    return path
+
+
+@pytest.mark.parametrize("kind", ["missing", "file", "broken-link", "under-a-file"])
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_a_bad_home_gets_a_sentence_naming_it(tmp_path: Path, kind: str, command: str) -> None:
+    home = bad_home(tmp_path, kind)
+    argv = COMMANDS[command]
+    proc = cli(argv[0], "--codex-home", str(home), *argv[1:])
+    both = proc.stdout + proc.stderr
+    assert "Traceback" not in both, both
+    code = EXPECTED_EXIT[command]
+    if command == "run --once" and kind != "missing":
+        code = 2  # no usable home at all
+    assert proc.returncode == code, both
+    assert str(home) in both and ("--codex-home" in both or "link" in both), both
+    if "--json" in argv:
+        data = json.loads(proc.stdout)
+        assert str(home) in json.dumps(data)
+        assert data.get("error") or not data["ok"]
+    assert not home.is_dir()  # nothing created it
+
+
+def without_privileges() -> list[str]:
+    """A command prefix under which permission bits apply (root keeps no capabilities)."""
+    if os.getuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("needs setpriv to run without root's capabilities")
+    return [setpriv, "--inh-caps=-all", "--bounding-set=-all"]
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_an_unreadable_home_gets_a_sentence(tmp_path: Path, command: str) -> None:
+    home = build_home(tmp_path / "home", [new_thread(0)])
+    home.chmod(0o000)
+    argv = COMMANDS[command]
+    try:
+        proc = subprocess.run(
+            [
+                *without_privileges(),
+                sys.executable,
+                "-m",
+                "codex_indexd",
+                argv[0],
+                "--codex-home",
+                str(home),
+                *argv[1:],
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+    finally:
+        home.chmod(0o700)
+    both = proc.stdout + proc.stderr
+    assert "Traceback" not in both, both
+    expected = 2 if command == "run --once" else EXPECTED_EXIT[command]
+    assert proc.returncode == expected, both
+    assert str(home) in both and "permission denied" in both, both
+
+
+def test_status_exit_codes_follow_systemctl(tmp_path: Path, private_dirs: Path) -> None:
+    home = build_home(tmp_path / "h", [new_thread(i) for i in range(3)])
+    # drift: no index lines, no history yet
+    proc = cli("status", "--json", "--codex-home", str(home))
+    data = json.loads(proc.stdout)
+    assert proc.returncode == 1 and data["ok"] is False and data["healthy"] is False
+    assert data["homes"][0]["drift"] and data["homes"][0]["ok"] is False
+    # healthy after one reconcile, but no daemon: 3, as `systemctl status` on a stopped unit
+    assert main(["run", "--once", "--codex-home", str(home)]) == 0
+    proc = cli("status", "--json", "--codex-home", str(home))
+    data = json.loads(proc.stdout)
+    assert proc.returncode == 3, proc.stdout
+    assert (data["ok"], data["healthy"], data["exit_code"]) == (False, True, 3)
+    assert data["homes"][0]["daemon_running"] is False and data["homes"][0]["ok"] is True
+    text = cli("status", "--codex-home", str(home))
+    assert text.returncode == 3 and "NOT running" in text.stdout
+    # healthy and watched: 0
+    daemon = start_daemon(home)
+    try:
+        wait_for(
+            lambda: cli("status", "--codex-home", str(home)).returncode == 0,
+            timeout=30,
+            what="status 0 with the daemon running",
+        )
+        data = json.loads(cli("status", "--json", "--codex-home", str(home)).stdout)
+        assert data["ok"] is True and data["homes"][0]["daemon_pid"] == daemon.pid
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
+
+
+def test_status_help_documents_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["status", "--help"])
+    out = capsys.readouterr().out
+    assert "3  healthy, but no daemon is running" in out and "examples:" in out
+
+
+def test_repair_json_is_json_on_failure_too(tmp_path: Path, private_dirs: Path) -> None:
+    (private_dirs / "config.toml").parent.mkdir(parents=True, exist_ok=True)
+    (private_dirs / "config.toml").write_text("[watch]\ndebounce = 5\n")
+    home = build_home(tmp_path / "h", [new_thread(0)])
+    proc = cli("repair", "--json", "--codex-home", str(home))
+    data = json.loads(proc.stdout)
+    assert proc.returncode == 2 and data["status"] == "failed"
+    assert "config.toml:2" in data["error"] and "watch.debounce" in data["error"]
+    # status treats the same bad file the same way
+    proc = cli("status", "--json", "--codex-home", str(home))
+    assert proc.returncode == 2 and "config.toml:2" in json.loads(proc.stdout)["error"]
+
+
+def test_repair_says_restart_codex_only_when_something_changed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = build_home(tmp_path / "h", [new_thread(i) for i in range(2)])
+    assert main(["repair", "--codex-home", str(home), "--no-backup"]) == 0
+    assert "next step: restart Codex" in capsys.readouterr().out
+    assert main(["repair", "--codex-home", str(home), "--no-backup"]) == 0
+    out = capsys.readouterr().out
+    assert "status: success" in out and "restart Codex" not in out
+    assert main(["repair", "--codex-home", str(home), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["changed"] is False and data["status"] == "success" and data["error"] is None

@@ -1,0 +1,39 @@
+"""A cold scan split with a forked child finds exactly what one process finds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from codex_indexd import engine
+from codex_indexd.codex.home import CodexHome
+
+from tests.support.homes import build_home, new_thread
+
+
+def test_forked_scan_equals_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    threads = [new_thread(i, turns=1 + i % 4, paginated=i % 2 == 0) for i in range(25)]
+    threads += [new_thread(40 + i, archived=True) for i in range(3)]
+    home = CodexHome(build_home(tmp_path / "h", threads, db=False))
+    bad = home.sessions / "2026" / "11" / "20" / "rollout-2026-11-20T10-00-00-x.jsonl"
+    bad.write_bytes(b"not a rollout\n")
+    serial_warnings: list[engine.InputWarning] = []
+    serial, count = engine.scan_rollouts(home, serial_warnings)
+    monkeypatch.setattr(engine, "PARALLEL_SCAN_BYTES", 0)
+    calls: list[int] = []
+    monkeypatch.setattr(engine, "_fork_scanner", _spy(engine._fork_scanner, calls))
+    forked_warnings: list[engine.InputWarning] = []
+    forked, forked_count = engine.scan_rollouts(home, forked_warnings)
+    assert calls == [1]
+    assert forked_count == count == len(threads) + 1
+    assert {t: s.facts for t, s in forked.items()} == {t: s.facts for t, s in serial.items()}
+    assert forked_warnings == serial_warnings
+    assert len(serial) == len(threads)
+
+
+def _spy(real, calls):  # type: ignore[no-untyped-def]
+    def wrapper(work):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(work)
+
+    return wrapper
