@@ -63,8 +63,8 @@ KNOWN_OPEN_BUGS: dict[str, str] = {
     "(daemon/index/history.py TUI_SOURCE) but the 0.169+ TUI writes source 'vscode', originator "
     "'codex-tui', so its turn is added before its own history line arrives and is doubled",
     "differs_from_scratch_repair_under_max_bytes": "under max_bytes the daemon keeps turns a "
-    "from-scratch repair does not write (seed 2 step 61: 17 exec turns): the two disagree on "
-    "what fits the cap",
+    "from-scratch repair of Codex's lines does not write (seed 2 step 61: 18 exec turns): what "
+    "fits the cap depends on the order things happened; decide whether that is allowed",
     "history_turn_missing_after_user_edit": "a user's rm/truncate/edit of history.jsonl right "
     "after the daemon's own write is not repaired until the 10-minute reconcile (seed 2 step 175)",
     "history_lock_held_too_long": "the daemon held the history flock for 401 ms on a 3 kB file "
