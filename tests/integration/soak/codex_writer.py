@@ -29,9 +29,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository root
 
-from codexsim import (
+from tests.support.codexsim import (
     Rollout,
     append_history,
     append_index,

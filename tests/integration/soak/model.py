@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .codexsim import title_of
+from tests.support.codexsim import title_of
+
 from .harness import torn_lines
 
 INDEX_KEYS = ("id", "thread_name", "updated_at")

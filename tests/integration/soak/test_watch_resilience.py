@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from codex_indexd.status_file import read_status
 
+from tests.support.codexsim import Rollout, append_index, index_line, iso
 from tests.support.homes import (
     Thread,
     build_home,
@@ -21,7 +22,6 @@ from tests.support.homes import (
     write_rollout,
 )
 
-from .codexsim import Rollout, append_index, index_line, iso
 from .harness import jsonl_objects, log_records, read_locked, status_cli, wait_for
 
 
