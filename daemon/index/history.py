@@ -15,7 +15,11 @@ from collections.abc import Iterable, Sequence
 
 from codex_indexd.index.model import HistoryLine, Policy, RolloutFacts
 
-TUI_SOURCE = "cli"  # the only client that writes history.jsonl itself
+# Only the interactive TUI writes history.jsonl itself, and its rollouts say `"vscode"` (it
+# runs through the app-server; originator `codex-tui`) or, in older releases, `"cli"`. The
+# grace period applies to every thread but `codex exec`'s, which never writes a history line:
+# for a Desktop or IDE thread it only delays the line by a few seconds.
+NO_OWN_HISTORY_SOURCES = frozenset({"exec"})
 
 SOFT_CAP_RATIO = 0.8
 
@@ -119,15 +123,19 @@ def split_pending(
     now: float | None,
     grace_s: int,
 ) -> tuple[list[HistoryLine], list[HistoryLine]]:
-    """Return `(ready, pending)`: pending are TUI turns younger than `grace_s` at `now`, whose
-    history line the TUI itself may still be writing. `now` None means nothing is pending."""
+    """Return `(ready, pending)`: pending are turns younger than `grace_s` at `now` of threads
+    the TUI may have written (any source but exec's), whose history line may still come. `now` None means nothing is pending."""
     if now is None or grace_s <= 0:
         return list(additions), []
     ready: list[HistoryLine] = []
     pending: list[HistoryLine] = []
     for line in additions:
         facts = rollouts.get(line.session_id)
-        young = facts is not None and facts.source == TUI_SOURCE and line.ts > now - grace_s
+        young = (
+            facts is not None
+            and facts.source not in NO_OWN_HISTORY_SOURCES
+            and line.ts > now - grace_s
+        )
         (pending if young else ready).append(line)
     return ready, pending
 

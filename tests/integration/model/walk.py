@@ -59,18 +59,11 @@ INDEX_KEYS = ("id", "thread_name", "updated_at")
 # CODEX_INDEXD_MODEL_ENFORCE_ALL=1 empties it, to see what still fails.
 KNOWN_OPEN: dict[str, str] = {}
 KNOWN_OPEN_BUGS: dict[str, str] = {
-    "history_turn_doubled": "TUI/rollout race: the grace period holds back only source 'cli' "
-    "(daemon/index/history.py TUI_SOURCE) but the 0.169+ TUI writes source 'vscode', originator "
-    "'codex-tui', so its turn is added before its own history line arrives and is doubled",
     "differs_from_scratch_repair_under_max_bytes": "under max_bytes the daemon keeps turns a "
     "from-scratch repair of Codex's lines does not write (seed 2 step 61: 18 exec turns): what "
     "fits the cap depends on the order things happened; decide whether that is allowed",
-    "history_turn_missing_after_user_edit": "a user's rm/truncate/edit of history.jsonl right "
-    "after the daemon's own write is not repaired until the 10-minute reconcile (seed 2 step 175)",
     "history_lock_held_too_long": "the daemon held the history flock for 401 ms on a 3 kB file "
     "right after a TUI turn (seed 2 step 36, shared 2-core machine): work is done under the lock",
-    "second_daemon_on_same_home": "the single-instance lock is keyed by the path as given, "
-    "so a symlinked home path starts a second daemon",
 }
 if not os.environ.get("CODEX_INDEXD_MODEL_ENFORCE_ALL"):
     KNOWN_OPEN.update(KNOWN_OPEN_BUGS)
