@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -256,9 +255,7 @@ def gather(home: CodexHome, progress: Progress | None = None) -> HomeFacts:
 
 def plan_for(facts: HomeFacts, policy: Policy) -> Plan:
     """Return the plan for gathered facts (pure)."""
-    return make_plan(
-        facts.threads, facts.rollouts, facts.index, facts.history, policy, now=time.time()
-    )
+    return make_plan(facts.threads, facts.rollouts, facts.index, facts.history, policy)
 
 
 @dataclass(frozen=True, slots=True)

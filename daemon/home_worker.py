@@ -26,7 +26,7 @@ from codex_indexd.codex.indexfiles import (
     open_index_file,
     still_prefix,
 )
-from codex_indexd.engine import ApplyResult, HomeFacts, apply_plan, recover
+from codex_indexd.engine import ApplyResult, HomeFacts, Targets, apply_plan, recover
 from codex_indexd.index.history import fit_history_cap
 from codex_indexd.index.model import Drift, HistoryLine, Policy, ThreadRow
 from codex_indexd.index.plan import Plan, make_plan
@@ -47,6 +47,9 @@ Fingerprint = tuple[int, int, int, int]
 # Codex holds the index lock for milliseconds; a longer wait means a stuck writer, and the
 # daemon retries later rather than sitting in the lock (it must answer SIGTERM within 2 s).
 DAEMON_INDEX_LOCK_TIMEOUT_S = 1.5
+# The TUI writes its history line 0-0.5 s after the rollout's user turn: a turn the daemon
+# saw arrive less than this ago is left for the TUI's own line.
+TUI_LINE_GRACE_S = 0.7
 HEAL_INTERVAL_S = 300.0  # at most this often without a trigger (DB replaced, rows dropped)
 
 
@@ -146,6 +149,7 @@ class HomeWorker:
         self.retry_at: float | None = None
         self.recheck_at: float | None = None  # held-back TUI turns are due again then
         self._replan_now = False  # a write found the file changed since its plan
+        self._seen_at: dict[str, float] = {}  # thread -> when its rollout last changed (monotonic)
         self.current_drift: dict[str, int] = {}  # drift left after the last reconcile
         self._error_episode: dict[str, str] = {}
         self.extra_status: Callable[[], dict[str, Any]] | None = None  # set by the daemon
@@ -265,7 +269,7 @@ class HomeWorker:
             self.table.refresh(force=True)
             self.tracker.relocated.clear()
             self._need_full_plan = True
-            self._collect_changes()
+            self._collect_changes(from_events=True)  # a new day directory, a rescan: live
             return True
         due = False
         db_touched = False
@@ -292,11 +296,23 @@ class HomeWorker:
         if self.tracker.relocated:
             due |= self.table.refresh_ids(self.tracker.relocated)
             self.tracker.relocated.clear()
-        self._collect_changes()
+        self._collect_changes(from_events=True)
         return due
 
-    def _collect_changes(self) -> None:
-        """Move what the tracker and the DB view saw change into the dirty set."""
+    def _fresh_threads(self) -> frozenset[str]:
+        """Return the threads whose rollout changed less than TUI_LINE_GRACE_S ago."""
+        now = time.monotonic()
+        for tid in [t for t, at in self._seen_at.items() if now - at >= TUI_LINE_GRACE_S]:
+            del self._seen_at[tid]
+        return frozenset(self._seen_at)
+
+    def _collect_changes(self, *, from_events: bool = False) -> None:
+        """Move what the tracker and the DB view saw change into the dirty set; rollouts that
+        changed by an event (not a start-up or full scan) are fresh for a moment."""
+        if from_events:
+            now = time.monotonic()
+            for tid in self.tracker.changed_threads:
+                self._seen_at[tid] = now
         self._dirty |= self.tracker.changed_threads
         self.tracker.changed_threads.clear()
         self._dirty |= self.table.changed_ids
@@ -369,6 +385,7 @@ class HomeWorker:
     def reconcile(self, *, reason: str, heal: bool = True) -> Plan:
         """Plan from the current facts and write what drifted; return the plan."""
         self._activity += 1
+        self._recover_left_journals()
         policy = self._policy()
         key = policy_key(policy)
         if key != self._planned_policy:  # Codex's config changed what a plan decides
@@ -387,7 +404,7 @@ class HomeWorker:
             history,
             policy,
             only=only,
-            now=time.time(),
+            fresh=self._fresh_threads(),
         )
         selected = plan.selection.thread_ids
         if only is None:
@@ -411,6 +428,26 @@ class HomeWorker:
         self.write_status()
         return plan
 
+    def _recover_left_journals(self) -> None:
+        """Resolve a journal another process left (a `repair` killed mid-write) now, not at
+        our own next write: until then a torn line of its write could glue Codex's next one."""
+        targets = Targets.for_home(self.home)
+        if not any(
+            path.exists() or path.with_name(path.name + ".tmp").exists()
+            for path in (targets.journal, targets.index_journal)
+        ):
+            return
+        try:
+            outcome = recover(self.home)
+        except (OSError, LockBusy, UnsafeTarget) as exc:
+            log.error("journal.recovery_failed", home=str(self.home.root), error=str(exc))
+            return
+        self._history = _Cached()  # the recovery may have rewritten the tail
+        self._index = _Cached()
+        self._verified_fp.clear()
+        self._need_full_plan = True
+        log.info("journal.recovered_while_running", home=str(self.home.root), outcome=outcome)
+
     def _hold_pending(self, plan: Plan) -> None:
         """Keep the threads of TUI turns held back for the TUI's own history line dirty, and
         wake up when their grace period ends."""
@@ -419,10 +456,10 @@ class HomeWorker:
         if not pending:
             self.recheck_at = time.monotonic() if replan else None
             return
-        self._dirty.update(line.session_id for line in pending)
-        newest = max(line.ts for line in pending)
-        wait = newest + plan.policy.history_grace_s + 1 - time.time()
-        self.recheck_at = time.monotonic() + max(0.05, wait)
+        sessions = {line.session_id for line in pending}
+        self._dirty.update(sessions)
+        seen = [self._seen_at[tid] for tid in sessions if tid in self._seen_at]
+        self.recheck_at = (max(seen) if seen else time.monotonic()) + TUI_LINE_GRACE_S + 0.02
 
     @property
     def wake_at(self) -> float | None:

@@ -220,11 +220,6 @@ def summary_lines(
         left_out = plan.drift.history_over_cap + report.get("history_left_out", 0)
         if left_out:
             out.append(f"history lines left out: {left_out} (over [history] max_bytes)")
-        if plan.drift.history_pending:
-            out.append(
-                f"history lines left to the TUI: {len(plan.drift.history_pending)} "
-                "(turns of the last seconds; the TUI writes their lines itself)"
-            )
         if args.dry_run:
             for reason, ids in report["drift_ids"].items():
                 out.append(

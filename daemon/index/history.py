@@ -120,21 +120,21 @@ def trim_to_max_bytes(lines: list[bytes], max_bytes: int | None) -> list[bytes]:
 def split_pending(
     additions: Sequence[HistoryLine],
     rollouts: dict[str, RolloutFacts],
-    now: float | None,
-    grace_s: int,
+    fresh: frozenset[str],
 ) -> tuple[list[HistoryLine], list[HistoryLine]]:
-    """Return `(ready, pending)`: pending are turns younger than `grace_s` at `now` of threads
-    the TUI may have written (any source but exec's), whose history line may still come. `now` None means nothing is pending."""
-    if now is None or grace_s <= 0:
+    """Return `(ready, pending)`: pending are the turns of the `fresh` threads (whose rollout
+    the caller saw change a moment ago) that the TUI may have written (any source but
+    exec's): their own history line may still come."""
+    if not fresh:
         return list(additions), []
     ready: list[HistoryLine] = []
     pending: list[HistoryLine] = []
     for line in additions:
         facts = rollouts.get(line.session_id)
         young = (
-            facts is not None
+            line.session_id in fresh
+            and facts is not None
             and facts.source not in NO_OWN_HISTORY_SOURCES
-            and line.ts > now - grace_s
         )
         (pending if young else ready).append(line)
     return ready, pending

@@ -117,10 +117,6 @@ class Policy:
     history_enabled: bool = True  # False when [history] persistence = "none"
     history_sources: frozenset[str] | None = None  # None = every source contributes
     history_ts_tolerance_s: int = 5
-    # The interactive TUI writes a prompt's history line itself, 0-1.5 s after the rollout's
-    # user turn (a random delay, then up to 1 s of lock retries). A TUI turn younger than this
-    # is left for the TUI's own line; after it, the TUI has written its line or dropped it.
-    history_grace_s: int = 4
 
 
 class DriftReason(StrEnum):

@@ -94,14 +94,14 @@ def make_plan(
     policy: Policy,
     *,
     only: set[str] | None = None,
-    now: float | None = None,
+    fresh: frozenset[str] = frozenset(),
 ) -> Plan:
     """Return the plan for one home (pure).
 
     `only` limits the plan to some threads (the daemon passes those that changed since a plan
-    that left no drift); it requires `policy.max_threads == 0`. `now` (epoch seconds) holds
-    back TUI turns younger than `policy.history_grace_s`, whose own history line may still
-    come; None holds back nothing.
+    that left no drift); it requires `policy.max_threads == 0`. The missing turns of `fresh`
+    threads (the daemon passes those whose rollout it saw change less than a moment ago) are
+    held back in `drift.history_pending`: the TUI's own history line may still come.
     """
     if only is not None and policy.max_threads != 0:
         raise ValueError("a partial plan needs max_threads == 0")
@@ -117,7 +117,7 @@ def make_plan(
         plan.desired_history = desired_history(ordered_ids, rollouts, policy)
         existing = history.parsed if only is None else history.lines_for(ordered_ids)
         missing = missing_lines(existing, plan.desired_history, policy.history_ts_tolerance_s)
-        ready, drift.history_pending = split_pending(missing, rollouts, now, policy.history_grace_s)
+        ready, drift.history_pending = split_pending(missing, rollouts, fresh)
         if all(line.text is not None for line in ready):
             # (The daemon's plan holds keys only; it fits the lines once their texts are read.)
             ready, drift.history_over_cap = fit_history_cap(

@@ -470,6 +470,9 @@ class Walk:
                     continue
                 if self.config.max_bytes and ts < oldest:
                     continue  # older than every Codex line kept: the first to go at a trim
+                line_bytes = len(json.dumps({"session_id": thread.tid, "ts": ts, "text": text}))
+                if self.config.max_bytes and len(history) + line_bytes + 1 > self.config.max_bytes:
+                    continue  # does not fit under the cap: a merge adds only what fits
                 kind = "history_turn_missing"
                 if self.user_touched_history:
                     kind += "_after_user_edit"
