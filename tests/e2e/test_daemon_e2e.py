@@ -470,9 +470,9 @@ def crash_step_number(home: Path, base: Path, step: str) -> int:
 def test_crash_mid_history_rewrite_then_codex_append_then_restart(
     codex_home: Path, indexd: Callable[..., IndexDaemon], tmux_bin: Path, tmp_path: Path
 ) -> None:
-    """The daemon dies (no cleanup, like SIGKILL) right after truncating ``history.jsonl``
-    for an in-place insert; the TUI appends a line to the damaged file; the restarted
-    daemon puts the old tail back and keeps Codex's new line."""
+    """The daemon dies (no cleanup, like SIGKILL) right after appending the exec turn to
+    ``history.jsonl``, before its journal is resolved; the TUI appends a line; the restarted
+    daemon resolves the journal and keeps every line exactly once."""
     home = codex_home
     older = codex_exec(home, "Daemon: exec turn older than the TUI line")
     with TuiSession(home, tmux_bin=tmux_bin) as tui:
@@ -481,13 +481,14 @@ def test_crash_mid_history_rewrite_then_codex_append_then_restart(
     history = home / "history.jsonl"
     before = history.read_bytes()
     inode = history.stat().st_ino
-    # Inserting the exec turn before the newer TUI line needs an in-place rewrite.
-    step = crash_step_number(home, tmp_path, "history.truncated")
+    # The exec turn is older than the TUI line: it is appended all the same.
+    step = crash_step_number(home, tmp_path, "history.tail_written")
 
     crashing = indexd(home, {"CODEX_INDEXD_CRASH_AT": str(step)}).start(wait_ready=False)
     assert crashing.proc is not None
     assert crashing.proc.wait(timeout=15) == 86, crashing.log_tail()
-    assert len(history.read_bytes()) < len(before), "expected the crash after the truncation"
+    assert history.read_bytes().startswith(before), "an append never moves Codex's lines"
+    assert len(history.read_bytes()) > len(before), "expected the crash after the append"
 
     with TuiSession(home, tmux_bin=tmux_bin) as tui:
         tui_after = tui.submit("Daemon: TUI line written after the crash")
