@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -256,30 +255,7 @@ def gather(home: CodexHome, progress: Progress | None = None) -> HomeFacts:
 
 def plan_for(facts: HomeFacts, policy: Policy) -> Plan:
     """Return the plan for gathered facts (pure)."""
-    plan = make_plan(facts.threads, facts.rollouts, facts.index, facts.history, policy)
-    fresh = _fresh_rollouts(facts, {line.session_id for line in plan.drift.history_add})
-    if not fresh:
-        return plan
-    return make_plan(facts.threads, facts.rollouts, facts.index, facts.history, policy, fresh=fresh)
-
-
-# The TUI writes its own history line 0-0.5 s after the rollout's user turn.
-TUI_LINE_GRACE_S = 1.0
-
-
-def _fresh_rollouts(facts: HomeFacts, thread_ids: set[str]) -> frozenset[str]:
-    """Return the threads among `thread_ids` whose rollout changed less than TUI_LINE_GRACE_S
-    ago: a TUI may still be writing their history line."""
-    now = time.time()
-    fresh: set[str] = set()
-    for tid in thread_ids:
-        rollout = facts.rollouts.get(tid)
-        try:
-            if rollout is not None and now - os.stat(rollout.path).st_mtime < TUI_LINE_GRACE_S:
-                fresh.add(tid)
-        except OSError:
-            continue
-    return frozenset(fresh)
+    return make_plan(facts.threads, facts.rollouts, facts.index, facts.history, policy)
 
 
 @dataclass(frozen=True, slots=True)

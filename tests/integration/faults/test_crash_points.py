@@ -118,7 +118,7 @@ def test_kill_at_every_step(
     reference = tmp_path / "reference"
     shutil.copytree(template, reference)
     steps = count_steps(argv_for(reference), tmp_path / "trace")
-    assert steps >= 60, steps  # enough distinct points to be meaningful
+    assert steps >= 30, steps  # enough distinct points to be meaningful (a merge only appends)
     expected = {n: (reference / n).read_bytes() for n in ("session_index.jsonl", "history.jsonl")}
     before = {n: Counter(lines(template / n)) for n in ("session_index.jsonl", "history.jsonl")}
     originals = {n: (template / n).read_bytes() for n in ("session_index.jsonl", "history.jsonl")}
