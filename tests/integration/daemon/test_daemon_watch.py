@@ -94,7 +94,8 @@ def test_observer_stopped_under_the_daemon_is_restarted(tmp_path: Path, inproc) 
 
 
 def test_overflow_record_forces_a_full_reconcile(tmp_path: Path, inproc, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    thread = new_thread(0)
+    # An exec thread: its turn is not held for a TUI line, so one reconcile writes it.
+    thread = new_thread(0, source="exec")
     home = build_home(tmp_path / "h", [thread])
     run = inproc(home)
     seen: list[str] = []
