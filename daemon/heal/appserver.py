@@ -21,7 +21,7 @@ import signal
 import subprocess
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -109,49 +109,78 @@ def reap(proc: subprocess.Popen[bytes], grace_s: float = 2.0) -> int | None:
         return proc.returncode
 
 
-def run_version(
-    binary: str, *, env: Mapping[str, str] | None = None, timeout_s: float = 10.0
-) -> tuple[int, int, int] | None:
-    """Return `binary --version` as (major, minor, patch), or None when it does not say.
-
-    Raises AppServerError (`spawn` when the binary cannot run, `timeout` when it hangs);
-    the child and its group are always reaped.
-    """
+def run_bounded(
+    argv: list[str],
+    *,
+    what: str,
+    env: Mapping[str, str],
+    timeout_s: float,
+    read_stderr: bool = False,
+    cwd: Path | None = None,
+    limit: int = 1 << 16,
+    enough: Callable[[bytes], bool] | None = None,
+    grace_s: float = 2.0,
+) -> tuple[int | None, bytes]:
+    """Run `argv` in its own process group (stdin closed) and read its stdout, or its stderr
+    when `read_stderr`, until EOF or until `enough(output)`; return its exit status and the
+    last `limit` bytes read. `what` names the command in errors. Raises AppServerError
+    (`spawn` when it cannot run, `timeout` when it does not finish in `timeout_s`); the child
+    and its group are always reaped."""
+    pipe, devnull = subprocess.PIPE, subprocess.DEVNULL
     try:
         proc = subprocess.Popen(
-            [binary, "--version"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=dict(os.environ if env is None else env),
+            argv,
+            stdin=devnull,
+            stdout=devnull if read_stderr else pipe,
+            stderr=pipe if read_stderr else devnull,
+            cwd=None if cwd is None else str(cwd),
+            env=dict(env),
             start_new_session=True,
             close_fds=True,
         )
     except OSError as exc:
-        raise AppServerError("spawn", f"cannot run {binary}: {exc.strerror or exc}") from exc
-    assert proc.stdout is not None
+        raise AppServerError("spawn", f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
+    stream = proc.stderr if read_stderr else proc.stdout
+    assert stream is not None
     out = b""
+    status: int | None = None
     try:
         with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)
+            sel.register(stream, selectors.EVENT_READ)
             deadline = time.monotonic() + timeout_s
-            while len(out) < 4096:
+            while enough is None or not enough(out):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AppServerError(
-                        "timeout", f"{binary} --version did not answer in {timeout_s:g}s"
-                    )
+                    raise AppServerError("timeout", f"{what} did not finish in {timeout_s:g}s")
                 if not sel.select(remaining):
                     continue
-                chunk = os.read(proc.stdout.fileno(), 4096)
+                chunk = os.read(stream.fileno(), 4096)
                 if not chunk:
                     break
-                out += chunk
-                if b"\n" in out and _VERSION_RE.search(out.decode("utf-8", "replace")):
-                    break
+                out = (out + chunk)[-limit:]
     finally:
-        proc.stdout.close()
-        reap(proc, grace_s=min(2.0, timeout_s))
+        stream.close()
+        status = reap(proc, grace_s=min(grace_s, timeout_s))
+    return status, out
+
+
+def run_version(
+    binary: str, *, env: Mapping[str, str] | None = None, timeout_s: float = 10.0
+) -> tuple[int, int, int] | None:
+    """Return `binary --version` as (major, minor, patch), or None when it does not say.
+    Raises AppServerError (`spawn`, `timeout`)."""
+
+    def answered(out: bytes) -> bool:
+        return b"\n" in out and _VERSION_RE.search(out.decode("utf-8", "replace")) is not None
+
+    _, out = run_bounded(
+        [binary, "--version"],
+        what=f"{binary} --version",
+        env=os.environ if env is None else env,
+        timeout_s=timeout_s,
+        limit=4096,
+        enough=answered,
+    )
     match = _VERSION_RE.search(out.decode("utf-8", "replace"))
     if match is None:
         return None

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
-import subprocess
 import tempfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codex_indexd.heal.appserver import AppServerError, reap
+from codex_indexd.heal.appserver import AppServerError, run_bounded
 
 NEEDED: dict[str, frozenset[str]] = {
     "thread/list": frozenset(
@@ -113,48 +110,20 @@ def _run_schema(binary: str, out_dir: Path, env: Mapping[str, str], timeout_s: f
     """Run the schema generator into `out_dir`; return its stderr tail. Raises AppServerError."""
     child_env = dict(env)
     child_env["CODEX_HOME"] = str(out_dir.parent)  # a scratch home: nothing lands in a real one
-    try:
-        proc = subprocess.Popen(
-            [binary, "app-server", "generate-json-schema", "--out", str(out_dir)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            cwd=str(out_dir.parent),
-            env=child_env,
-            start_new_session=True,
-            close_fds=True,
-        )
-    except OSError as exc:
-        raise AppServerError("spawn", f"cannot run {binary}: {exc.strerror or exc}") from exc
-    assert proc.stderr is not None
-    err = b""
-    try:
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stderr, selectors.EVENT_READ)
-            deadline = time.monotonic() + timeout_s
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AppServerError(
-                        "timeout",
-                        f"'{binary} app-server generate-json-schema' did not finish "
-                        f"in {timeout_s:g}s",
-                    )
-                if not sel.select(remaining):
-                    continue
-                chunk = os.read(proc.stderr.fileno(), 4096)
-                if not chunk:
-                    break
-                err = (err + chunk)[-_OUTPUT_LIMIT:]
-    finally:
-        proc.stderr.close()
-        status = reap(proc, grace_s=min(5.0, timeout_s))
+    command = f"'{binary} app-server generate-json-schema'"
+    status, err = run_bounded(
+        [binary, "app-server", "generate-json-schema", "--out", str(out_dir)],
+        what=command,
+        env=child_env,
+        timeout_s=timeout_s,
+        read_stderr=True,
+        cwd=out_dir.parent,
+        limit=_OUTPUT_LIMIT,
+        grace_s=5.0,
+    )
     if status != 0:
         tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-        raise AppServerError(
-            "exited",
-            f"'{binary} app-server generate-json-schema' failed (exit {status}): {tail[0][:200]}",
-        )
+        raise AppServerError("exited", f"{command} failed (exit {status}): {tail[0][:200]}")
     return err.decode("utf-8", "replace")
 
 
