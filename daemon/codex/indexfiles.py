@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from codex_indexd.index.model import HistoryLine, IndexLine, text_key
 from codex_indexd.logs import get_logger
@@ -366,10 +366,13 @@ def read_bytes(path: Path) -> bytes:
         return b""
 
 
-def read_index(path: Path) -> IndexFile:
-    """Parse `session_index.jsonl`; a file we refuse to read comes back empty, with
-    `refused` saying why (logged once). Raises other OSErrors."""
-    result = IndexFile()
+_Parsed = TypeVar("_Parsed", IndexFile, HistoryFile)
+
+
+def _read_into(result: _Parsed, path: Path) -> _Parsed:
+    """Parse `path` into `result` a chunk at a time. A missing file is an empty one; a file we
+    refuse to read comes back empty with `refused` saying why (logged once). Raises other
+    OSErrors."""
     try:
         with open_index_file(path) as reader:
             extend_from(result, reader)
@@ -378,21 +381,17 @@ def read_index(path: Path) -> IndexFile:
     except NotRegularFile as exc:
         result.refused = exc.reason
     return result
+
+
+def read_index(path: Path) -> IndexFile:
+    """Parse `session_index.jsonl` (see `_read_into`)."""
+    return _read_into(IndexFile(), path)
 
 
 def read_history(path: Path) -> HistoryFile:
-    """Parse `history.jsonl` into keys (`compact`), a chunk at a time: memory does not hold
-    the file's bytes or texts. A file we refuse to read comes back empty, with `refused`
-    saying why (logged once). A missing file is an empty one. Raises other OSErrors."""
-    result = HistoryFile(compact=True)
-    try:
-        with open_index_file(path) as reader:
-            extend_from(result, reader)
-    except FileNotFoundError:
-        pass
-    except NotRegularFile as exc:
-        result.refused = exc.reason
-    return result
+    """Parse `history.jsonl` into keys (`compact`): memory holds neither the file's bytes nor
+    its texts (see `_read_into`)."""
+    return _read_into(HistoryFile(compact=True), path)
 
 
 def file_fingerprint(path: Path) -> tuple[int, int, int, int] | None:
