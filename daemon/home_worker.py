@@ -150,6 +150,7 @@ class HomeWorker:
         self.recheck_at: float | None = None  # held-back TUI turns are due again then
         self._replan_now = False  # a write found the file changed since its plan
         self._seen_at: dict[str, float] = {}  # thread -> when its rollout last changed (monotonic)
+        self._targets = Targets.for_home(home)  # our journals and backups for this home
         self.current_drift: dict[str, int] = {}  # drift left after the last reconcile
         self._error_episode: dict[str, str] = {}
         self.extra_status: Callable[[], dict[str, Any]] | None = None  # set by the daemon
@@ -431,7 +432,7 @@ class HomeWorker:
     def _recover_left_journals(self) -> None:
         """Resolve a journal another process left (a `repair` killed mid-write) now, not at
         our own next write: until then a torn line of its write could glue Codex's next one."""
-        targets = Targets.for_home(self.home)
+        targets = self._targets
         if not any(
             path.exists() or path.with_name(path.name + ".tmp").exists()
             for path in (targets.journal, targets.index_journal)

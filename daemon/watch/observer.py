@@ -221,27 +221,34 @@ def inotify_watched() -> set[tuple[int, int]] | None:
 
 
 MAX_CHECKED_DIRS = 20_000
+# sessions/YYYY/MM/DD: the day directories hold rollouts only, so they are stat'ed, not listed.
+ROLLOUT_TREE_DEPTH = 3
 
 
 def unwatched_dirs(roots: Sequence[Path], watched: set[tuple[int, int]]) -> list[Path]:
-    """Return the directories under `roots` (at most MAX_CHECKED_DIRS, links not followed)
-    that no inotify watch covers: watches watchdog could not add at run time (it skips them
-    without a word when the watch limit is reached)."""
+    """Return the directories under `roots`, down to the day directories (at most
+    MAX_CHECKED_DIRS, links not followed), that no inotify watch covers: watches watchdog
+    could not add at run time (it skips them without a word when the watch limit is
+    reached)."""
     missing: list[Path] = []
     seen = 0
-    stack = [root for root in roots if root.is_dir()]
+    stack = [(root, 0) for root in roots if root.is_dir()]
     while stack and seen < MAX_CHECKED_DIRS:
-        directory = stack.pop()
+        directory, depth = stack.pop()
         seen += 1
         try:
             st = os.stat(directory, follow_symlinks=False)
-            entries = list(os.scandir(directory))
+            entries = list(os.scandir(directory)) if depth < ROLLOUT_TREE_DEPTH else []
         except OSError:
             continue
         kernel_dev = (os.major(st.st_dev) << 20) | os.minor(st.st_dev)
         if (kernel_dev, st.st_ino) not in watched:
             missing.append(directory)
-        stack.extend(Path(entry.path) for entry in entries if entry.is_dir(follow_symlinks=False))
+        stack.extend(
+            (Path(entry.path), depth + 1)
+            for entry in entries
+            if entry.is_dir(follow_symlinks=False)
+        )
     return missing
 
 
