@@ -158,7 +158,6 @@ def build_report(
             for reason in sorted({r.value for r in drift.index_reasons.values()})
         }
         | ({"history_missing": history_ids[:SHOW_IDS]} if history_ids else {}),
-        "history_needs_insert": drift.history_needs_insert,
         "index_lines_added": result.index.lines_added if result and result.index else 0,
         "history_lines_added": result.history.lines_added if result and result.history else 0,
         "history_left_out": result.history.left_out if result and result.history else 0,

@@ -143,7 +143,6 @@ class Drift:
     index_append: list[IndexEntry] = field(default_factory=list)
     index_reasons: dict[str, DriftReason] = field(default_factory=dict)
     history_add: list[HistoryLine] = field(default_factory=list)
-    history_needs_insert: bool = False  # some additions are older than the file's last line
     # Missing turns left out: they would not survive `[history] max_bytes` (or do not fit
     # under it now), or they are TUI turns whose own history line may still be on its way.
     history_over_cap: int = 0
