@@ -171,12 +171,13 @@ def still_prefix(
     parsed: IndexFile | HistoryFile, size: int, read_at: Callable[[int, int], bytes]
 ) -> bool:
     """True when a file of `size` bytes (read through `read_at(offset, length)`) still starts
-    with the bytes `parsed` was parsed from, so that only what follows is new: it ended with a
-    newline, and its last line is still where it was (Codex only appends; a writer that
-    inserted lines in place shifts it)."""
-    if not parsed.ends_with_newline or parsed.size > size:
+    with the bytes `parsed` was parsed from, so that only what follows is new: its last line
+    is still where it was (Codex only appends; a writer that inserted lines in place shifts
+    it), and a torn last line (no newline) is still the file's end, not yet completed."""
+    if parsed.size > size or (not parsed.ends_with_newline and size != parsed.size):
         return False
-    last = parsed.last_raw + b"\n" if parsed.last_raw is not None else b""
+    newline = b"\n" if parsed.ends_with_newline else b""
+    last = parsed.last_raw + newline if parsed.last_raw is not None else b""
     if read_at(parsed.size - len(last), len(last)) != last:
         return False
     # Codex's `max_bytes` trim rewrites the file from its first byte: its first line goes.

@@ -140,18 +140,6 @@ def _writable(additions: list[HistoryLine]) -> list[HistoryLine]:
     return [line for line in additions if line.text is not None]
 
 
-def _same_torn_file(known: HistoryFile, size: int, read_at: Callable[[int, int], bytes]) -> bool:
-    """True when a file that ended in a torn line (no newline) when `known` was parsed is
-    unchanged since: same size, same first line, same torn last line."""
-    if known.ends_with_newline or size != known.size or known.last_raw is None:
-        return False
-    last = known.last_raw
-    if read_at(size - len(last), len(last)) != last:
-        return False
-    first = known.first_raw
-    return first is None or len(first) >= size or read_at(0, len(first) + 1) == first + b"\n"
-
-
 @dataclass(frozen=True, slots=True)
 class HistoryAppend:
     """The bytes to append to `history.jsonl`, the lines they hold, and the planned lines
@@ -178,7 +166,7 @@ def history_append(
     the file no longer starts with the bytes `known` was parsed from (Codex trimmed it, or
     someone edited it): the caller plans again from the file as it is.
     """
-    if not (still_prefix(known, size, read_at) or _same_torn_file(known, size, read_at)):
+    if not still_prefix(known, size, read_at):
         return None
     tail = parse_history_bytes(read_at(known.size, size - known.size))
     if size == known.size:
