@@ -151,6 +151,7 @@ class HomeWorker:
         self._replan_now = False  # a write found the file changed since its plan
         self._seen_at: dict[str, float] = {}  # thread -> when its rollout last changed (monotonic)
         self._targets = Targets.for_home(home)  # our journals and backups for this home
+        self._over_cap: set[str] = set()  # threads with turns left out for `max_bytes`
         self.current_drift: dict[str, int] = {}  # drift left after the last reconcile
         self._error_episode: dict[str, str] = {}
         self.extra_status: Callable[[], dict[str, Any]] | None = None  # set by the daemon
@@ -416,6 +417,8 @@ class HomeWorker:
         self.stats["last_reconcile_at"] = now_iso()
         self.stats["last_reconcile_reason"] = reason
         self.current_drift = plan.drift.counts()
+        if not plan.drift.history_add:
+            self._over_cap = set()  # nothing missing is left out any more
         backing_off = self.retry_at is not None and time.monotonic() < self.retry_at
         if backing_off:
             pass  # after a write error, events do not bypass the retry delay
@@ -423,6 +426,7 @@ class HomeWorker:
             self.current_drift = {}
             self._need_full_plan = False
             self._dirty.clear()
+            self._dirty |= self._over_cap
         self._hold_pending(plan)
         if heal:
             self.maybe_heal()
@@ -578,9 +582,13 @@ class HomeWorker:
         unread = self._read_back_texts(plan)
         if drift.history_add:
             history = self._history.history
+            wanted = drift.history_add
             drift.history_add, drift.history_over_cap = fit_history_cap(
-                drift.history_add, history.size, history.first_ts, plan.policy.history_max_bytes
+                wanted, history.size, history.first_ts, plan.policy.history_max_bytes
             )
+            # Left out for the cap: looked at again after Codex's next trim makes room.
+            fitted = set(drift.history_add)
+            self._over_cap = {line.session_id for line in wanted if line not in fitted}
         if drift.empty:  # everything left out is over the cap: nothing is missing then
             return not unread and not paused
         counts = drift.counts()

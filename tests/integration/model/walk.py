@@ -59,6 +59,9 @@ INDEX_KEYS = ("id", "thread_name", "updated_at")
 # CODEX_INDEXD_MODEL_ENFORCE_ALL=1 empties it, to see what still fails.
 KNOWN_OPEN: dict[str, str] = {}
 KNOWN_OPEN_BUGS: dict[str, str] = {
+    "index_name_stale": "after quiet the last index name is an older rename (seed 1 step 373, "
+    "seed 2 step 294, 600-step walks): after the user removed session_index.jsonl, a Codex "
+    "rename is followed by the daemon's line with the previous name; not yet understood",
     "history_turn_doubled": "rare, timing-dependent (about once per 170 steps under max_bytes, "
     "seed 2): a TUI turn is added by the daemon or a repair and the TUI's own line still comes; "
     "the daemon holds a turn 0.7 s after it sees it, repair 1 s after the rollout's mtime",
@@ -169,6 +172,7 @@ class Walk:
         self.previous_history: list[bytes] = []
         self.max_refusal = 0.0
         self.user_touched_history = False  # since the last quiet check
+        self.history_user_edits = 0  # in the whole walk
         self.started = time.monotonic()
 
     # -- bookkeeping --------------------------------------------------------------------------
@@ -466,13 +470,30 @@ class Walk:
         oldest = min(
             (o["ts"] for o in codex_objs if o is not None and isinstance(o["ts"], int)), default=0
         )
+        # The daemon's safety valve pauses history writes when the same lines must be written
+        # again and again (another writer keeps removing them). Only a user who keeps deleting
+        # or truncating history may trip it; Codex's appends and trims never may.
+        paused = [
+            r
+            for r in log_records(self.log_dir, "rewrite_loop_suspected")
+            if r.get("file") == "history.jsonl"
+        ]
+        if paused and self.history_user_edits <= 3:
+            self.violate(
+                "flap_guard_tripped", f"{len(paused)} pauses, {self.history_user_edits} user edits"
+            )
+        first_kept = next((o["ts"] for o in objs if o is not None and isinstance(o["ts"], int)), 0)
         for thread in self.live():
             for text, ts in thread.turns:
                 key = (thread.tid, text)
                 if key in self.excused or keys[key] >= 1:  # more than one: history_turn_doubled
                     continue
-                if self.config.max_bytes and ts < oldest:
-                    continue  # older than every Codex line kept: the first to go at a trim
+                if paused:
+                    continue  # writes to history are paused by the valve (see above)
+                if self.config.max_bytes and (ts < oldest or ts < first_kept):
+                    # Older than every Codex line kept, or than the file's first line: under
+                    # the cap such a turn is what a trim drops first, and is not restored.
+                    continue
                 line_bytes = len(json.dumps({"session_id": thread.tid, "ts": ts, "text": text}))
                 if self.config.max_bytes and len(history) + line_bytes + 1 > self.config.max_bytes:
                     continue  # does not fit under the cap: a merge adds only what fits
@@ -493,7 +514,7 @@ class Walk:
             if thread.names and thread.tid not in last:
                 self.violate("index_name_missing", f"{thread.tid} (want {thread.names[-1]!r})")
         self.check_index(index, quiet=True)
-        self.oracle(history, index)
+        self.oracle(history, index, history_paused=bool(paused))
         self.user_touched_history = False
 
     def copy_home(self, name: str) -> Path:
@@ -532,9 +553,10 @@ class Walk:
             self.violate("repair_failed", f"exit {done.returncode}: {done.stderr[-1500:]}")
         return done.returncode
 
-    def oracle(self, history: bytes, index: bytes) -> None:
+    def oracle(self, history: bytes, index: bytes, *, history_paused: bool = False) -> None:
         """`repair` of a copy changes nothing; `repair` of a copy holding only Codex's lines
-        writes the lines the daemon wrote."""
+        writes the lines the daemon wrote. (History is not compared while the daemon's
+        safety valve pauses its history writes.)"""
         self.oracle_runs += 1
         same = self.copy_home("oracle-same")
         (same / "history.jsonl").write_bytes(history)
@@ -543,6 +565,8 @@ class Walk:
         self.run_repair(same, fresh=True)
         for name, data in (("history.jsonl", history), ("session_index.jsonl", index)):
             after = read_bytes(same / name)
+            if history_paused and name == "history.jsonl":
+                continue
             if after != data:
                 added = Counter(after.splitlines()) - Counter(data.splitlines())
                 gone = Counter(data.splitlines()) - Counter(after.splitlines())
@@ -568,6 +592,8 @@ class Walk:
         for name, data in (("history.jsonl", history), ("session_index.jsonl", index)):
             # Turns of live threads, by (session, text): lines added for a thread that was
             # archived since stay (history lines are never removed), doubles are their own kind.
+            if history_paused and name == "history.jsonl":
+                continue
             live = {(t.tid, text) for t in self.live() for text, _ in t.turns}
             mine = Counter(set(turn_keys(data)) & live)
             theirs = Counter(set(turn_keys(read_bytes(scratch / name))) & live)
@@ -724,6 +750,7 @@ class Walk:
                 handle.truncate(0)
                 handle.write(new)
         self.user_touched_history = True
+        self.history_user_edits += 1
         self.user_changed("history", (new or b"").splitlines())
         self.previous_history = (new or b"").splitlines(keepends=True)
         self.note(action)
@@ -852,7 +879,10 @@ class Walk:
                 "the second daemon to exit or start",
                 interval=0.05,
             )
-            if second.proc.poll() is None:
+            first_alive = self.daemon is not None and self.daemon.proc.poll() is None
+            # A first daemon that died at its crash point meanwhile gave the lock up: then the
+            # second one may start.
+            if second.proc.poll() is None and first_alive:
                 self.violate(
                     "second_daemon_on_same_home", f"a daemon started on {link} -> {self.home}"
                 )
