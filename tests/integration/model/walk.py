@@ -64,7 +64,7 @@ KNOWN_OPEN_BUGS: dict[str, str] = {
     "rename is followed by the daemon's line with the previous name; not yet understood",
     "history_turn_doubled": "rare, timing-dependent (about once per 170 steps under max_bytes, "
     "seed 2): a TUI turn is added by the daemon or a repair and the TUI's own line still comes; "
-    "the daemon holds a turn 0.7 s after it sees it, repair 1 s after the rollout's mtime",
+    "the daemon holds a turn 0.7 s after it sees it; repair holds nothing",
     "differs_from_scratch_repair_under_max_bytes": "under max_bytes the daemon keeps turns a "
     "from-scratch repair of Codex's lines does not write (seed 2 step 61: 18 exec turns): what "
     "fits the cap depends on the order things happened; decide whether that is allowed",
