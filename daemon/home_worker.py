@@ -726,8 +726,12 @@ class HomeWorker:
             # Parse our own lines now: the cache then holds the file as we left it, and any
             # later change (a truncation right after our write) is seen as a change.
             self._load(path_of[name], cache, is_index=cache is self._index, planning=False)
-        else:  # foreign bytes came in between: the next plan must read them
+        else:
+            # Foreign bytes came in between (a Codex rename appended between our plan and our
+            # write): their event is not an echo of ours, and the next plan must read them
+            # (for the index, with the DB re-read: Codex renamed there first).
             self._verified_fp.pop(name, None)
+            self.own.pop(name, None)
 
     def _error(self, kind: str, detail: str) -> None:
         """Log an error once per episode (not on every retry) and keep it for `status`."""

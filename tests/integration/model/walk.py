@@ -60,8 +60,9 @@ INDEX_KEYS = ("id", "thread_name", "updated_at")
 KNOWN_OPEN: dict[str, str] = {}
 KNOWN_OPEN_BUGS: dict[str, str] = {
     "index_name_stale": "after quiet the last index name is an older rename (seed 1 step 373, "
-    "seed 2 step 294, 600-step walks): after the user removed session_index.jsonl, a Codex "
-    "rename is followed by the daemon's line with the previous name; not yet understood",
+    "seed 2 step 294, 600-step walks). At the end the DB row itself holds the older name and "
+    "the index has no line for the newer one, so the simulator's rename (which, unlike Codex, "
+    "does not bump updated_at_ms) may not have landed; not yet pinned down",
     "history_turn_doubled": "rare, timing-dependent (about once per 170 steps under max_bytes, "
     "seed 2): a TUI turn is added by the daemon or a repair and the TUI's own line still comes; "
     "the daemon holds a turn 0.7 s after it sees it; repair holds nothing",
