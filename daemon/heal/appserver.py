@@ -123,9 +123,9 @@ def run_bounded(
 ) -> tuple[int | None, bytes]:
     """Run `argv` in its own process group (stdin closed) and read its stdout, or its stderr
     when `read_stderr`, until EOF or until `enough(output)`; return its exit status and the
-    last `limit` bytes read. `what` names the command in errors. Raises AppServerError
-    (`spawn` when it cannot run, `timeout` when it does not finish in `timeout_s`); the child
-    and its group are always reaped."""
+    last `limit` bytes read. `what` says what a timeout means ("X did not answer"). Raises
+    AppServerError (`spawn` when it cannot run, `timeout` when it does not finish in
+    `timeout_s`); the child and its group are always reaped."""
     pipe, devnull = subprocess.PIPE, subprocess.DEVNULL
     try:
         proc = subprocess.Popen(
@@ -151,7 +151,7 @@ def run_bounded(
             while enough is None or not enough(out):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AppServerError("timeout", f"{what} did not finish in {timeout_s:g}s")
+                    raise AppServerError("timeout", f"{what} in {timeout_s:g}s")
                 if not sel.select(remaining):
                     continue
                 chunk = os.read(stream.fileno(), 4096)
@@ -175,7 +175,7 @@ def run_version(
 
     _, out = run_bounded(
         [binary, "--version"],
-        what=f"{binary} --version",
+        what=f"{binary} --version did not answer",
         env=os.environ if env is None else env,
         timeout_s=timeout_s,
         limit=4096,

@@ -113,7 +113,7 @@ def _run_schema(binary: str, out_dir: Path, env: Mapping[str, str], timeout_s: f
     command = f"'{binary} app-server generate-json-schema'"
     status, err = run_bounded(
         [binary, "app-server", "generate-json-schema", "--out", str(out_dir)],
-        what=command,
+        what=f"{command} did not finish",
         env=child_env,
         timeout_s=timeout_s,
         read_stderr=True,
