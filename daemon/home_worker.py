@@ -584,7 +584,11 @@ class HomeWorker:
             history = self._history.history
             wanted = drift.history_add
             drift.history_add, drift.history_over_cap = fit_history_cap(
-                wanted, history.size, history.first_ts, plan.policy.history_max_bytes
+                wanted,
+                history.size,
+                history.first_ts,
+                plan.policy.history_max_bytes,
+                plan.policy.history_ts_tolerance_s,
             )
             # Left out for the cap: looked at again after Codex's next trim makes room.
             fitted = set(drift.history_add)

@@ -146,15 +146,20 @@ def line_size(line: HistoryLine) -> int:
 
 
 def fit_history_cap(
-    additions: Sequence[HistoryLine], file_size: int, first_ts: int | None, max_bytes: int | None
+    additions: Sequence[HistoryLine],
+    file_size: int,
+    first_ts: int | None,
+    max_bytes: int | None,
+    tolerance_s: int = 0,
 ) -> tuple[list[HistoryLine], int]:
     """Return the additions (in write order) that may be appended to a file of `file_size`
     bytes without taking it over `max_bytes`, and how many were left out.
 
     When everything fits, everything is added. Otherwise only turns at least as new as the
-    file's oldest kept line (`first_ts`) count: older ones are what Codex's own trim already
-    dropped. Of those, the newest are taken while they fit. Nothing is ever trimmed, so a
-    merge never removes a line Codex wrote.
+    file's oldest kept line (`first_ts`, less the matching tolerance `tolerance_s`: a turn
+    that close may be the one that line was matched to) count: older ones are what Codex's
+    own trim already dropped. Of those, the newest are taken while they fit. Nothing is ever
+    trimmed, so a merge never removes a line Codex wrote.
     """
     ordered = sorted(additions, key=sort_key)
     if max_bytes is None or max_bytes <= 0 or not ordered:
@@ -166,7 +171,7 @@ def fit_history_cap(
     chosen: list[int] = []
     used = 0
     for i in range(len(ordered) - 1, -1, -1):
-        if first_ts is not None and ordered[i].ts < first_ts:
+        if first_ts is not None and ordered[i].ts < first_ts - tolerance_s:
             break  # sorted by time: every earlier one is older too
         if used + sizes[i] > budget:
             continue

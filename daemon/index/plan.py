@@ -121,7 +121,11 @@ def make_plan(
         if all(line.text is not None for line in ready):
             # (The daemon's plan holds keys only; it fits the lines once their texts are read.)
             ready, drift.history_over_cap = fit_history_cap(
-                ready, history.size, history.first_ts, policy.history_max_bytes
+                ready,
+                history.size,
+                history.first_ts,
+                policy.history_max_bytes,
+                policy.history_ts_tolerance_s,
             )
         drift.history_add = ready
     return plan
@@ -176,7 +180,13 @@ def history_append(
     sessions = {line.session_id for line in planned}
     appended = [line for line in tail.parsed if line is not None and line.session_id in sessions]
     additions = _writable(missing_lines(appended, planned, policy.history_ts_tolerance_s))
-    fitted, over_cap = fit_history_cap(additions, size, known.first_ts, policy.history_max_bytes)
+    fitted, over_cap = fit_history_cap(
+        additions,
+        size,
+        known.first_ts,
+        policy.history_max_bytes,
+        policy.history_ts_tolerance_s,
+    )
     if not fitted:
         return HistoryAppend(b"", 0, over_cap)
     data = _join([encode_history_line(line) for line in fitted])
