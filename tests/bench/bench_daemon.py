@@ -1021,7 +1021,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Every daemon of the run imports the same code, even if daemon/ is edited meanwhile.
         snap = run_dir / "snapshot"
         shutil.copytree(
-            ROOT / "daemon", snap / "codex_indexd", ignore=shutil.ignore_patterns("__pycache__")
+            ROOT / "daemon" / "codex_indexd",
+            snap / "codex_indexd",
+            ignore=shutil.ignore_patterns("__pycache__"),
         )
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(snap), saved_path) if p)
         where = subprocess.run(

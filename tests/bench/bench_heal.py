@@ -34,11 +34,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
-from codex_indexd.codex.home import CodexHome  # noqa: E402
-from codex_indexd.engine import gather  # noqa: E402
-from codex_indexd.heal.appserver import AppServer  # noqa: E402
-from codex_indexd.heal.capability import probe  # noqa: E402
-from codex_indexd.heal.heal import _insert_rows, _scan  # noqa: E402
 from codexkit import (  # noqa: E402
     PINNED_CODEX,
     MockResponsesServer,
@@ -48,6 +43,12 @@ from codexkit import (  # noqa: E402
     make_codex_home,
     stop_managed_daemon,
 )
+
+from codex_indexd.codex.home import CodexHome  # noqa: E402
+from codex_indexd.engine import gather  # noqa: E402
+from codex_indexd.heal.appserver import AppServer  # noqa: E402
+from codex_indexd.heal.capability import probe  # noqa: E402
+from codex_indexd.heal.heal import _insert_rows, _scan  # noqa: E402
 
 _STAMP = re.compile(r"rollout-(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d)-")
 _COUNTER = itertools.count(1)

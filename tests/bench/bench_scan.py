@@ -47,7 +47,7 @@ def run_cat(home: Path) -> float:
 
 
 def run_child(kind: str, home: Path) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(p) for p in (ROOT, ROOT / "daemon"))}
     out = subprocess.run(
         [sys.executable, "-c", CHILD, kind, str(home)],
         capture_output=True,

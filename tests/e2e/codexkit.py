@@ -1050,8 +1050,17 @@ class TuiSession:
         return proc.returncode != 0 or proc.stdout.strip() == "1"
 
     def send_text(self, text: str) -> None:
-        """Type literal text into the pane."""
-        self._tmux_cmd("send-keys", "-t", self._session, "-l", text)
+        """Type literal text into the pane; text with line breaks arrives as one bracketed paste.
+
+        Typed line breaks would be Enter presses: the TUI submits on one unless it arrives
+        within a paste burst, which depends on the machine's load.
+        """
+        if "\n" not in text:
+            self._tmux_cmd("send-keys", "-t", self._session, "-l", text)
+            return
+        buffer = f"paste-{uuid.uuid4().hex[:8]}"
+        self._tmux_cmd("set-buffer", "-b", buffer, text)
+        self._tmux_cmd("paste-buffer", "-p", "-d", "-b", buffer, "-t", self._session)
 
     def send_key(self, key: str) -> None:
         """Press a tmux key name (``Enter``, ``C-c``, ``Escape``...)."""

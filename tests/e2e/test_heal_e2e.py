@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from codexkit import AppServer, TuiSession, codex_env, codex_exec, find_rollout, wait_for
+from structlog.testing import capture_logs
+
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.engine import HomeFacts, gather
 from codex_indexd.heal import NAME_LOST, ROW_MISSING, ROW_STALE, detect, heal_home
 from codex_indexd.heal.detect import attempt_key
 from codex_indexd.heal.heal import SOURCE_KINDS
-from codexkit import AppServer, TuiSession, codex_env, codex_exec, find_rollout, wait_for
-from structlog.testing import capture_logs
-
 from tests.support.homes import build_home, index_line, new_thread, write_rollout
 
 # names and prompts: never in a log line

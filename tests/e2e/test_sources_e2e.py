@@ -13,11 +13,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from codexkit import AppServer, codex_env, codex_exec, find_rollout
+
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.diagnose import INTERACTIVE_SOURCES, explain, visible, visible_in_scan
 from codex_indexd.engine import gather
 from codex_indexd.heal import heal_home
-from codexkit import AppServer, codex_env, codex_exec, find_rollout
 
 SOURCES: list[Any] = [
     "cli",

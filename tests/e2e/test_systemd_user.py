@@ -316,13 +316,9 @@ def start_manager(root: Path, uid: int) -> UserManager:
 
 
 def source_pythonpath(root: Path) -> str:
-    """PYTHONPATH that maps both import packages onto this checkout (package-dir mapping)."""
-    shim = root / "source-shim"
-    shim.mkdir(exist_ok=True)
-    for name, folder in (("codex_indexd", "daemon"), ("codex_indexd_service", "service")):
-        if not (shim / name).exists():
-            (shim / name).symlink_to(REPO / folder)
-    return str(shim)
+    """PYTHONPATH with both source roots of this checkout (``root`` is unused: no shim needed)."""
+    del root
+    return os.pathsep.join(str(REPO / folder) for folder in ("daemon", "service"))
 
 
 def cli_env(manager: UserManager) -> dict[str, str]:

@@ -9,8 +9,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from codex_indexd.cli import main
 
+from codex_indexd.cli import main
 from tests.support.homes import (
     THREADS_DDL,
     build_home,

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from codex_indexd.cli import main
 
+from codex_indexd.cli import main
 from tests.support.homes import build_home, new_thread
 from tests.support.waiting import ROOT, start_daemon, wait_for
 

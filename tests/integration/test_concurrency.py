@@ -9,7 +9,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from codex_indexd.cli import main
-
 from tests.support.homes import BASE_TIME, build_home, iso, line, new_thread
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,10 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from codex_indexd.status_file import read_status
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from codex_indexd.status_file import read_status
 from tests.support.homes import build_home, line, new_thread, rollout_name
 from tests.support.waiting import ROOT, daemon_command, wait_for
 

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 from codex_indexd.cli import main
-
 from tests.support.homes import Turn, build_home, line, new_thread, rollout_name
 from tests.support.waiting import start_daemon
 

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from codex_indexd.cli import main
 
+from codex_indexd.cli import main
 from tests.golden.corpora import CASES, COMPARED, GOLDEN, build_case
 from tests.support.homes import (
     build_home,

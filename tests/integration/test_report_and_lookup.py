@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from codex_indexd.cli import main
 
+from codex_indexd.cli import main
 from tests.support.homes import Turn, build_home, index_line, new_thread, rollout_path
 
 MARKER = "ZEBRA-PLANTED-PROMPT-7731"

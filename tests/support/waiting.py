@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parents[2]
+SOURCE_ROOTS = (ROOT, ROOT / "daemon", ROOT / "service")
+"""The checkout (for ``tests.*``) and the two source roots of the import packages."""
 T = TypeVar("T")
+
+
+def source_pythonpath() -> str:
+    """A PYTHONPATH that makes a child interpreter import this checkout's packages and tests."""
+    extra = os.environ.get("PYTHONPATH")
+    return os.pathsep.join([*(str(p) for p in SOURCE_ROOTS), *([extra] if extra else [])])
 
 
 def wait_for(
@@ -37,7 +45,7 @@ def start_daemon(
     home: Path, *, debounce_ms: int = 50, extra_env: Mapping[str, str] | None = None
 ) -> subprocess.Popen[str]:
     """Start `codex-indexd run` on `home` in a subprocess (our dirs come from the environment)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **(extra_env or {})}
+    env = {**os.environ, "PYTHONPATH": source_pythonpath(), **(extra_env or {})}
     return subprocess.Popen(
         daemon_command(home, "--debounce-ms", str(debounce_ms)),
         env=env,

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from codex_indexd import engine, heal_state, paths, status_file
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.paths import OurFiles, UnsafeOwnDir, secure_dir, secure_own_dirs

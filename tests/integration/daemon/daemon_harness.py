@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 from codex_indexd import settings as settings_mod
 from codex_indexd.runner import Daemon
 from codex_indexd.status_file import read_status, status_path
-
 from tests.support.homes import Thread, iso, line
 from tests.support.waiting import daemon_command, wait_for
 

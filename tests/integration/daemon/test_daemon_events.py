@@ -12,8 +12,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from codex_indexd.home_worker import HomeWorker
-from codex_indexd.index.plan import Plan
 from daemon_harness import (
     append,
     codex_history_append,
@@ -31,6 +29,8 @@ from daemon_harness import (
     wait_for,
 )
 
+from codex_indexd.home_worker import HomeWorker
+from codex_indexd.index.plan import Plan
 from tests.support.homes import (
     BASE_TIME,
     build_home,

@@ -13,9 +13,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from codex_indexd import settings as settings_mod
-from codex_indexd.runner import Daemon
-from codex_indexd.status_file import checkpoint_path
 from daemon_harness import (
     append,
     codex_history_append,
@@ -31,6 +28,9 @@ from daemon_harness import (
 )
 from structlog.testing import capture_logs
 
+from codex_indexd import settings as settings_mod
+from codex_indexd.runner import Daemon
+from codex_indexd.status_file import checkpoint_path
 from tests.support.homes import (
     BASE_TIME,
     build_home,

@@ -12,8 +12,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from codex_indexd.runner import Daemon
-from codex_indexd.watch import observer as observer_mod
 from daemon_harness import (
     append,
     history_texts,
@@ -24,6 +22,8 @@ from daemon_harness import (
     wait_for,
 )
 
+from codex_indexd.runner import Daemon
+from codex_indexd.watch import observer as observer_mod
 from tests.support.homes import (
     BASE_TIME,
     build_home,

@@ -14,7 +14,7 @@ from typing import Any
 from daemon_harness import log_events, wait_for
 
 from tests.support.homes import build_home, new_thread
-from tests.support.waiting import ROOT
+from tests.support.waiting import source_pythonpath
 
 
 def status_of(home: Path) -> dict[str, Any]:
@@ -23,7 +23,7 @@ def status_of(home: Path) -> dict[str, Any]:
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": source_pythonpath()},
     )
     report: dict[str, Any] = json.loads(done.stdout)["homes"][0]
     return report
@@ -41,7 +41,7 @@ def test_sighup_adds_and_drops_homes(tmp_path: Path, private_dirs: Path, log_dir
     config.write_text(homes_toml(first))
     proc = subprocess.Popen(
         [sys.executable, "-m", "codex_indexd", "run", "--debounce-ms", "30"],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": source_pythonpath()},
         stderr=subprocess.PIPE,
         text=True,
     )

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from daemon_harness import append, user_turn
+from structlog.testing import capture_logs
+
 from codex_indexd import home_worker
 from codex_indexd import settings as settings_mod
 from codex_indexd.runner import Daemon
 from codex_indexd.status_file import checkpoint_path
-from daemon_harness import append, user_turn
-from structlog.testing import capture_logs
-
 from tests.support.homes import (
     BASE_TIME,
     build_home,

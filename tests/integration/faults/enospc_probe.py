@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.homes import build_home, new_thread  # noqa: E402
-from tests.support.waiting import start_daemon  # noqa: E402
+from tests.support.waiting import source_pythonpath, start_daemon  # noqa: E402
 
 
 def fill(directory: Path) -> Path:
@@ -45,7 +45,7 @@ def main() -> int:
     mount, work = Path(sys.argv[1]), Path(sys.argv[2])
     env = {
         **os.environ,
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": source_pythonpath(),
         "CODEX_INDEXD_STATE_DIR": str(work / "state"),
         "CODEX_INDEXD_CACHE_DIR": str(work / "cache"),
         "CODEX_INDEXD_LOG_DIR": str(work / "log"),

@@ -18,11 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from codex_indexd.cli import main
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.engine import recover
 from codex_indexd.write import crashpoints
-
 from tests.support.homes import BASE_TIME, build_home, index_line, iso, line, new_thread
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.homes import build_home, new_thread
-from tests.support.waiting import wait_for
+from tests.support.waiting import source_pythonpath, wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 PROBER = textwrap.dedent(
@@ -81,7 +81,7 @@ def test_an_old_turn_into_a_large_history_holds_the_lock_for_milliseconds(tmp_pa
             [sys.executable, "-m", "codex_indexd", "repair", "--codex-home", str(home)],
             capture_output=True,
             text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env={**os.environ, "PYTHONPATH": source_pythonpath()},
             timeout=120,
         )
         assert repair.returncode == 0, repair.stdout + repair.stderr

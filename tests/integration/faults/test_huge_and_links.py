@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from codex_indexd.cli import main
 
+from codex_indexd.cli import main
 from tests.support.homes import build_home, line, new_thread, read_jsonl, rollout_name
+from tests.support.waiting import source_pythonpath
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -56,7 +57,7 @@ def test_2gb_rollout_with_a_200mb_line_is_skipped_with_bounded_memory(tmp_path: 
         "print('GROWTH_KB', peak - base, file=sys.stderr)\n"
         "sys.exit(code)\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": source_pythonpath()}
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300
     )

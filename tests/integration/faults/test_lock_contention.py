@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-from codex_indexd.cli import main
 
+from codex_indexd.cli import main
 from tests.support.homes import build_home, new_thread, read_jsonl
-from tests.support.waiting import start_daemon, wait_for
+from tests.support.waiting import source_pythonpath, start_daemon, wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -31,7 +31,7 @@ def status_json(home: Path) -> dict[str, object]:
         [sys.executable, "-m", "codex_indexd", "status", "--json", "--codex-home", str(home)],
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": source_pythonpath()},
     )
     return json.loads(out.stdout)["homes"][0]  # type: ignore[no-any-return]
 

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from codex_indexd.cli import main
 
+from codex_indexd.cli import main
 from tests.support.homes import BASE_TIME, build_home, line, new_thread, read_jsonl, rollout_name
-from tests.support.waiting import ROOT, start_daemon, wait_for
+from tests.support.waiting import source_pythonpath, start_daemon, wait_for
 
 HOSTILE = ("fifo", "dev_zero_link", "dir_link", "link_loop")
 
@@ -48,7 +48,7 @@ def test_repair_skips_non_regular_rollouts_without_hanging(tmp_path: Path) -> No
     threads = [new_thread(i, paginated=True) for i in range(2)]
     home = build_home(tmp_path / "h", threads)
     bad = [add_hostile(home, kind, 50 + n) for n, kind in enumerate(HOSTILE)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": source_pythonpath()}
     done = subprocess.run(
         [sys.executable, "-m", "codex_indexd", "repair", "--codex-home", str(home), "--json"],
         capture_output=True,
@@ -163,9 +163,10 @@ def test_a_turn_too_long_to_keep_still_names_its_thread(tmp_path: Path) -> None:
 
 
 def test_tracker_logs_a_non_regular_rollout_once(tmp_path: Path) -> None:
+    from structlog.testing import capture_logs
+
     from codex_indexd.codex.home import CodexHome
     from codex_indexd.watch.tracker import RolloutTracker
-    from structlog.testing import capture_logs
 
     home = build_home(tmp_path / "h", [new_thread(0)], db=False)
     fifo = add_hostile(home, "fifo", 70)

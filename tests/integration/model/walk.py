@@ -43,7 +43,7 @@ from typing import Any
 
 from tests.integration.soak.harness import Daemon, flocked, log_records
 from tests.support.codexsim import CodexSim, SimThread, history_line, iso_nanos
-from tests.support.waiting import wait_for
+from tests.support.waiting import source_pythonpath, wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 DEBOUNCE_MS = 50
@@ -193,7 +193,12 @@ class Walk:
         return [t for t in self.sim.threads.values() if not t.archived]
 
     def env(self, **extra: str) -> dict[str, str]:
-        return {**os.environ, "CODEX_INDEXD_CODEX_API": "off", "PYTHONPATH": str(ROOT), **extra}
+        return {
+            **os.environ,
+            "CODEX_INDEXD_CODEX_API": "off",
+            "PYTHONPATH": source_pythonpath(),
+            **extra,
+        }
 
     # -- the daemon ---------------------------------------------------------------------------
     def start_daemon(self, crash_at: int | None = None) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from codex_indexd.codex.rollout import RolloutScan, choose_rollout, rollout_rank
-from codex_indexd.engine import InputWarning, keep_scan
 from hypothesis import given
 from hypothesis import strategies as st
+
+from codex_indexd.codex.rollout import RolloutScan, choose_rollout, rollout_rank
+from codex_indexd.engine import InputWarning, keep_scan
 
 TID = "01a2133b-c369-7d21-8c95-fcf203b4a96c"
 

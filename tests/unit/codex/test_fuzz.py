@@ -6,6 +6,9 @@ import io
 import json
 from unittest import mock
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from codex_indexd.codex import indexfiles
 from codex_indexd.codex.indexfiles import (
     HistoryFile,
@@ -16,9 +19,6 @@ from codex_indexd.codex.indexfiles import (
     split_lines,
 )
 from codex_indexd.codex.rollout import RolloutScan
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from tests.support.rollout_oracle import iter_complete_lines
 
 pytestmark = __import__("pytest").mark.slow

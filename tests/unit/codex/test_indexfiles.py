@@ -7,6 +7,7 @@ import socket
 from pathlib import Path
 
 import pytest
+
 from codex_indexd.codex.indexfiles import (
     NotRegularFile,
     open_regular,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from codex_indexd import engine
 from codex_indexd.codex.home import CodexHome
-
 from tests.support.homes import build_home, new_thread
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from codex_indexd.codex.rollout import (
     RolloutScan,
     is_rollout_name,
@@ -14,7 +15,6 @@ from codex_indexd.codex.rollout import (
     strip_ide_prefix,
     thread_id_from_name,
 )
-
 from tests.support.homes import Turn, line, new_thread, rollout_lines, write_rollout
 from tests.support.rollout_oracle import iter_complete_lines
 

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from codex_indexd.codex.rollout import RolloutScan, scan_file
-from codex_indexd.codex.scan import feed_stream
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from codex_indexd.codex.rollout import RolloutScan, scan_file
+from codex_indexd.codex.scan import feed_stream
 from tests.support import rollout_oracle
 from tests.unit.codex.test_fuzz import hostile_bytes
 

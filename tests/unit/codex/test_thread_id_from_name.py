@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from codex_indexd.codex.rollout import thread_id_from_name
 from hypothesis import given
 from hypothesis import strategies as st
+
+from codex_indexd.codex.rollout import thread_id_from_name
 
 
 @given(st.uuids(), st.booleans(), st.sampled_from([".jsonl", ".jsonl.zst"]))

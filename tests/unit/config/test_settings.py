@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from codex_indexd import settings
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -16,7 +16,6 @@ from codex_indexd.heal.drift import (
 )
 from codex_indexd.heal.heal import CodexCheck
 from codex_indexd.index.model import Policy
-
 from tests.support.homes import build_home, new_thread, rollout_path
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from codex_indexd.codex.home import CodexConfig, CodexHome
 from codex_indexd.codex.indexfiles import HistoryFile, IndexFile
 from codex_indexd.engine import HomeFacts

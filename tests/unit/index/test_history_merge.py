@@ -3,6 +3,9 @@ the rebuild trims as Codex does."""
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from codex_indexd.codex.indexfiles import parse_history_bytes
 from codex_indexd.index.history import (
     encode_history_line,
@@ -13,8 +16,6 @@ from codex_indexd.index.history import (
 )
 from codex_indexd.index.model import HistoryLine, Policy
 from codex_indexd.index.plan import history_append
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 SIDS = ["a", "b", "c"]
 lines_st = st.lists(

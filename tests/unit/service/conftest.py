@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
-
-
-def _import_from_source() -> None:
-    """Load ``codex_indexd_service`` from ``service/`` when the project is not installed."""
-    try:
-        import codex_indexd_service  # noqa: F401
-    except ImportError:
-        spec = importlib.util.spec_from_file_location(
-            "codex_indexd_service",
-            REPO / "service" / "__init__.py",
-            submodule_search_locations=[str(REPO / "service")],
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["codex_indexd_service"] = module
-        spec.loader.exec_module(module)
-
-
-_import_from_source()
-
-from codex_indexd_service.runner import Result  # noqa: E402
+from codex_indexd_service.runner import Result
 
 Responder = Callable[[tuple[str, ...]], Result | None]
 

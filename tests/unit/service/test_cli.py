@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from codex_indexd_service import LABEL, UNIT_NAME, cli
 from codex_indexd_service.paths import resolve
 from codex_indexd_service.render import render_unit
@@ -295,7 +296,6 @@ def test_without_a_user_manager_install_and_uninstall_start_and_stop_a_real_daem
     )
     assert "not installed" not in out
     from codex_indexd.status_file import read_status
-
     from tests.support.waiting import wait_for
 
     record = wait_for(lambda: read_status(codex_home), 15, "the daemon's status record")

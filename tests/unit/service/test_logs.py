@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from codex_indexd_service import logs
 from codex_indexd_service.logfile import Follower, rotated_files
 from codex_indexd_service.logs import Entry, format_entry, parse_line, parse_since
 from codex_indexd_service.runner import Result
-from hypothesis import given
-from hypothesis import strategies as st
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from codex_indexd_service import LABEL, UNIT_NAME
 from codex_indexd_service.manager import detect
 from codex_indexd_service.paths import default_manager, resolve

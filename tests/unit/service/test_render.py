@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from codex_indexd_service import LABEL, UNIT_NAME
 from codex_indexd_service.paths import Context, Manager, resolve
 from codex_indexd_service.render import (

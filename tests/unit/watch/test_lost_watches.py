@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from codex_indexd.watch.observer import inotify_watched, unwatched_dirs
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="inotify is Linux's")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.index.model import HistoryLine, text_key
 from codex_indexd.watch.tracker import RolloutTracker
-from structlog.testing import capture_logs
-
 from tests.support.homes import build_home, new_thread, rollout_path
 
 

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from codex_indexd import heal_state, status_file
 from codex_indexd.paths import OurFiles, UnsafeOwnDir
 from codex_indexd.write.atomic import write_atomic

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from codex_indexd.write.journal import JournalRecord, prefix_digest, recover_fd, write_journal
 
 OLD = b'{"session_id":"a","ts":1,"text":"one"}\n{"session_id":"a","ts":5,"text":"five"}\n'

@@ -9,10 +9,10 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from codex_indexd.write.backup import BackupPolicy
 from codex_indexd.write.index_writer import append_index, replace_index
 from codex_indexd.write.safety import UnsafeTarget, check_fd, open_target
-
 from tests.support.waiting import wait_for
 
 NOTES = b"a user's notes\n" * 300

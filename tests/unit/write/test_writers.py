@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from codex_indexd.write.backup import BackupPolicy
 from codex_indexd.write.history_writer import common_line_prefix, write_history
 from codex_indexd.write.index_writer import append_index, replace_index

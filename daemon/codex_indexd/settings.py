@@ -10,16 +10,11 @@ import difflib
 import math
 import os
 import re
-import sys
+import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 from codex_indexd import paths
 from codex_indexd.codex.home import default_codex_home

@@ -1,9 +1,10 @@
 """Render the systemd unit and the launchd plist from the packaged templates.
 
-The canonical templates live in ``service/templates/`` and ship as package data, so an
-installed wheel renders without the source tree. ``systemd/codex-indexd.service`` and
-``launchd/com.github.codex-indexd.plist`` at the top of the repository are byte-identical
-copies for people who install by hand; a unit test keeps them in step.
+The canonical templates live in ``service/codex_indexd_service/templates/`` and ship as
+package data, so an installed wheel renders without the source tree.
+``systemd/codex-indexd.service`` and ``launchd/com.github.codex-indexd.plist`` at the top of
+the repository are byte-identical copies for people who install by hand; a unit test keeps
+them in step.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import structlog
+
 from codex_indexd import paths
 
 LOG_FILE_NAME = "codex-indexd.log"

@@ -13,9 +13,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from codex_indexd.codex.home import CodexHome
-from codex_indexd.logs import get_logger
-from codex_indexd.watch.debounce import Debouncer
 from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
@@ -30,6 +27,10 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
+
+from codex_indexd.codex.home import CodexHome
+from codex_indexd.logs import get_logger
+from codex_indexd.watch.debounce import Debouncer
 
 log = get_logger("codex_indexd.observer")
 

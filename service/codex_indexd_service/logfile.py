@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import platformdirs
+
 from codex_indexd_service import APP
 
 __all__ = ("Follower", "default_log_file", "read_lines", "rotated_files")

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import sys
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from codex_indexd.logs import get_logger
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 from codex_indexd.codex.rollout import is_rollout_name
+from codex_indexd.logs import get_logger
 
 log = get_logger("codex_indexd.home")
 

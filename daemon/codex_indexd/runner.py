@@ -14,6 +14,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from watchdog.observers.api import BaseObserver
+
 from codex_indexd import settings as settings_mod
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.indexfiles import file_fingerprint
@@ -40,7 +42,6 @@ from codex_indexd.watch.observer import (
 )
 from codex_indexd.write.backup import BackupPolicy
 from codex_indexd.write.locks import AlreadyRunning, InstanceLock
-from watchdog.observers.api import BaseObserver
 
 log = get_logger("codex_indexd.daemon")
 EXIT_ALREADY_RUNNING = 75
