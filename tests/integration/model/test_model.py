@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .walk import KNOWN_OPEN, Config, Walk, WalkFailure
+from .walk import KNOWN_OPEN, TIMING_KINDS, Config, Walk, WalkFailure
 
 pytestmark = pytest.mark.slow
 
@@ -51,13 +51,14 @@ def test_walk(tmp_path: Path, private_dirs: Path, name: str) -> None:
         config.seed = int(SEED)
     try:
         walk = run_walk(tmp_path, private_dirs / "log", config)
-    except (WalkFailure, AssertionError) as exc:
-        if ENFORCE:
+    except WalkFailure as exc:
+        new_kinds = {v.kind for v in exc.walk.violations} - set(KNOWN_OPEN)
+        if ENFORCE or not new_kinds <= TIMING_KINDS:
             raise
-        # The default run (CI, a loaded 2-core machine) reports a new violation with its seed
-        # and steps and does not fail on it: the walks are timing-dependent, so a violation is
-        # replayed and decided with CODEX_INDEXD_MODEL_ENFORCE=1 (or the soak run).
-        pytest.xfail(f"walk violation (replay with its seed): {str(exc)[:2000]}")
+        # The default run (CI, a loaded 2-core machine) reports a violation that scheduling
+        # alone can cause (a lock wait, a race window) with its seed and steps and does not fail
+        # on it; it is replayed and decided with CODEX_INDEXD_MODEL_ENFORCE=1 (or the soak run).
+        pytest.xfail(f"timing-dependent walk violation (replay with its seed): {str(exc)[:2000]}")
     open_kinds = sorted({v.kind for v in walk.violations})
     assert all(kind in KNOWN_OPEN for kind in open_kinds), walk.report()
     if open_kinds:
@@ -69,8 +70,8 @@ def test_walk(tmp_path: Path, private_dirs: Path, name: str) -> None:
 SCENARIOS: dict[str, tuple[str, list[str], int | None]] = {
     "tui_turn_not_doubled": ("history_turn_doubled", ["tui_new"] + ["tui_turn"] * 6, None),
     "symlinked_home_single_daemon": ("second_daemon_on_same_home", ["symlink_daemon"], None),
-    "max_bytes_matches_scratch_repair": (
-        "differs_from_scratch_repair_under_max_bytes",
+    "max_bytes_window_is_a_fixed_point": (
+        "repair_changes_quiet_state",
         ["tui_new", "exec_new"] + ["exec_turn", "tui_turn"] * 15 + ["old_thread", "quiet"],
         3_000,
     ),
