@@ -4,7 +4,11 @@ Codex appends under `flock(LOCK_EX|LOCK_NB)` retried for about 1 s, and running 
 lines by offset in a file they know by inode. So we never replace the file, and a merge only
 appends: under the lock we check that the file still starts with what the plan parsed, read
 only what was appended since, and write the new lines at the end. The lock is held for a few
-small reads and writes whatever the file's size. Only a rebuild rewrites the file's tail.
+small reads and writes whatever the file's size, and one fsync: an append's journal is
+written before the lock is taken (for the file as it was then; under the lock it is used
+only when the file is still exactly that) and removed after it is released. Only a rebuild
+rewrites the file's tail. All of this happens under our own `journal_lock`, so the daemon
+and a `repair` never share a journal.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from codex_indexd.write.journal import (
     remove_journal,
     write_journal,
 )
-from codex_indexd.write.locks import lock_history_fd
+from codex_indexd.write.locks import journal_lock, lock_history_fd
 from codex_indexd.write.safety import check_fd, open_target, write_all
 
 log = get_logger("codex_indexd.history_writer")
@@ -38,17 +42,22 @@ HISTORY_MODE = 0o600
 
 def _open_locked(path: Path) -> int:
     """Open (creating 0600, never through a link, never blocking) and lock the history file;
-    return the fd. Only once the lock is held is the file checked (regular, ours, one link,
-    still at `path`) and its mode fixed. Raises LockBusy, UnsafeTarget."""
+    return the fd. Raises LockBusy, UnsafeTarget."""
     fd = open_target(path, os.O_RDWR | os.O_CREAT, HISTORY_MODE)
     try:
-        lock_history_fd(fd, path)
-        if check_fd(fd, path).st_mode & 0o777 != HISTORY_MODE:
-            os.fchmod(fd, HISTORY_MODE)
+        _lock(fd, path)
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def _lock(fd: int, path: Path) -> None:
+    """Lock the open history file; only once the lock is held is it checked (regular, ours,
+    one link, still at `path`) and its mode fixed. Raises LockBusy, UnsafeTarget."""
+    lock_history_fd(fd, path)
+    if check_fd(fd, path).st_mode & 0o777 != HISTORY_MODE:
+        os.fchmod(fd, HISTORY_MODE)
 
 
 _FALLOC_FL_KEEP_SIZE = 0x01
@@ -98,17 +107,19 @@ def common_line_prefix(old: bytes, new: bytes) -> int:
 
 
 def recover_history(path: Path, journal: Path) -> str | None:
-    """Resolve a journal left by a crash (taking the history lock); see `recover_fd`."""
+    """Resolve a journal left by a crash (taking our journal lock, then the history lock);
+    see `recover_fd`."""
     if not journal.exists() and not journal.with_name(journal.name + ".tmp").exists():
         return None
-    if not path.exists():
-        remove_journal(journal)
-        return "stale"
-    fd = _open_locked(path)
-    try:
-        return recover_fd(fd, journal, path)
-    finally:
-        os.close(fd)
+    with journal_lock(journal):
+        if not path.exists():
+            remove_journal(journal)
+            return "stale"
+        fd = _open_locked(path)
+        try:
+            return recover_fd(fd, journal, path)
+        finally:
+            os.close(fd)
 
 
 def _read_at(fd: int, offset: int, length: int) -> bytes:
@@ -134,24 +145,82 @@ def append_history(
 
     `decide` sees the file's size under the lock and reads what it needs; None from it means
     the file changed other than by appends since the plan: nothing is written and the result
-    is `stale`. Raises LockBusy, UnsafeTarget, OSError.
+    is `stale`. `decide` is also asked once before the lock, to write the journal then.
+    Raises LockBusy, UnsafeTarget, OSError.
     """
-    fd = _open_locked(path)
-    try:
-        crashpoints.step("history.locked")
-        recover_fd(fd, journal, path)
-        size = os.fstat(fd).st_size
-        decision = decide(size, functools.partial(_read_at, fd))
-        if decision is None:
-            return WriteResult(0, None, stale=True, before_size=size)
-        if not decision.data:
-            return WriteResult(0, None, before_size=size, left_out=decision.over_cap)
-        _replace_tail(fd, path, journal, common=size, old_tail=b"", new_tail=decision.data)
-        return WriteResult(
-            decision.lines, _fingerprint(fd), before_size=size, left_out=decision.over_cap
-        )
-    finally:
-        os.close(fd)
+    with journal_lock(journal):
+        fd = open_target(path, os.O_RDWR | os.O_CREAT, HISTORY_MODE)
+        try:
+            early = _journal_before_lock(fd, path, journal, decide)
+            _lock(fd, path)
+            crashpoints.step("history.locked")
+            if early is None:
+                recover_fd(fd, journal, path)
+            size = os.fstat(fd).st_size
+            decision = decide(size, functools.partial(_read_at, fd))
+            if decision is None:
+                return WriteResult(0, None, stale=True, before_size=size)
+            if not decision.data:
+                return WriteResult(0, None, before_size=size, left_out=decision.over_cap)
+            journaled = early is not None and _still_describes(fd, early, size, decision.data)
+            _replace_tail(
+                fd,
+                path,
+                journal,
+                common=size,
+                old_tail=b"",
+                new_tail=decision.data,
+                journaled=journaled,
+            )
+            return WriteResult(
+                decision.lines, _fingerprint(fd), before_size=size, left_out=decision.over_cap
+            )
+        finally:
+            os.close(fd)  # releases Codex's lock; the journal goes after it
+            _remove_if_left(journal)
+
+
+def _remove_if_left(journal: Path) -> None:
+    if journal.exists() or journal.with_name(journal.name + ".tmp").exists():
+        remove_journal(journal)
+
+
+def _journal_before_lock(
+    fd: int, path: Path, journal: Path, decide: Callable[[int, ReadAt], HistoryAppend | None]
+) -> JournalRecord | None:
+    """Write the journal of the append `decide` asks for on the file as it is now (unlocked);
+    return it, or None when there is nothing to append or a crash's journal is still there.
+
+    Should the file change before the lock is ours, the record is not used; left by a crash,
+    it describes bytes that were never written, which recovery leaves as they are."""
+    if journal.exists() or journal.with_name(journal.name + ".tmp").exists():
+        return None
+    st = os.fstat(fd)
+    decision = decide(st.st_size, functools.partial(_read_at, fd))
+    if decision is None or not decision.data:
+        return None
+    record = JournalRecord(
+        str(path),
+        st.st_dev,
+        st.st_ino,
+        st.st_size,
+        b"",
+        decision.data,
+        prefix_digest(fd, st.st_size),
+    )
+    write_journal(journal, record)
+    return record
+
+
+def _still_describes(fd: int, record: JournalRecord, size: int, data: bytes) -> bool:
+    """True when the locked file is the one `record` was written for, unchanged, and the
+    append is the one it holds."""
+    st = os.fstat(fd)
+    return (
+        (st.st_dev, st.st_ino, size) == (record.dev, record.ino, record.offset)
+        and data == record.new_tail
+        and prefix_digest(fd, size) == record.prefix
+    )
 
 
 def write_history(
@@ -165,6 +234,18 @@ def write_history(
     """Rewrite `history.jsonl` to `build(current bytes)` in place, under its lock (a rebuild).
     Only the bytes after the first changed line are rewritten. Raises LockBusy, UnsafeTarget,
     OSError."""
+    with journal_lock(journal):
+        return _write_history_locked(path, journal, build, backup_dir=backup_dir, backup=backup)
+
+
+def _write_history_locked(
+    path: Path,
+    journal: Path,
+    build: Callable[[bytes], bytes],
+    *,
+    backup_dir: Path,
+    backup: BackupPolicy,
+) -> WriteResult:
     fd = _open_locked(path)
     try:
         crashpoints.step("history.locked")
@@ -189,7 +270,8 @@ def write_history(
             before_size=len(current),
         )
     finally:
-        os.close(fd)
+        os.close(fd)  # releases Codex's lock; the journal goes after it
+        _remove_if_left(journal)
 
 
 def _fingerprint(fd: int) -> tuple[int, int, int, int]:
@@ -198,15 +280,24 @@ def _fingerprint(fd: int) -> tuple[int, int, int, int]:
 
 
 def _replace_tail(
-    fd: int, path: Path, journal: Path, *, common: int, old_tail: bytes, new_tail: bytes
+    fd: int,
+    path: Path,
+    journal: Path,
+    *,
+    common: int,
+    old_tail: bytes,
+    new_tail: bytes,
+    journaled: bool = False,
 ) -> None:
-    """Replace the bytes after `common` (`old_tail`) by `new_tail`, journaled, and synced.
-    On an error the old tail is put back before the error is raised."""
+    """Replace the bytes after `common` (`old_tail`) by `new_tail`, journaled (unless the
+    journal already says so: `journaled`), and synced. The caller removes the journal. On an
+    error the old tail is put back before the error is raised."""
     st = os.fstat(fd)
-    record = JournalRecord(
-        str(path), st.st_dev, st.st_ino, common, old_tail, new_tail, prefix_digest(fd, common)
-    )
-    write_journal(journal, record)
+    if not journaled:
+        record = JournalRecord(
+            str(path), st.st_dev, st.st_ino, common, old_tail, new_tail, prefix_digest(fd, common)
+        )
+        write_journal(journal, record)
     try:
         end = common + len(new_tail)
         if len(new_tail) > len(old_tail) and end > st.st_blocks * 512:
@@ -223,4 +314,3 @@ def _replace_tail(
     except OSError:
         recover_fd(fd, journal, path, after_error=True)  # now, not at the next start
         raise
-    remove_journal(journal)

@@ -81,6 +81,33 @@ def _open_lock_file(path: Path, mode: int) -> int:
     return fd
 
 
+OWN_LOCK_POLL_S = 0.01
+OWN_LOCK_TIMEOUT_S = 60.0  # a rebuild of a very large history holds it this long at most
+
+
+@contextmanager
+def journal_lock(journal: Path, timeout_s: float = OWN_LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold our sidecar lock (the journal's name with `.lock` for `.journal`, 0600; never
+    deleted) exclusively.
+
+    Our processes (the daemon, a `repair`) take it before Codex's history lock and keep it
+    until their journal is gone, so one process's journal is never written over or removed
+    by another, and a journal found while holding it is a crash's leftover. Codex never
+    takes it. Raises LockBusy after `timeout_s`, UnsafeTarget.
+    """
+    journal.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock_path = journal.with_suffix(".lock")
+    fd = _open_lock_file(lock_path, 0o600)
+    try:
+        attempts = max(1, int(timeout_s / OWN_LOCK_POLL_S))
+        flock_with_retry(
+            fd, lock_path, operation=fcntl.LOCK_EX, attempts=attempts, poll_s=OWN_LOCK_POLL_S
+        )
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
 def lock_history_fd(fd: int, path: Path) -> None:
     """Take `flock(LOCK_EX)` on an open `history.jsonl`, about 1 s at most. Raises LockBusy."""
     flock_with_retry(

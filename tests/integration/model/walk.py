@@ -63,7 +63,9 @@ KNOWN_OPEN_BUGS: dict[str, str] = {
     "seed 2): a TUI turn is added by the daemon or a repair and the TUI's own line still comes; "
     "the daemon holds a turn 0.7 s after it sees it; repair holds nothing",
     "history_lock_held_too_long": "the daemon held the history flock for 401 ms on a 3 kB file "
-    "right after a TUI turn (seed 2 step 36, shared 2-core machine): work is done under the lock",
+    "right after a TUI turn (seed 2 step 36, shared 2-core machine); an append now does one "
+    "fsync under the lock (its journal is written before and removed after), not yet seen "
+    "again, kept until walks under load show it gone",
 }
 TIMING_KINDS = frozenset(
     {"history_lock_held_too_long", "codex_append_gave_up", "never_quiet", "history_turn_doubled"}
