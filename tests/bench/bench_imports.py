@@ -118,13 +118,16 @@ def isolated_env(workdir: Path, *, bytecode_cache: bool = True) -> dict[str, str
 
     With `bytecode_cache`, compiled modules are cached under `workdir` (`PYTHONPYCACHEPREFIX`,
     so the source tree is not written) and the warm-up run fills the cache: what an installed
-    package costs. Without it nothing is cached (`PYTHONDONTWRITEBYTECODE`, an empty prefix)
-    and every module is compiled on every run.
+    package costs. Without it `PYTHONDONTWRITEBYTECODE=1` is set and no prefix: the `__pycache__`
+    files that exist are used (the stdlib's, the installed dependencies'), and modules without
+    one (ours, in an editable install that never wrote any) are compiled on every run.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEX_", "PYTHONIMPORT"))}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
-    if not bytecode_cache:
+    env.pop("PYTHONPYCACHEPREFIX", None)
+    if bytecode_cache:
+        env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
+    else:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
     for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
         env[name] = str(workdir / name.lower())
@@ -303,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-bytecode-cache",
         action="store_true",
-        help="compile every module on every run (as with PYTHONDONTWRITEBYTECODE and no caches)",
+        help="PYTHONDONTWRITEBYTECODE=1: modules without a __pycache__ entry compile every run",
     )
     args = parser.parse_args(argv)
     if args.runs < MIN_RUNS:
