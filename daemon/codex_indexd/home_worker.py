@@ -508,7 +508,7 @@ class HomeWorker:
         self.write_status()
         return Plan(Selection([], 0, self.table.rows is not None), [], Drift(), policy)
 
-    # -- healing Codex's DB through its app-server (issue 6) ------------------------------
+    # -- healing Codex's DB through its app-server ----------------------------------------
     def maybe_heal(self, *, force: bool = False) -> None:
         """Ask Codex to heal its DB when it was replaced, lost rows, or (rarely) when the DB
         drifted; never in a loop (Codex is spawned at most every HEAL_INTERVAL_S otherwise)."""

@@ -1,6 +1,6 @@
 """Writes one synthetic Codex rollout file (legacy G1 envelope or paginated G2).
 
-Line mix per thread (see /work/shared/docs/codex-formats.md §2): `session_meta`, then per user
+Line mix per thread (see docs/codex-formats.md): `session_meta`, then per user
 turn `task_started`, `turn_context`, injected context `response_item`s (first turn only), the
 user prompt as a `response_item` plus the real user-turn event (`event_msg` `user_message` for
 legacy, `item_completed` / `UserMessage` for paginated), then reasoning + tool calls whose

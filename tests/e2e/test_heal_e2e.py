@@ -221,8 +221,8 @@ def test_a_rollout_without_a_row_gets_one(codex_home: Path, codex_bin: Path) -> 
 
 
 def test_a_stale_row_is_reported_and_not_retried_forever(codex_home: Path, codex_bin: Path) -> None:
-    """Codex 0.169's thread/list scan does not fix a row whose rollout moved (§5.3 says it
-    does): the heal reports it, and stops after two tries."""
+    """Codex 0.169's thread/list scan does not fix a row whose rollout moved: the heal
+    reports it, and stops after two tries."""
     home = codex_home
     t1 = codex_exec(home, "A prompt about figs", codex_bin=codex_bin)
     src = find_rollout(home, t1)

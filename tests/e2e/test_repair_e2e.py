@@ -356,7 +356,7 @@ def test_rename_missing_from_index_is_restored_from_the_db(
     codex_home: Path, env: dict[str, str]
 ) -> None:
     """Codex 0.169.0 updates the DB first and may never append the index line (it gives up
-    on a lock held for ~30 s, §3.3). Simulated by dropping Codex's second rename line: the
+    on a lock held for ~30 s). Simulated by dropping Codex's second rename line: the
     DB (what thread/list shows) says "Second name", the index's last line "First name"."""
     home = codex_home
     thread = codex_exec(home, "Thread renamed twice")

@@ -1,4 +1,4 @@
-"""A process that appends the way Codex 0.169.0 does (codex-formats.md §3.3, §4.2).
+"""A process that appends the way Codex 0.169.0 does (its lock protocols: docs/codex-formats.md).
 
 Usage: python -m tests.support.codex_like HOME COUNT TAG
 Appends COUNT history lines (flock on history.jsonl, 10 × 100 ms tries) and COUNT index lines

@@ -1,6 +1,6 @@
 """Builders for small Codex homes in tests: rollouts in each format, a state DB, index files.
 
-Lines follow what Codex 0.169.0 writes (codex-formats.md §2–§5); the tests in
+Lines follow what Codex 0.169.0 writes (docs/codex-formats.md); the tests in
 tests/e2e check the same against the real binary.
 """
 

@@ -1,4 +1,4 @@
-"""Parsers for `session_index.jsonl` and `history.jsonl` (codex-formats.md §3, §4).
+"""Parsers for `session_index.jsonl` (the last line for an id wins) and `history.jsonl`.
 
 Both keep every line's exact bytes, so a rewrite can keep the lines it does not understand.
 """

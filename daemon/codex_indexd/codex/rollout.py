@@ -1,4 +1,6 @@
-"""Streaming reader for rollout files, all three format generations (codex-formats.md §2).
+"""Streaming reader for rollout files of all three generations: bare 2025 files (no `type`;
+Codex ignores them, so do we), envelope files whose user turns are `event_msg` `user_message`,
+and paginated files whose user turns are `event_msg` `item_completed` with a `UserMessage`.
 
 The reader is incremental: `RolloutScan` keeps the facts gathered so far and the byte offset
 of the end of the last complete line, so the daemon can feed it only appended bytes. Only

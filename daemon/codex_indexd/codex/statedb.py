@@ -1,4 +1,4 @@
-"""Read-only access to Codex's state DB (`state_<N>.sqlite`, codex-formats.md §5).
+"""Read-only access to Codex's state DB (`state_<N>.sqlite`, the highest N; table `threads`).
 
 We never write, checkpoint or vacuum it: connections are `mode=ro` URIs with
 `query_only`, a busy timeout, and each read is one short transaction.

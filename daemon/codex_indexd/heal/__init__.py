@@ -1,4 +1,4 @@
-"""Heal Codex's own state DB through Codex's app-server (issue 6).
+"""Heal Codex's own state DB through Codex's app-server.
 
 `detect(facts)` tells what the DB lost (pure); `heal_home(facts, ...)` asks Codex to put it
 back and reports what stuck. `check_codex(...)` says whether healing can run, and why not.

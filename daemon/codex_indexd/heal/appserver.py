@@ -1,4 +1,4 @@
-"""A small JSON-RPC client for `codex app-server` over stdio (codex-formats.md §5.4).
+"""A small JSON-RPC client for `codex app-server` over stdio.
 
 One child per `AppServer`, started in its own session (process group) with `CODEX_HOME`
 set. Messages are newline-delimited JSON objects without a `jsonrpc` member, as Codex

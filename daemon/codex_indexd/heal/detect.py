@@ -1,9 +1,9 @@
-"""What Codex's own state DB has lost, computed from gathered facts (issue 6, codex-formats §5.3).
+"""What Codex's own state DB has lost, computed from gathered facts.
 
 Three reasons, each a set of thread ids:
 
 * `name_lost_in_db` — the DB row has no name (`threads.name` empty; for a legacy thread also
-  `title` equal to its first message, §3.4) while the latest `session_index.jsonl` line or a
+  `title` equal to its first message) while the latest `session_index.jsonl` line or a
   rollout `thread_name_updated` event holds a name a user chose (not one derived from the
   messages). Only threads whose rollout we can read count: `thread/name/set` needs it.
 * `row_missing` — a rollout with a usable `session_meta` has no DB row.
@@ -69,7 +69,8 @@ class Detection:
 
 
 def db_has_name(row: ThreadRow) -> bool:
-    """True when Codex 0.169 would show a name from the DB row itself (§3.4, §5.3)."""
+    """True when Codex 0.169 would show a name from the DB row itself: `name`, or for a legacy
+    thread a `title` that differs from `first_user_message`."""
     if (row.name or "").strip():
         return True
     if row.history_mode == "paginated":

@@ -1,4 +1,4 @@
-"""Heal Codex's own state DB through Codex's API (issue 6; codex-formats.md §5.3, §5.4, §9.3).
+"""Heal Codex's own state DB through Codex's API (`codex app-server`).
 
 We never write Codex's databases. Codex's app-server is the sanctioned writer:
 

@@ -1,4 +1,4 @@
-"""The rollout reader across the three format generations (codex-formats.md §2)."""
+"""The rollout reader across the three format generations (bare, envelope, paginated)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Detection of what Codex's state DB lost (issue 6): pure, from hand-made facts."""
+"""Detection of what Codex's state DB lost: pure, from hand-made facts."""
 
 from __future__ import annotations
 

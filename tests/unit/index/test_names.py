@@ -1,4 +1,4 @@
-"""Name precedence (issue 2 §3)."""
+"""Name precedence: DB name, legacy title rename, index or rollout rename, title, message."""
 
 from __future__ import annotations
 
