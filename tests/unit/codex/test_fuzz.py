@@ -91,7 +91,8 @@ TID = "01a2133b-c369-7d21-8c95-fcf203b4a96c"
 
 def feed_all(data: bytes) -> RolloutScan:
     scan = RolloutScan.start(__import__("pathlib").Path(f"rollout-2026-11-25T00-00-00-{TID}.jsonl"))
-    for line, _end in iter_complete_lines(io.BytesIO(data).readline, 0, max_line=4096):
+    # No cap that a generated value could exceed: these tests are about what the reader counts.
+    for line, _end in iter_complete_lines(io.BytesIO(data).readline, 0, max_line=len(data) + 1):
         if line:
             scan.feed(line)
     return scan
