@@ -9,7 +9,7 @@ import random
 from datetime import datetime
 from pathlib import Path
 
-from codexkit import (
+from tests.e2e.codexkit import (
     MockResponsesServer,
     TuiSession,
     codex_exec,
@@ -20,7 +20,6 @@ from codexkit import (
     stop_managed_daemon,
     wait_for,
 )
-
 from tests.support.codexsim import CodexSim, append_history_locked
 
 MAX_BYTES = 250

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Self
 
 import pytest
-from codexkit import (
+
+from tests.e2e.codexkit import (
     REPO_ROOT,
     AppServer,
     TuiSession,

@@ -7,6 +7,7 @@ import json
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,7 +84,7 @@ CASES = {
 
 def run(
     home: Path, capsys: pytest.CaptureFixture[str], *extra: str
-) -> tuple[int, dict[str, object], str]:
+) -> tuple[int, dict[str, Any], str]:
     code = main(["repair", "--codex-home", str(home), "--json", "--include-orphans", *extra])
     captured = capsys.readouterr()
     return code, json.loads(captured.out), captured.err
@@ -98,7 +99,7 @@ def test_bad_rollout_is_skipped_and_named(
     code, report, err = run(home, capsys)
     assert code == 0
     assert report["warnings"], report
-    assert any(w["path"] == str(path) for w in report["warnings"])  # type: ignore[union-attr, index]
+    assert any(w["path"] == str(path) for w in report["warnings"])
     assert str(path) in err  # the log line names the file
     index_ids = {e["id"] for e in read_jsonl(home / "session_index.jsonl")}
     assert set(ids) <= index_ids
@@ -115,7 +116,7 @@ def test_same_id_in_two_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     )
     code, report, err = run(home, capsys)
     assert code == 0
-    assert any(w["event"] == "rollout.duplicate_id" for w in report["warnings"])  # type: ignore[union-attr, index]
+    assert any(w["event"] == "rollout.duplicate_id" for w in report["warnings"])
     assert "rollout.duplicate_id" in err
 
 
@@ -133,7 +134,7 @@ def test_symlink_loop_and_unreadable_file(
     os.chmod(unreadable, 0)
     code, report, _err = run(home, capsys)
     assert code == 0
-    warned = {w["path"] for w in report["warnings"]}  # type: ignore[union-attr, index]
+    warned = {w["path"] for w in report["warnings"]}
     assert str(loop_a) in warned
     if os.geteuid() != 0:  # root reads anything
         assert str(unreadable) in warned
@@ -157,7 +158,7 @@ def test_locked_db_falls_back_to_sessions(
         holder.close()
     assert code == 0
     assert report["source"] == "sessions"
-    assert any(w["event"] == "db.locked" for w in report["warnings"])  # type: ignore[union-attr, index]
+    assert any(w["event"] == "db.locked" for w in report["warnings"])
     assert "db.locked" in err
     assert {e["id"] for e in read_jsonl(home / "session_index.jsonl")} >= set(ids)
 
@@ -186,7 +187,7 @@ def test_bad_db(tmp_path: Path, capsys: pytest.CaptureFixture[str], variant: str
     assert code == 0
     names = {e["id"]: e["thread_name"] for e in read_jsonl(home / "session_index.jsonl")}
     if variant == "old_schema":
-        assert report["source"].endswith("state_5.sqlite")  # type: ignore[union-attr]
+        assert report["source"].endswith("state_5.sqlite")
         assert names[ids[0]] == "Old schema title"
     else:
         assert report["source"] == "sessions"

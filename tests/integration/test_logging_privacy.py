@@ -6,6 +6,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from codex_indexd.cli import main
 from tests.support.homes import Turn, build_home, line, new_thread, rollout_name
 from tests.support.waiting import start_daemon
@@ -45,14 +47,14 @@ def home_with_marked_prompts(tmp_path: Path) -> Path:
 
 
 def test_repair_and_daemon_logs_never_contain_prompts(
-    tmp_path: Path, private_dirs: Path, capsys: object
+    tmp_path: Path, private_dirs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     home = home_with_marked_prompts(tmp_path)
     assert (
         main(["repair", "--codex-home", str(home), "--include-orphans", "--log-level", "debug"])
         == 0
     )
-    captured = capsys.readouterr()  # type: ignore[attr-defined]
+    captured = capsys.readouterr()
     assert MARKER in (home / "history.jsonl").read_text()  # the prompts were really processed
     assert MARKER not in captured.err
     daemon = start_daemon(home, extra_env={"CODEX_INDEXD_LOG_LEVEL": "debug"})

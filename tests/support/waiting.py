@@ -23,9 +23,15 @@ def source_pythonpath() -> str:
 
 
 def wait_for(
-    cond: Callable[[], T], timeout: float = 5.0, what: str = "condition", interval: float = 0.02
+    cond: Callable[[], T | None],
+    timeout: float = 5.0,
+    what: str = "condition",
+    interval: float = 0.02,
 ) -> T:
-    """Poll `cond` until it returns something truthy; return it. Fails after `timeout` s."""
+    """Poll `cond` until it returns something truthy; return that value.
+
+    Raises AssertionError naming `what` (and the last value seen) after `timeout` s.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = cond()

@@ -5,7 +5,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_harness import DaemonProcess, InProcessDaemon
+
+from tests.integration.daemon.daemon_harness import DaemonProcess, InProcessDaemon
 
 
 @pytest.fixture

@@ -75,7 +75,7 @@ def contains_in_order(big: list[bytes], small: list[bytes]) -> bool:
 
 def log_events(log_dir: Path, event: str | None = None) -> list[dict[str, Any]]:
     path = log_dir / "codex-indexd.log"
-    out = []
+    out: list[dict[str, Any]] = []
     if not path.exists():
         return out
     for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
@@ -262,14 +262,15 @@ class DaemonProcess:
         return self.proc.poll() is None
 
     def wait_ready(self, timeout: float = 15.0) -> None:
-        assert self.notify is not None
+        notify = self.notify
+        assert notify is not None
 
         def ready() -> bool:
             if self.proc.poll() is not None:
                 raise AssertionError(
                     f"daemon exited with {self.proc.returncode}: {self.stderr[-3000:]}"
                 )
-            return self.notify.has("READY=1")  # type: ignore[union-attr]
+            return notify.has("READY=1")
 
         wait_for(ready, timeout, "READY=1 from the daemon")
 

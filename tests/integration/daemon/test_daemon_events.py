@@ -12,7 +12,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from daemon_harness import (
+
+from codex_indexd.home_worker import HomeWorker
+from codex_indexd.index.plan import Plan
+from tests.integration.daemon.daemon_harness import (
     append,
     codex_history_append,
     codex_rename,
@@ -26,11 +29,7 @@ from daemon_harness import (
     status,
     status_ident,
     user_turn,
-    wait_for,
 )
-
-from codex_indexd.home_worker import HomeWorker
-from codex_indexd.index.plan import Plan
 from tests.support.homes import (
     BASE_TIME,
     build_home,
@@ -39,9 +38,10 @@ from tests.support.homes import (
     rollout_path,
     write_rollout,
 )
+from tests.support.waiting import wait_for
 
 
-def test_appended_turns_and_new_rollouts_show_up_within_two_seconds(tmp_path: Path, spawn) -> None:  # type: ignore[no-untyped-def]
+def test_appended_turns_and_new_rollouts_show_up_within_two_seconds(tmp_path: Path, spawn) -> None:
     legacy, paginated = new_thread(0), new_thread(1, paginated=True)
     threads = [legacy, paginated, new_thread(2)]
     home = build_home(tmp_path / "h", threads)
@@ -86,7 +86,7 @@ def test_appended_turns_and_new_rollouts_show_up_within_two_seconds(tmp_path: Pa
 
 
 @pytest.mark.parametrize("paginated", [False, True], ids=["legacy", "paginated"])
-def test_half_written_line_is_not_consumed(tmp_path: Path, spawn, paginated: bool) -> None:  # type: ignore[no-untyped-def]
+def test_half_written_line_is_not_consumed(tmp_path: Path, spawn, paginated: bool) -> None:
     thread = new_thread(0, paginated=paginated)
     home = build_home(tmp_path / "h", [thread])
     daemon = spawn(home)
@@ -113,7 +113,7 @@ def test_half_written_line_is_not_consumed(tmp_path: Path, spawn, paginated: boo
     assert not any("halves" in t and t != text for t in texts)
 
 
-def test_own_writes_do_not_feed_back(tmp_path: Path, spawn) -> None:  # type: ignore[no-untyped-def]
+def test_own_writes_do_not_feed_back(tmp_path: Path, spawn) -> None:
     threads = [new_thread(i, turns=2) for i in range(5)]
     home = build_home(tmp_path / "h", threads)
     daemon = spawn(home)
@@ -134,12 +134,12 @@ def test_own_writes_do_not_feed_back(tmp_path: Path, spawn) -> None:  # type: ig
     assert daemon.alive()
 
 
-def plans_after(monkeypatch) -> list[tuple[float, Plan]]:  # type: ignore[no-untyped-def]
+def plans_after(monkeypatch) -> list[tuple[float, Plan]]:
     """Record every reconcile's start time and plan (appended once it returned)."""
     done: list[tuple[float, Plan]] = []
     original = HomeWorker.reconcile
 
-    def reconcile(self, *, reason: str, heal: bool = True) -> Plan:  # type: ignore[no-untyped-def]
+    def reconcile(self, *, reason: str, heal: bool = True) -> Plan:
         started = time.monotonic()
         plan = original(self, reason=reason, heal=heal)
         done.append((started, plan))
@@ -156,7 +156,7 @@ def next_plan(done: list[tuple[float, Plan]], since: float, what: str) -> Plan:
     )
 
 
-def test_an_old_turn_is_appended_and_not_written_again(tmp_path: Path, inproc, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_an_old_turn_is_appended_and_not_written_again(tmp_path: Path, inproc, monkeypatch) -> None:
     """A turn older than history's tail is appended (running TUIs address lines by offset:
     nothing Codex wrote moves). Later reconciles must not see it as missing again."""
     threads = [new_thread(i, turns=2) for i in range(4)]
@@ -183,7 +183,7 @@ def test_an_old_turn_is_appended_and_not_written_again(tmp_path: Path, inproc, m
     assert run.worker.current_drift == {}
 
 
-def test_in_place_insert_by_another_writer_is_reread(tmp_path: Path, inproc, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_in_place_insert_by_another_writer_is_reread(tmp_path: Path, inproc, monkeypatch) -> None:
     """Another writer (a manual `codex-indexd repair`) inserts a turn in the middle of history,
     keeping the inode. When the rollout later gets that turn, the daemon must see the line is
     already there instead of trusting a cached copy that took the shifted tail for an append."""
@@ -220,7 +220,7 @@ def test_in_place_insert_by_another_writer_is_reread(tmp_path: Path, inproc, mon
 @pytest.mark.parametrize("db_name", [None, "Old name from the DB"])
 def test_codex_rename_while_running_is_never_overridden(
     tmp_path: Path, spawn, db_name: str | None
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     threads = [new_thread(i, turns=2) for i in range(3)]
     target = threads[1]
     home = build_home(
@@ -259,7 +259,7 @@ def test_codex_rename_while_running_is_never_overridden(
 
 def test_many_legitimate_repairs_are_not_taken_for_a_fight(
     tmp_path: Path, spawn, log_dir: Path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """New sessions keep coming (one repair each): that is normal work, not a rewrite loop."""
     home = build_home(tmp_path / "h", [new_thread(0)])
     daemon = spawn(home)
@@ -275,7 +275,7 @@ def test_many_legitimate_repairs_are_not_taken_for_a_fight(
 
 def test_a_writer_that_keeps_removing_our_line_pauses_that_file(
     tmp_path: Path, spawn, log_dir: Path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     threads = [new_thread(i, turns=1) for i in range(3)]
     home = build_home(tmp_path / "h", threads)
     daemon = spawn(home)

@@ -12,18 +12,17 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from daemon_harness import (
+
+from codex_indexd.runner import Daemon
+from codex_indexd.watch import observer as observer_mod
+from tests.integration.daemon.daemon_harness import (
     append,
     history_texts,
     index_ids,
     log_events,
     status,
     user_turn,
-    wait_for,
 )
-
-from codex_indexd.runner import Daemon
-from codex_indexd.watch import observer as observer_mod
 from tests.support.homes import (
     BASE_TIME,
     build_home,
@@ -32,19 +31,20 @@ from tests.support.homes import (
     rollout_path,
     write_rollout,
 )
+from tests.support.waiting import wait_for
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_observer_killed_by_a_handler_exception_is_restarted(
     tmp_path: Path, inproc, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     home = build_home(tmp_path / "h", [new_thread(0)])
     run = inproc(home)
     first_observer = run.daemon.watch.observer
     original = observer_mod.HomeEventHandler.dispatch
     armed = {"raise": True}
 
-    def dispatch(self, event):  # type: ignore[no-untyped-def]
+    def dispatch(self, event):
         if armed["raise"]:
             armed["raise"] = False
             raise RuntimeError("handler blew up")  # kills watchdog's dispatcher thread
@@ -73,7 +73,7 @@ def test_observer_killed_by_a_handler_exception_is_restarted(
     assert status(home)["observer_restarts"] >= 1
 
 
-def test_observer_stopped_under_the_daemon_is_restarted(tmp_path: Path, inproc) -> None:  # type: ignore[no-untyped-def]
+def test_observer_stopped_under_the_daemon_is_restarted(tmp_path: Path, inproc) -> None:
     home = build_home(tmp_path / "h", [new_thread(0)])
     run = inproc(home)
     dead = run.daemon.watch.observer
@@ -93,14 +93,14 @@ def test_observer_stopped_under_the_daemon_is_restarted(tmp_path: Path, inproc) 
     wait_for(lambda: later.thread_id in index_ids(home), 3, "a rollout written after the restart")
 
 
-def test_overflow_record_forces_a_full_reconcile(tmp_path: Path, inproc, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_overflow_record_forces_a_full_reconcile(tmp_path: Path, inproc, monkeypatch) -> None:
     # An exec thread: its turn is not held for a TUI line, so one reconcile writes it.
     thread = new_thread(0, source="exec")
     home = build_home(tmp_path / "h", [thread])
     run = inproc(home)
     seen: list[str] = []
 
-    def drop(self, event) -> None:  # type: ignore[no-untyped-def]
+    def drop(self, event) -> None:
         seen.append(str(event.src_path))  # the kernel queue overflowed: the event is lost
 
     monkeypatch.setattr(observer_mod.HomeEventHandler, "_route", drop)
@@ -122,7 +122,7 @@ def test_overflow_record_forces_a_full_reconcile(tmp_path: Path, inproc, monkeyp
     assert run.worker.stats["last_reconcile_reason"] == "full"
 
 
-def test_poll_mode_end_to_end(tmp_path: Path, spawn) -> None:  # type: ignore[no-untyped-def]
+def test_poll_mode_end_to_end(tmp_path: Path, spawn) -> None:
     thread = new_thread(0)
     home = build_home(tmp_path / "h", [thread])
     daemon = spawn(home, "--poll", env={"CODEX_INDEXD_POLL_INTERVAL_S": "0.2"})
@@ -146,7 +146,7 @@ def test_poll_mode_end_to_end(tmp_path: Path, spawn) -> None:  # type: ignore[no
 def test_inotify_limit_falls_back_to_polling_with_a_hint(
     tmp_path: Path,
     spawn,
-    log_dir: Path,  # type: ignore[no-untyped-def]
+    log_dir: Path,
     errno_name: str,
     sysctl: str,
 ) -> None:
@@ -170,7 +170,7 @@ def test_inotify_limit_falls_back_to_polling_with_a_hint(
 
 
 @pytest.mark.slow
-def test_burst_of_5000_rollouts_is_coalesced(tmp_path: Path, spawn, log_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_burst_of_5000_rollouts_is_coalesced(tmp_path: Path, spawn, log_dir: Path) -> None:
     home = build_home(tmp_path / "h", [new_thread(0)])
     daemon = spawn(home, debounce_ms=300)
     daemon.wait_ready()
@@ -198,7 +198,7 @@ def test_burst_of_5000_rollouts_is_coalesced(tmp_path: Path, spawn, log_dir: Pat
 )
 def test_removed_and_recreated_sessions_dir_is_watched_again(
     tmp_path: Path, spawn, how: str
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     threads = [new_thread(i, turns=1) for i in range(6)]
     home = build_home(tmp_path / "h", threads)
     if how == "absent_at_start":
@@ -231,7 +231,7 @@ def test_removed_and_recreated_sessions_dir_is_watched_again(
 @pytest.mark.parametrize("poll", [False, True], ids=["inotify", "polling"])
 def test_a_home_created_after_the_start_is_picked_up_at_once(
     tmp_path: Path, spawn, poll: bool
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """Installed before Codex ever ran: ~/.codex (and its parents) appear later, and the daemon
     must notice without waiting for the periodic reconcile (10 minutes)."""
     home = tmp_path / "user" / ".codex"
@@ -252,7 +252,7 @@ def test_a_home_created_after_the_start_is_picked_up_at_once(
 
 def test_write_just_before_the_observer_starts_is_not_lost(
     tmp_path: Path, inproc, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """A Codex session appends while the daemon starts: the turn must be caught by the start-up
     scan or by an event, whichever comes after it."""
     thread = new_thread(0)
@@ -260,7 +260,7 @@ def test_write_just_before_the_observer_starts_is_not_lost(
     original = Daemon.start_observer
     calls = {"n": 0}
 
-    def start_observer(self) -> None:  # type: ignore[no-untyped-def]
+    def start_observer(self) -> None:
         calls["n"] += 1
         if calls["n"] == 1:  # the last moment before events are seen
             append(
@@ -276,7 +276,7 @@ def test_write_just_before_the_observer_starts_is_not_lost(
     )
 
 
-def test_rewatch_of_one_home_loses_no_event_of_another(tmp_path: Path, inproc, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_rewatch_of_one_home_loses_no_event_of_another(tmp_path: Path, inproc, monkeypatch) -> None:
     """Recreating one home's sessions/ restarts the observer of every home; whatever another
     home got while no observer ran must still be found."""
     a = build_home(tmp_path / "a", [new_thread(0)])
@@ -285,7 +285,7 @@ def test_rewatch_of_one_home_loses_no_event_of_another(tmp_path: Path, inproc, m
     original = Daemon.start_observer
     gap_thread = new_thread(2, turns=1)
 
-    def start_observer(self) -> None:  # type: ignore[no-untyped-def]
+    def start_observer(self) -> None:
         if not (rollout_path(b, gap_thread)).exists():
             write_rollout(b, gap_thread)  # lands while the old observer is stopped
         original(self)
@@ -302,7 +302,7 @@ def test_rewatch_of_one_home_loses_no_event_of_another(tmp_path: Path, inproc, m
 
 def test_failed_inotify_start_leaves_no_watcher_threads_behind(
     tmp_path: Path, inproc, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """ENOSPC from the second inotify watch: the emitters already started, and the observer's
     inotify instance, must be stopped before falling back to polling (else they keep queueing
     events nobody reads)."""
@@ -325,7 +325,7 @@ def test_failed_inotify_start_leaves_no_watcher_threads_behind(
     original = inotify.InotifyEmitter.on_thread_start
     calls = {"n": 0}
 
-    def on_thread_start(self) -> None:  # type: ignore[no-untyped-def]
+    def on_thread_start(self) -> None:
         calls["n"] += 1
         if calls["n"] == 2:
             raise OSError(errno.ENOSPC, "inotify watch limit reached")
@@ -343,17 +343,18 @@ def test_failed_inotify_start_leaves_no_watcher_threads_behind(
     wait_for(lambda: fresh.thread_id in index_ids(home), 2, "a rollout, by polling")
 
 
-def test_directory_vanishing_while_the_observer_restarts_does_not_kill_the_daemon(  # type: ignore[no-untyped-def]
+def test_directory_vanishing_while_the_observer_restarts_does_not_kill_the_daemon(
     tmp_path: Path, inproc, monkeypatch
 ) -> None:
     from codex_indexd import runner
+    from codex_indexd.watch import observer as observer_mod
 
     home = build_home(tmp_path / "h", [new_thread(0)])
     run = inproc(home)
-    original = runner.watch_plan
+    original = observer_mod.watch_plan  # the function runner calls by this name
     armed = {"on": True, "removed": False}
 
-    def watch_plan(home_, sqlite_home):  # type: ignore[no-untyped-def]
+    def watch_plan(home_, sqlite_home):
         plan = original(home_, sqlite_home)
         if armed["on"] and home_.sessions in plan.recursive:
             armed["on"] = False

@@ -11,10 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daemon_harness import log_events, wait_for
-
+from tests.integration.daemon.daemon_harness import log_events
 from tests.support.homes import build_home, new_thread
-from tests.support.waiting import source_pythonpath
+from tests.support.waiting import source_pythonpath, wait_for
 
 
 def status_of(home: Path) -> dict[str, Any]:

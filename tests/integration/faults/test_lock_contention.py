@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,14 +27,15 @@ def index_ids(home: Path) -> set[str]:
     return {e["id"] for e in read_jsonl(path)} if path.exists() else set()
 
 
-def status_json(home: Path) -> dict[str, object]:
+def status_json(home: Path) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-m", "codex_indexd", "status", "--json", "--codex-home", str(home)],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": source_pythonpath()},
     )
-    return json.loads(out.stdout)["homes"][0]  # type: ignore[no-any-return]
+    report: dict[str, Any] = json.loads(out.stdout)["homes"][0]
+    return report
 
 
 @pytest.mark.slow
@@ -48,8 +50,8 @@ def test_held_index_lock_is_waited_out_and_reported(tmp_path: Path, hold_s: int)
     try:
         wait_for((home / "history.jsonl").exists, 15, "history written despite the index lock")
         report = status_json(home)
-        assert any("held right now" in w for w in report["warnings"]), report  # type: ignore[union-attr]
-        assert report["drift"].get("index_missing") == 3  # type: ignore[union-attr]
+        assert any("held right now" in w for w in report["warnings"]), report
+        assert report["drift"].get("index_missing") == 3
         assert not index_ids(home)
         if hold_s > 10:
             wait_for(
@@ -60,7 +62,7 @@ def test_held_index_lock_is_waited_out_and_reported(tmp_path: Path, hold_s: int)
                 "lock.busy logged",
             )
             report = status_json(home)
-            assert any("lock was busy" in w for w in report["warnings"]), report  # type: ignore[union-attr]
+            assert any("lock was busy" in w for w in report["warnings"]), report
         while time.monotonic() - held_at < hold_s:
             time.sleep(0.1)
             assert daemon.poll() is None  # the daemon never gives up or dies

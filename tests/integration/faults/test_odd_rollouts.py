@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 from codex_indexd.cli import main
-from tests.support.homes import BASE_TIME, build_home, line, new_thread, read_jsonl, rollout_name
+from tests.support.homes import (
+    BASE_TIME,
+    Thread,
+    build_home,
+    line,
+    new_thread,
+    read_jsonl,
+    rollout_name,
+)
 from tests.support.waiting import source_pythonpath, start_daemon, wait_for
 
 HOSTILE = ("fifo", "dev_zero_link", "dir_link", "link_loop")
@@ -91,10 +99,10 @@ def test_daemon_serves_the_others_and_exits_on_sigterm(tmp_path: Path) -> None:
     assert "not a regular file" in log or "symlink to a" in log
 
 
-def _lines(thread: object) -> list[dict[str, object]]:
+def _lines(thread: Thread) -> list[dict[str, object]]:
     from tests.support.homes import rollout_lines
 
-    return [json.loads(x) for x in rollout_lines(thread)]  # type: ignore[arg-type]
+    return [json.loads(x) for x in rollout_lines(thread)]
 
 
 def rollout_with_prompts(home: Path, i: int, prompts: list[bytes]) -> Path:

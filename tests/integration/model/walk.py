@@ -720,7 +720,7 @@ class Walk:
     def r_big_history(self) -> None:
         size = self.config.big_history_bytes
         sid = self.sim.new_id()
-        chunk = []
+        chunk: list[str] = []
         total = 0
         ts = int(time.time()) - 86400
         while total < size:

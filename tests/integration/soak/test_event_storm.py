@@ -19,8 +19,9 @@ from tests.support.homes import (
     rollout_name,
     write_rollout,
 )
+from tests.support.waiting import wait_for
 
-from .harness import jsonl_objects, log_records, read_locked, torn_lines, wait_for
+from .harness import jsonl_objects, log_records, read_locked, torn_lines
 
 STORM_FILES = 20_000
 DAYS = 4  # date directories the storm spreads over; two exist before, two appear during it
@@ -42,7 +43,7 @@ def storm_thread(i: int) -> Thread:
 @pytest.mark.slow
 def test_twenty_thousand_new_rollouts_are_coalesced_and_all_indexed(
     tmp_path: Path, spawn, log_dir: Path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     home = tmp_path / "home"
     # Two date directories exist (with a rollout each) before the daemon starts.
     seeds = [
@@ -68,8 +69,8 @@ def test_twenty_thousand_new_rollouts_are_coalesced_and_all_indexed(
 
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     started = time.monotonic()
-    for directory in dirs:
-        os.makedirs(directory, exist_ok=True)
+    for day_dir in dirs:
+        os.makedirs(day_dir, exist_ok=True)
     for path, data in payloads:
         fd = os.open(path, flags, 0o644)
         try:

@@ -22,7 +22,7 @@ TID = "01a2133b-c369-7d21-8c95-fcf203b4a96c"
 NAME = f"rollout-2026-11-26T00-06-10-{TID}.jsonl"
 
 
-def scan_text(tmp_path: Path, text: str, name: str = NAME) -> RolloutScan:
+def scan_text(tmp_path: Path, text: str | bytes, name: str = NAME) -> RolloutScan:
     path = tmp_path / name
     path.write_bytes(text.encode() if isinstance(text, str) else text)
     return scan_file(RolloutScan.start(path), path)
@@ -163,7 +163,7 @@ def test_partial_last_line_is_never_consumed(tmp_path: Path) -> None:
 )
 def test_bad_lines_are_skipped(tmp_path: Path, bad: bytes) -> None:
     data = meta().encode() + bad + user_message("kept").encode()
-    scan = scan_text(tmp_path, data)  # type: ignore[arg-type]
+    scan = scan_text(tmp_path, data)
     assert [t.text for t in scan.facts.user_turns] == ["kept"]
 
 
