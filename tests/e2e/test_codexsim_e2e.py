@@ -18,9 +18,9 @@ from tests.e2e.codexkit import (
     read_history,
     read_rollout,
     stop_managed_daemon,
-    wait_for,
 )
 from tests.support.codexsim import CodexSim, append_history_locked
+from tests.support.waiting import wait_for
 
 MAX_BYTES = 250
 

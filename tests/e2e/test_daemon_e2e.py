@@ -37,8 +37,8 @@ from tests.e2e.codexkit import (
     read_jsonl_strict,
     rollout_user_texts,
     run_indexd,
-    wait_for,
 )
+from tests.support.waiting import wait_for
 
 DEBOUNCE_MS = 100
 LATENCY_S = 2.0  # the daemon must catch up this soon after Codex finishes

@@ -27,8 +27,9 @@ from codex_indexd.engine import HomeFacts, gather
 from codex_indexd.heal import NAME_LOST, ROW_MISSING, ROW_STALE, detect, heal_home
 from codex_indexd.heal.detect import attempt_key
 from codex_indexd.heal.heal import SOURCE_KINDS
-from tests.e2e.codexkit import AppServer, TuiSession, codex_env, codex_exec, find_rollout, wait_for
+from tests.e2e.codexkit import AppServer, TuiSession, codex_env, codex_exec, find_rollout
 from tests.support.homes import build_home, index_line, new_thread, write_rollout
+from tests.support.waiting import wait_for
 
 # names and prompts: never in a log line
 PRIVATE_TEXT = ("Apple thread", "Pear thread", "Legacy name", "Archived name", "about apples")

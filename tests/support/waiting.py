@@ -22,15 +22,20 @@ def source_pythonpath() -> str:
     return os.pathsep.join([*(str(p) for p in SOURCE_ROOTS), *([extra] if extra else [])])
 
 
+class WaitTimeout(AssertionError):
+    """A condition `wait_for` polled did not hold in time (a test failure, not an error)."""
+
+
 def wait_for(
     cond: Callable[[], T | None],
     timeout: float = 5.0,
     what: str = "condition",
     interval: float = 0.02,
 ) -> T:
-    """Poll `cond` until it returns something truthy; return that value.
+    """Poll `cond` every `interval` s until it returns something truthy; return that value.
 
-    Raises AssertionError naming `what` (and the last value seen) after `timeout` s.
+    Raises WaitTimeout (an AssertionError) naming `what` and the last value seen once
+    `timeout` s have passed.
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -38,7 +43,9 @@ def wait_for(
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            last = repr(value)
+            last = last if len(last) <= 200 else last[:200] + "…"
+            raise WaitTimeout(f"timed out after {timeout:g} s waiting for {what} (last: {last})")
         time.sleep(interval)
 
 
