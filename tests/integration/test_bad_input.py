@@ -15,10 +15,11 @@ from codex_indexd.cli import main
 from tests.support.homes import (
     THREADS_DDL,
     build_home,
-    line,
     new_thread,
     read_jsonl,
     rollout_name,
+    session_meta,
+    user_message,
     write_rollout,
 )
 
@@ -46,27 +47,11 @@ def bad_rollout(home: Path, i: int, data: bytes) -> Path:
 
 def meta_line(i: int) -> bytes:
     thread = new_thread(100 + i, turns=1)
-    return line(
-        {
-            "timestamp": "2026-11-20T10:00:00.000Z",
-            "type": "session_meta",
-            "payload": {
-                "id": thread.thread_id,
-                "timestamp": "2026-11-20T10:00:00.000Z",
-                "source": "cli",
-            },
-        }
-    ).encode()
+    return session_meta(thread.thread_id, "2026-11-20T10:00:00.000Z", source="cli").encode()
 
 
 def user_line(text: str) -> bytes:
-    return line(
-        {
-            "timestamp": "2026-11-20T10:00:05.000Z",
-            "type": "event_msg",
-            "payload": {"type": "user_message", "message": text},
-        }
-    ).encode()
+    return user_message(text, "2026-11-20T10:00:05.000Z").encode()
 
 
 CASES = {

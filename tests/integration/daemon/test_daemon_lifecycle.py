@@ -19,18 +19,17 @@ from structlog.testing import capture_logs
 from codex_indexd import settings as settings_mod
 from codex_indexd.runner import Daemon
 from codex_indexd.status_file import checkpoint_path
-from tests.integration.daemon.daemon_harness import (
+from tests.integration.daemon.home_files import (
     append,
     codex_history_append,
     contains_in_order,
     history_texts,
     index_ids,
     jsonl,
-    log_events,
     raw_lines,
     status,
-    user_turn,
 )
+from tests.support.daemons import Spawn, log_records
 from tests.support.homes import (
     BASE_TIME,
     Thread,
@@ -38,6 +37,7 @@ from tests.support.homes import (
     new_thread,
     rollout_lines,
     rollout_path,
+    user_turn,
     write_rollout,
 )
 from tests.support.waiting import wait_for
@@ -45,7 +45,7 @@ from tests.support.waiting import wait_for
 # -- single instance, signals, reload -----------------------------------------------------------
 
 
-def test_second_instance_exits_75_with_a_clear_message(tmp_path: Path, spawn) -> None:
+def test_second_instance_exits_75_with_a_clear_message(tmp_path: Path, spawn: Spawn) -> None:
     home = build_home(tmp_path / "h", [new_thread(0)])
     first = spawn(home)
     first.wait_ready()
@@ -56,7 +56,7 @@ def test_second_instance_exits_75_with_a_clear_message(tmp_path: Path, spawn) ->
     assert first.alive()
 
 
-def test_sigterm_exits_0_within_two_seconds(tmp_path: Path, spawn) -> None:
+def test_sigterm_exits_0_within_two_seconds(tmp_path: Path, spawn: Spawn) -> None:
     home = build_home(tmp_path / "h", [new_thread(0)])
     daemon = spawn(home)
     daemon.wait_ready()
@@ -72,7 +72,7 @@ def test_sigterm_exits_0_within_two_seconds(tmp_path: Path, spawn) -> None:
 
 def test_sighup_with_a_bad_config_keeps_the_last_good_one(
     tmp_path: Path,
-    spawn,
+    spawn: Spawn,
     private_dirs: Path,
     log_dir: Path,
 ) -> None:
@@ -88,7 +88,7 @@ def test_sighup_with_a_bad_config_keeps_the_last_good_one(
     config.write_text("[policy\nhistory_sources = 'all'\n")  # not TOML
     daemon.proc.send_signal(signal.SIGHUP)
     failed = wait_for(
-        lambda: log_events(log_dir, "config.reload_failed"), 3, "config.reload_failed"
+        lambda: log_records(log_dir, "config.reload_failed"), 3, "config.reload_failed"
     )
     assert "config.toml" in failed[0]["error"]
     assert daemon.alive()
@@ -103,7 +103,7 @@ def test_sighup_with_a_bad_config_keeps_the_last_good_one(
 
     config.write_text('[policy]\nhistory_sources = "all"\n')  # fixed: the reload takes it
     daemon.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: log_events(log_dir, "config.reloaded"), 3, "config.reloaded")
+    wait_for(lambda: log_records(log_dir, "config.reloaded"), 3, "config.reloaded")
     wait_for(lambda: "exec turn" in history_texts(home), 3, "the exec turn after a good reload")
     assert daemon.terminate() == 0
 
@@ -111,7 +111,9 @@ def test_sighup_with_a_bad_config_keeps_the_last_good_one(
 # -- sd_notify --------------------------------------------------------------------------------
 
 
-def test_sd_notify_ready_after_the_first_repair_status_and_watchdog(tmp_path: Path, spawn) -> None:
+def test_sd_notify_ready_after_the_first_repair_status_and_watchdog(
+    tmp_path: Path, spawn: Spawn
+) -> None:
     threads = [new_thread(i) for i in range(5)]
     home = build_home(tmp_path / "h", threads)
     assert not (home / "session_index.jsonl").exists()
@@ -137,7 +139,9 @@ def test_sd_notify_ready_after_the_first_repair_status_and_watchdog(tmp_path: Pa
     assert daemon.terminate() == 0
 
 
-def test_status_updates_but_no_watchdog_pings_without_watchdog_usec(tmp_path: Path, spawn) -> None:
+def test_status_updates_but_no_watchdog_pings_without_watchdog_usec(
+    tmp_path: Path, spawn: Spawn
+) -> None:
     home = build_home(tmp_path / "h", [new_thread(0)])
     daemon = spawn(home)
     daemon.wait_ready()
@@ -161,11 +165,11 @@ def test_status_updates_but_no_watchdog_pings_without_watchdog_usec(tmp_path: Pa
 
 
 def loaded(log_dir: Path) -> dict[str, Any]:
-    return log_events(log_dir, "home.loaded")[-1]
+    return log_records(log_dir, "home.loaded")[-1]
 
 
 def test_restart_uses_the_checkpoint_and_rereads_nothing(
-    tmp_path: Path, spawn, log_dir: Path
+    tmp_path: Path, spawn: Spawn, log_dir: Path
 ) -> None:
     threads = [new_thread(i, turns=3) for i in range(40)]
     home = build_home(tmp_path / "h", threads)
@@ -316,7 +320,7 @@ def start_burst(home: Path, count: int) -> tuple[list[Thread], list[tuple[Path, 
 
 @pytest.mark.slow
 def test_kill_9_mid_burst_then_restart_is_consistent(
-    tmp_path: Path, spawn, state_dir: Path
+    tmp_path: Path, spawn: Spawn, state_dir: Path
 ) -> None:
     threads = [new_thread(i, turns=2) for i in range(20)]
     home = build_home(tmp_path / "h", threads)
@@ -390,7 +394,7 @@ def append_old_turn(home: Path, thread) -> None:
     )
 
 
-def traced_steps(tmp_path: Path, spawn) -> list[str]:
+def traced_steps(tmp_path: Path, spawn: Spawn) -> list[str]:
     """The writer steps of the history append, from a twin home (same path length, same bytes)."""
     twin, threads = repaired_home(tmp_path / "g", 10)
     trace = tmp_path / "twin-trace.txt"
@@ -419,7 +423,7 @@ CRASH_POINTS = {
 @pytest.mark.parametrize("point", list(CRASH_POINTS))
 def test_crash_inside_a_history_rewrite_then_restart_is_consistent(
     tmp_path: Path,
-    spawn,
+    spawn: Spawn,
     state_dir: Path,
     point: str,
 ) -> None:

@@ -15,20 +15,15 @@ import pytest
 
 from codex_indexd.runner import Daemon
 from codex_indexd.watch import observer as observer_mod
-from tests.integration.daemon.daemon_harness import (
-    append,
-    history_texts,
-    index_ids,
-    log_events,
-    status,
-    user_turn,
-)
+from tests.integration.daemon.home_files import append, history_texts, index_ids, status
+from tests.support.daemons import InProc, Spawn, log_records
 from tests.support.homes import (
     BASE_TIME,
     build_home,
     new_thread,
     rollout_lines,
     rollout_path,
+    user_turn,
     write_rollout,
 )
 from tests.support.waiting import wait_for
@@ -36,11 +31,12 @@ from tests.support.waiting import wait_for
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_observer_killed_by_a_handler_exception_is_restarted(
-    tmp_path: Path, inproc, monkeypatch
+    tmp_path: Path, inproc: InProc, monkeypatch
 ) -> None:
     home = build_home(tmp_path / "h", [new_thread(0)])
     run = inproc(home)
     first_observer = run.daemon.watch.observer
+    assert first_observer is not None, "a running daemon has an observer"
     original = observer_mod.HomeEventHandler.dispatch
     armed = {"raise": True}
 
@@ -73,10 +69,11 @@ def test_observer_killed_by_a_handler_exception_is_restarted(
     assert status(home)["observer_restarts"] >= 1
 
 
-def test_observer_stopped_under_the_daemon_is_restarted(tmp_path: Path, inproc) -> None:
+def test_observer_stopped_under_the_daemon_is_restarted(tmp_path: Path, inproc: InProc) -> None:
     home = build_home(tmp_path / "h", [new_thread(0)])
     run = inproc(home)
     dead = run.daemon.watch.observer
+    assert dead is not None, "a running daemon has an observer"
     dead.stop()
     dead.join(timeout=5)
     wait_for(
@@ -93,7 +90,9 @@ def test_observer_stopped_under_the_daemon_is_restarted(tmp_path: Path, inproc) 
     wait_for(lambda: later.thread_id in index_ids(home), 3, "a rollout written after the restart")
 
 
-def test_overflow_record_forces_a_full_reconcile(tmp_path: Path, inproc, monkeypatch) -> None:
+def test_overflow_record_forces_a_full_reconcile(
+    tmp_path: Path, inproc: InProc, monkeypatch
+) -> None:
     # An exec thread: its turn is not held for a TUI line, so one reconcile writes it.
     thread = new_thread(0, source="exec")
     home = build_home(tmp_path / "h", [thread])
@@ -122,7 +121,7 @@ def test_overflow_record_forces_a_full_reconcile(tmp_path: Path, inproc, monkeyp
     assert run.worker.stats["last_reconcile_reason"] == "full"
 
 
-def test_poll_mode_end_to_end(tmp_path: Path, spawn) -> None:
+def test_poll_mode_end_to_end(tmp_path: Path, spawn: Spawn) -> None:
     thread = new_thread(0)
     home = build_home(tmp_path / "h", [thread])
     daemon = spawn(home, "--poll", env={"CODEX_INDEXD_POLL_INTERVAL_S": "0.2"})
@@ -145,7 +144,7 @@ def test_poll_mode_end_to_end(tmp_path: Path, spawn) -> None:
 )
 def test_inotify_limit_falls_back_to_polling_with_a_hint(
     tmp_path: Path,
-    spawn,
+    spawn: Spawn,
     log_dir: Path,
     errno_name: str,
     sysctl: str,
@@ -158,7 +157,7 @@ def test_inotify_limit_falls_back_to_polling_with_a_hint(
     )
     daemon.wait_ready()
     assert status(home)["polling"] is True
-    (warning,) = log_events(log_dir, "watch.inotify_unavailable")
+    (warning,) = log_records(log_dir, "watch.inotify_unavailable")
     assert sysctl in warning["reason"] and "sudo sysctl" in warning["reason"]
     assert warning["fallback"] == "polling"
     assert sysctl in daemon.stderr
@@ -170,11 +169,11 @@ def test_inotify_limit_falls_back_to_polling_with_a_hint(
 
 
 @pytest.mark.slow
-def test_burst_of_5000_rollouts_is_coalesced(tmp_path: Path, spawn, log_dir: Path) -> None:
+def test_burst_of_5000_rollouts_is_coalesced(tmp_path: Path, spawn: Spawn, log_dir: Path) -> None:
     home = build_home(tmp_path / "h", [new_thread(0)])
     daemon = spawn(home, debounce_ms=300)
     daemon.wait_ready()
-    repairs_before = len(log_events(log_dir, "index.repaired"))
+    repairs_before = len(log_records(log_dir, "index.repaired"))
     threads = [new_thread(i, turns=1, tool_output_bytes=20) for i in range(1, 5001)]
     contents = [(rollout_path(home, t), "".join(rollout_lines(t))) for t in threads]
     for path in {p.parent for p, _ in contents}:
@@ -186,7 +185,7 @@ def test_burst_of_5000_rollouts_is_coalesced(tmp_path: Path, spawn, log_dir: Pat
     wanted = {t.thread_id for t in threads}
     wait_for(lambda: wanted <= index_ids(home), 30, "all 5,000 rollouts in the index", interval=0.2)
     wait_for(lambda: len(history_texts(home)) == 2 + 5000, 10, "all 5,000 turns in history")
-    repairs = len(log_events(log_dir, "index.repaired")) - repairs_before
+    repairs = len(log_records(log_dir, "index.repaired")) - repairs_before
     # One flush per max_delay (2 s) while the burst lasts, plus a few at its edges.
     print(f"burst: {repairs} repairs, written in {written_in:.2f} s")
     assert 1 <= repairs <= 6 + int(written_in / 2), (repairs, written_in)
@@ -197,7 +196,7 @@ def test_burst_of_5000_rollouts_is_coalesced(tmp_path: Path, spawn, log_dir: Pat
     "how", ["absent_at_start", "removed_seen", "removed_and_recreated_at_once", "polling"]
 )
 def test_removed_and_recreated_sessions_dir_is_watched_again(
-    tmp_path: Path, spawn, how: str
+    tmp_path: Path, spawn: Spawn, how: str
 ) -> None:
     threads = [new_thread(i, turns=1) for i in range(6)]
     home = build_home(tmp_path / "h", threads)
@@ -230,7 +229,7 @@ def test_removed_and_recreated_sessions_dir_is_watched_again(
 
 @pytest.mark.parametrize("poll", [False, True], ids=["inotify", "polling"])
 def test_a_home_created_after_the_start_is_picked_up_at_once(
-    tmp_path: Path, spawn, poll: bool
+    tmp_path: Path, spawn: Spawn, poll: bool
 ) -> None:
     """Installed before Codex ever ran: ~/.codex (and its parents) appear later, and the daemon
     must notice without waiting for the periodic reconcile (10 minutes)."""
@@ -251,7 +250,7 @@ def test_a_home_created_after_the_start_is_picked_up_at_once(
 
 
 def test_write_just_before_the_observer_starts_is_not_lost(
-    tmp_path: Path, inproc, monkeypatch
+    tmp_path: Path, inproc: InProc, monkeypatch
 ) -> None:
     """A Codex session appends while the daemon starts: the turn must be caught by the start-up
     scan or by an event, whichever comes after it."""
@@ -276,7 +275,9 @@ def test_write_just_before_the_observer_starts_is_not_lost(
     )
 
 
-def test_rewatch_of_one_home_loses_no_event_of_another(tmp_path: Path, inproc, monkeypatch) -> None:
+def test_rewatch_of_one_home_loses_no_event_of_another(
+    tmp_path: Path, inproc: InProc, monkeypatch
+) -> None:
     """Recreating one home's sessions/ restarts the observer of every home; whatever another
     home got while no observer ran must still be found."""
     a = build_home(tmp_path / "a", [new_thread(0)])
@@ -301,7 +302,7 @@ def test_rewatch_of_one_home_loses_no_event_of_another(tmp_path: Path, inproc, m
 
 
 def test_failed_inotify_start_leaves_no_watcher_threads_behind(
-    tmp_path: Path, inproc, monkeypatch
+    tmp_path: Path, inproc: InProc, monkeypatch
 ) -> None:
     """ENOSPC from the second inotify watch: the emitters already started, and the observer's
     inotify instance, must be stopped before falling back to polling (else they keep queueing
@@ -344,7 +345,7 @@ def test_failed_inotify_start_leaves_no_watcher_threads_behind(
 
 
 def test_directory_vanishing_while_the_observer_restarts_does_not_kill_the_daemon(
-    tmp_path: Path, inproc, monkeypatch
+    tmp_path: Path, inproc: InProc, monkeypatch
 ) -> None:
     from codex_indexd import runner
     from codex_indexd.watch import observer as observer_mod

@@ -22,13 +22,14 @@ from codex_indexd import settings as settings_mod
 from codex_indexd.index import plan as plan_mod
 from codex_indexd.runner import Daemon
 from codex_indexd.status_file import checkpoint_path
-from tests.integration.daemon.daemon_harness import append, user_turn
+from tests.integration.daemon.home_files import append
 from tests.support.homes import (
     BASE_TIME,
     build_home,
     index_line,
     new_thread,
     rollout_path,
+    user_turn,
     write_rollout,
 )
 

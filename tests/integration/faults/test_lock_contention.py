@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from codex_indexd.cli import main
+from tests.support.daemons import DaemonProcess, source_pythonpath
 from tests.support.homes import build_home, new_thread, read_jsonl
-from tests.support.waiting import source_pythonpath, start_daemon, wait_for
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -46,7 +47,7 @@ def test_held_index_lock_is_waited_out_and_reported(tmp_path: Path, hold_s: int)
     lock_fd = os.open(home / "session_index.jsonl.lock", os.O_RDWR | os.O_CREAT, 0o666)
     fcntl.flock(lock_fd, fcntl.LOCK_EX)
     held_at = time.monotonic()
-    daemon = start_daemon(home)
+    daemon = DaemonProcess(home)
     try:
         wait_for((home / "history.jsonl").exists, 15, "history written despite the index lock")
         report = status_json(home)
@@ -82,9 +83,7 @@ def test_held_index_lock_is_waited_out_and_reported(tmp_path: Path, hold_s: int)
     finally:
         if lock_fd >= 0:
             os.close(lock_fd)
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
+        daemon.close()
 
 
 def test_history_flock_held_by_codex_makes_us_wait_then_retry(tmp_path: Path) -> None:
@@ -118,7 +117,7 @@ def test_10000_codex_appends_against_continuous_repairs(tmp_path: Path) -> None:
         )
         for tag in ("a", "b")
     ]
-    daemon = start_daemon(home)
+    daemon = DaemonProcess(home)
     try:
         runs = 0
         while any(p.poll() is None for p in procs):
@@ -129,8 +128,8 @@ def test_10000_codex_appends_against_continuous_repairs(tmp_path: Path) -> None:
             runs += 1
         outputs = [p.communicate()[0] for p in procs]
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(timeout=10)
+        daemon.terminate(timeout=10)
+        daemon.close()
     assert all("lost=0" in out for out in outputs), outputs
     assert runs >= 2
     for name, key in (("history.jsonl", "text"), ("session_index.jsonl", "thread_name")):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.daemons import Spawn, log_records
 from tests.support.homes import (
     BASE_TIME,
     Thread,
@@ -21,7 +22,7 @@ from tests.support.homes import (
 )
 from tests.support.waiting import wait_for
 
-from .harness import jsonl_objects, log_records, read_locked, torn_lines
+from .harness import jsonl_objects, read_locked, torn_lines
 
 STORM_FILES = 20_000
 DAYS = 4  # date directories the storm spreads over; two exist before, two appear during it
@@ -42,7 +43,7 @@ def storm_thread(i: int) -> Thread:
 
 @pytest.mark.slow
 def test_twenty_thousand_new_rollouts_are_coalesced_and_all_indexed(
-    tmp_path: Path, spawn, log_dir: Path
+    tmp_path: Path, spawn: Spawn, log_dir: Path
 ) -> None:
     home = tmp_path / "home"
     # Two date directories exist (with a rollout each) before the daemon starts.

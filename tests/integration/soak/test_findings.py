@@ -12,13 +12,14 @@ import pytest
 
 from codex_indexd.status_file import read_status
 from tests.support.codexsim import Rollout, date_dir, rollout_file_name
+from tests.support.daemons import Spawn
 from tests.support.homes import build_home, new_thread, rollout_name, rollout_path
 from tests.support.waiting import wait_for
 
 from .test_watch_resilience import history_keys, in_history, indexed, latest_names
 
 
-def test_thread_seen_before_its_first_turn_gets_its_title(tmp_path: Path, spawn) -> None:
+def test_thread_seen_before_its_first_turn_gets_its_title(tmp_path: Path, spawn: Spawn) -> None:
     """Codex writes a rollout one line per write(2), session_meta first; a paginated fork has
     no user message at all until the user types. When the daemon reconciles in between, the
     thread has no title yet. Once the first user turn arrives, the index must name the thread
@@ -51,7 +52,7 @@ def test_thread_seen_before_its_first_turn_gets_its_title(tmp_path: Path, spawn)
 
 
 @pytest.mark.parametrize("watcher", ["inotify", "polling"])
-def test_unarchive_move_alone_is_picked_up(tmp_path: Path, spawn, watcher: str) -> None:
+def test_unarchive_move_alone_is_picked_up(tmp_path: Path, spawn: Spawn, watcher: str) -> None:
     """Codex unarchives by renaming the rollout back into sessions/YYYY/MM/DD (same inode,
     same bytes). With nothing else happening, and no DB row that changes, that move alone
     must bring the thread back into the index and its turns into history. (Several rounds:

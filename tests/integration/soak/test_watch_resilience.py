@@ -14,6 +14,7 @@ import pytest
 
 from codex_indexd.status_file import read_status
 from tests.support.codexsim import Rollout, append_index, index_line, iso
+from tests.support.daemons import Spawn, log_records
 from tests.support.homes import (
     Thread,
     build_home,
@@ -24,7 +25,7 @@ from tests.support.homes import (
 )
 from tests.support.waiting import wait_for
 
-from .harness import jsonl_objects, log_records, read_locked, status_cli
+from .harness import jsonl_objects, read_locked, status_cli
 
 
 def append_turn(path: Path, thread: Thread, text: str) -> None:
@@ -63,7 +64,7 @@ def task_count(pid: int) -> int:
 
 
 def test_inotify_enospc_falls_back_to_polling_and_keeps_up(
-    tmp_path: Path, spawn, log_dir: Path
+    tmp_path: Path, spawn: Spawn, log_dir: Path
 ) -> None:
     seed, other = new_thread(0, turns=1), new_thread(1, turns=1, paginated=True)
     home = build_home(tmp_path / "home", [seed, other], db=False)
@@ -136,7 +137,7 @@ def test_inotify_enospc_falls_back_to_polling_and_keeps_up(
 
 @pytest.mark.parametrize("watcher", ["inotify", "polling"])
 def test_sessions_dir_deleted_and_recreated_repeatedly_is_watched_again(
-    tmp_path: Path, spawn, watcher: str
+    tmp_path: Path, spawn: Spawn, watcher: str
 ) -> None:
     threads = [new_thread(i, turns=1, paginated=i % 2 == 1) for i in range(3)]
     home = build_home(tmp_path / "home", threads, db=False)
