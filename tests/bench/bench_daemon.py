@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
+if str(ROOT) not in sys.path:  # run as a script: Python puts only tests/bench on the path
     sys.path.insert(0, str(ROOT))
 
 from tests.support.homes import Thread, Turn, db_row, iso, line, make_uuid, write_db, write_rollout  # noqa: E402

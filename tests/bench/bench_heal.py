@@ -32,9 +32,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+if str(ROOT) not in sys.path:  # run as a script: Python puts only tests/bench on the path
+    sys.path.insert(0, str(ROOT))
 
-from codexkit import (  # noqa: E402
+from codex_indexd.codex.home import CodexHome  # noqa: E402
+from codex_indexd.engine import gather  # noqa: E402
+from codex_indexd.heal.appserver import AppServer  # noqa: E402
+from codex_indexd.heal.capability import probe  # noqa: E402
+from codex_indexd.heal.heal import _insert_rows, _scan  # noqa: E402
+from tests.e2e.codexkit import (  # noqa: E402
     PINNED_CODEX,
     MockResponsesServer,
     codex_env,
@@ -43,12 +49,6 @@ from codexkit import (  # noqa: E402
     make_codex_home,
     stop_managed_daemon,
 )
-
-from codex_indexd.codex.home import CodexHome  # noqa: E402
-from codex_indexd.engine import gather  # noqa: E402
-from codex_indexd.heal.appserver import AppServer  # noqa: E402
-from codex_indexd.heal.capability import probe  # noqa: E402
-from codex_indexd.heal.heal import _insert_rows, _scan  # noqa: E402
 
 _STAMP = re.compile(r"rollout-(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d)-")
 _COUNTER = itertools.count(1)

@@ -33,11 +33,9 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parents[1]
-sys.path.insert(0, str(BENCH_DIR))
-sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT))  # run as a script: make `tests.*` importable
 
-from bench_measure import run_child  # noqa: E402
-
+from tests.bench.bench_measure import run_child  # noqa: E402
 from tests.support.homes import build_home, new_thread  # noqa: E402
 
 OURS = ("codex_indexd", "codex_indexd_service")

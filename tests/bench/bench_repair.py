@@ -27,11 +27,13 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a script: Python puts only tests/bench on the path
+    sys.path.insert(0, str(ROOT))
 
-import gen_corpus
-from bench_measure import iter_files, measure_floors, run_child, warm
-from bench_report import (
+from tests.bench import gen_corpus  # noqa: E402
+from tests.bench.bench_measure import iter_files, measure_floors, run_child, warm  # noqa: E402
+from tests.bench.bench_report import (  # noqa: E402
     OUTPUTS,
     Report,
     RunResult,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from corpus_text import (
+from tests.bench.corpus_text import (
     TextPools,
     agent_text,
     dumps,

@@ -26,10 +26,12 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a script: Python puts only tests/bench on the path
+    sys.path.insert(0, str(ROOT))
 
-from corpus_rollout import SessionResult, SessionSpec, write_rollout
-from corpus_text import (
+from tests.bench.corpus_rollout import SessionResult, SessionSpec, write_rollout  # noqa: E402
+from tests.bench.corpus_text import (  # noqa: E402
     TextPools,
     build_pools,
     first_prompt,

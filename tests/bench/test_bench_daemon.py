@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-BENCH_DIR = Path(__file__).resolve().parent
+from tests.bench import bench_daemon as bench
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-
-
-def load_module(name: str) -> ModuleType:
-    """Import a module of tests/bench (not a package) the way its scripts import each other."""
-    if str(BENCH_DIR) not in sys.path:
-        sys.path.insert(0, str(BENCH_DIR))
-    return importlib.import_module(name)
-
-
-bench = load_module("bench_daemon")
 
 
 def test_percentile_is_nearest_rank() -> None:

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from tests.bench import bench_measure as measure
+from tests.bench import bench_repair as bench
+from tests.bench import bench_report as report
+
 BENCH_DIR = Path(__file__).resolve().parent
-
-
-def load_module(name: str) -> ModuleType:
-    """Import a module of tests/bench (not a package) the way its scripts import each other."""
-    if str(BENCH_DIR) not in sys.path:
-        sys.path.insert(0, str(BENCH_DIR))
-    return importlib.import_module(name)
-
-
-bench = load_module("bench_repair")
-measure = load_module("bench_measure")
-report = load_module("bench_report")
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss semantics checked on Linux")

@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from tests.bench import bench_repair, gen_corpus
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent.parent
 SEED_NAME = Path("seed", "refresh_codex_history.py")
-
-
-def load_module(name: str) -> ModuleType:
-    """Import a module of tests/bench (not a package) the way its scripts import each other."""
-    if str(BENCH_DIR) not in sys.path:
-        sys.path.insert(0, str(BENCH_DIR))
-    return importlib.import_module(name)
-
-
-gen_corpus = load_module("gen_corpus")
 
 
 def seed_script() -> Path | None:
@@ -139,8 +129,7 @@ def test_seed_script_succeeds_on_the_corpus(legacy_home: Path, tmp_path: Path) -
     if script is None:
         pytest.skip("seed script not found (set CODEX_INDEXD_SEED_SCRIPT)")
     home = tmp_path / "home"
-    bench = load_module("bench_repair")
-    bench.copy_home(legacy_home, home)
+    bench_repair.copy_home(legacy_home, home)
     done = subprocess.run(
         [
             sys.executable,

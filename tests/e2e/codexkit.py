@@ -40,6 +40,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from tests.support.waiting import WaitTimeout, wait_for
+
 CODEX_VERSION = "0.169.0"
 """The oldest Codex CLI release these helpers are verified against."""
 PINNED_CODEX: dict[str, Path] = {
@@ -61,6 +63,8 @@ _SESSION_ID_RE = re.compile(rf"^session id: ({_UUID_RE})\s*$", re.MULTILINE)
 _ROLLOUT_ID_RE = re.compile(rf"({_UUID_RE})\.jsonl(?:\.zst)?$")
 
 T = TypeVar("T")
+POLL_S = 0.05
+"""How often the helpers here poll Codex (its files, the tmux pane, its processes)."""
 
 
 class CodexError(RuntimeError):
@@ -96,24 +100,6 @@ def _require_binary(codex_bin: Path | None) -> Path:
     if found is None:
         raise CodexError("Codex CLI not found (set CODEX_BIN)")
     return found
-
-
-def wait_for(
-    probe: Callable[[], T | None],
-    *,
-    timeout: float,
-    interval: float = 0.05,
-    what: str = "condition",
-) -> T:
-    """Poll ``probe`` until it returns a truthy value; raise ``TimeoutError`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {what}")
-        time.sleep(interval)
 
 
 # --------------------------------------------------------------------------------------
@@ -925,8 +911,13 @@ def stop_managed_daemon(
         for pid in pids:
             _signal_group_or_pid(pid, sig)
         signalled |= pids
-        with contextlib.suppress(TimeoutError):
-            wait_for(lambda: not managed_daemon_pids(home), timeout=timeout, what="daemon exit")
+        with contextlib.suppress(WaitTimeout):
+            wait_for(
+                lambda: not managed_daemon_pids(home),
+                timeout=timeout,
+                what="daemon exit",
+                interval=POLL_S,
+            )
     for target in sockets:
         if target.parent.name.startswith("codex-daemon-"):
             for stale in (target, target.with_name(target.name + ".lock")):
@@ -1074,9 +1065,9 @@ class TuiSession:
             return screen if predicate(screen) else None
 
         try:
-            return wait_for(probe, timeout=timeout, what=what)
-        except TimeoutError as exc:
-            raise TimeoutError(f"{exc}\n--- screen ---\n{self.capture()}") from None
+            return wait_for(probe, timeout=timeout, what=what, interval=POLL_S)
+        except WaitTimeout as exc:
+            raise WaitTimeout(f"{exc}\n--- screen ---\n{self.capture()}") from None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -1114,9 +1105,14 @@ class TuiSession:
             entries = read_history(self.home)[existing:]
             return next((e for e in entries if e.get("text") == prompt), None)
 
-        entry = wait_for(new_entry, timeout=timeout, what="history.jsonl entry")
+        entry = wait_for(new_entry, timeout=timeout, what="history.jsonl entry", interval=POLL_S)
         thread_id = str(entry.get("session_id"))
-        wait_for(lambda: turn_completed(self.home, thread_id), timeout=timeout, what="turn end")
+        wait_for(
+            lambda: turn_completed(self.home, thread_id),
+            timeout=timeout,
+            what="turn end",
+            interval=POLL_S,
+        )
         return entry
 
     def quit(self, timeout: float = 15) -> None:
@@ -1124,7 +1120,7 @@ class TuiSession:
         self.send_text("/quit")
         self.wait_for_screen(lambda s: "/quit" in s, timeout, "slash command typed")
         self.send_key("Enter")
-        wait_for(self.pane_dead, timeout=timeout, what="TUI exit")
+        wait_for(self.pane_dead, timeout=timeout, what="TUI exit", interval=POLL_S)
 
     def close(self) -> None:
         """Kill the tmux server, the TUI and the managed daemon; remove the socket dir."""
@@ -1176,7 +1172,6 @@ __all__ = [
     "stop_managed_daemon",
     "thread_id_of",
     "turn_completed",
-    "wait_for",
 ]
 
 

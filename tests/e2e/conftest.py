@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from codexkit import (
+
+from tests.e2e.codexkit import (
     PINNED_CODEX,
     MockResponsesServer,
     find_codex_binary,
@@ -77,7 +78,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     versions = list(codex_versions())
     if os.environ.get(NEWEST_ONLY_ENV):
         versions = versions[-1:]
-    params = [(v, b) for v, b in versions] or [("none", None)]
+    params: list[tuple[str, Path | None]] = [(v, b) for v, b in versions] or [("none", None)]
     metafunc.parametrize(
         "codex_bin",
         params,

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from codexkit import (
+from tests.e2e.codexkit import (
     AppServer,
     MockResponsesServer,
     TuiSession,

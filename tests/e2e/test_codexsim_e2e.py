@@ -9,7 +9,7 @@ import random
 from datetime import datetime
 from pathlib import Path
 
-from codexkit import (
+from tests.e2e.codexkit import (
     MockResponsesServer,
     TuiSession,
     codex_exec,
@@ -18,10 +18,9 @@ from codexkit import (
     read_history,
     read_rollout,
     stop_managed_daemon,
-    wait_for,
 )
-
 from tests.support.codexsim import CodexSim, append_history_locked
+from tests.support.waiting import wait_for
 
 MAX_BYTES = 250
 

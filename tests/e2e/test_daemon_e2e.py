@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Self
 
 import pytest
-from codexkit import (
+
+from tests.e2e.codexkit import (
     REPO_ROOT,
     AppServer,
     TuiSession,
@@ -36,8 +37,8 @@ from codexkit import (
     read_jsonl_strict,
     rollout_user_texts,
     run_indexd,
-    wait_for,
 )
+from tests.support.waiting import wait_for
 
 DEBOUNCE_MS = 100
 LATENCY_S = 2.0  # the daemon must catch up this soon after Codex finishes

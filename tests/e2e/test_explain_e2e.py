@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from codexkit import (
+
+from tests.e2e.codexkit import (
     AppServer,
     AppServerError,
     CodexError,
@@ -149,6 +150,13 @@ def db_row(home: Path, thread_id: str) -> dict[str, Any] | None:
         conn.row_factory = sqlite3.Row
         row = conn.execute("SELECT * FROM threads WHERE id = ?", (thread_id,)).fetchone()
     return dict(row) if row is not None else None
+
+
+def stored_row(home: Path, thread_id: str) -> dict[str, Any]:
+    """The thread's row in the state DB; fails the test when there is none."""
+    row = db_row(home, thread_id)
+    assert row is not None, f"no row for {thread_id} in the state DB"
+    return row
 
 
 def rollout_of(home: Path, thread_id: str) -> Path:
@@ -336,7 +344,7 @@ def test_renamed_thread_is_found_by_its_db_name(codex_home: Path, env: dict[str,
         thread = start_thread(app, "A thread about the orchard")
         other = start_thread(app, "Another thread")
         app.thread_name_set(thread, "Orchard plan")
-    assert db_row(home, thread)["name"] == "Orchard plan"  # type: ignore[index]
+    assert stored_row(home, thread)["name"] == "Orchard plan"
 
     report = explain(home, env, "Orchard plan", thread)
     assert report["visible"] is True and report["visible_in_scan"] is True

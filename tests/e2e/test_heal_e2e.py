@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from codexkit import AppServer, TuiSession, codex_env, codex_exec, find_rollout, wait_for
 from structlog.testing import capture_logs
 
 from codex_indexd.codex.home import CodexHome
@@ -28,7 +27,9 @@ from codex_indexd.engine import HomeFacts, gather
 from codex_indexd.heal import NAME_LOST, ROW_MISSING, ROW_STALE, detect, heal_home
 from codex_indexd.heal.detect import attempt_key
 from codex_indexd.heal.heal import SOURCE_KINDS
+from tests.e2e.codexkit import AppServer, TuiSession, codex_env, codex_exec, find_rollout
 from tests.support.homes import build_home, index_line, new_thread, write_rollout
+from tests.support.waiting import wait_for
 
 # names and prompts: never in a log line
 PRIVATE_TEXT = ("Apple thread", "Pear thread", "Legacy name", "Archived name", "about apples")
@@ -54,6 +55,13 @@ def db_row(home: Path, thread_id: str) -> dict[str, Any] | None:
         conn.row_factory = sqlite3.Row
         row = conn.execute("SELECT * FROM threads WHERE id = ?", (thread_id,)).fetchone()
     return dict(row) if row is not None else None
+
+
+def stored_row(home: Path, thread_id: str) -> dict[str, Any]:
+    """The thread's row in the state DB; fails the test when there is none."""
+    row = db_row(home, thread_id)
+    assert row is not None, f"no row for {thread_id} in the state DB"
+    return row
 
 
 def delete_state_db(home: Path) -> None:
@@ -173,8 +181,8 @@ def test_names_lost_by_a_db_rebuild_come_back(
         legacy.thread_id: "Legacy name",
     }
     assert after[t3]["name"] is None
-    assert db_row(home, t1)["name"] == "Apple thread"  # type: ignore[index]
-    assert db_row(home, legacy.thread_id)["title"] == "Legacy name"  # type: ignore[index]
+    assert stored_row(home, t1)["name"] == "Apple thread"
+    assert stored_row(home, legacy.thread_id)["title"] == "Legacy name"
 
     summary = [e for e in logs if e["event"] == "heal.done"]
     assert len(summary) == 1 and summary[0]["healed"][NAME_LOST] == 3
@@ -216,7 +224,7 @@ def test_a_rollout_without_a_row_gets_one(codex_home: Path, codex_bin: Path) -> 
             )
         }
     assert copied in active and archived in in_archive
-    assert db_row(home, archived)["archived"] == 1  # type: ignore[index]
+    assert stored_row(home, archived)["archived"] == 1
     assert processes_for(home) == []
 
 
@@ -239,7 +247,7 @@ def test_a_stale_row_is_reported_and_not_retried_forever(codex_home: Path, codex
         assert report.ran and report.not_healed[ROW_STALE] == 1
         assert attempts == {attempt_key(ROW_STALE, t1): expected}
     assert any("rollout path" in note for note in report.notes)
-    assert db_row(home, t1)["rollout_path"] == str(src)  # type: ignore[index]
+    assert stored_row(home, t1)["rollout_path"] == str(src)
     third = heal_home(facts, binary=str(codex_bin), env=codex_env(home), attempts=attempts)
     assert not third.ran and third.given_up[ROW_STALE] == 1
     assert processes_for(home) == []
@@ -271,7 +279,7 @@ def test_off_or_no_binary_only_detects(synthetic_home: Path, tmp_path: Path) -> 
         ("heal.off", no_path.skipped_reason),
         ("heal.off", gone.skipped_reason),
     ]
-    assert db_row(synthetic_home, tid)["name"] is None  # type: ignore[index]
+    assert stored_row(synthetic_home, tid)["name"] is None
 
 
 def test_a_hanging_codex_ends_cleanly(
@@ -361,7 +369,7 @@ def test_a_newer_codex_heals_and_status_says_it_is_newer(
     assert set(detect(facts).names) == {t1}
     report = heal_home(facts, binary=str(newer), env=codex_env(home), attempts={})
     assert report.ran and report.healed[NAME_LOST] == 1 and report.codex_version == "0.999.0"
-    assert db_row(home, t1)["name"] == "Quince thread"  # type: ignore[index]
+    assert stored_row(home, t1)["name"] == "Quince thread"
     from codex_indexd.heal.drift import status_info
 
     info = status_info(facts_of(home), "auto", str(newer))
@@ -391,6 +399,7 @@ def test_the_tui_automatic_names_come_back_after_a_db_rebuild(
     tui_name = (db_row(home, tid) or {}).get("name")
     assert bool(tui_name) == names_itself
     if names_itself:
+        assert isinstance(tui_name, str)
         assert tui_name != prompt and "\n" not in tui_name and len(tui_name) < len(prompt)
 
     delete_state_db(home)

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from codexkit import (
+
+from tests.e2e.codexkit import (
     REPO_ROOT,
     AppServer,
     TuiSession,
@@ -36,8 +37,8 @@ from codexkit import (
     rollout_paths,
     rollout_user_texts,
     run_indexd,
-    wait_for,
 )
+from tests.support.waiting import wait_for
 
 INDEX_KEYS = ["id", "thread_name", "updated_at"]
 HISTORY_KEYS = ["session_id", "ts", "text"]

@@ -30,13 +30,13 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
+
+from tests.support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = "codex-indexd.service"
@@ -78,23 +78,14 @@ def _skip_reason() -> str | None:
     return None
 
 
+SYSTEMD_WAIT_S = 30.0
+"""How long a systemd step may take before the test fails."""
+
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.slow,
     pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason())),
 ]
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Poll *check* until it returns something truthy; fail after *timeout* seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def _as_user(uid: int) -> list[str]:
@@ -217,7 +208,7 @@ class UserManager:
             state = self.systemctl("is-system-running", check=False).stdout.strip()
             return state in ("running", "degraded")
 
-        wait_for("systemd --user to start", ready)
+        wait_for(ready, SYSTEMD_WAIT_S, "systemd --user to start")
 
     def _nsenter(self, argv: tuple[str, ...]) -> list[str]:
         assert self.proc is not None
@@ -290,7 +281,7 @@ def _remove_cgroup(top: Path) -> None:
                 os.kill(int(pid), signal.SIGKILL)
     for directory in tree:
         procs = directory / "cgroup.procs"
-        wait_for(f"{directory} to empty", lambda: not procs.read_text().strip(), 10)  # noqa: B023
+        wait_for(lambda: not procs.read_text().strip(), 10, f"{directory} to empty")  # noqa: B023
         directory.rmdir()
 
 
@@ -384,7 +375,9 @@ def _check_readiness(manager: UserManager) -> None:
         *service("install", "--codex-home", str(codex_home)), env=cli_env(manager)
     )
     try:
-        started = wait_for("the stand-in to start", lambda: list(state.glob("started-*.json")))
+        started = wait_for(
+            lambda: list(state.glob("started-*.json")), SYSTEMD_WAIT_S, "the stand-in to start"
+        )
         record = json.loads(started[0].read_text())
         assert manager.state() == ("activating", "start")
         assert install.poll() is None, "install returned before READY=1"
@@ -394,7 +387,9 @@ def _check_readiness(manager: UserManager) -> None:
         assert record["env"]["NOTIFY_SOCKET"]
 
         (state / "gate").touch()
-        wait_for("active (running)", lambda: manager.state() == ("active", "running"))
+        wait_for(
+            lambda: manager.state() == ("active", "running"), SYSTEMD_WAIT_S, "active (running)"
+        )
         _, err = install.communicate(timeout=60)
     finally:
         if install.poll() is None:
@@ -463,7 +458,7 @@ def _check_lifecycle(manager: UserManager) -> None:
         running = (props["ActiveState"], props["SubState"]) == ("active", "running")
         return pid if running and pid not in (0, first_pid) else 0
 
-    second_pid = wait_for("a restart after kill -9", restarted, timeout=60)
+    second_pid = wait_for(restarted, 60, "a restart after kill -9")
     assert manager.show("NRestarts")["NRestarts"] == "1"
 
     # Re-install: same file, the daemon is restarted.
@@ -522,12 +517,12 @@ def test_the_service_follows_the_configured_homes(workdir: Path) -> None:
         (exec_start,) = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
         assert exec_start.endswith(" run") and "CODEX_HOME=" not in unit
         pid = int(manager.show("MainPID")["MainPID"])
-        wait_for("the first home served", (first / "session_index.jsonl").exists)
+        wait_for((first / "session_index.jsonl").exists, SYSTEMD_WAIT_S, "the first home served")
         assert not (second / "session_index.jsonl").exists()
 
         config.write_text(f"homes = [{json.dumps(str(first))}, {json.dumps(str(second))}]\n")
         manager.systemctl("kill", "-s", "HUP", UNIT)
-        wait_for("the added home served", (second / "session_index.jsonl").exists, 60)
+        wait_for((second / "session_index.jsonl").exists, 60, "the added home served")
         assert int(manager.show("MainPID")["MainPID"]) == pid  # no restart
         status_main = "import sys; from codex_indexd.cli import main; sys.exit(main(sys.argv[1:]))"
         shown = manager.run(

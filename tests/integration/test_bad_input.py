@@ -7,6 +7,7 @@ import json
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,10 +15,11 @@ from codex_indexd.cli import main
 from tests.support.homes import (
     THREADS_DDL,
     build_home,
-    line,
     new_thread,
     read_jsonl,
     rollout_name,
+    session_meta,
+    user_message,
     write_rollout,
 )
 
@@ -45,27 +47,11 @@ def bad_rollout(home: Path, i: int, data: bytes) -> Path:
 
 def meta_line(i: int) -> bytes:
     thread = new_thread(100 + i, turns=1)
-    return line(
-        {
-            "timestamp": "2026-11-20T10:00:00.000Z",
-            "type": "session_meta",
-            "payload": {
-                "id": thread.thread_id,
-                "timestamp": "2026-11-20T10:00:00.000Z",
-                "source": "cli",
-            },
-        }
-    ).encode()
+    return session_meta(thread.thread_id, "2026-11-20T10:00:00.000Z", source="cli").encode()
 
 
 def user_line(text: str) -> bytes:
-    return line(
-        {
-            "timestamp": "2026-11-20T10:00:05.000Z",
-            "type": "event_msg",
-            "payload": {"type": "user_message", "message": text},
-        }
-    ).encode()
+    return user_message(text, "2026-11-20T10:00:05.000Z").encode()
 
 
 CASES = {
@@ -83,7 +69,7 @@ CASES = {
 
 def run(
     home: Path, capsys: pytest.CaptureFixture[str], *extra: str
-) -> tuple[int, dict[str, object], str]:
+) -> tuple[int, dict[str, Any], str]:
     code = main(["repair", "--codex-home", str(home), "--json", "--include-orphans", *extra])
     captured = capsys.readouterr()
     return code, json.loads(captured.out), captured.err
@@ -98,7 +84,7 @@ def test_bad_rollout_is_skipped_and_named(
     code, report, err = run(home, capsys)
     assert code == 0
     assert report["warnings"], report
-    assert any(w["path"] == str(path) for w in report["warnings"])  # type: ignore[union-attr, index]
+    assert any(w["path"] == str(path) for w in report["warnings"])
     assert str(path) in err  # the log line names the file
     index_ids = {e["id"] for e in read_jsonl(home / "session_index.jsonl")}
     assert set(ids) <= index_ids
@@ -115,7 +101,7 @@ def test_same_id_in_two_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     )
     code, report, err = run(home, capsys)
     assert code == 0
-    assert any(w["event"] == "rollout.duplicate_id" for w in report["warnings"])  # type: ignore[union-attr, index]
+    assert any(w["event"] == "rollout.duplicate_id" for w in report["warnings"])
     assert "rollout.duplicate_id" in err
 
 
@@ -133,7 +119,7 @@ def test_symlink_loop_and_unreadable_file(
     os.chmod(unreadable, 0)
     code, report, _err = run(home, capsys)
     assert code == 0
-    warned = {w["path"] for w in report["warnings"]}  # type: ignore[union-attr, index]
+    warned = {w["path"] for w in report["warnings"]}
     assert str(loop_a) in warned
     if os.geteuid() != 0:  # root reads anything
         assert str(unreadable) in warned
@@ -157,7 +143,7 @@ def test_locked_db_falls_back_to_sessions(
         holder.close()
     assert code == 0
     assert report["source"] == "sessions"
-    assert any(w["event"] == "db.locked" for w in report["warnings"])  # type: ignore[union-attr, index]
+    assert any(w["event"] == "db.locked" for w in report["warnings"])
     assert "db.locked" in err
     assert {e["id"] for e in read_jsonl(home / "session_index.jsonl")} >= set(ids)
 
@@ -186,7 +172,7 @@ def test_bad_db(tmp_path: Path, capsys: pytest.CaptureFixture[str], variant: str
     assert code == 0
     names = {e["id"]: e["thread_name"] for e in read_jsonl(home / "session_index.jsonl")}
     if variant == "old_schema":
-        assert report["source"].endswith("state_5.sqlite")  # type: ignore[union-attr]
+        assert report["source"].endswith("state_5.sqlite")
         assert names[ids[0]] == "Old schema title"
     else:
         assert report["source"] == "sessions"

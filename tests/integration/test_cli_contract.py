@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from codex_indexd.cli import main
+from tests.support.daemons import ROOT, DaemonProcess
 from tests.support.homes import build_home, new_thread
-from tests.support.waiting import ROOT, start_daemon, wait_for
+from tests.support.waiting import wait_for
 
 COMMANDS = {
     "status": ["status"],
@@ -139,7 +140,7 @@ def test_status_exit_codes_follow_systemctl(tmp_path: Path, private_dirs: Path) 
     text = cli("status", "--codex-home", str(home))
     assert text.returncode == 3 and "NOT running" in text.stdout
     # healthy and watched: 0
-    daemon = start_daemon(home)
+    daemon = DaemonProcess(home)
     try:
         wait_for(
             lambda: cli("status", "--codex-home", str(home)).returncode == 0,
@@ -149,8 +150,8 @@ def test_status_exit_codes_follow_systemctl(tmp_path: Path, private_dirs: Path) 
         data = json.loads(cli("status", "--json", "--codex-home", str(home)).stdout)
         assert data["ok"] is True and data["homes"][0]["daemon_pid"] == daemon.pid
     finally:
-        daemon.terminate()
-        daemon.wait(timeout=10)
+        daemon.terminate(timeout=10)
+        daemon.close()
 
 
 def test_status_help_documents_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,7 +9,13 @@ from datetime import timedelta
 from pathlib import Path
 
 from codex_indexd.cli import main
-from tests.support.homes import BASE_TIME, build_home, iso, line, new_thread
+from tests.support.homes import (
+    BASE_TIME,
+    build_home,
+    iso,
+    new_thread,
+    user_message,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,13 +39,7 @@ def test_codex_appends_survive_concurrent_repairs(tmp_path: Path) -> None:
         # Each run must rewrite history in place: the new turn is older than the file's tail.
         with rollout.open("a") as handle:
             handle.write(
-                line(
-                    {
-                        "timestamp": iso(BASE_TIME + timedelta(seconds=runs)),
-                        "type": "event_msg",
-                        "payload": {"type": "user_message", "message": f"late turn {runs}"},
-                    }
-                )
+                user_message(f"late turn {runs}", iso(BASE_TIME + timedelta(seconds=runs)))
             )
         assert main(["repair", "--codex-home", str(home), "--max-threads", "0", "--no-backup"]) == 0
         runs += 1

@@ -24,8 +24,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from codex_indexd.status_file import read_status
-from tests.support.homes import build_home, line, new_thread, rollout_name
-from tests.support.waiting import ROOT, daemon_command, wait_for
+from tests.support.daemons import ROOT, daemon_command
+from tests.support.homes import (
+    build_home,
+    new_thread,
+    rollout_name,
+    session_meta,
+)
+from tests.support.waiting import wait_for
 
 COMMAND_TIMEOUT_S = 60
 STOP_WITHIN_S = 5
@@ -119,13 +125,7 @@ def rollout_directory(home: Path, outside: Path) -> None:
 
 def _meta(i: int) -> bytes:
     thread = new_thread(50 + i, turns=1)
-    return line(
-        {
-            "timestamp": "2026-11-20T10:00:00.000Z",
-            "type": "session_meta",
-            "payload": {"id": thread.thread_id, "timestamp": "2026-11-20T10:00:00.000Z"},
-        }
-    ).encode()
+    return session_meta(thread.thread_id, "2026-11-20T10:00:00.000Z").encode()
 
 
 def _user(text: bytes) -> bytes:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.daemons import ROOT
 from tests.support.homes import build_home, new_thread, read_jsonl
-from tests.support.waiting import ROOT
 
 TIMEOUT_S = 60
 
@@ -110,10 +110,11 @@ def test_daemon_once_refuses_and_serves_the_other_file(
 
 def test_daemon_keeps_serving_with_a_fifo_history(tmp_path: Path) -> None:
     """A running daemon with history.jsonl a FIFO starts, indexes and stops on SIGTERM."""
-    from tests.support.waiting import start_daemon, wait_for
+    from tests.support.daemons import DaemonProcess
+    from tests.support.waiting import wait_for
 
     home, ids = hostile_home(tmp_path, "history.jsonl", "fifo")
-    proc = start_daemon(home)
+    proc = DaemonProcess(home)
     try:
         wait_for(
             lambda: (
@@ -123,13 +124,9 @@ def test_daemon_keeps_serving_with_a_fifo_history(tmp_path: Path) -> None:
             timeout=30,
             what="the index to be served",
         )
-        proc.terminate()
-        proc.wait(timeout=5)
+        proc.terminate(timeout=5)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.stderr is not None
-    err = proc.stderr.read()
+        proc.close()
+    err = proc.stderr
     assert "Traceback" not in err
     assert proc.returncode == 0

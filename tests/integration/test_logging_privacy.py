@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-import signal
-import time
 from pathlib import Path
 
+import pytest
+
 from codex_indexd.cli import main
-from tests.support.homes import Turn, build_home, line, new_thread, rollout_name
-from tests.support.waiting import start_daemon
+from tests.support.daemons import DaemonProcess
+from tests.support.homes import (
+    Turn,
+    build_home,
+    new_thread,
+    rollout_name,
+    session_meta,
+    user_message,
+)
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "PROMPT-MARKER-7f3a"
@@ -22,20 +30,8 @@ def home_with_marked_prompts(tmp_path: Path) -> Path:
     bad_dir = home / "sessions" / "2026" / "11" / "21"
     bad_dir.mkdir(parents=True)
     broken = new_thread(50)
-    meta = line(
-        {
-            "timestamp": "2026-11-21T00:00:00.000Z",
-            "type": "session_meta",
-            "payload": {"id": broken.thread_id, "timestamp": "2026-11-21T00:00:00.000Z"},
-        }
-    )
-    torn = line(
-        {
-            "timestamp": "2026-11-21T00:00:01.000Z",
-            "type": "event_msg",
-            "payload": {"type": "user_message", "message": f"{MARKER} in a broken file"},
-        }
-    )
+    meta = session_meta(broken.thread_id, "2026-11-21T00:00:00.000Z")
+    torn = user_message(f"{MARKER} in a broken file", "2026-11-21T00:00:01.000Z")
     (bad_dir / rollout_name(broken)).write_text(
         meta + '{"type":"event_msg","user_message":"' + MARKER + "\n" + torn[:-30]
     )
@@ -45,46 +41,33 @@ def home_with_marked_prompts(tmp_path: Path) -> Path:
 
 
 def test_repair_and_daemon_logs_never_contain_prompts(
-    tmp_path: Path, private_dirs: Path, capsys: object
+    tmp_path: Path, private_dirs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     home = home_with_marked_prompts(tmp_path)
     assert (
         main(["repair", "--codex-home", str(home), "--include-orphans", "--log-level", "debug"])
         == 0
     )
-    captured = capsys.readouterr()  # type: ignore[attr-defined]
+    captured = capsys.readouterr()
     assert MARKER in (home / "history.jsonl").read_text()  # the prompts were really processed
     assert MARKER not in captured.err
-    daemon = start_daemon(home, extra_env={"CODEX_INDEXD_LOG_LEVEL": "debug"})
+    daemon = DaemonProcess(home, env={"CODEX_INDEXD_LOG_LEVEL": "debug"})
     log = private_dirs / "log" / "codex-indexd.log"
     try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not (
-            log.exists() and "daemon.ready" in log.read_text()
-        ):
-            time.sleep(0.05)
+        wait_for(lambda: log.exists() and "daemon.ready" in log.read_text(), 15, "daemon.ready")
         with next((home / "sessions" / "2026" / "11" / "20").glob("rollout-*.jsonl")).open(
             "a"
         ) as handle:
-            handle.write(
-                line(
-                    {
-                        "timestamp": "2026-11-25T00:00:00.000Z",
-                        "type": "event_msg",
-                        "payload": {"type": "user_message", "message": f"{MARKER} appended"},
-                    }
-                )
-            )
-        deadline = time.monotonic() + 10
-        while (
-            time.monotonic() < deadline
-            and f"{MARKER} appended" not in (home / "history.jsonl").read_text()
-        ):
-            time.sleep(0.05)
-        assert f"{MARKER} appended" in (home / "history.jsonl").read_text()
+            handle.write(user_message(f"{MARKER} appended", "2026-11-25T00:00:00.000Z"))
+        wait_for(
+            lambda: f"{MARKER} appended" in (home / "history.jsonl").read_text(),
+            10,
+            "the appended turn in history",
+        )
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        _, stderr = daemon.communicate(timeout=10)
+        daemon.terminate(timeout=10)
+        stderr = daemon.stderr
+        daemon.close()
     text = log.read_text()
     assert "index.repaired" in text and "rollout" in text
     assert MARKER not in text and MARKER not in stderr

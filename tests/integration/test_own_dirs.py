@@ -16,8 +16,8 @@ import pytest
 
 from codex_indexd.paths import OurFiles
 from codex_indexd.write.locks import InstanceLock
+from tests.support.daemons import ROOT
 from tests.support.homes import build_home, new_thread, read_jsonl
-from tests.support.waiting import ROOT
 
 OTHER_UID = 4321
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another uid")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,7 +64,9 @@ def home(tmp_path: Path) -> tuple[Path, list[str]]:
     return root, [t.thread_id for t in threads]
 
 
-def explain_json(root: Path, query: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict]:
+def explain_json(
+    root: Path, query: str, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, dict[str, Any]]:
     code = main(["explain", "--codex-home", str(root), "--json", query])
     return code, json.loads(capsys.readouterr().out)
 

@@ -13,8 +13,15 @@ from codex_indexd.cli import main
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.index.model import HistoryLine
 from codex_indexd.watch.tracker import RolloutTracker
-from tests.support.homes import build_home, new_thread, read_jsonl, rollout_path
-from tests.support.waiting import start_daemon, wait_for
+from tests.support.daemons import DaemonProcess
+from tests.support.homes import (
+    build_home,
+    new_thread,
+    read_jsonl,
+    rollout_path,
+    user_message,
+)
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("zstd") is None, reason="needs the zstd binary")
 
@@ -53,7 +60,7 @@ def test_tracker_keeps_the_thread_across_the_swap(tmp_path: Path) -> None:
 def test_running_daemon_sees_no_change(tmp_path: Path) -> None:
     threads = [new_thread(i, paginated=True) for i in range(2)]
     home = build_home(tmp_path / "h", threads)
-    daemon = start_daemon(home)
+    daemon = DaemonProcess(home)
     try:
         index, history = home / "session_index.jsonl", home / "history.jsonl"
         wait_for(lambda: index.exists() and history.exists(), 20, "first reconcile")
@@ -66,17 +73,14 @@ def test_running_daemon_sees_no_change(tmp_path: Path) -> None:
         other = rollout_path(home, threads[1])
         assert daemon.poll() is None
         with open(other, "a") as handle:
-            handle.write(
-                '{"timestamp":"2026-11-20T11:00:00.000Z","type":"event_msg",'
-                '"payload":{"type":"user_message","message":"after the swap"}}\n'
-            )
+            handle.write(user_message("after the swap", "2026-11-20T11:00:00.000Z"))
         wait_for(lambda: b"after the swap" in history.read_bytes(), 20, "the later turn")
         assert daemon.poll() is None
         assert index.read_bytes() == snapshot[0]
         assert history.read_bytes().startswith(snapshot[1])
     finally:
-        daemon.terminate()
-        daemon.wait(timeout=10)
+        daemon.terminate(timeout=10)
+        daemon.close()
 
 
 def test_repair_after_the_swap_changes_nothing(tmp_path: Path) -> None:

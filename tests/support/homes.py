@@ -1,14 +1,17 @@
 """Builders for small Codex homes in tests: rollouts in each format, a state DB, index files.
 
-Lines follow what Codex 0.169.0 writes (docs/codex-formats.md); the tests in
-tests/e2e check the same against the real binary.
+Lines follow what Codex 0.169.0 writes (docs/codex-formats.md); the tests in tests/e2e check
+the same against the real binary. Tests whose point is an odd or torn line write those bytes
+themselves, next to lines from the builders here.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -67,24 +70,98 @@ def new_thread(i: int, *, turns: int = 2, paginated: bool = False, **kw: Any) ->
     return Thread(tid, BASE_TIME + timedelta(minutes=i), texts, paginated=paginated, **kw)
 
 
+# -- rollout lines -------------------------------------------------------------------------
+# Each builder returns one line (with its newline) with the keys in Codex's order:
+# `timestamp`, `ordinal` (paginated rollouts only), `type`, `payload`. The reader's fast path
+# relies on that order, so tests that need odd shapes write those bytes themselves.
+
+
+def record(ts: str, kind: str, payload: dict[str, Any], *, ordinal: int | None = None) -> str:
+    """A rollout line of type `kind` at `ts` (RFC 3339, as written)."""
+    obj: dict[str, Any] = {"timestamp": ts}
+    if ordinal is not None:
+        obj["ordinal"] = ordinal
+    obj["type"] = kind
+    obj["payload"] = payload
+    return line(obj)
+
+
+def session_meta(thread_id: str, ts: str, *, ordinal: int | None = None, **fields: Any) -> str:
+    """A `session_meta` line: `id`, `timestamp`, then `fields` in the order given."""
+    return record(ts, "session_meta", {"id": thread_id, "timestamp": ts, **fields}, ordinal=ordinal)
+
+
+def user_message(text: str, ts: str, *, ordinal: int | None = None, **fields: Any) -> str:
+    """A legacy user turn: an `event_msg` / `user_message` (extra payload `fields` after it)."""
+    payload = {"type": "user_message", "message": text, **fields}
+    return record(ts, "event_msg", payload, ordinal=ordinal)
+
+
+def user_item(
+    thread_id: str,
+    text: str,
+    ts: str,
+    *,
+    ordinal: int,
+    turn_id: str,
+    item_id: str,
+    images: Sequence[str] = (),
+) -> str:
+    """A paginated user turn: an `event_msg` / `item_completed` with a `UserMessage` item."""
+    content: list[dict[str, Any]] = [{"type": "text", "text": text, "text_elements": []}]
+    content += [{"type": "image", "image_url": url} for url in images]
+    payload = {
+        "type": "item_completed",
+        "thread_id": thread_id,
+        "turn_id": turn_id,
+        "item": {"type": "UserMessage", "id": item_id, "content": content},
+    }
+    return record(ts, "event_msg", payload, ordinal=ordinal)
+
+
+def response_message(text: str, ts: str, *, role: str = "user", ordinal: int | None = None) -> str:
+    """A `response_item` message (what the model saw; never a user turn for the index)."""
+    payload = {"type": "message", "role": role, "content": [{"type": "input_text", "text": text}]}
+    return record(ts, "response_item", payload, ordinal=ordinal)
+
+
+def thread_renamed(thread_id: str, name: str, ts: str, *, ordinal: int | None = None) -> str:
+    """A `thread_name_updated` event: a rename made in Codex."""
+    payload = {"type": "thread_name_updated", "thread_id": thread_id, "thread_name": name}
+    return record(ts, "event_msg", payload, ordinal=ordinal)
+
+
+def user_turn(thread: Thread, text: str, when: datetime, *, ordinal: int = 1000) -> str:
+    """A user turn line to append to `thread`'s rollout, in its format: legacy
+    `user_message`, or paginated `item_completed` (ids derived from `ordinal`)."""
+    if thread.paginated:
+        return user_item(
+            thread.thread_id,
+            text,
+            iso(when),
+            ordinal=ordinal,
+            turn_id=f"t{ordinal}",
+            item_id=f"u{ordinal}",
+        )
+    return user_message(text, iso(when), images=[], local_images=[], kind="plain")
+
+
+ENVIRONMENT_CONTEXT = "<environment_context>\n  <cwd>/work/x</cwd>\n</environment_context>"
+"""The context Codex injects as the first `response_item` user message of a session."""
+
+
 def rollout_lines(thread: Thread) -> list[str]:
     """Return the rollout lines for a thread, legacy (G1) or paginated (G2)."""
-    out: list[str] = []
-    ordinal = 0
+    ordinals = itertools.count()
 
-    def emit(ts: datetime, kind: str, payload: dict[str, Any]) -> None:
-        nonlocal ordinal
-        obj: dict[str, Any] = {"timestamp": iso(ts)}
-        if thread.paginated:
-            obj["ordinal"] = ordinal
-            ordinal += 1
-        obj["type"] = kind
-        obj["payload"] = payload
-        out.append(line(obj))
+    def at(ts: datetime) -> tuple[str, int | None]:
+        return iso(ts), next(ordinals) if thread.paginated else None
+
+    def emit(ts: datetime, kind: str, payload: dict[str, Any]) -> str:
+        when, ordinal = at(ts)
+        return record(when, kind, payload, ordinal=ordinal)
 
     meta: dict[str, Any] = {
-        "id": thread.thread_id,
-        "timestamp": iso(thread.start),
         "cwd": "/work/x",
         "originator": "codex_cli_rs",
         "cli_version": "0.169.0",
@@ -93,76 +170,44 @@ def rollout_lines(thread: Thread) -> list[str]:
     }
     if thread.paginated:
         meta["history_mode"] = "paginated"
-    emit(thread.start, "session_meta", meta)
-    emit(
-        thread.start,
-        "response_item",
-        {
-            "type": "message",
-            "role": "user",
-            "content": [
-                {
-                    "type": "input_text",
-                    "text": "<environment_context>\n  <cwd>/work/x</cwd>\n</environment_context>",
-                }
-            ],
-        },
-    )
+    when, ordinal = at(thread.start)
+    out = [session_meta(thread.thread_id, when, ordinal=ordinal, **meta)]
+    when, ordinal = at(thread.start)
+    out.append(response_message(ENVIRONMENT_CONTEXT, when, ordinal=ordinal))
     for j, turn in enumerate(thread.turns):
         ts = thread.start + timedelta(seconds=10 * (j + 1))
-        emit(ts, "turn_context", {"cwd": "/work/x", "model": "mock"})
-        emit(
-            ts,
-            "response_item",
-            {
-                "type": "message",
-                "role": "user",
-                "content": [{"type": "input_text", "text": turn.text}],
-            },
-        )
+        out.append(emit(ts, "turn_context", {"cwd": "/work/x", "model": "mock"}))
+        when, ordinal = at(ts)
+        out.append(response_message(turn.text, when, ordinal=ordinal))
+        when, ordinal = at(ts)
         if thread.paginated:
-            content: list[dict[str, Any]] = [
-                {"type": "text", "text": turn.text, "text_elements": []}
-            ]
-            content += [{"type": "image", "image_url": url} for url in turn.images]
-            emit(
-                ts,
-                "event_msg",
-                {
-                    "type": "item_completed",
-                    "thread_id": thread.thread_id,
-                    "turn_id": f"t{j}",
-                    "item": {"type": "UserMessage", "id": f"u{j}", "content": content},
-                },
+            assert ordinal is not None
+            out.append(
+                user_item(
+                    thread.thread_id,
+                    turn.text,
+                    when,
+                    ordinal=ordinal,
+                    turn_id=f"t{j}",
+                    item_id=f"u{j}",
+                    images=turn.images,
+                )
             )
         else:
-            emit(
-                ts,
-                "event_msg",
-                {
-                    "type": "user_message",
-                    "message": turn.text,
-                    "images": turn.images,
-                    "local_images": [],
-                    "kind": "plain",
-                },
+            out.append(
+                user_message(turn.text, when, images=turn.images, local_images=[], kind="plain")
             )
-        emit(
-            ts + timedelta(seconds=1),
-            "response_item",
-            {
-                "type": "function_call_output",
-                "call_id": "c",
-                "output": "x" * thread.tool_output_bytes,
-            },
-        )
-        emit(ts + timedelta(seconds=2), "event_msg", {"type": "agent_message", "message": "done"})
-    for when, name in thread.renames:
-        emit(
-            when,
-            "event_msg",
-            {"type": "thread_name_updated", "thread_id": thread.thread_id, "thread_name": name},
-        )
+        output = {
+            "type": "function_call_output",
+            "call_id": "c",
+            "output": "x" * thread.tool_output_bytes,
+        }
+        out.append(emit(ts + timedelta(seconds=1), "response_item", output))
+        done = {"type": "agent_message", "message": "done"}
+        out.append(emit(ts + timedelta(seconds=2), "event_msg", done))
+    for when_dt, name in thread.renames:
+        when, ordinal = at(when_dt)
+        out.append(thread_renamed(thread.thread_id, name, when, ordinal=ordinal))
     return out
 
 

@@ -5,7 +5,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_harness import DaemonProcess, InProcessDaemon
+
+from tests.support.daemons import DaemonProcess, InProcessDaemon
 
 
 @pytest.fixture
@@ -14,7 +15,11 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
     started: list[DaemonProcess] = []
 
     def start(home: Path, *args: str, **kw: Any) -> DaemonProcess:
-        proc = DaemonProcess(home, tmp_path, *args, **kw)
+        """A daemon on `home` with a short debounce, reporting to an sd_notify listener."""
+        kw.setdefault("debounce_ms", 30)
+        kw.setdefault("notify", True)
+        kw.setdefault("output_dir", tmp_path)
+        proc = DaemonProcess(home, *args, **kw)
         started.append(proc)
         return proc
 

@@ -12,7 +12,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from daemon_harness import (
+
+from codex_indexd.home_worker import HomeWorker
+from codex_indexd.index.plan import Plan
+from tests.integration.daemon.home_files import (
     append,
     codex_history_append,
     codex_rename,
@@ -21,27 +24,26 @@ from daemon_harness import (
     index_ids,
     jsonl,
     latest_names,
-    log_events,
     raw_lines,
     status,
     status_ident,
-    user_turn,
-    wait_for,
 )
-
-from codex_indexd.home_worker import HomeWorker
-from codex_indexd.index.plan import Plan
+from tests.support.daemons import InProc, Spawn, log_records
 from tests.support.homes import (
     BASE_TIME,
     build_home,
     iso,
     new_thread,
     rollout_path,
+    user_turn,
     write_rollout,
 )
+from tests.support.waiting import wait_for
 
 
-def test_appended_turns_and_new_rollouts_show_up_within_two_seconds(tmp_path: Path, spawn) -> None:  # type: ignore[no-untyped-def]
+def test_appended_turns_and_new_rollouts_show_up_within_two_seconds(
+    tmp_path: Path, spawn: Spawn
+) -> None:
     legacy, paginated = new_thread(0), new_thread(1, paginated=True)
     threads = [legacy, paginated, new_thread(2)]
     home = build_home(tmp_path / "h", threads)
@@ -86,7 +88,7 @@ def test_appended_turns_and_new_rollouts_show_up_within_two_seconds(tmp_path: Pa
 
 
 @pytest.mark.parametrize("paginated", [False, True], ids=["legacy", "paginated"])
-def test_half_written_line_is_not_consumed(tmp_path: Path, spawn, paginated: bool) -> None:  # type: ignore[no-untyped-def]
+def test_half_written_line_is_not_consumed(tmp_path: Path, spawn: Spawn, paginated: bool) -> None:
     thread = new_thread(0, paginated=paginated)
     home = build_home(tmp_path / "h", [thread])
     daemon = spawn(home)
@@ -113,7 +115,7 @@ def test_half_written_line_is_not_consumed(tmp_path: Path, spawn, paginated: boo
     assert not any("halves" in t and t != text for t in texts)
 
 
-def test_own_writes_do_not_feed_back(tmp_path: Path, spawn) -> None:  # type: ignore[no-untyped-def]
+def test_own_writes_do_not_feed_back(tmp_path: Path, spawn: Spawn) -> None:
     threads = [new_thread(i, turns=2) for i in range(5)]
     home = build_home(tmp_path / "h", threads)
     daemon = spawn(home)
@@ -134,12 +136,12 @@ def test_own_writes_do_not_feed_back(tmp_path: Path, spawn) -> None:  # type: ig
     assert daemon.alive()
 
 
-def plans_after(monkeypatch) -> list[tuple[float, Plan]]:  # type: ignore[no-untyped-def]
+def plans_after(monkeypatch) -> list[tuple[float, Plan]]:
     """Record every reconcile's start time and plan (appended once it returned)."""
     done: list[tuple[float, Plan]] = []
     original = HomeWorker.reconcile
 
-    def reconcile(self, *, reason: str, heal: bool = True) -> Plan:  # type: ignore[no-untyped-def]
+    def reconcile(self, *, reason: str, heal: bool = True) -> Plan:
         started = time.monotonic()
         plan = original(self, reason=reason, heal=heal)
         done.append((started, plan))
@@ -156,7 +158,9 @@ def next_plan(done: list[tuple[float, Plan]], since: float, what: str) -> Plan:
     )
 
 
-def test_an_old_turn_is_appended_and_not_written_again(tmp_path: Path, inproc, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_an_old_turn_is_appended_and_not_written_again(
+    tmp_path: Path, inproc: InProc, monkeypatch
+) -> None:
     """A turn older than history's tail is appended (running TUIs address lines by offset:
     nothing Codex wrote moves). Later reconciles must not see it as missing again."""
     threads = [new_thread(i, turns=2) for i in range(4)]
@@ -183,7 +187,9 @@ def test_an_old_turn_is_appended_and_not_written_again(tmp_path: Path, inproc, m
     assert run.worker.current_drift == {}
 
 
-def test_in_place_insert_by_another_writer_is_reread(tmp_path: Path, inproc, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_in_place_insert_by_another_writer_is_reread(
+    tmp_path: Path, inproc: InProc, monkeypatch
+) -> None:
     """Another writer (a manual `codex-indexd repair`) inserts a turn in the middle of history,
     keeping the inode. When the rollout later gets that turn, the daemon must see the line is
     already there instead of trusting a cached copy that took the shifted tail for an append."""
@@ -219,8 +225,8 @@ def test_in_place_insert_by_another_writer_is_reread(tmp_path: Path, inproc, mon
 
 @pytest.mark.parametrize("db_name", [None, "Old name from the DB"])
 def test_codex_rename_while_running_is_never_overridden(
-    tmp_path: Path, spawn, db_name: str | None
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, spawn: Spawn, db_name: str | None
+) -> None:
     threads = [new_thread(i, turns=2) for i in range(3)]
     target = threads[1]
     home = build_home(
@@ -258,8 +264,8 @@ def test_codex_rename_while_running_is_never_overridden(
 
 
 def test_many_legitimate_repairs_are_not_taken_for_a_fight(
-    tmp_path: Path, spawn, log_dir: Path
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, spawn: Spawn, log_dir: Path
+) -> None:
     """New sessions keep coming (one repair each): that is normal work, not a rewrite loop."""
     home = build_home(tmp_path / "h", [new_thread(0)])
     daemon = spawn(home)
@@ -270,12 +276,12 @@ def test_many_legitimate_repairs_are_not_taken_for_a_fight(
         wait_for(lambda: fresh.thread_id in index_ids(home), 3, f"new rollout {i}")  # noqa: B023
     wait_for(lambda: status(home).get("repairs", 0) >= 16, 3, "16 repairs in the status")
     assert status(home)["paused_files"] == []
-    assert not log_events(log_dir, "rewrite_loop_suspected")
+    assert not log_records(log_dir, "rewrite_loop_suspected")
 
 
 def test_a_writer_that_keeps_removing_our_line_pauses_that_file(
-    tmp_path: Path, spawn, log_dir: Path
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, spawn: Spawn, log_dir: Path
+) -> None:
     threads = [new_thread(i, turns=1) for i in range(3)]
     home = build_home(tmp_path / "h", threads)
     daemon = spawn(home)
@@ -293,13 +299,13 @@ def test_a_writer_that_keeps_removing_our_line_pauses_that_file(
         strip()
         # Put back (the 2nd, 3rd, 4th time), or refused once the 4th write tripped the guard.
         wait_for(
-            lambda: victim in index_ids(home) or log_events(log_dir, "rewrite_loop_suspected"),
+            lambda: victim in index_ids(home) or log_records(log_dir, "rewrite_loop_suspected"),
             3,
             "the daemon to put the line back",
         )
-        if log_events(log_dir, "rewrite_loop_suspected"):
+        if log_records(log_dir, "rewrite_loop_suspected"):
             break
-    (event,) = log_events(log_dir, "rewrite_loop_suspected")
+    (event,) = log_records(log_dir, "rewrite_loop_suspected")
     assert event["file"] == "session_index.jsonl"
     wait_for(
         lambda: "session_index.jsonl" in status(home).get("paused_files", []),

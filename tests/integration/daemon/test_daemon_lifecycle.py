@@ -11,39 +11,41 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from daemon_harness import (
+from structlog.testing import capture_logs
+
+from codex_indexd import settings as settings_mod
+from codex_indexd.runner import Daemon
+from codex_indexd.status_file import checkpoint_path
+from tests.integration.daemon.home_files import (
     append,
     codex_history_append,
     contains_in_order,
     history_texts,
     index_ids,
     jsonl,
-    log_events,
     raw_lines,
     status,
-    user_turn,
-    wait_for,
 )
-from structlog.testing import capture_logs
-
-from codex_indexd import settings as settings_mod
-from codex_indexd.runner import Daemon
-from codex_indexd.status_file import checkpoint_path
+from tests.support.daemons import Spawn, log_records
 from tests.support.homes import (
     BASE_TIME,
+    Thread,
     build_home,
     new_thread,
     rollout_lines,
     rollout_path,
+    user_turn,
     write_rollout,
 )
+from tests.support.waiting import wait_for
 
 # -- single instance, signals, reload -----------------------------------------------------------
 
 
-def test_second_instance_exits_75_with_a_clear_message(tmp_path: Path, spawn) -> None:  # type: ignore[no-untyped-def]
+def test_second_instance_exits_75_with_a_clear_message(tmp_path: Path, spawn: Spawn) -> None:
     home = build_home(tmp_path / "h", [new_thread(0)])
     first = spawn(home)
     first.wait_ready()
@@ -54,7 +56,7 @@ def test_second_instance_exits_75_with_a_clear_message(tmp_path: Path, spawn) ->
     assert first.alive()
 
 
-def test_sigterm_exits_0_within_two_seconds(tmp_path: Path, spawn) -> None:  # type: ignore[no-untyped-def]
+def test_sigterm_exits_0_within_two_seconds(tmp_path: Path, spawn: Spawn) -> None:
     home = build_home(tmp_path / "h", [new_thread(0)])
     daemon = spawn(home)
     daemon.wait_ready()
@@ -70,8 +72,8 @@ def test_sigterm_exits_0_within_two_seconds(tmp_path: Path, spawn) -> None:  # t
 
 def test_sighup_with_a_bad_config_keeps_the_last_good_one(
     tmp_path: Path,
-    spawn,
-    private_dirs: Path,  # type: ignore[no-untyped-def]
+    spawn: Spawn,
+    private_dirs: Path,
     log_dir: Path,
 ) -> None:
     config = Path(os.environ["CODEX_INDEXD_CONFIG"])
@@ -86,7 +88,7 @@ def test_sighup_with_a_bad_config_keeps_the_last_good_one(
     config.write_text("[policy\nhistory_sources = 'all'\n")  # not TOML
     daemon.proc.send_signal(signal.SIGHUP)
     failed = wait_for(
-        lambda: log_events(log_dir, "config.reload_failed"), 3, "config.reload_failed"
+        lambda: log_records(log_dir, "config.reload_failed"), 3, "config.reload_failed"
     )
     assert "config.toml" in failed[0]["error"]
     assert daemon.alive()
@@ -101,7 +103,7 @@ def test_sighup_with_a_bad_config_keeps_the_last_good_one(
 
     config.write_text('[policy]\nhistory_sources = "all"\n')  # fixed: the reload takes it
     daemon.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: log_events(log_dir, "config.reloaded"), 3, "config.reloaded")
+    wait_for(lambda: log_records(log_dir, "config.reloaded"), 3, "config.reloaded")
     wait_for(lambda: "exec turn" in history_texts(home), 3, "the exec turn after a good reload")
     assert daemon.terminate() == 0
 
@@ -109,7 +111,9 @@ def test_sighup_with_a_bad_config_keeps_the_last_good_one(
 # -- sd_notify --------------------------------------------------------------------------------
 
 
-def test_sd_notify_ready_after_the_first_repair_status_and_watchdog(tmp_path: Path, spawn) -> None:  # type: ignore[no-untyped-def]
+def test_sd_notify_ready_after_the_first_repair_status_and_watchdog(
+    tmp_path: Path, spawn: Spawn
+) -> None:
     threads = [new_thread(i) for i in range(5)]
     home = build_home(tmp_path / "h", threads)
     assert not (home / "session_index.jsonl").exists()
@@ -135,7 +139,9 @@ def test_sd_notify_ready_after_the_first_repair_status_and_watchdog(tmp_path: Pa
     assert daemon.terminate() == 0
 
 
-def test_status_updates_but_no_watchdog_pings_without_watchdog_usec(tmp_path: Path, spawn) -> None:  # type: ignore[no-untyped-def]
+def test_status_updates_but_no_watchdog_pings_without_watchdog_usec(
+    tmp_path: Path, spawn: Spawn
+) -> None:
     home = build_home(tmp_path / "h", [new_thread(0)])
     daemon = spawn(home)
     daemon.wait_ready()
@@ -158,13 +164,13 @@ def test_status_updates_but_no_watchdog_pings_without_watchdog_usec(tmp_path: Pa
 # -- checkpoints ------------------------------------------------------------------------------
 
 
-def loaded(log_dir: Path) -> dict:  # type: ignore[type-arg]
-    return log_events(log_dir, "home.loaded")[-1]
+def loaded(log_dir: Path) -> dict[str, Any]:
+    return log_records(log_dir, "home.loaded")[-1]
 
 
 def test_restart_uses_the_checkpoint_and_rereads_nothing(
-    tmp_path: Path, spawn, log_dir: Path
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, spawn: Spawn, log_dir: Path
+) -> None:
     threads = [new_thread(i, turns=3) for i in range(40)]
     home = build_home(tmp_path / "h", threads)
     first = spawn(home)
@@ -303,19 +309,19 @@ def check_consistent(
     assert list((state_dir / "journal").glob("*")) == []
 
 
-def start_burst(home: Path, count: int) -> list:  # type: ignore[type-arg]
+def start_burst(home: Path, count: int) -> tuple[list[Thread], list[tuple[Path, str]]]:
     """An old-timestamped turn (history must be rewritten in place), then `count` new rollouts."""
     threads = [new_thread(1000 + i, turns=1, tool_output_bytes=20) for i in range(count)]
     contents = [(rollout_path(home, t), "".join(rollout_lines(t))) for t in threads]
     for parent in {p.parent for p, _ in contents}:
         parent.mkdir(parents=True, exist_ok=True)
-    return [threads, contents]
+    return threads, contents
 
 
 @pytest.mark.slow
 def test_kill_9_mid_burst_then_restart_is_consistent(
-    tmp_path: Path, spawn, state_dir: Path
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, spawn: Spawn, state_dir: Path
+) -> None:
     threads = [new_thread(i, turns=2) for i in range(20)]
     home = build_home(tmp_path / "h", threads)
     # Flush at least every 100 ms, so that the burst is handled in many batches.
@@ -371,7 +377,7 @@ def test_kill_9_mid_burst_then_restart_is_consistent(
     assert 0 < done_before_kill < len(wanted), "the kill did not land in the middle of the burst"
 
 
-def repaired_home(path: Path, count: int) -> tuple[Path, list]:  # type: ignore[type-arg]
+def repaired_home(path: Path, count: int) -> tuple[Path, list[Thread]]:
     threads = [new_thread(i, turns=2) for i in range(count)]
     home = build_home(path, threads)
     assert Daemon(settings_mod.load({"homes": [str(home)]})).run_once() == 0
@@ -381,14 +387,14 @@ def repaired_home(path: Path, count: int) -> tuple[Path, list]:  # type: ignore[
 OLD_TURN = "old but new"
 
 
-def append_old_turn(home: Path, thread) -> None:  # type: ignore[no-untyped-def]
+def append_old_turn(home: Path, thread) -> None:
     """A turn older than history's tail: history is rewritten in place, with a journal."""
     append(
         rollout_path(home, thread), user_turn(thread, OLD_TURN, BASE_TIME + timedelta(seconds=25))
     )
 
 
-def traced_steps(tmp_path: Path, spawn) -> list[str]:  # type: ignore[no-untyped-def]
+def traced_steps(tmp_path: Path, spawn: Spawn) -> list[str]:
     """The writer steps of the history append, from a twin home (same path length, same bytes)."""
     twin, threads = repaired_home(tmp_path / "g", 10)
     trace = tmp_path / "twin-trace.txt"
@@ -417,8 +423,8 @@ CRASH_POINTS = {
 @pytest.mark.parametrize("point", list(CRASH_POINTS))
 def test_crash_inside_a_history_rewrite_then_restart_is_consistent(
     tmp_path: Path,
-    spawn,
-    state_dir: Path,  # type: ignore[no-untyped-def]
+    spawn: Spawn,
+    state_dir: Path,
     point: str,
 ) -> None:
     """`CODEX_INDEXD_CRASH_AT` kills the daemon (exit 86) at a chosen step of a history append

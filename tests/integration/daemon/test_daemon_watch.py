@@ -12,39 +12,35 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from daemon_harness import (
-    append,
-    history_texts,
-    index_ids,
-    log_events,
-    status,
-    user_turn,
-    wait_for,
-)
 
 from codex_indexd.runner import Daemon
 from codex_indexd.watch import observer as observer_mod
+from tests.integration.daemon.home_files import append, history_texts, index_ids, status
+from tests.support.daemons import InProc, Spawn, log_records
 from tests.support.homes import (
     BASE_TIME,
     build_home,
     new_thread,
     rollout_lines,
     rollout_path,
+    user_turn,
     write_rollout,
 )
+from tests.support.waiting import wait_for
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_observer_killed_by_a_handler_exception_is_restarted(
-    tmp_path: Path, inproc, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, inproc: InProc, monkeypatch
+) -> None:
     home = build_home(tmp_path / "h", [new_thread(0)])
     run = inproc(home)
     first_observer = run.daemon.watch.observer
+    assert first_observer is not None, "a running daemon has an observer"
     original = observer_mod.HomeEventHandler.dispatch
     armed = {"raise": True}
 
-    def dispatch(self, event):  # type: ignore[no-untyped-def]
+    def dispatch(self, event):
         if armed["raise"]:
             armed["raise"] = False
             raise RuntimeError("handler blew up")  # kills watchdog's dispatcher thread
@@ -73,10 +69,11 @@ def test_observer_killed_by_a_handler_exception_is_restarted(
     assert status(home)["observer_restarts"] >= 1
 
 
-def test_observer_stopped_under_the_daemon_is_restarted(tmp_path: Path, inproc) -> None:  # type: ignore[no-untyped-def]
+def test_observer_stopped_under_the_daemon_is_restarted(tmp_path: Path, inproc: InProc) -> None:
     home = build_home(tmp_path / "h", [new_thread(0)])
     run = inproc(home)
     dead = run.daemon.watch.observer
+    assert dead is not None, "a running daemon has an observer"
     dead.stop()
     dead.join(timeout=5)
     wait_for(
@@ -93,14 +90,16 @@ def test_observer_stopped_under_the_daemon_is_restarted(tmp_path: Path, inproc) 
     wait_for(lambda: later.thread_id in index_ids(home), 3, "a rollout written after the restart")
 
 
-def test_overflow_record_forces_a_full_reconcile(tmp_path: Path, inproc, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_overflow_record_forces_a_full_reconcile(
+    tmp_path: Path, inproc: InProc, monkeypatch
+) -> None:
     # An exec thread: its turn is not held for a TUI line, so one reconcile writes it.
     thread = new_thread(0, source="exec")
     home = build_home(tmp_path / "h", [thread])
     run = inproc(home)
     seen: list[str] = []
 
-    def drop(self, event) -> None:  # type: ignore[no-untyped-def]
+    def drop(self, event) -> None:
         seen.append(str(event.src_path))  # the kernel queue overflowed: the event is lost
 
     monkeypatch.setattr(observer_mod.HomeEventHandler, "_route", drop)
@@ -122,7 +121,7 @@ def test_overflow_record_forces_a_full_reconcile(tmp_path: Path, inproc, monkeyp
     assert run.worker.stats["last_reconcile_reason"] == "full"
 
 
-def test_poll_mode_end_to_end(tmp_path: Path, spawn) -> None:  # type: ignore[no-untyped-def]
+def test_poll_mode_end_to_end(tmp_path: Path, spawn: Spawn) -> None:
     thread = new_thread(0)
     home = build_home(tmp_path / "h", [thread])
     daemon = spawn(home, "--poll", env={"CODEX_INDEXD_POLL_INTERVAL_S": "0.2"})
@@ -145,8 +144,8 @@ def test_poll_mode_end_to_end(tmp_path: Path, spawn) -> None:  # type: ignore[no
 )
 def test_inotify_limit_falls_back_to_polling_with_a_hint(
     tmp_path: Path,
-    spawn,
-    log_dir: Path,  # type: ignore[no-untyped-def]
+    spawn: Spawn,
+    log_dir: Path,
     errno_name: str,
     sysctl: str,
 ) -> None:
@@ -158,7 +157,7 @@ def test_inotify_limit_falls_back_to_polling_with_a_hint(
     )
     daemon.wait_ready()
     assert status(home)["polling"] is True
-    (warning,) = log_events(log_dir, "watch.inotify_unavailable")
+    (warning,) = log_records(log_dir, "watch.inotify_unavailable")
     assert sysctl in warning["reason"] and "sudo sysctl" in warning["reason"]
     assert warning["fallback"] == "polling"
     assert sysctl in daemon.stderr
@@ -170,11 +169,11 @@ def test_inotify_limit_falls_back_to_polling_with_a_hint(
 
 
 @pytest.mark.slow
-def test_burst_of_5000_rollouts_is_coalesced(tmp_path: Path, spawn, log_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_burst_of_5000_rollouts_is_coalesced(tmp_path: Path, spawn: Spawn, log_dir: Path) -> None:
     home = build_home(tmp_path / "h", [new_thread(0)])
     daemon = spawn(home, debounce_ms=300)
     daemon.wait_ready()
-    repairs_before = len(log_events(log_dir, "index.repaired"))
+    repairs_before = len(log_records(log_dir, "index.repaired"))
     threads = [new_thread(i, turns=1, tool_output_bytes=20) for i in range(1, 5001)]
     contents = [(rollout_path(home, t), "".join(rollout_lines(t))) for t in threads]
     for path in {p.parent for p, _ in contents}:
@@ -186,7 +185,7 @@ def test_burst_of_5000_rollouts_is_coalesced(tmp_path: Path, spawn, log_dir: Pat
     wanted = {t.thread_id for t in threads}
     wait_for(lambda: wanted <= index_ids(home), 30, "all 5,000 rollouts in the index", interval=0.2)
     wait_for(lambda: len(history_texts(home)) == 2 + 5000, 10, "all 5,000 turns in history")
-    repairs = len(log_events(log_dir, "index.repaired")) - repairs_before
+    repairs = len(log_records(log_dir, "index.repaired")) - repairs_before
     # One flush per max_delay (2 s) while the burst lasts, plus a few at its edges.
     print(f"burst: {repairs} repairs, written in {written_in:.2f} s")
     assert 1 <= repairs <= 6 + int(written_in / 2), (repairs, written_in)
@@ -197,8 +196,8 @@ def test_burst_of_5000_rollouts_is_coalesced(tmp_path: Path, spawn, log_dir: Pat
     "how", ["absent_at_start", "removed_seen", "removed_and_recreated_at_once", "polling"]
 )
 def test_removed_and_recreated_sessions_dir_is_watched_again(
-    tmp_path: Path, spawn, how: str
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, spawn: Spawn, how: str
+) -> None:
     threads = [new_thread(i, turns=1) for i in range(6)]
     home = build_home(tmp_path / "h", threads)
     if how == "absent_at_start":
@@ -230,8 +229,8 @@ def test_removed_and_recreated_sessions_dir_is_watched_again(
 
 @pytest.mark.parametrize("poll", [False, True], ids=["inotify", "polling"])
 def test_a_home_created_after_the_start_is_picked_up_at_once(
-    tmp_path: Path, spawn, poll: bool
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, spawn: Spawn, poll: bool
+) -> None:
     """Installed before Codex ever ran: ~/.codex (and its parents) appear later, and the daemon
     must notice without waiting for the periodic reconcile (10 minutes)."""
     home = tmp_path / "user" / ".codex"
@@ -251,8 +250,8 @@ def test_a_home_created_after_the_start_is_picked_up_at_once(
 
 
 def test_write_just_before_the_observer_starts_is_not_lost(
-    tmp_path: Path, inproc, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, inproc: InProc, monkeypatch
+) -> None:
     """A Codex session appends while the daemon starts: the turn must be caught by the start-up
     scan or by an event, whichever comes after it."""
     thread = new_thread(0)
@@ -260,7 +259,7 @@ def test_write_just_before_the_observer_starts_is_not_lost(
     original = Daemon.start_observer
     calls = {"n": 0}
 
-    def start_observer(self) -> None:  # type: ignore[no-untyped-def]
+    def start_observer(self) -> None:
         calls["n"] += 1
         if calls["n"] == 1:  # the last moment before events are seen
             append(
@@ -276,7 +275,9 @@ def test_write_just_before_the_observer_starts_is_not_lost(
     )
 
 
-def test_rewatch_of_one_home_loses_no_event_of_another(tmp_path: Path, inproc, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_rewatch_of_one_home_loses_no_event_of_another(
+    tmp_path: Path, inproc: InProc, monkeypatch
+) -> None:
     """Recreating one home's sessions/ restarts the observer of every home; whatever another
     home got while no observer ran must still be found."""
     a = build_home(tmp_path / "a", [new_thread(0)])
@@ -285,7 +286,7 @@ def test_rewatch_of_one_home_loses_no_event_of_another(tmp_path: Path, inproc, m
     original = Daemon.start_observer
     gap_thread = new_thread(2, turns=1)
 
-    def start_observer(self) -> None:  # type: ignore[no-untyped-def]
+    def start_observer(self) -> None:
         if not (rollout_path(b, gap_thread)).exists():
             write_rollout(b, gap_thread)  # lands while the old observer is stopped
         original(self)
@@ -301,8 +302,8 @@ def test_rewatch_of_one_home_loses_no_event_of_another(tmp_path: Path, inproc, m
 
 
 def test_failed_inotify_start_leaves_no_watcher_threads_behind(
-    tmp_path: Path, inproc, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, inproc: InProc, monkeypatch
+) -> None:
     """ENOSPC from the second inotify watch: the emitters already started, and the observer's
     inotify instance, must be stopped before falling back to polling (else they keep queueing
     events nobody reads)."""
@@ -325,7 +326,7 @@ def test_failed_inotify_start_leaves_no_watcher_threads_behind(
     original = inotify.InotifyEmitter.on_thread_start
     calls = {"n": 0}
 
-    def on_thread_start(self) -> None:  # type: ignore[no-untyped-def]
+    def on_thread_start(self) -> None:
         calls["n"] += 1
         if calls["n"] == 2:
             raise OSError(errno.ENOSPC, "inotify watch limit reached")
@@ -343,17 +344,18 @@ def test_failed_inotify_start_leaves_no_watcher_threads_behind(
     wait_for(lambda: fresh.thread_id in index_ids(home), 2, "a rollout, by polling")
 
 
-def test_directory_vanishing_while_the_observer_restarts_does_not_kill_the_daemon(  # type: ignore[no-untyped-def]
-    tmp_path: Path, inproc, monkeypatch
+def test_directory_vanishing_while_the_observer_restarts_does_not_kill_the_daemon(
+    tmp_path: Path, inproc: InProc, monkeypatch
 ) -> None:
     from codex_indexd import runner
+    from codex_indexd.watch import observer as observer_mod
 
     home = build_home(tmp_path / "h", [new_thread(0)])
     run = inproc(home)
-    original = runner.watch_plan
+    original = observer_mod.watch_plan  # the function runner calls by this name
     armed = {"on": True, "removed": False}
 
-    def watch_plan(home_, sqlite_home):  # type: ignore[no-untyped-def]
+    def watch_plan(home_, sqlite_home):
         plan = original(home_, sqlite_home)
         if armed["on"] and home_.sessions in plan.recursive:
             armed["on"] = False

@@ -7,13 +7,17 @@ import os
 from pathlib import Path
 
 import pytest
-from daemon_harness import history_texts, index_ids, wait_for
 
+from tests.integration.daemon.home_files import history_texts, index_ids
+from tests.support.daemons import Spawn
 from tests.support.homes import build_home, new_thread
+from tests.support.waiting import wait_for
 
 
 @pytest.mark.parametrize("name", ["session_index.jsonl", "history.jsonl"])
-def test_a_deleted_index_file_comes_back_after_a_restart(tmp_path: Path, spawn, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_deleted_index_file_comes_back_after_a_restart(
+    tmp_path: Path, spawn: Spawn, name: str
+) -> None:
     threads = [new_thread(i, turns=2) for i in range(5)]
     home = build_home(tmp_path / "h", threads)
     first = spawn(home)
@@ -31,7 +35,7 @@ def test_a_deleted_index_file_comes_back_after_a_restart(tmp_path: Path, spawn, 
     assert again.alive()
 
 
-def test_a_truncation_right_after_our_write_is_repaired(tmp_path: Path, spawn) -> None:  # type: ignore[no-untyped-def]
+def test_a_truncation_right_after_our_write_is_repaired(tmp_path: Path, spawn: Spawn) -> None:
     threads = [new_thread(i, turns=5) for i in range(5)]
     home = build_home(tmp_path / "h", threads)
     history = home / "history.jsonl"

@@ -11,10 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daemon_harness import log_events, wait_for
-
+from tests.support.daemons import log_records, source_pythonpath
 from tests.support.homes import build_home, new_thread
-from tests.support.waiting import source_pythonpath
+from tests.support.waiting import wait_for
 
 
 def status_of(home: Path) -> dict[str, Any]:
@@ -53,14 +52,14 @@ def test_sighup_adds_and_drops_homes(tmp_path: Path, private_dirs: Path, log_dir
         config.write_text(homes_toml(first, second))
         proc.send_signal(signal.SIGHUP)
         wait_for((second / "session_index.jsonl").exists, 20, "the added home served")
-        assert log_events(log_dir, "home.added")
+        assert log_records(log_dir, "home.added")
         assert status_of(second)["daemon_pid"] == proc.pid
 
         config.write_text(homes_toml(second, extra='log_level = "debug"\n'))
         proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: log_events(log_dir, "home.dropped"), 20, "home.dropped")
+        wait_for(lambda: log_records(log_dir, "home.dropped"), 20, "home.dropped")
         wait_for(lambda: status_of(first)["daemon_running"] is False, 20, "the first let go")
-        assert log_events(log_dir, "config.restart_needed")
+        assert log_records(log_dir, "config.restart_needed")
         warnings = status_of(second)["warnings"]
         assert any("restarted to apply log_level" in w for w in warnings), warnings
         assert proc.poll() is None

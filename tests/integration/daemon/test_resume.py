@@ -15,19 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_harness import append, user_turn
 from structlog.testing import capture_logs
 
-from codex_indexd import home_worker
+from codex_indexd import engine, home_worker
 from codex_indexd import settings as settings_mod
+from codex_indexd.index import plan as plan_mod
 from codex_indexd.runner import Daemon
 from codex_indexd.status_file import checkpoint_path
+from tests.integration.daemon.home_files import append
 from tests.support.homes import (
     BASE_TIME,
     build_home,
     index_line,
     new_thread,
     rollout_path,
+    user_turn,
     write_rollout,
 )
 
@@ -39,7 +41,7 @@ class PlanSpy:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: list[set[str] | None] = []
-        real = home_worker.make_plan
+        real = plan_mod.make_plan  # the function home_worker calls by this name
 
         def spy(*args: Any, **kwargs: Any) -> Any:
             only = kwargs.get("only")
@@ -54,7 +56,7 @@ def run_once(home: Path, **cli: Any) -> dict[str, Any]:
     with capture_logs() as logs:
         assert Daemon(settings_mod.load({"homes": [str(home)], **cli})).run_once() == 0
     (record,) = [r for r in logs if r["event"] == "home.loaded"]
-    return record
+    return dict(record)
 
 
 def files(home: Path) -> tuple[bytes, bytes]:
@@ -180,7 +182,7 @@ def test_a_write_that_raced_another_writer_is_not_vouched_for(
     """When Codex appended to the index between our plan and our write, the record must not
     cover Codex's line: the next start plans in full."""
     new_rollout(home)  # a new thread: an index line and history lines to write
-    real = home_worker.apply_plan
+    real = engine.apply_plan  # the function home_worker calls by this name
 
     def codex_writes_first(*args: Any, **kwargs: Any) -> Any:
         with open(home / "session_index.jsonl", "ab") as handle:

@@ -8,17 +8,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # run as a script: make `tests.…` importable
 
+from tests.support.daemons import DaemonProcess, source_pythonpath  # noqa: E402
 from tests.support.homes import build_home, new_thread  # noqa: E402
-from tests.support.waiting import source_pythonpath, start_daemon  # noqa: E402
 
 
 def fill(directory: Path) -> Path:
@@ -88,7 +87,7 @@ def main() -> int:
     result["repair_says_enospc"] = "No space left" in repair.stdout
     result["intact_after_repair"] = all((home / n).read_bytes() == d for n, d in originals.items())
     result["temp_files"] = sorted(p.name for p in home.glob(".*tmp"))
-    daemon = start_daemon(home, extra_env=env)
+    daemon = DaemonProcess(home, env=env)
     log = work / "log" / "codex-indexd.log"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not (
@@ -110,8 +109,8 @@ def main() -> int:
     result["index_kept"] = (
         (home / "session_index.jsonl").read_bytes().startswith(originals["session_index.jsonl"])
     )
-    daemon.send_signal(signal.SIGTERM)
-    result["daemon_exit"] = daemon.wait(timeout=10)
+    result["daemon_exit"] = daemon.terminate(timeout=10)
+    daemon.close()
     print(json.dumps(result))
     shutil.rmtree(mount / "home", ignore_errors=True)
     return 0

@@ -23,7 +23,14 @@ from codex_indexd.cli import main
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.engine import recover
 from codex_indexd.write import crashpoints
-from tests.support.homes import BASE_TIME, build_home, index_line, iso, line, new_thread
+from tests.support.homes import (
+    BASE_TIME,
+    build_home,
+    index_line,
+    iso,
+    new_thread,
+    user_message,
+)
 
 pytestmark = pytest.mark.slow
 CHUNK = "64"
@@ -72,15 +79,7 @@ def seed_home(path: Path) -> Path:
     os.chmod(home / "history.jsonl", 0o600)
     rollout = next((home / "sessions").rglob(f"*{threads[0].thread_id}.jsonl"))
     with rollout.open("a") as handle:
-        handle.write(
-            line(
-                {
-                    "timestamp": iso(BASE_TIME.replace(hour=23)),
-                    "type": "event_msg",
-                    "payload": {"type": "user_message", "message": "a late turn"},
-                }
-            )
-        )
+        handle.write(user_message("a late turn", iso(BASE_TIME.replace(hour=23))))
     return home
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.daemons import source_pythonpath
 from tests.support.homes import build_home, new_thread
-from tests.support.waiting import source_pythonpath, wait_for
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 PROBER = textwrap.dedent(

@@ -11,8 +11,15 @@ from pathlib import Path
 import pytest
 
 from codex_indexd.cli import main
-from tests.support.homes import build_home, line, new_thread, read_jsonl, rollout_name
-from tests.support.waiting import source_pythonpath
+from tests.support.daemons import source_pythonpath
+from tests.support.homes import (
+    build_home,
+    new_thread,
+    read_jsonl,
+    rollout_name,
+    session_meta,
+    user_message,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -23,30 +30,14 @@ def test_2gb_rollout_with_a_200mb_line_is_skipped_with_bounded_memory(tmp_path: 
     big = new_thread(1)
     path = home / "sessions" / "2026" / "11" / "20" / rollout_name(big)
     with open(path, "wb") as handle:
-        handle.write(
-            line(
-                {
-                    "timestamp": "2026-11-20T10:00:00.000Z",
-                    "type": "session_meta",
-                    "payload": {"id": big.thread_id, "timestamp": "2026-11-20T10:00:00.000Z"},
-                }
-            ).encode()
-        )
+        handle.write(session_meta(big.thread_id, "2026-11-20T10:00:00.000Z").encode())
         prefix = b'{"timestamp":"2026-11-20T10:00:01.000Z","type":"event_msg","payload":{"type":"user_message","message":"'
         handle.write(prefix)
         block = b"a" * (1 << 20)
         for _ in range(200):
             handle.write(block)
         handle.write(b'"}}\n')
-        handle.write(
-            line(
-                {
-                    "timestamp": "2026-11-20T10:00:02.000Z",
-                    "type": "event_msg",
-                    "payload": {"type": "user_message", "message": "after the huge line"},
-                }
-            ).encode()
-        )
+        handle.write(user_message("after the huge line", "2026-11-20T10:00:02.000Z").encode())
         handle.truncate(2 * 1024**3)  # the rest is a sparse, newline-free tail
     probe = (
         "import resource, sys\n"

@@ -11,12 +11,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from codex_indexd.cli import main
+from tests.support.daemons import DaemonProcess, source_pythonpath
 from tests.support.homes import build_home, new_thread, read_jsonl
-from tests.support.waiting import source_pythonpath, start_daemon, wait_for
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -26,14 +28,15 @@ def index_ids(home: Path) -> set[str]:
     return {e["id"] for e in read_jsonl(path)} if path.exists() else set()
 
 
-def status_json(home: Path) -> dict[str, object]:
+def status_json(home: Path) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-m", "codex_indexd", "status", "--json", "--codex-home", str(home)],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": source_pythonpath()},
     )
-    return json.loads(out.stdout)["homes"][0]  # type: ignore[no-any-return]
+    report: dict[str, Any] = json.loads(out.stdout)["homes"][0]
+    return report
 
 
 @pytest.mark.slow
@@ -44,12 +47,12 @@ def test_held_index_lock_is_waited_out_and_reported(tmp_path: Path, hold_s: int)
     lock_fd = os.open(home / "session_index.jsonl.lock", os.O_RDWR | os.O_CREAT, 0o666)
     fcntl.flock(lock_fd, fcntl.LOCK_EX)
     held_at = time.monotonic()
-    daemon = start_daemon(home)
+    daemon = DaemonProcess(home)
     try:
         wait_for((home / "history.jsonl").exists, 15, "history written despite the index lock")
         report = status_json(home)
-        assert any("held right now" in w for w in report["warnings"]), report  # type: ignore[union-attr]
-        assert report["drift"].get("index_missing") == 3  # type: ignore[union-attr]
+        assert any("held right now" in w for w in report["warnings"]), report
+        assert report["drift"].get("index_missing") == 3
         assert not index_ids(home)
         if hold_s > 10:
             wait_for(
@@ -60,7 +63,7 @@ def test_held_index_lock_is_waited_out_and_reported(tmp_path: Path, hold_s: int)
                 "lock.busy logged",
             )
             report = status_json(home)
-            assert any("lock was busy" in w for w in report["warnings"]), report  # type: ignore[union-attr]
+            assert any("lock was busy" in w for w in report["warnings"]), report
         while time.monotonic() - held_at < hold_s:
             time.sleep(0.1)
             assert daemon.poll() is None  # the daemon never gives up or dies
@@ -80,9 +83,7 @@ def test_held_index_lock_is_waited_out_and_reported(tmp_path: Path, hold_s: int)
     finally:
         if lock_fd >= 0:
             os.close(lock_fd)
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
+        daemon.close()
 
 
 def test_history_flock_held_by_codex_makes_us_wait_then_retry(tmp_path: Path) -> None:
@@ -116,7 +117,7 @@ def test_10000_codex_appends_against_continuous_repairs(tmp_path: Path) -> None:
         )
         for tag in ("a", "b")
     ]
-    daemon = start_daemon(home)
+    daemon = DaemonProcess(home)
     try:
         runs = 0
         while any(p.poll() is None for p in procs):
@@ -127,8 +128,8 @@ def test_10000_codex_appends_against_continuous_repairs(tmp_path: Path) -> None:
             runs += 1
         outputs = [p.communicate()[0] for p in procs]
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(timeout=10)
+        daemon.terminate(timeout=10)
+        daemon.close()
     assert all("lost=0" in out for out in outputs), outputs
     assert runs >= 2
     for name, key in (("history.jsonl", "text"), ("session_index.jsonl", "thread_name")):

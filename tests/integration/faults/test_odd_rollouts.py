@@ -14,8 +14,17 @@ from pathlib import Path
 import pytest
 
 from codex_indexd.cli import main
-from tests.support.homes import BASE_TIME, build_home, line, new_thread, read_jsonl, rollout_name
-from tests.support.waiting import source_pythonpath, start_daemon, wait_for
+from tests.support.daemons import DaemonProcess, source_pythonpath
+from tests.support.homes import (
+    BASE_TIME,
+    build_home,
+    new_thread,
+    read_jsonl,
+    rollout_lines,
+    rollout_name,
+    session_meta,
+)
+from tests.support.waiting import wait_for
 
 HOSTILE = ("fifo", "dev_zero_link", "dir_link", "link_loop")
 
@@ -68,14 +77,15 @@ def test_daemon_serves_the_others_and_exits_on_sigterm(tmp_path: Path) -> None:
     home = build_home(tmp_path / "h", threads)
     add_hostile(home, "fifo", 60)  # present at start
     add_hostile(home, "dev_zero_link", 61)
-    daemon = start_daemon(home)
+    daemon = DaemonProcess(home)
     try:
         wait_for(lambda: index_ids(home) == {t.thread_id for t in threads}, 20, "index written")
         late = new_thread(3, paginated=True)
         add_hostile(home, "fifo", 62)  # arriving while running
         add_hostile(home, "dev_zero_link", 63)
+        # (a blank line after each: the reader skips them)
         (sessions_dir(home) / rollout_name(late)).write_text(
-            "".join(line(x) + "\n" for x in _lines(late))
+            "".join(raw + "\n" for raw in rollout_lines(late))
         )
         wait_for(lambda: late.thread_id in index_ids(home), 20, "a later thread indexed")
         start = time.monotonic()
@@ -83,29 +93,15 @@ def test_daemon_serves_the_others_and_exits_on_sigterm(tmp_path: Path) -> None:
         assert daemon.wait(timeout=5) == 0
         assert time.monotonic() - start < 2.0
     finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
-    assert daemon.stderr is not None
-    log = daemon.stderr.read()
+        daemon.close()
+    log = daemon.stderr
     assert "not a regular file" in log or "symlink to a" in log
-
-
-def _lines(thread: object) -> list[dict[str, object]]:
-    from tests.support.homes import rollout_lines
-
-    return [json.loads(x) for x in rollout_lines(thread)]  # type: ignore[arg-type]
 
 
 def rollout_with_prompts(home: Path, i: int, prompts: list[bytes]) -> Path:
     thread = new_thread(i)
     path = sessions_dir(home) / rollout_name(thread)
-    meta = {
-        "timestamp": "2026-11-20T10:00:00.000Z",
-        "type": "session_meta",
-        "payload": {"id": thread.thread_id, "timestamp": "2026-11-20T10:00:00.000Z"},
-    }
-    out = [line(meta).encode() + b"\n"]
+    out = [session_meta(thread.thread_id, "2026-11-20T10:00:00.000Z").encode() + b"\n"]
     for n, message in enumerate(prompts):
         out.append(
             b'{"timestamp":"2026-11-20T10:00:0%d.000Z","type":"event_msg","payload":'

@@ -41,9 +41,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.integration.soak.harness import Daemon, flocked, log_records
+from tests.integration.soak.harness import flocked
 from tests.support.codexsim import CodexSim, SimThread, history_line, iso_nanos
-from tests.support.waiting import source_pythonpath, wait_for
+from tests.support.daemons import DaemonProcess, log_records, source_pythonpath
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 DEBOUNCE_MS = 50
@@ -157,7 +158,7 @@ class Walk:
         self.steps: list[str] = []
         self.violations: list[Violation] = []
         self.seen: set[tuple[str, str]] = set()
-        self.daemon: Daemon | None = None
+        self.daemon: DaemonProcess | None = None
         self.crashes = 0
         self.restarts = 0
         self.repairs = 0
@@ -201,16 +202,24 @@ class Walk:
         }
 
     # -- the daemon ---------------------------------------------------------------------------
+    def new_daemon(self, home: Path, env: dict[str, str] | None = None) -> DaemonProcess:
+        """A daemon on `home` (no Codex app-server), its output kept in the walk's run dir."""
+        return DaemonProcess(
+            home,
+            debounce_ms=DEBOUNCE_MS,
+            env={"CODEX_INDEXD_CODEX_API": "off", **(env or {})},
+            log_dir=self.log_dir,
+            output_dir=self.base / "run",
+        )
+
     def start_daemon(self, crash_at: int | None = None) -> None:
         env = {"CODEX_INDEXD_DEBOUNCE_MS": str(DEBOUNCE_MS)}
         if crash_at is not None:
             env |= {"CODEX_INDEXD_CRASH_AT": str(crash_at), "CODEX_INDEXD_CRASH_CHUNK": "64"}
-        daemon = Daemon(
-            self.home, self.base / "run", self.log_dir, "--debounce-ms", str(DEBOUNCE_MS), env=env
-        )
+        daemon = self.new_daemon(self.home, env)
         self.daemon = daemon
         self.restarts += 1
-        before = daemon._ready_before
+        before = daemon.ready_before
 
         def ready_or_crashed() -> bool:
             if daemon.proc.poll() is not None:
@@ -722,7 +731,7 @@ class Walk:
     def r_big_history(self) -> None:
         size = self.config.big_history_bytes
         sid = self.sim.new_id()
-        chunk = []
+        chunk: list[str] = []
         total = 0
         ts = int(time.time()) - 86400
         while total < size:
@@ -875,8 +884,8 @@ class Walk:
         link = self.base / "home-link"
         if not link.exists():
             link.symlink_to(self.home)
-        second = Daemon(link, self.base / "run", self.log_dir, "--debounce-ms", str(DEBOUNCE_MS))
-        before = second._ready_before
+        second = self.new_daemon(link)
+        before = second.ready_before
         try:
             wait_for(
                 lambda: (

@@ -29,7 +29,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository root
+# Run as a script: the repository root makes `tests.…` importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from tests.support.codexsim import (
     Rollout,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from .harness import Daemon
+from tests.support.daemons import DaemonProcess
 
 
 @pytest.fixture
@@ -15,12 +15,23 @@ def log_dir(private_dirs: Path) -> Path:
 
 
 @pytest.fixture
-def spawn(tmp_path: Path, log_dir: Path) -> Iterator[Callable[..., Daemon]]:
-    """Start daemon subprocesses; whatever still runs at the end is killed."""
-    started: list[Daemon] = []
+def spawn(tmp_path: Path, log_dir: Path) -> Iterator[Callable[..., DaemonProcess]]:
+    """Start daemon subprocesses (the daemon's own debounce unless `args` set one, no Codex
+    app-server, ready once the log says so); whatever still runs at the end is killed."""
+    started: list[DaemonProcess] = []
 
-    def start(home: Path, *args: str, **kw: Any) -> Daemon:
-        daemon = Daemon(home, tmp_path / "run", log_dir, *args, **kw)
+    def start(
+        home: Path, *args: str, env: dict[str, str] | None = None, **kw: Any
+    ) -> DaemonProcess:
+        daemon = DaemonProcess(
+            home,
+            *args,
+            debounce_ms=None,
+            env={"CODEX_INDEXD_CODEX_API": "off", **(env or {})},
+            log_dir=log_dir,
+            output_dir=tmp_path / "run",
+            **kw,
+        )
         started.append(daemon)
         return daemon
 

@@ -187,10 +187,10 @@ class Model:
         horizon = snapshot_at - settle
         busy = {entry["tid"] for entry in self.inflight.values() if "tid" in entry}
 
-        for raw in torn_lines(index, INDEX_KEYS):
-            out.append(Discrepancy("index_torn_line", raw[:200].decode("utf-8", "replace")))
-        for raw in torn_lines(history, HISTORY_KEYS):
-            out.append(Discrepancy("history_torn_line", raw[:200].decode("utf-8", "replace")))
+        for torn in torn_lines(index, INDEX_KEYS):
+            out.append(Discrepancy("index_torn_line", torn[:200].decode("utf-8", "replace")))
+        for torn in torn_lines(history, HISTORY_KEYS):
+            out.append(Discrepancy("history_torn_line", torn[:200].decode("utf-8", "replace")))
 
         index_lines = [raw.decode("utf-8", "replace") + "\n" for raw in index.splitlines()]
         history_lines = [raw.decode("utf-8", "replace") + "\n" for raw in history.splitlines()]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.daemons import Spawn, log_records
 from tests.support.homes import (
     BASE_TIME,
     Thread,
@@ -19,8 +20,9 @@ from tests.support.homes import (
     rollout_name,
     write_rollout,
 )
+from tests.support.waiting import wait_for
 
-from .harness import jsonl_objects, log_records, read_locked, torn_lines, wait_for
+from .harness import jsonl_objects, read_locked, torn_lines
 
 STORM_FILES = 20_000
 DAYS = 4  # date directories the storm spreads over; two exist before, two appear during it
@@ -41,8 +43,8 @@ def storm_thread(i: int) -> Thread:
 
 @pytest.mark.slow
 def test_twenty_thousand_new_rollouts_are_coalesced_and_all_indexed(
-    tmp_path: Path, spawn, log_dir: Path
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, spawn: Spawn, log_dir: Path
+) -> None:
     home = tmp_path / "home"
     # Two date directories exist (with a rollout each) before the daemon starts.
     seeds = [
@@ -68,8 +70,8 @@ def test_twenty_thousand_new_rollouts_are_coalesced_and_all_indexed(
 
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     started = time.monotonic()
-    for directory in dirs:
-        os.makedirs(directory, exist_ok=True)
+    for day_dir in dirs:
+        os.makedirs(day_dir, exist_ok=True)
     for path, data in payloads:
         fd = os.open(path, flags, 0o644)
         try:

@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import os
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from codex_indexd.status_file import read_status
 from tests.support.codexsim import Rollout, date_dir, rollout_file_name
+from tests.support.daemons import Spawn
 from tests.support.homes import build_home, new_thread, rollout_name, rollout_path
+from tests.support.waiting import wait_for
 
-from .harness import wait_for
-from .test_watch_resilience import history_keys, latest_names
+from .test_watch_resilience import history_keys, in_history, indexed, latest_names
 
 
-def test_thread_seen_before_its_first_turn_gets_its_title(tmp_path: Path, spawn) -> None:  # type: ignore[no-untyped-def]
+def test_thread_seen_before_its_first_turn_gets_its_title(tmp_path: Path, spawn: Spawn) -> None:
     """Codex writes a rollout one line per write(2), session_meta first; a paginated fork has
     no user message at all until the user types. When the daemon reconciles in between, the
     thread has no title yet. Once the first user turn arrives, the index must name the thread
@@ -50,7 +52,7 @@ def test_thread_seen_before_its_first_turn_gets_its_title(tmp_path: Path, spawn)
 
 
 @pytest.mark.parametrize("watcher", ["inotify", "polling"])
-def test_unarchive_move_alone_is_picked_up(tmp_path: Path, spawn, watcher: str) -> None:  # type: ignore[no-untyped-def]
+def test_unarchive_move_alone_is_picked_up(tmp_path: Path, spawn: Spawn, watcher: str) -> None:
     """Codex unarchives by renaming the rollout back into sessions/YYYY/MM/DD (same inode,
     same bytes). With nothing else happening, and no DB row that changes, that move alone
     must bring the thread back into the index and its turns into history. (Several rounds:
@@ -68,13 +70,13 @@ def test_unarchive_move_alone_is_picked_up(tmp_path: Path, spawn, watcher: str) 
         assert target.parent.is_dir()  # no new directory: only the move itself can be seen
         os.rename(home / "archived_sessions" / rollout_name(thread), target)
         wait_for(
-            lambda t=thread: t.thread_id in latest_names(home),
+            partial(indexed, home, thread.thread_id),
             10,
             f"round {n}: the unarchived thread in the index",
         )
         key = (thread.thread_id, thread.turns[0].text)
         wait_for(
-            lambda k=key: k in history_keys(home),
+            partial(in_history, home, key),
             5,
             f"round {n}: the unarchived thread's turn in history",
         )

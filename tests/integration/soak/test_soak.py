@@ -30,9 +30,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.daemons import Spawn, log_records
 from tests.support.homes import Thread, build_home, new_thread, rollout_lines, rollout_name
+from tests.support.waiting import wait_for
 
-from .harness import Metrics, log_records, read_locked, status_cli, wait_for
+from .harness import Metrics, read_locked, status_cli
 from .model import Discrepancy, Model
 
 WRITERS = int(os.environ.get("CODEX_INDEXD_SOAK_WRITERS", "4"))
@@ -82,7 +84,7 @@ def turn_stamps(thread: Thread) -> list[tuple[str, int]]:
 
 @pytest.mark.soak
 @pytest.mark.slow
-def test_soak_with_codex_like_writers(tmp_path: Path, spawn, log_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_soak_with_codex_like_writers(tmp_path: Path, spawn: Spawn, log_dir: Path) -> None:
     duration = float(os.environ.get("CODEX_INDEXD_SOAK_SECONDS", "300"))
     # A fact must show within: the debounce's 2 s maximum, the 0.7 s a TUI turn is held for
     # the TUI's own history line, and one full reconcile of this 8,000-thread home that may be

@@ -7,12 +7,14 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from codex_indexd.status_file import read_status
 from tests.support.codexsim import Rollout, append_index, index_line, iso
+from tests.support.daemons import Spawn, log_records
 from tests.support.homes import (
     Thread,
     build_home,
@@ -21,8 +23,9 @@ from tests.support.homes import (
     rollout_path,
     write_rollout,
 )
+from tests.support.waiting import wait_for
 
-from .harness import jsonl_objects, log_records, read_locked, status_cli, wait_for
+from .harness import jsonl_objects, read_locked, status_cli
 
 
 def append_turn(path: Path, thread: Thread, text: str) -> None:
@@ -42,8 +45,18 @@ def latest_names(home: Path) -> dict[str, str]:
     return {o["id"]: o["thread_name"] for o in jsonl_objects(read_locked(home)[0])}
 
 
-def history_keys(home: Path) -> set[tuple[str, str]]:
+def history_keys(home: Path) -> set[tuple[object, object]]:
     return {(o.get("session_id"), o.get("text")) for o in jsonl_objects(read_locked(home)[1])}
+
+
+def indexed(home: Path, thread_id: str) -> bool:
+    """True when session_index.jsonl has a line for `thread_id`."""
+    return thread_id in latest_names(home)
+
+
+def in_history(home: Path, key: tuple[str, str]) -> bool:
+    """True when history.jsonl has the turn `key` (session id, text)."""
+    return key in history_keys(home)
 
 
 def task_count(pid: int) -> int:
@@ -51,8 +64,8 @@ def task_count(pid: int) -> int:
 
 
 def test_inotify_enospc_falls_back_to_polling_and_keeps_up(
-    tmp_path: Path, spawn, log_dir: Path
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, spawn: Spawn, log_dir: Path
+) -> None:
     seed, other = new_thread(0, turns=1), new_thread(1, turns=1, paginated=True)
     home = build_home(tmp_path / "home", [seed, other], db=False)
     daemon = spawn(
@@ -124,8 +137,8 @@ def test_inotify_enospc_falls_back_to_polling_and_keeps_up(
 
 @pytest.mark.parametrize("watcher", ["inotify", "polling"])
 def test_sessions_dir_deleted_and_recreated_repeatedly_is_watched_again(
-    tmp_path: Path, spawn, watcher: str
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, spawn: Spawn, watcher: str
+) -> None:
     threads = [new_thread(i, turns=1, paginated=i % 2 == 1) for i in range(3)]
     home = build_home(tmp_path / "home", threads, db=False)
     args = ["--poll"] if watcher == "polling" else []
@@ -153,7 +166,7 @@ def test_sessions_dir_deleted_and_recreated_repeatedly_is_watched_again(
         first = new_thread(100 + cycle, turns=1, paginated=cycle % 2 == 0)
         write_rollout(home, first)  # may reuse a deleted file's inode number
         wait_for(
-            lambda t=first: t.thread_id in latest_names(home),
+            partial(indexed, home, first.thread_id),
             10,
             f"cycle {cycle}: a rollout in the new sessions/",
         )
@@ -162,14 +175,12 @@ def test_sessions_dir_deleted_and_recreated_repeatedly_is_watched_again(
         write_rollout(home, second)
         append_turn(rollout_path(home, first), first, f"cycle {cycle}: appended later")
         wait_for(
-            lambda t=second: t.thread_id in latest_names(home),
+            partial(indexed, home, second.thread_id),
             10,
             f"cycle {cycle}: a rollout in a new day directory",
         )
         key = (first.thread_id, f"cycle {cycle}: appended later")
-        wait_for(
-            lambda k=key: k in history_keys(home), 10, f"cycle {cycle}: an append in the new tree"
-        )
+        wait_for(partial(in_history, home, key), 10, f"cycle {cycle}: an append in the new tree")
         cycle_times.append(time.monotonic() - started)
         # The index lines of the deleted threads are never taken back.
         now = read_locked(home)[0].splitlines()

@@ -25,7 +25,7 @@ def scans(draw: st.DrawFn) -> RolloutScan:
 
 
 @given(st.lists(scans(), max_size=6), st.randoms())
-def test_the_choice_is_the_best_usable_one_in_any_order(found: list[RolloutScan], rnd) -> None:  # type: ignore[no-untyped-def]
+def test_the_choice_is_the_best_usable_one_in_any_order(found: list[RolloutScan], rnd) -> None:
     best = choose_rollout(found)
     usable = [s for s in found if s.usable]
     if not usable:

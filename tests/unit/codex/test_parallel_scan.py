@@ -31,8 +31,8 @@ def test_forked_scan_equals_one_process(tmp_path: Path, monkeypatch: pytest.Monk
     assert len(serial) == len(threads)
 
 
-def _spy(real, calls):  # type: ignore[no-untyped-def]
-    def wrapper(work):  # type: ignore[no-untyped-def]
+def _spy(real, calls):
+    def wrapper(work):
         calls.append(1)
         return real(work)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,42 +16,37 @@ from codex_indexd.codex.rollout import (
     strip_ide_prefix,
     thread_id_from_name,
 )
-from tests.support.homes import Turn, line, new_thread, rollout_lines, write_rollout
+from tests.support.homes import (
+    Turn,
+    line,
+    new_thread,
+    record,
+    response_message,
+    rollout_lines,
+    session_meta,
+    thread_renamed,
+    write_rollout,
+)
+from tests.support.homes import user_message as user_message_line
 from tests.support.rollout_oracle import iter_complete_lines
 
 TID = "01a2133b-c369-7d21-8c95-fcf203b4a96c"
 NAME = f"rollout-2026-11-26T00-06-10-{TID}.jsonl"
 
 
-def scan_text(tmp_path: Path, text: str, name: str = NAME) -> RolloutScan:
+def scan_text(tmp_path: Path, text: str | bytes, name: str = NAME) -> RolloutScan:
     path = tmp_path / name
     path.write_bytes(text.encode() if isinstance(text, str) else text)
     return scan_file(RolloutScan.start(path), path)
 
 
-def meta(tid: str = TID, **extra: object) -> str:
-    return line(
-        {
-            "timestamp": "2026-11-25T15:06:10.700Z",
-            "type": "session_meta",
-            "payload": {
-                "id": tid,
-                "timestamp": "2026-11-25T15:06:10.700Z",
-                "source": "cli",
-                **extra,
-            },
-        }
-    )
+def meta(tid: str = TID, **extra: Any) -> str:
+    fields = {"source": "cli", **extra}  # `extra` may override the source
+    return session_meta(tid, "2026-11-25T15:06:10.700Z", **fields)
 
 
-def user_message(text: str, ts: str = "2026-11-25T15:06:12.000Z", **extra: object) -> str:
-    return line(
-        {
-            "timestamp": ts,
-            "type": "event_msg",
-            "payload": {"type": "user_message", "message": text, **extra},
-        }
-    )
+def user_message(text: str, ts: str = "2026-11-25T15:06:12.000Z", **extra: Any) -> str:
+    return user_message_line(text, ts, **extra)
 
 
 def test_names_and_ids() -> None:
@@ -90,18 +86,8 @@ def test_paginated_item_completed_user_message(tmp_path: Path) -> None:
 
 
 def test_response_item_user_messages_are_never_used(tmp_path: Path) -> None:
-    ctx = line(
-        {
-            "timestamp": "2026-11-25T15:06:11.000Z",
-            "type": "response_item",
-            "payload": {
-                "type": "message",
-                "role": "user",
-                "content": [
-                    {"type": "input_text", "text": "<environment_context>x</environment_context>"}
-                ],
-            },
-        }
+    ctx = response_message(
+        "<environment_context>x</environment_context>", "2026-11-25T15:06:11.000Z"
     )
     scan = scan_text(tmp_path, meta() + ctx)
     assert scan.usable
@@ -163,7 +149,7 @@ def test_partial_last_line_is_never_consumed(tmp_path: Path) -> None:
 )
 def test_bad_lines_are_skipped(tmp_path: Path, bad: bytes) -> None:
     data = meta().encode() + bad + user_message("kept").encode()
-    scan = scan_text(tmp_path, data)  # type: ignore[arg-type]
+    scan = scan_text(tmp_path, data)
     assert [t.text for t in scan.facts.user_turns] == ["kept"]
 
 
@@ -174,13 +160,7 @@ def test_long_line_is_skipped_with_bounded_buffer() -> None:
 
 
 def test_thread_name_updated_events(tmp_path: Path) -> None:
-    rename = line(
-        {
-            "timestamp": "2026-11-25T16:00:00.000Z",
-            "type": "event_msg",
-            "payload": {"type": "thread_name_updated", "thread_id": TID, "thread_name": "Apples"},
-        }
-    )
+    rename = thread_renamed(TID, "Apples", "2026-11-25T16:00:00.000Z")
     scan = scan_text(tmp_path, meta() + rename)
     assert [r.name for r in scan.facts.renames] == ["Apples"]
 
@@ -201,14 +181,8 @@ def test_multi_part_paginated_text(tmp_path: Path) -> None:
         "id": "u",
         "content": [{"type": "text", "text": "ab"}, {"type": "text", "text": "cd"}],
     }
-    ev = line(
-        {
-            "timestamp": "2026-11-25T15:06:12.000Z",
-            "ordinal": 3,
-            "type": "event_msg",
-            "payload": {"type": "item_completed", "thread_id": TID, "turn_id": "t", "item": item},
-        }
-    )
+    payload = {"type": "item_completed", "thread_id": TID, "turn_id": "t", "item": item}
+    ev = record("2026-11-25T15:06:12.000Z", "event_msg", payload, ordinal=3)
     scan = scan_text(tmp_path, meta(history_mode="paginated") + ev)
     assert scan.facts.user_turns[0].text == "abcd"
     assert json.loads(ev)["payload"]["item"]["type"] == "UserMessage"

@@ -117,7 +117,7 @@ def observed(scan: RolloutScan) -> tuple[object, ...]:
 
 def by_oracle(data: bytes, offset: int = 0, scan: RolloutScan | None = None) -> RolloutScan:
     scan = scan or RolloutScan.start(Path(NAME))
-    stream = io.BufferedReader(io.BytesIO(data), buffer_size=1 << 20)  # type: ignore[arg-type]
+    stream = io.BufferedReader(io.BytesIO(data), buffer_size=1 << 20)
     stream.seek(offset)
     scan.offset = offset
     rollout_oracle._feed_from(scan, stream.readline, Path(NAME))

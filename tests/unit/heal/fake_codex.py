@@ -66,7 +66,7 @@ def write_schema(out_dir: str) -> None:
     list_params = [
         p for p in LIST_PARAMS if not (variant == "no_state_db_only" and p == "useStateDbOnly")
     ]
-    methods = {
+    methods: dict[str, dict[str, dict[str, object]]] = {
         "initialize": {"clientInfo": {}},
         "thread/list": {p: {} for p in list_params},
         "thread/name/set": {"threadId": {}, "name": {}},

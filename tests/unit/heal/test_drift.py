@@ -16,7 +16,7 @@ from codex_indexd.heal.drift import (
 )
 from codex_indexd.heal.heal import CodexCheck
 from codex_indexd.index.model import Policy
-from tests.support.homes import build_home, new_thread, rollout_path
+from tests.support.homes import Thread, build_home, new_thread, rollout_path
 
 
 def add_migrations(db: Path, descriptions: list[str]) -> None:
@@ -34,8 +34,8 @@ def add_migrations(db: Path, descriptions: list[str]) -> None:
     conn.close()
 
 
-def set_cli_version(home: Path, thread: object, version: str) -> None:
-    path = rollout_path(home, thread)  # type: ignore[arg-type]
+def set_cli_version(home: Path, thread: Thread, version: str) -> None:
+    path = rollout_path(home, thread)
     text = path.read_text(encoding="utf-8")
     path.write_text(text.replace('"cli_version":"0.169.0"', f'"cli_version":"{version}"'), "utf-8")
 

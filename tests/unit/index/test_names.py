@@ -1,9 +1,13 @@
-"""Name precedence: DB name, legacy title rename, index or rollout rename, title, message."""
+"""Name precedence: DB name, legacy DB title rename, latest index or rollout rename, title,
+first line of the first message, id."""
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from codex_indexd.index.model import IndexLine, Rename, RolloutFacts, ThreadRow
-from codex_indexd.index.names import desired_name
+from codex_indexd.index.names import db_name, desired_name, first_line, latest_rename
 
 TID = "01a2133b-c369-7d21-8c95-fcf203b4a96c"
 
@@ -79,3 +83,79 @@ def test_title_then_first_line_then_id() -> None:
     )
     assert desired_name(TID, None, facts(title=None, first="Only first\nx"), None) == "Only first"
     assert desired_name(TID, None, facts(title=None, first=None), None) == TID
+
+
+def test_db_name_is_the_name_else_a_title_that_differs_from_the_first_message() -> None:
+    assert db_name(row(name="Chosen")) == "Chosen"
+    assert db_name(row(title="Renamed", first="Explain apples")) == "Renamed"
+    assert db_name(row()) is None  # title == first message: no rename
+    assert db_name(row(title="", first="x")) is None
+
+
+def test_an_index_line_naming_the_thread_by_its_id_is_no_rename() -> None:
+    assert latest_rename(idx(TID, 1_000), None) is None
+    assert latest_rename(idx("   ", 1_000), None) is None
+    found = latest_rename(idx("Picked", 1_000), None)
+    assert found is not None and found.name == "Picked"
+
+
+def test_the_newest_rename_wins_and_the_rollout_wins_a_tie() -> None:
+    older = Rename("Older event", "a", 1_000_000)
+    newer = Rename("Newer event", "b", 3_000_000)
+    found = latest_rename(idx("Index name", 2_000_000), facts(older, newer))
+    assert found is not None and found.name == "Newer event"
+    found = latest_rename(idx("Index name", 4_000_000), facts(older, newer))
+    assert found is not None and found.name == "Index name"
+    tie = Rename("Tie event", "c", 2_000_000)
+    found = latest_rename(idx("Index name", 2_000_000), facts(tie))
+    assert found is not None and found.name == "Tie event"
+
+
+@given(st.text(max_size=40))
+def test_first_line_is_a_stripped_line_of_the_text(text: str) -> None:
+    got = first_line(text)
+    assert got == got.strip()
+    assert got in text
+    non_blank = [line.strip() for line in text.splitlines() if line.strip()]
+    assert got == (non_blank[0] if non_blank else ""), "the first non-blank line, or nothing"
+
+
+names_st = st.none() | st.sampled_from(["", "Alpha", "Beta", "Gamma\nline two", "  "])
+
+
+@given(
+    name=names_st,
+    title=names_st,
+    first=names_st,
+    index_name=names_st,
+    index_ms=st.integers(0, 5_000_000),
+    event_name=names_st,
+    event_ms=st.none() | st.integers(0, 5_000_000),
+    rollout_title=names_st,
+    rollout_first=names_st,
+    earlier=st.lists(st.sampled_from(["Alpha", "Beta"]), max_size=2),
+)
+def test_the_name_is_always_one_of_the_candidates(
+    *,
+    name: str | None,
+    title: str | None,
+    first: str | None,
+    index_name: str | None,
+    index_ms: int,
+    event_name: str | None,
+    event_ms: int | None,
+    rollout_title: str | None,
+    rollout_first: str | None,
+    earlier: list[str],
+) -> None:
+    thread = None if title is None else row(name=name, title=title, first=first or "")
+    events = [] if event_name is None else [Rename(event_name, "x", event_ms)]
+    rollout = facts(*events, title=rollout_title, first=rollout_first)
+    line = None if index_name is None else idx(index_name, index_ms)
+    got = desired_name(TID, thread, rollout, line, earlier)
+    candidates = {TID, index_name, event_name, rollout_title, first_line(rollout_first)}
+    if thread is not None:
+        candidates |= {thread.name, thread.title, first_line(thread.first_user_message)}
+    assert got in candidates
+    if thread is not None and thread.name and not earlier and not events:
+        assert got == thread.name, "the DB name wins unless a later rename is known"

@@ -253,9 +253,12 @@ def test_install_without_a_reachable_user_manager_starts_the_daemon_in_the_backg
     from codex_indexd_service.runner import Result
 
     started: list[Path] = []
-    monkeypatch.setattr(
-        background, "start_detached", lambda ctx, log_dir, out: started.append(ctx.codex_home) or 0
-    )
+
+    def start_detached(ctx: Any, log_dir: Path, out: Any) -> int:
+        started.append(ctx.codex_home)
+        return 0
+
+    monkeypatch.setattr(background, "start_detached", start_detached)
     runner.answer(
         ("systemctl", "--user", "show-environment"), Result(1, "", "Failed to connect to bus")
     )

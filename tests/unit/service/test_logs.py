@@ -22,6 +22,7 @@ from codex_indexd_service import logs
 from codex_indexd_service.logfile import Follower, rotated_files
 from codex_indexd_service.logs import Entry, format_entry, parse_line, parse_since
 from codex_indexd_service.runner import Result
+from tests.support.waiting import wait_for
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 
@@ -192,13 +193,6 @@ def test_journal_hint_under_systemd(log_file: Path, runner: Any) -> None:
 
 def test_no_journal_hint_without_systemd(log_file: Path, quiet_runner: Any) -> None:
     assert run_logs(["--file", str(log_file)], quiet_runner)[2] == ""
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 class Following:

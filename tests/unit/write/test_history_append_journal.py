@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from codex_indexd.index.plan import HistoryAppend
-from codex_indexd.write import history_writer
+from codex_indexd.write import history_writer, locks
+from codex_indexd.write import journal as journal_mod
 from codex_indexd.write.history_writer import append_history
 from codex_indexd.write.journal import read_journal
 
@@ -51,7 +52,7 @@ def test_one_fsync_under_the_lock_and_the_journal_outside_it(
     fsyncs: list[bool] = []
     journal_when_locked: list[bool] = []
     real_fsync = os.fsync
-    real_lock = history_writer.lock_history_fd
+    real_lock = locks.lock_history_fd
 
     def fsync(fd: int) -> None:
         fsyncs.append(history_locked(history))
@@ -62,7 +63,7 @@ def test_one_fsync_under_the_lock_and_the_journal_outside_it(
         real_lock(fd, path)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(history_writer, "lock_history_fd", lock)
+    monkeypatch.setattr("codex_indexd.write.history_writer.lock_history_fd", lock)
     result = append_history(history, journal, append_ours)
     assert result.lines_added == 1
     assert history.read_bytes() == CODEX_LINE + OUR_LINE
@@ -78,10 +79,10 @@ def test_a_file_changed_before_the_lock_gets_a_fresh_journal(
     shorter file) is not used; the write lands after Codex's line, journaled for that file."""
     journal = tmp_path / "state" / "h.history.journal"
     written: list[int] = []
-    real_write = history_writer.write_journal
-    real_lock = history_writer.lock_history_fd
+    real_write = journal_mod.write_journal
+    real_lock = locks.lock_history_fd
 
-    def write_journal(path: Path, record: history_writer.JournalRecord) -> None:
+    def write_journal(path: Path, record: journal_mod.JournalRecord) -> None:
         written.append(record.offset)
         real_write(path, record)
 
@@ -90,8 +91,8 @@ def test_a_file_changed_before_the_lock_gets_a_fresh_journal(
             codex.write(CODEX_LINE)
         real_lock(fd, path)
 
-    monkeypatch.setattr(history_writer, "write_journal", write_journal)
-    monkeypatch.setattr(history_writer, "lock_history_fd", lock)
+    monkeypatch.setattr("codex_indexd.write.history_writer.write_journal", write_journal)
+    monkeypatch.setattr("codex_indexd.write.history_writer.lock_history_fd", lock)
     append_history(history, journal, append_ours)
     assert history.read_bytes() == CODEX_LINE * 2 + OUR_LINE
     assert written == [len(CODEX_LINE), 2 * len(CODEX_LINE)]

@@ -1,5 +1,5 @@
-"""History merge: only appends, never loses a line, idempotent, fits under max_bytes;
-the rebuild trims as Codex does."""
+"""History planning: the turns history should hold, what is missing, fitting under max_bytes;
+the merge only appends, never loses a line, is idempotent; the rebuild trims as Codex does."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ from hypothesis import strategies as st
 
 from codex_indexd.codex.indexfiles import parse_history_bytes
 from codex_indexd.index.history import (
+    desired_history,
     encode_history_line,
     fit_history_cap,
     line_size,
     missing_lines,
+    sort_key,
+    split_pending,
     trim_to_max_bytes,
 )
-from codex_indexd.index.model import HistoryLine, Policy
+from codex_indexd.index.model import HistoryLine, Policy, RolloutFacts, UserTurn
 from codex_indexd.index.plan import history_append
 
 SIDS = ["a", "b", "c"]
@@ -157,3 +160,137 @@ def test_lines_appended_since_the_plan_are_matched_again(
     assert after.startswith(current)
     assert missing_lines(parse_history_bytes(after).parsed, desired_sorted, 5) == []
     assert after == merge(current, desired_sorted, policy)
+
+
+# -- fitting under `[history] max_bytes` -------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    additions=lines_st,
+    file_size=st.integers(0, 1500),
+    first_ts=st.none() | st.integers(990, 1110),
+    cap=st.none() | st.integers(0, 2500),
+    tolerance=st.integers(0, 5),
+)
+def test_fit_takes_all_that_fits_or_the_newest_of_the_kept_window(
+    additions: list[HistoryLine],
+    file_size: int,
+    first_ts: int | None,
+    cap: int | None,
+    tolerance: int,
+) -> None:
+    kept, left_out = fit_history_cap(additions, file_size, first_ts, cap, tolerance)
+    ordered = sorted(additions, key=sort_key)
+    assert left_out == len(additions) - len(kept)
+    remaining = iter(ordered)
+    assert all(any(line == o for o in remaining) for line in kept), "a sub-list, in write order"
+    total = sum(line_size(line) for line in ordered)
+    if cap is None or cap <= 0 or not ordered or total <= cap - file_size:
+        assert (kept, left_out) == (ordered, 0), "everything fits: everything is added"
+        return
+    assert sum(line_size(line) for line in kept) <= max(0, cap - file_size), "never over"
+    if first_ts is not None:
+        assert all(line.ts >= first_ts - tolerance for line in kept), "no turn Codex trimmed"
+    window = [line for line in ordered if first_ts is None or line.ts >= first_ts - tolerance]
+    if window and line_size(window[-1]) <= cap - file_size:
+        assert kept and kept[-1] == window[-1], "the newest turn that fits is always taken"
+
+
+def test_fit_with_no_room_left_adds_nothing() -> None:
+    lines = [HistoryLine("a", 1000, "x")]
+    assert fit_history_cap(lines, 500, None, 400) == ([], 1)
+
+
+# -- what history should hold --------------------------------------------------------------
+
+
+def facts_with(thread_id: str, *turns: tuple[int, str], source: str | None = "cli") -> RolloutFacts:
+    return RolloutFacts(
+        thread_id, "/x", source=source, user_turns=[UserTurn(ts, text) for ts, text in turns]
+    )
+
+
+def test_desired_history_is_sorted_and_drops_exact_duplicates() -> None:
+    rollouts = {
+        "b": facts_with("b", (20, "two"), (10, "one"), (10, "one")),
+        "a": facts_with("a", (10, "zzz"), (10, "aaa")),
+    }
+    lines = desired_history(["a", "b", "missing"], rollouts, Policy())
+    assert [(line.ts, line.session_id, line.text) for line in lines] == [
+        (10, "a", "aaa"),
+        (10, "a", "zzz"),
+        (10, "b", "one"),
+        (20, "b", "two"),
+    ]
+
+
+def test_desired_history_keeps_the_chosen_sources_only() -> None:
+    rollouts = {
+        "a": facts_with("a", (1, "exec"), source="exec"),
+        "b": facts_with("b", (2, "cli")),
+        "c": facts_with("c", (3, "unknown"), source=None),
+    }
+    policy = Policy(history_sources=frozenset({"cli", ""}))
+    assert [line.text for line in desired_history("abc", rollouts, policy)] == ["cli", "unknown"]
+
+
+def test_split_pending_holds_back_fresh_turns_but_exec_ones() -> None:
+    rollouts = {
+        "tui": facts_with("tui", source="vscode"),
+        "exec": facts_with("exec", source="exec"),
+        "old": facts_with("old"),
+    }
+    lines = [HistoryLine(sid, 1, "t") for sid in ("tui", "exec", "old", "unknown")]
+    assert split_pending(lines, rollouts, frozenset()) == (lines, [])
+    ready, pending = split_pending(lines, rollouts, frozenset({"tui", "exec", "unknown"}))
+    assert [line.session_id for line in pending] == ["tui"]
+    assert [line.session_id for line in ready] == ["exec", "old", "unknown"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(existing=lines_st, desired=lines_st, tolerance=st.integers(0, 5))
+def test_missing_lines_are_a_sub_multiset_of_desired(
+    existing: list[HistoryLine], desired: list[HistoryLine], tolerance: int
+) -> None:
+    missing = missing_lines(existing, desired, tolerance)
+    remaining = iter(desired)
+    assert all(any(line == d for d in remaining) for line in missing), "in desired order"
+    assert missing_lines([], desired, tolerance) == desired, "nothing there: all missing"
+    assert missing_lines(desired, desired, tolerance) == [], "all there: nothing missing"
+    # every desired line is accounted for by an existing line or is reported missing
+    accounted = len(desired) - len(missing)
+    assert accounted <= len([line for line in existing if line is not None])
+
+
+# -- the append under the lock -------------------------------------------------------------
+
+
+def test_an_append_after_a_torn_line_starts_on_a_new_line() -> None:
+    current = render([HistoryLine("a", 1000, "x")], []) + b'{"session_id":"a","ts":10'
+    seen = parse_history_bytes(current)
+    read_at = lambda o, n: current[o : o + n]  # noqa: E731
+    planned = [HistoryLine("b", 1001, "ours")]
+    decision = history_append(len(current), read_at, planned, Policy(), seen)
+    assert decision is not None and decision.lines == 1
+    assert decision.data == b"\n" + encode_history_line(planned[0]) + b"\n"
+
+
+def test_an_append_with_nothing_left_to_add_writes_nothing() -> None:
+    current = render([HistoryLine("a", 1000, "x")], [])
+    seen = parse_history_bytes(current)
+    read_at = lambda o, n: current[o : o + n]  # noqa: E731
+    decision = history_append(len(current), read_at, [], Policy(), seen)
+    assert decision is not None and (decision.data, decision.lines, decision.over_cap) == (
+        b"",
+        0,
+        0,
+    )
+
+
+def test_a_file_that_shrank_since_the_plan_is_not_appended_to() -> None:
+    planned_on = render([HistoryLine("a", 1000 + i, f"p{i}") for i in range(3)], [])
+    seen = parse_history_bytes(planned_on)
+    now = planned_on[:10]
+    read_at = lambda o, n: now[o : o + n]  # noqa: E731
+    assert history_append(len(now), read_at, [HistoryLine("b", 1, "x")], Policy(), seen) is None

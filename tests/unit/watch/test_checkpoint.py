@@ -1,0 +1,180 @@
+"""The checkpoint: what `save` writes, `load` reads back exactly; anything else is discarded
+and leaves the tracker empty."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from codex_indexd.codex.home import CodexHome
+from codex_indexd.codex.rollout import RolloutScan
+from codex_indexd.index.model import Rename, RolloutFacts, UserTurn
+from codex_indexd.watch.checkpoint import Verified, load, save
+from codex_indexd.watch.tracker import FileState, RolloutTracker
+
+HOME = Path("/codex-home")
+TID = "01a2133b-c369-7d21-8c95-fcf203b4a96c"
+
+texts = st.text(max_size=12)  # surrogates included: rollout bytes need not be valid UTF-8
+maybe_text = st.none() | texts
+ints = st.integers(0, 2**62)
+turns = st.builds(UserTurn, ints, maybe_text, ints, st.integers(-1, 2**40))
+renames = st.builds(Rename, texts, texts, st.none() | ints)
+
+
+@st.composite
+def facts_st(draw: st.DrawFn, path: str) -> RolloutFacts:
+    first = draw(maybe_text)
+    return RolloutFacts(
+        thread_id=draw(st.sampled_from([TID, "", "not-a-uuid"])),
+        path=path,
+        archived=draw(st.booleans()),
+        created_at=draw(maybe_text),
+        last_timestamp=draw(maybe_text),
+        source=draw(st.none() | st.sampled_from(["cli", "vscode", "exec"])),
+        history_mode=draw(st.sampled_from(["legacy", "paginated"])),
+        first_user_message=first,
+        # a title equal to the first message is stored once: both shapes must round-trip
+        title=draw(st.sampled_from([first, None]) | maybe_text),
+        user_turns=draw(
+            st.lists(turns | st.builds(UserTurn, ints, st.just(first), ints), max_size=4)
+        ),
+        renames=draw(st.lists(renames, max_size=3)),
+        has_meta=draw(st.booleans()),
+    )
+
+
+@st.composite
+def file_state_st(draw: st.DrawFn, key: str) -> FileState:
+    scan = RolloutScan(
+        draw(facts_st(key)),
+        offset=draw(ints),
+        lines=draw(ints),
+        malformed=draw(ints),
+        too_long=draw(ints),
+        bare=draw(st.booleans()),
+        expected_id=draw(st.none() | st.just(TID)),
+        _meta_locked=draw(st.booleans()),
+    )
+    scan.keep_text = key.endswith(".zst")  # what the tracker (and `load`) sets per file
+    return FileState(draw(ints), draw(ints), draw(ints), draw(ints), scan)
+
+
+@st.composite
+def tracker_st(draw: st.DrawFn) -> RolloutTracker:
+    tracker = RolloutTracker(CodexHome(HOME))
+    names = draw(
+        st.lists(
+            st.sampled_from(["a.jsonl", "b.jsonl.zst", "c.jsonl", "\udcff.jsonl"]),
+            unique=True,
+            max_size=4,
+        )
+    )
+    for name in names:
+        key = str(HOME / "sessions" / name)
+        tracker.files[key] = draw(file_state_st(key))
+    return tracker
+
+
+fingerprints = st.none() | st.tuples(ints, ints, ints, ints)
+verified_st = st.none() | st.builds(
+    Verified,
+    texts,
+    fingerprints,
+    fingerprints,
+    st.none() | texts,
+    st.dictionaries(st.sampled_from([TID, "other"]), ints),
+    st.lists(st.sampled_from([TID, "other"])),
+)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(tracker=tracker_st(), verified=verified_st)
+def test_save_then_load_round_trips(
+    tmp_path: Path, tracker: RolloutTracker, verified: Verified | None
+) -> None:
+    path = tmp_path / "checkpoint.jsonl"  # overwritten by each example
+    save(tracker, path, verified)
+    again = RolloutTracker(CodexHome(HOME))
+    usable, read_verified = load(again, path)
+    assert usable
+    assert again.files == tracker.files
+    assert read_verified == verified
+    # the inode map that tells a moved file from a new one is rebuilt too
+    assert all((state.dev, state.ino) in again._by_inode for state in again.files.values())
+    assert set(again._by_inode.values()) <= set(again.files)
+
+
+def tracker_with_one_file() -> RolloutTracker:
+    tracker = RolloutTracker(CodexHome(HOME))
+    key = str(HOME / "sessions" / "a.jsonl")
+    facts = RolloutFacts(TID, key, first_user_message="hi", title="hi", has_meta=True)
+    facts.user_turns.append(UserTurn(1_700_000_000, "hi"))
+    tracker.files[key] = FileState(1, 2, 300, 4, RolloutScan(facts, offset=300, lines=2))
+    tracker.files[key].scan.keep_text = False
+    return tracker
+
+
+def test_the_checkpoint_is_private(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.jsonl"
+    save(tracker_with_one_file(), path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600  # it holds prompt texts
+
+
+def test_a_missing_checkpoint_is_not_usable(tmp_path: Path) -> None:
+    tracker = RolloutTracker(CodexHome(HOME))
+    assert load(tracker, tmp_path / "absent") == (False, None)
+    assert tracker.files == {}
+
+
+def test_another_home_or_format_is_discarded(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.jsonl"
+    save(tracker_with_one_file(), path)
+    elsewhere = RolloutTracker(CodexHome(Path("/another-home")))
+    assert load(elsewhere, path) == (False, None)
+    assert elsewhere.files == {}
+
+    lines = path.read_bytes().splitlines(keepends=True)
+    header = json.loads(lines[0])
+    header["v"] += 1
+    path.write_bytes(json.dumps(header).encode() + b"\n" + b"".join(lines[1:]))
+    tracker = RolloutTracker(CodexHome(HOME))
+    assert load(tracker, path) == (False, None)
+    assert tracker.files == {}
+
+
+def test_a_truncated_or_corrupt_checkpoint_leaves_the_tracker_empty(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.jsonl"
+    good = tracker_with_one_file()
+    good.files[str(HOME / "sessions" / "b.jsonl")] = good.files[str(HOME / "sessions" / "a.jsonl")]
+    save(good, path)
+    data = path.read_bytes()
+    header, first_row, _ = data.split(b"\n", 2)
+    for broken in (
+        header + b"\n" + first_row + b"\n",  # a row short of what the header announces
+        header + b"\n" + first_row[:-5] + b"\n",  # a torn row
+        header + b"\n" + b'["too", "few"]\n',  # a row of the wrong shape
+        b"[]\n",  # a header that is not an object
+        b"\xff\xfe\n",
+    ):
+        path.write_bytes(broken)
+        tracker = RolloutTracker(CodexHome(HOME))
+        assert load(tracker, path) == (False, None), broken
+        assert tracker.files == {} and tracker._by_inode == {}, broken
+
+
+def test_a_verified_record_of_the_wrong_type_is_discarded(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.jsonl"
+    save(tracker_with_one_file(), path, Verified("p", (1, 2, 3, 4), None, None, {TID: 1}, [TID]))
+    header, rest = path.read_bytes().split(b"\n", 1)
+    record = json.loads(header)
+    record["verified"]["index_fp"] = [1, 2, 3]  # a fingerprint has four integers
+    path.write_bytes(json.dumps(record).encode() + b"\n" + rest)
+    tracker = RolloutTracker(CodexHome(HOME))
+    assert load(tracker, path) == (False, None)
+    assert tracker.files == {}
