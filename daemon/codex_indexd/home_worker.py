@@ -27,6 +27,7 @@ from codex_indexd.codex.indexfiles import (
     still_prefix,
 )
 from codex_indexd.engine import ApplyResult, HomeFacts, Targets, apply_plan, recover
+from codex_indexd.engine.live import RolloutTracker
 from codex_indexd.index.history import fit_history_cap
 from codex_indexd.index.model import Drift, HistoryLine, Policy, ThreadRow
 from codex_indexd.index.plan import Plan, make_plan
@@ -36,7 +37,6 @@ from codex_indexd.status_file import checkpoint_path, write_status
 from codex_indexd.watch import checkpoint
 from codex_indexd.watch.checkpoint import Verified
 from codex_indexd.watch.threads import ThreadTable
-from codex_indexd.watch.tracker import RolloutTracker
 from codex_indexd.write.backup import BackupPolicy
 from codex_indexd.write.index_writer import WriteResult
 from codex_indexd.write.locks import LockBusy
