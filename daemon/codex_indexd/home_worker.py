@@ -18,16 +18,14 @@ from typing import Any
 
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.indexfiles import (
-    HistoryFile,
-    IndexFile,
     NotRegularFile,
     extend_from,
     file_fingerprint,
     open_index_file,
-    still_prefix,
 )
 from codex_indexd.engine import ApplyResult, HomeFacts, Targets, apply_plan, recover
 from codex_indexd.engine.live import RolloutTracker
+from codex_indexd.index.files import HistoryFile, IndexFile, still_prefix
 from codex_indexd.index.history import fit_history_cap
 from codex_indexd.index.model import Drift, HistoryLine, Policy, ThreadRow
 from codex_indexd.index.plan import Plan, make_plan

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from codex_indexd import paths
 from codex_indexd.codex.home import CodexHome
-from codex_indexd.codex.indexfiles import IndexFile, parse_index_bytes
 from codex_indexd.engine.gather import HomeFacts
+from codex_indexd.index.files import IndexFile, parse_index_bytes
 from codex_indexd.index.model import IndexLine
 from codex_indexd.index.plan import (
     HistoryAppend,

@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codex_indexd.codex.home import CodexConfig, CodexHome
-from codex_indexd.codex.indexfiles import HistoryFile, IndexFile, read_history, read_index
+from codex_indexd.codex.indexfiles import read_history, read_index
 from codex_indexd.codex.statedb import StateDbError, load_threads
 from codex_indexd.engine.reading import InputWarning, Progress, scan_rollouts
+from codex_indexd.index.files import HistoryFile, IndexFile
 from codex_indexd.index.model import Policy, RolloutFacts, ThreadRow
 from codex_indexd.index.plan import Plan, make_plan
 from codex_indexd.logs import get_logger

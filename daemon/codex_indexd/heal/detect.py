@@ -1,9 +1,9 @@
-"""What Codex's own state DB has lost, computed from gathered facts (issue 6, codex-formats §5.3).
+"""What Codex's own state DB has lost, computed from gathered facts.
 
 Three reasons, each a set of thread ids:
 
 * `name_lost_in_db` — the DB row has no name (`threads.name` empty; for a legacy thread also
-  `title` equal to its first message, §3.4) while the latest `session_index.jsonl` line or a
+  `title` equal to its first message) while the latest `session_index.jsonl` line or a
   rollout `thread_name_updated` event holds a name a user chose (not one derived from the
   messages). Only threads whose rollout we can read count: `thread/name/set` needs it.
 * `row_missing` — a rollout with a usable `session_meta` has no DB row.
@@ -19,11 +19,11 @@ import hashlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from codex_indexd.diagnose import is_user_name
-from codex_indexd.engine import HomeFacts
+from codex_indexd.index.files import IndexFile
 from codex_indexd.index.model import IndexLine, RolloutFacts, ThreadRow
-from codex_indexd.index.names import latest_rename
+from codex_indexd.index.names import is_user_name, latest_rename
 
 NAME_LOST = "name_lost_in_db"
 ROW_MISSING = "row_missing"
@@ -32,6 +32,17 @@ REASONS = (NAME_LOST, ROW_MISSING, ROW_STALE)
 IDS_SHOWN = 5
 
 Exists = Callable[[str], bool]
+
+
+class Facts(Protocol):
+    """What detection reads of a home's facts (`engine.HomeFacts` has it)."""
+
+    @property
+    def threads(self) -> Mapping[str, ThreadRow] | None: ...
+    @property
+    def rollouts(self) -> Mapping[str, RolloutFacts]: ...
+    @property
+    def index(self) -> IndexFile: ...
 
 
 @dataclass(slots=True)
@@ -69,7 +80,7 @@ class Detection:
 
 
 def db_has_name(row: ThreadRow) -> bool:
-    """True when Codex 0.169 would show a name from the DB row itself (§3.4, §5.3)."""
+    """True when Codex 0.169 would show a name from the DB row itself."""
     if (row.name or "").strip():
         return True
     if row.history_mode == "paginated":
@@ -93,7 +104,7 @@ def _exists(path: str) -> bool:
 
 
 def detect(
-    facts: HomeFacts,
+    facts: Facts,
     *,
     threads: Mapping[str, ThreadRow] | None = None,
     exists: Exists = _exists,

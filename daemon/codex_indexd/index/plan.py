@@ -6,12 +6,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from codex_indexd.codex.indexfiles import (
-    HistoryFile,
-    IndexFile,
-    parse_history_bytes,
-    still_prefix,
-)
+from codex_indexd.index.files import HistoryFile, IndexFile, parse_history_bytes, still_prefix
 from codex_indexd.index.history import (
     desired_history,
     encode_history_line,
