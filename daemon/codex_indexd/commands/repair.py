@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,14 +19,9 @@ from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.indexfiles import read_history
 from codex_indexd.commands.progress import progress_bar
 from codex_indexd.commands.words import drift_sentence, plural
-from codex_indexd.engine import (
-    ApplyResult,
-    HomeFacts,
-    apply_plan,
-    gather,
-    plan_for,
-    recover,
-)
+from codex_indexd.engine import ApplyResult, HomeFacts, gather, plan_for, recover
+from codex_indexd.engine.policy import home_policy, policy_from_settings
+from codex_indexd.engine.reconcile import Reconciled, reconcile, write_all
 from codex_indexd.index.model import OnlyFile, Policy
 from codex_indexd.index.plan import Plan
 from codex_indexd.logs import get_logger
@@ -117,17 +113,16 @@ def add_parser(sub: Any) -> None:
 
 
 def policy_from(args: argparse.Namespace, facts: HomeFacts) -> Policy:
-    max_bytes = None if args.ignore_history_max_bytes else facts.config.history_max_bytes
-    return Policy(
+    """Return this repair's policy: the options, and the home's Codex config."""
+    base = Policy(
         max_threads=args.max_threads,
         include_orphans=args.include_orphans,
         only=OnlyFile(args.only),
-        history_max_bytes=max_bytes,
-        history_enabled=facts.config.history_persistence != "none",
     )
+    return home_policy(base, facts.config, ignore_history_max_bytes=args.ignore_history_max_bytes)
 
 
-def first_ids(reasons: dict[str, Any], reason: str) -> list[str]:
+def first_ids(reasons: Mapping[str, Any], reason: str) -> list[str]:
     return [tid for tid, why in reasons.items() if why == reason][:SHOW_IDS]
 
 
@@ -243,13 +238,10 @@ def db_drift(facts: HomeFacts) -> dict[str, Any]:
 
 def run_heal(facts: HomeFacts, resolved: Any) -> dict[str, Any]:
     """Ask Codex's app-server to heal its DB once; return a JSON-able summary."""
-    from codex_indexd.heal import heal_home
-    from codex_indexd.heal_state import load_attempts, save_attempts
+    from codex_indexd.heal import heal_once
 
     mode, binary = resolved["codex_api.mode"], resolved["codex_api.binary"] or None
-    attempts = load_attempts(facts.home.root)
-    heal = heal_home(facts, mode=mode, binary=binary, attempts=attempts)
-    save_attempts(facts.home.root, heal.attempts)
+    heal = heal_once(facts, mode=mode, binary=binary)
     return {
         "summary": heal.summary(),
         "detected": heal.detected,
@@ -293,8 +285,6 @@ def count_lines(args: argparse.Namespace, facts: HomeFacts, plan: Plan) -> list[
 def daemon_difference(args: argparse.Namespace, facts: HomeFacts, plan: Plan) -> str | None:
     """Return one line when the daemon's policy (the config file's) restores a different set
     of threads than this repair's options; None when both agree."""
-    from codex_indexd.runner import policy_from_settings
-
     daemon = policy_from_settings(args.settings)
     if (daemon.max_threads, daemon.include_orphans) == (args.max_threads, args.include_orphans):
         return None
@@ -332,22 +322,21 @@ def _failed(args: argparse.Namespace, root: Path, error: str, code: int = 1) -> 
     return code
 
 
-def apply_with_retries(
-    args: argparse.Namespace, home: CodexHome, facts: HomeFacts, plan: Plan
-) -> tuple[HomeFacts, Plan, ApplyResult]:
-    """Apply the plan; when Codex trimmed history.jsonl after we read it (the write found it
-    changed and wrote nothing), read it again and plan again, up to three times. Return the
-    facts and plan last used and the result."""
-    backup = BackupPolicy(enabled=not args.no_backup)
-    result = apply_plan(facts, plan, rebuild=args.rebuild, backup=backup)
-    for _ in range(3):
-        if result.history is None or not result.history.stale:
-            break
-        facts = dataclasses.replace(facts, history=read_history(home.history))
-        plan = plan_for(facts, policy_from(args, facts))
-        retried = apply_plan(facts, plan, rebuild=False, backup=backup)
-        result = dataclasses.replace(retried, index=result.index or retried.index)
-    return facts, plan, result
+def reconcile_home(args: argparse.Namespace, home: CodexHome, facts: HomeFacts) -> Reconciled:
+    """Plan and, unless a dry run, apply; when Codex trimmed history.jsonl after we read it
+    (the write found it changed and wrote nothing), read it again and plan again."""
+
+    def reread(facts: HomeFacts) -> HomeFacts:
+        return dataclasses.replace(facts, history=read_history(home.history))
+
+    return reconcile(
+        facts,
+        policy_from(args, facts),
+        backup=BackupPolicy(enabled=not args.no_backup),
+        rebuild=args.rebuild,
+        prepare=(lambda plan: None) if args.dry_run else write_all,
+        reread=reread,
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -382,19 +371,17 @@ def main(args: argparse.Namespace) -> int:
 
 def _repair(args: argparse.Namespace, home: CodexHome) -> int:
     error: str | None = None
-    result: ApplyResult | None = None
     if not args.dry_run:
         recover(home)
     with progress_bar(home) as progress:
         facts = gather(home, progress)
-    plan = plan_for(facts, policy_from(args, facts))
-    if not args.dry_run:
-        facts, plan, result = apply_with_retries(args, home, facts, plan)
-        if result.errors:
-            error = "; ".join(
-                f"{name}: {type(exc).__name__}: {exc}" for name, exc in result.errors.items()
-            )
-            log.error("repair.failed", error=error)
+    outcome = reconcile_home(args, home, facts)
+    facts, plan, result = outcome.facts, outcome.plan, outcome.result
+    if result is not None and result.errors:
+        error = "; ".join(
+            f"{name}: {type(exc).__name__}: {exc}" for name, exc in result.errors.items()
+        )
+        log.error("repair.failed", error=error)
     report = build_report(args, facts, plan, result, error)
     report["db_drift"] = db_drift(facts)
     if args.heal_db and not args.dry_run:

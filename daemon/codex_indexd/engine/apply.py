@@ -90,12 +90,12 @@ def _rebuilt_index(plan: Plan, seen: dict[str, IndexLine]) -> Callable[[bytes], 
     def build(current: bytes) -> bytes:
         parsed = parse_index_bytes(current)
         changed = {tid: line for tid, line in parsed.latest.items() if seen.get(tid) != line}
-        entries = [
+        entries = tuple(
             replace(entry, thread_name=changed[entry.thread_id].thread_name)
             if entry.thread_id in changed
             else entry
             for entry in plan.selection.entries
-        ]
+        )
         return rebuilt_index_bytes(replace(plan.selection, entries=entries), parsed)
 
     return build

@@ -1,7 +1,8 @@
-"""Heal Codex's own state DB through Codex's app-server (issue 6).
+"""Heal Codex's own state DB through Codex's app-server.
 
 `detect(facts)` tells what the DB lost (pure); `heal_home(facts, ...)` asks Codex to put it
-back and reports what stuck. `check_codex(...)` says whether healing can run, and why not.
+back and reports what stuck; `heal_once(facts, ...)` does that with the home's record of
+tries. `check_codex(...)` says whether healing can run, and why not.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from codex_indexd.heal.heal import (
     check_codex,
     heal_home,
 )
+from codex_indexd.heal.run import heal_once
 
 __all__ = [
     "MAX_TRIES",
@@ -29,4 +31,5 @@ __all__ = [
     "check_codex",
     "detect",
     "heal_home",
+    "heal_once",
 ]
