@@ -1,11 +1,8 @@
-"""One Codex home inside the daemon: its live facts, its reconciles through the engine's one
-reconcile path, the checkpoint that lets a restart skip what did not change, healing, and the
-status record.
-
-The pieces live in `watch/`: the index files' parses and own-write verification
-(`own_writes`), the write step and its flap guard (`home_writes`, `flap_guard`), held TUI
-turns (`held_turns`), the checkpoint (`checkpoint`), when to heal (`heal_schedule`).
-"""
+"""One Codex home inside the daemon: live facts, reconciles through the engine's one path,
+the checkpoint that lets a restart skip what did not change, healing, the status record.
+Its parts live in `watch/`: index parses and own-write verification (`own_writes`), the write
+step and its flap guard (`home_writes`, `flap_guard`), held TUI turns (`held_turns`), the
+checkpoint (`checkpoint`), when to heal (`healing`)."""
 
 from __future__ import annotations
 
@@ -21,7 +18,6 @@ from codex_indexd.engine import HomeFacts, Targets, recover
 from codex_indexd.engine.live import RolloutTracker
 from codex_indexd.engine.policy import home_policy
 from codex_indexd.engine.reconcile import reconcile
-from codex_indexd.heal.detect import Detection
 from codex_indexd.index.model import Drift, Policy
 from codex_indexd.index.plan import Plan
 from codex_indexd.index.select import Selection
@@ -29,7 +25,7 @@ from codex_indexd.logs import get_logger
 from codex_indexd.status_file import checkpoint_path, write_status
 from codex_indexd.watch import checkpoint
 from codex_indexd.watch.checkpoint import Verified, policy_key, row_digest
-from codex_indexd.watch.heal_schedule import HealSchedule
+from codex_indexd.watch.healing import HealSchedule, heal_if_due
 from codex_indexd.watch.held_turns import HeldTurns
 from codex_indexd.watch.home_writes import HomeWrites, now_iso
 from codex_indexd.watch.own_writes import Fingerprint, IndexCache, PlanDue
@@ -86,10 +82,6 @@ class HomeWorker:
         """Our last write's fingerprint per file name: its change event is our own echo."""
         return self.writes.own
 
-    @property
-    def retry_at(self) -> float | None:
-        return self.writes.retry_at
-
     # -- facts -------------------------------------------------------------------------
     def start(self) -> None:
         """Recover from a crash, load the checkpoint, then stat every rollout."""
@@ -117,21 +109,17 @@ class HomeWorker:
 
     def _resume(self, verified: Verified) -> bool:
         """Take up where a verified record left off: only threads whose rollout or DB row
-        changed since are planned. Return False (a full plan is due) when the policy, the DB
-        file or either index file differs from what the record saw."""
-        if verified.policy != policy_key(self._policy()) or self.table.error is not None:
+        changed since are planned. Return False (a full plan is due) when the record cannot
+        vouch for the home as it is (see `checkpoint.changed_since`)."""
+        changed = checkpoint.changed_since(
+            verified,
+            policy_key(self._policy()),
+            self.table,
+            file_fingerprint(self.home.session_index),
+            file_fingerprint(self.home.history),
+        )
+        if changed is None:
             return False
-        if verified.db_path != (str(self.table.db_path) if self.table.db_path else None):
-            return False
-        if (
-            file_fingerprint(self.home.session_index) != verified.index_fp
-            or file_fingerprint(self.home.history) != verified.history_fp
-        ):
-            return False
-        rows = self.table.rows or {}
-        digests = verified.row_digests
-        changed = {tid for tid, row in rows.items() if digests.get(tid) != row_digest(row)}
-        changed.update(tid for tid in digests if tid not in rows)
         self._collect_changes()
         self.due.dirty |= changed
         self.due.full = False
@@ -145,7 +133,12 @@ class HomeWorker:
 
     def verified_record(self) -> Verified | None:
         """Return what the last plan verified, or None while anything may still drift."""
-        if self.due.full or self.due.dirty or self.current_drift or self.retry_at is not None:
+        if (
+            self.due.full
+            or self.due.dirty
+            or self.current_drift
+            or self.writes.retry_at is not None
+        ):
             return None
         table = self.table
         if self.tracker.changed_threads or table.changed_ids or table.all_changed or table.error:
@@ -255,7 +248,7 @@ class HomeWorker:
         )
         now = time.monotonic()
         # After a write error, events do not bypass the retry delay.
-        backing_off = self.retry_at is not None and now < self.retry_at
+        backing_off = self.writes.retry_at is not None and now < self.writes.retry_at
 
         def before_write(plan: Plan) -> Plan | None:
             self._record_plan(plan, only, reason)
@@ -328,7 +321,7 @@ class HomeWorker:
     @property
     def wake_at(self) -> float | None:
         """The monotonic time this home needs a reconcile without an event, if any."""
-        times = [t for t in (self.retry_at, self.held.recheck_at) if t is not None]
+        times = [t for t in (self.writes.retry_at, self.held.recheck_at) if t is not None]
         return min(times) if times else None
 
     def _policy(self) -> Policy:
@@ -357,33 +350,16 @@ class HomeWorker:
     # -- healing Codex's DB through its app-server ---------------------------------------
     def maybe_heal(self, *, force: bool = False) -> None:
         """Ask Codex to heal its DB when it was replaced, lost rows, or (rarely) when the DB
-        drifted; never in a loop (see `HealSchedule`)."""
-        rows = len(self.table.rows) if self.table.rows is not None else 0
-        now = time.monotonic()
-        if not self.heal_schedule.due(
-            replaced=self.table.replaced, rows=rows, now=now, force=force
-        ):
-            return  # detection walks every thread: not on every reconcile
-        facts = self._facts()
-        found = self._record_db_drift(facts)
-        if self.heal_mode == "off" and not force:
-            return
-        if found is None or found.empty:
-            return
-        from codex_indexd.heal import heal_once
-
-        report = heal_once(facts, mode=self.heal_mode, binary=self.heal_binary)
-        self.stats["last_heal"] = {
-            "at": now_iso(),
-            "summary": report.summary(),
-            "healed": report.healed,
-            "not_healed": report.not_healed,
-            "given_up": report.given_up,
-            "how_to_enable": report.how_to_enable,
-        }
-        if report.ran:
-            self.table.refresh(force=True)
-            self.heal_schedule.seen_replaced = self.table.replaced
+        drifted; never in a loop (see `watch.healing`)."""
+        heal_if_due(
+            self.heal_schedule,
+            self.table,
+            self._facts,
+            self.stats,
+            mode=self.heal_mode,
+            binary=self.heal_binary,
+            force=force,
+        )
 
     def _facts(self) -> HomeFacts:
         """The current facts in the engine's shape (all cached: no file is reread)."""
@@ -396,16 +372,6 @@ class HomeWorker:
             self.files.index(),
             self.files.history(),
         )
-
-    def _record_db_drift(self, facts: HomeFacts) -> Detection | None:
-        if self.table.rows is None:
-            self.stats["db_drift"] = {}
-            return None
-        from codex_indexd.heal import detect
-
-        found = detect(facts)
-        self.stats["db_drift"] = {k: v for k, v in found.counts().items() if v}
-        return found
 
     # -- status ------------------------------------------------------------------------
     def status_record(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
