@@ -1,4 +1,4 @@
-"""Why a thread is or is not visible in Codex (codex-formats.md §2.5, §3.4; user-needs §0, §1A-§1C).
+"""Why a thread is or is not visible in Codex.
 
 Codex 0.169 and 0.171 list threads in two ways that hide different things. Each rule below
 was checked against the real CLI (tests/e2e/test_explain_e2e.py, on both versions):

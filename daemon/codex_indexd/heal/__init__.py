@@ -7,15 +7,10 @@ tries. `check_codex(...)` says whether healing can run, and why not.
 
 from __future__ import annotations
 
+from codex_indexd.heal.codex_check import TESTED_VERSIONS, CodexCheck, check_codex
 from codex_indexd.heal.detect import NAME_LOST, REASONS, ROW_MISSING, ROW_STALE, Detection, detect
-from codex_indexd.heal.heal import (
-    MAX_TRIES,
-    TESTED_VERSIONS,
-    CodexCheck,
-    HealReport,
-    check_codex,
-    heal_home,
-)
+from codex_indexd.heal.heal import MAX_TRIES, heal_home
+from codex_indexd.heal.outcome import HealReport
 from codex_indexd.heal.run import heal_once
 
 __all__ = [

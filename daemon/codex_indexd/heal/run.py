@@ -4,7 +4,8 @@ with the home's persisted record of tries, and keep the record."""
 from __future__ import annotations
 
 from codex_indexd.engine import HomeFacts
-from codex_indexd.heal.heal import HealReport, heal_home
+from codex_indexd.heal.heal import heal_home
+from codex_indexd.heal.outcome import HealReport
 from codex_indexd.heal_state import load_attempts, save_attempts
 
 

@@ -1,4 +1,4 @@
-"""Name precedence for a thread (issue 2, §3): which name the index should carry."""
+"""Name precedence for a thread: which name the index should carry."""
 
 from __future__ import annotations
 
