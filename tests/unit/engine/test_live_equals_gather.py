@@ -84,10 +84,10 @@ class Home:
             self.files[path] = File(target, written)
             self._write(path, target[:written])
             return [path]
-        path = self._pick(op[1])
-        if path is None:
+        picked = self._pick(op[1])
+        if picked is None:
             return []
-        file = self.files[path]
+        path, file = picked, self.files[picked]
         if kind in ("append", "torn"):
             end = _line_end(file.target, file.written)
             if kind == "torn" and end - file.written > 1:
