@@ -30,7 +30,12 @@ from typing import Any
 
 from codex_indexd.engine import HomeFacts
 from codex_indexd.index.model import RolloutFacts, ThreadRow
-from codex_indexd.index.names import db_name, desired_name, first_line, latest_rename
+from codex_indexd.index.names import (
+    db_name,
+    desired_name,
+    is_user_name,
+    latest_rename,
+)
 
 INTERACTIVE_SOURCES = frozenset({"cli", "vscode", '{"custom":"atlas"}', '{"custom":"chatgpt"}'})
 """The sources Codex 0.169 and 0.171 list by default (in the DB's and our compact spelling);
@@ -96,21 +101,6 @@ def find_threads(facts: HomeFacts, query: str) -> list[str]:
         if any(r.name == wanted for r in rollout.renames) and tid not in found:
             found.append(tid)
     return found
-
-
-def derived_names(row: ThreadRow | None, rollout: RolloutFacts | None) -> set[str]:
-    """Names Codex or we derive from messages (not chosen by a user)."""
-    out: set[str] = set()
-    for text in ((row.title, row.first_user_message) if row else ()) + (
-        (rollout.title or "", rollout.first_user_message or "") if rollout else ()
-    ):
-        if text:
-            out.update({text, first_line(text)})
-    return out
-
-
-def is_user_name(name: str, row: ThreadRow | None, rollout: RolloutFacts | None) -> bool:
-    return bool(name.strip()) and name not in derived_names(row, rollout)
 
 
 def name_source(facts: HomeFacts, thread_id: str) -> tuple[str, str]:

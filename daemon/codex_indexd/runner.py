@@ -20,8 +20,8 @@ from codex_indexd import settings as settings_mod
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.indexfiles import file_fingerprint
 from codex_indexd.commands.home_check import MISSING, HomeProblem, check_home, origin_of
+from codex_indexd.engine.policy import policy_from_settings
 from codex_indexd.home_worker import Fingerprint, HomeWorker
-from codex_indexd.index.model import Policy
 from codex_indexd.logs import get_logger
 from codex_indexd.notify import Notifier
 from codex_indexd.status_file import instance_lock_path
@@ -64,14 +64,6 @@ class WatchState:
 
 def now_utc() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def policy_from_settings(resolved: settings_mod.Settings) -> Policy:
-    return Policy(
-        max_threads=resolved["policy.max_threads"],
-        include_orphans=resolved["policy.include_orphans"],
-        history_sources=resolved["policy.history_sources"],
-    )
 
 
 def backup_from_settings(resolved: settings_mod.Settings) -> BackupPolicy:

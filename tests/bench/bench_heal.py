@@ -39,7 +39,7 @@ from codex_indexd.codex.home import CodexHome  # noqa: E402
 from codex_indexd.engine import gather  # noqa: E402
 from codex_indexd.heal.appserver import AppServer  # noqa: E402
 from codex_indexd.heal.capability import probe  # noqa: E402
-from codex_indexd.heal.heal import _insert_rows, _scan  # noqa: E402
+from codex_indexd.heal.requests import insert_rows, scan_threads  # noqa: E402
 from tests.e2e.codexkit import (  # noqa: E402
     PINNED_CODEX,
     MockResponsesServer,
@@ -98,7 +98,7 @@ def run_once(
         (home / f"state_5.sqlite{suffix}").unlink(missing_ok=True)
     env = codex_env(home)
     with AppServer(str(codex), home, env=env) as server:  # the rebuild, not timed
-        _scan(server, 60.0, probe(str(codex)).source_kinds)
+        scan_threads(server, 60.0, probe(str(codex)).source_kinds)
     # the rollouts without rows arrive only now
     for tid in missing:
         src = next((template / "pending").glob(f"*{tid}.jsonl"))
@@ -109,9 +109,9 @@ def run_once(
     started = time.perf_counter()
     with AppServer(str(codex), home, env=env) as server:
         if method == "scan":
-            _scan(server, 120.0, kinds)
+            scan_threads(server, 120.0, kinds)
         else:
-            _insert_rows(server, facts, set(missing), 30.0)
+            insert_rows(server, facts, set(missing), 30.0)
     elapsed = time.perf_counter() - started
     healed = len(set(missing) & row_ids(home))
     stop_managed_daemon(home, codex_bin=codex)

@@ -25,8 +25,8 @@ from structlog.testing import capture_logs
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.engine import HomeFacts, gather
 from codex_indexd.heal import NAME_LOST, ROW_MISSING, ROW_STALE, detect, heal_home
+from codex_indexd.heal.codex_check import SOURCE_KINDS
 from codex_indexd.heal.detect import attempt_key
-from codex_indexd.heal.heal import SOURCE_KINDS
 from tests.e2e.codexkit import AppServer, TuiSession, codex_env, codex_exec, find_rollout
 from tests.support.homes import build_home, index_line, new_thread, write_rollout
 from tests.support.waiting import wait_for

@@ -11,8 +11,8 @@ import pytest
 
 from codex_indexd.cli import main
 from codex_indexd.codex.home import CodexHome
+from codex_indexd.engine.live import RolloutTracker
 from codex_indexd.index.model import HistoryLine
-from codex_indexd.watch.tracker import RolloutTracker
 from tests.support.daemons import DaemonProcess
 from tests.support.homes import (
     build_home,

@@ -134,7 +134,7 @@ def home_section(root: Path, resolved: settings_mod.Settings) -> tuple[list[str]
     """Return the report lines for one home and the secrets found in it."""
     from codex_indexd.commands import explain as explain_cmd
     from codex_indexd.commands import status as status_cmd
-    from codex_indexd.runner import policy_from_settings
+    from codex_indexd.engine.policy import policy_from_settings
 
     problem = check_home(root)
     if problem is not None:

@@ -21,6 +21,7 @@ from codex_indexd.commands.home_check import HomeProblem, check_home, origin_of
 from codex_indexd.commands.words import drift_sentence, plural
 from codex_indexd.diagnose import lock_holders
 from codex_indexd.engine import gather, plan_for
+from codex_indexd.engine.policy import home_policy, policy_from_settings
 from codex_indexd.heal.drift import status_info
 from codex_indexd.index.model import Policy
 from codex_indexd.status_file import instance_lock_path, read_status
@@ -65,13 +66,7 @@ def home_report(
     record = read_status(home.root) or {}
     pid = holder_pid(instance_lock_path(home.root))
     facts = gather(home)
-    live_policy = Policy(
-        max_threads=policy.max_threads,
-        include_orphans=policy.include_orphans,
-        history_sources=policy.history_sources,
-        history_max_bytes=facts.config.history_max_bytes,
-        history_enabled=facts.config.history_persistence != "none",
-    )
+    live_policy = home_policy(policy, facts.config)
     plan = plan_for(facts, live_policy)
     warnings: list[str] = []
     errors: list[str] = []
@@ -274,7 +269,6 @@ def main(argv: list[str]) -> int:
             print(json.dumps({"ok": False, "exit_code": EXIT_USAGE, "error": str(exc)}))
         print(f"codex-indexd: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    from codex_indexd.runner import policy_from_settings
 
     policy = policy_from_settings(resolved)
     mode, binary = resolved["codex_api.mode"], resolved["codex_api.binary"] or None

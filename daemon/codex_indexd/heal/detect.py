@@ -19,11 +19,11 @@ import hashlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from codex_indexd.diagnose import is_user_name
-from codex_indexd.engine import HomeFacts
+from codex_indexd.index.files import IndexFile
 from codex_indexd.index.model import IndexLine, RolloutFacts, ThreadRow
-from codex_indexd.index.names import latest_rename
+from codex_indexd.index.names import is_user_name, latest_rename
 
 NAME_LOST = "name_lost_in_db"
 ROW_MISSING = "row_missing"
@@ -32,6 +32,17 @@ REASONS = (NAME_LOST, ROW_MISSING, ROW_STALE)
 IDS_SHOWN = 5
 
 Exists = Callable[[str], bool]
+
+
+class Facts(Protocol):
+    """What detection reads of a home's facts (`engine.HomeFacts` has it)."""
+
+    @property
+    def threads(self) -> Mapping[str, ThreadRow] | None: ...
+    @property
+    def rollouts(self) -> Mapping[str, RolloutFacts]: ...
+    @property
+    def index(self) -> IndexFile: ...
 
 
 @dataclass(slots=True)
@@ -94,7 +105,7 @@ def _exists(path: str) -> bool:
 
 
 def detect(
-    facts: HomeFacts,
+    facts: Facts,
     *,
     threads: Mapping[str, ThreadRow] | None = None,
     exists: Exists = _exists,

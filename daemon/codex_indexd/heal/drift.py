@@ -13,7 +13,7 @@ from pathlib import Path
 from codex_indexd.codex.statedb import StateDbError, connect_readonly
 from codex_indexd.diagnose import session_meta
 from codex_indexd.engine import HomeFacts
-from codex_indexd.heal.heal import (
+from codex_indexd.heal.codex_check import (
     TESTED_VERSIONS,
     CodexCheck,
     check_codex,

@@ -18,25 +18,19 @@ after `MAX_TRIES` attempts is reported and left alone: the caller persists `atte
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from codex_indexd.codex.statedb import StateDbError, load_threads
-from codex_indexd.diagnose import session_meta
 from codex_indexd.engine import HomeFacts
-from codex_indexd.heal.appserver import AppServer, AppServerError, RpcError, run_version
-from codex_indexd.heal.capability import (
-    NEEDED,
-    OPTIONAL,
-    BinaryKey,
-    Capabilities,
-    binary_key,
-    probe,
+from codex_indexd.heal.appserver import AppServer, AppServerError, RpcError
+from codex_indexd.heal.codex_check import (
+    MODES,
+    VERSION_TIMEOUT_S,
+    CodexCheck,
+    check_codex,
 )
 from codex_indexd.heal.detect import (
     NAME_LOST,
@@ -48,249 +42,21 @@ from codex_indexd.heal.detect import (
     attempt_keys,
     detect,
 )
+from codex_indexd.heal.outcome import HealReport, zero_counts
+from codex_indexd.heal.requests import insert_rows, scan_threads
 from codex_indexd.index.model import ThreadRow
 from codex_indexd.logs import get_logger
 
 log = get_logger("codex_indexd.heal")
 
-MODES = ("auto", "off")
-TESTED_VERSIONS: tuple[tuple[int, int, int], ...] = ((0, 169, 0), (0, 171, 0))
-"""Codex releases healing was run against end to end. Information only: whether healing runs
-is decided by what the binary's protocol schema offers (`capability.NEEDED`)."""
-SOURCE_KINDS = (
-    "cli",
-    "vscode",
-    "exec",
-    "appServer",
-    "subAgent",
-    "subAgentReview",
-    "subAgentCompact",
-    "subAgentThreadSpawn",
-    "subAgentOther",
-    "unknown",
-)
-"""The `thread/list` source kinds when a schema names none (Codex 0.169 and 0.171 list these)."""
 MAX_TRIES = 2
 MAX_ROW_INSERTS = 50
 """Up to this many missing rows are inserted one by one; more take one `thread/list` scan."""
 PAGE_SIZE = 100
 MAX_PAGES = 10_000
-VERSION_TIMEOUT_S = 10.0
 IDS_SHOWN = 5
 
-_ENABLE_TAIL = "then run 'codex-indexd repair --heal-db' (the daemon heals by itself)."
-HINT_OFF = (
-    'Healing is off: set mode = "auto" under [codex_api] in the codex-indexd config '
-    f"(or CODEX_INDEXD_CODEX_API=auto) with Codex CLI on PATH, {_ENABLE_TAIL}"
-)
-HINT_NO_BINARY = (
-    "Install Codex CLI (npm install -g @openai/codex) so that 'codex' is on PATH, or set binary = "
-    '"/path/to/codex" under [codex_api] in the codex-indexd config '
-    f"(or CODEX_INDEXD_CODEX_BIN), {_ENABLE_TAIL}"
-)
-HINT_CAPABILITY = (
-    "Healing needs an app-server with these methods and parameters; point binary under "
-    "[codex_api] (or CODEX_INDEXD_CODEX_BIN) at a Codex CLI that has them (the versions "
-    f"tested are {{tested}}), {_ENABLE_TAIL}"
-)
-
-
-def shown_version(version: tuple[int, int, int]) -> str:
-    return ".".join(str(part) for part in version)
-
-
-def tested_versions_text() -> str:
-    """The tested releases for people, e.g. `0.169.0, 0.171.0`."""
-    return ", ".join(shown_version(v) for v in TESTED_VERSIONS)
-
-
-def newer_than_tested(version: tuple[int, int, int]) -> bool:
-    """True when `version` is newer than every release healing was tested with."""
-    return version > max(TESTED_VERSIONS)
-
-
-def newer_note(version: tuple[int, int, int]) -> str | None:
-    """The information line for a Codex newer than the newest tested, else None."""
-    if not newer_than_tested(version):
-        return None
-    tested = tested_versions_text()
-    return f"Codex {shown_version(version)} is newer than the versions tested: {tested}"
-
-
 _SESSION_LOCK = threading.Lock()  # one app-server child at a time in this process
-_VERSION_CACHE: dict[BinaryKey, tuple[int, int, int]] = {}
-
-
-# --------------------------------------------------------------------------------------
-# Which codex
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class CodexCheck:
-    """Whether healing can run: the binary, its version, or why not and how to fix it."""
-
-    usable: bool
-    binary: str | None = None
-    version: str | None = None
-    reason: str | None = None
-    hint: str = ""
-    capabilities: Capabilities | None = None
-    info: str | None = None  # e.g. the binary is newer than the versions tested
-
-    @property
-    def source_kinds(self) -> tuple[str, ...]:
-        """The source kinds `thread/list` accepts (the schema's, else the known ones)."""
-        kinds = self.capabilities.source_kinds if self.capabilities is not None else ()
-        return kinds or SOURCE_KINDS
-
-    @property
-    def metadata_update(self) -> bool:
-        """True when the app-server has `thread/metadata/update` (a per-thread row insert)."""
-        caps = self.capabilities
-        return caps is not None and caps.has(
-            "thread/metadata/update", OPTIONAL["thread/metadata/update"]
-        )
-
-
-def _find_binary(binary: str | None, env: Mapping[str, str]) -> tuple[str | None, str | None]:
-    """Return (path, None) or (None, why not)."""
-    search_path = env.get("PATH", os.defpath)
-    if binary:
-        wanted = os.path.expanduser(binary)
-        if os.sep in wanted:
-            if os.path.isfile(wanted) and os.access(wanted, os.X_OK):
-                return os.path.abspath(wanted), None
-            return None, f"the configured codex binary {wanted} does not exist or is not executable"
-        found = shutil.which(wanted, path=search_path)
-        if found is None:
-            return None, f"the configured codex binary {wanted!r} is not on PATH"
-        return found, None
-    found = shutil.which("codex", path=search_path)
-    if found is None:
-        return None, "no 'codex' binary on PATH"
-    return found, None
-
-
-def _version_of(path: str, env: Mapping[str, str], timeout_s: float) -> tuple[int, int, int] | None:
-    key = binary_key(path)
-    if key is not None and key in _VERSION_CACHE:
-        return _VERSION_CACHE[key]
-    version = run_version(path, env=env, timeout_s=timeout_s)
-    if version is not None and key is not None:
-        _VERSION_CACHE[key] = version
-    return version
-
-
-def check_codex(
-    mode: str = "auto",
-    binary: str | None = None,
-    *,
-    env: Mapping[str, str] | None = None,
-    timeout_s: float = VERSION_TIMEOUT_S,
-) -> CodexCheck:
-    """Decide whether healing can use Codex: mode, binary (configured or PATH), capabilities.
-
-    The binary's protocol schema must offer every method and parameter healing sends; its
-    version only adds an information line when it is newer than the versions tested.
-    """
-    if mode not in MODES:
-        raise ValueError(f"codex_api mode must be one of {', '.join(MODES)}, not {mode!r}")
-    if mode == "off":
-        return CodexCheck(False, reason="codex_api mode is off", hint=HINT_OFF)
-    environ = os.environ if env is None else env
-    path, why = _find_binary(binary, environ)
-    if path is None:
-        return CodexCheck(False, reason=why, hint=HINT_NO_BINARY)
-    try:
-        version = _version_of(path, environ, timeout_s)
-        caps = probe(path, env=environ, timeout_s=max(timeout_s, 2 * VERSION_TIMEOUT_S))
-    except AppServerError as exc:
-        hint = (
-            HINT_NO_BINARY
-            if exc.kind == "spawn"
-            else HINT_CAPABILITY.format(tested=tested_versions_text())
-        )
-        return CodexCheck(False, binary=path, reason=str(exc), hint=hint)
-    shown = shown_version(version) if version is not None else None
-    missing = caps.missing(NEEDED)
-    if missing:
-        named = f"Codex {shown}" if shown else "this Codex"
-        return CodexCheck(
-            False,
-            binary=path,
-            version=shown,
-            capabilities=caps,
-            hint=HINT_CAPABILITY.format(tested=tested_versions_text()),
-            reason=f"{path} ({named}) has no {', '.join(missing)} in its app-server protocol",
-        )
-    info = newer_note(version) if version is not None else None
-    return CodexCheck(True, binary=path, version=shown, capabilities=caps, info=info)
-
-
-# --------------------------------------------------------------------------------------
-# Report
-# --------------------------------------------------------------------------------------
-
-
-def _zero() -> dict[str, int]:
-    return dict.fromkeys(REASONS, 0)
-
-
-def _no_ids() -> dict[str, list[str]]:
-    return {reason: [] for reason in REASONS}
-
-
-@dataclass(slots=True)
-class HealReport:
-    """What was found, what Codex healed, and what is left (never any prompt or name text)."""
-
-    mode: str
-    detected: dict[str, int] = field(default_factory=_zero)
-    ids: dict[str, list[str]] = field(default_factory=_no_ids)  # first few, by reason
-    healed: dict[str, int] = field(default_factory=_zero)
-    not_healed: dict[str, int] = field(default_factory=_zero)
-    not_healed_ids: dict[str, list[str]] = field(default_factory=_no_ids)
-    given_up: dict[str, int] = field(default_factory=_zero)  # not retried: MAX_TRIES reached
-    skipped_reason: str | None = None  # set when healing did not run
-    how_to_enable: str = ""  # set when healing is off or unusable
-    codex_binary: str | None = None
-    codex_version: str | None = None
-    ran: bool = False  # an app-server child was started
-    error: str | None = None  # the child failed (timeout, exit, protocol)
-    notes: list[str] = field(default_factory=list)
-    attempts: dict[str, int] = field(default_factory=dict)  # the caller persists this
-    duration_s: float = 0.0
-
-    @property
-    def total_detected(self) -> int:
-        return sum(self.detected.values())
-
-    @property
-    def total_healed(self) -> int:
-        return sum(self.healed.values())
-
-    @property
-    def total_not_healed(self) -> int:
-        return sum(self.not_healed.values())
-
-    def summary(self) -> str:
-        """One line for `status`."""
-        found = ", ".join(f"{n} {reason}" for reason, n in self.detected.items() if n) or "nothing"
-        if self.skipped_reason is not None:
-            return f"DB heal: found {found}; not healed ({self.skipped_reason})"
-        if not self.ran:
-            left = f"; {self.total_not_healed} left" if self.total_not_healed else ""
-            return f"DB heal: found {found}{left}"
-        text = f"DB heal: found {found}; healed {self.total_healed}, {self.total_not_healed} left"
-        if self.error:
-            text += f" ({self.error})"
-        return text
-
-
-# --------------------------------------------------------------------------------------
-# Healing
-# --------------------------------------------------------------------------------------
 
 
 def _reason_sets(detection: Detection) -> dict[str, set[str]]:
@@ -312,80 +78,6 @@ def _reread(facts: HomeFacts, fallback: Detection | None) -> Detection | None:
     except (StateDbError, OSError) as exc:
         log.warning("heal.reread_failed", home=str(facts.home.root), error=str(exc))
         return fallback
-
-
-def _scan(server: AppServer, timeout_s: float, source_kinds: tuple[str, ...] = SOURCE_KINDS) -> int:
-    """List every thread, archived and not, with scan-and-repair on; return how many."""
-    seen = 0
-    for archived in (False, True):
-        cursor: str | None = None
-        cursors: set[str] = set()
-        for _ in range(MAX_PAGES):
-            params: dict[str, Any] = {
-                "sourceKinds": list(source_kinds),
-                "modelProviders": [],
-                "archived": archived,
-                "useStateDbOnly": False,
-                "limit": PAGE_SIZE,
-            }
-            if cursor is not None:
-                params["cursor"] = cursor
-            result = server.request("thread/list", params, timeout_s=timeout_s)
-            page = result if isinstance(result, dict) else {}
-            data = page.get("data")
-            seen += len(data) if isinstance(data, list) else 0
-            following = page.get("nextCursor")
-            if not isinstance(following, str) or not following or following in cursors:
-                break
-            cursors.add(following)
-            cursor = following
-    return seen
-
-
-def _git_patch(facts: HomeFacts, thread_id: str) -> dict[str, str | None] | None:
-    """The `gitInfo` patch that leaves a row as its rollout says (sha as recorded, or null).
-
-    None when the rollout is compressed or has no readable `session_meta`: the scan heals it.
-    """
-    rollout = facts.rollouts.get(thread_id)
-    if rollout is None or rollout.path.endswith(".zst"):
-        return None
-    meta = session_meta(rollout.path)
-    if not meta:
-        return None
-    git = meta.get("git")
-    sha = git.get("commit_hash") if isinstance(git, dict) else None
-    return {"sha": sha if isinstance(sha, str) and sha else None}
-
-
-def _insert_rows(
-    server: AppServer, facts: HomeFacts, thread_ids: set[str], timeout_s: float
-) -> set[str]:
-    """Have Codex insert each missing row from its rollout; return the ids it refused.
-
-    `thread/metadata/update` reads the rollout into a row when there is none, then applies
-    the patch; the patch restates the rollout's own git commit, so nothing else changes.
-    """
-    refused: set[str] = set()
-    for tid in sorted(thread_ids):
-        patch = _git_patch(facts, tid)
-        if patch is None:
-            refused.add(tid)
-            continue
-        try:
-            server.request(
-                "thread/metadata/update", {"threadId": tid, "gitInfo": patch}, timeout_s=timeout_s
-            )
-        except RpcError as exc:
-            refused.add(tid)
-            log.warning(
-                "heal.row_insert_failed",
-                home=str(facts.home.root),
-                thread_id=tid,
-                code=exc.code,
-                error=exc.rpc_message,
-            )
-    return refused
 
 
 def _tryable(detection: Detection, record: Mapping[str, int]) -> tuple[dict[str, str], set[str]]:
@@ -438,19 +130,19 @@ def _run_session(
             missing = rows & before.missing
             if check.metadata_update and len(missing) <= MAX_ROW_INSERTS and rows == missing:
                 run.inserted = len(missing)
-                left = _insert_rows(server, facts, missing, timeout_s)
+                left = insert_rows(server, facts, missing, timeout_s)
                 run.inserted -= len(left)
                 after_scan = False  # what it refused, the scan is the last try
             else:
                 left, after_scan = rows, check.metadata_update
             if left:
-                _scan(server, timeout_s, check.source_kinds)
+                scan_threads(server, timeout_s, check.source_kinds)
                 run.scanned = True
             run.mid = _reread(facts, None)
             still = (run.mid.missing & left) if run.mid is not None and run.scanned else set()
             if still and after_scan and len(still) <= MAX_ROW_INSERTS:
                 # a scan pages by start time and can pass over threads that share one second
-                _insert_rows(server, facts, still, timeout_s)
+                insert_rows(server, facts, still, timeout_s)
                 run.mid = _reread(facts, run.mid)
             if run.mid is not None:  # rows the scan just inserted can have lost names too
                 more, _ = _tryable(run.mid, record)
@@ -510,7 +202,7 @@ def _finish(
         report.healed[reason] = len(found - left)
         report.not_healed[reason] = len(left)
         report.not_healed_ids[reason] = sorted(left)[:IDS_SHOWN]
-    given_up = _zero()
+    given_up = zero_counts()
     for key, count in record.items():
         reason = key.split(":", 1)[0]
         if count >= MAX_TRIES and reason in given_up:

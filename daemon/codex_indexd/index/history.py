@@ -65,7 +65,10 @@ def missing_lines(
     """Return the desired lines that no existing line accounts for, in `desired` order.
 
     Within each `(session_id, text)` group (compared by key) both sides are sorted by `ts` and
-    paired greedily when their times differ by at most `tolerance_s`.
+    paired greedily, newest first, when their times differ by at most `tolerance_s`: as many
+    pairs as any pairing makes, and the turns left over are the oldest ones. A merge under
+    `max_bytes` writes the newest missing turns first, so the turns it left out stay the
+    missing ones on the next plan (never a turn it wrote).
     """
     have: dict[tuple[str, int], list[int]] = defaultdict(list)
     for line in existing:
@@ -77,10 +80,10 @@ def missing_lines(
 
     counts: dict[tuple[str, int, int], int] = defaultdict(int)
     for key, wanted in want.items():
-        existing_ts = sorted(have.get(key, ()))
+        existing_ts = sorted(have.get(key, ()), reverse=True)
         i = 0
-        for ts in sorted(wanted):
-            while i < len(existing_ts) and existing_ts[i] < ts - tolerance_s:
+        for ts in sorted(wanted, reverse=True):
+            while i < len(existing_ts) and existing_ts[i] > ts + tolerance_s:
                 i += 1
             if i < len(existing_ts) and abs(existing_ts[i] - ts) <= tolerance_s:
                 i += 1

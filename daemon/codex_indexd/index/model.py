@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -118,6 +119,16 @@ class Policy:
     history_sources: frozenset[str] | None = None  # None = every source contributes
     history_ts_tolerance_s: int = 5
 
+    @property
+    def writes_index(self) -> bool:
+        """True when `session_index.jsonl` is ours to write."""
+        return self.only in (OnlyFile.SESSION_INDEX, OnlyFile.BOTH)
+
+    @property
+    def writes_history(self) -> bool:
+        """True when `history.jsonl` is ours to write (and Codex keeps one)."""
+        return self.history_enabled and self.only in (OnlyFile.HISTORY, OnlyFile.BOTH)
+
 
 class DriftReason(StrEnum):
     INDEX_MISSING = "index_missing"  # restored thread has no index line
@@ -136,17 +147,17 @@ class IndexEntry:
     sort_us: int  # epoch microseconds of `updated_at`, for ordering
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Drift:
     """What differs between Codex's index files and what the facts say they should hold."""
 
-    index_append: list[IndexEntry] = field(default_factory=list)
-    index_reasons: dict[str, DriftReason] = field(default_factory=dict)
-    history_add: list[HistoryLine] = field(default_factory=list)
+    index_append: tuple[IndexEntry, ...] = ()
+    index_reasons: Mapping[str, DriftReason] = field(default_factory=dict)
+    history_add: tuple[HistoryLine, ...] = ()
     # Missing turns left out: they would not survive `[history] max_bytes` (or do not fit
     # under it now), or they are TUI turns whose own history line may still be on its way.
     history_over_cap: int = 0
-    history_pending: list[HistoryLine] = field(default_factory=list)
+    history_pending: tuple[HistoryLine, ...] = ()
 
     @property
     def empty(self) -> bool:

@@ -108,3 +108,19 @@ def desired_name(
     if rollout is not None and rollout.first_user_message:
         return first_line(rollout.first_user_message)
     return thread_id
+
+
+def derived_names(row: ThreadRow | None, rollout: RolloutFacts | None) -> set[str]:
+    """Names Codex or we derive from messages (not chosen by a user)."""
+    out: set[str] = set()
+    for text in ((row.title, row.first_user_message) if row else ()) + (
+        (rollout.title or "", rollout.first_user_message or "") if rollout else ()
+    ):
+        if text:
+            out.update({text, first_line(text)})
+    return out
+
+
+def is_user_name(name: str, row: ThreadRow | None, rollout: RolloutFacts | None) -> bool:
+    """True when `name` is not blank and not one Codex or we derive from the messages."""
+    return bool(name.strip()) and name not in derived_names(row, rollout)

@@ -6,12 +6,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from codex_indexd.codex.indexfiles import (
-    HistoryFile,
-    IndexFile,
-    parse_history_bytes,
-    still_prefix,
-)
+from codex_indexd.index.files import HistoryFile, IndexFile, parse_history_bytes, still_prefix
 from codex_indexd.index.history import (
     desired_history,
     encode_history_line,
@@ -25,7 +20,6 @@ from codex_indexd.index.model import (
     DriftReason,
     HistoryLine,
     IndexEntry,
-    OnlyFile,
     Policy,
     RolloutFacts,
     ThreadRow,
@@ -43,27 +37,28 @@ def encode_index_entry(entry: IndexEntry) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Plan:
-    """Everything one reconcile decided: the selection, desired history, and the drift."""
+    """Everything one reconcile decided: the selection, desired history, and the drift.
+    Immutable: a caller that writes less than planned derives a new plan (`replace`)."""
 
     selection: Selection
-    desired_history: list[HistoryLine]
+    desired_history: tuple[HistoryLine, ...]
     drift: Drift
     policy: Policy
 
     @property
     def writes_index(self) -> bool:
-        return self.policy.only in (OnlyFile.SESSION_INDEX, OnlyFile.BOTH)
+        return self.policy.writes_index
 
     @property
     def writes_history(self) -> bool:
-        return self.policy.history_enabled and self.policy.only in (OnlyFile.HISTORY, OnlyFile.BOTH)
+        return self.policy.writes_history
 
 
 def index_drift(
     selection: Selection, index: IndexFile
-) -> tuple[list[IndexEntry], dict[str, DriftReason]]:
+) -> tuple[tuple[IndexEntry, ...], dict[str, DriftReason]]:
     """Return the entries to append (oldest first, so the newest ends last) and why.
 
     A thread with nothing to name it by yet (no title, no message: its name would be its id)
@@ -83,7 +78,7 @@ def index_drift(
             continue
         appends.append(entry)
     appends.reverse()
-    return appends, reasons
+    return tuple(appends), reasons
 
 
 def make_plan(
@@ -108,27 +103,29 @@ def make_plan(
     selection = select_threads(
         threads, rollouts, index.latest, policy, index.renamed_from, only=only
     )
-    drift = Drift()
-    plan = Plan(selection, [], drift, policy)
-    if plan.writes_index:
-        drift.index_append, drift.index_reasons = index_drift(selection, index)
-    if plan.writes_history:
-        ordered_ids = [entry.thread_id for entry in selection.entries]
-        plan.desired_history = desired_history(ordered_ids, rollouts, policy)
-        existing = history.parsed if only is None else history.lines_for(ordered_ids)
-        missing = missing_lines(existing, plan.desired_history, policy.history_ts_tolerance_s)
-        ready, drift.history_pending = split_pending(missing, rollouts, fresh)
-        if all(line.text is not None for line in ready):
-            # (The daemon's plan holds keys only; it fits the lines once their texts are read.)
-            ready, drift.history_over_cap = fit_history_cap(
-                ready,
-                history.size,
-                history.first_ts,
-                policy.history_max_bytes,
-                policy.history_ts_tolerance_s,
-            )
-        drift.history_add = ready
-    return plan
+    index_append: tuple[IndexEntry, ...] = ()
+    index_reasons: dict[str, DriftReason] = {}
+    if policy.writes_index:
+        index_append, index_reasons = index_drift(selection, index)
+    if not policy.writes_history:
+        return Plan(selection, (), Drift(index_append, index_reasons), policy)
+    ordered_ids = [entry.thread_id for entry in selection.entries]
+    desired = desired_history(ordered_ids, rollouts, policy)
+    existing = history.parsed if only is None else history.lines_for(ordered_ids)
+    missing = missing_lines(existing, desired, policy.history_ts_tolerance_s)
+    ready, pending = split_pending(missing, rollouts, fresh)
+    over_cap = 0
+    if all(line.text is not None for line in ready):
+        # (The daemon's plan holds keys only; it fits the lines once their texts are read.)
+        ready, over_cap = fit_history_cap(
+            ready,
+            history.size,
+            history.first_ts,
+            policy.history_max_bytes,
+            policy.history_ts_tolerance_s,
+        )
+    drift = Drift(index_append, index_reasons, tuple(ready), over_cap, tuple(pending))
+    return Plan(selection, tuple(desired), drift, policy)
 
 
 def rebuilt_index_bytes(selection: Selection, index: IndexFile) -> bytes:

@@ -10,11 +10,11 @@ from codex_indexd.index.names import desired_name
 from codex_indexd.index.timefmt import iso_from_datetime, iso_from_ms, parse_rfc3339
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Selection:
     """The restored threads, newest first, with their desired index entries."""
 
-    entries: list[IndexEntry]
+    entries: tuple[IndexEntry, ...]
     skipped_orphans: int
     used_db: bool
 
@@ -102,4 +102,4 @@ def select_threads(
     ranked.sort(key=lambda item: (item[0], item[1]), reverse=True)
     if policy.max_threads > 0:
         ranked = ranked[: policy.max_threads]
-    return Selection([entry for _, _, entry in ranked], skipped, used_db)
+    return Selection(tuple(entry for _, _, entry in ranked), skipped, used_db)

@@ -12,17 +12,20 @@ the daemon falls back to a full scan.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 from codex_indexd.codex.rollout import RolloutScan
-from codex_indexd.index.model import Rename, RolloutFacts, UserTurn
+from codex_indexd.engine.live import FileState, RolloutTracker
+from codex_indexd.index.model import Policy, Rename, RolloutFacts, ThreadRow, UserTurn
 from codex_indexd.logs import get_logger
-from codex_indexd.watch.tracker import FileState, RolloutTracker
+from codex_indexd.watch.threads import ThreadTable
 from codex_indexd.write.atomic import write_atomic
 
 log = get_logger("codex_indexd.checkpoint")
@@ -30,6 +33,52 @@ FORMAT_VERSION = 6
 _SAME_AS_FIRST = 1  # in a title's place: the title is the first message (stored once)
 
 Fingerprint = tuple[int, int, int, int]
+_ROW_FIELDS = attrgetter(*ThreadRow.__slots__)
+
+
+def row_digest(row: ThreadRow) -> int:
+    """Return a digest of every field of a DB row that is stable across processes."""
+    encoded = repr(_ROW_FIELDS(row)).encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(encoded, digest_size=8).digest(), "big")
+
+
+def changed_since(
+    verified: Verified,
+    policy: str,
+    table: ThreadTable,
+    index_fp: Fingerprint | None,
+    history_fp: Fingerprint | None,
+) -> set[str] | None:
+    """Return the threads whose DB row changed (or went) since `verified` was recorded, or
+    None when the record cannot vouch for the home now: another policy (`policy_key`), an
+    unreadable or different DB file, or either index file not the one it saw."""
+    if verified.policy != policy or table.error is not None:
+        return None
+    if verified.db_path != (str(table.db_path) if table.db_path else None):
+        return None
+    if index_fp != verified.index_fp or history_fp != verified.history_fp:
+        return None
+    rows = table.rows or {}
+    digests = verified.row_digests
+    changed = {tid for tid, row in rows.items() if digests.get(tid) != row_digest(row)}
+    changed.update(tid for tid in digests if tid not in rows)
+    return changed
+
+
+def policy_key(policy: Policy) -> str:
+    """Return a stable text for everything in `policy` that changes a plan."""
+    sources = None if policy.history_sources is None else sorted(policy.history_sources)
+    return json.dumps(
+        [
+            policy.max_threads,
+            policy.include_orphans,
+            policy.only.value,
+            policy.history_max_bytes,
+            policy.history_enabled,
+            sources,
+            policy.history_ts_tolerance_s,
+        ]
+    )
 
 
 @dataclass(slots=True)

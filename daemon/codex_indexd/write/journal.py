@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from codex_indexd.codex.indexfiles import parse_history_line
+from codex_indexd.index.files import parse_history_line
 from codex_indexd.logs import get_logger
 from codex_indexd.write import crashpoints
 from codex_indexd.write.safety import fsync_dir, write_all

@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from codex_indexd import engine, home_worker
 from codex_indexd import settings as settings_mod
-from codex_indexd.index import plan as plan_mod
+from codex_indexd.engine import reconcile as reconcile_path
+from codex_indexd.engine.apply import apply_plan
+from codex_indexd.index.plan import make_plan
 from codex_indexd.runner import Daemon
 from codex_indexd.status_file import checkpoint_path
 from tests.integration.daemon.home_files import append
@@ -41,14 +42,14 @@ class PlanSpy:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: list[set[str] | None] = []
-        real = plan_mod.make_plan  # the function home_worker calls by this name
+        real = make_plan  # the function the reconcile path calls by this name
 
         def spy(*args: Any, **kwargs: Any) -> Any:
             only = kwargs.get("only")
             self.calls.append(None if only is None else set(only))
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(home_worker, "make_plan", spy)
+        monkeypatch.setattr(reconcile_path, "make_plan", spy)
 
 
 def run_once(home: Path, **cli: Any) -> dict[str, Any]:
@@ -182,7 +183,7 @@ def test_a_write_that_raced_another_writer_is_not_vouched_for(
     """When Codex appended to the index between our plan and our write, the record must not
     cover Codex's line: the next start plans in full."""
     new_rollout(home)  # a new thread: an index line and history lines to write
-    real = engine.apply_plan  # the function home_worker calls by this name
+    real = apply_plan  # the function the reconcile path calls by this name
 
     def codex_writes_first(*args: Any, **kwargs: Any) -> Any:
         with open(home / "session_index.jsonl", "ab") as handle:
@@ -191,9 +192,9 @@ def test_a_write_that_raced_another_writer_is_not_vouched_for(
             )
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(home_worker, "apply_plan", codex_writes_first)
+    monkeypatch.setattr(reconcile_path, "apply_plan", codex_writes_first)
     run_once(home)
-    monkeypatch.setattr(home_worker, "apply_plan", real)
+    monkeypatch.setattr(reconcile_path, "apply_plan", real)
     record = run_once(home)
     assert record["from_checkpoint"] is True and record["resumed"] is False
 

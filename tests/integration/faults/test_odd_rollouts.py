@@ -162,7 +162,7 @@ def test_tracker_logs_a_non_regular_rollout_once(tmp_path: Path) -> None:
     from structlog.testing import capture_logs
 
     from codex_indexd.codex.home import CodexHome
-    from codex_indexd.watch.tracker import RolloutTracker
+    from codex_indexd.engine.live import RolloutTracker
 
     home = build_home(tmp_path / "h", [new_thread(0)], db=False)
     fifo = add_hostile(home, "fifo", 70)

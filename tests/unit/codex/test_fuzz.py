@@ -10,15 +10,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from codex_indexd.codex import indexfiles
-from codex_indexd.codex.indexfiles import (
+from codex_indexd.codex.indexfiles import extend_from
+from codex_indexd.codex.rollout import RolloutScan
+from codex_indexd.index.files import (
     HistoryFile,
     IndexFile,
-    extend_from,
     parse_history_bytes,
     parse_index_bytes,
     split_lines,
 )
-from codex_indexd.codex.rollout import RolloutScan
 from tests.support.rollout_oracle import iter_complete_lines
 
 pytestmark = __import__("pytest").mark.slow

@@ -8,13 +8,13 @@ from pathlib import Path
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.commands.status import home_report, render
 from codex_indexd.engine import gather
+from codex_indexd.heal.codex_check import CodexCheck
 from codex_indexd.heal.drift import (
     STATE_MIGRATIONS,
     drift_notes,
     parse_version,
     unknown_migrations,
 )
-from codex_indexd.heal.heal import CodexCheck
 from codex_indexd.index.model import Policy
 from tests.support.homes import Thread, build_home, new_thread, rollout_path
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from codex_indexd.codex.home import CodexConfig, CodexHome
-from codex_indexd.codex.indexfiles import HistoryFile, IndexFile
 from codex_indexd.engine import HomeFacts
 from codex_indexd.heal.detect import (
     NAME_LOST,
@@ -18,6 +17,7 @@ from codex_indexd.heal.detect import (
     db_has_name,
     detect,
 )
+from codex_indexd.index.files import HistoryFile, IndexFile
 from codex_indexd.index.model import IndexLine, Rename, RolloutFacts, ThreadRow
 from codex_indexd.index.timefmt import epoch_ms
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codex_indexd.codex.indexfiles import parse_history_bytes
+from codex_indexd.index.files import parse_history_bytes
 from codex_indexd.index.history import (
     desired_history,
     encode_history_line,

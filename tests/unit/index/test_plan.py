@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codex_indexd.codex.indexfiles import parse_history_bytes, parse_index_bytes
+from codex_indexd.index.files import parse_history_bytes, parse_index_bytes
 from codex_indexd.index.history import encode_history_line
 from codex_indexd.index.model import DriftReason, HistoryLine, OnlyFile, Policy, RolloutFacts
 from codex_indexd.index.plan import (
@@ -39,7 +39,7 @@ def turns_of(facts: RolloutFacts) -> list[HistoryLine]:
 def test_nothing_to_do_in_an_empty_home() -> None:
     plan = make_plan(None, {}, EMPTY_INDEX, EMPTY_HISTORY, ALL)
     assert plan.drift.empty and plan.drift.counts() == {}
-    assert plan.selection.entries == [] and plan.desired_history == []
+    assert plan.selection.entries == () and plan.desired_history == ()
 
 
 def test_a_new_thread_is_missing_from_both_files() -> None:
@@ -48,7 +48,7 @@ def test_a_new_thread_is_missing_from_both_files() -> None:
     (entry,) = plan.drift.index_append
     assert (entry.thread_id, entry.thread_name) == (tid(1), "Explain apples\nin detail")
     assert plan.drift.index_reasons == {tid(1): DriftReason.INDEX_MISSING}
-    assert plan.drift.history_add == turns_of(facts)
+    assert list(plan.drift.history_add) == turns_of(facts)
     assert plan.drift.counts() == {"index_missing": 1, "history_missing": 2}
 
 
@@ -74,7 +74,7 @@ def test_a_thread_known_only_by_its_id_gets_no_line_yet() -> None:
     facts = rollout(1)  # no turn, no title
     plan = make_plan(None, by_id([facts]), EMPTY_INDEX, EMPTY_HISTORY, ALL)
     assert [e.thread_id for e in plan.selection.entries] == [tid(1)]
-    assert plan.drift.index_append == [] and plan.drift.empty
+    assert plan.drift.index_append == () and plan.drift.empty
 
 
 def test_index_lines_are_appended_oldest_first() -> None:
@@ -106,7 +106,7 @@ def test_history_persistence_none_plans_no_history() -> None:
     policy = Policy(max_threads=0, history_enabled=False)
     plan = make_plan(None, by_id([rollout(1, "hello")]), EMPTY_INDEX, EMPTY_HISTORY, policy)
     assert not plan.writes_history
-    assert plan.drift.history_add == [] and plan.desired_history == []
+    assert plan.drift.history_add == () and plan.desired_history == ()
     assert plan.drift.index_append
 
 
@@ -159,7 +159,7 @@ def test_rebuilt_files_keep_unparseable_lines_first() -> None:
     history = b"garbage\n" + history_line(tid(5), 1, "gone") + b"\n"
     rebuilt_history = rebuilt_history_bytes(history, plan.desired_history, ALL)
     assert rebuilt_history.split(b"\n")[0] == b"garbage"
-    assert parse_history_bytes(rebuilt_history).parsed[1:] == plan.desired_history
+    assert parse_history_bytes(rebuilt_history).parsed[1:] == list(plan.desired_history)
 
 
 # -- a plan, once written, leaves nothing to do --------------------------------------------
@@ -226,7 +226,7 @@ def test_applying_a_plan_leaves_no_drift(
         parse_history_bytes(history_after),
         policy,
     )
-    assert again.drift.index_append == []
-    assert again.drift.history_add == [], "what was left out stays left out"
+    assert again.drift.index_append == ()
+    assert again.drift.history_add == (), "what was left out stays left out"
     assert again.drift.history_over_cap == plan.drift.history_over_cap
     assert again.selection.entries == plan.selection.entries

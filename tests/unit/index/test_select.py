@@ -44,7 +44,7 @@ def test_archived_threads_are_never_restored() -> None:
     rollouts = by_id([rollout(1, "a"), rollout(2, "b", archived=True)])
     threads = {tid(1): row(1, archived=True, updated_ms=BASE_MS)}
     policy = Policy(max_threads=0, include_orphans=True)
-    assert select_threads(threads, rollouts, {}, policy).entries == []
+    assert select_threads(threads, rollouts, {}, policy).entries == ()
 
 
 def test_a_db_thread_without_its_rollout_is_restored_from_the_row() -> None:
@@ -56,7 +56,7 @@ def test_a_db_thread_without_its_rollout_is_restored_from_the_row() -> None:
 
 def test_a_thread_with_no_time_at_all_is_left_out() -> None:
     threads = {tid(1): row(1, title="t")}  # no updated_at_ms, no created_at_ms, no rollout
-    assert select_threads(threads, {}, {}, ALL).entries == []
+    assert select_threads(threads, {}, {}, ALL).entries == ()
 
 
 def test_max_threads_keeps_the_newest() -> None:
@@ -144,4 +144,4 @@ def test_a_partial_selection_is_the_full_one_restricted(
     only = {tid(n) for n in picked}
     full = select_threads(threads, rollouts, {}, ALL)
     partial = select_threads(threads, rollouts, {}, ALL, only=only)
-    assert partial.entries == [e for e in full.entries if e.thread_id in only]
+    assert partial.entries == tuple(e for e in full.entries if e.thread_id in only)

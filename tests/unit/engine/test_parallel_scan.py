@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from codex_indexd import engine
 from codex_indexd.codex.home import CodexHome
+from codex_indexd.engine import reading as engine
 from tests.support.homes import build_home, new_thread
 
 

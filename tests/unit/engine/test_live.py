@@ -7,8 +7,8 @@ from pathlib import Path
 from structlog.testing import capture_logs
 
 from codex_indexd.codex.home import CodexHome
+from codex_indexd.engine.live import RolloutTracker
 from codex_indexd.index.model import HistoryLine, text_key
-from codex_indexd.watch.tracker import RolloutTracker
 from tests.support.homes import build_home, new_thread, rollout_path
 
 

@@ -1,4 +1,5 @@
-"""The daemon's incremental view of a home's rollouts: per-file offsets and facts.
+"""The live view of a home's rollouts (the daemon's): per-file offsets and facts, kept current
+by `refresh` calls over the same reader and `choose_rollout` as `gather`.
 
 Each file is known by `(dev, inode, size, mtime_ns, offset)`. A refresh reads only the
 complete lines appended since the offset; a new inode or a shrunk file is reread from 0;
@@ -22,7 +23,7 @@ from codex_indexd.codex.rollout import (
     scan_file,
 )
 from codex_indexd.codex.scan import NotRegularFile, open_rollout
-from codex_indexd.engine import InputWarning, report_scan
+from codex_indexd.engine.reading import InputWarning, report_scan
 from codex_indexd.index.model import HistoryLine, RolloutFacts
 from codex_indexd.logs import get_logger
 

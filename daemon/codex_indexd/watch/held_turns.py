@@ -1,0 +1,46 @@
+"""TUI turns held back for the TUI's own history line, and when to look at them again.
+
+The TUI writes its history line 0-0.5 s after the rollout's user turn: a turn the daemon saw
+arrive less than TUI_LINE_GRACE_S ago is left for the TUI, and its thread is planned again
+once the grace period ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from codex_indexd.index.plan import Plan
+
+TUI_LINE_GRACE_S = 0.7
+RECHECK_MARGIN_S = 0.02
+
+
+class HeldTurns:
+    """When each thread's rollout last changed by an event, and when held turns are due."""
+
+    def __init__(self) -> None:
+        self.seen_at: dict[str, float] = {}  # thread -> when its rollout last changed
+        self.recheck_at: float | None = None  # held-back TUI turns are due again then
+
+    def saw(self, thread_ids: Iterable[str], now: float) -> None:
+        """Record that the rollouts of `thread_ids` changed at monotonic time `now`."""
+        for tid in thread_ids:
+            self.seen_at[tid] = now
+
+    def fresh(self, now: float) -> frozenset[str]:
+        """Return the threads whose rollout changed less than TUI_LINE_GRACE_S before `now`."""
+        for tid in [t for t, at in self.seen_at.items() if now - at >= TUI_LINE_GRACE_S]:
+            del self.seen_at[tid]
+        return frozenset(self.seen_at)
+
+    def hold(self, plan: Plan, now: float, *, replan: bool) -> set[str]:
+        """Schedule the next look at the plan's held turns (or right away when `replan`: a
+        write found a file changed since its plan); return the threads that stay dirty."""
+        pending = plan.drift.history_pending
+        if not pending:
+            self.recheck_at = now if replan else None
+            return set()
+        sessions = {line.session_id for line in pending}
+        seen = [self.seen_at[tid] for tid in sessions if tid in self.seen_at]
+        self.recheck_at = (max(seen) if seen else now) + TUI_LINE_GRACE_S + RECHECK_MARGIN_S
+        return sessions
