@@ -31,14 +31,16 @@ from codex_indexd.index.history import fit_history_cap
 from codex_indexd.index.model import Drift, HistoryLine, Policy, ThreadRow
 from codex_indexd.index.plan import Plan, make_plan
 from codex_indexd.index.select import Selection
-from codex_indexd.logs import get_logger
-from codex_indexd.status_file import checkpoint_path, write_status
+from codex_indexd.log import get_logger
+from codex_indexd.store.files import OurFiles
+from codex_indexd.store.status import write_status
 from codex_indexd.watch import checkpoint
 from codex_indexd.watch.checkpoint import Verified
 from codex_indexd.watch.threads import ThreadTable
 from codex_indexd.watch.tracker import RolloutTracker
 from codex_indexd.write.backup import BackupPolicy
 from codex_indexd.write.index_writer import WriteResult
+from codex_indexd.write.journal import journal_left
 from codex_indexd.write.locks import LockBusy
 from codex_indexd.write.safety import UnsafeTarget
 
@@ -182,7 +184,9 @@ class HomeWorker:
             recover(self.home)
         except (OSError, LockBusy, UnsafeTarget) as exc:
             log.error("journal.recovery_failed", home=str(self.home.root), error=str(exc))
-        loaded, verified = checkpoint.load(self.tracker, checkpoint_path(self.home.root))
+        loaded, verified = checkpoint.load(
+            self.tracker, OurFiles.for_home(self.home.root).checkpoint
+        )
         self._saved_version = self.tracker.version if loaded else -1
         self._saved_verified = verified
         started = time.monotonic()
@@ -257,7 +261,7 @@ class HomeWorker:
             self._saved_activity = self._activity
             return
         try:
-            checkpoint.save(self.tracker, checkpoint_path(self.home.root), verified)
+            checkpoint.save(self.tracker, OurFiles.for_home(self.home.root).checkpoint, verified)
             self._saved_version, self._saved_verified = self.tracker.version, verified
             self._saved_activity = self._activity
         except (OSError, ValueError) as exc:  # a full disk; a value JSON cannot hold
@@ -437,10 +441,7 @@ class HomeWorker:
         """Resolve a journal another process left (a `repair` killed mid-write) now, not at
         our own next write: until then a torn line of its write could glue Codex's next one."""
         targets = self._targets
-        if not any(
-            path.exists() or path.with_name(path.name + ".tmp").exists()
-            for path in (targets.journal, targets.index_journal)
-        ):
+        if not any(journal_left(path) for path in (targets.journal, targets.index_journal)):
             return
         try:
             outcome = recover(self.home)
@@ -529,7 +530,7 @@ class HomeWorker:
         if found is None or found.empty:
             return
         from codex_indexd.heal import heal_home
-        from codex_indexd.heal_state import load_attempts, save_attempts
+        from codex_indexd.store.heal_attempts import load_attempts, save_attempts
 
         attempts = load_attempts(self.home.root)
         report = heal_home(facts, mode=self.heal_mode, binary=self.heal_binary, attempts=attempts)

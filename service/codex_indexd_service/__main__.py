@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from codex_indexd_service.cli import main
+from codex_indexd_service.service_command import main
 
 raise SystemExit(main(sys.argv[1:]))

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from codex_indexd import paths
-from codex_indexd import settings as settings_mod
+from codex_indexd.config import settings as settings_mod
+from codex_indexd.store import dirs
 
 ACTIONS = ("show", "path")
 EPILOG = """\
@@ -104,10 +104,10 @@ def as_json(resolved: settings_mod.Settings) -> dict[str, Any]:
     out["_files"] = {
         "config_file": str(resolved.file),
         "config_file_exists": bool(resolved.file and resolved.file.exists()),
-        "state_dir": str(paths.state_dir()),
-        "cache_dir": str(paths.cache_dir()),
-        "log_dir": str(paths.log_dir()),
-        "backups_dir": str(paths.state_dir() / "backups"),
+        "state_dir": str(dirs.state_dir()),
+        "cache_dir": str(dirs.cache_dir()),
+        "log_dir": str(dirs.log_dir()),
+        "backups_dir": str(dirs.state_dir() / "backups"),
         "env": {name: os.environ.get(name) for name, _ in settings_mod.PATH_VARIABLES},
     }
     return out
@@ -120,10 +120,10 @@ def print_text(resolved: settings_mod.Settings) -> None:
         f"# config file: {resolved.file}"
         + ("" if resolved.file and resolved.file.exists() else " (absent)")
     )
-    print(f"# state dir: {paths.state_dir()}")
-    print(f"# backups: {paths.state_dir() / 'backups'}/<home>/")
-    print(f"# cache dir: {paths.cache_dir()}")
-    print(f"# log dir: {paths.log_dir()}")
+    print(f"# state dir: {dirs.state_dir()}")
+    print(f"# backups: {dirs.state_dir() / 'backups'}/<home>/")
+    print(f"# cache dir: {dirs.cache_dir()}")
+    print(f"# log dir: {dirs.log_dir()}")
     rows = settings_mod.describe(resolved)
     width = max(len(key) for key, _, _ in rows)
     value_width = min(40, max(len(value) for _, value, _ in rows))

@@ -13,7 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from codex_indexd import logs
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.indexfiles import read_history
 from codex_indexd.commands.progress import progress_bar
@@ -28,7 +27,7 @@ from codex_indexd.engine import (
 )
 from codex_indexd.index.model import OnlyFile, Policy
 from codex_indexd.index.plan import Plan
-from codex_indexd.logs import get_logger
+from codex_indexd.log import get_logger, set_configure_hook
 from codex_indexd.write.backup import BackupPolicy
 
 log = get_logger("codex_indexd.repair")
@@ -244,7 +243,7 @@ def db_drift(facts: HomeFacts) -> dict[str, Any]:
 def run_heal(facts: HomeFacts, resolved: Any) -> dict[str, Any]:
     """Ask Codex's app-server to heal its DB once; return a JSON-able summary."""
     from codex_indexd.heal import heal_home
-    from codex_indexd.heal_state import load_attempts, save_attempts
+    from codex_indexd.store.heal_attempts import load_attempts, save_attempts
 
     mode, binary = resolved["codex_api.mode"], resolved["codex_api.binary"] or None
     attempts = load_attempts(facts.home.root)
@@ -293,7 +292,7 @@ def count_lines(args: argparse.Namespace, facts: HomeFacts, plan: Plan) -> list[
 def daemon_difference(args: argparse.Namespace, facts: HomeFacts, plan: Plan) -> str | None:
     """Return one line when the daemon's policy (the config file's) restores a different set
     of threads than this repair's options; None when both agree."""
-    from codex_indexd.runner import policy_from_settings
+    from codex_indexd.daemon.loop import policy_from_settings
 
     daemon = policy_from_settings(args.settings)
     if (daemon.max_threads, daemon.include_orphans) == (args.max_threads, args.include_orphans):
@@ -353,15 +352,15 @@ def apply_with_retries(
 def main(args: argparse.Namespace) -> int:
     """Run one repair; print the summary (or JSON, also on failure). Exit 0 on success,
     1 on failure, 2 on a bad config file."""
-    from codex_indexd import settings as settings_mod
     from codex_indexd.commands.home_check import check_home
+    from codex_indexd.config import settings as settings_mod
 
     def configure_logging() -> None:
-        from codex_indexd import logsetup
+        from codex_indexd.log import setup as logsetup
 
         logsetup.configure(level=args.log_level, log_file=False)
 
-    logs.set_configure_hook(configure_logging)
+    set_configure_hook(configure_logging)
     home = CodexHome.at(args.codex_home)
     try:
         args.settings = settings_mod.load()

@@ -49,7 +49,7 @@ from codex_indexd.heal.detect import (
     detect,
 )
 from codex_indexd.index.model import ThreadRow
-from codex_indexd.logs import get_logger
+from codex_indexd.log import get_logger
 
 log = get_logger("codex_indexd.heal")
 

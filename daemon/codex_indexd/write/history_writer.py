@@ -18,12 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from codex_indexd.index.plan import HistoryAppend
-from codex_indexd.logs import get_logger
+from codex_indexd.log import get_logger
 from codex_indexd.write import crashpoints
 from codex_indexd.write.backup import BackupPolicy, write_backup
 from codex_indexd.write.index_writer import WriteResult
 from codex_indexd.write.journal import (
     JournalRecord,
+    journal_left,
     prefix_digest,
     recover_fd,
     remove_journal,
@@ -99,7 +100,7 @@ def common_line_prefix(old: bytes, new: bytes) -> int:
 
 def recover_history(path: Path, journal: Path) -> str | None:
     """Resolve a journal left by a crash (taking the history lock); see `recover_fd`."""
-    if not journal.exists() and not journal.with_name(journal.name + ".tmp").exists():
+    if not journal_left(journal):
         return None
     if not path.exists():
         remove_journal(journal)

@@ -17,9 +17,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from codex_indexd import settings as settings_mod
-from codex_indexd.runner import Daemon
-from codex_indexd.status_file import read_status, status_path
+from codex_indexd.config import settings as settings_mod
+from codex_indexd.daemon.loop import Daemon
+from codex_indexd.store.files import OurFiles
+from codex_indexd.store.status import read_status
 from tests.support.homes import Thread, iso, line
 from tests.support.waiting import daemon_command, wait_for
 
@@ -95,7 +96,7 @@ def status(home: Path) -> dict[str, Any]:
 def status_ident(home: Path) -> tuple[int, int] | None:
     """Identity of the status file; it is replaced (new inode) on every reconcile."""
     try:
-        st = os.stat(status_path(home))
+        st = os.stat(OurFiles.for_home(home).status)
     except FileNotFoundError:
         return None
     return (st.st_ino, st.st_mtime_ns)

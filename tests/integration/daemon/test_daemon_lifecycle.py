@@ -28,9 +28,9 @@ from daemon_harness import (
 )
 from structlog.testing import capture_logs
 
-from codex_indexd import settings as settings_mod
-from codex_indexd.runner import Daemon
-from codex_indexd.status_file import checkpoint_path
+from codex_indexd.config import settings as settings_mod
+from codex_indexd.daemon.loop import Daemon
+from codex_indexd.store.files import OurFiles
 from tests.support.homes import (
     BASE_TIME,
     build_home,
@@ -264,7 +264,7 @@ def test_unusable_checkpoint_is_discarded_and_the_repair_is_still_right(
         return daemon
 
     once()
-    checkpoint = checkpoint_path(home)
+    checkpoint = OurFiles.for_home(home).checkpoint
     assert checkpoint.exists()
     corrupt(checkpoint, how)
     (home / "session_index.jsonl").unlink()

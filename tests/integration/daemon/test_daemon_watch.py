@@ -22,7 +22,7 @@ from daemon_harness import (
     wait_for,
 )
 
-from codex_indexd.runner import Daemon
+from codex_indexd.daemon.loop import Daemon
 from codex_indexd.watch import observer as observer_mod
 from tests.support.homes import (
     BASE_TIME,
@@ -346,7 +346,7 @@ def test_failed_inotify_start_leaves_no_watcher_threads_behind(
 def test_directory_vanishing_while_the_observer_restarts_does_not_kill_the_daemon(  # type: ignore[no-untyped-def]
     tmp_path: Path, inproc, monkeypatch
 ) -> None:
-    from codex_indexd import runner
+    from codex_indexd.daemon import loop as runner
 
     home = build_home(tmp_path / "h", [new_thread(0)])
     run = inproc(home)

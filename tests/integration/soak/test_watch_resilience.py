@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from codex_indexd.status_file import read_status
+from codex_indexd.store.status import read_status
 from tests.support.codexsim import Rollout, append_index, index_line, iso
 from tests.support.homes import (
     Thread,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from codex_indexd import settings
+from codex_indexd.config import settings
 
 ROOT = Path(__file__).resolve().parents[3]
 

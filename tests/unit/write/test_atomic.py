@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from codex_indexd import heal_state, status_file
-from codex_indexd.paths import OurFiles, UnsafeOwnDir
+from codex_indexd.store import heal_attempts as heal_state
+from codex_indexd.store import status as status_file
+from codex_indexd.store.dirs import UnsafeOwnDir
+from codex_indexd.store.files import OurFiles
 from codex_indexd.write.atomic import write_atomic
 
 

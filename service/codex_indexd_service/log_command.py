@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from codex_indexd_service import UNIT_NAME
-from codex_indexd_service.logfile import Follower, default_log_file, read_lines, rotated_files
+from codex_indexd_service.command_runner import Runner
+from codex_indexd_service.context import resolve
+from codex_indexd_service.logfile import Follower, read_lines, rotated_files
 from codex_indexd_service.manager import detect
-from codex_indexd_service.paths import resolve
-from codex_indexd_service.runner import Runner
 from codex_indexd_service.systemd import journal_command
 
 __all__ = ("Entry", "Filter", "format_entry", "main", "parse_line", "parse_since")
@@ -174,7 +174,7 @@ def format_entry(entry: Entry, *, color: bool = False, utc: bool = False) -> str
     return "\n".join([line, *("    " + t for t in trace)])
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _build_parser(log_file: Path | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="codex-indexd logs",
         description="Show codex-indexd's JSON log (and its rotations).",
@@ -225,7 +225,8 @@ def _build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="PATH",
         help="log file to read (default: %(default)s; $CODEX_INDEXD_LOG_DIR moves it)",
-        default=default_log_file(),
+        default=log_file,
+        required=log_file is None,
     )
     parser.add_argument("--interval", type=float, default=0.25, help=argparse.SUPPRESS)
     return parser
@@ -282,10 +283,14 @@ def main(
     stop: threading.Event | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    log_file: Path | None = None,
 ) -> int:
-    """Print matching log entries; with ``-f`` keep following until *stop* or Ctrl-C."""
+    """Print matching log entries; with ``-f`` keep following until *stop* or Ctrl-C.
+
+    *log_file* is the daemon's log (`codex-indexd logs` passes it); without it ``--file`` is
+    required. Returns the exit code."""
     out, err = out or sys.stdout, err or sys.stderr
-    args = _build_parser().parse_args(argv)
+    args = _build_parser(log_file).parse_args(argv)
     try:
         return _run(args, runner, stop, out, err)
     except BrokenPipeError:  # `codex-indexd logs | head`

@@ -18,10 +18,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codex_indexd_service import logs
+from codex_indexd_service import log_command
+from codex_indexd_service.command_runner import Result
+from codex_indexd_service.log_command import Entry, format_entry, parse_line, parse_since
 from codex_indexd_service.logfile import Follower, rotated_files
-from codex_indexd_service.logs import Entry, format_entry, parse_line, parse_since
-from codex_indexd_service.runner import Result
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 
@@ -34,7 +34,7 @@ def line(event: str, level: str = "info", minutes_ago: float = 0, **fields: Any)
 
 def run_logs(argv: list[str], runner: Any = None) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
-    code = logs.main(argv, runner=runner, out=out, err=err)
+    code = log_command.main(argv, runner=runner, out=out, err=err)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -207,7 +207,7 @@ class Following:
     def __init__(self, argv: list[str], runner: Any) -> None:
         self.out, self.stop = io.StringIO(), threading.Event()
         self.thread = threading.Thread(
-            target=logs.main,
+            target=log_command.main,
             args=(argv,),
             kwargs={"runner": runner, "stop": self.stop, "out": self.out, "err": io.StringIO()},
         )
@@ -309,11 +309,29 @@ def test_no_match_says_no_entries(log_file: Path, quiet_runner: Any) -> None:
 
 
 def test_log_dir_variable_moves_the_default_file(
-    tmp_path: Path, quiet_runner: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """`codex-indexd logs` reads the log file the daemon's own files name, so
+    CODEX_INDEXD_LOG_DIR moves both."""
+    from codex_indexd.cli import main as top_main
+
     directory = tmp_path / "custom-logs"
     directory.mkdir()
     (directory / "codex-indexd.log").write_text(line("from.the.daemon") + "\n")
     monkeypatch.setenv("CODEX_INDEXD_LOG_DIR", str(directory))
-    code, out, _ = run_logs(["--json"], quiet_runner)
-    assert code == 0 and events(out) == ["from.the.daemon"]
+    assert top_main(["logs", "--json"]) == 0
+    assert events(capsys.readouterr().out) == ["from.the.daemon"]
+
+
+def test_without_a_log_file_the_file_option_is_required(
+    quiet_runner: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run_logs(["--json"], quiet_runner)
+    assert exited.value.code == 2 and "--file" in capsys.readouterr().err
+
+
+def test_the_given_log_file_is_the_default(log_file: Path, quiet_runner: Any) -> None:
+    out = io.StringIO()
+    assert log_command.main(["--json"], runner=quiet_runner, out=out, log_file=log_file) == 0
+    assert events(out.getvalue())[-1] == "watch.tick"

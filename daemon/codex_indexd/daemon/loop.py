@@ -16,15 +16,15 @@ from typing import Any
 
 from watchdog.observers.api import BaseObserver
 
-from codex_indexd import settings as settings_mod
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.indexfiles import file_fingerprint
 from codex_indexd.commands.home_check import MISSING, HomeProblem, check_home, origin_of
+from codex_indexd.config import settings as settings_mod
+from codex_indexd.daemon.notify import Notifier
 from codex_indexd.home_worker import Fingerprint, HomeWorker
 from codex_indexd.index.model import Policy
-from codex_indexd.logs import get_logger
-from codex_indexd.notify import Notifier
-from codex_indexd.status_file import instance_lock_path
+from codex_indexd.log import get_logger
+from codex_indexd.store.files import OurFiles
 from codex_indexd.watch.debounce import Batch, Debouncer
 from codex_indexd.watch.observer import (
     EVENT_FILTER,
@@ -145,7 +145,7 @@ class Daemon:
     def acquire_locks(self) -> None:
         """Take the single-instance lock of every home. Raises AlreadyRunning."""
         for home in self.settings.homes:
-            lock = InstanceLock(instance_lock_path(home))
+            lock = InstanceLock(OurFiles.for_home(home).instance_lock)
             try:
                 lock.acquire()
             except AlreadyRunning:
@@ -518,7 +518,7 @@ class Daemon:
             if key in self.workers:
                 keep.append(root)
                 continue
-            lock = InstanceLock(instance_lock_path(root))
+            lock = InstanceLock(OurFiles.for_home(root).instance_lock)
             try:
                 lock.acquire()
             except AlreadyRunning as exc:

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codex_indexd import paths
 from codex_indexd.codex.home import default_codex_home
+from codex_indexd.store import dirs
 
 
 class ConfigError(Exception):
@@ -254,7 +254,7 @@ def load(
 ) -> Settings:
     """Resolve the settings. Raises ConfigError."""
     env = os.environ if environ is None else environ
-    file_path = path or paths.config_file()
+    file_path = path or dirs.config_file()
     settings = Settings(file=file_path)
     file_values: dict[str, Any] = {}
     text = ""
