@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -36,9 +36,21 @@ def wait_for(
         time.sleep(interval)
 
 
-def daemon_command(home: Path, *args: str) -> list[str]:
+SEAMED_CLI = ROOT / "tests" / "support" / "seamed_cli.py"
+
+
+def cli_command(*args: str, seams: Sequence[str] = ()) -> list[str]:
+    """The command line of `codex-indexd ARGS` with this interpreter; with `seams`
+    (`inotify-errno=ENOSPC`, see tests/support/seamed_cli.py) through the wrapper that sets
+    those test seams first."""
+    if seams:
+        return [sys.executable, str(SEAMED_CLI), *seams, "--", *args]
+    return [sys.executable, "-m", "codex_indexd", *args]
+
+
+def daemon_command(home: Path, *args: str, seams: Sequence[str] = ()) -> list[str]:
     """The command line of `codex-indexd run` on `home`, with this interpreter."""
-    return [sys.executable, "-m", "codex_indexd", "run", "--codex-home", str(home), *args]
+    return cli_command("run", "--codex-home", str(home), *args, seams=seams)
 
 
 def start_daemon(

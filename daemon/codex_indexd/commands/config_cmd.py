@@ -94,7 +94,7 @@ def as_json(resolved: settings_mod.Settings) -> dict[str, Any]:
     """Return every setting with its typed value, source and environment variable."""
     out: dict[str, Any] = {
         spec.key: {
-            "value": settings_mod.typed(resolved.values[spec.key]),
+            "value": settings_mod.typed(resolved.value(spec.key)),
             "source": resolved.sources[spec.key],
             "env": spec.env,
             "help": spec.help,

@@ -292,7 +292,7 @@ def count_lines(args: argparse.Namespace, facts: HomeFacts, plan: Plan) -> list[
 def daemon_difference(args: argparse.Namespace, facts: HomeFacts, plan: Plan) -> str | None:
     """Return one line when the daemon's policy (the config file's) restores a different set
     of threads than this repair's options; None when both agree."""
-    from codex_indexd.daemon.loop import policy_from_settings
+    from codex_indexd.config.policies import policy_from_settings
 
     daemon = policy_from_settings(args.settings)
     if (daemon.max_threads, daemon.include_orphans) == (args.max_threads, args.include_orphans):

@@ -137,7 +137,7 @@ def home_section(root: Path, resolved: settings_mod.Settings) -> tuple[list[str]
     """Return the report lines for one home and the secrets found in it."""
     from codex_indexd.commands import explain as explain_cmd
     from codex_indexd.commands import status as status_cmd
-    from codex_indexd.daemon.loop import policy_from_settings
+    from codex_indexd.config.policies import policy_from_settings
 
     problem = check_home(root)
     if problem is not None:
@@ -145,7 +145,7 @@ def home_section(root: Path, resolved: settings_mod.Settings) -> tuple[list[str]
     facts = gather(CodexHome.at(root))
     secrets = secrets_of(facts)
     policy = policy_from_settings(resolved)
-    report = status_cmd.home_report(root, policy, resolved["codex_api.mode"], None)
+    report = status_cmd.home_report(root, policy, resolved.codex_api.mode, None)
     out = [f"## home {root}", "### status", json.dumps(status_cmd.finish(report), indent=2)]
     plan = plan_for(facts, policy)
     troubled = sorted(
@@ -173,7 +173,7 @@ def build(homes: list[Path] | None) -> str:
     except settings_mod.ConfigError as exc:
         out.append(f"config error: {exc}")
         return "\n".join(out) + "\n"
-    out.append(f"codex {codex_version(resolved['codex_api.binary'] or None)}")
+    out.append(f"codex {codex_version(resolved.codex_api.binary or None)}")
     out.append("## effective config")
     out += [f"{k} = {v}  ({s})" for k, v, s in settings_mod.describe(resolved)]
     out.append(f"config file: {resolved.file}")

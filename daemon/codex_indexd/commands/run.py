@@ -92,7 +92,8 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def main(args: argparse.Namespace) -> int:
     """Run the daemon; exit 0 on SIGTERM/SIGINT, 2 on a bad config, 75 when already running."""
     from codex_indexd.commands.home_check import MISSING
-    from codex_indexd.daemon.loop import EXIT_ALREADY_RUNNING, Daemon, lock_holder_message
+    from codex_indexd.daemon.loop import Daemon
+    from codex_indexd.daemon.service_env import EXIT_ALREADY_RUNNING, lock_holder_message
     from codex_indexd.log import setup as logsetup
     from codex_indexd.write.locks import AlreadyRunning
 
@@ -109,7 +110,7 @@ def main(args: argparse.Namespace) -> int:
     except OSError as exc:  # UnsafeOwnDir says which directory and what to do
         print(f"codex-indexd: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    logsetup.configure(level=resolved["log_level"])
+    logsetup.configure(level=resolved.log_level)
     for note in fixed:
         log.warning("own_dir.mode_fixed", detail=note)
     daemon = Daemon(resolved, reload=lambda: settings_mod.load(overrides))

@@ -271,10 +271,10 @@ def main(argv: list[str]) -> int:
             print(json.dumps({"ok": False, "exit_code": EXIT_USAGE, "error": str(exc)}))
         print(f"codex-indexd: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    from codex_indexd.daemon.loop import policy_from_settings
+    from codex_indexd.config.policies import policy_from_settings
 
     policy = policy_from_settings(resolved)
-    mode, binary = resolved["codex_api.mode"], resolved["codex_api.binary"] or None
+    mode, binary = resolved.codex_api.mode, resolved.codex_api.binary or None
     origin = origin_of(resolved.sources["homes"], resolved.file)
     reports: list[dict[str, Any]] = []
     for home in resolved.homes:

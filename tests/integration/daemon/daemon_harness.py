@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -236,6 +237,7 @@ class DaemonProcess:
         env: dict[str, str] | None = None,
         debounce_ms: int = 30,
         notify: bool = True,
+        seams: Sequence[str] = (),
     ) -> None:
         DaemonProcess.count += 1
         n = DaemonProcess.count
@@ -247,7 +249,7 @@ class DaemonProcess:
         full_env.pop("NOTIFY_SOCKET", None)
         if self.notify is not None:
             full_env["NOTIFY_SOCKET"] = self.notify.path
-        cmd = daemon_command(home, "--debounce-ms", str(debounce_ms), *args)
+        cmd = daemon_command(home, "--debounce-ms", str(debounce_ms), *args, seams=seams)
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=out, stderr=err)
 

@@ -154,7 +154,8 @@ def test_inotify_limit_falls_back_to_polling_with_a_hint(
     home = build_home(tmp_path / "h", [thread])
     daemon = spawn(
         home,
-        env={"CODEX_INDEXD_TEST_INOTIFY_ERRNO": errno_name, "CODEX_INDEXD_POLL_INTERVAL_S": "0.2"},
+        env={"CODEX_INDEXD_POLL_INTERVAL_S": "0.2"},
+        seams=[f"inotify-errno={errno_name}"],
     )
     daemon.wait_ready()
     assert status(home)["polling"] is True
@@ -346,7 +347,7 @@ def test_failed_inotify_start_leaves_no_watcher_threads_behind(
 def test_directory_vanishing_while_the_observer_restarts_does_not_kill_the_daemon(  # type: ignore[no-untyped-def]
     tmp_path: Path, inproc, monkeypatch
 ) -> None:
-    from codex_indexd.daemon import loop as runner
+    from codex_indexd.daemon import watching as runner
 
     home = build_home(tmp_path / "h", [new_thread(0)])
     run = inproc(home)

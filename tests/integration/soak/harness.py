@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +68,7 @@ class Daemon:
         log_dir: Path,
         *args: str,
         env: dict[str, str] | None = None,
+        seams: Sequence[str] = (),
     ) -> None:
         self.home = home
         self.log_dir = log_dir
@@ -82,7 +83,7 @@ class Daemon:
             **(env or {}),
         }
         full_env.pop("NOTIFY_SOCKET", None)
-        cmd = daemon_command(home, *args)
+        cmd = daemon_command(home, *args, seams=seams)
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
                 cmd,
