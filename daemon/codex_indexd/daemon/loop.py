@@ -1,5 +1,5 @@
-"""The daemon loop: observer + supervisor, debounced batches, periodic reconciles, signals,
-sd_notify, single instance per home."""
+"""The daemon loop: debounced batches handed to each home's worker, periodic reconciles,
+signals and reloads, sd_notify, single instance per home (the watches are in `watching`)."""
 
 from __future__ import annotations
 
