@@ -74,3 +74,43 @@ def test_a_failed_write_leaves_no_temp_file(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="No space"):
         write_atomic(directory / "f", (c for c in chunks()))
     assert os.listdir(directory) == []
+
+
+def test_journals_go_through_write_atomic_and_a_torn_temp_counts_as_left(tmp_path: Path) -> None:
+    """A journal is written through the one helper (0600, 0700 directory); the temp file a
+    crash leaves before the rename counts as a journal left, and removing it clears both."""
+    from codex_indexd.write.atomic import temp_files
+    from codex_indexd.write.journal import (
+        JournalRecord,
+        journal_left,
+        read_journal,
+        remove_journal,
+        write_journal,
+    )
+
+    journal = OurFiles.for_home(tmp_path / "home").history_journal
+    assert not journal_left(journal)
+    record = JournalRecord("/h/history.jsonl", 1, 2, 3, b"old", b"new")
+    write_journal(journal, record)
+    assert read_journal(journal) == record
+    assert journal.stat().st_mode & 0o777 == 0o600
+    assert journal.parent.stat().st_mode & 0o777 == 0o700
+    assert temp_files(journal) == []
+    remove_journal(journal)
+    torn = journal.parent / f".{journal.name}.0123456789abcdef.tmp"
+    torn.write_bytes(b"half")
+    assert temp_files(journal) == [torn] and journal_left(journal)
+    remove_journal(journal)
+    assert not torn.exists() and not journal_left(journal)
+
+
+def test_before_sync_runs_once_everything_is_written(tmp_path: Path) -> None:
+    target = tmp_path / "d" / "f"
+    seen: list[bytes] = []
+
+    def look() -> None:
+        (temp,) = list(target.parent.glob(".f.*.tmp"))
+        seen.append(temp.read_bytes())
+
+    write_atomic(target, [b"ab", b"cd"], before_sync=look)
+    assert seen == [b"abcd"] and target.read_bytes() == b"abcd"
