@@ -13,6 +13,7 @@ from typing import Any
 
 from codex_indexd.config import settings as settings_mod
 from codex_indexd.store import dirs
+from codex_indexd.store.files import backups_root
 
 ACTIONS = ("show", "path")
 EPILOG = """\
@@ -107,7 +108,7 @@ def as_json(resolved: settings_mod.Settings) -> dict[str, Any]:
         "state_dir": str(dirs.state_dir()),
         "cache_dir": str(dirs.cache_dir()),
         "log_dir": str(dirs.log_dir()),
-        "backups_dir": str(dirs.state_dir() / "backups"),
+        "backups_dir": str(backups_root()),
         "env": {name: os.environ.get(name) for name, _ in settings_mod.PATH_VARIABLES},
     }
     return out
@@ -121,7 +122,7 @@ def print_text(resolved: settings_mod.Settings) -> None:
         + ("" if resolved.file and resolved.file.exists() else " (absent)")
     )
     print(f"# state dir: {dirs.state_dir()}")
-    print(f"# backups: {dirs.state_dir() / 'backups'}/<home>/")
+    print(f"# backups: {backups_root()}/<home>/")
     print(f"# cache dir: {dirs.cache_dir()}")
     print(f"# log dir: {dirs.log_dir()}")
     rows = settings_mod.describe(resolved)

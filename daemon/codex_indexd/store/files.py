@@ -60,7 +60,7 @@ class OurFiles:
     @property
     def backups(self) -> Path:
         """The directory of this home's backups of the two index files."""
-        return self.state / "backups" / self.key
+        return backups_root(self.state) / self.key
 
     @property
     def heal_attempts(self) -> Path:
@@ -76,6 +76,12 @@ class OurFiles:
     def log_file(self) -> Path:
         """The JSON log (shared by every home)."""
         return self.logs / LOG_FILE_NAME
+
+
+def backups_root(state: Path | None = None) -> Path:
+    """The directory holding one backup directory per home, under `state` (default: the
+    state directory)."""
+    return (state or state_dir()) / "backups"
 
 
 def log_file() -> Path:
