@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from codex_indexd.store import heal_attempts as heal_state
-from codex_indexd.store import status as status_file
+from codex_indexd.store import heal_attempts, status
 from codex_indexd.store.dirs import UnsafeOwnDir
 from codex_indexd.store.files import OurFiles
 from codex_indexd.write.atomic import write_atomic
@@ -46,12 +45,12 @@ def test_planted_links_at_predictable_names_are_not_written_through(tmp_path: Pa
         for name in (path.name + ".tmp", f".{path.name}.tmp", path.name):
             (path.parent / name).unlink(missing_ok=True)
             (path.parent / name).symlink_to(victim)
-    status_file.write_status(home, {"ok": True})
-    heal_state.save_attempts(home, {"x": 1})
+    status.write_status(home, {"ok": True})
+    heal_attempts.save_attempts(home, {"x": 1})
     write_atomic(ours.checkpoint, b"{}\n")
     assert victim.read_bytes() == b"precious\n"
-    assert status_file.read_status(home) == {"ok": True}
-    assert heal_state.load_attempts(home) == {"x": 1}
+    assert status.read_status(home) == {"ok": True}
+    assert heal_attempts.load_attempts(home) == {"x": 1}
     assert not ours.status.is_symlink() and ours.status.stat().st_mode & 0o777 == 0o600
 
 
