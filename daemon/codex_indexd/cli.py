@@ -91,10 +91,10 @@ def _passthrough(command: str, rest: list[str]) -> int:
 
         return service_main(rest, link=_daemon_link())
     if command == "logs":
-        from codex_indexd.store.files import log_file
-        from codex_indexd_service.log_command import main as logs_main
+        from codex_indexd.commands.logs import main as logs_main
+        from codex_indexd_service.journal_hint import journal_hint
 
-        return logs_main(rest, log_file=log_file())
+        return logs_main(rest, hint=journal_hint)
     if command == "status":
         from codex_indexd.commands.status import main as status_main
 

@@ -1,5 +1,5 @@
-"""Our logging: lazy loggers for every module (`get_logger`) and the process's setup
-(`codex_indexd.log.setup.configure`)."""
+"""Our logging: lazy loggers for every module (`get_logger`), the process's setup
+(`setup.configure`), and reading the JSON log back (`entries`, `follow`)."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -18,10 +19,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codex_indexd_service import log_command
+from codex_indexd.commands import logs as log_command
+from codex_indexd.log.entries import Entry, format_entry, parse_line, parse_since
+from codex_indexd.log.follow import Follower, rotated_files
 from codex_indexd_service.command_runner import Result
-from codex_indexd_service.log_command import Entry, format_entry, parse_line, parse_since
-from codex_indexd_service.logfile import Follower, rotated_files
+from codex_indexd_service.journal_hint import journal_hint
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 
@@ -32,9 +34,14 @@ def line(event: str, level: str = "info", minutes_ago: float = 0, **fields: Any)
     return json.dumps({**data, **fields})
 
 
+def hint_of(runner: Any) -> Any:
+    """The journal hint `codex-indexd logs` gets, asking `runner` (None: no hint)."""
+    return None if runner is None else functools.partial(journal_hint, runner=runner)
+
+
 def run_logs(argv: list[str], runner: Any = None) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
-    code = log_command.main(argv, runner=runner, out=out, err=err)
+    code = log_command.main(argv, hint=hint_of(runner), out=out, err=err)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -209,7 +216,12 @@ class Following:
         self.thread = threading.Thread(
             target=log_command.main,
             args=(argv,),
-            kwargs={"runner": runner, "stop": self.stop, "out": self.out, "err": io.StringIO()},
+            kwargs={
+                "hint": hint_of(runner),
+                "stop": self.stop,
+                "out": self.out,
+                "err": io.StringIO(),
+            },
         )
         self.thread.start()
 
@@ -323,15 +335,17 @@ def test_log_dir_variable_moves_the_default_file(
     assert events(capsys.readouterr().out) == ["from.the.daemon"]
 
 
-def test_without_a_log_file_the_file_option_is_required(
-    quiet_runner: Any, capsys: pytest.CaptureFixture[str]
+def test_the_default_file_is_the_daemons_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with pytest.raises(SystemExit) as exited:
-        run_logs(["--json"], quiet_runner)
-    assert exited.value.code == 2 and "--file" in capsys.readouterr().err
+    monkeypatch.setenv("CODEX_INDEXD_LOG_DIR", str(tmp_path / "moved"))
+    (tmp_path / "moved").mkdir()
+    (tmp_path / "moved" / "codex-indexd.log").write_text(line("x.moved") + "\n")
+    code, out, _ = run_logs(["--json"])
+    assert code == 0 and events(out) == ["x.moved"]
 
 
 def test_the_given_log_file_is_the_default(log_file: Path, quiet_runner: Any) -> None:
     out = io.StringIO()
-    assert log_command.main(["--json"], runner=quiet_runner, out=out, log_file=log_file) == 0
+    assert log_command.main(["--json"], hint=hint_of(quiet_runner), out=out, log_file=log_file) == 0
     assert events(out.getvalue())[-1] == "watch.tick"
