@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from codex_indexd import __version__
+
+if TYPE_CHECKING:
+    from codex_indexd_service.daemon_link import DaemonLink
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -49,9 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         # A command that logged nothing leaves its "configure logging on first use" hook
         # behind; it must not fire later in the same process (tests call main() in-process).
-        from codex_indexd import logs
+        from codex_indexd.log import set_configure_hook
 
-        logs.set_configure_hook(None)
+        set_configure_hook(None)
 
 
 COMMANDS = ("repair", "run", "explain", "status", "logs", "service", "config", "report")
@@ -83,13 +87,14 @@ def _main(argv: Sequence[str] | None) -> int:
 
 def _passthrough(command: str, rest: list[str]) -> int:
     if command == "service":
-        from codex_indexd_service.cli import main as service_main
+        from codex_indexd_service.service_command import main as service_main
 
-        return service_main(rest)
+        return service_main(rest, link=_daemon_link())
     if command == "logs":
-        from codex_indexd_service.logs import main as logs_main
+        from codex_indexd.commands.logs import main as logs_main
+        from codex_indexd_service.journal_hint import journal_hint
 
-        return logs_main(rest)
+        return logs_main(rest, hint=journal_hint)
     if command == "status":
         from codex_indexd.commands.status import main as status_main
 
@@ -101,6 +106,27 @@ def _passthrough(command: str, rest: list[str]) -> int:
     from codex_indexd.commands.config_cmd import main as config_main
 
     return config_main(rest)
+
+
+def _daemon_link() -> DaemonLink:
+    """Return what `codex-indexd service` needs of the daemon: its log directory, a home's
+    lock and its holder, and the config file's first home (None when the config is bad)."""
+    from codex_indexd.config import settings as settings_mod
+    from codex_indexd.store import dirs
+    from codex_indexd.store.files import OurFiles
+    from codex_indexd.write.locks import holder_pid
+    from codex_indexd_service.daemon_link import DaemonLink
+
+    try:
+        homes = settings_mod.load().homes
+    except settings_mod.ConfigError:
+        homes = []
+    return DaemonLink(
+        log_dir=dirs.log_dir(),
+        lock_of=lambda home: OurFiles.for_home(home).instance_lock,
+        holder_pid=holder_pid,
+        configured_home=homes[0] if homes else None,
+    )
 
 
 def entry_point() -> None:

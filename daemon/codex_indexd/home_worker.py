@@ -21,8 +21,9 @@ from codex_indexd.engine.reconcile import reconcile
 from codex_indexd.index.model import Drift, Policy
 from codex_indexd.index.plan import Plan
 from codex_indexd.index.select import Selection
-from codex_indexd.logs import get_logger
-from codex_indexd.status_file import checkpoint_path, write_status
+from codex_indexd.log import get_logger
+from codex_indexd.store.files import OurFiles
+from codex_indexd.store.status import write_status
 from codex_indexd.watch import checkpoint
 from codex_indexd.watch.checkpoint import Verified, policy_key, row_digest
 from codex_indexd.watch.healing import HealSchedule, heal_if_due
@@ -31,6 +32,7 @@ from codex_indexd.watch.home_writes import HomeWrites, now_iso
 from codex_indexd.watch.own_writes import Fingerprint, IndexCache, PlanDue
 from codex_indexd.watch.threads import ThreadTable
 from codex_indexd.write.backup import BackupPolicy
+from codex_indexd.write.journal import journal_left
 from codex_indexd.write.locks import LockBusy
 from codex_indexd.write.safety import UnsafeTarget
 
@@ -89,7 +91,9 @@ class HomeWorker:
             recover(self.home)
         except (OSError, LockBusy, UnsafeTarget) as exc:
             log.error("journal.recovery_failed", home=str(self.home.root), error=str(exc))
-        loaded, verified = checkpoint.load(self.tracker, checkpoint_path(self.home.root))
+        loaded, verified = checkpoint.load(
+            self.tracker, OurFiles.for_home(self.home.root).checkpoint
+        )
         self._saved_version = self.tracker.version if loaded else -1
         self._saved_verified = verified
         started = time.monotonic()
@@ -165,7 +169,7 @@ class HomeWorker:
             self._saved_activity = self._activity
             return
         try:
-            checkpoint.save(self.tracker, checkpoint_path(self.home.root), verified)
+            checkpoint.save(self.tracker, OurFiles.for_home(self.home.root).checkpoint, verified)
             self._saved_version, self._saved_verified = self.tracker.version, verified
             self._saved_activity = self._activity
         except (OSError, ValueError) as exc:  # a full disk; a value JSON cannot hold
@@ -304,10 +308,7 @@ class HomeWorker:
         """Resolve a journal another process left (a `repair` killed mid-write) now, not at
         our own next write: until then a torn line of its write could glue Codex's next one."""
         targets = self._targets
-        if not any(
-            path.exists() or path.with_name(path.name + ".tmp").exists()
-            for path in (targets.journal, targets.index_journal)
-        ):
+        if not any(journal_left(path) for path in (targets.journal, targets.index_journal)):
             return
         try:
             outcome = recover(self.home)

@@ -1,7 +1,7 @@
-"""codex-indexd as a user service: systemd user unit, launchd agent, and `logs`.
+"""codex-indexd as a user service: systemd user unit, launchd agent, and where their output goes.
 
-Entry points: :func:`codex_indexd_service.cli.main` (``codex-indexd service …``) and
-:func:`codex_indexd_service.logs.main` (``codex-indexd logs …``).
+Entry points: :func:`codex_indexd_service.service_command.main` (``codex-indexd service …``) and
+:func:`codex_indexd_service.journal_hint.journal_hint` (the journal hint of ``codex-indexd logs``).
 """
 
 from __future__ import annotations

@@ -8,35 +8,33 @@ import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 from typing import TextIO
 
-from codex_indexd_service.paths import Context
+from codex_indexd_service.command_runner import Runner
+from codex_indexd_service.context import Context
+from codex_indexd_service.daemon_link import DaemonLink
 
 # Set in the environment of a daemon started here, so `status` can say who started it.
 STARTED_BY = "CODEX_INDEXD_STARTED_BY"
 
 
-def manager_reachable(ctx: Context, run: object) -> bool:
+def manager_reachable(ctx: Context, run: Runner) -> bool:
     """True when `systemctl --user` answers (or on macOS, where launchd is always there)."""
     if ctx.manager != "systemd":
         return True
-    result = run.run(("systemctl", "--user", "show-environment"))  # type: ignore[attr-defined]
-    return bool(result.ok)
+    return run.run(("systemctl", "--user", "show-environment")).ok
 
 
-def start_detached(ctx: Context, log_dir: Path, out: TextIO, timeout_s: float = 15.0) -> int:
+def start_detached(ctx: Context, link: DaemonLink, out: TextIO, timeout_s: float = 15.0) -> int:
     """Start `codex-indexd run` in its own session, wait until it holds its lock; exit code."""
-    from codex_indexd.status_file import instance_lock_path
-    from codex_indexd.write.locks import holder_pid
-
-    lock = instance_lock_path(ctx.codex_home)
-    running = holder_pid(lock)
+    lock = link.lock_of(ctx.codex_home)
+    running = link.holder_pid(lock)
     if running:
         # `install` (re)starts: the running daemon may be older code or an older config.
         print(f"Restarting the background daemon (pid {running}) to run this code.", file=out)
-        if stop_detached(ctx, out):
+        if stop_detached(ctx, link, out):
             return 1
+    log_dir = link.log_dir
     log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     stderr_log = log_dir / "daemon-stderr.log"
     fd = os.open(stderr_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -54,7 +52,7 @@ def start_detached(ctx: Context, log_dir: Path, out: TextIO, timeout_s: float = 
         os.close(fd)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if holder_pid(lock) == proc.pid:
+        if link.holder_pid(lock) == proc.pid:
             print(
                 f"No user service manager is reachable here, so the daemon was started in the "
                 f"background instead (pid {proc.pid}); it will not come back after a reboot. "
@@ -69,21 +67,18 @@ def start_detached(ctx: Context, log_dir: Path, out: TextIO, timeout_s: float = 
     return 1
 
 
-def stop_detached(ctx: Context, out: TextIO, timeout_s: float = 10.0) -> int:
+def stop_detached(ctx: Context, link: DaemonLink, out: TextIO, timeout_s: float = 10.0) -> int:
     """Stop the daemon `start_detached` started for this home (SIGTERM, then wait until it
     let go of its lock); exit code."""
-    from codex_indexd.status_file import instance_lock_path
-    from codex_indexd.write.locks import holder_pid
-
-    lock = instance_lock_path(ctx.codex_home)
-    pid = holder_pid(lock)
+    lock = link.lock_of(ctx.codex_home)
+    pid = link.holder_pid(lock)
     if pid is None:
         print(f"No codex-indexd daemon runs for {ctx.codex_home}; nothing to stop.", file=out)
         return 0
     with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while holder_pid(lock) == pid:
+    while link.holder_pid(lock) == pid:
         if time.monotonic() > deadline:
             print(f"error: the daemon (pid {pid}) did not stop within {timeout_s:g} s", file=out)
             return 1
@@ -92,12 +87,9 @@ def stop_detached(ctx: Context, out: TextIO, timeout_s: float = 10.0) -> int:
     return 0
 
 
-def status(ctx: Context, out: TextIO) -> int:
+def status(ctx: Context, link: DaemonLink, out: TextIO) -> int:
     """Report the background daemon (no user manager is reachable); 0 while it runs, 3 not."""
-    from codex_indexd.status_file import instance_lock_path
-    from codex_indexd.write.locks import holder_pid
-
-    pid = holder_pid(instance_lock_path(ctx.codex_home))
+    pid = link.holder_pid(link.lock_of(ctx.codex_home))
     print("manager:    none reachable (systemctl --user does not answer)", file=out)
     if pid is None:
         print(f"state:      not running for {ctx.codex_home}", file=out)

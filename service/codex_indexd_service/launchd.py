@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import TextIO
 
-from codex_indexd_service.paths import Context
-from codex_indexd_service.plan import MakeDir, RemoveFile, Run, Step, WriteFile
-from codex_indexd_service.runner import Runner
+from codex_indexd_service.command_runner import Runner
+from codex_indexd_service.context import Context
+from codex_indexd_service.steps import MakeDir, RemoveFile, Run, Step, WriteFile
 
 __all__ = ("install_steps", "parse_print", "status", "uninstall_steps")
 

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from codex_indexd_service import LABEL, UNIT_NAME
-from codex_indexd_service.paths import Manager
-from codex_indexd_service.runner import Runner, SubprocessRunner
+from codex_indexd_service.command_runner import Runner, SubprocessRunner
+from codex_indexd_service.context import Manager
 
 __all__ = ("Detection", "detect")
 

@@ -15,7 +15,7 @@ from string import Template
 from xml.sax.saxutils import escape
 
 from codex_indexd_service import LABEL, UNIT_NAME
-from codex_indexd_service.paths import Context
+from codex_indexd_service.context import Context
 
 __all__ = (
     "PLIST_TEMPLATE",

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import TextIO
 
 from codex_indexd_service import UNIT_NAME
-from codex_indexd_service.paths import Context
-from codex_indexd_service.plan import MakeDir, RemoveFile, Run, Step, WriteFile
-from codex_indexd_service.runner import Runner
+from codex_indexd_service.command_runner import Runner
+from codex_indexd_service.context import Context
+from codex_indexd_service.steps import MakeDir, RemoveFile, Run, Step, WriteFile
 
 __all__ = (
     "LINGER_DIR",

@@ -910,7 +910,7 @@ def dir_mib(root: Path) -> float:
 def interpreter_floor(python: str) -> tuple[float, float, float]:
     """Wall time of a bare `python -c pass` and of importing the daemon's modules, and the
     VmHWM (MiB) of that import: floors under start -> READY and RSS."""
-    imports = "import codex_indexd.runner, codex_indexd.logsetup, codex_indexd.commands.run, codex_indexd.cli"
+    imports = "import codex_indexd.daemon.loop, codex_indexd.log.setup, codex_indexd.commands.run, codex_indexd.cli"
     report = (
         f"{imports}; import re; print(int(re.search(r'VmHWM:\\s+(\\d+)', "
         "open('/proc/self/status').read()).group(1)))"

@@ -482,10 +482,7 @@ def _check_lifecycle(manager: UserManager) -> None:
     # the journal while the unit is installed.
     log_file = manager.home / ".local" / "state" / "codex-indexd" / "log" / "codex-indexd.log"
     assert log_file.exists()
-    logs_main = (
-        "import sys; from codex_indexd_service.logs import main; sys.exit(main(sys.argv[1:]))"
-    )
-    shown = manager.run(sys.executable, "-c", logs_main, "--json", env=env)
+    shown = manager.run(sys.executable, "-m", "codex_indexd", "logs", "--json", env=env)
     lines = shown.stdout.splitlines()
     assert lines and all(isinstance(json.loads(line), dict) for line in lines)
     assert "journalctl --user-unit codex-indexd.service" in shown.stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from codex_indexd.paths import OurFiles
+from codex_indexd.store.files import OurFiles
 from codex_indexd.write.locks import InstanceLock
 from tests.support.daemons import ROOT
 from tests.support.homes import build_home, new_thread, read_jsonl

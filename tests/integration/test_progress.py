@@ -7,13 +7,16 @@ import os
 import pty
 import struct
 import subprocess
-import sys
 import termios
 from pathlib import Path
 
 import pytest
 
+from tests.support.daemons import cli_command
 from tests.support.homes import build_home, new_thread
+
+# slow reads down so the scan outlasts the 1 s delay even on a fast machine
+SLOW_SCAN = ["scan-delay-ms=5"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,12 +27,10 @@ def run_repair(home: Path, tty: bool, size: tuple[int, int] = (24, 100)) -> str:
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
-        # slow reads down so the scan outlasts the 1 s delay even on a fast machine
-        "CODEX_INDEXD_TEST_SCAN_DELAY_MS": "5",
     }
     env.pop("COLUMNS", None)
     env.pop("LINES", None)
-    argv = [sys.executable, "-m", "codex_indexd", "repair", "--codex-home", str(home), "--dry-run"]
+    argv = cli_command("repair", "--codex-home", str(home), "--dry-run", seams=SLOW_SCAN)
     if not tty:
         return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120).stderr
     primary, secondary = pty.openpty()
@@ -77,10 +78,8 @@ def test_progress_only_on_a_terminal_after_one_second(tmp_path: Path, tty: bool)
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "COLUMNS": "100",
-        # slow reads down so the scan outlasts the 1 s delay even on a fast machine
-        "CODEX_INDEXD_TEST_SCAN_DELAY_MS": "5",
     }
-    argv = [sys.executable, "-m", "codex_indexd", "repair", "--codex-home", str(home), "--dry-run"]
+    argv = cli_command("repair", "--codex-home", str(home), "--dry-run", seams=SLOW_SCAN)
     if tty:
         primary, secondary = pty.openpty()
         # a real terminal has a size; tqdm draws nothing on a 0×0 one

@@ -19,12 +19,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from codex_indexd import settings as settings_mod
-from codex_indexd.runner import Daemon
+from codex_indexd.config import settings as settings_mod
+from codex_indexd.daemon.loop import Daemon
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,9 +45,21 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": source_pythonpath(), **(extra or {})}
 
 
-def daemon_command(home: Path, *args: str) -> list[str]:
+SEAMED_CLI = ROOT / "tests" / "support" / "seamed_cli.py"
+
+
+def cli_command(*args: str, seams: Sequence[str] = ()) -> list[str]:
+    """The command line of `codex-indexd ARGS` with this interpreter; with `seams`
+    (`inotify-errno=ENOSPC`, see tests/support/seamed_cli.py) through the wrapper that sets
+    those test seams first."""
+    if seams:
+        return [sys.executable, str(SEAMED_CLI), *seams, "--", *args]
+    return [sys.executable, "-m", "codex_indexd", *args]
+
+
+def daemon_command(home: Path, *args: str, seams: Sequence[str] = ()) -> list[str]:
     """The command line of `codex-indexd run` on `home`, with this interpreter."""
-    return [sys.executable, "-m", "codex_indexd", "run", "--codex-home", str(home), *args]
+    return cli_command("run", "--codex-home", str(home), *args, seams=seams)
 
 
 # -- the daemon's log --------------------------------------------------------------------------
@@ -140,9 +152,11 @@ class DaemonProcess:
         notify: bool = False,
         log_dir: Path | None = None,
         output_dir: Path | None = None,
+        seams: Sequence[str] = (),
     ) -> None:
         self.home = home
         self.log_dir = log_dir
+        self.seams = tuple(seams)
         self.notify = NotifyListener() if notify else None
         self.ready_before = len(log_records(log_dir, "daemon.ready")) if log_dir else 0
         """How many `daemon.ready` records the log held before this daemon started."""
@@ -163,19 +177,29 @@ class DaemonProcess:
             self.stderr_path = output_dir / f"daemon-{n}.stderr"
             # The child keeps its own descriptors; the files are read back by path.
             with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
-                self.proc = self._start(home, (*flags, *args), full_env, out, err)
+                self.proc = self._start(
+                    home, (*flags, *args), env=full_env, out=out, err=err, seams=self.seams
+                )
             return
         # Anonymous files stay open here until close(): `stderr` reads them back.
         self._out = tempfile.TemporaryFile()  # noqa: SIM115
         self._err = tempfile.TemporaryFile()  # noqa: SIM115
-        self.proc = self._start(home, (*flags, *args), full_env, self._out, self._err)
+        self.proc = self._start(
+            home, (*flags, *args), env=full_env, out=self._out, err=self._err, seams=self.seams
+        )
 
     @staticmethod
     def _start(
-        home: Path, args: tuple[str, ...], env: dict[str, str], out: IO[bytes], err: IO[bytes]
+        home: Path,
+        args: tuple[str, ...],
+        *,
+        env: dict[str, str],
+        out: IO[bytes],
+        err: IO[bytes],
+        seams: tuple[str, ...],
     ) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            daemon_command(home, *args),
+            daemon_command(home, *args, seams=seams),
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

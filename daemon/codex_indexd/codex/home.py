@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codex_indexd.codex.rollout import is_rollout_name
-from codex_indexd.logs import get_logger
+from codex_indexd.log import get_logger
 
 log = get_logger("codex_indexd.home")
 

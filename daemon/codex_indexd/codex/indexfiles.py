@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from codex_indexd.index.files import HistoryFile, IndexFile
-from codex_indexd.logs import get_logger
+from codex_indexd.log import get_logger
 
 log = get_logger("codex_indexd.indexfiles")
 

@@ -29,7 +29,7 @@ from codex_indexd.codex.scan import (
 )
 from codex_indexd.index.model import Rename, RolloutFacts, UserTurn, text_key
 from codex_indexd.index.timefmt import epoch_ms, epoch_seconds
-from codex_indexd.logs import get_logger
+from codex_indexd.log import get_logger
 
 log = get_logger("codex_indexd.rollout")
 

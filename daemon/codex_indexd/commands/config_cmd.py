@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from codex_indexd import paths
-from codex_indexd import settings as settings_mod
+from codex_indexd.config import settings as settings_mod
+from codex_indexd.store import dirs
+from codex_indexd.store.files import backups_root
 
 ACTIONS = ("show", "path")
 EPILOG = """\
@@ -94,7 +95,7 @@ def as_json(resolved: settings_mod.Settings) -> dict[str, Any]:
     """Return every setting with its typed value, source and environment variable."""
     out: dict[str, Any] = {
         spec.key: {
-            "value": settings_mod.typed(resolved.values[spec.key]),
+            "value": settings_mod.typed(resolved.value(spec.key)),
             "source": resolved.sources[spec.key],
             "env": spec.env,
             "help": spec.help,
@@ -104,10 +105,10 @@ def as_json(resolved: settings_mod.Settings) -> dict[str, Any]:
     out["_files"] = {
         "config_file": str(resolved.file),
         "config_file_exists": bool(resolved.file and resolved.file.exists()),
-        "state_dir": str(paths.state_dir()),
-        "cache_dir": str(paths.cache_dir()),
-        "log_dir": str(paths.log_dir()),
-        "backups_dir": str(paths.state_dir() / "backups"),
+        "state_dir": str(dirs.state_dir()),
+        "cache_dir": str(dirs.cache_dir()),
+        "log_dir": str(dirs.log_dir()),
+        "backups_dir": str(backups_root()),
         "env": {name: os.environ.get(name) for name, _ in settings_mod.PATH_VARIABLES},
     }
     return out
@@ -120,10 +121,10 @@ def print_text(resolved: settings_mod.Settings) -> None:
         f"# config file: {resolved.file}"
         + ("" if resolved.file and resolved.file.exists() else " (absent)")
     )
-    print(f"# state dir: {paths.state_dir()}")
-    print(f"# backups: {paths.state_dir() / 'backups'}/<home>/")
-    print(f"# cache dir: {paths.cache_dir()}")
-    print(f"# log dir: {paths.log_dir()}")
+    print(f"# state dir: {dirs.state_dir()}")
+    print(f"# backups: {backups_root()}/<home>/")
+    print(f"# cache dir: {dirs.cache_dir()}")
+    print(f"# log dir: {dirs.log_dir()}")
     rows = settings_mod.describe(resolved)
     width = max(len(key) for key, _, _ in rows)
     value_width = min(40, max(len(value) for _, value, _ in rows))

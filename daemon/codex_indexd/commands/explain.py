@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from codex_indexd import logs
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.commands.home_check import check_home
 from codex_indexd.commands.lookup import MIN_PREFIX, Matches, find
@@ -21,6 +20,7 @@ from codex_indexd.diagnose import (
     visible_in_scan,
 )
 from codex_indexd.engine import HomeFacts, gather
+from codex_indexd.log import set_configure_hook
 
 EXIT_VISIBLE, EXIT_HIDDEN, EXIT_UNKNOWN = 0, 1, 2
 # Hidden because the user asked for it: reported with a note, not as a problem.
@@ -143,7 +143,7 @@ def render(report: dict[str, Any]) -> list[str]:
 
 def _quiet_logging() -> None:
     """Only errors, on stderr: explain is read-only and its output is the report."""
-    from codex_indexd import logsetup
+    from codex_indexd.log import setup as logsetup
 
     logsetup.configure(level="error", log_file=False)
 
@@ -165,7 +165,7 @@ def _not_found(query: str, root: Path, matches: Matches) -> str:
 def main(args: argparse.Namespace) -> int:
     """Print the findings; exit 0 when every match is visible and opens (or is archived),
     1 when one is hidden or broken, 2 when nothing matches or the home cannot be read."""
-    logs.set_configure_hook(_quiet_logging)
+    set_configure_hook(_quiet_logging)
     home = CodexHome.at(args.codex_home)
     result: dict[str, Any] = {"query": args.thread, "codex_home": str(home.root)}
     problem = check_home(home.root, "--codex-home" if args.codex_home else "")

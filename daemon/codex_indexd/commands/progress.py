@@ -16,7 +16,15 @@ from codex_indexd.codex.home import CodexHome, iter_rollout_paths
 Progress = Callable[[int, int | None], None]
 DELAY_S = 1.0
 PLAIN_EVERY_S = 5.0
-TEST_DELAY_ENV = "CODEX_INDEXD_TEST_SCAN_DELAY_MS"  # test hook: slow each file down
+
+
+def _nothing() -> None:
+    """The default `before_each_file`: nothing."""
+
+
+# Runs once per rollout the scan reaches, before its progress is drawn. A test seam: a test
+# slows the scan down with it, so the scan outlasts DELAY_S on any machine.
+before_each_file: Callable[[], None] = _nothing
 
 
 def rollout_sizes(home: CodexHome) -> list[int]:
@@ -84,7 +92,6 @@ def progress_bar(home: CodexHome, stream: TextIO | None = None) -> Iterator[Prog
     sizes = rollout_sizes(home)
     before = [0, *accumulate(sizes)]  # bytes read before file i (0-based)
     total_bytes = before[-1]
-    test_delay = int(os.environ.get(TEST_DELAY_ENV, "0") or 0) / 1000
     width = terminal_width(out)
     if width:
         from tqdm import tqdm  # type: ignore[import-untyped]
@@ -111,8 +118,7 @@ def progress_bar(home: CodexHome, stream: TextIO | None = None) -> Iterator[Prog
         draw, close = plain.update, plain.close
 
     def update(done: int, total: int | None) -> None:
-        if test_delay:
-            time.sleep(test_delay)
+        before_each_file()
         # `done` counts the file about to be read: the bytes before it are read
         index = min(max(done - 1, 0), len(sizes))
         draw(before[index], index)

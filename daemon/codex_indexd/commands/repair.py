@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from codex_indexd import logs
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.indexfiles import read_history
 from codex_indexd.commands.progress import progress_bar
@@ -21,7 +20,7 @@ from codex_indexd.engine import HomeFacts, gather, recover
 from codex_indexd.engine.policy import home_policy
 from codex_indexd.engine.reconcile import Reconciled, reconcile, write_all
 from codex_indexd.index.model import OnlyFile, Policy
-from codex_indexd.logs import get_logger
+from codex_indexd.log import get_logger, set_configure_hook
 from codex_indexd.write.backup import BackupPolicy
 
 log = get_logger("codex_indexd.repair")
@@ -130,7 +129,7 @@ def run_heal(facts: HomeFacts, resolved: Any) -> dict[str, Any]:
     """Ask Codex's app-server to heal its DB once; return a JSON-able summary."""
     from codex_indexd.heal import heal_once
 
-    mode, binary = resolved["codex_api.mode"], resolved["codex_api.binary"] or None
+    mode, binary = resolved.codex_api.mode, resolved.codex_api.binary or None
     heal = heal_once(facts, mode=mode, binary=binary)
     return {
         "summary": heal.summary(),
@@ -176,15 +175,15 @@ def reconcile_home(args: argparse.Namespace, home: CodexHome, facts: HomeFacts) 
 def main(args: argparse.Namespace) -> int:
     """Run one repair; print the summary (or JSON, also on failure). Exit 0 on success,
     1 on failure, 2 on a bad config file."""
-    from codex_indexd import settings as settings_mod
     from codex_indexd.commands.home_check import check_home
+    from codex_indexd.config import settings as settings_mod
 
     def configure_logging() -> None:
-        from codex_indexd import logsetup
+        from codex_indexd.log import setup as logsetup
 
         logsetup.configure(level=args.log_level, log_file=False)
 
-    logs.set_configure_hook(configure_logging)
+    set_configure_hook(configure_logging)
     home = CodexHome.at(args.codex_home)
     try:
         args.settings = settings_mod.load()

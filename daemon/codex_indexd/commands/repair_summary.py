@@ -9,8 +9,8 @@ from dataclasses import replace
 from typing import Any
 
 from codex_indexd.commands.words import drift_sentence, plural
+from codex_indexd.config.policies import policy_from_settings
 from codex_indexd.engine import ApplyResult, HomeFacts, plan_for
-from codex_indexd.engine.policy import policy_from_settings
 from codex_indexd.index.model import OnlyFile
 from codex_indexd.index.plan import Plan
 

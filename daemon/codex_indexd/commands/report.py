@@ -18,11 +18,14 @@ import sys
 from collections import deque
 from pathlib import Path
 
-from codex_indexd import __version__, logs, paths
-from codex_indexd import settings as settings_mod
+from codex_indexd import __version__
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.commands.home_check import check_home
+from codex_indexd.config import settings as settings_mod
 from codex_indexd.engine import HomeFacts, gather, plan_for
+from codex_indexd.log import configure_on_first_log
+from codex_indexd.store import dirs
+from codex_indexd.store.files import log_file
 
 LOG_LINES = 200
 MAX_THREADS_EXPLAINED = 20
@@ -118,7 +121,7 @@ def codex_version(binary: str | None) -> str:
 
 def last_log_lines(count: int = LOG_LINES) -> list[str]:
     """Return the last `count` lines of our JSON log (rotations included)."""
-    base = paths.log_dir() / "codex-indexd.log"
+    base = log_file()
     files = [*sorted(base.parent.glob(base.name + ".*"), reverse=True), base]
     tail: deque[str] = deque(maxlen=count)
     for path in files:
@@ -134,7 +137,7 @@ def home_section(root: Path, resolved: settings_mod.Settings) -> tuple[list[str]
     """Return the report lines for one home and the secrets found in it."""
     from codex_indexd.commands import explain as explain_cmd
     from codex_indexd.commands import status as status_cmd
-    from codex_indexd.engine.policy import policy_from_settings
+    from codex_indexd.config.policies import policy_from_settings
 
     problem = check_home(root)
     if problem is not None:
@@ -142,7 +145,7 @@ def home_section(root: Path, resolved: settings_mod.Settings) -> tuple[list[str]
     facts = gather(CodexHome.at(root))
     secrets = secrets_of(facts)
     policy = policy_from_settings(resolved)
-    report = status_cmd.home_report(root, policy, resolved["codex_api.mode"], None)
+    report = status_cmd.home_report(root, policy, resolved.codex_api.mode, None)
     out = [f"## home {root}", "### status", json.dumps(status_cmd.finish(report), indent=2)]
     plan = plan_for(facts, policy)
     troubled = sorted(
@@ -158,11 +161,7 @@ def home_section(root: Path, resolved: settings_mod.Settings) -> tuple[list[str]
 
 def build(homes: list[Path] | None) -> str:
     """Return the whole report, redacted."""
-    logs.set_configure_hook(
-        lambda: __import__("codex_indexd.logsetup").logsetup.configure(
-            level="error", log_file=False
-        )
-    )
+    configure_on_first_log(level="error", log_file=False)
     out = [
         "# codex-indexd diagnostic report",
         f"codex-indexd {__version__}",
@@ -174,7 +173,7 @@ def build(homes: list[Path] | None) -> str:
     except settings_mod.ConfigError as exc:
         out.append(f"config error: {exc}")
         return "\n".join(out) + "\n"
-    out.append(f"codex {codex_version(resolved['codex_api.binary'] or None)}")
+    out.append(f"codex {codex_version(resolved.codex_api.binary or None)}")
     out.append("## effective config")
     out += [f"{k} = {v}  ({s})" for k, v, s in settings_mod.describe(resolved)]
     out.append(f"config file: {resolved.file}")
@@ -183,7 +182,7 @@ def build(homes: list[Path] | None) -> str:
         lines, found = home_section(root, resolved)
         out += lines
         secrets |= found
-    out.append(f"## last {LOG_LINES} log lines ({paths.log_dir()})")
+    out.append(f"## last {LOG_LINES} log lines ({dirs.log_dir()})")
     out += last_log_lines()
     redact = Redactor(secrets, os.environ.get("HOME", ""))
     return redact("\n".join(out)) + "\n"

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from codex_indexd import settings as settings_mod
-from codex_indexd.logs import get_logger
+from codex_indexd.config import settings as settings_mod
+from codex_indexd.log import get_logger
 
 log = get_logger("codex_indexd.run")
 EXIT_USAGE = 2
@@ -91,9 +91,10 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(args: argparse.Namespace) -> int:
     """Run the daemon; exit 0 on SIGTERM/SIGINT, 2 on a bad config, 75 when already running."""
-    from codex_indexd import logsetup
     from codex_indexd.commands.home_check import MISSING
-    from codex_indexd.runner import EXIT_ALREADY_RUNNING, Daemon, lock_holder_message
+    from codex_indexd.daemon.loop import Daemon
+    from codex_indexd.daemon.service_env import EXIT_ALREADY_RUNNING, lock_holder_message
+    from codex_indexd.log import setup as logsetup
     from codex_indexd.write.locks import AlreadyRunning
 
     overrides = cli_overrides(args)
@@ -102,14 +103,14 @@ def main(args: argparse.Namespace) -> int:
     except settings_mod.ConfigError as exc:
         print(f"codex-indexd: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    from codex_indexd import paths
+    from codex_indexd.store import dirs
 
     try:
-        fixed = paths.secure_own_dirs()
+        fixed = dirs.secure_own_dirs()
     except OSError as exc:  # UnsafeOwnDir says which directory and what to do
         print(f"codex-indexd: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    logsetup.configure(level=resolved["log_level"])
+    logsetup.configure(level=resolved.log_level)
     for note in fixed:
         log.warning("own_dir.mode_fixed", detail=note)
     daemon = Daemon(resolved, reload=lambda: settings_mod.load(overrides))

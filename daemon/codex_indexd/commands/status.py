@@ -14,17 +14,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from codex_indexd import logs
-from codex_indexd import settings as settings_mod
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.commands.home_check import HomeProblem, check_home, origin_of
 from codex_indexd.commands.words import drift_sentence, plural
+from codex_indexd.config import settings as settings_mod
+from codex_indexd.config.policies import policy_from_settings
 from codex_indexd.diagnose import lock_holders
 from codex_indexd.engine import gather, plan_for
-from codex_indexd.engine.policy import home_policy, policy_from_settings
+from codex_indexd.engine.policy import home_policy
 from codex_indexd.heal.drift import status_info
 from codex_indexd.index.model import Policy
-from codex_indexd.status_file import instance_lock_path, read_status
+from codex_indexd.log import configure_on_first_log
+from codex_indexd.store.files import OurFiles
+from codex_indexd.store.status import read_status
 from codex_indexd.write.locks import holder_pid
 
 EXIT_HEALTHY, EXIT_PROBLEMS, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
@@ -64,7 +66,7 @@ def home_report(
     """Return the status of one home: the daemon's record plus a live drift check."""
     home = CodexHome.at(root)
     record = read_status(home.root) or {}
-    pid = holder_pid(instance_lock_path(home.root))
+    pid = holder_pid(OurFiles.for_home(home.root).instance_lock)
     facts = gather(home)
     live_policy = home_policy(policy, facts.config)
     plan = plan_for(facts, live_policy)
@@ -132,7 +134,7 @@ def home_report(
 
 def problem_report(problem: HomeProblem) -> dict[str, Any]:
     """Return the status of a home that cannot be used: an error and nothing else."""
-    pid = holder_pid(instance_lock_path(problem.path))
+    pid = holder_pid(OurFiles.for_home(problem.path).instance_lock)
     return {
         "codex_home": str(problem.path),
         "ok": False,
@@ -255,11 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    logs.set_configure_hook(
-        lambda: __import__("codex_indexd.logsetup").logsetup.configure(
-            level="error", log_file=False
-        )
-    )
+    configure_on_first_log(level="error", log_file=False)
     try:
         resolved = settings_mod.load(
             {"homes": [str(p) for p in args.codex_home] if args.codex_home else None}
@@ -271,7 +269,7 @@ def main(argv: list[str]) -> int:
         return EXIT_USAGE
 
     policy = policy_from_settings(resolved)
-    mode, binary = resolved["codex_api.mode"], resolved["codex_api.binary"] or None
+    mode, binary = resolved.codex_api.mode, resolved.codex_api.binary or None
     origin = origin_of(resolved.sources["homes"], resolved.file)
     reports: list[dict[str, Any]] = []
     for home in resolved.homes:

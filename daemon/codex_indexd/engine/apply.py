@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from codex_indexd import paths
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.engine.gather import HomeFacts
 from codex_indexd.index.files import IndexFile, parse_index_bytes
@@ -19,7 +18,8 @@ from codex_indexd.index.plan import (
     rebuilt_history_bytes,
     rebuilt_index_bytes,
 )
-from codex_indexd.logs import get_logger
+from codex_indexd.log import get_logger
+from codex_indexd.store.files import OurFiles
 from codex_indexd.write.backup import BackupPolicy
 from codex_indexd.write.history_writer import append_history, recover_history, write_history
 from codex_indexd.write.index_writer import WriteResult, append_index, recover_index, replace_index
@@ -39,7 +39,7 @@ class Targets:
 
     @classmethod
     def for_home(cls, home: CodexHome) -> Targets:
-        ours = paths.OurFiles.for_home(home.root)
+        ours = OurFiles.for_home(home.root)
         return cls(ours.backups, ours.history_journal, ours.index_journal)
 
 

@@ -12,7 +12,7 @@ from codex_indexd.engine.reading import InputWarning, Progress, scan_rollouts
 from codex_indexd.index.files import HistoryFile, IndexFile
 from codex_indexd.index.model import Policy, RolloutFacts, ThreadRow
 from codex_indexd.index.plan import Plan, make_plan
-from codex_indexd.logs import get_logger
+from codex_indexd.log import get_logger
 
 log = get_logger("codex_indexd.engine")
 

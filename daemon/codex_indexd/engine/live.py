@@ -25,7 +25,7 @@ from codex_indexd.codex.rollout import (
 from codex_indexd.codex.scan import NotRegularFile, open_rollout
 from codex_indexd.engine.reading import InputWarning, report_scan
 from codex_indexd.index.model import HistoryLine, RolloutFacts
-from codex_indexd.logs import get_logger
+from codex_indexd.log import get_logger
 
 log = get_logger("codex_indexd.tracker")
 

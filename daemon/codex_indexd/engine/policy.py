@@ -1,22 +1,12 @@
-"""The one policy builder: which threads the settings restore, and what Codex's own
-`config.toml` decides about `history.jsonl` for one home."""
+"""What Codex's own `config.toml` decides about `history.jsonl` for one home, on top of the
+policy our settings give (`config.policies`)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from codex_indexd import settings as settings_mod
 from codex_indexd.codex.home import CodexConfig
 from codex_indexd.index.model import Policy
-
-
-def policy_from_settings(resolved: settings_mod.Settings) -> Policy:
-    """Return the daemon's policy (`policy.*` in the config file), before any home's config."""
-    return Policy(
-        max_threads=resolved["policy.max_threads"],
-        include_orphans=resolved["policy.include_orphans"],
-        history_sources=resolved["policy.history_sources"],
-    )
 
 
 def home_policy(

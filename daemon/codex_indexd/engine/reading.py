@@ -13,7 +13,7 @@ from pathlib import Path
 
 from codex_indexd.codex.home import CodexHome, iter_rollout_paths
 from codex_indexd.codex.rollout import RolloutScan, choose_rollout, scan_file
-from codex_indexd.logs import get_logger
+from codex_indexd.log import get_logger
 
 log = get_logger("codex_indexd.engine")
 Progress = Callable[[int, int | None], None]

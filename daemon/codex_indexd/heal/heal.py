@@ -45,7 +45,7 @@ from codex_indexd.heal.detect import (
 from codex_indexd.heal.outcome import HealReport, zero_counts
 from codex_indexd.heal.requests import insert_rows, scan_threads
 from codex_indexd.index.model import ThreadRow
-from codex_indexd.logs import get_logger
+from codex_indexd.log import get_logger
 
 log = get_logger("codex_indexd.heal")
 

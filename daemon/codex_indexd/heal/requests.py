@@ -9,7 +9,7 @@ from codex_indexd.diagnose import session_meta
 from codex_indexd.engine import HomeFacts
 from codex_indexd.heal.appserver import AppServer, RpcError
 from codex_indexd.heal.codex_check import SOURCE_KINDS
-from codex_indexd.logs import get_logger
+from codex_indexd.log import get_logger
 
 log = get_logger("codex_indexd.heal")
 PAGE_SIZE = 100

@@ -6,7 +6,7 @@ from __future__ import annotations
 from codex_indexd.engine import HomeFacts
 from codex_indexd.heal.heal import heal_home
 from codex_indexd.heal.outcome import HealReport
-from codex_indexd.heal_state import load_attempts, save_attempts
+from codex_indexd.store.heal_attempts import load_attempts, save_attempts
 
 
 def heal_once(facts: HomeFacts, *, mode: str, binary: str | None) -> HealReport:

@@ -24,7 +24,7 @@ from typing import Any
 from codex_indexd.codex.rollout import RolloutScan
 from codex_indexd.engine.live import FileState, RolloutTracker
 from codex_indexd.index.model import Policy, Rename, RolloutFacts, ThreadRow, UserTurn
-from codex_indexd.logs import get_logger
+from codex_indexd.log import get_logger
 from codex_indexd.watch.threads import ThreadTable
 from codex_indexd.write.atomic import write_atomic
 

@@ -15,7 +15,7 @@ from codex_indexd.engine.live import RolloutTracker
 from codex_indexd.index.history import fit_history_cap
 from codex_indexd.index.model import HistoryLine
 from codex_indexd.index.plan import Plan
-from codex_indexd.logs import get_logger
+from codex_indexd.log import get_logger
 from codex_indexd.watch.flap_guard import FlapGuard
 from codex_indexd.watch.own_writes import Fingerprint, IndexCache
 from codex_indexd.write.locks import LockBusy

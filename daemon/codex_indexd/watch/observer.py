@@ -29,7 +29,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from codex_indexd.codex.home import CodexHome
-from codex_indexd.logs import get_logger
+from codex_indexd.log import get_logger
 from codex_indexd.watch.debounce import Debouncer
 
 log = get_logger("codex_indexd.observer")

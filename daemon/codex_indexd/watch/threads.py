@@ -19,7 +19,7 @@ from codex_indexd.codex.statedb import (
     thread_columns,
 )
 from codex_indexd.index.model import ThreadRow
-from codex_indexd.logs import get_logger
+from codex_indexd.log import get_logger
 
 log = get_logger("codex_indexd.threads")
 UPDATED_MARGIN_MS = 5_000  # re-read rows touched shortly before our last maximum

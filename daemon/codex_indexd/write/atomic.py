@@ -1,16 +1,16 @@
-"""Atomic replacement of our own files (status, heal attempts, checkpoint): an exclusive,
-unpredictably named 0600 temp file in the target's own 0700 directory, synced, renamed over
-the target, and the directory synced."""
+"""Atomic replacement of our own files (status, heal attempts, checkpoint, journals): an
+exclusive, unpredictably named 0600 temp file in the target's own 0700 directory, synced,
+renamed over the target, and the directory synced."""
 
 from __future__ import annotations
 
 import os
 import secrets
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from codex_indexd.paths import UnsafeOwnDir, private_dir
+from codex_indexd.store.dirs import UnsafeOwnDir, private_dir
 from codex_indexd.write.safety import fsync_dir, write_all
 
 WRITE_CHUNK = 1 << 20
@@ -30,14 +30,33 @@ def check_private_dir(directory: Path) -> None:
         )
 
 
-def write_atomic(path: Path, data: bytes | Iterable[bytes], *, mode: int = 0o600) -> None:
+def temp_files(path: Path) -> list[Path]:
+    """Return the temp files `write_atomic` left for `path` (a crash between create and
+    rename leaves one)."""
+    return sorted(path.parent.glob(f".{glob_escape(path.name)}.*.tmp"))
+
+
+def glob_escape(name: str) -> str:
+    """Return `name` with glob's special characters bracketed."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def write_atomic(
+    path: Path,
+    data: bytes | Iterable[bytes],
+    *,
+    mode: int = 0o600,
+    crash_points: bool = False,
+    before_sync: Callable[[], None] | None = None,
+) -> None:
     """Replace `path` with `data` (bytes, or chunks written as they come) atomically.
 
     The parent is created 0700 when absent and must be ours with no access for others. The
     temp file is created `O_CREAT|O_EXCL|O_NOFOLLOW` under a random name, so nothing placed
     there beforehand (a symlink, a file) is opened or written through; the rename replaces a
-    link at `path` itself rather than following it. Raises UnsafeOwnDir, OSError (the temp
-    file is removed)."""
+    link at `path` itself rather than following it. `crash_points` lets crash tests kill the
+    process between chunks; `before_sync` runs once everything is written, before the fsync.
+    Raises UnsafeOwnDir, OSError (the temp file is removed)."""
     directory = path.parent
     if not directory.is_dir():
         private_dir(directory)
@@ -55,9 +74,11 @@ def write_atomic(path: Path, data: bytes | Iterable[bytes], *, mode: int = 0o600
                 pending.append(chunk)
                 size += len(chunk)
                 if size >= WRITE_CHUNK:
-                    write_all(fd, b"".join(pending), crash_points=False)
+                    write_all(fd, b"".join(pending), crash_points=crash_points)
                     pending, size = [], 0
-            write_all(fd, b"".join(pending), crash_points=False)
+            write_all(fd, b"".join(pending), crash_points=crash_points)
+            if before_sync is not None:
+                before_sync()
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from codex_indexd.logs import get_logger
-from codex_indexd.paths import private_dir
+from codex_indexd.log import get_logger
+from codex_indexd.store.dirs import private_dir
 
 log = get_logger("codex_indexd.backup")
 

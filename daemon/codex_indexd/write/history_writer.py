@@ -22,12 +22,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from codex_indexd.index.plan import HistoryAppend
-from codex_indexd.logs import get_logger
+from codex_indexd.log import get_logger
 from codex_indexd.write import crashpoints
 from codex_indexd.write.backup import BackupPolicy, write_backup
 from codex_indexd.write.index_writer import WriteResult
 from codex_indexd.write.journal import (
     JournalRecord,
+    journal_left,
     prefix_digest,
     recover_fd,
     remove_journal,
@@ -109,7 +110,7 @@ def common_line_prefix(old: bytes, new: bytes) -> int:
 def recover_history(path: Path, journal: Path) -> str | None:
     """Resolve a journal left by a crash (taking our journal lock, then the history lock);
     see `recover_fd`."""
-    if not journal.exists() and not journal.with_name(journal.name + ".tmp").exists():
+    if not journal_left(journal):
         return None
     with journal_lock(journal):
         if not path.exists():
@@ -181,7 +182,7 @@ def append_history(
 
 
 def _remove_if_left(journal: Path) -> None:
-    if journal.exists() or journal.with_name(journal.name + ".tmp").exists():
+    if journal_left(journal):
         remove_journal(journal)
 
 
@@ -193,7 +194,7 @@ def _journal_before_lock(
 
     Should the file change before the lock is ours, the record is not used; left by a crash,
     it describes bytes that were never written, which recovery leaves as they are."""
-    if journal.exists() or journal.with_name(journal.name + ".tmp").exists():
+    if journal_left(journal):
         return None
     st = os.fstat(fd)
     decision = decide(st.st_size, functools.partial(_read_at, fd))

@@ -14,6 +14,7 @@ from codex_indexd.write import crashpoints
 from codex_indexd.write.backup import BackupPolicy, write_backup
 from codex_indexd.write.journal import (
     JournalRecord,
+    journal_left,
     prefix_digest,
     recover_fd,
     remove_journal,
@@ -134,7 +135,7 @@ def _append_locked(
 def recover_index(index_path: Path, lock_path: Path, journal: Path) -> str | None:
     """Resolve a journal left by a crash during an append (taking the index lock).
     Raises UnsafeTarget when the index is no longer a file we may write (the journal stays)."""
-    if not journal.exists() and not journal.with_name(journal.name + ".tmp").exists():
+    if not journal_left(journal):
         return None
     with session_index_lock(lock_path):
         fd = _open_existing(index_path, os.O_RDWR)

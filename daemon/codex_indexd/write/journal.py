@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codex_indexd.index.files import parse_history_line
-from codex_indexd.logs import get_logger
+from codex_indexd.log import get_logger
 from codex_indexd.write import crashpoints
+from codex_indexd.write.atomic import temp_files, write_atomic
 from codex_indexd.write.safety import fsync_dir, write_all
 
 log = get_logger("codex_indexd.journal")
@@ -54,8 +55,8 @@ class JournalRecord:
 
 
 def write_journal(journal: Path, record: JournalRecord) -> None:
-    """Write the record durably (temp file, fsync, rename, fsync of the directory), 0600."""
-    journal.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Write the record durably (temp file, fsync, rename, fsync of the directory), 0600.
+    Raises UnsafeOwnDir when the journal's directory is not ours alone, OSError."""
     header = {
         "v": VERSION,
         "path": record.path,
@@ -66,21 +67,12 @@ def write_journal(journal: Path, record: JournalRecord) -> None:
         "new_len": len(record.new_tail),
         "prefix": record.prefix,
     }
-    temp = journal.with_name(journal.name + ".tmp")
-    temp.unlink(missing_ok=True)  # a leftover of a crash; never opened through a link
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(temp, flags, 0o600)
-    try:
-        write_all(fd, json.dumps(header).encode() + b"\n" + record.old_tail + record.new_tail)
-        crashpoints.step("journal.written")
-        os.fsync(fd)
-    except OSError:
-        temp.unlink(missing_ok=True)
-        raise
-    finally:
-        os.close(fd)
-    os.replace(temp, journal)
-    fsync_dir(journal.parent)
+    write_atomic(
+        journal,
+        json.dumps(header).encode() + b"\n" + record.old_tail + record.new_tail,
+        crash_points=True,
+        before_sync=lambda: crashpoints.step("journal.written"),
+    )
     crashpoints.step("journal.committed")
 
 
@@ -112,9 +104,16 @@ def read_journal(journal: Path) -> JournalRecord | None:
         return None
 
 
+def journal_left(journal: Path) -> bool:
+    """Return True when `journal`, or a temp file of one a crash interrupted, exists."""
+    return journal.exists() or bool(temp_files(journal))
+
+
 def remove_journal(journal: Path) -> None:
+    """Remove the journal and any temp file a crash left while writing it."""
     journal.unlink(missing_ok=True)
-    journal.with_name(journal.name + ".tmp").unlink(missing_ok=True)
+    for temp in temp_files(journal):
+        temp.unlink(missing_ok=True)
     fsync_dir(journal.parent)
     crashpoints.step("journal.removed")
 
@@ -169,7 +168,7 @@ def recover_fd(
     """
     record = read_journal(journal)
     if record is None:
-        if journal.exists() or journal.with_name(journal.name + ".tmp").exists():
+        if journal_left(journal):
             remove_journal(journal)
         return None
     st = os.fstat(fd)

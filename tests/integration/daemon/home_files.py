@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from codex_indexd.status_file import read_status, status_path
+from codex_indexd.store.files import OurFiles
+from codex_indexd.store.status import read_status
 
 # -- reading our files and Codex's ---------------------------------------------------------
 
@@ -65,7 +66,7 @@ def status(home: Path) -> dict[str, Any]:
 def status_ident(home: Path) -> tuple[int, int] | None:
     """Identity of the status file; it is replaced (new inode) on every reconcile."""
     try:
-        st = os.stat(status_path(home))
+        st = os.stat(OurFiles.for_home(home).status)
     except FileNotFoundError:
         return None
     return (st.st_ino, st.st_mtime_ns)

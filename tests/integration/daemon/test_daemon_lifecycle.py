@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from codex_indexd import settings as settings_mod
-from codex_indexd.runner import Daemon
-from codex_indexd.status_file import checkpoint_path
+from codex_indexd.config import settings as settings_mod
+from codex_indexd.daemon.loop import Daemon
+from codex_indexd.store.files import OurFiles
 from tests.integration.daemon.home_files import (
     append,
     codex_history_append,
@@ -270,7 +270,7 @@ def test_unusable_checkpoint_is_discarded_and_the_repair_is_still_right(
         return daemon
 
     once()
-    checkpoint = checkpoint_path(home)
+    checkpoint = OurFiles.for_home(home).checkpoint
     assert checkpoint.exists()
     corrupt(checkpoint, how)
     (home / "session_index.jsonl").unlink()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from codex_indexd.runner import Daemon
+from codex_indexd.daemon.loop import Daemon
 from codex_indexd.watch import observer as observer_mod
 from tests.integration.daemon.home_files import append, history_texts, index_ids, status
 from tests.support.daemons import InProc, Spawn, log_records
@@ -153,7 +153,8 @@ def test_inotify_limit_falls_back_to_polling_with_a_hint(
     home = build_home(tmp_path / "h", [thread])
     daemon = spawn(
         home,
-        env={"CODEX_INDEXD_TEST_INOTIFY_ERRNO": errno_name, "CODEX_INDEXD_POLL_INTERVAL_S": "0.2"},
+        env={"CODEX_INDEXD_POLL_INTERVAL_S": "0.2"},
+        seams=[f"inotify-errno={errno_name}"],
     )
     daemon.wait_ready()
     assert status(home)["polling"] is True
@@ -347,7 +348,7 @@ def test_failed_inotify_start_leaves_no_watcher_threads_behind(
 def test_directory_vanishing_while_the_observer_restarts_does_not_kill_the_daemon(
     tmp_path: Path, inproc: InProc, monkeypatch
 ) -> None:
-    from codex_indexd import runner
+    from codex_indexd.daemon import watching as runner
     from codex_indexd.watch import observer as observer_mod
 
     home = build_home(tmp_path / "h", [new_thread(0)])

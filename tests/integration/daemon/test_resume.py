@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from codex_indexd import settings as settings_mod
+from codex_indexd.config import settings as settings_mod
+from codex_indexd.daemon.loop import Daemon
 from codex_indexd.engine import reconcile as reconcile_path
 from codex_indexd.engine.apply import apply_plan
 from codex_indexd.index.plan import make_plan
-from codex_indexd.runner import Daemon
-from codex_indexd.status_file import checkpoint_path
+from codex_indexd.store.files import OurFiles
 from tests.integration.daemon.home_files import append
 from tests.support.homes import (
     BASE_TIME,
@@ -221,8 +221,8 @@ def test_a_codex_config_change_between_reconciles_forces_a_full_plan(
 
 def test_the_checkpoint_holds_keys_not_prompts(home: Path) -> None:
     """Only a thread's first message (it names the thread) is kept; later turns are keys."""
-    data = checkpoint_path(home).read_bytes()
+    data = OurFiles.for_home(home).checkpoint.read_bytes()
     later = THREADS[0].turns[1].text
     assert THREADS[0].turns[0].text.encode() in data.replace(b"\\n", b"\n")
     assert later.encode() not in data.replace(b"\\n", b"\n")
-    assert checkpoint_path(home).stat().st_mode & 0o777 == 0o600
+    assert OurFiles.for_home(home).checkpoint.stat().st_mode & 0o777 == 0o600

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from codex_indexd.status_file import read_status
+from codex_indexd.store.status import read_status
 from tests.support.codexsim import Rollout, append_index, index_line, iso
 from tests.support.daemons import Spawn, log_records
 from tests.support.homes import (
@@ -69,8 +69,7 @@ def test_inotify_enospc_falls_back_to_polling_and_keeps_up(
     seed, other = new_thread(0, turns=1), new_thread(1, turns=1, paginated=True)
     home = build_home(tmp_path / "home", [seed, other], db=False)
     daemon = spawn(
-        home,
-        env={"CODEX_INDEXD_TEST_INOTIFY_ERRNO": "ENOSPC", "CODEX_INDEXD_POLL_INTERVAL_S": "0.5"},
+        home, env={"CODEX_INDEXD_POLL_INTERVAL_S": "0.5"}, seams=["inotify-errno=ENOSPC"]
     )
     daemon.wait_ready()
 

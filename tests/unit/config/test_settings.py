@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from codex_indexd import settings
+from codex_indexd.config import settings
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -22,7 +22,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_defaults_and_sources(tmp_path: Path) -> None:
     resolved = settings.load(path=tmp_path / "absent.toml", environ={})
-    assert resolved["watch.debounce_ms"] == 300
+    assert resolved.watch.debounce_ms == 300
     assert resolved.sources["watch.debounce_ms"] == "default"
     assert resolved.homes == [Path.home() / ".codex"]
 
@@ -31,16 +31,16 @@ def test_precedence_cli_env_file(tmp_path: Path) -> None:
     path = write(tmp_path, 'homes = ["/from/file"]\n[watch]\ndebounce_ms = 100\npoll = true\n')
     env = {"CODEX_INDEXD_DEBOUNCE_MS": "200", "CODEX_HOME": "/from/env"}
     resolved = settings.load({"watch.debounce_ms": 50}, path=path, environ=env)
-    assert (resolved["watch.debounce_ms"], resolved.sources["watch.debounce_ms"]) == (50, "cli")
+    assert (resolved.watch.debounce_ms, resolved.sources["watch.debounce_ms"]) == (50, "cli")
     resolved = settings.load(path=path, environ=env)
-    assert (resolved["watch.debounce_ms"], resolved.sources["watch.debounce_ms"]) == (
+    assert (resolved.watch.debounce_ms, resolved.sources["watch.debounce_ms"]) == (
         200,
         "env:CODEX_INDEXD_DEBOUNCE_MS",
     )
     assert resolved.homes == [Path("/from/env")]
     resolved = settings.load(path=path, environ={})
     assert resolved.sources["watch.debounce_ms"] == "file:3"
-    assert resolved["watch.poll"] is True and resolved.homes == [Path("/from/file")]
+    assert resolved.watch.poll is True and resolved.homes == [Path("/from/file")]
 
 
 @pytest.mark.parametrize(
@@ -143,9 +143,9 @@ def test_environment_values_are_checked_alike(env: str, value: str, message: str
 def test_good_values_keep_their_types(tmp_path: Path) -> None:
     path = write(tmp_path, "[watch]\npoll = true\npoll_interval_s = 5\ndebounce_ms = 10\n")
     resolved = settings.load(path=path, environ={"CODEX_INDEXD_MAX_THREADS": "7"})
-    assert resolved["watch.poll"] is True
-    assert resolved["watch.poll_interval_s"] == 5.0
-    assert resolved["policy.max_threads"] == 7
+    assert resolved.watch.poll is True
+    assert resolved.watch.poll_interval_s == 5.0
+    assert resolved.policy.max_threads == 7
 
 
 def test_config_show_json_is_typed_and_lists_variables(tmp_path: Path) -> None:
@@ -182,3 +182,19 @@ def test_config_without_an_action_shows_help_and_suggests(tmp_path: Path) -> Non
         env=env,
     )
     assert done.returncode == 2 and "did you mean 'show'?" in done.stderr
+
+
+def test_settings_are_typed_and_frozen(tmp_path: Path) -> None:
+    import dataclasses
+
+    resolved = settings.load({"homes": [str(tmp_path)]}, path=tmp_path / "none.toml", environ={})
+    assert resolved.watch.debounce_ms == 300 and isinstance(resolved.watch.poll, bool)
+    assert resolved.policy.history_sources is None and resolved.codex_api.mode == "auto"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        resolved.log_level = "debug"  # type: ignore[misc]
+    moved = resolved.with_homes([tmp_path / "other"])
+    assert moved.homes == [tmp_path / "other"] and resolved.homes == [tmp_path]
+    assert moved.sources == resolved.sources
+    assert resolved.value("backups.keep_mb") == 256
+    with pytest.raises(KeyError):
+        resolved.value("watch.nothing")

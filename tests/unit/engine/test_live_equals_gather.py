@@ -24,7 +24,7 @@ from codex_indexd.codex.home import CodexHome
 from codex_indexd.engine import gather
 from codex_indexd.engine.live import RolloutTracker
 from codex_indexd.index.model import RolloutFacts
-from codex_indexd.logs import LazyLogger
+from codex_indexd.log.lazy import LazyLogger
 from tests.support.homes import new_thread, rollout_lines, rollout_name
 
 THREADS = [new_thread(i, turns=3, paginated=i % 2 == 1) for i in range(3)]

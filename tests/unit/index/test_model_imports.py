@@ -34,7 +34,7 @@ def test_the_model_imports_only_the_model() -> None:
 
 
 def test_readers_and_writers_do_not_import_the_drivers() -> None:
-    drivers = ("codex_indexd.engine", "codex_indexd.home_worker", "codex_indexd.runner")
+    drivers = ("codex_indexd.engine", "codex_indexd.home_worker", "codex_indexd.daemon")
     for folder in ("codex", "write"):
         for path in sorted((PACKAGE / folder).glob("*.py")):
             bad = {n for n in our_imports(path) if n.startswith(drivers)}

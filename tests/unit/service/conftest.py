@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from codex_indexd_service.runner import Result
+from codex_indexd_service.command_runner import Result
 
 Responder = Callable[[tuple[str, ...]], Result | None]
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from codex_indexd_service import LABEL, UNIT_NAME
+from codex_indexd_service.command_runner import Result, SubprocessRunner
+from codex_indexd_service.context import default_manager, resolve
 from codex_indexd_service.manager import detect
-from codex_indexd_service.paths import default_manager, resolve
-from codex_indexd_service.runner import Result, SubprocessRunner
 
 
 @pytest.mark.parametrize("key", ["INVOCATION_ID", "NOTIFY_SOCKET"])

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from codex_indexd_service import LABEL, UNIT_NAME
-from codex_indexd_service.paths import Context, Manager, resolve
+from codex_indexd_service.context import Context, Manager, resolve
 from codex_indexd_service.render import (
     PLIST_TEMPLATE,
     UNIT_TEMPLATE,
@@ -239,6 +239,6 @@ def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path, odd_paths: bool
     ],
 )
 def test_throwaway_environments_are_recognised(python: str, prefix: str, refused: bool) -> None:
-    from codex_indexd_service.cli import ephemeral_reason
+    from codex_indexd_service.service_command import ephemeral_reason
 
     assert (ephemeral_reason(Path(python), prefix) is not None) is refused

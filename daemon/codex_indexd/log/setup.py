@@ -14,9 +14,9 @@ from pathlib import Path
 
 import structlog
 
-from codex_indexd import paths
+from codex_indexd.store import dirs
+from codex_indexd.store.files import LOG_FILE_NAME
 
-LOG_FILE_NAME = "codex-indexd.log"
 MAX_BYTES = 5 * 1024 * 1024
 BACKUP_COUNT = 5
 
@@ -67,7 +67,7 @@ def configure(
         handler.setFormatter(_formatter(renderer))
         root.addHandler(handler)
     if log_file:
-        directory = paths.private_dir(log_dir or paths.log_dir())
+        directory = dirs.private_dir(log_dir or dirs.log_dir())
         os.chmod(directory, 0o700)
         file_path = directory / LOG_FILE_NAME
         file_handler = _PrivateRotatingHandler(

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import TextIO
 
 from codex_indexd_service import background, launchd, systemd
+from codex_indexd_service.command_runner import Runner, SubprocessRunner
+from codex_indexd_service.context import Context, Manager, default_manager, resolve
+from codex_indexd_service.daemon_link import DaemonLink
 from codex_indexd_service.manager import detect
-from codex_indexd_service.paths import Context, Manager, default_manager, resolve
-from codex_indexd_service.plan import Step, apply
 from codex_indexd_service.render import render
-from codex_indexd_service.runner import Runner, SubprocessRunner
+from codex_indexd_service.steps import Step, apply
 
 __all__ = ("build_parser", "main")
 
@@ -113,15 +114,15 @@ def ephemeral_reason(python: Path, prefix: str | None = None) -> str | None:
     return None
 
 
-def _configured_home() -> Path | None:
-    """The first home of codex-indexd's config file (what the daemon would watch)."""
-    from codex_indexd import settings as settings_mod
+NO_MANAGER = (
+    "error: no user service manager is reachable here; `codex-indexd service {command}` "
+    "runs the daemon in the background instead"
+)
 
-    try:
-        homes = settings_mod.load().homes
-    except settings_mod.ConfigError:
-        return None
-    return homes[0] if homes else None
+
+def _no_link(command: str) -> int:
+    print(NO_MANAGER.format(command=command), file=sys.stderr)
+    return 1
 
 
 def _warn_setup(ctx: Context, err: TextIO) -> None:
@@ -132,12 +133,12 @@ def _warn_setup(ctx: Context, err: TextIO) -> None:
         print(f"warning: {ctx.python} cannot import codex_indexd", file=err)
 
 
-def _install(ctx: Context, runner: Runner, dry_run: bool) -> int:
+def _install(ctx: Context, runner: Runner, link: DaemonLink | None, dry_run: bool) -> int:
     text = render(ctx)
     if not dry_run and not background.manager_reachable(ctx, runner):
-        from codex_indexd import paths
-
-        return background.start_detached(ctx, paths.log_dir(), sys.stdout)
+        if link is None:
+            return _no_link("install")
+        return background.start_detached(ctx, link, sys.stdout)
     steps: list[Step]
     if ctx.manager == "systemd":
         steps = systemd.install_steps(ctx, text, reinstall=ctx.unit_path.exists())
@@ -158,10 +159,12 @@ def _install(ctx: Context, runner: Runner, dry_run: bool) -> int:
     return 0
 
 
-def _uninstall(ctx: Context, runner: Runner, dry_run: bool) -> int:
+def _uninstall(ctx: Context, runner: Runner, link: DaemonLink | None, dry_run: bool) -> int:
     installed = ctx.manager == "systemd" and ctx.unit_path.exists()
     if not dry_run and not installed and not background.manager_reachable(ctx, runner):
-        return background.stop_detached(ctx, sys.stdout)  # what `install` started instead
+        if link is None:
+            return _no_link("uninstall")
+        return background.stop_detached(ctx, link, sys.stdout)  # what `install` started instead
     if ctx.manager == "systemd":
         steps = systemd.uninstall_steps(ctx)
     else:
@@ -172,7 +175,7 @@ def _uninstall(ctx: Context, runner: Runner, dry_run: bool) -> int:
     return code
 
 
-def _status(ctx: Context, runner: Runner, dry_run: bool) -> int:
+def _status(ctx: Context, runner: Runner, link: DaemonLink | None, dry_run: bool) -> int:
     if dry_run:
         queries = (
             ["systemctl --user show codex-indexd.service", f"loginctl show-user {ctx.user}"]
@@ -183,7 +186,9 @@ def _status(ctx: Context, runner: Runner, dry_run: bool) -> int:
             print(f"would run: {query}  # read-only")
         return 0
     if ctx.manager == "systemd" and not background.manager_reachable(ctx, runner):
-        return background.status(ctx, sys.stdout)
+        if link is None:
+            return _no_link("status")
+        return background.status(ctx, link, sys.stdout)
     found = detect(runner=runner)
     print(f"manager:    {found.manager or 'none'} ({found.reason})")
     if ctx.manager == "systemd":
@@ -191,8 +196,14 @@ def _status(ctx: Context, runner: Runner, dry_run: bool) -> int:
     return launchd.status(ctx, runner, sys.stdout)
 
 
-def main(argv: Sequence[str] | None = None, *, runner: Runner | None = None) -> int:
-    """Run the service CLI; returns the exit code."""
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    runner: Runner | None = None,
+    link: DaemonLink | None = None,
+) -> int:
+    """Run the service CLI; return the exit code. `link` (the daemon's files and config, given
+    by `codex-indexd service`) is needed only where no user service manager is reachable."""
     words = list(sys.argv[1:] if argv is None else argv)
     commands = ("install", "uninstall", "status", "print")
     if words and not words[0].startswith("-") and words[0] not in commands:
@@ -216,7 +227,7 @@ def main(argv: Sequence[str] | None = None, *, runner: Runner | None = None) -> 
             manager,
             codex_home=getattr(args, "codex_home", None),
             python=getattr(args, "python", None),
-            configured_home=_configured_home(),
+            configured_home=link.configured_home if link else None,
         )
         runner = runner or SubprocessRunner()
         if args.command == "print":
@@ -242,10 +253,10 @@ def main(argv: Sequence[str] | None = None, *, runner: Runner | None = None) -> 
                     "-s HUP codex-indexd` (or `codex-indexd service install`) applies it.",
                     file=sys.stderr,
                 )
-            return _install(ctx, runner, args.dry_run)
+            return _install(ctx, runner, link, args.dry_run)
         if args.command == "uninstall":
-            return _uninstall(ctx, runner, args.dry_run)
-        return _status(ctx, runner, False)
+            return _uninstall(ctx, runner, link, args.dry_run)
+        return _status(ctx, runner, link, False)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

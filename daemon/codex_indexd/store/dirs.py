@@ -1,13 +1,11 @@
-"""Our own directories (platformdirs, or the `CODEX_INDEXD_*_DIR` overrides), every file of
-ours for one Codex home (`OurFiles`), and the start-up check that those directories are ours."""
+"""Our own directories (platformdirs, or the `CODEX_INDEXD_*_DIR` overrides) and the start-up
+check that those directories are ours."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
@@ -41,69 +39,6 @@ def config_file() -> Path:
     if override:
         return Path(override).expanduser()
     return Path(platformdirs.user_config_dir(APP)) / "config.toml"
-
-
-def home_key(codex_home: Path) -> str:
-    """Return a short stable key for a Codex home, used to name our per-home files.
-
-    It is computed from the home's real path, so a home reached through a symlink has the
-    same key (and the same single-instance lock) as the home itself."""
-    real = Path(os.path.realpath(codex_home.absolute()))
-    digest = hashlib.sha256(str(real).encode("utf-8", "surrogateescape")).hexdigest()[:12]
-    return f"{real.name or 'root'}-{digest}"
-
-
-LOG_FILE_NAME = f"{APP}.log"
-
-
-@dataclass(frozen=True, slots=True)
-class OurFiles:
-    """Every file of ours for one Codex home, under the state, cache and log directories."""
-
-    key: str
-    state: Path
-    cache: Path
-    logs: Path
-
-    @classmethod
-    def for_home(cls, codex_home: Path) -> OurFiles:
-        """Return the files of `codex_home`, honouring the `CODEX_INDEXD_*_DIR` overrides."""
-        return cls(home_key(codex_home), state_dir(), cache_dir(), log_dir())
-
-    @property
-    def status(self) -> Path:
-        """The daemon's status record, read by `codex-indexd status`."""
-        return self.state / "status" / f"{self.key}.json"
-
-    @property
-    def instance_lock(self) -> Path:
-        """The single-instance lock of the daemon on this home."""
-        return self.state / "locks" / f"{self.key}.lock"
-
-    @property
-    def history_journal(self) -> Path:
-        return self.state / "journal" / f"{self.key}.history.journal"
-
-    @property
-    def index_journal(self) -> Path:
-        return self.state / "journal" / f"{self.key}.index.journal"
-
-    @property
-    def backups(self) -> Path:
-        return self.state / "backups" / self.key
-
-    @property
-    def heal_attempts(self) -> Path:
-        return self.state / "heal" / f"{self.key}.json"
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.cache / f"{self.key}.checkpoint.json"
-
-    @property
-    def log_file(self) -> Path:
-        """The JSON log (shared by every home)."""
-        return self.logs / LOG_FILE_NAME
 
 
 STATE_SUBDIRS = ("status", "locks", "journal", "backups", "heal")

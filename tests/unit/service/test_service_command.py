@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from codex_indexd_service import LABEL, UNIT_NAME, cli
-from codex_indexd_service.paths import resolve
+from codex_indexd_service import LABEL, UNIT_NAME, service_command
+from codex_indexd_service.command_runner import Result
+from codex_indexd_service.context import resolve
+from codex_indexd_service.daemon_link import DaemonLink
 from codex_indexd_service.render import render_unit
-from codex_indexd_service.runner import Result
 
 SYSTEMCTL = ("systemctl", "--user")
 
@@ -28,7 +29,7 @@ def unit_path(home: Path) -> Path:
 
 
 def test_print_renders_the_unit(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["print", "--manager", "systemd", "--codex-home", "~/x"]) == 0
+    assert service_command.main(["print", "--manager", "systemd", "--codex-home", "~/x"]) == 0
     out = capsys.readouterr().out
     assert out == render_unit(resolve("systemd", codex_home=str(home / "x")))
     assert f"--codex-home {home}/x" in out
@@ -37,7 +38,9 @@ def test_print_renders_the_unit(home: Path, capsys: pytest.CaptureFixture[str]) 
 def test_dry_run_prints_everything_and_does_nothing(
     home: Path, runner: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["install", "--manager", "systemd", "--dry-run"], runner=runner) == 0
+    assert (
+        service_command.main(["install", "--manager", "systemd", "--dry-run"], runner=runner) == 0
+    )
     out = capsys.readouterr().out
     assert runner.calls == []
     assert files_under(home) == []
@@ -51,7 +54,7 @@ def test_dry_run_prints_everything_and_does_nothing(
 def test_install_then_reinstall_is_idempotent_and_restarts(
     home: Path, runner: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["install", "--manager", "systemd"], runner=runner) == 0
+    assert service_command.main(["install", "--manager", "systemd"], runner=runner) == 0
     unit = unit_path(home)
     first = unit.read_text()
     assert stat.S_IMODE(unit.stat().st_mode) == 0o644
@@ -62,7 +65,7 @@ def test_install_then_reinstall_is_idempotent_and_restarts(
         ("loginctl", "show-user", resolve("systemd").user, "--property=Linger"),
     ]
     runner.calls.clear()
-    assert cli.main(["install", "--manager", "systemd"], runner=runner) == 0
+    assert service_command.main(["install", "--manager", "systemd"], runner=runner) == 0
     assert unit.read_text() == first
     assert runner.calls[1:4] == [
         (*SYSTEMCTL, "daemon-reload"),
@@ -74,9 +77,12 @@ def test_install_then_reinstall_is_idempotent_and_restarts(
 
 
 def test_reinstall_updates_a_changed_unit(home: Path, runner: Any) -> None:
-    assert cli.main(["install", "--manager", "systemd"], runner=runner) == 0
+    assert service_command.main(["install", "--manager", "systemd"], runner=runner) == 0
     assert (
-        cli.main(["install", "--manager", "systemd", "--codex-home", "/srv/c"], runner=runner) == 0
+        service_command.main(
+            ["install", "--manager", "systemd", "--codex-home", "/srv/c"], runner=runner
+        )
+        == 0
     )
     assert '"CODEX_HOME=/srv/c"' in unit_path(home).read_text()
 
@@ -85,7 +91,7 @@ def test_install_honours_xdg_config_home(
     home: Path, runner: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "cfg"))
-    assert cli.main(["install", "--manager", "systemd"], runner=runner) == 0
+    assert service_command.main(["install", "--manager", "systemd"], runner=runner) == 0
     text = (home / "cfg" / "systemd" / "user" / UNIT_NAME).read_text()
     assert f'"XDG_CONFIG_HOME={home}/cfg"' in text
 
@@ -95,7 +101,7 @@ def test_linger_hint(
     home: Path, runner: Any, capsys: pytest.CaptureFixture[str], answer: str, hint: bool
 ) -> None:
     runner.answer(("loginctl",), Result(0, answer + "\n"))
-    assert cli.main(["install", "--manager", "systemd"], runner=runner) == 0
+    assert service_command.main(["install", "--manager", "systemd"], runner=runner) == 0
     out = capsys.readouterr().out
     assert ("stops at logout" in out) is hint
     assert (f"loginctl enable-linger {resolve('systemd').user}" in out) is hint
@@ -105,14 +111,14 @@ def test_failed_enable_is_reported(
     home: Path, runner: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     runner.answer((*SYSTEMCTL, "enable"), Result(1, "", "Failed to connect to bus"))
-    assert cli.main(["install", "--manager", "systemd"], runner=runner) == 1
+    assert service_command.main(["install", "--manager", "systemd"], runner=runner) == 1
     assert "Failed to connect to bus" in capsys.readouterr().err
 
 
 def test_uninstall_leaves_nothing_behind(home: Path, runner: Any) -> None:
-    assert cli.main(["install", "--manager", "systemd"], runner=runner) == 0
+    assert service_command.main(["install", "--manager", "systemd"], runner=runner) == 0
     runner.calls.clear()
-    assert cli.main(["uninstall", "--manager", "systemd"], runner=runner) == 0
+    assert service_command.main(["uninstall", "--manager", "systemd"], runner=runner) == 0
     assert runner.calls == [
         (*SYSTEMCTL, "disable", "--now", UNIT_NAME),
         (*SYSTEMCTL, "daemon-reload"),
@@ -122,25 +128,27 @@ def test_uninstall_leaves_nothing_behind(home: Path, runner: Any) -> None:
 
 
 def test_uninstall_removes_the_files_even_when_disable_fails(home: Path, runner: Any) -> None:
-    assert cli.main(["install", "--manager", "systemd"], runner=runner) == 0
+    assert service_command.main(["install", "--manager", "systemd"], runner=runner) == 0
     runner.answer((*SYSTEMCTL, "disable"), Result(1, "", "not loaded"))
-    assert cli.main(["uninstall", "--manager", "systemd"], runner=runner) == 0
+    assert service_command.main(["uninstall", "--manager", "systemd"], runner=runner) == 0
     assert files_under(home) == []
 
 
 def test_uninstall_dry_run_keeps_everything(
     home: Path, runner: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["install", "--manager", "systemd"], runner=runner) == 0
+    assert service_command.main(["install", "--manager", "systemd"], runner=runner) == 0
     before, runner.calls = files_under(home), []
-    assert cli.main(["uninstall", "--manager", "systemd", "--dry-run"], runner=runner) == 0
+    assert (
+        service_command.main(["uninstall", "--manager", "systemd", "--dry-run"], runner=runner) == 0
+    )
     assert runner.calls == [] and files_under(home) == before
     assert f"would run: rm -f {unit_path(home)}" in capsys.readouterr().out
 
 
 def test_launchd_install_commands_and_plist(home: Path, runner: Any) -> None:
     runner.tools.add("plutil")
-    assert cli.main(["install", "--manager", "launchd"], runner=runner) == 0
+    assert service_command.main(["install", "--manager", "launchd"], runner=runner) == 0
     uid, plist = os.getuid(), home / "Library" / "LaunchAgents" / f"{LABEL}.plist"
     assert runner.calls == [
         ("launchctl", "bootout", f"gui/{uid}/{LABEL}"),
@@ -165,16 +173,16 @@ def test_launchd_install_without_plutil_retries_a_busy_bootstrap(
     runner.responders.append(
         lambda argv: next(answers) if argv[:2] == ("launchctl", "bootstrap") else None
     )
-    assert cli.main(["install", "--manager", "launchd"], runner=runner) == 0
+    assert service_command.main(["install", "--manager", "launchd"], runner=runner) == 0
     verbs = [call[1] for call in runner.calls]
     assert verbs == ["bootout", "bootstrap", "bootout", "bootstrap", "kickstart"]
     assert not any(call[0] == "plutil" for call in runner.calls)
 
 
 def test_launchd_uninstall(home: Path, runner: Any) -> None:
-    assert cli.main(["install", "--manager", "launchd"], runner=runner) == 0
+    assert service_command.main(["install", "--manager", "launchd"], runner=runner) == 0
     runner.calls.clear()
-    assert cli.main(["uninstall", "--manager", "launchd"], runner=runner) == 0
+    assert service_command.main(["uninstall", "--manager", "launchd"], runner=runner) == 0
     assert runner.calls == [("launchctl", "bootout", f"gui/{os.getuid()}/{LABEL}")]
     assert not (home / "Library" / "LaunchAgents" / f"{LABEL}.plist").exists()
 
@@ -206,7 +214,7 @@ def test_systemd_status(
     runner.answer((*SYSTEMCTL, "show"), Result(0, SHOW.format(state=state, sub=sub, pid=pid)))
     runner.answer((*SYSTEMCTL, "is-active"), Result(0 if code == 0 else 3, state + "\n"))
     runner.answer(("loginctl",), Result(0, "Linger=yes\n"))
-    assert cli.main(["status", "--manager", "systemd"], runner=runner) == code
+    assert service_command.main(["status", "--manager", "systemd"], runner=runner) == code
     out = capsys.readouterr().out
     assert f"state:      {state} ({sub})" in out
     assert "restarts:   2" in out and "watching 3 dirs" in out
@@ -216,7 +224,7 @@ def test_systemd_status(
 def test_launchd_status(home: Path, runner: Any, capsys: pytest.CaptureFixture[str]) -> None:
     printed = f"gui/501/{LABEL} = {{\n\tactive count = 1\n\tstate = running\n\tpid = 77\n}}\n"
     runner.answer(("launchctl", "print"), Result(0, printed))
-    assert cli.main(["status", "--manager", "launchd"], runner=runner) == 0
+    assert service_command.main(["status", "--manager", "launchd"], runner=runner) == 0
     out = capsys.readouterr().out
     assert "state:      running" in out and "pid:        77" in out
 
@@ -234,14 +242,17 @@ def test_options_that_do_nothing_are_not_offered(
     home: Path, runner: Any, argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exited:
-        cli.main([*argv, "--manager", "systemd"], runner=runner)
+        service_command.main([*argv, "--manager", "systemd"], runner=runner)
     assert exited.value.code == 2 and runner.calls == []
     assert "unrecognized arguments" in capsys.readouterr().err
 
 
 def test_bad_codex_home_is_an_error(home: Path, runner: Any) -> None:
     assert (
-        cli.main(["install", "--manager", "systemd", "--codex-home", "/a\nb"], runner=runner) == 2
+        service_command.main(
+            ["install", "--manager", "systemd", "--codex-home", "/a\nb"], runner=runner
+        )
+        == 2
     )
     assert runner.calls == [] and files_under(home) == []
 
@@ -250,11 +261,11 @@ def test_install_without_a_reachable_user_manager_starts_the_daemon_in_the_backg
     home: Path, runner: Any, monkeypatch: Any
 ) -> None:
     from codex_indexd_service import background
-    from codex_indexd_service.runner import Result
+    from codex_indexd_service.command_runner import Result
 
     started: list[Path] = []
 
-    def start_detached(ctx: Any, log_dir: Path, out: Any) -> int:
+    def start_detached(ctx: Any, link: Any, out: Any) -> int:
         started.append(ctx.codex_home)
         return 0
 
@@ -262,9 +273,23 @@ def test_install_without_a_reachable_user_manager_starts_the_daemon_in_the_backg
     runner.answer(
         ("systemctl", "--user", "show-environment"), Result(1, "", "Failed to connect to bus")
     )
-    assert cli.main(["install", "--manager", "systemd"], runner=runner) == 0
+    link = DaemonLink(home / "log", lambda h: h / "lock", lambda lock: None)
+    assert service_command.main(["install", "--manager", "systemd"], runner=runner, link=link) == 0
     assert len(started) == 1
     assert runner.calls == [("systemctl", "--user", "show-environment")]  # nothing else attempted
+    assert files_under(home) == []
+
+
+def test_without_the_daemons_link_no_reachable_manager_is_an_error(
+    home: Path, runner: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m codex_indexd_service` knows nothing of the daemon's files, so it cannot
+    start one in the background; it says so instead of guessing where the lock is."""
+    runner.answer(
+        ("systemctl", "--user", "show-environment"), Result(1, "", "Failed to connect to bus")
+    )
+    assert service_command.main(["install", "--manager", "systemd"], runner=runner) == 1
+    assert "no user service manager is reachable" in capsys.readouterr().err
     assert files_under(home) == []
 
 
@@ -273,9 +298,17 @@ def test_without_a_user_manager_install_and_uninstall_start_and_stop_a_real_daem
 ) -> None:
     """The README's install command in a container, then `service uninstall`: the background
     daemon must really start, and really stop (it holds its instance lock until it exits)."""
-    from codex_indexd.status_file import instance_lock_path
+    from codex_indexd.cli import _daemon_link
+    from codex_indexd.store.files import OurFiles
+    from codex_indexd.store.status import read_status
     from codex_indexd.write.locks import holder_pid
-    from codex_indexd_service.runner import Result
+    from codex_indexd_service.command_runner import Result
+
+    def instance_lock_path(home: Path) -> Path:
+        return OurFiles.for_home(home).instance_lock
+
+    def main(argv: list[str]) -> int:
+        return service_command.main(argv, runner=runner, link=_daemon_link())
 
     for name in ("STATE", "CACHE", "LOG"):
         monkeypatch.setenv(f"CODEX_INDEXD_{name}_DIR", str(tmp_path / name.lower()))
@@ -286,41 +319,40 @@ def test_without_a_user_manager_install_and_uninstall_start_and_stop_a_real_daem
         ("systemctl", "--user", "show-environment"), Result(1, "", "Failed to connect to bus")
     )
     args = ["--manager", "systemd", "--codex-home", str(codex_home)]
-    assert cli.main(["install", *args], runner=runner) == 0
+    assert main(["install", *args]) == 0
     pid = holder_pid(instance_lock_path(codex_home))
     assert pid is not None and "started in the background" in capsys.readouterr().out
     # what it is, with exit 0 while it runs; and the daemon's own record says who started it
     status_args = ["--manager", "systemd", "--codex-home", str(codex_home)]
-    assert cli.main(["status", *status_args], runner=runner) == 0
+    assert main(["status", *status_args]) == 0
     out = capsys.readouterr().out
     assert (
         f"running in the background (pid {pid})" in out
         and out.count("\nmanager:") + out.startswith("manager:") == 1
     )
     assert "not installed" not in out
-    from codex_indexd.status_file import read_status
     from tests.support.waiting import wait_for
 
     record = wait_for(lambda: read_status(codex_home), 15, "the daemon's status record")
     assert record["service_manager"].startswith("service install (background")
     # install again (an upgrade): the daemon is restarted, not left running old code
-    assert cli.main(["install", *args], runner=runner) == 0
+    assert main(["install", *args]) == 0
     assert "Restarting the background daemon" in capsys.readouterr().out
     new_pid = holder_pid(instance_lock_path(codex_home))
     assert new_pid is not None and new_pid != pid
     pid = new_pid
-    assert cli.main(["uninstall", *args], runner=runner) == 0
+    assert main(["uninstall", *args]) == 0
     assert f"Stopped the background codex-indexd daemon (pid {pid})" in capsys.readouterr().out
-    assert cli.main(["status", *status_args], runner=runner) == 3
+    assert main(["status", *status_args]) == 3
     assert holder_pid(instance_lock_path(codex_home)) is None
-    assert cli.main(["uninstall", *args], runner=runner) == 0
+    assert main(["uninstall", *args]) == 0
     assert "nothing to stop" in capsys.readouterr().out
 
 
 def test_a_misspelled_command_gets_a_suggestion(
     runner: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["instal"], runner=runner) == 2
+    assert service_command.main(["instal"], runner=runner) == 2
     assert "did you mean 'install'?" in capsys.readouterr().err
     from codex_indexd.cli import main as top_main
 

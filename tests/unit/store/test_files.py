@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from codex_indexd import engine, heal_state, paths, status_file
+from codex_indexd import engine
 from codex_indexd.codex.home import CodexHome
-from codex_indexd.paths import OurFiles, UnsafeOwnDir, secure_dir, secure_own_dirs
+from codex_indexd.store.dirs import UnsafeOwnDir, secure_dir, secure_own_dirs
+from codex_indexd.store.files import OurFiles, home_key, log_file
 
 
 @pytest.fixture(autouse=True)
@@ -31,10 +32,7 @@ def test_every_path_of_ours_comes_from_one_object(tmp_path: Path) -> None:
     assert ours.heal_attempts.is_relative_to(state)
     assert ours.checkpoint.is_relative_to(cache)
     assert ours.log_file == log / "codex-indexd.log"
-    assert status_file.status_path(home) == ours.status
-    assert status_file.instance_lock_path(home) == ours.instance_lock
-    assert status_file.checkpoint_path(home) == ours.checkpoint
-    assert heal_state.attempts_path(home) == ours.heal_attempts
+    assert log_file() == ours.log_file
     targets = engine.Targets.for_home(CodexHome.at(home))
     assert (targets.backup_dir, targets.journal, targets.index_journal) == (
         ours.backups,
@@ -48,11 +46,11 @@ def test_a_symlinked_home_has_the_same_key_and_lock(tmp_path: Path) -> None:
     home.mkdir()
     link = tmp_path / "link-to-home"
     link.symlink_to(home)
-    assert paths.home_key(link) == paths.home_key(home)
+    assert home_key(link) == home_key(home)
     assert OurFiles.for_home(link).instance_lock == OurFiles.for_home(home).instance_lock
     other = tmp_path / "other-home"
     other.mkdir()
-    assert paths.home_key(other) != paths.home_key(home)
+    assert home_key(other) != home_key(home)
 
 
 def test_secure_own_dirs_creates_0700_and_tightens_our_own_wide_dirs(tmp_path: Path) -> None:

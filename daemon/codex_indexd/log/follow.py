@@ -8,19 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-import platformdirs
-
-from codex_indexd_service import APP
-
-__all__ = ("Follower", "default_log_file", "read_lines", "rotated_files")
-
-
-def default_log_file() -> Path:
-    """``$CODEX_INDEXD_LOG_DIR/codex-indexd.log``, else under platformdirs' user_log_dir: the
-    file the daemon writes."""
-    override = os.environ.get("CODEX_INDEXD_LOG_DIR")
-    base = Path(override).expanduser() if override else Path(platformdirs.user_log_dir(APP))
-    return base / f"{APP}.log"
+__all__ = ("Follower", "read_lines", "rotated_files")
 
 
 def rotated_files(base: Path) -> list[Path]:

@@ -1,77 +1,48 @@
-"""The daemon loop: observer + supervisor, debounced batches, periodic reconciles, signals,
-sd_notify, single instance per home."""
+"""The daemon loop: debounced batches handed to each home's worker, periodic reconciles,
+signals and reloads, sd_notify, single instance per home (the watches are in `watching`)."""
 
 from __future__ import annotations
 
-import errno
-import os
 import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from watchdog.observers.api import BaseObserver
-
-from codex_indexd import settings as settings_mod
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.indexfiles import file_fingerprint
 from codex_indexd.commands.home_check import MISSING, HomeProblem, check_home, origin_of
-from codex_indexd.engine.policy import policy_from_settings
+from codex_indexd.config import settings as settings_mod
+from codex_indexd.config.policies import backup_from_settings, policy_from_settings
+from codex_indexd.daemon import watching
+from codex_indexd.daemon.home_locks import HomeLocks
+from codex_indexd.daemon.notify import Notifier
+from codex_indexd.daemon.service_env import service_manager
+from codex_indexd.daemon.watching import Watches, WatchState
 from codex_indexd.home_worker import Fingerprint, HomeWorker
-from codex_indexd.logs import get_logger
-from codex_indexd.notify import Notifier
-from codex_indexd.status_file import instance_lock_path
+from codex_indexd.log import get_logger
 from codex_indexd.watch.debounce import Batch, Debouncer
 from codex_indexd.watch.observer import (
-    EVENT_FILTER,
-    HomeEventHandler,
     ObserverFactory,
     OverflowFilter,
-    default_factory,
-    inotify_hint,
-    inotify_watched,
     install_overflow_hook,
-    polling_reason,
     uninstall_overflow_hook,
-    unwatched_dirs,
-    watch_plan,
 )
-from codex_indexd.write.backup import BackupPolicy
-from codex_indexd.write.locks import AlreadyRunning, InstanceLock
+from codex_indexd.write.locks import AlreadyRunning
 
 log = get_logger("codex_indexd.daemon")
-EXIT_ALREADY_RUNNING = 75
 # A checkpoint costs ~0.1 s at 10,000 sessions; after a kill -9 an older one only means
 # rereading the bytes appended since (and one full plan), so it is saved sparingly.
 CHECKPOINT_EVERY_S = 120.0
-WATCH_CHECK_EVERY_S = 10.0
 # Settings a SIGHUP cannot apply to a running daemon.
 RESTART_KEYS = ("log_level",)
-TEST_INOTIFY_ERRNO = "CODEX_INDEXD_TEST_INOTIFY_ERRNO"  # test hook: make inotify fail to start
-
-
-@dataclass(slots=True)
-class WatchState:
-    observer: BaseObserver | None = None
-    polling: bool = False
-    reason: str = "inotify" if os.name == "posix" else "native"
-    restarts: int = 0
 
 
 def now_utc() -> str:
+    """Return the current UTC time as `YYYY-MM-DDTHH:MM:SSZ`."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def backup_from_settings(resolved: settings_mod.Settings) -> BackupPolicy:
-    return BackupPolicy(
-        enabled=resolved["backups.keep_count"] > 0,
-        keep_count=resolved["backups.keep_count"],
-        keep_bytes=resolved["backups.keep_mb"] * 1024 * 1024,
-    )
 
 
 class Daemon:
@@ -82,26 +53,28 @@ class Daemon:
         resolved: settings_mod.Settings,
         *,
         reload: Callable[[], settings_mod.Settings] | None = None,
-        observer_factory: ObserverFactory = default_factory,
+        observer_factory: ObserverFactory | None = None,
         notifier: Notifier | None = None,
     ) -> None:
         self.settings = resolved
         self._reload = reload
-        self.factory = observer_factory
         self.notifier = notifier or Notifier()
         self.debouncer = Debouncer(
-            resolved["watch.debounce_ms"] / 1000, resolved["watch.max_delay_ms"] / 1000
+            resolved.watch.debounce_ms / 1000, resolved.watch.max_delay_ms / 1000
         )
         self.workers: dict[str, HomeWorker] = {}
-        self.locks: list[InstanceLock] = []
-        self._locks_by_home: dict[str, InstanceLock] = {}
-        self.watch = WatchState()
+        self.home_locks = HomeLocks()
+        self.watches = Watches(
+            observer_factory or watching.DEFAULT_FACTORY,
+            self.debouncer,
+            homes=lambda: [worker.home for worker in self.workers.values()],
+            settings=lambda: self.settings.watch,
+            on_missed=self._on_overflow,
+        )
         self.stop_requested = threading.Event()
         self.reload_requested = threading.Event()
         self._last_full = 0.0
         self._last_checkpoint = 0.0
-        self._last_watch_check = time.monotonic()
-        self._forced_poll_reason: str | None = None  # set when watches were lost at run time
         self.ready = threading.Event()
         self.reconciles = 0
         self._overflow_hook: OverflowFilter | None = None
@@ -130,27 +103,16 @@ class Daemon:
                 level = log.warning if problem.code == MISSING else log.error
                 level("home.unusable", home=str(root), reason=problem.code, detail=problem.sentence)
             self.problems[str(root)] = problem
-        self.settings.values["homes"] = usable
+        self.settings = self.settings.with_homes(usable)
         return found
 
     # -- lifecycle ---------------------------------------------------------------------
     def acquire_locks(self) -> None:
         """Take the single-instance lock of every home. Raises AlreadyRunning."""
-        for home in self.settings.homes:
-            lock = InstanceLock(instance_lock_path(home))
-            try:
-                lock.acquire()
-            except AlreadyRunning:
-                self.release_locks()
-                raise
-            self.locks.append(lock)
-            self._locks_by_home[str(CodexHome.at(home).root)] = lock
+        self.home_locks.acquire_all(self.settings.homes)
 
     def release_locks(self) -> None:
-        for lock in self.locks:
-            lock.release()
-        self.locks.clear()
-        self._locks_by_home.clear()
+        self.home_locks.release_all()
 
     def _make_workers(self) -> None:
         policy, backup = policy_from_settings(self.settings), backup_from_settings(self.settings)
@@ -162,8 +124,8 @@ class Daemon:
                 worker.extra_status = self.status_extra
             else:
                 worker.policy, worker.backup = policy, backup
-            worker.heal_mode = self.settings["codex_api.mode"]
-            worker.heal_binary = self.settings["codex_api.binary"] or None
+            worker.heal_mode = self.settings.codex_api.mode
+            worker.heal_binary = self.settings.codex_api.binary or None
 
     def install_signals(self) -> None:
         def on_stop(signum: int, frame: FrameType | None) -> None:
@@ -242,129 +204,24 @@ class Daemon:
         for key in list(self.workers):
             self.debouncer.request_full(key)
 
-    def _schedule(self, observer: BaseObserver) -> None:
-        for worker in self.workers.values():
-            sqlite_home = worker.home.sqlite_home()
-            handler = HomeEventHandler(worker.home, sqlite_home, self.debouncer)
-            plan = watch_plan(worker.home, sqlite_home)
-            for path in plan.recursive:
-                observer.schedule(handler, str(path), recursive=True, event_filter=EVENT_FILTER)
-            for path in plan.flat:
-                if path.is_dir():
-                    observer.schedule(
-                        handler, str(path), recursive=False, event_filter=EVENT_FILTER
-                    )
-
-    def _start(self, poll: bool) -> BaseObserver:
-        forced = os.environ.get(TEST_INOTIFY_ERRNO)
-        if forced and not poll:
-            code = errno.ENOSPC if forced == "ENOSPC" else errno.EMFILE
-            raise OSError(code, os.strerror(code))
-        observer = self.factory(poll, self.settings["watch.poll_interval_s"])
-        try:
-            self._schedule(observer)
-            observer.start()
-        except BaseException:
-            # watchdog leaves the emitters it already started (and the inotify instance)
-            # running, queueing events nobody reads: stop them before falling back.
-            try:
-                observer.stop()
-            except Exception as exc:
-                log.warning("watch.stop_failed", error=str(exc))
-            raise
-        return observer
-
-    def _start_retrying(self, poll: bool, attempts: int = 3) -> BaseObserver:
-        """`_start`, again with a fresh plan when a watched directory vanished meanwhile
-        (sessions/ removed while the observer restarts); other errors propagate."""
-        for attempt in range(attempts):
-            try:
-                return self._start(poll)
-            except OSError as exc:
-                if exc.errno not in (errno.ENOENT, errno.ENOTDIR) or attempt + 1 == attempts:
-                    raise
-                log.info("watch.directory_vanished", error=str(exc))
-        raise AssertionError("unreachable")
-
-    def check_watches(self) -> None:
-        """Fall back to polling when a directory under sessions/ went unwatched at run time
-        (watchdog skips a new directory silently once the inotify limit is reached); logged
-        once, and `status` shows the reason. Checked at most every WATCH_CHECK_EVERY_S."""
-        now = time.monotonic()
-        if self.watch.polling or now - self._last_watch_check < WATCH_CHECK_EVERY_S:
-            return
-        self._last_watch_check = now
-        watched = inotify_watched()
-        if watched is None or self.watch.observer is None:
-            return
-        trees = [
-            p for w in self.workers.values() for p in (w.home.sessions, w.home.archived_sessions)
-        ]
-        missing = unwatched_dirs(trees, watched)
-        if not missing:
-            return
-        self._forced_poll_reason = (
-            f"{len(missing)} directories (first {missing[0]}) could not be watched at run time: "
-            + inotify_hint(OSError(errno.ENOSPC, "watch limit"))
-        )
-        log.warning(
-            "watch.lost", directories=len(missing), first=str(missing[0]), fallback="polling"
-        )
-        self.stop_observer()
-        self.start_observer()
-        self._on_overflow()  # events in those directories were missed: rescan every home
+    @property
+    def watch(self) -> WatchState:
+        """The running observer and how it watches."""
+        return self.watches.state
 
     def start_observer(self) -> None:
-        roots = [w.home.root for w in self.workers.values()]
-        reason = (
-            "forced by --poll or config"
-            if self.settings["watch.poll"]
-            else self._forced_poll_reason or polling_reason(roots)
-        )
-        poll = reason is not None
-        try:
-            self.watch.observer = self._start_retrying(poll)
-        except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EMFILE):
-                raise
-            reason = inotify_hint(exc)
-            log.warning("watch.inotify_unavailable", reason=reason, fallback="polling")
-            poll = True
-            self.watch.observer = self._start_retrying(True)
-        self.watch.polling = poll
-        self.watch.reason = (
-            f"polling: {reason}"
-            if poll
-            else "inotify"
-            if os.uname().sysname == "Linux"
-            else "native"
-        )
-        if poll:
-            log.info(
-                "watch.polling", reason=reason, interval_s=self.settings["watch.poll_interval_s"]
-            )
+        self.watches.start()
 
     def stop_observer(self) -> None:
-        observer = self.watch.observer
-        self.watch.observer = None
-        if observer is None:
-            return
-        try:
-            observer.stop()
-            observer.join(timeout=1.5)
-        except Exception as exc:
-            log.warning("watch.stop_failed", error=str(exc))
+        self.watches.stop()
 
     def supervise(self) -> None:
         """Restart a dead observer (a handler exception or a vanished root kills it)."""
-        observer = self.watch.observer
-        if observer is not None and observer.is_alive():
-            return
-        self.watch.restarts += 1
-        log.error("watch.observer_died", restarts=self.watch.restarts)
-        self.stop_observer()
-        self.start_observer()
-        self._on_overflow()
+        self.watches.supervise(self.rewatch)
+
+    def check_watches(self) -> None:
+        """Fall back to polling when directories went unwatched at run time."""
+        self.watches.check(self.rewatch)
 
     def rewatch(self) -> None:
         self.stop_observer()
@@ -405,7 +262,7 @@ class Daemon:
 
     def _timeout(self) -> float:
         now = time.monotonic()
-        interval: float = self.settings["watch.reconcile_interval_s"]
+        interval = self.settings.watch.reconcile_interval_s
         waits = [interval - (now - self._last_full), 1.0]
         if self.notifier.watchdog_s:
             waits.append(self.notifier.watchdog_s / 3)
@@ -425,7 +282,7 @@ class Daemon:
             self.supervise()
             self.check_watches()
             now = time.monotonic()
-            if now - self._last_full >= self.settings["watch.reconcile_interval_s"]:
+            if now - self._last_full >= self.settings.watch.reconcile_interval_s:
                 batch.full.update(self.workers)
                 self._last_full = now
             self.process(batch)
@@ -470,19 +327,22 @@ class Daemon:
         self.settings = fresh
         self.check_homes()
         added, dropped = self._apply_homes(before)
-        self.restart_needed = [k for k in RESTART_KEYS if fresh[k] != before[k]]
+        self.restart_needed = [k for k in RESTART_KEYS if fresh.value(k) != before.value(k)]
         if self.restart_needed:
             log.warning(
                 "config.restart_needed",
                 keys=self.restart_needed,
                 detail="restart the daemon to apply these settings",
             )
-        self.debouncer.quiet_s = fresh["watch.debounce_ms"] / 1000
-        self.debouncer.max_delay_s = fresh["watch.max_delay_ms"] / 1000
+        self.debouncer.quiet_s = fresh.watch.debounce_ms / 1000
+        self.debouncer.max_delay_s = fresh.watch.max_delay_ms / 1000
         self._make_workers()
         for key in added:
             self.workers[key].start()
-        rewatch = any(fresh[k] != before[k] for k in ("watch.poll", "watch.poll_interval_s"))
+        rewatch = (fresh.watch.poll, fresh.watch.poll_interval_s) != (
+            before.watch.poll,
+            before.watch.poll_interval_s,
+        )
         if added or dropped or rewatch:
             self.rewatch()
         log.info("config.reloaded", file=str(fresh.file), added=added, dropped=dropped)
@@ -499,10 +359,7 @@ class Daemon:
             worker.save_checkpoint()
             worker.write_status({"stopped_at": now_utc(), "running": False})
             worker.table.close()
-            lock = self._locks_by_home.pop(key, None)
-            if lock is not None:
-                lock.release()
-                self.locks.remove(lock)
+            self.home_locks.release(key)
             log.info("home.dropped", home=key)
         added: list[str] = []
         keep: list[Path] = []
@@ -510,18 +367,15 @@ class Daemon:
             if key in self.workers:
                 keep.append(root)
                 continue
-            lock = InstanceLock(instance_lock_path(root))
             try:
-                lock.acquire()
+                self.home_locks.acquire(root)
             except AlreadyRunning as exc:
                 log.error("home.already_served", home=key, pid=exc.pid, lock=str(exc.path))
                 continue
-            self.locks.append(lock)
-            self._locks_by_home[key] = lock
             keep.append(root)
             added.append(key)
             log.info("home.added", home=key)
-        self.settings.values["homes"] = keep
+        self.settings = self.settings.with_homes(keep)
         return added, dropped
 
     def _status_line(self) -> str:
@@ -542,23 +396,3 @@ class Daemon:
             "service_manager": service_manager(),
             "restart_needed": list(self.restart_needed),
         }
-
-
-def service_manager(environ: dict[str, str] | None = None) -> str:
-    """Return which service manager started this process, from its environment."""
-    env = os.environ if environ is None else environ
-    if env.get("INVOCATION_ID") or env.get("NOTIFY_SOCKET"):
-        return "systemd"
-    if env.get("XPC_SERVICE_NAME", "").startswith("com."):
-        return "launchd"
-    if env.get("CODEX_INDEXD_STARTED_BY"):
-        return str(env["CODEX_INDEXD_STARTED_BY"])
-    return "none (started by hand)"
-
-
-def lock_holder_message(exc: AlreadyRunning, home: Path | None = None) -> str:
-    return (
-        f"codex-indexd is already running for this Codex home (pid {exc.pid or '?'}; "
-        f"lock {exc.path}). "
-        "Stop it first, or use 'codex-indexd status'."
-    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -18,10 +19,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codex_indexd_service import logs
-from codex_indexd_service.logfile import Follower, rotated_files
-from codex_indexd_service.logs import Entry, format_entry, parse_line, parse_since
-from codex_indexd_service.runner import Result
+from codex_indexd.commands import logs as log_command
+from codex_indexd.log.entries import Entry, format_entry, parse_line, parse_since
+from codex_indexd.log.follow import Follower, rotated_files
+from codex_indexd_service.command_runner import Result
+from codex_indexd_service.journal_hint import journal_hint
 from tests.support.waiting import wait_for
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
@@ -33,9 +35,14 @@ def line(event: str, level: str = "info", minutes_ago: float = 0, **fields: Any)
     return json.dumps({**data, **fields})
 
 
+def hint_of(runner: Any) -> Any:
+    """The journal hint `codex-indexd logs` gets, asking `runner` (None: no hint)."""
+    return None if runner is None else functools.partial(journal_hint, runner=runner)
+
+
 def run_logs(argv: list[str], runner: Any = None) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
-    code = logs.main(argv, runner=runner, out=out, err=err)
+    code = log_command.main(argv, hint=hint_of(runner), out=out, err=err)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -201,9 +208,14 @@ class Following:
     def __init__(self, argv: list[str], runner: Any) -> None:
         self.out, self.stop = io.StringIO(), threading.Event()
         self.thread = threading.Thread(
-            target=logs.main,
+            target=log_command.main,
             args=(argv,),
-            kwargs={"runner": runner, "stop": self.stop, "out": self.out, "err": io.StringIO()},
+            kwargs={
+                "hint": hint_of(runner),
+                "stop": self.stop,
+                "out": self.out,
+                "err": io.StringIO(),
+            },
         )
         self.thread.start()
 
@@ -303,11 +315,31 @@ def test_no_match_says_no_entries(log_file: Path, quiet_runner: Any) -> None:
 
 
 def test_log_dir_variable_moves_the_default_file(
-    tmp_path: Path, quiet_runner: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """`codex-indexd logs` reads the log file the daemon's own files name, so
+    CODEX_INDEXD_LOG_DIR moves both."""
+    from codex_indexd.cli import main as top_main
+
     directory = tmp_path / "custom-logs"
     directory.mkdir()
     (directory / "codex-indexd.log").write_text(line("from.the.daemon") + "\n")
     monkeypatch.setenv("CODEX_INDEXD_LOG_DIR", str(directory))
-    code, out, _ = run_logs(["--json"], quiet_runner)
-    assert code == 0 and events(out) == ["from.the.daemon"]
+    assert top_main(["logs", "--json"]) == 0
+    assert events(capsys.readouterr().out) == ["from.the.daemon"]
+
+
+def test_the_default_file_is_the_daemons_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CODEX_INDEXD_LOG_DIR", str(tmp_path / "moved"))
+    (tmp_path / "moved").mkdir()
+    (tmp_path / "moved" / "codex-indexd.log").write_text(line("x.moved") + "\n")
+    code, out, _ = run_logs(["--json"])
+    assert code == 0 and events(out) == ["x.moved"]
+
+
+def test_the_given_log_file_is_the_default(log_file: Path, quiet_runner: Any) -> None:
+    out = io.StringIO()
+    assert log_command.main(["--json"], hint=hint_of(quiet_runner), out=out, log_file=log_file) == 0
+    assert events(out.getvalue())[-1] == "watch.tick"

@@ -13,7 +13,8 @@ _configure: Callable[[], None] | None = None
 
 
 def set_configure_hook(hook: Callable[[], None] | None) -> None:
-    """Run `hook` (a `logsetup.configure` call) just before the first log line, if any."""
+    """Run `hook` (a `codex_indexd.log.setup.configure` call) just before the first log line,
+    if any."""
     global _configure
     _configure = hook
 

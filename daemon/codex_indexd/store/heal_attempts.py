@@ -6,17 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from codex_indexd.paths import OurFiles
+from codex_indexd.store.files import OurFiles
 from codex_indexd.write.atomic import write_atomic
 
 
-def attempts_path(codex_home: Path) -> Path:
-    return OurFiles.for_home(codex_home).heal_attempts
-
-
 def load_attempts(codex_home: Path) -> dict[str, int]:
+    """Return the attempts recorded for the home ({} when none or unreadable)."""
     try:
-        data = json.loads(attempts_path(codex_home).read_text(encoding="utf-8"))
+        text = OurFiles.for_home(codex_home).heal_attempts.read_text(encoding="utf-8")
+        data = json.loads(text)
     except (OSError, ValueError):
         return {}
     return {str(k): int(v) for k, v in data.items()} if isinstance(data, dict) else {}
@@ -24,4 +22,4 @@ def load_attempts(codex_home: Path) -> dict[str, int]:
 
 def save_attempts(codex_home: Path, attempts: dict[str, int]) -> None:
     """Write the attempts atomically (0600). Raises OSError (UnsafeOwnDir)."""
-    write_atomic(attempts_path(codex_home), json.dumps(attempts).encode("utf-8"))
+    write_atomic(OurFiles.for_home(codex_home).heal_attempts, json.dumps(attempts).encode("utf-8"))

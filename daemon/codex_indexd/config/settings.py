@@ -6,18 +6,18 @@ value raises ConfigError naming the key and its line in the file.
 
 from __future__ import annotations
 
-import difflib
-import math
 import os
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
-from codex_indexd import paths
 from codex_indexd.codex.home import default_codex_home
+from codex_indexd.config import values as parsers
+from codex_indexd.store import dirs
 
 
 class ConfigError(Exception):
@@ -33,191 +33,199 @@ class Spec:
     help: str
 
 
-def _bool(value: Any) -> bool:
-    """Only TOML's true/false (and "true"/"false" from the environment)."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
-        return value.strip().lower() == "true"
-    raise ValueError(f"must be true or false, got {value!r}")
-
-
-def _int(minimum: int, maximum: int, unit: str) -> Callable[[Any], int]:
-    """A whole number of `unit` in [minimum, maximum]; no booleans, no fractions."""
-
-    def parse(value: Any) -> int:
-        number: int | None = None
-        if isinstance(value, int) and not isinstance(value, bool):
-            number = value
-        elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
-            number = int(value)
-        if number is None:
-            raise ValueError(f"must be a whole number of {unit}, got {value!r}")
-        if not minimum <= number <= maximum:
-            raise ValueError(f"must be between {minimum} and {maximum} {unit}, got {number}")
-        return number
-
-    return parse
-
-
-def _seconds(minimum: float, maximum: float) -> Callable[[Any], float]:
-    """A finite number of seconds in [minimum, maximum] (no nan, inf or booleans)."""
-
-    def parse(value: Any) -> float:
-        number: float | None = None
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            number = float(value)
-        elif isinstance(value, str):
-            try:
-                number = float(value)
-            except ValueError:
-                number = None
-        if number is None:
-            raise ValueError(f"must be a number of seconds, got {value!r}")
-        if not math.isfinite(number) or not minimum <= number <= maximum:
-            raise ValueError(f"must be between {minimum:g} and {maximum:g} seconds, got {value!r}")
-        return number
-
-    return parse
-
-
-def _choice(*options: str) -> Callable[[Any], str]:
-    def parse(value: Any) -> str:
-        if value not in options:
-            hint = _did_you_mean(str(value), options)
-            raise ValueError(f"must be one of {', '.join(options)}, got {value!r}{hint}")
-        return str(value)
-
-    return parse
-
-
-def _did_you_mean(word: str, options: Iterable[str]) -> str:
-    """Return " (did you mean 'x'?)" for the closest option, or ""."""
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"must be a string, got {value!r}")
-    return value
-
-
-def _homes(value: Any) -> list[Path]:
-    items = value.split(os.pathsep) if isinstance(value, str) else value
-    if not isinstance(items, list) or not items or not all(isinstance(i, str) and i for i in items):
-        raise ValueError("expected a non-empty list of paths")
-    return [Path(item).expanduser().absolute() for item in items]
-
-
-def _sources(value: Any) -> frozenset[str] | None:
-    if value == "all":
-        return None
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-        raise ValueError('expected "all" or a list of source names like ["cli", "vscode", "exec"]')
-    return frozenset(i.strip() for i in items if i.strip())
-
-
 SPECS: tuple[Spec, ...] = (
-    Spec("homes", None, _homes, "CODEX_HOME", "Codex homes to watch"),
+    Spec("homes", None, parsers.homes, "CODEX_HOME", "Codex homes to watch"),
     Spec(
         "log_level",
         "info",
-        _choice("debug", "info", "warning", "error"),
+        parsers.choice("debug", "info", "warning", "error"),
         "CODEX_INDEXD_LOG_LEVEL",
         "log level",
     ),
     Spec(
         "watch.debounce_ms",
         300,
-        _int(0, 60_000, "milliseconds"),
+        parsers.whole(0, 60_000, "milliseconds"),
         "CODEX_INDEXD_DEBOUNCE_MS",
         "quiet period before a flush",
     ),
     Spec(
         "watch.max_delay_ms",
         2000,
-        _int(0, 600_000, "milliseconds"),
+        parsers.whole(0, 600_000, "milliseconds"),
         "CODEX_INDEXD_MAX_DELAY_MS",
         "latest flush after a burst starts",
     ),
-    Spec("watch.poll", False, _bool, "CODEX_INDEXD_POLL", "poll instead of inotify/FSEvents"),
+    Spec(
+        "watch.poll",
+        False,
+        parsers.boolean,
+        "CODEX_INDEXD_POLL",
+        "poll instead of inotify/FSEvents",
+    ),
     Spec(
         "watch.poll_interval_s",
         2.0,
-        _seconds(0.1, 3600.0),
+        parsers.seconds(0.1, 3600.0),
         "CODEX_INDEXD_POLL_INTERVAL_S",
         "polling interval",
     ),
     Spec(
         "watch.reconcile_interval_s",
         600.0,
-        _seconds(1.0, 7 * 86400.0),
+        parsers.seconds(1.0, 7 * 86400.0),
         "CODEX_INDEXD_RECONCILE_INTERVAL_S",
         "full reconcile period",
     ),
     Spec(
         "policy.max_threads",
         0,
-        _int(0, 10_000_000, "threads"),
+        parsers.whole(0, 10_000_000, "threads"),
         "CODEX_INDEXD_MAX_THREADS",
         "threads restored (0 = all)",
     ),
     Spec(
         "policy.include_orphans",
         True,
-        _bool,
+        parsers.boolean,
         "CODEX_INDEXD_INCLUDE_ORPHANS",
         "restore rollouts without a DB row",
     ),
     Spec(
         "policy.history_sources",
         "all",
-        _sources,
+        parsers.sources,
         "CODEX_INDEXD_HISTORY_SOURCES",
         "sources whose turns go to history",
     ),
     Spec(
         "backups.keep_count",
         20,
-        _int(0, 10_000, "backups"),
+        parsers.whole(0, 10_000, "backups"),
         "CODEX_INDEXD_BACKUP_KEEP_COUNT",
         "backups kept per file",
     ),
     Spec(
         "backups.keep_mb",
         256,
-        _int(0, 1_000_000, "megabytes"),
+        parsers.whole(0, 1_000_000, "megabytes"),
         "CODEX_INDEXD_BACKUP_KEEP_MB",
         "backup megabytes kept per file",
     ),
     Spec(
         "codex_api.mode",
         "auto",
-        _choice("auto", "off"),
+        parsers.choice("auto", "off"),
         "CODEX_INDEXD_CODEX_API",
         "heal the DB through codex app-server",
     ),
-    Spec("codex_api.binary", "", _text, "CODEX_INDEXD_CODEX_BIN", "codex binary (default: PATH)"),
+    Spec(
+        "codex_api.binary",
+        "",
+        parsers.text,
+        "CODEX_INDEXD_CODEX_BIN",
+        "codex binary (default: PATH)",
+    ),
 )
 _BY_KEY = {spec.key: spec for spec in SPECS}
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
+class WatchSettings:
+    """`[watch]`: how events are batched and how files are watched."""
+
+    debounce_ms: int
+    max_delay_ms: int
+    poll: bool
+    poll_interval_s: float
+    reconcile_interval_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySettings:
+    """`[policy]`: which threads are restored and whose turns go to history."""
+
+    max_threads: int
+    include_orphans: bool
+    history_sources: frozenset[str] | None  # None: every source
+
+
+@dataclass(frozen=True, slots=True)
+class BackupSettings:
+    """`[backups]`: how many backups of each index file are kept."""
+
+    keep_count: int
+    keep_mb: int
+
+
+@dataclass(frozen=True, slots=True)
+class CodexApiSettings:
+    """`[codex_api]`: whether and with which binary Codex's app-server heals its DB."""
+
+    mode: str  # "auto" or "off"
+    binary: str  # "" for `codex` on PATH
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Resolved values and where each came from (`default`, `file:LINE`, `env:NAME`, `cli`)."""
 
-    values: dict[str, Any] = field(default_factory=dict)
-    sources: dict[str, str] = field(default_factory=dict)
+    home_paths: tuple[Path, ...]
+    log_level: str
+    watch: WatchSettings
+    policy: PolicySettings
+    backups: BackupSettings
+    codex_api: CodexApiSettings
+    sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     file: Path | None = None
-
-    def __getitem__(self, key: str) -> Any:
-        return self.values[key]
 
     @property
     def homes(self) -> list[Path]:
-        return list(self.values["homes"])
+        """The Codex homes, as a fresh list."""
+        return list(self.home_paths)
+
+    def with_homes(self, homes: Iterable[Path]) -> Settings:
+        """Return these settings with `homes` instead (their sources unchanged)."""
+        return replace(self, home_paths=tuple(homes))
+
+    def value(self, key: str) -> object:
+        """Return the value of the dotted `key` (`watch.debounce_ms`); raises KeyError."""
+        if key not in _BY_KEY:
+            raise KeyError(key)
+        if key == "homes":
+            return self.homes
+        found: object = self
+        for part in key.split("."):
+            found = getattr(found, part)
+        return found
+
+
+def _build(values: Mapping[str, Any], sources: Mapping[str, str], file: Path | None) -> Settings:
+    """Return the Settings of parsed `values` keyed by dotted key."""
+    return Settings(
+        home_paths=tuple(values["homes"]),
+        log_level=values["log_level"],
+        watch=WatchSettings(
+            debounce_ms=values["watch.debounce_ms"],
+            max_delay_ms=values["watch.max_delay_ms"],
+            poll=values["watch.poll"],
+            poll_interval_s=values["watch.poll_interval_s"],
+            reconcile_interval_s=values["watch.reconcile_interval_s"],
+        ),
+        policy=PolicySettings(
+            max_threads=values["policy.max_threads"],
+            include_orphans=values["policy.include_orphans"],
+            history_sources=values["policy.history_sources"],
+        ),
+        backups=BackupSettings(
+            keep_count=values["backups.keep_count"], keep_mb=values["backups.keep_mb"]
+        ),
+        codex_api=CodexApiSettings(
+            mode=values["codex_api.mode"], binary=values["codex_api.binary"]
+        ),
+        sources=MappingProxyType(dict(sources)),
+        file=file,
+    )
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -254,8 +262,9 @@ def load(
 ) -> Settings:
     """Resolve the settings. Raises ConfigError."""
     env = os.environ if environ is None else environ
-    file_path = path or paths.config_file()
-    settings = Settings(file=file_path)
+    file_path = path or dirs.config_file()
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     file_values: dict[str, Any] = {}
     text = ""
     if file_path.exists():
@@ -269,7 +278,7 @@ def load(
     for key in file_values:
         if key not in _BY_KEY:
             where = line_of(text, key)
-            hint = _did_you_mean(key, _BY_KEY)
+            hint = parsers.did_you_mean(key, _BY_KEY)
             raise ConfigError(f"{file_path}:{where or '?'}: unknown key '{key}'{hint}")
     for spec in SPECS:
         raw: Any = spec.default
@@ -291,9 +300,9 @@ def load(
                 else source
             )
             raise ConfigError(f"{location}: {spec.key} {exc}") from exc
-        settings.values[spec.key] = value
-        settings.sources[spec.key] = source
-    return settings
+        values[spec.key] = value
+        sources[spec.key] = source
+    return _build(values, sources, file_path)
 
 
 def typed(value: Any) -> Any:
@@ -321,12 +330,11 @@ def shown(value: Any) -> str:
 def describe(settings: Settings) -> list[tuple[str, str, str]]:
     """Return `(key, value, source)` rows for `config show`."""
     return [
-        (spec.key, shown(settings.values[spec.key]), settings.sources[spec.key]) for spec in SPECS
+        (spec.key, shown(settings.value(spec.key)), settings.sources[spec.key]) for spec in SPECS
     ]
 
 
-# Environment variables read outside the settings above (where our own files go, and
-# test hooks are not listed).
+# Environment variables read outside the settings above (where our own files go).
 PATH_VARIABLES: tuple[tuple[str, str], ...] = (
     ("CODEX_INDEXD_CONFIG", "the config file"),
     ("CODEX_INDEXD_STATE_DIR", "locks, journals, backups, status files"),

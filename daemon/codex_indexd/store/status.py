@@ -6,33 +6,21 @@ import json
 from pathlib import Path
 from typing import Any
 
-from codex_indexd.paths import OurFiles
+from codex_indexd.store.files import OurFiles
 from codex_indexd.write.atomic import write_atomic
-
-
-def status_path(codex_home: Path) -> Path:
-    return OurFiles.for_home(codex_home).status
-
-
-def instance_lock_path(codex_home: Path) -> Path:
-    """The daemon's single-instance lock for the home (keyed by its real path)."""
-    return OurFiles.for_home(codex_home).instance_lock
-
-
-def checkpoint_path(codex_home: Path) -> Path:
-    return OurFiles.for_home(codex_home).checkpoint
 
 
 def write_status(codex_home: Path, record: dict[str, Any]) -> None:
     """Write the record atomically (0600); it holds ids, counts and times, never prompts.
     Raises OSError (UnsafeOwnDir when the status directory is not ours alone)."""
     data = json.dumps(record, indent=1, default=str).encode("utf-8")
-    write_atomic(status_path(codex_home), data)
+    write_atomic(OurFiles.for_home(codex_home).status, data)
 
 
 def read_status(codex_home: Path) -> dict[str, Any] | None:
+    """Return the home's last status record, or None when there is none or it is unreadable."""
     try:
-        data = json.loads(status_path(codex_home).read_text(encoding="utf-8"))
+        data = json.loads(OurFiles.for_home(codex_home).status.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from codex_indexd_service.runner import Runner
+from codex_indexd_service.command_runner import Runner
 
 __all__ = ("MakeDir", "RemoveFile", "Run", "Step", "WriteFile", "apply", "describe")
 

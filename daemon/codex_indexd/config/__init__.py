@@ -1,0 +1,1 @@
+"""Our configuration: the settings, their sources and their checks."""
