@@ -87,16 +87,16 @@ OWN_LOCK_TIMEOUT_S = 60.0  # a rebuild of a very large history holds it this lon
 
 @contextmanager
 def journal_lock(journal: Path, timeout_s: float = OWN_LOCK_TIMEOUT_S) -> Iterator[None]:
-    """Hold our sidecar lock (the journal's name with `.lock` for `.journal`, 0600; never
-    deleted) exclusively.
+    """Hold our sidecar lock for `journal` exclusively: `<journal stem>.writes.lock` (0600, never
+    deleted) in the `locks` folder beside the journal's folder, with our instance locks.
 
     Our processes (the daemon, a `repair`) take it before Codex's history lock and keep it
     until their journal is gone, so one process's journal is never written over or removed
     by another, and a journal found while holding it is a crash's leftover. Codex never
     takes it. Raises LockBusy after `timeout_s`, UnsafeTarget.
     """
-    journal.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    lock_path = journal.with_suffix(".lock")
+    lock_path = journal.parent.parent / "locks" / f"{journal.stem}.writes.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = _open_lock_file(lock_path, 0o600)
     try:
         attempts = max(1, int(timeout_s / OWN_LOCK_POLL_S))
