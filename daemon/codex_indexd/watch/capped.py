@@ -59,8 +59,8 @@ def walk_dirs(
 
 
 @functools.cache
-def _inotify_observer_class() -> Callable[[], BaseObserver] | None:
-    """Return the depth-capped inotify observer class, or None off Linux."""
+def _inotify_classes() -> tuple[type[EventEmitter], Callable[[], BaseObserver]] | None:
+    """Return the depth-capped inotify emitter and observer classes, or None off Linux."""
     try:
         from watchdog.observers.inotify import (
             InotifyEmitter,
@@ -138,13 +138,19 @@ def _inotify_observer_class() -> Callable[[], BaseObserver] | None:
             super().__init__(timeout=timeout)
             self._emitter_class = CappedInotifyEmitter
 
-    return CappedInotifyObserver
+    return CappedInotifyEmitter, CappedInotifyObserver
+
+
+def inotify_emitter_class() -> type[EventEmitter] | None:
+    """Return the emitter class of `capped_inotify_observer`, or None off Linux."""
+    classes = _inotify_classes()
+    return None if classes is None else classes[0]
 
 
 def capped_inotify_observer() -> BaseObserver | None:
     """Return a depth-capped inotify observer, or None where inotify is not available."""
-    make = _inotify_observer_class()
-    return None if make is None else make()
+    classes = _inotify_classes()
+    return None if classes is None else classes[1]()
 
 
 def _stat_no_dir_links(path: str) -> os.stat_result:

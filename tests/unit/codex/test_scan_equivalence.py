@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from codex_indexd.codex import scan as scan_mod
 from codex_indexd.codex.rollout import RolloutScan, scan_file
 from codex_indexd.codex.scan import feed_stream
 from tests.support import rollout_oracle
@@ -172,6 +173,8 @@ def test_scan_file_on_disk_equals_the_oracle(tmp_path: Path, size: int) -> None:
     )
     path.write_bytes(b"\n".join(lines) + b"\n")
     new = scan_file(RolloutScan.start(path), path)
-    old = rollout_oracle.scan_file(RolloutScan.start(path), path)
+    old = rollout_oracle.scan_file(
+        RolloutScan.start(path), path, long_names_above=scan_mod.MAX_HELD_LINE
+    )
     assert observed(new) == observed(old)
     assert new.facts.user_turns[0].text == "z" * size + "end"
