@@ -192,6 +192,11 @@ class _Scanner:
                             )
                         ):
                             counted += 1
+                            if (
+                                find(b'"input_text"', s, head) != -1
+                                or find(b'"message":', s, head) != -1
+                            ):
+                                scan.note_shape(bytes(self.view[s:head]))
                             continue
                     elif scan.lines + counted:
                         counted += 1  # not a JSON object: Codex skips it too
@@ -356,6 +361,8 @@ class _Scanner:
             self._note_ts_bytes(head)
             if head[:1] != b"{" and not blank:
                 scan.malformed += 1
+            elif b'"input_text"' in head[:_HEAD] or b'"message":' in head[:_HEAD]:
+                scan.note_shape(head[:_HEAD])
 
     def _note_ts_bytes(self, head: bytes) -> None:
         if head.startswith(_TS_PREFIX):

@@ -71,10 +71,13 @@ def rollout_line(draw: st.DrawFn) -> bytes:
         return envelope(ts, "event_msg", {"type": "item_completed", "pad": pad, "item": item})
     if shape == 3:
         return envelope(ts, "event_msg", {"type": "thread_name_updated", "thread_name": text})
-    if shape == 4:  # tool output, often long
-        return envelope(ts, "response_item", {"type": "function_call_output", "output": text})
+    if shape == 4:  # tool output, often long; or a user message of a newer shape
+        kind = draw(st.sampled_from(["function_call_output", "message", "user_input"]))
+        content = [{"type": "input_text", "text": text}]
+        return envelope(ts, "response_item", {"type": kind, "content": content})
     if shape == 5:
-        return envelope(ts, "event_msg", {"type": "token_count", "info": text})
+        kind = draw(st.sampled_from(["token_count", "user_turn_v2", "agent_message"]))
+        return envelope(ts, "event_msg", {"type": kind, "message": text})
     if shape == 6:
         return b" \t " * draw(st.integers(0, 5000))
     if shape == 7:
@@ -113,6 +116,8 @@ def observed(scan: RolloutScan) -> tuple[object, ...]:
         scan.too_long,
         scan.bare,
         scan.usable,
+        scan.unknown_user_shapes,
+        scan.unknown_shape,
     )
 
 
