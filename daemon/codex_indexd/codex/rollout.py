@@ -27,6 +27,7 @@ from codex_indexd.codex.scan import (
     feed_stream,
     open_rollout,
 )
+from codex_indexd.codex.shapes import unknown_user_shape
 from codex_indexd.index.model import Rename, RolloutFacts, UserTurn, text_key
 from codex_indexd.index.timefmt import epoch_ms, epoch_seconds
 from codex_indexd.logs import get_logger
@@ -341,114 +342,6 @@ class RolloutScan:
             return
         text = collected.text()
         facts.user_turns.append(UserTurn(ts, text, collected.key, self.line_start))
-
-
-# Shapes Codex 0.169 and 0.171 write (codex-formats.md §2.2); a user-text marker in any other
-# shape is counted as unknown.
-KNOWN_LINE_TYPES = frozenset(
-    {
-        "session_meta",
-        "dynamic_tools_updated",
-        "response_item",
-        "inter_agent_communication",
-        "inter_agent_communication_metadata",
-        "compacted",
-        "turn_context",
-        "token_usage_record",
-        "world_state",
-        "security_risk_score",
-        "event_msg",
-        "realtime_item",
-        "retained_context",
-    }
-)
-KNOWN_RESPONSE_ITEMS = frozenset(
-    {
-        "message",
-        "reasoning",
-        "function_call",
-        "function_call_output",
-        "custom_tool_call",
-        "custom_tool_call_output",
-        "local_shell_call",
-        "web_search_call",
-        "image_generation_call",
-        "tool_search_call",
-        "tool_search_output",
-        "ghost_snapshot",
-        "compaction",
-        "compaction_summary",
-        "other",
-    }
-)
-KNOWN_EVENTS = frozenset(
-    {
-        "user_message",
-        "agent_message",
-        "agent_message_delta",
-        "agent_message_content_delta",
-        "agent_reasoning",
-        "agent_reasoning_raw_content",
-        "agent_reasoning_section_break",
-        "item_started",
-        "item_completed",
-        "thread_name_updated",
-        "thread_goal_updated",
-        "task_started",
-        "task_complete",
-        "turn_started",
-        "turn_complete",
-        "turn_aborted",
-        "token_count",
-        "error",
-        "warning",
-        "stream_error",
-        "background_event",
-        "deprecation_notice",
-        "context_compacted",
-        "entered_review_mode",
-        "exited_review_mode",
-        "undo_started",
-        "undo_completed",
-        "plan_update",
-        "exec_command_begin",
-        "exec_command_end",
-        "exec_command_output_delta",
-        "patch_apply_begin",
-        "patch_apply_end",
-        "mcp_tool_call_begin",
-        "mcp_tool_call_end",
-        "web_search_begin",
-        "web_search_end",
-        "view_image_tool_call",
-        "session_configured",
-        "shutdown_complete",
-    }
-)
-_SHAPE_RE = re.compile(
-    rb'^\{"timestamp":"[^"]*",(?:"ordinal":\d+,)?"type":"([^"\\]{1,64})"'
-    rb'(?:,"payload":\{"type":"([^"\\]{1,64})")?'
-)
-
-
-def unknown_user_shape(head: bytes) -> str | None:
-    """Return the shape (`type` or `type/payload.type`) of a line whose first bytes carry a
-    user-text marker in a shape this reader does not read, or None (a known shape, or a
-    line not in Codex's compact envelope)."""
-    match = _SHAPE_RE.match(head)
-    if match is None:
-        return None
-    kind = match.group(1).decode("ascii", "replace")
-    sub = match.group(2).decode("ascii", "replace") if match.group(2) else None
-    has_input_text = b'"input_text"' in head
-    has_message = b'"message":' in head
-    if kind not in KNOWN_LINE_TYPES:
-        return kind if has_input_text or has_message else None
-    if kind == "response_item" and sub not in KNOWN_RESPONSE_ITEMS and has_input_text:
-        return f"{kind}/{sub}"
-    if kind == "event_msg" and sub not in KNOWN_EVENTS and has_message:
-        return f"{kind}/{sub}"
-    return None
 
 
 def rollout_rank(scan: RolloutScan) -> tuple[bool, int, str]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from codex_indexd.codex.longline import LineSkeleton, Pread
+from codex_indexd.codex.shapes import KNOWN_PAYLOAD_TYPES
 
 if TYPE_CHECKING:
     from codex_indexd.codex.rollout import RolloutScan
@@ -41,6 +42,7 @@ _ITEM_HEAD = 4096
 _TS_PREFIX = b'{"timestamp":"'
 _TS_LEN = len(_TS_PREFIX)
 _WS = b" \t\n\r\x0b\x0c"
+_PAYLOAD_TYPE = b'"payload":{"type":"'
 
 ReadInto = Callable[[memoryview], int]
 
@@ -192,7 +194,7 @@ class _Scanner:
                             )
                         ):
                             counted += 1
-                            if (
+                            if not self._known_payload(s, head) and (
                                 find(b'"input_text"', s, head) != -1
                                 or find(b'"message":', s, head) != -1
                             ):
@@ -265,6 +267,16 @@ class _Scanner:
                     break
             end = begin - 1
         self._flush_ts()
+
+    def _known_payload(self, s: int, head: int) -> bool:
+        """True when the line at buf[s:head] has a payload type the reader knows (the fast
+        path of `unknown_user_shape`)."""
+        at = self.buf.find(_PAYLOAD_TYPE, s, head)
+        if at == -1:
+            return False
+        at += len(_PAYLOAD_TYPE)
+        end = self.buf.find(b'"', at, head)
+        return end != -1 and bytes(self.view[at:end]) in KNOWN_PAYLOAD_TYPES
 
     def _is_candidate(self, s: int, e: int) -> bool:
         """True when the line at buf[s:e] must be parsed (e may end before the line does)."""

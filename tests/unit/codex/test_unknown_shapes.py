@@ -30,6 +30,7 @@ KNOWN = [
     envelope("event_msg", {"type": "token_count", "info": None}),
     envelope("event_msg", {"type": "brand_new_event", "info": "no user text"}),
     envelope("turn_context", {"cwd": "/"}),
+    envelope("compacted", {"message": "a summary"}),
 ]
 UNKNOWN = [
     envelope("response_item", {"type": "user_input", "content": USER_TEXT}, ordinal=4),
@@ -59,6 +60,6 @@ def test_the_shape_is_named() -> None:
     assert [unknown_user_shape(line[:512]) for line in UNKNOWN] == [
         "response_item/user_input",
         "event_msg/user_turn_v2",
-        "conversation_item",
+        "conversation_item/text",
     ]
     assert all(unknown_user_shape(line[:512]) is None for line in KNOWN)
