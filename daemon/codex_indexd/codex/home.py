@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,14 +20,16 @@ _STATE_DB_RE = re.compile(r"^state_(\d+)\.sqlite$")
 # watched (Codex writes at depth 3: YYYY/MM/DD). Walks stop there with one warning per tree.
 MAX_TREE_DEPTH = 64
 _reported_too_deep: set[str] = set()  # logged once per process
+_reported_lock = threading.Lock()  # walks and watcher threads report alike
 
 
 def note_too_deep(path: str) -> None:
     """Log one line naming the too-deep directory `path`, the first time any walk or watch
     meets it."""
-    if path in _reported_too_deep:
-        return
-    _reported_too_deep.add(path)
+    with _reported_lock:
+        if path in _reported_too_deep:
+            return
+        _reported_too_deep.add(path)
     log.warning(
         "rollout.tree_too_deep",
         path=path,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import stat
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
@@ -24,6 +25,13 @@ from codex_indexd.logs import get_logger
 log = get_logger("codex_indexd.observer")
 
 Listdir = Callable[[str | None], Iterator[os.DirEntry[str]]]
+
+# watchdog warns, naming the whole watch (path included), each time a directory that a walk
+# already watches is added again (a directory created while its parent is being walked):
+# harmless, and with deep paths kilobytes of stderr per directory.
+warnings.filterwarnings(
+    "ignore", message="Callback with id .* already exists for watch", category=RuntimeWarning
+)
 
 
 def walk_dirs(
