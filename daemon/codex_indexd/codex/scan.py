@@ -194,10 +194,10 @@ class _Scanner:
                             )
                         ):
                             counted += 1
-                            if not self._known_payload(s, head) and (
+                            if (
                                 find(b'"input_text"', s, head) != -1
                                 or find(b'"message":', s, head) != -1
-                            ):
+                            ) and not self._known_payload(s, head):
                                 scan.note_shape(bytes(self.view[s:head]))
                             continue
                     elif scan.lines + counted:
