@@ -107,6 +107,8 @@ def _inotify_classes() -> tuple[type[EventEmitter], Callable[[], BaseObserver]] 
         def _recursive_simulate(self, src_path: bytes) -> list[InotifyEvent]:
             events: list[InotifyEvent] = []
             depth = self._depth(src_path)
+            if depth > MAX_TREE_DEPTH:
+                return events  # not watched: `_add_all_callbacks` named it
             for directory, dirnames, filenames in walk_dirs(
                 src_path, depth, follow=self.follow_symlink
             ):
