@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +16,26 @@ from codex_indexd.log import get_logger
 log = get_logger("codex_indexd.home")
 
 _STATE_DB_RE = re.compile(r"^state_(\d+)\.sqlite$")
+# Directories deeper than this below sessions/ or archived_sessions/ are neither listed nor
+# watched (Codex writes at depth 3: YYYY/MM/DD). Walks stop there with one warning per tree.
+MAX_TREE_DEPTH = 64
+_reported_too_deep: set[str] = set()  # logged once per process
+_reported_lock = threading.Lock()  # walks and watcher threads report alike
+
+
+def note_too_deep(path: str) -> None:
+    """Log one line naming the too-deep directory `path`, the first time any walk or watch
+    meets it."""
+    with _reported_lock:
+        if path in _reported_too_deep:
+            return
+        _reported_too_deep.add(path)
+    log.warning(
+        "rollout.tree_too_deep",
+        path=path,
+        limit=MAX_TREE_DEPTH,
+        effect="not listed or watched from here down; the rest of the home is served",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,19 +145,23 @@ class CodexHome:
 
 
 def iter_rollout_paths(root: Path) -> Iterator[Path]:
-    """Yield rollout files under `root`, any depth, not following symlinked directories.
+    """Yield rollout files under `root`, down to MAX_TREE_DEPTH directories, not following
+    symlinked directories.
 
-    A plain `.jsonl` wins over its `.jsonl.zst` twin. Unreadable directories are logged.
+    A plain `.jsonl` wins over its `.jsonl.zst` twin. Unreadable directories are logged, and
+    so is the first directory too deep to be listed.
     """
     for entry in iter_rollout_entries(root):
         yield Path(entry.path)
 
 
 def iter_rollout_entries(root: Path) -> Iterator[os.DirEntry[str]]:
-    """Like `iter_rollout_paths`, as directory entries (their `stat()` is cached)."""
-    stack = [str(root)]
+    """Like `iter_rollout_paths`, as directory entries (their `stat()` is cached). The walk is
+    iterative: no depth costs stack."""
+    stack = [(str(root), 0)]
+    too_deep: str | None = None
     while stack:
-        directory = stack.pop()
+        directory, depth = stack.pop()
         try:
             with os.scandir(directory) as it:
                 entries = list(it)
@@ -149,7 +174,10 @@ def iter_rollout_entries(root: Path) -> Iterator[os.DirEntry[str]]:
         for entry in entries:
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
+                    if depth < MAX_TREE_DEPTH:
+                        stack.append((entry.path, depth + 1))
+                    elif too_deep is None:
+                        too_deep = entry.path
                     continue
             except OSError:
                 continue
@@ -159,3 +187,5 @@ def iter_rollout_entries(root: Path) -> Iterator[os.DirEntry[str]]:
             if name.endswith(".zst") and name[: -len(".zst")] in names:
                 continue
             yield entry
+    if too_deep is not None:
+        note_too_deep(too_deep)

@@ -19,21 +19,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codex_indexd.codex.longline import LineSkeleton, LongString, Pread, TurnText, decode
 from codex_indexd.codex.scan import (
     MAX_CANDIDATE_BYTES,
     MIN_CHUNK,
     ReadInto,
+    fd_pread,
     fd_reader,
     feed_stream,
     open_rollout,
 )
+from codex_indexd.codex.shapes import unknown_user_shape
 from codex_indexd.index.model import Rename, RolloutFacts, UserTurn, text_key
 from codex_indexd.index.timefmt import epoch_ms, epoch_seconds
 from codex_indexd.log import get_logger
 
 log = get_logger("codex_indexd.rollout")
 
-MAX_LINE_BYTES = MAX_CANDIDATE_BYTES  # a longer user turn is skipped (counted, logged)
+MAX_LINE_BYTES = MAX_CANDIDATE_BYTES  # a longer user turn is read in pieces (see longline)
 _HEAD = 512  # bytes of a line looked at before deciding to parse it
 _ITEM_HEAD = 4096
 _IDE_MARKER = "## My request for Codex:"
@@ -80,6 +83,11 @@ class RolloutScan:
     # False in the daemon: turns keep their text's key and their line's offset, not the text.
     keep_text: bool = True
     line_start: int = 0  # offset of the line being fed
+    _pread: Pread | None = field(default=None, repr=False, compare=False)
+    # Lines of a shape this reader does not know that seem to carry user text (a newer
+    # Codex may keep turns there), and the first such shape, e.g. "event_msg/user_turn_v2".
+    unknown_user_shapes: int = 0
+    unknown_shape: str | None = None
 
     @classmethod
     def start(cls, path: Path, *, archived: bool = False) -> RolloutScan:
@@ -112,6 +120,73 @@ class RolloutScan:
             self._on_session_meta(line)
         elif b'"event_msg"' in head and _may_be_user_event(head, line):
             self._on_event(line)
+        elif b'"input_text"' in head or b'"message":' in head:
+            self.note_shape(head)
+
+    def feed_long(
+        self, head: bytes, skeleton: LineSkeleton, pread: Pread, *, blank: bool = False
+    ) -> None:
+        """Update the facts with one candidate line too long to hold, as `feed` would with
+        the whole line: from its first bytes and its skeleton, its long strings read back
+        through `pread`. `blank` says the line is only whitespace."""
+        short = head[:_HEAD]
+        is_object = head.startswith(b"{")
+        bare = self.lines == 0 and b'"type"' not in short and b'"instructions"' in short
+        is_meta = b'"session_meta"' in short
+        relevant = (
+            is_object
+            and not bare
+            and (is_meta or (b'"event_msg"' in short and _may_be_user_event(short, head)))
+        )
+        obj: dict[str, Any] | None = None
+        if relevant:
+            parsed = _LONG_KEY if skeleton.failed else self._parse_long(skeleton, pread)
+            if parsed is _LONG_KEY:
+                self.too_long += 1  # a shape the skeleton cannot describe: skipped
+                self.note_skipped_turn(head)
+                return
+            obj = parsed if isinstance(parsed, dict) else None
+        self.lines += 1
+        if head.startswith(_TS_PREFIX):
+            end = head.find(b'"', len(_TS_PREFIX))
+            if end != -1:
+                self.facts.last_timestamp = head[len(_TS_PREFIX) : end].decode("ascii", "replace")
+        if not is_object:
+            if not blank:
+                self.malformed += 1  # not a JSON object: Codex skips it too
+            return
+        if bare:
+            self.bare = True
+            return
+        if obj is None:
+            return
+        self._pread = pread
+        try:
+            if is_meta:
+                self._on_session_meta_obj(obj)
+            else:
+                self._on_event_obj(obj)
+        finally:
+            self._pread = None
+
+    def _parse_long(self, skeleton: LineSkeleton, pread: Pread) -> object:
+        """Return the line's object, None (counted as malformed) as `_parse` would, or
+        _LONG_KEY when a long string is an object key."""
+        try:
+            obj = skeleton.parse(_reject_constant)
+            skeleton.check_strings(pread)
+        except ValueError:
+            if skeleton.has_long_key():
+                return _LONG_KEY
+            self.malformed += 1
+            return None
+        except OSError:
+            self.malformed += 1
+            return None
+        if not isinstance(obj, dict):
+            self.malformed += 1
+            return None
+        return obj
 
     def _parse(self, line: bytes) -> dict[str, Any] | None:
         """Return the line's object, or None (counted as malformed) where Codex's own parser
@@ -128,6 +203,15 @@ class RolloutScan:
             return None
         return obj
 
+    def note_shape(self, head: bytes) -> None:
+        """Look at the first bytes of a line that is not a candidate but holds a user-text
+        marker (`"input_text"` or `"message":`): count it when its shape is unknown."""
+        shape = unknown_user_shape(head)
+        if shape is not None:
+            self.unknown_user_shapes += 1
+            if self.unknown_shape is None:
+                self.unknown_shape = shape
+
     def note_skipped_turn(self, head: bytes) -> None:
         """A user-turn line too long to hold was skipped: name the thread by the start of its
         text (from the line's first bytes) when it has no first message yet, so that it still
@@ -140,7 +224,11 @@ class RolloutScan:
 
     def _on_session_meta(self, line: bytes) -> None:
         obj = self._parse(line)
-        if obj is None or obj.get("type") != "session_meta" or self._meta_locked:
+        if obj is not None:
+            self._on_session_meta_obj(obj)
+
+    def _on_session_meta_obj(self, obj: dict[str, Any]) -> None:
+        if obj.get("type") != "session_meta" or self._meta_locked:
             return
         payload = obj.get("payload")
         if not isinstance(payload, dict):
@@ -168,7 +256,11 @@ class RolloutScan:
 
     def _on_event(self, line: bytes) -> None:
         obj = self._parse(line)
-        if obj is None or obj.get("type") != "event_msg":
+        if obj is not None:
+            self._on_event_obj(obj)
+
+    def _on_event_obj(self, obj: dict[str, Any]) -> None:
+        if obj.get("type") != "event_msg":
             return
         payload = obj.get("payload")
         if not isinstance(payload, dict):
@@ -179,12 +271,18 @@ class RolloutScan:
         if kind == "user_message":
             message = payload.get("message")
             has_media = bool(payload.get("images")) or bool(payload.get("local_images"))
-            self._on_user_turn(message if isinstance(message, str) else "", has_media, ts_text)
+            if isinstance(message, LongString):
+                self._on_long_user_turn([message], has_media, ts_text)
+            else:
+                self._on_user_turn(message if isinstance(message, str) else "", has_media, ts_text)
         elif kind == "item_completed":
             item = payload.get("item")
             if isinstance(item, dict) and item.get("type") == "UserMessage":
-                text, has_media = _user_message_item_text(item)
-                self._on_user_turn(text, has_media, ts_text)
+                parts, has_media = _user_message_item_parts(item)
+                if any(isinstance(part, LongString) for part in parts):
+                    self._on_long_user_turn(parts, has_media, ts_text)
+                else:
+                    self._on_user_turn("".join(map(str, parts)), has_media, ts_text)
         elif kind == "thread_name_updated":
             name = payload.get("thread_name")
             if isinstance(name, str) and name.strip() and ts_text is not None:
@@ -213,6 +311,40 @@ class RolloutScan:
                 key = text_key(history_text)
                 facts.user_turns.append(UserTurn(ts, None, key, self.line_start))
 
+    def _on_long_user_turn(
+        self, parts: list[str | LongString], has_media: bool, ts_text: str | None
+    ) -> None:
+        """`_on_user_turn` for a text read back in pieces: the key and the blank test cover
+        the whole text, the title and first message come from its first PREFIX_CHARS
+        characters, and the text itself is held only when `keep_text`."""
+        pread = self._pread
+        assert pread is not None
+        collected = TurnText(keep=self.keep_text)
+        try:
+            for part in parts:
+                if isinstance(part, str):
+                    collected.add(part)
+                else:
+                    for piece in decode(pread, part):
+                        collected.add(piece)
+        except (ValueError, OSError):
+            self.malformed += 1
+            return
+        facts = self.facts
+        stripped = strip_ide_prefix(collected.prefix).strip()
+        derived = stripped or ("[Image]" if has_media else "")
+        if derived and facts.first_user_message is None:
+            facts.first_user_message = sys.intern(derived)
+        if stripped and facts.title is None:
+            facts.title = sys.intern(stripped)
+        if not collected.nonblank or ts_text is None:
+            return
+        ts = epoch_seconds(ts_text)
+        if ts is None:
+            return
+        text = collected.text()
+        facts.user_turns.append(UserTurn(ts, text, collected.key, self.line_start))
+
 
 def rollout_rank(scan: RolloutScan) -> tuple[bool, int, str]:
     """Return the sort key of a rollout among files sharing its thread id: a live file over an
@@ -228,6 +360,7 @@ def choose_rollout(scans: Iterable[RolloutScan]) -> RolloutScan | None:
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONG_KEY = object()
 _MESSAGE_KEYS = (b'"message":"', b'"text":"')
 
 
@@ -260,20 +393,21 @@ def _may_be_user_event(head: bytes, line: bytes) -> bool:
     return b'"item_completed"' in head and b'"UserMessage"' in line[:_ITEM_HEAD]
 
 
-def _user_message_item_text(item: dict[str, Any]) -> tuple[str, bool]:
-    """Return the concatenated text parts of a paginated `UserMessage` item and media presence."""
-    parts: list[str] = []
+def _user_message_item_parts(item: dict[str, Any]) -> tuple[list[str | LongString], bool]:
+    """Return the text parts of a paginated `UserMessage` item, in order (their
+    concatenation is the turn's text), and media presence."""
+    parts: list[str | LongString] = []
     has_media = False
     content = item.get("content")
     if isinstance(content, list):
         for part in content:
             if not isinstance(part, dict):
                 continue
-            if part.get("type") == "text" and isinstance(part.get("text"), str):
+            if part.get("type") == "text" and isinstance(part.get("text"), str | LongString):
                 parts.append(part["text"])
             elif part.get("type") in {"image", "local_image", "localImage"}:
                 has_media = True
-    return "".join(parts), has_media
+    return parts, has_media
 
 
 def scan_file(scan: RolloutScan, path: Path) -> RolloutScan:
@@ -288,7 +422,7 @@ def scan_file(scan: RolloutScan, path: Path) -> RolloutScan:
     fd, size = open_rollout(path)
     try:
         if size > scan.offset:
-            feed_stream(scan, fd_reader(fd, scan.offset, size))
+            feed_stream(scan, fd_reader(fd, scan.offset, size), pread=fd_pread(fd, size))
     finally:
         os.close(fd)
     return scan
@@ -303,7 +437,7 @@ def read_turn(fd: int, offset: int, expected_id: str | None) -> UserTurn | None:
     size = os.fstat(fd).st_size
     reader = fd_reader(fd, offset, size)
     stop = _StopAfterFirstLine(reader)
-    feed_stream(scan, stop, chunk=MIN_CHUNK)
+    feed_stream(scan, stop, chunk=MIN_CHUNK, pread=fd_pread(fd, size))
     turns = scan.facts.user_turns  # lines after the first one may have been fed too
     return turns[0] if turns and turns[0].offset == offset else None
 

@@ -5,8 +5,12 @@ and only the first bytes of a line are looked at to decide whether it can matter
 `session_meta`, a user turn, a rename, or the first line). Such a candidate line is copied
 and handed to `RolloutScan.feed`; every other line only counts, and only its timestamp is
 decoded when it turns out to be the last one. A line longer than the buffer is read on
-without being held, unless it is a candidate: then it is collected (up to
-`MAX_CANDIDATE_BYTES`, more than the longest user turn Codex accepts).
+without being held, unless it is a candidate: then it is collected up to `MAX_HELD_LINE`;
+a longer candidate is described by its skeleton as it streams past, and its long strings
+are read back in pieces (see `longline`), so a user turn of any length Codex accepts (and
+more, up to `MAX_STREAMED_LINE`) is kept with bounded memory. Where the
+stream cannot be read back (a compressed rollout), candidates up to `MAX_CANDIDATE_BYTES`
+are held and longer ones skipped.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from codex_indexd.codex.longline import LineSkeleton, Pread
+from codex_indexd.codex.shapes import KNOWN_PAYLOAD_TYPES
+
 if TYPE_CHECKING:
     from codex_indexd.codex.rollout import RolloutScan
 
@@ -26,11 +33,16 @@ MIN_CHUNK = 8192  # larger than every head test below
 # Codex caps a user turn at 2**20 characters; escaped as JSON that is at most 12 MiB, plus
 # the event's envelope and a few MiB of attached image URLs.
 MAX_CANDIDATE_BYTES = 16 * 1024 * 1024
+# A longer candidate is not held when the file can be read back: its skeleton is parsed.
+MAX_HELD_LINE = 1 << 20
+# A candidate longer than this (five times the longest turn Codex accepts) is skipped.
+MAX_STREAMED_LINE = 64 * 1024 * 1024
 _HEAD = 512
 _ITEM_HEAD = 4096
 _TS_PREFIX = b'{"timestamp":"'
 _TS_LEN = len(_TS_PREFIX)
 _WS = b" \t\n\r\x0b\x0c"
+_PAYLOAD_TYPE = b'"payload":{"type":"'
 
 ReadInto = Callable[[memoryview], int]
 
@@ -97,19 +109,52 @@ def fd_reader(fd: int, offset: int, limit: int) -> ReadInto:
     return readinto
 
 
-def feed_stream(scan: RolloutScan, readinto: ReadInto, *, chunk: int = CHUNK) -> None:
+def fd_pread(fd: int, limit: int) -> Pread:
+    """Return a `pread` over `fd` that never reads at or past byte `limit`."""
+
+    def pread(offset: int, length: int) -> bytes:
+        out = bytearray()
+        end = min(offset + length, limit)
+        while offset + len(out) < end:
+            got = os.pread(fd, end - offset - len(out), offset + len(out))
+            if not got:
+                break
+            out += got
+        return bytes(out)
+
+    return pread
+
+
+def feed_stream(
+    scan: RolloutScan, readinto: ReadInto, *, chunk: int = CHUNK, pread: Pread | None = None
+) -> None:
     """Feed `scan` with the complete lines `readinto` yields; the stream starts at
     `scan.offset`. Afterwards `scan.offset` is the end of the last complete line (or of the
-    bare first line, where scanning stops)."""
-    _Scanner(scan, readinto, max(chunk, MIN_CHUNK)).run()
+    bare first line, where scanning stops). `pread` reads the same stream back at file
+    offsets (None where it cannot: long candidate lines are then held or skipped)."""
+    _Scanner(scan, readinto, max(chunk, MIN_CHUNK), pread).run()
 
 
 class _Scanner:
-    __slots__ = ("base", "buf", "eof", "filled", "readinto", "scan", "start", "ts", "view")
+    __slots__ = (
+        "base",
+        "buf",
+        "eof",
+        "filled",
+        "pread",
+        "readinto",
+        "scan",
+        "start",
+        "ts",
+        "view",
+    )
 
-    def __init__(self, scan: RolloutScan, readinto: ReadInto, chunk: int) -> None:
+    def __init__(
+        self, scan: RolloutScan, readinto: ReadInto, chunk: int, pread: Pread | None = None
+    ) -> None:
         self.scan = scan
         self.readinto = readinto
+        self.pread = pread
         self.buf = bytearray(chunk)
         self.view = memoryview(self.buf)
         self.base = scan.offset  # file offset of buf[0]
@@ -149,6 +194,11 @@ class _Scanner:
                             )
                         ):
                             counted += 1
+                            if (
+                                find(b'"input_text"', s, head) != -1
+                                or find(b'"message":', s, head) != -1
+                            ) and not self._known_payload(s, head):
+                                scan.note_shape(bytes(self.view[s:head]))
                             continue
                     elif scan.lines + counted:
                         counted += 1  # not a JSON object: Codex skips it too
@@ -218,6 +268,16 @@ class _Scanner:
             end = begin - 1
         self._flush_ts()
 
+    def _known_payload(self, s: int, head: int) -> bool:
+        """True when the line at buf[s:head] has a payload type the reader knows (the fast
+        path of `unknown_user_shape`)."""
+        at = self.buf.find(_PAYLOAD_TYPE, s, head)
+        if at == -1:
+            return False
+        at += len(_PAYLOAD_TYPE)
+        end = self.buf.find(b'"', at, head)
+        return end != -1 and bytes(self.view[at:end]) in KNOWN_PAYLOAD_TYPES
+
     def _is_candidate(self, s: int, e: int) -> bool:
         """True when the line at buf[s:e] must be parsed (e may end before the line does)."""
         buf = self.buf
@@ -241,13 +301,18 @@ class _Scanner:
         )
 
     def _long_line(self) -> int:
-        """Handle a line that fills the whole buffer: collect it when it is a candidate, else
-        read on to its end without holding it. Returns where the newline search resumes."""
-        buf, view, scan = self.buf, self.view, self.scan
+        """Handle a line that fills the whole buffer: collect it (or its skeleton) when it is
+        a candidate, else read on to its end without holding it. Returns where the newline
+        search resumes."""
+        buf, view = self.buf, self.view
         line_start = self.base
         size = len(buf)
         candidate = self._is_candidate(0, size)
         held: bytearray | None = bytearray(buf) if candidate else None
+        hold_max = MAX_CANDIDATE_BYTES if self.pread is None else MAX_HELD_LINE
+        skeleton = LineSkeleton() if candidate and self.pread is not None else None
+        if skeleton is not None:
+            skeleton.feed(view, line_start)
         head = bytes(view[: min(size, _ITEM_HEAD)])
         blank = not bytes(view).strip(_WS)
         consumed = size  # bytes of the line seen so far
@@ -260,23 +325,46 @@ class _Scanner:
                 return 0
             nl = buf.find(b"\n", 0, got)
             part_end = got if nl == -1 else nl
+            if skeleton is not None:
+                skeleton.feed(view[:part_end], line_start + consumed)
+                if consumed + part_end > MAX_STREAMED_LINE:
+                    skeleton = None
             if held is not None:
                 held += view[:part_end]
-                if len(held) > MAX_CANDIDATE_BYTES:
+                if len(held) > hold_max:
                     held = None
-            elif blank:
+            if blank:
                 blank = not bytes(view[:part_end]).strip(_WS)
             if nl != -1:
                 break
             consumed += got
         self.base = line_start + consumed  # buf[0] is now this file offset
         self.filled, self.start = got, nl + 1
+        self._long_line_done(line_start, candidate, held, skeleton, head=head, blank=blank)
+        return nl + 1
+
+    def _long_line_done(
+        self,
+        line_start: int,
+        candidate: bool,
+        held: bytearray | None,
+        skeleton: LineSkeleton | None,
+        *,
+        head: bytes,
+        blank: bool,
+    ) -> None:
+        """Feed a long line that ended: held whole, by its skeleton, or only counted."""
+        scan = self.scan
         if held is not None:
             while held and held[-1] == 0x0D:
                 del held[-1]
             self._flush_ts()
             scan.line_start = line_start
             scan.feed(bytes(held))
+        elif skeleton is not None and self.pread is not None:
+            self._flush_ts()
+            scan.line_start = line_start
+            scan.feed_long(head, skeleton, self.pread, blank=blank)
         elif candidate:
             scan.too_long += 1  # logged with the file's other findings by whoever reads it
             scan.note_skipped_turn(head)
@@ -285,7 +373,8 @@ class _Scanner:
             self._note_ts_bytes(head)
             if head[:1] != b"{" and not blank:
                 scan.malformed += 1
-        return nl + 1
+            elif b'"input_text"' in head[:_HEAD] or b'"message":' in head[:_HEAD]:
+                scan.note_shape(head[:_HEAD])
 
     def _note_ts_bytes(self, head: bytes) -> None:
         if head.startswith(_TS_PREFIX):

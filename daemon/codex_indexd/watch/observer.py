@@ -26,10 +26,10 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
-from watchdog.observers.polling import PollingObserver
 
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.log import get_logger
+from codex_indexd.watch.capped import capped_inotify_observer, capped_polling_observer
 from codex_indexd.watch.debounce import Debouncer
 
 log = get_logger("codex_indexd.observer")
@@ -292,4 +292,8 @@ ObserverFactory = Callable[[bool, float], BaseObserver]
 
 
 def default_factory(poll: bool, interval_s: float) -> BaseObserver:
-    return PollingObserver(timeout=interval_s) if poll else Observer()
+    """Return the observer: polling every `interval_s`, or the platform's native one; both
+    walk watched trees iteratively down to MAX_TREE_DEPTH on Linux."""
+    if poll:
+        return capped_polling_observer(interval_s)
+    return capped_inotify_observer() or Observer()

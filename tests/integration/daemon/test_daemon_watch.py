@@ -313,6 +313,8 @@ def test_failed_inotify_start_leaves_no_watcher_threads_behind(
     from watchdog.observers import inotify
     from watchdog.observers.inotify_c import InotifyFD
 
+    from codex_indexd.watch.capped import inotify_emitter_class
+
     threads = [new_thread(0), new_thread(1, archived=True)]  # sessions/ and archived_sessions/
     home = build_home(tmp_path / "h", threads)
 
@@ -324,7 +326,9 @@ def test_failed_inotify_start_leaves_no_watcher_threads_behind(
         ]
 
     before = set(watcher_threads())
-    original = inotify.InotifyEmitter.on_thread_start
+    emitter = inotify_emitter_class()
+    assert emitter is not None and issubclass(emitter, inotify.InotifyEmitter)
+    original = emitter.on_thread_start
     calls = {"n": 0}
 
     def on_thread_start(self) -> None:
@@ -333,7 +337,7 @@ def test_failed_inotify_start_leaves_no_watcher_threads_behind(
             raise OSError(errno.ENOSPC, "inotify watch limit reached")
         original(self)
 
-    monkeypatch.setattr(inotify.InotifyEmitter, "on_thread_start", on_thread_start)
+    monkeypatch.setattr(emitter, "on_thread_start", on_thread_start)
     run = inproc(home, **{"watch.poll_interval_s": 0.2})
     assert run.daemon.watch.polling is True
     assert calls["n"] == 2

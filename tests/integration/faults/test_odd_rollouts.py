@@ -175,3 +175,36 @@ def test_tracker_logs_a_non_regular_rollout_once(tmp_path: Path) -> None:
     assert len(refusals) == 1 and refusals[0]["path"] == str(fifo)
     assert "FIFO" in refusals[0]["error"]
     assert set(tracker.facts()) == {new_thread(0).thread_id}
+
+
+TWENTY_MB = 20 * 1024 * 1024
+
+
+def test_a_20mb_prompt_reaches_history_through_repair(tmp_path: Path) -> None:
+    home = build_home(tmp_path / "h", [new_thread(0, paginated=True)])
+    rollout_with_prompts(home, 11, [b"Big one " + b"y" * TWENTY_MB, b"and a small one"])
+    assert main(["repair", "--codex-home", str(home), "--include-orphans"]) == 0
+    texts = history_texts(home)
+    assert "Big one " + "y" * TWENTY_MB in texts
+    assert "and a small one" in texts
+    assert new_thread(11).thread_id in index_ids(home)
+
+
+def test_a_20mb_prompt_reaches_history_through_the_daemon(tmp_path: Path) -> None:
+    home = build_home(tmp_path / "h", [new_thread(0, paginated=True)])
+    daemon = DaemonProcess(home)
+    try:
+        wait_for(lambda: new_thread(0, paginated=True).thread_id in index_ids(home), 20, "ready")
+        rollout_with_prompts(home, 12, [b"Huge " + b"\\u00e9" * (TWENTY_MB // 6)])
+
+        def arrived() -> bool:
+            target = home / "history.jsonl"
+            return target.exists() and target.stat().st_size > TWENTY_MB // 6
+
+        wait_for(arrived, 60, "the long turn in history")
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=10) == 0
+    finally:
+        daemon.close()
+    assert "Huge " + "é" * (TWENTY_MB // 6) in history_texts(home)
+    assert new_thread(12).thread_id in index_ids(home)

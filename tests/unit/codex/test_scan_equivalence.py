@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from codex_indexd.codex import scan as scan_mod
 from codex_indexd.codex.rollout import RolloutScan, scan_file
 from codex_indexd.codex.scan import feed_stream
 from tests.support import rollout_oracle
@@ -70,10 +71,13 @@ def rollout_line(draw: st.DrawFn) -> bytes:
         return envelope(ts, "event_msg", {"type": "item_completed", "pad": pad, "item": item})
     if shape == 3:
         return envelope(ts, "event_msg", {"type": "thread_name_updated", "thread_name": text})
-    if shape == 4:  # tool output, often long
-        return envelope(ts, "response_item", {"type": "function_call_output", "output": text})
+    if shape == 4:  # tool output, often long; or a user message of a newer shape
+        kind = draw(st.sampled_from(["function_call_output", "message", "user_input"]))
+        content = [{"type": "input_text", "text": text}]
+        return envelope(ts, "response_item", {"type": kind, "content": content})
     if shape == 5:
-        return envelope(ts, "event_msg", {"type": "token_count", "info": text})
+        kind = draw(st.sampled_from(["token_count", "user_turn_v2", "agent_message"]))
+        return envelope(ts, "event_msg", {"type": kind, "message": text})
     if shape == 6:
         return b" \t " * draw(st.integers(0, 5000))
     if shape == 7:
@@ -112,6 +116,8 @@ def observed(scan: RolloutScan) -> tuple[object, ...]:
         scan.too_long,
         scan.bare,
         scan.usable,
+        scan.unknown_user_shapes,
+        scan.unknown_shape,
     )
 
 
@@ -172,6 +178,8 @@ def test_scan_file_on_disk_equals_the_oracle(tmp_path: Path, size: int) -> None:
     )
     path.write_bytes(b"\n".join(lines) + b"\n")
     new = scan_file(RolloutScan.start(path), path)
-    old = rollout_oracle.scan_file(RolloutScan.start(path), path)
+    old = rollout_oracle.scan_file(
+        RolloutScan.start(path), path, long_names_above=scan_mod.MAX_HELD_LINE
+    )
     assert observed(new) == observed(old)
     assert new.facts.user_turns[0].text == "z" * size + "end"
