@@ -153,7 +153,7 @@ def bench_version(codex: Path, base: int, counts: list[int], reps: int) -> None:
 
 
 def probe_version(codex: Path) -> str:
-    from codex_indexd.heal.appserver import run_version
+    from codex_indexd.heal.child import run_version
 
     version = run_version(str(codex))
     return ".".join(map(str, version)) if version else "unknown"

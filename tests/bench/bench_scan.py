@@ -23,7 +23,8 @@ CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
 from codex_indexd.codex.home import CodexHome, iter_rollout_paths
-from codex_indexd.codex.rollout import RolloutScan, scan_file
+from codex_indexd.codex.rollout import RolloutScan
+from codex_indexd.codex.rollout_file import scan_file
 from tests.support import rollout_oracle
 home = CodexHome.at(sys.argv[2])
 paths = list(iter_rollout_paths(home.sessions)) + list(iter_rollout_paths(home.archived_sessions))

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from codex_indexd.codex.home import CodexHome
-from codex_indexd.diagnose import INTERACTIVE_SOURCES, explain, visible, visible_in_scan
 from codex_indexd.engine import gather
+from codex_indexd.engine.diagnose import INTERACTIVE_SOURCES, explain, visible, visible_in_scan
 from codex_indexd.heal import heal_home
 from tests.e2e.codexkit import AppServer, codex_env, codex_exec, find_rollout
 

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codex_indexd.store.status import read_status
+from codex_indexd.store.status_file import read_status
 from tests.support.daemons import ROOT, daemon_command
 from tests.support.homes import (
     build_home,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from codex_indexd.index.files import HistoryFile, IndexFile, parse_history_bytes, parse_index_bytes
+from codex_indexd.index.lines import HistoryFile, IndexFile, parse_history_bytes, parse_index_bytes
 from codex_indexd.index.model import HistoryLine, RolloutFacts, ThreadRow, UserTurn
 from codex_indexd.index.timefmt import iso_from_ms
 

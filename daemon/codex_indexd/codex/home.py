@@ -4,23 +4,40 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import threading
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from codex_indexd.codex.rollout import is_rollout_name
 from codex_indexd.log import get_logger
 
 log = get_logger("codex_indexd.home")
 
 _STATE_DB_RE = re.compile(r"^state_(\d+)\.sqlite$")
+_UUID_RE = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
 # Directories deeper than this below sessions/ or archived_sessions/ are neither listed nor
 # watched (Codex writes at depth 3: YYYY/MM/DD). Walks stop there with one warning per tree.
 MAX_TREE_DEPTH = 64
 _reported_too_deep: set[str] = set()  # logged once per process
 _reported_lock = threading.Lock()  # walks and watcher threads report alike
+
+
+def is_rollout_name(name: str) -> bool:
+    """Return True for `rollout-….jsonl` / `rollout-….jsonl.zst` (hidden temp files are not)."""
+    return name.startswith("rollout-") and name.endswith((".jsonl", ".jsonl.zst"))
+
+
+def thread_id_from_name(name: str) -> str | None:
+    """Return the thread uuid at the end of a rollout file name, or None."""
+    stem = name.removesuffix(".zst").removesuffix(".jsonl")
+    match = _UUID_RE.search(stem)
+    if match is None:
+        return None
+    return sys.intern(match.group(0).lower())  # the canonical form `uuid.UUID` would print
 
 
 def note_too_deep(path: str) -> None:

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from codex_indexd.index.files import HistoryFile, IndexFile
+from codex_indexd.index.lines import HistoryFile, IndexFile
 from codex_indexd.log import get_logger
 
 log = get_logger("codex_indexd.indexfiles")

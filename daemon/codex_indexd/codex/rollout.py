@@ -11,7 +11,6 @@ cheap look at their first bytes.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from collections.abc import Iterable
@@ -19,15 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codex_indexd.codex.home import thread_id_from_name
 from codex_indexd.codex.longline import LineSkeleton, LongString, Pread, TurnText, decode
 from codex_indexd.codex.scan import (
     MAX_CANDIDATE_BYTES,
-    MIN_CHUNK,
-    ReadInto,
-    fd_pread,
-    fd_reader,
-    feed_stream,
-    open_rollout,
 )
 from codex_indexd.codex.shapes import unknown_user_shape
 from codex_indexd.index.model import Rename, RolloutFacts, UserTurn, text_key
@@ -40,24 +34,7 @@ MAX_LINE_BYTES = MAX_CANDIDATE_BYTES  # a longer user turn is read in pieces (se
 _HEAD = 512  # bytes of a line looked at before deciding to parse it
 _ITEM_HEAD = 4096
 _IDE_MARKER = "## My request for Codex:"
-_UUID_RE = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-)
 _TS_PREFIX = b'{"timestamp":"'
-
-
-def is_rollout_name(name: str) -> bool:
-    """Return True for `rollout-….jsonl` / `rollout-….jsonl.zst` (hidden temp files are not)."""
-    return name.startswith("rollout-") and name.endswith((".jsonl", ".jsonl.zst"))
-
-
-def thread_id_from_name(name: str) -> str | None:
-    """Return the thread uuid at the end of a rollout file name, or None."""
-    stem = name.removesuffix(".zst").removesuffix(".jsonl")
-    match = _UUID_RE.search(stem)
-    if match is None:
-        return None
-    return sys.intern(match.group(0).lower())  # the canonical form `uuid.UUID` would print
 
 
 def strip_ide_prefix(text: str) -> str:
@@ -408,97 +385,3 @@ def _user_message_item_parts(item: dict[str, Any]) -> tuple[list[str | LongStrin
             elif part.get("type") in {"image", "local_image", "localImage"}:
                 has_media = True
     return parts, has_media
-
-
-def scan_file(scan: RolloutScan, path: Path) -> RolloutScan:
-    """Feed `scan` with the complete lines of `path` after `scan.offset`; return the scan.
-
-    Only regular files are read (a link is followed only to one), never past the size seen
-    at open. Compressed rollouts are read whole into a fresh scan. Raises NotRegularFile
-    (an OSError) for anything else, OSError when the file cannot be opened or read.
-    """
-    if path.name.endswith(".zst"):
-        return _scan_zst(scan, path)
-    fd, size = open_rollout(path)
-    try:
-        if size > scan.offset:
-            feed_stream(scan, fd_reader(fd, scan.offset, size), pread=fd_pread(fd, size))
-    finally:
-        os.close(fd)
-    return scan
-
-
-def read_turn(fd: int, offset: int, expected_id: str | None) -> UserTurn | None:
-    """Return the user turn (with its text) of the line at `offset` of an uncompressed
-    rollout open as `fd`, or None when that line is not a user turn any more. Raises
-    OSError."""
-    scan = RolloutScan(RolloutFacts(thread_id=expected_id or "", path=""))
-    scan.expected_id, scan.offset, scan.lines = expected_id, offset, 1
-    size = os.fstat(fd).st_size
-    reader = fd_reader(fd, offset, size)
-    stop = _StopAfterFirstLine(reader)
-    feed_stream(scan, stop, chunk=MIN_CHUNK, pread=fd_pread(fd, size))
-    turns = scan.facts.user_turns  # lines after the first one may have been fed too
-    return turns[0] if turns and turns[0].offset == offset else None
-
-
-class _StopAfterFirstLine:
-    """A reader that ends the stream once a newline has been delivered."""
-
-    def __init__(self, reader: ReadInto) -> None:
-        self.reader = reader
-        self.done = False
-
-    def __call__(self, view: memoryview) -> int:
-        if self.done:
-            return 0
-        got = self.reader(view)
-        if view[:got].tobytes().find(b"\n") != -1:
-            self.done = True
-        return got
-
-
-def _scan_zst(scan: RolloutScan, path: Path) -> RolloutScan:
-    """Decompress a `.jsonl.zst` rollout as a stream (compressed rollouts are never appended)."""
-    fresh = RolloutScan.start(path, archived=scan.facts.archived)
-    fresh.keep_text = scan.keep_text
-    fresh.facts.path = scan.facts.path
-    fd, size = open_rollout(path)
-    try:
-        _decompress_into(fresh, fd, path)
-    finally:
-        os.close(fd)
-    fresh.offset = size
-    return fresh
-
-
-def _decompress_into(scan: RolloutScan, fd: int, path: Path) -> None:
-    try:
-        import zstandard
-    except ImportError:
-        _decompress_with_binary(scan, fd, path)
-        return
-    with os.fdopen(os.dup(fd), "rb", buffering=0) as raw:
-        try:
-            with zstandard.ZstdDecompressor().stream_reader(raw) as stream:
-                feed_stream(scan, stream.readinto)
-        except zstandard.ZstdError as exc:
-            raise OSError(f"{path}: {exc}") from exc
-
-
-def _decompress_with_binary(scan: RolloutScan, fd: int, path: Path) -> None:
-    import shutil
-    import subprocess
-
-    binary = shutil.which("zstd")
-    if binary is None:
-        raise OSError(f"{path}: neither the zstandard module nor a zstd binary")
-    with subprocess.Popen(
-        [binary, "-dcq"], stdin=fd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-    ) as proc:
-        assert proc.stdout is not None
-        with os.fdopen(proc.stdout.fileno(), "rb", buffering=0, closefd=False) as out:
-            feed_stream(scan, out.readinto)
-        proc.stdout.close()
-    if proc.returncode != 0:
-        raise OSError(f"{path}: zstd exited with {proc.returncode}")

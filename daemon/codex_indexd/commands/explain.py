@@ -11,7 +11,8 @@ from typing import Any
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.commands.home_check import check_home
 from codex_indexd.commands.lookup import MIN_PREFIX, Matches, find
-from codex_indexd.diagnose import (
+from codex_indexd.engine import HomeFacts, gather
+from codex_indexd.engine.diagnose import (
     Finding,
     explain,
     name_source,
@@ -19,7 +20,6 @@ from codex_indexd.diagnose import (
     visible,
     visible_in_scan,
 )
-from codex_indexd.engine import HomeFacts, gather
 from codex_indexd.log import set_configure_hook
 
 EXIT_VISIBLE, EXIT_HIDDEN, EXIT_UNKNOWN = 0, 1, 2

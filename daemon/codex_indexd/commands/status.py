@@ -19,15 +19,14 @@ from codex_indexd.commands.home_check import HomeProblem, check_home, origin_of
 from codex_indexd.commands.words import drift_sentence, plural
 from codex_indexd.config import settings as settings_mod
 from codex_indexd.config.policies import policy_from_settings
-from codex_indexd.diagnose import lock_holders
 from codex_indexd.engine import gather, plan_for
 from codex_indexd.engine.policy import home_policy
 from codex_indexd.heal.drift import status_info
 from codex_indexd.index.model import Policy
 from codex_indexd.log import configure_on_first_log
 from codex_indexd.store.files import OurFiles
-from codex_indexd.store.status import read_status
-from codex_indexd.write.locks import holder_pid
+from codex_indexd.store.status_file import read_status
+from codex_indexd.write.locks import holder_pid, lock_holders
 
 EXIT_HEALTHY, EXIT_PROBLEMS, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
 EPILOG = """\

@@ -18,10 +18,10 @@ from codex_indexd.config import settings as settings_mod
 from codex_indexd.config.policies import backup_from_settings, policy_from_settings
 from codex_indexd.daemon import watching
 from codex_indexd.daemon.home_locks import HomeLocks
+from codex_indexd.daemon.home_worker import Fingerprint, HomeWorker
 from codex_indexd.daemon.notify import Notifier
 from codex_indexd.daemon.service_env import service_manager
 from codex_indexd.daemon.watching import Watches, WatchState
-from codex_indexd.home_worker import Fingerprint, HomeWorker
 from codex_indexd.log import get_logger
 from codex_indexd.watch.debounce import Batch, Debouncer
 from codex_indexd.watch.observer import (

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.engine.gather import HomeFacts
-from codex_indexd.index.files import IndexFile, parse_index_bytes
+from codex_indexd.index.lines import IndexFile, parse_index_bytes
 from codex_indexd.index.model import IndexLine
 from codex_indexd.index.plan import (
     HistoryAppend,

@@ -9,7 +9,7 @@ from codex_indexd.codex.home import CodexConfig, CodexHome
 from codex_indexd.codex.indexfiles import read_history, read_index
 from codex_indexd.codex.statedb import StateDbError, load_threads
 from codex_indexd.engine.reading import InputWarning, Progress, scan_rollouts
-from codex_indexd.index.files import HistoryFile, IndexFile
+from codex_indexd.index.lines import HistoryFile, IndexFile
 from codex_indexd.index.model import Policy, RolloutFacts, ThreadRow
 from codex_indexd.index.plan import Plan, make_plan
 from codex_indexd.log import get_logger

@@ -14,14 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from codex_indexd.codex.home import CodexHome, iter_rollout_entries
-from codex_indexd.codex.rollout import (
-    RolloutScan,
-    choose_rollout,
-    is_rollout_name,
-    read_turn,
-    scan_file,
-)
+from codex_indexd.codex.home import CodexHome, is_rollout_name, iter_rollout_entries
+from codex_indexd.codex.rollout import RolloutScan, choose_rollout
+from codex_indexd.codex.rollout_file import read_turn, scan_file
 from codex_indexd.codex.scan import NotRegularFile, open_rollout
 from codex_indexd.engine.reading import InputWarning, report_scan
 from codex_indexd.index.model import HistoryLine, RolloutFacts

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codex_indexd.codex.home import CodexHome, iter_rollout_paths
-from codex_indexd.codex.rollout import RolloutScan, choose_rollout, scan_file
+from codex_indexd.codex.rollout import RolloutScan, choose_rollout
+from codex_indexd.codex.rollout_file import scan_file
 from codex_indexd.log import get_logger
 
 log = get_logger("codex_indexd.engine")

@@ -10,8 +10,8 @@ from __future__ import annotations
 from codex_indexd.heal.codex_check import TESTED_VERSIONS, CodexCheck, check_codex
 from codex_indexd.heal.detect import NAME_LOST, REASONS, ROW_MISSING, ROW_STALE, Detection, detect
 from codex_indexd.heal.heal import MAX_TRIES, heal_home
+from codex_indexd.heal.once import heal_once
 from codex_indexd.heal.outcome import HealReport
-from codex_indexd.heal.run import heal_once
 
 __all__ = [
     "MAX_TRIES",

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codex_indexd.heal.appserver import AppServerError, run_bounded
+from codex_indexd.heal.child import AppServerError, run_bounded
 
 NEEDED: dict[str, frozenset[str]] = {
     "thread/list": frozenset(

@@ -8,7 +8,6 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from codex_indexd.heal.appserver import AppServerError, run_version
 from codex_indexd.heal.capability import (
     NEEDED,
     OPTIONAL,
@@ -17,6 +16,7 @@ from codex_indexd.heal.capability import (
     binary_key,
     probe,
 )
+from codex_indexd.heal.child import AppServerError, run_version
 
 MODES = ("auto", "off")
 TESTED_VERSIONS: tuple[tuple[int, int, int], ...] = ((0, 169, 0), (0, 171, 0))

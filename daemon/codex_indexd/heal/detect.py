@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from codex_indexd.index.files import IndexFile
+from codex_indexd.index.lines import IndexFile
 from codex_indexd.index.model import IndexLine, RolloutFacts, ThreadRow
 from codex_indexd.index.names import is_user_name, latest_rename
 

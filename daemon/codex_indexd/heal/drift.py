@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from codex_indexd.codex.rollout_file import session_meta
 from codex_indexd.codex.statedb import StateDbError, connect_readonly
-from codex_indexd.diagnose import session_meta
 from codex_indexd.engine import HomeFacts
 from codex_indexd.heal.codex_check import (
     TESTED_VERSIONS,

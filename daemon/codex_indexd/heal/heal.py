@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 
 from codex_indexd.codex.statedb import StateDbError, load_threads
 from codex_indexd.engine import HomeFacts
-from codex_indexd.heal.appserver import AppServer, AppServerError, RpcError
+from codex_indexd.heal.appserver import AppServer
+from codex_indexd.heal.child import AppServerError, RpcError
 from codex_indexd.heal.codex_check import (
     MODES,
     VERSION_TIMEOUT_S,

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from codex_indexd.diagnose import session_meta
+from codex_indexd.codex.rollout_file import session_meta
 from codex_indexd.engine import HomeFacts
-from codex_indexd.heal.appserver import AppServer, RpcError
+from codex_indexd.heal.appserver import AppServer
+from codex_indexd.heal.child import RpcError
 from codex_indexd.heal.codex_check import SOURCE_KINDS
 from codex_indexd.log import get_logger
 

@@ -6,7 +6,6 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from codex_indexd.index.files import HistoryFile, IndexFile, parse_history_bytes, still_prefix
 from codex_indexd.index.history import (
     desired_history,
     encode_history_line,
@@ -15,6 +14,7 @@ from codex_indexd.index.history import (
     split_pending,
     trim_to_max_bytes,
 )
+from codex_indexd.index.lines import HistoryFile, IndexFile, parse_history_bytes, still_prefix
 from codex_indexd.index.model import (
     Drift,
     DriftReason,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codex_indexd.codex.indexfiles import RegularFileReader, extend_from
-from codex_indexd.index.files import IndexFile, parse_index_line
+from codex_indexd.index.lines import IndexFile, parse_index_line
 from codex_indexd.write import crashpoints
 from codex_indexd.write.backup import BackupPolicy, write_backup
 from codex_indexd.write.journal import (

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from codex_indexd.index.files import parse_history_line
+from codex_indexd.index.lines import parse_history_line
 from codex_indexd.log import get_logger
 from codex_indexd.write import crashpoints
 from codex_indexd.write.atomic import temp_files, write_atomic

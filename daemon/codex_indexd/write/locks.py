@@ -180,3 +180,20 @@ def holder_pid(path: Path) -> int | None:
         return int(text) if text.isdigit() else None
     finally:
         os.close(fd)
+
+
+def lock_holders(lock_file: Path) -> list[int]:
+    """Return pids holding a flock on `lock_file`, from /proc/locks (no probing; Linux only)."""
+    try:
+        st = os.stat(lock_file)
+        text = Path("/proc/locks").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return []
+    major, minor = os.major(st.st_dev), os.minor(st.st_dev)
+    wanted = f"{major:02x}:{minor:02x}:{st.st_ino}"
+    pids = []
+    for raw in text.splitlines():
+        parts = raw.split()
+        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5] == wanted:
+            pids.append(int(parts[4]))
+    return pids

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_indexd.store.files import OurFiles
-from codex_indexd.store.status import read_status
+from codex_indexd.store.status_file import read_status
 
 # -- reading our files and Codex's ---------------------------------------------------------
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from codex_indexd.home_worker import HomeWorker
+from codex_indexd.daemon.home_worker import HomeWorker
 from codex_indexd.index.plan import Plan
 from tests.integration.daemon.home_files import (
     append,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from codex_indexd.store.status import read_status
+from codex_indexd.store.status_file import read_status
 from tests.support.codexsim import Rollout, date_dir, rollout_file_name
 from tests.support.daemons import Spawn
 from tests.support.homes import build_home, new_thread, rollout_name, rollout_path

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from codex_indexd.store.status import read_status
+from codex_indexd.store.status_file import read_status
 from tests.support.codexsim import Rollout, append_index, index_line, iso
 from tests.support.daemons import Spawn, log_records
 from tests.support.homes import (

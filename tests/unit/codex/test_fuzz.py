@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from codex_indexd.codex import indexfiles
 from codex_indexd.codex.indexfiles import extend_from
 from codex_indexd.codex.rollout import RolloutScan
-from codex_indexd.index.files import (
+from codex_indexd.index.lines import (
     HistoryFile,
     IndexFile,
     parse_history_bytes,

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from codex_indexd.codex import longline
 from codex_indexd.codex import scan as scan_mod
 from codex_indexd.codex.longline import safe_cut
-from codex_indexd.codex.rollout import RolloutScan, read_turn
+from codex_indexd.codex.rollout import RolloutScan
+from codex_indexd.codex.rollout_file import read_turn
 from codex_indexd.codex.scan import feed_stream
 from tests.support import rollout_oracle
 
@@ -170,7 +171,7 @@ def test_a_20mb_turn_is_read_with_bounded_memory(
     monkeypatch.setattr(longline, "LONG_STRING", 1024)
     monkeypatch.setattr(longline, "PIECE", 1 << 20)
 
-    from codex_indexd.codex.rollout import scan_file
+    from codex_indexd.codex.rollout_file import scan_file
     from codex_indexd.index.model import text_key
 
     size = 20 * 1024 * 1024

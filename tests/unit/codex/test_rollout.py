@@ -9,13 +9,9 @@ from typing import Any
 
 import pytest
 
-from codex_indexd.codex.rollout import (
-    RolloutScan,
-    is_rollout_name,
-    scan_file,
-    strip_ide_prefix,
-    thread_id_from_name,
-)
+from codex_indexd.codex.home import is_rollout_name, thread_id_from_name
+from codex_indexd.codex.rollout import RolloutScan, strip_ide_prefix
+from codex_indexd.codex.rollout_file import scan_file
 from tests.support.homes import (
     Turn,
     line,

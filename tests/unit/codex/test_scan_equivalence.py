@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from codex_indexd.codex import scan as scan_mod
-from codex_indexd.codex.rollout import RolloutScan, scan_file
+from codex_indexd.codex.rollout import RolloutScan
+from codex_indexd.codex.rollout_file import scan_file
 from codex_indexd.codex.scan import feed_stream
 from tests.support import rollout_oracle
 from tests.unit.codex.test_fuzz import hostile_bytes

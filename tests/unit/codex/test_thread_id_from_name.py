@@ -7,7 +7,7 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codex_indexd.codex.rollout import thread_id_from_name
+from codex_indexd.codex.home import thread_id_from_name
 
 
 @given(st.uuids(), st.booleans(), st.sampled_from([".jsonl", ".jsonl.zst"]))

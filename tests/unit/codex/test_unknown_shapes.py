@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from codex_indexd.codex.rollout import RolloutScan, scan_file
+from codex_indexd.codex.rollout import RolloutScan
+from codex_indexd.codex.rollout_file import scan_file
 from codex_indexd.codex.shapes import unknown_user_shape
 
 TID = "01a2133b-c369-7d21-8c95-fcf203b4a96c"

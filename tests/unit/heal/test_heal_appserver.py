@@ -20,8 +20,9 @@ from structlog.testing import capture_logs
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.engine import gather
 from codex_indexd.heal import MAX_TRIES, NAME_LOST, ROW_MISSING, check_codex, heal_home
-from codex_indexd.heal.appserver import AppServer, AppServerError, RpcError, run_version
+from codex_indexd.heal.appserver import AppServer
 from codex_indexd.heal.capability import clear_cache
+from codex_indexd.heal.child import AppServerError, RpcError, run_version
 from tests.support.homes import build_home, index_line, new_thread, write_rollout
 
 FAKE = Path(__file__).with_name("fake_codex.py")

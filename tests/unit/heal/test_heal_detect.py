@@ -17,7 +17,7 @@ from codex_indexd.heal.detect import (
     db_has_name,
     detect,
 )
-from codex_indexd.index.files import HistoryFile, IndexFile
+from codex_indexd.index.lines import HistoryFile, IndexFile
 from codex_indexd.index.model import IndexLine, Rename, RolloutFacts, ThreadRow
 from codex_indexd.index.timefmt import epoch_ms
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codex_indexd.index.files import parse_history_bytes
 from codex_indexd.index.history import (
     desired_history,
     encode_history_line,
@@ -17,6 +16,7 @@ from codex_indexd.index.history import (
     split_pending,
     trim_to_max_bytes,
 )
+from codex_indexd.index.lines import parse_history_bytes
 from codex_indexd.index.model import HistoryLine, Policy, RolloutFacts, UserTurn
 from codex_indexd.index.plan import history_append
 

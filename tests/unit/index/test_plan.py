@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codex_indexd.index.files import parse_history_bytes, parse_index_bytes
 from codex_indexd.index.history import encode_history_line
+from codex_indexd.index.lines import parse_history_bytes, parse_index_bytes
 from codex_indexd.index.model import DriftReason, HistoryLine, OnlyFile, Policy, RolloutFacts
 from codex_indexd.index.plan import (
     encode_index_entry,

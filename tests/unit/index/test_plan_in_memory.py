@@ -7,8 +7,8 @@ import dataclasses
 
 import pytest
 
-from codex_indexd.index.files import HistoryFile, IndexFile, parse_history_bytes
-from codex_indexd.index.files import parse_index_bytes as index_of
+from codex_indexd.index.lines import HistoryFile, IndexFile, parse_history_bytes
+from codex_indexd.index.lines import parse_index_bytes as index_of
 from codex_indexd.index.model import DriftReason, OnlyFile, Policy, RolloutFacts, UserTurn
 from codex_indexd.index.plan import encode_index_entry, make_plan
 

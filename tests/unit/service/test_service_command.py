@@ -300,7 +300,7 @@ def test_without_a_user_manager_install_and_uninstall_start_and_stop_a_real_daem
     daemon must really start, and really stop (it holds its instance lock until it exits)."""
     from codex_indexd.cli import _daemon_link
     from codex_indexd.store.files import OurFiles
-    from codex_indexd.store.status import read_status
+    from codex_indexd.store.status_file import read_status
     from codex_indexd.write.locks import holder_pid
     from codex_indexd_service.command_runner import Result
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from codex_indexd.store import heal_attempts, status
+from codex_indexd.store import heal_attempts
+from codex_indexd.store import status_file as status
 from codex_indexd.store.dirs import UnsafeOwnDir
 from codex_indexd.store.files import OurFiles
 from codex_indexd.write.atomic import write_atomic

@@ -14,6 +14,12 @@ from typing import Any
 
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.indexfiles import file_fingerprint
+from codex_indexd.daemon import checkpoint
+from codex_indexd.daemon.checkpoint import Verified, policy_key, row_digest
+from codex_indexd.daemon.healing import HealSchedule, heal_if_due
+from codex_indexd.daemon.held_turns import HeldTurns
+from codex_indexd.daemon.home_writes import HomeWrites, now_iso
+from codex_indexd.daemon.own_writes import Fingerprint, IndexCache, PlanDue
 from codex_indexd.engine import HomeFacts, Targets, recover
 from codex_indexd.engine.live import RolloutTracker
 from codex_indexd.engine.policy import home_policy
@@ -23,13 +29,7 @@ from codex_indexd.index.plan import Plan
 from codex_indexd.index.select import Selection
 from codex_indexd.log import get_logger
 from codex_indexd.store.files import OurFiles
-from codex_indexd.store.status import write_status
-from codex_indexd.watch import checkpoint
-from codex_indexd.watch.checkpoint import Verified, policy_key, row_digest
-from codex_indexd.watch.healing import HealSchedule, heal_if_due
-from codex_indexd.watch.held_turns import HeldTurns
-from codex_indexd.watch.home_writes import HomeWrites, now_iso
-from codex_indexd.watch.own_writes import Fingerprint, IndexCache, PlanDue
+from codex_indexd.store.status_file import write_status
 from codex_indexd.watch.threads import ThreadTable
 from codex_indexd.write.backup import BackupPolicy
 from codex_indexd.write.journal import journal_left

@@ -21,13 +21,13 @@ Both hide archived threads and non-interactive sources (exec, sub-agents). Neith
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codex_indexd.codex.rollout_file import session_meta
 from codex_indexd.engine import HomeFacts
 from codex_indexd.index.model import RolloutFacts, ThreadRow
 from codex_indexd.index.names import (
@@ -41,8 +41,6 @@ INTERACTIVE_SOURCES = frozenset({"cli", "vscode", '{"custom":"atlas"}', '{"custo
 """The sources Codex 0.169 and 0.171 list by default (in the DB's and our compact spelling);
 every other source, custom ones included, is listed only when asked for. Checked against the
 real CLI in tests/e2e/test_sources_e2e.py."""
-_META_SCAN_LINES = 5  # Codex accepts a few junk lines before `session_meta`
-_META_MAX_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,28 +120,6 @@ def name_source(facts: HomeFacts, thread_id: str) -> tuple[str, str]:
     else:
         source = "the first user message"
     return name, source
-
-
-def session_meta(path: str) -> dict[str, Any]:
-    """Return the `session_meta` payload of a plain rollout (first few lines), or {}."""
-    if path.endswith(".zst"):
-        return {}
-    try:
-        with open(path, "rb") as fh:
-            for _ in range(_META_SCAN_LINES):
-                raw = fh.readline(_META_MAX_BYTES)
-                if not raw:
-                    break
-                try:
-                    obj = json.loads(raw)
-                except ValueError:
-                    continue
-                if isinstance(obj, dict) and obj.get("type") == "session_meta":
-                    payload = obj.get("payload")
-                    return payload if isinstance(payload, dict) else {}
-    except OSError:
-        pass
-    return {}
 
 
 def _is_exec(source: str | None) -> bool:
@@ -401,20 +377,3 @@ def visible_in_scan(findings: list[Finding]) -> bool:
 def opens(findings: list[Finding]) -> bool:
     """False when Codex cannot open or resume the thread."""
     return not any(f.breaks for f in findings)
-
-
-def lock_holders(lock_file: Path) -> list[int]:
-    """Return pids holding a flock on `lock_file`, from /proc/locks (no probing; Linux only)."""
-    try:
-        st = os.stat(lock_file)
-        text = Path("/proc/locks").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return []
-    major, minor = os.major(st.st_dev), os.minor(st.st_dev)
-    wanted = f"{major:02x}:{minor:02x}:{st.st_ino}"
-    pids = []
-    for raw in text.splitlines():
-        parts = raw.split()
-        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5] == wanted:
-            pids.append(int(parts[4]))
-    return pids

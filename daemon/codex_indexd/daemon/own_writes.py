@@ -19,7 +19,7 @@ from codex_indexd.codex.indexfiles import (
     file_fingerprint,
     open_index_file,
 )
-from codex_indexd.index.files import HistoryFile, IndexFile, still_prefix
+from codex_indexd.index.lines import HistoryFile, IndexFile, still_prefix
 from codex_indexd.write.index_writer import WriteResult
 
 Fingerprint = tuple[int, int, int, int]

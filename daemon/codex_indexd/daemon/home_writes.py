@@ -10,14 +10,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from codex_indexd.codex.home import CodexHome
+from codex_indexd.daemon.flap_guard import FlapGuard
+from codex_indexd.daemon.own_writes import Fingerprint, IndexCache
 from codex_indexd.engine import ApplyResult
 from codex_indexd.engine.live import RolloutTracker
 from codex_indexd.index.history import fit_history_cap
 from codex_indexd.index.model import HistoryLine
 from codex_indexd.index.plan import Plan
 from codex_indexd.log import get_logger
-from codex_indexd.watch.flap_guard import FlapGuard
-from codex_indexd.watch.own_writes import Fingerprint, IndexCache
 from codex_indexd.write.locks import LockBusy
 from codex_indexd.write.safety import UnsafeTarget
 

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.rollout import RolloutScan
+from codex_indexd.daemon.checkpoint import Verified, load, save
 from codex_indexd.engine.live import FileState, RolloutTracker
 from codex_indexd.index.model import Rename, RolloutFacts, UserTurn
-from codex_indexd.watch.checkpoint import Verified, load, save
 
 HOME = Path("/codex-home")
 TID = "01a2133b-c369-7d21-8c95-fcf203b4a96c"

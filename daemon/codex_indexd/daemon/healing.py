@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from codex_indexd.daemon.home_writes import now_iso
 from codex_indexd.engine import HomeFacts
 from codex_indexd.heal.detect import Detection
-from codex_indexd.watch.home_writes import now_iso
 from codex_indexd.watch.threads import ThreadTable
 
 HEAL_INTERVAL_S = 300.0

@@ -3,7 +3,7 @@ HEAL_INTERVAL_S."""
 
 from __future__ import annotations
 
-from codex_indexd.watch.healing import HEAL_INTERVAL_S, HealSchedule
+from codex_indexd.daemon.healing import HEAL_INTERVAL_S, HealSchedule
 
 
 def test_the_first_look_is_due_and_then_waits_for_the_interval() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from codex_indexd.watch.flap_guard import FlapGuard
+from codex_indexd.daemon.flap_guard import FlapGuard
 
 NAME = "history.jsonl"
 

@@ -3,10 +3,10 @@ when the grace period ends."""
 
 from __future__ import annotations
 
+from codex_indexd.daemon.held_turns import RECHECK_MARGIN_S, TUI_LINE_GRACE_S, HeldTurns
 from codex_indexd.index.model import Drift, HistoryLine, Policy
 from codex_indexd.index.plan import Plan
 from codex_indexd.index.select import Selection
-from codex_indexd.watch.held_turns import RECHECK_MARGIN_S, TUI_LINE_GRACE_S, HeldTurns
 
 
 def plan_holding(*sessions: str) -> Plan:
