@@ -18,7 +18,7 @@ from codex_indexd.daemon import checkpoint
 from codex_indexd.daemon.checkpoint import Verified, policy_key, row_digest
 from codex_indexd.daemon.healing import HealSchedule, heal_if_due
 from codex_indexd.daemon.held_turns import HeldTurns
-from codex_indexd.daemon.home_writes import HomeWrites, now_iso
+from codex_indexd.daemon.home_writes import HomeWrites, now_iso, recover_left_journals
 from codex_indexd.daemon.own_writes import Fingerprint, IndexCache, PlanDue
 from codex_indexd.engine import HomeFacts, Targets, recover
 from codex_indexd.engine.live import RolloutTracker
@@ -32,7 +32,6 @@ from codex_indexd.store.files import OurFiles
 from codex_indexd.store.status_file import write_status
 from codex_indexd.watch.threads import ThreadTable
 from codex_indexd.write.backup import BackupPolicy
-from codex_indexd.write.journal import journal_left
 from codex_indexd.write.locks import LockBusy
 from codex_indexd.write.safety import UnsafeTarget
 
@@ -204,8 +203,10 @@ class HomeWorker:
                 force_db |= foreign and name == self.home.session_index.name
             else:
                 db_touched = True
-        if db_touched or force_db:
-            due |= self.table.refresh(force=force_db)
+        if force_db:
+            due |= self.table.refresh_for_index(file_fingerprint(self.home.session_index))
+        if db_touched:
+            due |= self.table.refresh()  # after a full read: the same data_version, no query
         if self.tracker.relocated:
             due |= self.table.refresh_ids(self.tracker.relocated)
             self.tracker.relocated.clear()
@@ -237,7 +238,11 @@ class HomeWorker:
             self._planned_policy = key
         if self._nothing_to_plan(policy):
             return self._verified_reconcile(reason, policy, heal=heal)
+        before = file_fingerprint(self.home.session_index)
+        ours = self.files.is_verified(self.home.session_index.name, before)
         index, history = self.files.index(planning=True), self.files.history(planning=True)
+        after = file_fingerprint(self.home.session_index)  # the DB is read after the index
+        self.table.refresh_for_index(after, ours=ours and after == before)
         self._collect_changes()
         full = self.due.full or policy.max_threads != 0
         only = None if full else set(self.due.dirty)
@@ -307,17 +312,9 @@ class HomeWorker:
     def _recover_left_journals(self) -> None:
         """Resolve a journal another process left (a `repair` killed mid-write) now, not at
         our own next write: until then a torn line of its write could glue Codex's next one."""
-        targets = self._targets
-        if not any(journal_left(path) for path in (targets.journal, targets.index_journal)):
-            return
-        try:
-            outcome = recover(self.home)
-        except (OSError, LockBusy, UnsafeTarget) as exc:
-            log.error("journal.recovery_failed", home=str(self.home.root), error=str(exc))
-            return
-        self.files.forget_all()  # the recovery may have rewritten the tail
-        self.due.full = True
-        log.info("journal.recovered_while_running", home=str(self.home.root), outcome=outcome)
+        if recover_left_journals(self.home, self._targets):
+            self.files.forget_all()  # the recovery may have rewritten the tail
+            self.due.full = True
 
     @property
     def wake_at(self) -> float | None:

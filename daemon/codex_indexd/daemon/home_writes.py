@@ -12,12 +12,13 @@ from typing import Any
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.daemon.flap_guard import FlapGuard
 from codex_indexd.daemon.own_writes import Fingerprint, IndexCache
-from codex_indexd.engine import ApplyResult
+from codex_indexd.engine import ApplyResult, Targets, recover
 from codex_indexd.engine.live import RolloutTracker
 from codex_indexd.index.history import fit_history_cap
 from codex_indexd.index.model import HistoryLine
 from codex_indexd.index.plan import Plan
 from codex_indexd.log import get_logger
+from codex_indexd.write.journal import journal_left
 from codex_indexd.write.locks import LockBusy
 from codex_indexd.write.safety import UnsafeTarget
 
@@ -29,6 +30,20 @@ HISTORY = "history.jsonl"
 def now_iso() -> str:
     """Return the UTC time now, to the second, as RFC 3339 with a `Z`."""
     return datetime.now(tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def recover_left_journals(home: CodexHome, targets: Targets) -> bool:
+    """Resolve journals another process left in `home`; return True when one was resolved
+    (the index files may have changed). Failures are logged and left for the next try."""
+    if not any(journal_left(path) for path in (targets.journal, targets.index_journal)):
+        return False
+    try:
+        outcome = recover(home)
+    except (OSError, LockBusy, UnsafeTarget) as exc:
+        log.error("journal.recovery_failed", home=str(home.root), error=str(exc))
+        return False
+    log.info("journal.recovered_while_running", home=str(home.root), outcome=outcome)
+    return True
 
 
 class HomeWrites:

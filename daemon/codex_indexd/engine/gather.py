@@ -52,6 +52,9 @@ def gather(home: CodexHome, progress: Progress | None = None) -> HomeFacts:
     warnings: list[InputWarning] = []
     config = home.config()
     scans, count = scan_rollouts(home, warnings, progress)
+    # Codex writes a rename into the DB before its index line: read the index first, so every
+    # index line seen has its DB value seen too (never a new line with the old row).
+    index = read_index(home.session_index)
     threads, db_path, db_error = read_state_db(home, config, warnings)
     facts = HomeFacts(
         home=home,
@@ -59,7 +62,7 @@ def gather(home: CodexHome, progress: Progress | None = None) -> HomeFacts:
         threads=threads,
         db_path=db_path,
         rollouts={tid: scan.facts for tid, scan in scans.items()},
-        index=read_index(home.session_index),
+        index=index,
         history=read_history(home.history),
         warnings=warnings,
         db_error=db_error,

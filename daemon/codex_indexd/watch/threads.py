@@ -41,6 +41,7 @@ class ThreadTable:
         # What changed since the worker last looked (it clears them): ids, or everything.
         self.changed_ids: set[str] = set()
         self.all_changed = True
+        self._index_seen: tuple[int, int, int, int] | None = None
 
     def close(self) -> None:
         if self._conn is not None:
@@ -70,6 +71,21 @@ class ThreadTable:
             log.info("db.recovered", path=str(self.db_path))
             self.error = None
         return changed
+
+    def refresh_for_index(
+        self, fingerprint: tuple[int, int, int, int] | None, *, ours: bool = False
+    ) -> bool:
+        """Re-read every row when `session_index.jsonl` (its `fingerprint`, taken before this
+        call) changed since the last such read, unless the change is our own write (`ours`);
+        return True when the rows changed.
+
+        Codex writes a rename's DB value before its index line, and the incremental query
+        cannot see a rename (it bumps `updated_at_ms` by 1 ms): read this way, an index line
+        seen is never paired with the row as it was before that rename."""
+        seen, self._index_seen = self._index_seen, fingerprint
+        if fingerprint == seen or ours:
+            return False
+        return self.refresh(force=True)
 
     def _refresh(self, force: bool) -> bool:
         path = self.home.state_db()
