@@ -186,8 +186,9 @@ class RolloutScan:
         shape = unknown_user_shape(head)
         if shape is not None:
             self.unknown_user_shapes += 1
+            self.facts.unknown_user_shapes += 1
             if self.unknown_shape is None:
-                self.unknown_shape = shape
+                self.unknown_shape = self.facts.unknown_shape = shape
 
     def note_skipped_turn(self, head: bytes) -> None:
         """A user-turn line too long to hold was skipped: name the thread by the start of its

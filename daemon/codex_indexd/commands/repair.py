@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,15 @@ from codex_indexd.commands.repair_summary import build_report, summary_lines
 from codex_indexd.engine import HomeFacts, gather, recover
 from codex_indexd.engine.policy import home_policy
 from codex_indexd.engine.reconcile import Reconciled, reconcile, write_all
+from codex_indexd.index.history import threads_with_recent_turns
 from codex_indexd.index.model import OnlyFile, Policy
 from codex_indexd.log import get_logger, set_configure_hook
 from codex_indexd.write.backup import BackupPolicy
+
+TUI_TURN_WINDOW_S = 3.0
+"""A TUI turn younger than this (by its rollout timestamp, whole seconds) is left to the TUI:
+it writes the turn's history line itself, after the rollout line and with up to 1 s of lock
+retries."""
 
 log = get_logger("codex_indexd.repair")
 EPILOG = """\
@@ -162,11 +169,15 @@ def reconcile_home(args: argparse.Namespace, home: CodexHome, facts: HomeFacts) 
     def reread(facts: HomeFacts) -> HomeFacts:
         return dataclasses.replace(facts, history=read_history(home.history))
 
+    # The TUI writes its own history line shortly after the turn: a turn this recent is left
+    # to it (a later repair or the daemon adds it if it never comes).
+    fresh = threads_with_recent_turns(facts.rollouts, time.time(), TUI_TURN_WINDOW_S)
     return reconcile(
         facts,
         policy_from(args, facts),
         backup=BackupPolicy(enabled=not args.no_backup),
         rebuild=args.rebuild,
+        fresh=frozenset() if args.rebuild else fresh,
         prepare=(lambda plan: None) if args.dry_run else write_all,
         reread=reread,
     )

@@ -51,6 +51,7 @@ def build_report(
         "index_lines_added": result.index.lines_added if result and result.index else 0,
         "history_lines_added": result.history.lines_added if result and result.history else 0,
         "history_left_out": result.history.left_out if result and result.history else 0,
+        "history_lines_held": len(plan.drift.history_pending),
         "backups": [
             str(w.backup) for w in (result.index, result.history) if result and w and w.backup
         ]
@@ -109,6 +110,11 @@ def summary_lines(
         left_out = plan.drift.history_over_cap + report.get("history_left_out", 0)
         if left_out:
             out.append(f"history lines left out: {left_out} (over [history] max_bytes)")
+        if plan.drift.history_pending:
+            out.append(
+                f"history lines held: {len(plan.drift.history_pending)} (turns seconds old: "
+                "the TUI writes their lines itself; a later run adds any that never come)"
+            )
         if args.dry_run:
             for reason, ids in report["drift_ids"].items():
                 out.append(

@@ -150,6 +150,15 @@ def drift_notes(facts: HomeFacts, check: CodexCheck | None = None) -> list[str]:
             f"rollouts were written by Codex {shown_version(rollout_version)}, newer than the "
             f"versions tested: {tested_versions_text()}; codex-indexd reads them as before"
         )
+    shapes = [r for r in facts.rollouts.values() if r.unknown_user_shapes]
+    if shapes:
+        lines = sum(r.unknown_user_shapes for r in shapes)
+        first = next(r.unknown_shape for r in shapes if r.unknown_shape)
+        notes.append(
+            f"{lines} line(s) in {len(shapes)} rollout(s) have a shape codex-indexd does not "
+            f"know and carry user text (first: {first}); their turns are not indexed, the "
+            "rest is read as before"
+        )
     if facts.db_path is not None and facts.db_error is None:
         unknown = unknown_migrations(facts.db_path)
         if unknown:

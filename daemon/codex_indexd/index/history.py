@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from codex_indexd.index.model import HistoryLine, Policy, RolloutFacts
 
@@ -141,6 +141,22 @@ def split_pending(
         )
         (pending if young else ready).append(line)
     return ready, pending
+
+
+def threads_with_recent_turns(
+    rollouts: Mapping[str, RolloutFacts], now_s: float, window_s: float
+) -> frozenset[str]:
+    """Return the threads (of a source that writes its own history line) whose newest user
+    turn is at most `window_s` seconds older than `now_s` by its rollout timestamp: the TUI
+    may not have written that turn's line yet."""
+    cutoff = now_s - window_s
+    return frozenset(
+        tid
+        for tid, facts in rollouts.items()
+        if facts.source not in NO_OWN_HISTORY_SOURCES
+        and facts.user_turns
+        and facts.user_turns[-1].ts >= cutoff
+    )
 
 
 def line_size(line: HistoryLine) -> int:

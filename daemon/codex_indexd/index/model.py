@@ -57,6 +57,10 @@ class RolloutFacts:
     user_turns: list[UserTurn] = field(default_factory=list)
     renames: list[Rename] = field(default_factory=list)
     has_meta: bool = False
+    # Lines of a shape we do not know that carry user text (their turns are not read), and
+    # the first such shape, e.g. "response_item/user_input" (never the text).
+    unknown_user_shapes: int = 0
+    unknown_shape: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

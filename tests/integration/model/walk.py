@@ -62,7 +62,8 @@ KNOWN_OPEN: dict[str, str] = {}
 KNOWN_OPEN_BUGS: dict[str, str] = {
     "history_turn_doubled": "rare, timing-dependent (about once per 170 steps under max_bytes, "
     "seed 2): a TUI turn is added by the daemon or a repair and the TUI's own line still comes; "
-    "the daemon holds a turn 0.7 s after it sees it; repair holds nothing",
+    "the daemon holds a turn 0.7 s after it sees it, repair holds TUI turns younger than 3 s "
+    "(not yet seen again since; kept until walks under load show it gone)",
     "history_lock_held_too_long": "the daemon held the history flock for 401 ms on a 3 kB file "
     "right after a TUI turn (seed 2 step 36, shared 2-core machine); an append now does one "
     "fsync under the lock (its journal is written before and removed after), not yet seen "

@@ -82,3 +82,23 @@ def test_a_renamed_migration_is_noticed_and_a_db_without_the_table_is_not(tmp_pa
     add_migrations(db, changed)
     assert unknown_migrations(db) == ["3 something else"]
     assert unknown_migrations(tmp_path / "absent.sqlite") == []
+
+
+def test_lines_of_unknown_shapes_with_user_text_are_information(tmp_path: Path) -> None:
+    threads = [new_thread(1), new_thread(2, paginated=True)]
+    home = build_home(tmp_path / "h", threads)
+    path = rollout_path(home, threads[1])
+    odd = (
+        '{"timestamp":"2026-11-25T15:06:11.000Z","type":"response_item","payload":'
+        '{"type":"user_input","content":[{"type":"input_text","text":"a private prompt"}]}}\n'
+    )
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(odd * 2)
+    facts = gather(CodexHome.at(home))
+    notes = drift_notes(facts)
+    assert len(notes) == 1
+    assert notes[0].startswith("2 line(s) in 1 rollout(s) have a shape codex-indexd does not know")
+    assert "response_item/user_input" in notes[0]
+    assert "a private prompt" not in notes[0]
+    report = home_report(home, Policy(), "off", None)
+    assert report["info"] == notes

@@ -294,3 +294,22 @@ def test_a_file_that_shrank_since_the_plan_is_not_appended_to() -> None:
     now = planned_on[:10]
     read_at = lambda o, n: now[o : o + n]  # noqa: E731
     assert history_append(len(now), read_at, [HistoryLine("b", 1, "x")], Policy(), seen) is None
+
+
+def test_threads_with_recent_turns_are_those_a_tui_may_still_write_for() -> None:
+    from codex_indexd.index.history import threads_with_recent_turns
+    from tests.support.facts import BASE_MS, by_id, rollout
+
+    now = BASE_MS // 1000 + 100
+    rollouts = by_id(
+        [
+            rollout(1, "old", at_ms=(now - 60) * 1000),
+            rollout(2, "just now", at_ms=(now - 2) * 1000),
+            rollout(3, "just now too", at_ms=(now - 2) * 1000, source="exec"),  # no own line
+            rollout(4, "older turn", "and a new one", at_ms=(now - 4) * 1000),
+            rollout(5),  # no turn at all
+        ]
+    )
+    fresh = threads_with_recent_turns(rollouts, now, 3.0)
+    assert fresh == {rollout(2).thread_id, rollout(4).thread_id}
+    assert threads_with_recent_turns(rollouts, now + 10, 3.0) == frozenset()
