@@ -29,11 +29,13 @@ class LazyLogger:
         self._real: Any = None
 
     def __getattr__(self, attr: str) -> Any:
-        if self._real is None:
-            global _configure
+        # Every log call comes here (the logger has no such attributes itself): a hook set
+        # since this logger last logged runs first, whichever logger logs first after it.
+        global _configure
+        if _configure is not None:
             hook, _configure = _configure, None
-            if hook is not None:
-                hook()
+            hook()
+        if self._real is None:
             import structlog
 
             self._real = structlog.get_logger(self._name)
