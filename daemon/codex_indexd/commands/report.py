@@ -21,6 +21,7 @@ from pathlib import Path
 from codex_indexd import __version__
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.commands.home_check import check_home
+from codex_indexd.commands.words import add_codex_homes_argument
 from codex_indexd.config import settings as settings_mod
 from codex_indexd.engine import HomeFacts, gather, plan_for
 from codex_indexd.log import configure_on_first_log
@@ -51,14 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--codex-home",
-        type=Path,
-        action="append",
-        default=None,
-        metavar="PATH",
-        help="a Codex home to report on (repeatable; default: the configured homes)",
-    )
+    add_codex_homes_argument(parser, "report on", "the configured homes")
     parser.add_argument(
         "--output", type=Path, metavar="FILE", help="write the report here (default: stdout)"
     )

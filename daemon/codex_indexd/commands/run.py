@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
+from codex_indexd.commands.words import add_codex_homes_argument
 from codex_indexd.config import settings as settings_mod
 from codex_indexd.log import get_logger
 
@@ -33,15 +33,7 @@ def add_parser(sub: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--codex-home",
-        type=Path,
-        action="append",
-        default=None,
-        metavar="PATH",
-        help="a Codex home to watch (repeatable; default: the config file's homes, "
-        "$CODEX_HOME, ~/.codex)",
-    )
+    add_codex_homes_argument(parser, "watch", "the config file's homes, $CODEX_HOME, ~/.codex")
     parser.add_argument(
         "--debounce-ms",
         type=_milliseconds,

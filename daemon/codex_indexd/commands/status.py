@@ -16,7 +16,7 @@ from typing import Any
 
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.commands.home_check import HomeProblem, check_home, origin_of
-from codex_indexd.commands.words import drift_sentence, plural
+from codex_indexd.commands.words import add_codex_homes_argument, drift_sentence, plural
 from codex_indexd.config import settings as settings_mod
 from codex_indexd.config.policies import policy_from_settings
 from codex_indexd.engine import gather, plan_for
@@ -236,15 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--codex-home",
-        type=Path,
-        action="append",
-        default=None,
-        metavar="PATH",
-        help="a Codex home to check (repeatable; default: the config file's homes, "
-        "$CODEX_HOME, ~/.codex)",
-    )
+    add_codex_homes_argument(parser, "check", "the config file's homes, $CODEX_HOME, ~/.codex")
     parser.add_argument(
         "--json",
         action="store_true",

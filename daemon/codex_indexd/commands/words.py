@@ -5,6 +5,8 @@ The codes stay as they are in JSON; text output uses these words."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 # A count of `code` reads "<n> <words>".
 DRIFT_WORDS = {
@@ -41,3 +43,16 @@ def drift_sentence(counts: Mapping[str, int]) -> str:
         one, many = DRIFT_WORDS.get(code, (code.replace("_", " "), code.replace("_", " ")))
         parts.append(plural(count, one, many))
     return ", ".join(parts) if parts else "none"
+
+
+def add_codex_homes_argument(parser: Any, verb: str, default: str) -> None:
+    """Add the repeatable `--codex-home PATH` option: "a Codex home to `verb` (repeatable;
+    default: `default`)"; the paths land in `args.codex_home` (None when not given)."""
+    parser.add_argument(
+        "--codex-home",
+        type=Path,
+        action="append",
+        default=None,
+        metavar="PATH",
+        help=f"a Codex home to {verb} (repeatable; default: {default})",
+    )

@@ -151,6 +151,8 @@ def append_history(
     """
     with journal_lock(journal):
         fd = open_target(path, os.O_RDWR | os.O_CREAT, HISTORY_MODE)
+        early: JournalRecord | None = None
+        tail_journaled = False
         try:
             early = _journal_before_lock(fd, path, journal, decide)
             _lock(fd, path)
@@ -164,6 +166,7 @@ def append_history(
             if not decision.data:
                 return WriteResult(0, None, before_size=size, left_out=decision.over_cap)
             journaled = early is not None and _still_describes(fd, early, size, decision.data)
+            tail_journaled = True
             _replace_tail(
                 fd,
                 path,
@@ -178,12 +181,8 @@ def append_history(
             )
         finally:
             os.close(fd)  # releases Codex's lock; the journal goes after it
-            _remove_if_left(journal)
-
-
-def _remove_if_left(journal: Path) -> None:
-    if journal_left(journal):
-        remove_journal(journal)
+            if early is not None or tail_journaled:
+                remove_journal(journal)
 
 
 def _journal_before_lock(
@@ -248,6 +247,7 @@ def _write_history_locked(
     backup: BackupPolicy,
 ) -> WriteResult:
     fd = _open_locked(path)
+    tail_journaled = False
     try:
         crashpoints.step("history.locked")
         recover_fd(fd, journal, path)
@@ -259,6 +259,7 @@ def _write_history_locked(
         saved = None
         if common < len(current):
             saved = write_backup(backup_dir, path.name, current, backup)
+        tail_journaled = True
         _replace_tail(
             fd, path, journal, common=common, old_tail=current[common:], new_tail=new[common:]
         )
@@ -272,7 +273,8 @@ def _write_history_locked(
         )
     finally:
         os.close(fd)  # releases Codex's lock; the journal goes after it
-        _remove_if_left(journal)
+        if tail_journaled:
+            remove_journal(journal)
 
 
 def _fingerprint(fd: int) -> tuple[int, int, int, int]:

@@ -53,12 +53,18 @@ def flock_with_retry(fd: int, path: Path, *, operation: int, attempts: int, poll
 def session_index_lock(lock_path: Path, timeout_s: float = INDEX_LOCK_TIMEOUT_S) -> Iterator[None]:
     """Hold `session_index.jsonl.lock` exclusively (created 0666 when absent, never deleted).
     Raises LockBusy, UnsafeTarget (the lock path is a symlink or not a regular file)."""
-    fd = _open_lock_file(lock_path, 0o666)
+    with _held_lock_file(lock_path, 0o666, timeout_s, INDEX_LOCK_POLL_S):
+        yield
+
+
+@contextmanager
+def _held_lock_file(path: Path, mode: int, timeout_s: float, poll_s: float) -> Iterator[None]:
+    """Hold `flock(LOCK_EX)` on the lock file `path` (created with `mode`), polling every
+    `poll_s` for `timeout_s` at most. Raises LockBusy, UnsafeTarget."""
+    fd = _open_lock_file(path, mode)
     try:
-        attempts = max(1, int(timeout_s / INDEX_LOCK_POLL_S))
-        flock_with_retry(
-            fd, lock_path, operation=fcntl.LOCK_EX, attempts=attempts, poll_s=INDEX_LOCK_POLL_S
-        )
+        attempts = max(1, int(timeout_s / poll_s))
+        flock_with_retry(fd, path, operation=fcntl.LOCK_EX, attempts=attempts, poll_s=poll_s)
         yield
     finally:
         os.close(fd)  # closing releases the flock
@@ -97,15 +103,8 @@ def journal_lock(journal: Path, timeout_s: float = OWN_LOCK_TIMEOUT_S) -> Iterat
     """
     lock_path = journal.parent.parent / "locks" / f"{journal.stem}.writes.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = _open_lock_file(lock_path, 0o600)
-    try:
-        attempts = max(1, int(timeout_s / OWN_LOCK_POLL_S))
-        flock_with_retry(
-            fd, lock_path, operation=fcntl.LOCK_EX, attempts=attempts, poll_s=OWN_LOCK_POLL_S
-        )
+    with _held_lock_file(lock_path, 0o600, timeout_s, OWN_LOCK_POLL_S):
         yield
-    finally:
-        os.close(fd)  # closing releases the flock
 
 
 def lock_history_fd(fd: int, path: Path) -> None:
