@@ -70,6 +70,13 @@ KNOWN_OPEN_BUGS: dict[str, str] = {
     "fsync under the lock (its journal is written before and removed after), not yet seen "
     "again, kept until walks under load show it gone",
 }
+# Found by 800-step walks (CODEX_INDEXD_MODEL_STEPS=800, ENFORCE=1) and not yet pinned down;
+# not excused, since they are losses a default run must still fail on:
+# * seed 1 step 607, history_turn_missing: a rollout-only turn of a TUI thread, written just
+#   after a kill -9 and restart, then a user-appended 2099-dated history line: after quiet the
+#   turn had no history line.
+# * seed 2 (max_bytes) step 683, differs_from_scratch_repair on session_index.jsonl: 2 last
+#   names the daemon wrote that a from-scratch repair of Codex's lines does not.
 TIMING_KINDS = frozenset(
     {"history_lock_held_too_long", "codex_append_gave_up", "never_quiet", "history_turn_doubled"}
 )
