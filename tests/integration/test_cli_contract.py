@@ -14,7 +14,7 @@ import pytest
 
 from codex_indexd.cli import main
 from tests.support.daemons import ROOT, DaemonProcess
-from tests.support.homes import build_home, new_thread
+from tests.support.homes import build_home, new_thread, write_rollout
 from tests.support.waiting import wait_for
 
 COMMANDS = {
@@ -186,3 +186,36 @@ def test_repair_says_restart_codex_only_when_something_changed(
     assert main(["repair", "--codex-home", str(home), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["changed"] is False and data["status"] == "success" and data["error"] is None
+
+
+def test_status_counts_and_words_add_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """40 rollouts, one archived, one without a DB row: status says how many threads the
+    daemon restores and why the rest are not, and names Codex's DB drift in words."""
+    monkeypatch.setenv("CODEX_INDEXD_CODEX_BIN", str(tmp_path / "no-codex"))
+    threads = [new_thread(i, turns=1) for i in range(40)]
+    threads[5].archived = True
+    home = build_home(tmp_path / "h", threads[:39])
+    write_rollout(home, threads[39])  # no DB row
+    assert main(["status", "--codex-home", str(home)]) == 1
+    out = capsys.readouterr().out
+    assert "sessions: 40 rollout files; 39 rows in Codex's DB" in out, out
+    assert "threads (the daemon's policy): 39 threads restored; not restored: 1 archived" in out
+    assert "Codex DB drift: 1 rollout without a row in Codex's DB" in out, out
+    assert "Codex's DB has drift (1 rollout without a row in Codex's DB)" in out, out
+    assert "row_missing" not in out and "index_missing" not in out
+    assert main(["status", "--json", "--codex-home", str(home)]) == 1
+    (report,) = json.loads(capsys.readouterr().out)["homes"]
+    assert report["counts"]["restored"] == 39
+    assert report["counts"]["not_restored"]["archived"] == 1
+    assert report["db_drift"] == {"row_missing": 1}  # codes stay in JSON
+
+
+def test_a_bad_max_threads_is_a_plain_sentence(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as raised:
+        main(["repair", "--max-threads", "fast"])
+    assert raised.value.code == 2
+    err = capsys.readouterr().err
+    assert "--max-threads: must be a whole number of threads (0 = no limit), got 'fast'" in err
+    assert "_nonnegative" not in err

@@ -217,8 +217,12 @@ def test_words_and_counts_add_up(tmp_path: Path, capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     assert (
         "rollouts: 40 files; 30 threads restored; not restored: 1 archived, 1 without a usable "
-        "session_meta, 7 over --max-threads 30, 1 orphans" in out
+        "session_meta, 7 over --max-threads 30, 1 orphan (no DB row; --include-orphans adds it)"
+        in out
     ), out
+    # Codex's DB drift in words; the codes stay in JSON
+    assert "state DB drift: 1 rollout without a row in Codex's DB" in out, out
+    assert "row_missing" not in out
     # the daemon's defaults (all threads, orphans) differ here: one line says so
     assert "the daemon restores all threads with orphans (38 threads here)" in out, out
     assert "Pass --max-threads 0 --include-orphans to match it." in out
@@ -227,6 +231,22 @@ def test_words_and_counts_add_up(tmp_path: Path, capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     assert "index lines would add: 0" in out and "file: would update" not in out
     assert "restart Codex" not in out
+    assert f"  rollouts without a row in Codex's DB: {threads[38].thread_id}" in out, out
+    assert "row_missing" not in out
+    # the JSON report holds the same counts, by code
+    assert repair(home, "--dry-run", "--max-threads", "30", "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["counts"] == {
+        "rollout_files": 40,
+        "restored": 30,
+        "not_restored": {
+            "archived": 1,
+            "no_usable_session_meta": 1,
+            "over_max_threads": 7,
+            "orphans": 1,
+        },
+    }
+    assert data["db_drift"]["counts"]["row_missing"] == 1
 
 
 def test_json_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -150,7 +150,8 @@ def _quiet_logging() -> None:
 
 def _not_found(query: str, root: Path, matches: Matches) -> str:
     if matches.ambiguous:
-        shown = ", ".join(matches.ids[:10]) + (" …" if len(matches.ids) > 10 else "")
+        more = len(matches.ids) - 10
+        shown = ", ".join(matches.ids[:10]) + (f" and {more} more" if more > 0 else "")
         return (
             f"{query!r} is the start of {len(matches.ids)} thread ids in {root}: {shown}. "
             "Give more characters."

@@ -43,9 +43,15 @@ examples:
 
 
 def _nonnegative(value: str) -> int:
-    parsed = int(value)
+    """argparse type: a whole number of threads, 0 or more; raises ArgumentTypeError."""
+    try:
+        parsed = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of threads (0 = no limit), got {value!r}"
+        ) from None
     if parsed < 0:
-        raise argparse.ArgumentTypeError("value must be >= 0")
+        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or more, got {parsed}")
     return parsed
 
 
@@ -242,19 +248,20 @@ def _repair(args: argparse.Namespace, home: CodexHome) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
+        from codex_indexd.commands.words import drift_sentence, ids_label
+
         for line in summary_lines(args, facts, plan, report):
             print(line)
         drift_db = report["db_drift"]
         if any(drift_db["counts"].values()):
-            counts = ", ".join(f"{k} {v}" for k, v in drift_db["counts"].items() if v)
             print(
-                f"state DB drift: {counts}"
+                f"state DB drift: {drift_sentence(drift_db['counts'])}"
                 + ("" if args.heal_db else " (--heal-db asks Codex to fix it)")
             )
             if args.dry_run:
                 for reason, ids in drift_db["ids"].items():
                     if ids:
-                        print(f"  {reason}: {', '.join(ids)}")
+                        print(f"  {ids_label(reason)}: {', '.join(ids)}")
         if "db_heal" in report:
             print(report["db_heal"]["summary"])
         if error:

@@ -4,11 +4,11 @@ a merge adds), with ids, counts and paths only, never prompt text."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from codex_indexd.commands.words import drift_sentence, plural
+from codex_indexd.commands.counts import ThreadCounts, thread_counts
+from codex_indexd.commands.words import drift_sentence, ids_label, plural
 from codex_indexd.config.policies import policy_from_settings
 from codex_indexd.engine import ApplyResult, HomeFacts, plan_for
 from codex_indexd.index.model import OnlyFile
@@ -17,8 +17,16 @@ from codex_indexd.index.plan import Plan
 SHOW_IDS = 5
 
 
-def first_ids(reasons: Mapping[str, Any], reason: str) -> list[str]:
-    return [tid for tid, why in reasons.items() if why == reason][:SHOW_IDS]
+def ids_by_reason(plan: Plan) -> dict[str, list[str]]:
+    """Return the ids of the threads with drift, by reason (index reasons and
+    `history_missing`), in plan order."""
+    found: dict[str, list[str]] = {}
+    for tid, why in plan.drift.index_reasons.items():
+        found.setdefault(str(getattr(why, "value", why)), []).append(tid)
+    history_ids = sorted({line.session_id for line in plan.drift.history_add})
+    if history_ids:
+        found["history_missing"] = history_ids
+    return dict(sorted(found.items()))
 
 
 def build_report(
@@ -30,7 +38,7 @@ def build_report(
 ) -> dict[str, Any]:
     """Return the JSON report (ids, counts and paths only; never prompt text)."""
     drift = plan.drift
-    history_ids = sorted({line.session_id for line in drift.history_add})
+    by_reason = ids_by_reason(plan)
     return {
         "status": "failed" if error else "success",
         "error": error,
@@ -42,15 +50,14 @@ def build_report(
         "orphans_skipped": plan.selection.skipped_orphans,
         "max_threads": args.max_threads,
         "rollout_files": facts.rollout_files,
+        "counts": thread_counts(facts, plan).as_json(),
         "drift": drift.counts(),
-        "drift_ids": {
-            reason: first_ids(drift.index_reasons, reason)
-            for reason in sorted({r.value for r in drift.index_reasons.values()})
-        }
-        | ({"history_missing": history_ids[:SHOW_IDS]} if history_ids else {}),
+        "drift_ids": {reason: ids[:SHOW_IDS] for reason, ids in by_reason.items()},
+        "drift_threads": {reason: len(ids) for reason, ids in by_reason.items()},
         "index_lines_added": result.index.lines_added if result and result.index else 0,
         "history_lines_added": result.history.lines_added if result and result.history else 0,
-        "history_left_out": result.history.left_out if result and result.history else 0,
+        "history_left_out": drift.history_over_cap
+        + (result.history.left_out if result and result.history else 0),
         "history_lines_held": len(plan.drift.history_pending),
         "backups": [
             str(w.backup) for w in (result.index, result.history) if result and w and w.backup
@@ -81,7 +88,12 @@ def summary_lines(
         if args.max_threads == 0
         else f"max conversations: {args.max_threads}"
     )
-    out.extend(count_lines(args, facts, plan))
+    out.append(
+        f"rollouts: {plural(facts.rollout_files, 'file')}; "
+        + ThreadCounts.from_json(report["counts"]).sentence(
+            f"--max-threads {args.max_threads}", "--include-orphans"
+        )
+    )
     verb = "would update" if args.dry_run else "updated"
     if plan.writes_index and (args.rebuild or plan.drift.index_append):
         out.append(f"file: {verb} {home.session_index}")
@@ -107,7 +119,7 @@ def summary_lines(
         )
         added = len(plan.drift.history_add) if args.dry_run else report["history_lines_added"]
         out.append(f"history lines {prefix}: {added}")
-        left_out = plan.drift.history_over_cap + report.get("history_left_out", 0)
+        left_out = report["history_left_out"]
         if left_out:
             out.append(f"history lines left out: {left_out} (over [history] max_bytes)")
         if plan.drift.history_pending:
@@ -117,42 +129,14 @@ def summary_lines(
             )
         if args.dry_run:
             for reason, ids in report["drift_ids"].items():
-                out.append(
-                    f"  {drift_sentence({reason: len(ids)}).split(' ', 1)[1]}: {', '.join(ids)}"
-                    + (" …" if counts.get(reason, 0) > len(ids) else "")
-                )
+                more = " …" if report["drift_threads"][reason] > len(ids) else ""
+                out.append(f"  {ids_label(reason)}: {', '.join(ids)}{more}")
     if facts.warnings:
         out.append(f"warnings: {len(facts.warnings)} (skipped input; see the log lines above)")
     difference = daemon_difference(args, facts, plan)
     if difference:
         out.append(difference)
     return out
-
-
-def count_lines(args: argparse.Namespace, facts: HomeFacts, plan: Plan) -> list[str]:
-    """Return one line saying how many rollouts there are, how many threads are restored,
-    and why the others are not (archived, no usable session_meta, over --max-threads,
-    orphans)."""
-    restored = len(plan.selection.entries)
-    archived = {t for t, r in (facts.threads or {}).items() if r.archived}
-    archived |= {t for t, r in facts.rollouts.items() if r.archived}
-    unusable = sum(1 for w in facts.warnings if w.event == "rollout.skipped")
-    over = 0
-    if args.max_threads:
-        unlimited = plan_for(facts, replace(plan.policy, max_threads=0))
-        over = len(unlimited.selection.entries) - restored
-    parts = [
-        (len(archived), "archived"),
-        (unusable, "without a usable session_meta"),
-        (over, f"over --max-threads {args.max_threads}"),
-        (plan.selection.skipped_orphans, "orphans (no DB row; --include-orphans adds them)"),
-    ]
-    excluded = ", ".join(f"{n} {why}" for n, why in parts if n)
-    return [
-        f"rollouts: {plural(facts.rollout_files, 'file')}; "
-        f"{plural(restored, 'thread')} restored"
-        + (f"; not restored: {excluded}" if excluded else "")
-    ]
 
 
 def daemon_difference(args: argparse.Namespace, facts: HomeFacts, plan: Plan) -> str | None:

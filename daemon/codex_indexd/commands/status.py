@@ -15,8 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from codex_indexd.codex.home import CodexHome
+from codex_indexd.commands.counts import ThreadCounts, thread_counts
 from codex_indexd.commands.home_check import HomeProblem, check_home, origin_of
-from codex_indexd.commands.words import add_codex_homes_argument, drift_sentence, plural
+from codex_indexd.commands.words import (
+    add_codex_homes_argument,
+    drift_sentence,
+    error_sentence,
+    plural,
+)
 from codex_indexd.config import settings as settings_mod
 from codex_indexd.config.policies import policy_from_settings
 from codex_indexd.engine import gather, plan_for
@@ -53,8 +59,8 @@ def heal_report(facts: Any, mode: str, binary: str | None) -> tuple[dict[str, in
         check = check_codex(mode, binary, timeout_s=5.0)
         if not check.usable:
             notes.append(
-                f"Codex's DB lost {', '.join(f'{k} {v}' for k, v in counts.items())}, and healing "
-                f"through Codex is off: {check.reason}. {check.hint}"
+                f"Codex's DB has drift ({drift_sentence(counts)}), and healing through Codex is "
+                f"off: {check.reason}. {check.hint}"
             )
     return counts, notes
 
@@ -96,7 +102,7 @@ def home_report(
     refused = (w for w in facts.warnings if w.event == "index_file.refused")
     errors.extend(f"{w.path} {w.detail}; not reading it" for w in refused)
     for kind, info in (record.get("errors") or {}).items():
-        errors.append(f"{kind}: {info.get('detail') or info.get('file')} (at {info.get('at')})")
+        errors.append(error_sentence(kind, info.get("detail") or info.get("file"), info.get("at")))
     db_drift, heal_notes = heal_report(facts, heal_mode, heal_binary)
     warnings.extend(heal_notes)
     if pid and record.get("restart_needed"):
@@ -112,6 +118,7 @@ def home_report(
         "daemon_pid": pid,
         "sessions": facts.rollout_files,
         "threads": len(facts.threads) if facts.threads is not None else None,
+        "counts": thread_counts(facts, plan).as_json(),
         "db_path": str(facts.db_path) if facts.db_path else None,
         "watcher": record.get("watcher") if pid else None,
         "service_manager": record.get("service_manager") if pid else None,
@@ -142,6 +149,7 @@ def problem_report(problem: HomeProblem) -> dict[str, Any]:
         "home_problem": problem.as_json(),
         "sessions": 0,
         "threads": None,
+        "counts": None,
         "db_path": None,
         "watcher": None,
         "service_manager": None,
@@ -190,12 +198,16 @@ def render(report: dict[str, Any]) -> list[str]:
             "  daemon: NOT running — start it with 'codex-indexd service install' "
             "(or 'codex-indexd run')"
         )
-    threads = (
-        plural(report["threads"], "thread") + " in Codex's DB"
+    rows = (
+        plural(report["threads"], "row") + " in Codex's DB"
         if report["threads"] is not None
         else "no state DB"
     )
-    out.append(f"  sessions: {plural(report['sessions'], 'rollout file')}; {threads}")
+    restored = ThreadCounts.from_json(report["counts"]).sentence(
+        "policy.max_threads", "policy.include_orphans = true"
+    )
+    out.append(f"  sessions: {plural(report['sessions'], 'rollout file')}; {rows}")
+    out.append(f"  threads (the daemon's policy): {restored}")
     last = report["last_reconcile"]
     out.append(
         f"  last reconcile: {last.get('at') or 'never'}"

@@ -25,6 +25,24 @@ DRIFT_WORDS = {
     ),
     "name_lost_in_db": ("thread whose name Codex's DB lost", "threads whose name Codex's DB lost"),
     "row_missing": ("rollout without a row in Codex's DB", "rollouts without a row in Codex's DB"),
+    "row_stale": (
+        "DB row pointing at a rollout that moved",
+        "DB rows pointing at rollouts that moved",
+    ),
+}
+
+# What a list of thread ids under a drift code is, when the code counts something else.
+_IDS_LABELS = {
+    "history_missing": "threads with prompts missing from history.jsonl",
+    "history_out_of_order": "threads with prompts older than history.jsonl's end",
+}
+
+# The daemon's error kinds (`status --json` keeps the kind) as the start of a sentence.
+ERROR_WORDS = {
+    "disk_full": "the disk is full ({detail}); writes are retried when space returns",
+    "write_failed": "a write failed: {detail}",
+    "unsafe_target": "a write was refused: {detail}",
+    "flapping": "another writer keeps undoing our repairs of {detail}",
 }
 
 
@@ -43,6 +61,20 @@ def drift_sentence(counts: Mapping[str, int]) -> str:
         one, many = DRIFT_WORDS.get(code, (code.replace("_", " "), code.replace("_", " ")))
         parts.append(plural(count, one, many))
     return ", ".join(parts) if parts else "none"
+
+
+def ids_label(code: str) -> str:
+    """Return what a list of thread ids under drift `code` is, e.g. "threads missing from
+    session_index.jsonl"."""
+    if code in _IDS_LABELS:
+        return _IDS_LABELS[code]
+    return DRIFT_WORDS.get(code, ("", code.replace("_", " ")))[1]
+
+
+def error_sentence(kind: str, detail: str | None, at: str | None) -> str:
+    """Return a daemon error (`kind` as `status --json` has it) as a sentence."""
+    template = ERROR_WORDS.get(kind, kind.replace("_", " ") + ": {detail}")
+    return template.format(detail=detail or "?") + (f" (at {at})" if at else "")
 
 
 def add_codex_homes_argument(parser: Any, verb: str, default: str) -> None:

@@ -85,7 +85,7 @@ def text(value: Any) -> str:
 def homes(value: Any) -> list[Path]:
     items = value.split(os.pathsep) if isinstance(value, str) else value
     if not isinstance(items, list) or not items or not all(isinstance(i, str) and i for i in items):
-        raise ValueError("expected a non-empty list of paths")
+        raise ValueError(f"must be a non-empty list of paths, got {value!r}")
     return [Path(item).expanduser().absolute() for item in items]
 
 
@@ -94,5 +94,7 @@ def sources(value: Any) -> frozenset[str] | None:
         return None
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-        raise ValueError('expected "all" or a list of source names like ["cli", "vscode", "exec"]')
+        raise ValueError(
+            f'must be "all" or a list of source names like ["cli", "vscode", "exec"], got {value!r}'
+        )
     return frozenset(i.strip() for i in items if i.strip())

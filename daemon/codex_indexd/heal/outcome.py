@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from codex_indexd.heal.detect import REASONS
+from codex_indexd.heal.detect import NAME_LOST, REASONS, ROW_MISSING, ROW_STALE
+
+# A count of a reason reads "<n> <words>" in the summary (the codes stay in JSON).
+REASON_WORDS = {
+    NAME_LOST: ("lost name", "lost names"),
+    ROW_MISSING: ("rollout without a row", "rollouts without a row"),
+    ROW_STALE: ("row pointing at a moved rollout", "rows pointing at moved rollouts"),
+}
 
 
 def zero_counts() -> dict[str, int]:
@@ -51,7 +58,12 @@ class HealReport:
 
     def summary(self) -> str:
         """One line for `status`."""
-        found = ", ".join(f"{n} {reason}" for reason, n in self.detected.items() if n) or "nothing"
+        found = (
+            ", ".join(
+                f"{n} {REASON_WORDS[reason][n != 1]}" for reason, n in self.detected.items() if n
+            )
+            or "nothing"
+        )
         if self.skipped_reason is not None:
             return f"DB heal: found {found}; not healed ({self.skipped_reason})"
         if not self.ran:
