@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +13,7 @@ from codex_indexd_service import background, launchd, systemd
 from codex_indexd_service.command_runner import Runner, SubprocessRunner
 from codex_indexd_service.context import Context, Manager, default_manager, resolve
 from codex_indexd_service.daemon_link import DaemonLink
+from codex_indexd_service.ephemeral import ephemeral_reason, refusal
 from codex_indexd_service.manager import detect
 from codex_indexd_service.render import render
 from codex_indexd_service.steps import Step, apply
@@ -21,26 +21,34 @@ from codex_indexd_service.steps import Step, apply
 __all__ = ("build_parser", "main")
 
 
+def _home_option(help_text: str) -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--codex-home", metavar="PATH", help=help_text)
+    return parent
+
+
 def build_parser(prog: str = "codex-indexd service") -> argparse.ArgumentParser:
-    """The argparse parser (``prog`` as the lead's CLI shows it)."""
+    """Return the argparse parser (``prog`` as the lead's CLI shows it)."""
     manager = argparse.ArgumentParser(add_help=False)
     manager.add_argument(
         "--manager",
         choices=("systemd", "launchd"),
         help="service manager (default: systemd on Linux, launchd on macOS)",
     )
-    home = argparse.ArgumentParser(add_help=False)
-    home.add_argument(
-        "--codex-home",
-        metavar="PATH",
-        help="bake this one Codex home into the service (default: none; the daemon watches "
-        "the config file's homes, else $CODEX_HOME, else ~/.codex, and SIGHUP re-reads them)",
+    bake = _home_option(
+        "bake this one Codex home into the service (default: none; the daemon watches "
+        "the config file's homes, else ~/.codex, and re-reads them on SIGHUP)"
+    )
+    which = _home_option(
+        "without a user service manager: the Codex home whose background daemon to look "
+        "for (default: the config file's first home, else ~/.codex)"
     )
     python = argparse.ArgumentParser(add_help=False)
     python.add_argument(
         "--python", metavar="PATH", help="interpreter that runs the daemon (default: this one)"
     )
-    python.add_argument(
+    ephemeral = argparse.ArgumentParser(add_help=False)
+    ephemeral.add_argument(
         "--allow-ephemeral",
         action="store_true",
         help="install even from a throwaway environment (uvx, pipx run, a temporary venv)",
@@ -54,64 +62,63 @@ def build_parser(prog: str = "codex-indexd service") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Run codex-indexd as a per-user service (systemd or launchd).",
-        epilog=EXAMPLES,
+        epilog=EXIT_STATUS + EXAMPLES["install"],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, text, parents in (
         (
             "install",
-            "write the unit/agent, enable and start it; restart it when its code or file changed",
-            [manager, home, python, dry],
+            "write the unit/agent, enable and start it; a re-install (after an upgrade, or a "
+            "changed config) writes it again and restarts the daemon",
+            [manager, bake, python, ephemeral, dry],
         ),
-        ("uninstall", "stop and disable the service and remove its file", [manager, home, dry]),
+        ("uninstall", "stop and disable the service and remove its file", [manager, which, dry]),
         (
             "status",
             "show whether the service is installed and running (exit 0 running, 3 not)",
-            [manager, home],
+            [manager, which],
         ),
-        ("print", "print the unit/agent file rendered for this machine", [manager, home, python]),
+        ("print", "print the unit/agent file rendered for this machine", [manager, bake, python]),
     ):
         sub.add_parser(
             name,
             parents=parents,
             help=text,
             description=text,
-            epilog=EXAMPLES,
+            epilog=EXIT_STATUS + EXAMPLES[name],
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
     return parser
 
 
-EXAMPLES = """\
+EXIT_STATUS = """\
+exit status: 0 done (status: the daemon runs), 1 a step failed, 2 bad options or a refused
+install, 3 (status) the daemon is not running.
+
+"""
+EXAMPLES = {
+    "install": """\
 examples:
   codex-indexd service install --dry-run
+  codex-indexd service install            # again after an upgrade: restarts the daemon
+""",
+    "uninstall": """\
+examples:
+  codex-indexd service uninstall --dry-run
+  codex-indexd service uninstall
+""",
+    "status": """\
+examples:
   codex-indexd service status
-"""
-
-
-EPHEMERAL_MARKERS = (
-    "/.cache/uv/",  # uvx / uv tool run
-    "/uv/archive-",
-    "/pipx/.cache/",  # pipx run
-    "/.local/pipx/.cache/",
-)
-
-
-def ephemeral_reason(python: Path, prefix: str | None = None) -> str | None:
-    """Return why *python*'s environment looks throwaway (a uvx or `pipx run` cache, a
-    temporary directory), or None when it looks installed to stay."""
-    import tempfile
-
-    places = {str(python), str(Path(python).resolve()), prefix or sys.prefix}
-    for place in places:
-        for marker in EPHEMERAL_MARKERS:
-            if marker in place:
-                return f"{place} is in a cache directory ({marker.strip('/')}) that gets cleaned"
-        temp = os.path.realpath(tempfile.gettempdir())
-        if os.path.realpath(place).startswith(temp + os.sep):
-            return f"{place} is under the temporary directory {temp}"
-    return None
+  codex-indexd service status && echo running
+""",
+    "print": """\
+examples:
+  codex-indexd service print
+  codex-indexd service print --manager launchd --codex-home ~/.codex
+""",
+}
 
 
 NO_MANAGER = (
@@ -133,12 +140,53 @@ def _warn_setup(ctx: Context, err: TextIO) -> None:
         print(f"warning: {ctx.python} cannot import codex_indexd", file=err)
 
 
+def _install_checks(ctx: Context, args: argparse.Namespace, err: TextIO) -> int:
+    """Refuse an install from a throwaway environment (2; a dry run only says so) and say
+    which homes the service will watch; return 0 when the install may go on."""
+    reason = ephemeral_reason(ctx.python, None if args.python else sys.prefix)
+    if reason and not args.allow_ephemeral:
+        if not args.dry_run:
+            print(refusal(reason), file=err)
+            return 2
+        print(f"warning: a real install would be refused: {reason}", file=err)
+    _warn_setup(ctx, err)
+    if ctx.baked_home and not args.codex_home:
+        print(
+            f"note: CODEX_HOME is set in this shell ({ctx.codex_home}), so the service is "
+            "pinned to that one home and `homes` in the config file is not read; to follow "
+            "the config file instead: env -u CODEX_HOME codex-indexd service install",
+            file=err,
+        )
+    return 0
+
+
+def _follow_hint(ctx: Context, background: bool, pid: int | None = None) -> str | None:
+    """Return how to make the daemon re-read the config file's homes (None when a home is
+    baked in): a signal to the background daemon `pid`, or through its service manager."""
+    if ctx.baked_home:
+        return None
+    if background:
+        reload = f"kill -HUP {pid}" if pid else "codex-indexd service install"
+    elif ctx.manager == "systemd":
+        reload = "systemctl --user kill -s HUP codex-indexd"
+    else:
+        reload = f"launchctl kill HUP {ctx.service_target}"
+    return (
+        "The daemon watches the homes in codex-indexd's config file (`codex-indexd config "
+        f"show`); after editing it, `{reload}` applies it."
+    )
+
+
 def _install(ctx: Context, runner: Runner, link: DaemonLink | None, dry_run: bool) -> int:
     text = render(ctx)
     if not dry_run and not background.manager_reachable(ctx, runner):
         if link is None:
             return _no_link("install")
-        return background.start_detached(ctx, link, sys.stdout)
+        code = background.start_detached(ctx, link, sys.stdout)
+        hint = _follow_hint(ctx, True, link.holder_pid(link.lock_of(ctx.codex_home)))
+        if code == 0 and hint:
+            print(hint)
+        return code
     steps: list[Step]
     if ctx.manager == "systemd":
         steps = systemd.install_steps(ctx, text, reinstall=ctx.unit_path.exists())
@@ -151,6 +199,9 @@ def _install(ctx: Context, runner: Runner, link: DaemonLink | None, dry_run: boo
         ctx.user, None if dry_run else runner
     ):
         print(systemd.linger_hint(ctx.user))
+    hint = _follow_hint(ctx, False)
+    if hint:
+        print(hint)
     if not dry_run:
         print(
             "codex-indexd is installed and running; see `codex-indexd service status` "
@@ -234,25 +285,9 @@ def main(
             sys.stdout.write(render(ctx))
             return 0
         if args.command == "install":
-            reason = ephemeral_reason(ctx.python, None if args.python else sys.prefix)
-            if reason and not args.allow_ephemeral and not args.dry_run:
-                print(
-                    f"error: refusing to install the service from a throwaway environment: "
-                    f"{reason}, so the service would stop working once it is cleaned. Install "
-                    "codex-indexd to stay (`pipx install codex-indexd` or `uv tool install "
-                    "codex-indexd`) and run `codex-indexd service install` from there, or pass "
-                    "--allow-ephemeral to install anyway.",
-                    file=sys.stderr,
-                )
-                return 2
-            _warn_setup(ctx, sys.stderr)
-            if not ctx.baked_home:
-                print(
-                    "The service watches the homes of codex-indexd's config file "
-                    "(`codex-indexd config show`); after editing it, `systemctl --user kill "
-                    "-s HUP codex-indexd` (or `codex-indexd service install`) applies it.",
-                    file=sys.stderr,
-                )
+            refused = _install_checks(ctx, args, sys.stderr)
+            if refused:
+                return refused
             return _install(ctx, runner, link, args.dry_run)
         if args.command == "uninstall":
             return _uninstall(ctx, runner, link, args.dry_run)

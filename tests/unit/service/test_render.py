@@ -227,18 +227,3 @@ def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path, odd_paths: bool
     (unit_dir / UNIT_NAME).write_text(render_unit(ctx))
     done = _verify(unit_dir, tmp_path)
     assert (done.returncode, done.stderr) == (0, "")
-
-
-@pytest.mark.parametrize(
-    ("python", "prefix", "refused"),
-    [
-        ("/home/u/.cache/uv/archive-v0/abc/bin/python", "/home/u/.cache/uv/archive-v0/abc", True),
-        ("/home/u/.local/pipx/.cache/1f2e/bin/python", "/home/u/.local/pipx/.cache/1f2e", True),
-        ("/home/u/.local/pipx/venvs/codex-indexd/bin/python", "/home/u/.local/pipx/venvs/x", False),
-        ("/home/u/.local/share/uv/tools/codex-indexd/bin/python", "/home/u/.local/share/uv", False),
-    ],
-)
-def test_throwaway_environments_are_recognised(python: str, prefix: str, refused: bool) -> None:
-    from codex_indexd_service.service_command import ephemeral_reason
-
-    assert (ephemeral_reason(Path(python), prefix) is not None) is refused

@@ -235,6 +235,8 @@ def test_launchd_status(home: Path, runner: Any, capsys: pytest.CaptureFixture[s
         ["status", "--dry-run"],
         ["status", "--python", "/usr/bin/python3"],
         ["print", "--dry-run"],
+        ["print", "--allow-ephemeral"],
+        ["status", "--allow-ephemeral"],
         ["uninstall", "--python", "/usr/bin/python3"],
     ],
 )
@@ -278,6 +280,34 @@ def test_install_without_a_reachable_user_manager_starts_the_daemon_in_the_backg
     assert len(started) == 1
     assert runner.calls == [("systemctl", "--user", "show-environment")]  # nothing else attempted
     assert files_under(home) == []
+
+
+def test_install_says_how_the_daemon_rereads_its_homes(
+    home: Path, runner: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With no home baked in, install says how to apply an edited config file: through the
+    service manager, or by signalling the background daemon (no user manager)."""
+    from codex_indexd_service import background
+
+    assert service_command.main(["install", "--manager", "systemd"], runner=runner) == 0
+    assert "`systemctl --user kill -s HUP codex-indexd` applies it" in capsys.readouterr().out
+    monkeypatch.setattr(background, "start_detached", lambda ctx, link, out: 0)
+    runner.answer(("systemctl", "--user", "show-environment"), Result(1, "", "no bus"))
+    link = DaemonLink(home / "log", lambda h: h / "lock", lambda lock: 4242)
+    assert service_command.main(["install", "--manager", "systemd"], runner=runner, link=link) == 0
+    out = capsys.readouterr().out
+    assert "`kill -HUP 4242` applies it" in out and "systemctl" not in out
+
+
+def test_codex_home_in_the_installing_shell_is_said_to_pin_the_service(
+    home: Path, runner: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CODEX_HOME", str(home / ".codex"))
+    assert service_command.main(["install", "--manager", "systemd"], runner=runner) == 0
+    err = capsys.readouterr().err
+    assert f"CODEX_HOME is set in this shell ({home / '.codex'})" in err
+    assert "env -u CODEX_HOME codex-indexd service install" in err
+    assert "--codex-home" in unit_path(home).read_text()
 
 
 def test_without_the_daemons_link_no_reachable_manager_is_an_error(
