@@ -18,9 +18,10 @@ from codex_indexd.store.files import backups_root
 ACTIONS = ("show", "path")
 EPILOG = """\
 Precedence: command line, then environment, then the config file, then defaults.
+exit status: 0, or 2 on a bad config file (the message names the key and its line).
 
 examples:
-  codex-indexd config show
+  codex-indexd config
   codex-indexd config show --json | jq '."watch.debounce_ms"'
   $EDITOR "$(codex-indexd config path)"
 """
@@ -37,7 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
     show = sub.add_parser(
         "show",
-        help="print every setting, its value, its environment variable and where it came from",
+        help="print every setting, its value, its environment variable and where it came from "
+        "(the default action)",
+        description="Print every setting, its value, where it came from (default, "
+        "file:LINE, env:NAME, cli) and its environment variable, then our own directories "
+        "and the variables that move them.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -54,7 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help='print {key: {"value": typed value, "source": ..., "env": NAME}} as JSON',
     )
-    sub.add_parser("path", help="print the config file's path (it may not exist yet)")
+    sub.add_parser(
+        "path",
+        help="print the config file's path (it may not exist yet)",
+        description="Print the config file's path ($CODEX_INDEXD_CONFIG, else platformdirs' "
+        "user config directory); it may not exist yet.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     return parser
 
 
@@ -65,10 +77,9 @@ def main(argv: list[str]) -> int:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         print(f"codex-indexd config: unknown action {argv[0]!r}{hint}", file=sys.stderr)
         return 2
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["show", *argv]  # `config` alone shows the configuration
     args = parser.parse_args(argv)
-    if args.action is None:
-        parser.print_help()
-        return 2
     try:
         cli = (
             {"homes": [str(p) for p in args.codex_home]}
@@ -140,3 +151,6 @@ def print_text(resolved: settings_mod.Settings) -> None:
     for name, what in settings_mod.PATH_VARIABLES:
         setting = os.environ.get(name)
         print(f"#   {name:<24} {what}" + (f" (set: {setting})" if setting else ""))
+    print("# environment variables you need not set:")
+    for name, what in settings_mod.INTERNAL_VARIABLES:
+        print(f"#   {name:<24} {what}")

@@ -341,3 +341,12 @@ PATH_VARIABLES: tuple[tuple[str, str], ...] = (
     ("CODEX_INDEXD_CACHE_DIR", "checkpoints"),
     ("CODEX_INDEXD_LOG_DIR", "the JSON log that `codex-indexd logs` reads"),
 )
+
+# Environment variables nobody needs to set: codex-indexd sets the first itself, the
+# crash tests set the others.
+INTERNAL_VARIABLES: tuple[tuple[str, str], ...] = (
+    ("CODEX_INDEXD_STARTED_BY", "set by `service install` on a background daemon (for status)"),
+    ("CODEX_INDEXD_CRASH_AT", "tests only: kill the process at the k-th write step"),
+    ("CODEX_INDEXD_CRASH_TRACE", "tests only: append the write steps' names to this file"),
+    ("CODEX_INDEXD_CRASH_CHUNK", "tests only: write in chunks of this many bytes"),
+)

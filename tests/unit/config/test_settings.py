@@ -169,12 +169,20 @@ def test_config_show_json_is_typed_and_lists_variables(tmp_path: Path) -> None:
     assert "CODEX_INDEXD_LOG_DIR" in data["_files"]["env"]
 
 
-def test_config_without_an_action_shows_help_and_suggests(tmp_path: Path) -> None:
+def test_config_without_an_action_shows_the_configuration_and_suggests(tmp_path: Path) -> None:
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     done = subprocess.run(
         [sys.executable, "-m", "codex_indexd", "config"], capture_output=True, text=True, env=env
     )
-    assert done.returncode == 2 and "show" in done.stdout and "examples:" in done.stdout
+    assert done.returncode == 0, done.stderr
+    assert "watch.debounce_ms" in done.stdout and "$CODEX_INDEXD_DEBOUNCE_MS" in done.stdout
+    done = subprocess.run(
+        [sys.executable, "-m", "codex_indexd", "config", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert json.loads(done.stdout)["watch.poll"]["value"] is False
     done = subprocess.run(
         [sys.executable, "-m", "codex_indexd", "config", "shwo"],
         capture_output=True,
@@ -198,3 +206,25 @@ def test_settings_are_typed_and_frozen(tmp_path: Path) -> None:
     assert resolved.value("backups.keep_mb") == 256
     with pytest.raises(KeyError):
         resolved.value("watch.nothing")
+
+
+def test_every_variable_the_code_reads_is_documented_and_shown(tmp_path: Path) -> None:
+    """Each CODEX_INDEXD_* name in the product code is in the README and in `config show`."""
+    import re
+
+    names: set[str] = set()
+    for folder in ("daemon", "service"):
+        for path in (ROOT / folder).rglob("*.py"):
+            names |= set(re.findall(r"CODEX_INDEXD_[A-Z_]*[A-Z]", path.read_text("utf-8")))
+    assert "CODEX_INDEXD_DEBOUNCE_MS" in names and "CODEX_INDEXD_CRASH_AT" in names
+    readme = (ROOT / "README.md").read_text("utf-8")
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    shown = subprocess.run(
+        [sys.executable, "-m", "codex_indexd", "config", "show"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
+    assert sorted(n for n in names if n not in readme) == []
+    assert sorted(n for n in names if n not in shown) == []
