@@ -1,4 +1,5 @@
-"""`codex-indexd logs`: reading, filtering, formatting, following across rotation."""
+"""`codex-indexd logs`: reading rotated files, filtering, formatting, following across
+rotation, the journal hint, and where its default file is."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import io
 import json
 import logging
 import logging.handlers
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,12 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from codex_indexd.commands import logs as log_command
-from codex_indexd.log.entries import Entry, format_entry, parse_line, parse_since
-from codex_indexd.log.follow import Follower, rotated_files
+from codex_indexd.log.follow import rotated_files
 from codex_indexd_service.command_runner import Result
 from codex_indexd_service.journal_hint import journal_hint
 from tests.support.waiting import wait_for
@@ -115,17 +112,6 @@ def test_filters(log_file: Path, quiet_runner: Any, argv: list[str], expected: l
     assert events(out) == expected
 
 
-def test_since_durations() -> None:
-    assert parse_since("10m", NOW) == NOW - timedelta(minutes=10)
-    assert parse_since("1h30m", NOW) == NOW - timedelta(minutes=90)
-    assert parse_since("2d", NOW) == NOW - timedelta(days=2)
-    assert parse_since("45s", NOW) == NOW - timedelta(seconds=45)
-    assert parse_since("2026-11-25T10:00:00Z") == datetime(2026, 11, 25, 10, tzinfo=UTC)
-    assert parse_since("2026-11-25T10:00:00").tzinfo is not None  # local time
-    with pytest.raises(Exception, match="not a duration"):
-        parse_since("yesterday-ish")
-
-
 def test_human_lines_are_aligned_and_uncoloured_off_a_tty(
     log_file: Path, quiet_runner: Any
 ) -> None:
@@ -145,45 +131,6 @@ def test_colour_on_request(log_file: Path, quiet_runner: Any) -> None:
         ["--file", str(log_file), "--color", "always", "--level", "error"], quiet_runner
     )
     assert "\x1b[31mERROR" in out
-
-
-def test_format_shows_foreign_loggers_and_tracebacks() -> None:
-    entry = parse_line(
-        json.dumps(
-            {
-                "timestamp": "2026-11-25T12:00:00Z",
-                "level": "warning",
-                "event": "overflow",
-                "logger": "watchdog.observers.inotify_c",
-                "exception": "Traceback\n  boom\nValueError",
-            }
-        )
-    )
-    assert entry is not None
-    text = format_entry(entry, utc=True)
-    assert "logger=watchdog.observers.inotify_c" in text
-    assert text.splitlines()[1:] == ["    Traceback", "      boom", "    ValueError"]
-
-
-@given(
-    st.dictionaries(
-        st.text(),
-        st.recursive(
-            st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-            lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
-            max_leaves=5,
-        ),
-    )
-)
-def test_format_never_fails_on_any_json_object(data: dict[str, Any]) -> None:
-    entry = parse_line(json.dumps(data))
-    assert isinstance(entry, Entry)
-    format_entry(entry)
-
-
-@pytest.mark.parametrize("raw", ["", "not json", "[1]", '"s"', "{broken", "null"])
-def test_bad_lines_are_skipped(raw: str) -> None:
-    assert parse_line(raw) is None
 
 
 def test_missing_log_file(tmp_path: Path, quiet_runner: Any) -> None:
@@ -291,20 +238,6 @@ def test_follow_sees_every_line_of_a_rotating_file_handler(tmp_path: Path, follo
     wait_for(lambda: len(tail.events()) >= 200)
     numbers = [json.loads(raw)["n"] for raw in tail.out.getvalue().splitlines()]
     assert numbers == list(range(200))
-
-
-def test_follower_handles_several_rotations_between_polls(tmp_path: Path) -> None:
-    base = tmp_path / "x.log"
-    base.write_text("1\n")
-    with Follower(base) as follower:
-        assert follower.poll() == ["1"]
-        append(base, "2\n")
-        base.rename(tmp_path / "x.log.1")
-        base.write_text("3\n")
-        os.rename(tmp_path / "x.log.1", tmp_path / "x.log.2")
-        base.rename(tmp_path / "x.log.1")
-        base.write_text("4\n")
-        assert follower.poll() == ["2", "3", "4"]
 
 
 def test_no_match_says_no_entries(log_file: Path, quiet_runner: Any) -> None:
