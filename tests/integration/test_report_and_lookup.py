@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from codex_indexd.cli import main
-from tests.support.homes import Turn, build_home, index_line, new_thread, rollout_path
+from tests.support.homes import (
+    Turn,
+    build_home,
+    index_line,
+    new_thread,
+    rollout_path,
+    write_rollout,
+)
 
 MARKER = "ZEBRA-PLANTED-PROMPT-7731"
 
@@ -44,12 +51,30 @@ def test_report_has_the_facts_and_no_prompt_text(
         "## effective config",
         "watch.debounce_ms",
         "### status",
-        "threads with drift: 1",
+        # one left out by --max-threads 2, one whose index name Codex's DB lacks
+        "threads with drift (in the index files or Codex's DB): 2",
         "x.y",
     ):
         assert needle in text, needle
     assert any(f'"id": "{t.thread_id}"' in text for t in threads)
     assert "~/.codex" in text and str(tmp_path) not in text
+
+
+def test_report_explains_threads_codex_db_lost(
+    tmp_path: Path, private_dirs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thread whose index lines are right but that has no DB row (hidden from `codex
+    resume`) is a thread with a problem: the report explains it."""
+    monkeypatch.setenv("CODEX_INDEXD_CODEX_BIN", str(tmp_path / "no-codex"))
+    threads = [new_thread(i) for i in range(2)]
+    home = build_home(tmp_path / "h", threads[:1])
+    write_rollout(home, threads[1])
+    assert main(["run", "--once", "--codex-home", str(home)]) == 0  # index files right
+    out_file = tmp_path / "report.txt"
+    assert main(["report", "--codex-home", str(home), "--output", str(out_file)]) == 0
+    text = out_file.read_text()
+    assert "threads with drift (in the index files or Codex's DB): 1" in text, text
+    assert f'"id": "{threads[1].thread_id}"' in text and '"code": "no_db_row"' in text
 
 
 @pytest.fixture

@@ -132,6 +132,7 @@ def home_section(root: Path, resolved: settings_mod.Settings) -> tuple[list[str]
     from codex_indexd.commands import explain as explain_cmd
     from codex_indexd.commands import status as status_cmd
     from codex_indexd.config.policies import policy_from_settings
+    from codex_indexd.heal import detect
 
     problem = check_home(root)
     if problem is not None:
@@ -139,13 +140,16 @@ def home_section(root: Path, resolved: settings_mod.Settings) -> tuple[list[str]
     facts = gather(CodexHome.at(root))
     secrets = secrets_of(facts)
     policy = policy_from_settings(resolved)
-    report = status_cmd.home_report(root, policy, resolved.codex_api.mode, None)
+    binary = resolved.codex_api.binary or None
+    report = status_cmd.home_report(root, policy, resolved.codex_api.mode, binary)
     out = [f"## home {root}", "### status", json.dumps(status_cmd.finish(report), indent=2)]
     plan = plan_for(facts, policy)
     troubled = sorted(
-        set(plan.drift.index_reasons) | {h.session_id for h in plan.drift.history_add}
+        set(plan.drift.index_reasons)
+        | {h.session_id for h in plan.drift.history_add}
+        | {tid for ids in detect(facts).ids().values() for tid in ids}
     )
-    out.append(f"### threads with drift: {len(troubled)}")
+    out.append(f"### threads with drift (in the index files or Codex's DB): {len(troubled)}")
     for tid in troubled[:MAX_THREADS_EXPLAINED]:
         thread = explain_cmd.thread_report(facts, tid)
         thread["name"] = REDACTED
