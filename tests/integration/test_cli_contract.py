@@ -3,6 +3,7 @@ home that cannot be used, in every command."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -219,3 +220,39 @@ def test_a_bad_max_threads_is_a_plain_sentence(capsys: pytest.CaptureFixture[str
     err = capsys.readouterr().err
     assert "--max-threads: must be a whole number of threads (0 = no limit), got 'fast'" in err
     assert "_nonnegative" not in err
+
+
+def _parsers() -> dict[str, argparse.ArgumentParser]:
+    """Every command's parser (and each subcommand's), by the command line that shows it."""
+    from codex_indexd.cli import build_parser
+    from codex_indexd.commands import config_cmd, report, status
+    from codex_indexd.commands.logs import _build_parser as logs_parser
+    from codex_indexd_service.service_command import build_parser as service_parser
+
+    found: dict[str, argparse.ArgumentParser] = {}
+
+    def add(name: str, parser: argparse.ArgumentParser) -> None:
+        found[name] = parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, child in action.choices.items():
+                    if name != "codex-indexd" or sub in {"repair", "run", "explain"}:
+                        add(f"{name} {sub}", child)
+
+    add("codex-indexd", build_parser())
+    add("status", status.build_parser())
+    add("logs", logs_parser(Path("codex-indexd.log")))
+    add("config", config_cmd.build_parser())
+    add("report", report.build_parser())
+    add("service", service_parser())
+    return found
+
+
+def test_every_option_has_help_and_every_command_examples() -> None:
+    parsers = _parsers()
+    assert {"codex-indexd repair", "service install", "config show", "config path"} <= set(parsers)
+    for name, parser in parsers.items():
+        assert "examples:" in (parser.epilog or ""), name
+        for action in parser._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"{name} {action.option_strings[0]}"

@@ -81,6 +81,7 @@ def add_parser(sub: Any) -> None:
         "--max-threads",
         type=_nonnegative,
         default=100,
+        metavar="N",
         help="most recently updated conversations to restore; 0 = no limit (default 100)",
     )
     parser.add_argument(
@@ -104,7 +105,12 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="replace both files from scratch (the seed script's semantics)",
     )
-    parser.add_argument("--json", action="store_true", help="print a machine-readable report")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object, also when the repair fails: {status, error, changed, "
+        "counts, drift, index_lines_added, history_lines_added, db_drift, ...}",
+    )
     parser.add_argument(
         "--heal-db",
         action="store_true",
