@@ -256,3 +256,21 @@ def test_every_option_has_help_and_every_command_examples() -> None:
         for action in parser._actions:
             if action.option_strings and action.dest != "help":
                 assert action.help, f"{name} {action.option_strings[0]}"
+
+
+def test_an_archived_thread_is_explained_with_a_note_and_exit_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    threads = [new_thread(i) for i in range(2)]
+    threads[1].archived = True
+    home = build_home(tmp_path / "h", threads)
+    argv = ["explain", "--codex-home", str(home), threads[1].thread_id]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "archived, so 'codex resume' lists it only with archived threads" in out, out
+    assert "HIDDEN" not in out and "note: archived on purpose" in out
+    assert main([*argv, "--json"]) == 0
+    (report,) = json.loads(capsys.readouterr().out)["threads"]
+    assert (report["visible"], report["archived"], report["ok"]) == (False, True, True)
+    assert report["rollout_path"].endswith(".jsonl") and report["turns"] == 2
+    assert all({"code", "message"} <= set(f) for f in report["findings"])

@@ -114,7 +114,9 @@ def thread_report(facts: HomeFacts, thread_id: str) -> dict[str, Any]:
 
 def render(report: dict[str, Any]) -> list[str]:
     """Return the human lines for one thread (sentences, no internal codes)."""
-    if not report["visible"]:
+    if not report["visible"] and report["archived"] and report["ok"]:
+        state = "archived, so 'codex resume' lists it only with archived threads"
+    elif not report["visible"]:
         state = "HIDDEN from 'codex resume'"
     elif not report["opens"]:
         state = "listed by 'codex resume' but Codex cannot open it"
