@@ -143,6 +143,11 @@ def print_text(resolved: settings_mod.Settings) -> None:
     for spec, (key, value, source) in zip(settings_mod.SPECS, rows, strict=True):
         where = f"({source})"
         print(f"{key:<{width}}  {value:<{value_width}}  {where:<{source_width}}  ${spec.env}")
+    for key, where in resolved.shadowed.items():
+        print(
+            f"# note: {key} at {resolved.file}:{where.removeprefix('file:')} is not used: "
+            f"{resolved.sources[key]} sets it"
+        )
     for home in resolved.homes:
         problem = check_home(home)
         if problem is not None:

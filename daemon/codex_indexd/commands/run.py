@@ -81,6 +81,20 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def warn_fixed_homes(resolved: settings_mod.Settings) -> settings_mod.Settings:
+    """Log when the config file's `homes` are not used (--codex-home or CODEX_HOME fixed
+    them, e.g. in a service installed with one home); return `resolved`."""
+    if "homes" in resolved.shadowed:
+        log.warning(
+            "config.homes_ignored",
+            file_line=resolved.shadowed["homes"],
+            by=resolved.sources["homes"],
+            detail="the homes in the config file are not used: --codex-home or CODEX_HOME "
+            "names them; reinstall the service without either to follow the config file",
+        )
+    return resolved
+
+
 def main(args: argparse.Namespace) -> int:
     """Run the daemon; exit 0 on SIGTERM/SIGINT, 2 on a bad config, 75 when already running."""
     from codex_indexd.commands.home_check import MISSING
@@ -105,7 +119,8 @@ def main(args: argparse.Namespace) -> int:
     logsetup.configure(level=resolved.log_level)
     for note in fixed:
         log.warning("own_dir.mode_fixed", detail=note)
-    daemon = Daemon(resolved, reload=lambda: settings_mod.load(overrides))
+    warn_fixed_homes(resolved)
+    daemon = Daemon(resolved, reload=lambda: warn_fixed_homes(settings_mod.load(overrides)))
     for problem in daemon.check_homes():
         if args.once or problem.code != MISSING:
             print(f"codex-indexd: {problem.sentence}", file=sys.stderr)

@@ -178,6 +178,9 @@ class Settings:
     codex_api: CodexApiSettings
     sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     file: Path | None = None
+    # Keys the config file sets whose value the environment or command line replaced, with
+    # the file's source (`file:LINE`): e.g. `homes` under a service pinned with --codex-home.
+    shadowed: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def homes(self) -> list[Path]:
@@ -200,7 +203,12 @@ class Settings:
         return found
 
 
-def _build(values: Mapping[str, Any], sources: Mapping[str, str], file: Path | None) -> Settings:
+def _build(
+    values: Mapping[str, Any],
+    sources: Mapping[str, str],
+    file: Path | None,
+    shadowed: Mapping[str, str] | None = None,
+) -> Settings:
     """Return the Settings of parsed `values` keyed by dotted key."""
     return Settings(
         home_paths=tuple(values["homes"]),
@@ -225,6 +233,7 @@ def _build(values: Mapping[str, Any], sources: Mapping[str, str], file: Path | N
         ),
         sources=MappingProxyType(dict(sources)),
         file=file,
+        shadowed=MappingProxyType(dict(shadowed or {})),
     )
 
 
@@ -280,11 +289,13 @@ def load(
             where = line_of(text, key)
             hint = parsers.did_you_mean(key, _BY_KEY)
             raise ConfigError(f"{file_path}:{where or '?'}: unknown key '{key}'{hint}")
+    shadowed: dict[str, str] = {}
     for spec in SPECS:
         raw: Any = spec.default
         source = "default"
         if spec.key in file_values:
             raw, source = file_values[spec.key], f"file:{line_of(text, spec.key) or '?'}"
+            shadowed[spec.key] = source
         if spec.env and env.get(spec.env):
             raw, source = env[spec.env], f"env:{spec.env}"
         if cli and cli.get(spec.key) is not None:
@@ -302,7 +313,9 @@ def load(
             raise ConfigError(f"{location}: {spec.key} {exc}") from exc
         values[spec.key] = value
         sources[spec.key] = source
-    return _build(values, sources, file_path)
+        if source.startswith("file:"):
+            shadowed.pop(spec.key, None)
+    return _build(values, sources, file_path, shadowed)
 
 
 def typed(value: Any) -> Any:

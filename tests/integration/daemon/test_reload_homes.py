@@ -66,3 +66,33 @@ def test_sighup_adds_and_drops_homes(tmp_path: Path, private_dirs: Path, log_dir
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
+
+
+def test_homes_fixed_on_the_command_line_are_said_to_hide_the_config_files(
+    tmp_path: Path, private_dirs: Path, log_dir: Path
+) -> None:
+    """A daemon started with --codex-home (a service installed with one home) does not
+    follow `homes` in the config file: it logs so at start and after each SIGHUP, instead
+    of a bare config.reloaded that changes nothing."""
+    config = Path(os.environ["CODEX_INDEXD_CONFIG"])
+    config.parent.mkdir(parents=True, exist_ok=True)
+    first = build_home(tmp_path / "first", [new_thread(0)])
+    second = build_home(tmp_path / "second", [new_thread(1)])
+    config.write_text(homes_toml(first))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codex_indexd", "run", "--codex-home", str(first)],
+        env={**os.environ, "PYTHONPATH": source_pythonpath()},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for((first / "session_index.jsonl").exists, 20, "the first home served")
+        (record,) = log_records(log_dir, "config.homes_ignored")
+        assert (record["file_line"], record["by"]) == ("file:1", "cli")
+        config.write_text(homes_toml(first, second))
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(log_records(log_dir, "config.homes_ignored")) == 2, 20, "a warning")
+        assert not (second / "session_index.jsonl").exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0

@@ -228,3 +228,22 @@ def test_every_variable_the_code_reads_is_documented_and_shown(tmp_path: Path) -
     ).stdout
     assert sorted(n for n in names if n not in readme) == []
     assert sorted(n for n in names if n not in shown) == []
+
+
+def test_file_values_the_environment_replaces_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f'log_level = "debug"\nhomes = ["{tmp_path}"]\n')
+    resolved = settings.load(path=config, environ={"CODEX_HOME": str(tmp_path / "other")})
+    assert dict(resolved.shadowed) == {"homes": "file:2"}
+    assert resolved.sources["homes"] == "env:CODEX_HOME"
+    assert dict(settings.load(path=config, environ={}).shadowed) == {}
+    from codex_indexd.commands import config_cmd
+
+    monkeypatch.setenv("CODEX_INDEXD_CONFIG", str(config))
+    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "other"))
+    assert config_cmd.main(["show"]) == 0
+    assert f"# note: homes at {config}:2 is not used: env:CODEX_HOME sets it" in (
+        capsys.readouterr().out
+    )
