@@ -274,3 +274,25 @@ def test_an_archived_thread_is_explained_with_a_note_and_exit_0(
     assert (report["visible"], report["archived"], report["ok"]) == (False, True, True)
     assert report["rollout_path"].endswith(".jsonl") and report["turns"] == 2
     assert all({"code", "message"} <= set(f) for f in report["findings"])
+
+
+def test_explain_and_repair_use_the_config_files_home_as_status_does(
+    tmp_path: Path, private_dirs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    threads = [new_thread(i) for i in range(2)]
+    home = build_home(tmp_path / "configured", threads)
+    config = private_dirs / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f"homes = [{json.dumps(str(home))}, {json.dumps(str(tmp_path))}]\n")
+    assert main(["explain", "--json", threads[0].thread_id]) == 0
+    assert json.loads(capsys.readouterr().out)["codex_home"] == str(home)
+    assert main(["repair", "--dry-run", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["codex_home"] == str(home)
+    assert f"repairing {home}, the first of 2 configured homes" in captured.err
+    # a bad config file stops explain too (exit 2, JSON with the error)
+    config.write_text("homes = [\n")
+    assert main(["explain", "--json", threads[0].thread_id]) == 2
+    data = json.loads(capsys.readouterr().out)
+    assert "config error" in data["error"] and data["threads"] == []
+    assert main(["explain", "--codex-home", str(home), threads[0].thread_id]) == 0

@@ -34,7 +34,8 @@ name (any case; every thread with that name is explained) or its rollout file's 
 exit status:
   0  visible in 'codex resume' and Codex can open it (or hidden only because it is archived)
   1  hidden or broken for a reason you did not choose (the findings say why)
-  2  no such thread, an ambiguous id prefix, or a Codex home that cannot be read
+  2  no such thread, an ambiguous id prefix, a Codex home that cannot be read, or a bad
+     config file
 
 examples:
   codex-indexd explain 019a3c1e
@@ -58,7 +59,8 @@ def add_parser(sub: Any) -> None:
         type=Path,
         default=None,
         metavar="PATH",
-        help="the Codex home to look in (default: $CODEX_HOME, else ~/.codex)",
+        help="the Codex home to look in (default: $CODEX_HOME, else the first of the config "
+        "file's homes, else ~/.codex)",
     )
     parser.add_argument(
         "--json",
@@ -171,6 +173,14 @@ def main(args: argparse.Namespace) -> int:
     set_configure_hook(_quiet_logging)
     home = CodexHome.at(args.codex_home)
     result: dict[str, Any] = {"query": args.thread, "codex_home": str(home.root)}
+    if args.codex_home is None:  # the home the config file names, as status and repair do
+        from codex_indexd.config import settings as settings_mod
+
+        try:
+            home = CodexHome.at(settings_mod.load().homes[0])
+        except settings_mod.ConfigError as exc:
+            return _fail(args, result, f"codex-indexd: config error: {exc}")
+        result["codex_home"] = str(home.root)
     problem = check_home(home.root, "--codex-home" if args.codex_home else "")
     if problem is not None:
         return _fail(args, result, problem.sentence)

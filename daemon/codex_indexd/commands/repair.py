@@ -69,7 +69,8 @@ def add_parser(sub: Any) -> None:
         type=Path,
         default=None,
         metavar="PATH",
-        help="the Codex home to repair (default: $CODEX_HOME, else ~/.codex)",
+        help="the Codex home to repair (default: $CODEX_HOME, else the first of the config "
+        "file's homes, else ~/.codex)",
     )
     parser.add_argument(
         "--only",
@@ -207,13 +208,19 @@ def main(args: argparse.Namespace) -> int:
         logsetup.configure(level=args.log_level, log_file=False)
 
     set_configure_hook(configure_logging)
-    home = CodexHome.at(args.codex_home)
     try:
         args.settings = settings_mod.load()
     except settings_mod.ConfigError as exc:
         if not args.json:
             print(f"codex-indexd: config error: {exc}", file=sys.stderr)
-        return _failed(args, home.root, f"config error: {exc}", 2)
+        return _failed(args, CodexHome.at(args.codex_home).root, f"config error: {exc}", 2)
+    home = CodexHome.at(args.codex_home or args.settings.homes[0])
+    if args.codex_home is None and len(args.settings.homes) > 1:
+        print(
+            f"codex-indexd: repairing {home.root}, the first of {len(args.settings.homes)} "
+            "configured homes; --codex-home names another",
+            file=sys.stderr,
+        )
     problem = check_home(home.root, "--codex-home" if args.codex_home else "")
     if problem is not None:
         return _failed(args, home.root, problem.sentence)
