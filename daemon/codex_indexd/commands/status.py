@@ -109,7 +109,7 @@ def home_report(
         keys = ", ".join(record["restart_needed"])
         warnings.append(
             f"the daemon must be restarted to apply {keys} (changed in the config file since it "
-            "started): systemctl --user restart codex-indexd, or stop and start 'codex-indexd run'"
+            f"started): {restart_advice(record.get('service_manager'))}"
         )
     for name in record.get("paused_files") or []:
         errors.append(f"writes to {name} are paused: another writer keeps undoing our repairs")
@@ -136,6 +136,17 @@ def home_report(
         "warnings": warnings,
         "errors": errors,
     }
+
+
+def restart_advice(manager: str | None) -> str:
+    """Return how to restart a daemon started by `manager` (the daemon's own record)."""
+    if manager == "systemd":
+        return "systemctl --user restart codex-indexd"
+    if manager == "launchd":
+        return "codex-indexd service install (it restarts the agent)"
+    if manager and manager.startswith("service install"):
+        return "codex-indexd service install (it restarts the background daemon)"
+    return "stop 'codex-indexd run' and start it again"
 
 
 def problem_report(problem: HomeProblem) -> dict[str, Any]:

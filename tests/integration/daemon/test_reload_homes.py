@@ -62,6 +62,9 @@ def test_sighup_adds_and_drops_homes(tmp_path: Path, private_dirs: Path, log_dir
         assert log_records(log_dir, "config.restart_needed")
         warnings = status_of(second)["warnings"]
         assert any("restarted to apply log_level" in w for w in warnings), warnings
+        # started by hand, so no service manager's command is suggested
+        assert any("stop 'codex-indexd run' and start it again" in w for w in warnings)
+        assert not any("systemctl" in w for w in warnings), warnings
         assert proc.poll() is None
     finally:
         proc.send_signal(signal.SIGTERM)
