@@ -153,7 +153,7 @@ def _install_checks(ctx: Context, args: argparse.Namespace, err: TextIO) -> int:
     if ctx.baked_home and not args.codex_home:
         print(
             f"note: CODEX_HOME is set in this shell ({ctx.codex_home}), so the service is "
-            "pinned to that one home and `homes` in the config file is not read; to follow "
+            "pinned to that one home and `homes` in the config file is not used; to follow "
             "the config file instead: env -u CODEX_HOME codex-indexd service install",
             file=err,
         )
