@@ -173,6 +173,7 @@ class Walk:
         self.repairs = 0
         self.quiet_checks = 0
         self.oracle_runs = 0
+        self.repair_runs = 0  # every repair run, its output kept in run/
         # The model: Codex's lines still expected, in order, and what the user added.
         self.codex_history: list[bytes] = []
         self.codex_index: list[bytes] = []
@@ -461,6 +462,8 @@ class Walk:
 
     # -- quiet ----------------------------------------------------------------------------------
     def fingerprint(self) -> tuple[Any, ...]:
+        """The index files' and the rollouts' identities, sizes and times: a rollout written
+        a moment ago may still have a turn the daemon holds for the TUI."""
         out: list[Any] = []
         for name in ("history.jsonl", "session_index.jsonl"):
             try:
@@ -468,10 +471,17 @@ class Walk:
                 out.append((st.st_ino, st.st_size, st.st_mtime_ns))
             except FileNotFoundError:
                 out.append(None)
+        for tree in ("sessions", "archived_sessions"):
+            for path in sorted((self.home / tree).rglob("rollout-*")):
+                try:
+                    st = path.stat()
+                except FileNotFoundError:
+                    continue
+                out.append((str(path), st.st_size, st.st_mtime_ns))
         return tuple(out)
 
     def wait_quiet(self, timeout: float = 30.0) -> None:
-        """Poll until neither index file changed for the debounce plus 1 s."""
+        """Poll until neither index file nor any rollout changed for the debounce plus 1 s."""
         last = self.fingerprint()
         since = time.monotonic()
         deadline = since + timeout
@@ -566,14 +576,25 @@ class Walk:
             }
         if crash_at is not None:
             extra |= {"CODEX_INDEXD_CRASH_AT": str(crash_at), "CODEX_INDEXD_CRASH_CHUNK": "64"}
+        command = [sys.executable, "-m", "codex_indexd", "repair", "--codex-home", str(home)]
+        if fresh:
+            # The oracle restores what the daemon restores: every thread, orphans included
+            # (repair's own defaults, the old script's, stop at the newest 100 threads).
+            command += ["--max-threads", "0", "--include-orphans"]
         done = subprocess.run(
-            [sys.executable, "-m", "codex_indexd", "repair", "--codex-home", str(home)],
+            command,
             cwd=ROOT,
             env=self.env(**extra),
             capture_output=True,
             text=True,
             timeout=300,
             check=False,
+        )
+        self.repair_runs += 1
+        (self.base / "run").mkdir(exist_ok=True)
+        (self.base / "run" / f"repair-{self.repair_runs}-{home.name}.out").write_text(
+            f"step {self.step_no}: {' '.join(command[3:])}\nexit {done.returncode}\n"
+            f"{done.stdout}\n{done.stderr}"
         )
         if done.returncode not in (0, CRASH_EXIT):
             self.violate("repair_failed", f"exit {done.returncode}: {done.stderr[-1500:]}")
