@@ -1,17 +1,20 @@
 """TUI turns held back for the TUI's own history line, and when to look at them again.
 
-The TUI writes its history line 0-0.5 s after the rollout's user turn: a turn the daemon saw
-arrive less than TUI_LINE_GRACE_S ago is left for the TUI, and its thread is planned again
-once the grace period ends.
+The TUI writes its history line up to 0.5 s after the rollout's user turn, then retries the
+lock for up to 1 s: a turn the daemon saw arrive less than TUI_LINE_GRACE_S ago is left for the
+TUI, and its thread is planned again once the grace period ends. A daemon that starts holds
+the turns written seconds before it as if it had just seen them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from codex_indexd.index.history import TUI_LINE_GRACE_S
 from codex_indexd.index.plan import Plan
 
-TUI_LINE_GRACE_S = 0.7
+__all__ = ["RECHECK_MARGIN_S", "TUI_LINE_GRACE_S", "HeldTurns"]
+
 RECHECK_MARGIN_S = 0.02
 
 
