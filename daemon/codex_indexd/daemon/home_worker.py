@@ -24,7 +24,6 @@ from codex_indexd.engine import HomeFacts, Targets, recover
 from codex_indexd.engine.live import RolloutTracker
 from codex_indexd.engine.policy import home_policy
 from codex_indexd.engine.reconcile import reconcile
-from codex_indexd.index.history import TUI_TURN_WINDOW_S, threads_with_recent_turns
 from codex_indexd.index.model import Drift, Policy
 from codex_indexd.index.plan import Plan
 from codex_indexd.index.select import Selection
@@ -98,10 +97,7 @@ class HomeWorker:
         self._saved_verified = verified
         started = time.monotonic()
         count = self.tracker.full_scan()
-        # A turn written just before this start (a restart moments after a prompt) may still
-        # get the TUI's own history line: held as if its rollout changed now.
-        recent = threads_with_recent_turns(self.tracker.facts(), time.time(), TUI_TURN_WINDOW_S)
-        self.held.saw(recent, time.monotonic())
+        self.held.saw_recent_turns(self.tracker.facts(), time.time(), time.monotonic())
         self.table.refresh(force=True)
         self.resumed = verified is not None and self._resume(verified)
         log.info(
