@@ -20,15 +20,10 @@ from codex_indexd.commands.repair_summary import build_report, summary_lines
 from codex_indexd.engine import HomeFacts, gather, recover
 from codex_indexd.engine.policy import home_policy
 from codex_indexd.engine.reconcile import Reconciled, reconcile, write_all
-from codex_indexd.index.history import threads_with_recent_turns
+from codex_indexd.index.history import TUI_TURN_WINDOW_S, threads_with_recent_turns
 from codex_indexd.index.model import OnlyFile, Policy
 from codex_indexd.log import get_logger, set_configure_hook
 from codex_indexd.write.backup import BackupPolicy
-
-TUI_TURN_WINDOW_S = 3.0
-"""A TUI turn younger than this (by its rollout timestamp, whole seconds) is left to the TUI:
-it writes the turn's history line itself, after the rollout line and with up to 1 s of lock
-retries."""
 
 log = get_logger("codex_indexd.repair")
 EPILOG = """\

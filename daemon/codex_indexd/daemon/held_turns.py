@@ -1,17 +1,25 @@
 """TUI turns held back for the TUI's own history line, and when to look at them again.
 
-The TUI writes its history line 0-0.5 s after the rollout's user turn: a turn the daemon saw
-arrive less than TUI_LINE_GRACE_S ago is left for the TUI, and its thread is planned again
-once the grace period ends.
+The TUI writes its history line up to 0.5 s after the rollout's user turn, then retries the
+lock for up to 1 s: a turn the daemon saw arrive less than TUI_LINE_GRACE_S ago is left for the
+TUI, and its thread is planned again once the grace period ends. A daemon that starts holds
+the turns written seconds before it as if it had just seen them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
+from codex_indexd.index.history import (
+    TUI_LINE_GRACE_S,
+    TUI_TURN_WINDOW_S,
+    threads_with_recent_turns,
+)
+from codex_indexd.index.model import RolloutFacts
 from codex_indexd.index.plan import Plan
 
-TUI_LINE_GRACE_S = 0.7
+__all__ = ["RECHECK_MARGIN_S", "TUI_LINE_GRACE_S", "HeldTurns"]
+
 RECHECK_MARGIN_S = 0.02
 
 
@@ -26,6 +34,14 @@ class HeldTurns:
         """Record that the rollouts of `thread_ids` changed at monotonic time `now`."""
         for tid in thread_ids:
             self.seen_at[tid] = now
+
+    def saw_recent_turns(
+        self, rollouts: Mapping[str, RolloutFacts], wall_now: float, now: float
+    ) -> None:
+        """At start: hold the threads whose newest turn is seconds old by its rollout
+        timestamp (a restart moments after a prompt; the TUI's own line may still come) as if
+        their rollout changed at monotonic time `now`."""
+        self.saw(threads_with_recent_turns(rollouts, wall_now, TUI_TURN_WINDOW_S), now)
 
     def fresh(self, now: float) -> frozenset[str]:
         """Return the threads whose rollout changed less than TUI_LINE_GRACE_S before `now`."""

@@ -97,6 +97,7 @@ class HomeWorker:
         self._saved_verified = verified
         started = time.monotonic()
         count = self.tracker.full_scan()
+        self.held.saw_recent_turns(self.tracker.facts(), time.time(), time.monotonic())
         self.table.refresh(force=True)
         self.resumed = verified is not None and self._resume(verified)
         log.info(

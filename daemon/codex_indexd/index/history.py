@@ -23,6 +23,17 @@ NO_OWN_HISTORY_SOURCES = frozenset({"exec"})
 
 SOFT_CAP_RATIO = 0.8
 
+TUI_LINE_DELAY_S = 0.5
+"""The TUI writes a turn's history line up to this long after the rollout's user turn."""
+TUI_LOCK_RETRY_S = 1.0
+"""Then it tries the history lock 10 times, 100 ms apart, before it drops the line."""
+TUI_LINE_GRACE_S = TUI_LINE_DELAY_S + TUI_LOCK_RETRY_S + 0.2
+"""How long after the daemon saw a turn arrive the TUI's own line may still come."""
+TUI_TURN_WINDOW_S = 3.0
+"""A turn younger than this by its rollout timestamp (whole seconds, so a second of slack on
+top of the grace period) may still get the TUI's own line: `repair` leaves it to the TUI and
+a starting daemon holds it."""
+
 
 def encode_history_line(line: HistoryLine) -> bytes:
     """Return the compact JSON Codex writes (without the newline). Raises ValueError for a

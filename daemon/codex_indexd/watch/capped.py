@@ -5,6 +5,12 @@ walk when polling): a deep enough directory chain raises RecursionError, at star
 caller, at run time in the thread that reads inotify (which then dies and every watch of the
 process goes deaf). These observers watch each tree down to the depth limit and skip what
 lies below, with one log line naming the first skipped directory.
+
+watchdog also holds every rename's IN_MOVED_FROM for 0.5 s to pair it with its IN_MOVED_TO,
+and every later event of the inotify instance waits behind it: after an archive, an unarchive
+or any atomic replace in a watched directory, the next turn's event came half a second late.
+The kernel queues both halves of a rename together, and the daemon marks both paths of a move
+whether paired or not, so the inotify observer here waits `MOVE_PAIR_WAIT_S` only.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from codex_indexd.codex.home import MAX_TREE_DEPTH, note_too_deep
 from codex_indexd.log import get_logger
 
 log = get_logger("codex_indexd.observer")
+
+MOVE_PAIR_WAIT_S = 0.02
 
 Listdir = Callable[[str | None], Iterator[os.DirEntry[str]]]
 
@@ -76,12 +84,22 @@ def _inotify_classes() -> tuple[type[EventEmitter], Callable[[], BaseObserver]] 
             InotifyWatchGroup,
         )
         from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent, Mask
+        from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
     except (ImportError, OSError):
         return None
+
+    class PromptMoveGrouper(InotifyMoveEventGrouper):
+        """Pairs a rename's two events within MOVE_PAIR_WAIT_S, not watchdog's 0.5 s."""
+
+        delay = MOVE_PAIR_WAIT_S
 
     class CappedWatchGroup(InotifyWatchGroup):
         """A watch group that adds watches down to MAX_TREE_DEPTH only, walking iteratively,
         and whose event callback (run by the thread that reads inotify) never raises."""
+
+        def __post_init__(self) -> None:
+            self._move_event_grouper = PromptMoveGrouper()
+            super().__post_init__()
 
         def _depth(self, path: bytes) -> int:
             return path[len(self.path) :].count(os.sep.encode())

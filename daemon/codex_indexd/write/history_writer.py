@@ -4,9 +4,10 @@ Codex appends under `flock(LOCK_EX|LOCK_NB)` retried for about 1 s, and running 
 lines by offset in a file they know by inode. So we never replace the file, and a merge only
 appends: under the lock we check that the file still starts with what the plan parsed, read
 only what was appended since, and write the new lines at the end. The lock is held for a few
-small reads and writes whatever the file's size, and one fsync: an append's journal is
-written before the lock is taken (for the file as it was then; under the lock it is used
-only when the file is still exactly that) and removed after it is released. Only a rebuild
+small reads and writes whatever the file's size: an append's journal is written before the
+lock is taken (for the file as it was then; under the lock it is used only when the file is
+still exactly that), and the appended bytes are synced after the lock is released (a disk's
+flush latency never holds Codex up), then the journal is removed. Only a rebuild
 rewrites the file's tail. All of this happens under our own `journal_lock`, so the daemon
 and a `repair` never share a journal.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import functools
 import os
 import sys
@@ -175,10 +177,17 @@ def append_history(
                 old_tail=b"",
                 new_tail=decision.data,
                 journaled=journaled,
+                sync=False,
             )
-            return WriteResult(
+            result = WriteResult(
                 decision.lines, _fingerprint(fd), before_size=size, left_out=decision.over_cap
             )
+            # Written (a process crash keeps it): Codex may append again while it reaches the
+            # disk. The journal, removed only after the sync, still covers a power loss.
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.fsync(fd)
+            crashpoints.step("history.synced")
+            return result
         finally:
             os.close(fd)  # releases Codex's lock; the journal goes after it
             if early is not None or tail_journaled:
@@ -291,10 +300,12 @@ def _replace_tail(
     old_tail: bytes,
     new_tail: bytes,
     journaled: bool = False,
+    sync: bool = True,
 ) -> None:
     """Replace the bytes after `common` (`old_tail`) by `new_tail`, journaled (unless the
-    journal already says so: `journaled`), and synced. The caller removes the journal. On an
-    error the old tail is put back before the error is raised."""
+    journal already says so: `journaled`), and synced (unless the caller syncs after it let
+    go of the lock: `sync` False). The caller removes the journal. On an error the old tail
+    is put back before the error is raised."""
     st = os.fstat(fd)
     if not journaled:
         record = JournalRecord(
@@ -312,8 +323,9 @@ def _replace_tail(
             crashpoints.step("history.truncated")
         write_all(fd, new_tail, common)
         crashpoints.step("history.tail_written")
-        os.fsync(fd)
-        crashpoints.step("history.synced")
+        if sync:
+            os.fsync(fd)
+            crashpoints.step("history.synced")
     except OSError:
         recover_fd(fd, journal, path, after_error=True)  # now, not at the next start
         raise

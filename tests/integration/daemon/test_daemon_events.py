@@ -44,8 +44,9 @@ from tests.support.waiting import wait_for
 def test_appended_turns_and_new_rollouts_show_up_within_two_seconds(
     tmp_path: Path, spawn: Spawn
 ) -> None:
-    legacy, paginated = new_thread(0), new_thread(1, paginated=True)
-    threads = [legacy, paginated, new_thread(2)]
+    # `codex exec` threads: no TUI writes their history lines, so none is held for it.
+    legacy, paginated = new_thread(0, source="exec"), new_thread(1, paginated=True, source="exec")
+    threads = [legacy, paginated, new_thread(2, source="exec")]
     home = build_home(tmp_path / "h", threads)
     daemon = spawn(home, debounce_ms=300)  # the default quiet period
     daemon.wait_ready()
@@ -69,7 +70,7 @@ def test_appended_turns_and_new_rollouts_show_up_within_two_seconds(
     )
     assert time.monotonic() - started < 2.0
 
-    fresh = new_thread(7, turns=1)
+    fresh = new_thread(7, turns=1, source="exec")
     write_rollout(home, fresh)
     started = time.monotonic()
     wait_for(lambda: fresh.thread_id in index_ids(home), 2.0, "the new rollout's index line")

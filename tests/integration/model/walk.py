@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codex_indexd.commands.repair import TUI_TURN_WINDOW_S
+from codex_indexd.index.history import TUI_LINE_GRACE_S, TUI_TURN_WINDOW_S
 from tests.integration.soak.harness import flocked
 from tests.support.codexsim import CodexSim, SimThread, history_line, iso_nanos
 from tests.support.daemons import DaemonProcess, log_records, source_pythonpath
@@ -49,7 +49,9 @@ from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 DEBOUNCE_MS = 50
-QUIET_S = DEBOUNCE_MS / 1000 + 1.0
+# Quiet: nothing changed for the debounce, the time a TUI thread's turn is held for the TUI's
+# own line, and 1 s.
+QUIET_S = DEBOUNCE_MS / 1000 + TUI_LINE_GRACE_S + 1.0
 LOCK_HOLD_MAX_S = 0.25
 FUTURE_TS = 4_070_908_800  # 2099-01-01
 CRASH_EXIT = 86
@@ -60,23 +62,18 @@ INDEX_KEYS = ("id", "thread_name", "updated_at")
 # on; every other kind fails the test at once. Remove an entry when the fix lands.
 # CODEX_INDEXD_MODEL_ENFORCE_ALL=1 empties it, to see what still fails.
 KNOWN_OPEN: dict[str, str] = {}
-KNOWN_OPEN_BUGS: dict[str, str] = {
-    "history_turn_doubled": "rare, timing-dependent (about once per 170 steps under max_bytes, "
-    "seed 2): a TUI turn is added by the daemon or a repair and the TUI's own line still comes; "
-    "the daemon holds a turn 0.7 s after it sees it, repair holds TUI turns younger than 3 s "
-    "(not yet seen again since; kept until walks under load show it gone)",
-    "history_lock_held_too_long": "the daemon held the history flock for 401 ms on a 3 kB file "
-    "right after a TUI turn (seed 2 step 36, shared 2-core machine); an append now does one "
-    "fsync under the lock (its journal is written before and removed after), not yet seen "
-    "again, kept until walks under load show it gone",
-}
-# Found by 800-step walks (CODEX_INDEXD_MODEL_STEPS=800, ENFORCE=1) and not yet pinned down;
-# not excused, since they are losses a default run must still fail on:
-# * seed 1 step 607, history_turn_missing: a rollout-only turn of a TUI thread, written just
-#   after a kill -9 and restart, then a user-appended 2099-dated history line: after quiet the
-#   turn had no history line.
-# * seed 2 (max_bytes) step 683, differs_from_scratch_repair on session_index.jsonl: 2 last
-#   names the daemon wrote that a from-scratch repair of Codex's lines does not.
+KNOWN_OPEN_BUGS: dict[str, str] = {}
+# Found by 800-step walks (CODEX_INDEXD_MODEL_STEPS=800, ENFORCE=1), and what they were:
+# * history_turn_missing after quiet (seed 1): watchdog held every event of the sessions tree
+#   for 0.5 s behind an archive's unpaired IN_MOVED_FROM, the turn was then held for the TUI
+#   from that late event, and the quiet wait did not count rollout writes.
+# * differs_from_scratch_repair on session_index.jsonl (seed 2): the oracle's repair stopped
+#   at repair's default 100 threads while the daemon restores all.
+# * history_turn_doubled (seed 2, rare): the hold of 0.7 s was shorter than the TUI's own
+#   window (its line up to 0.5 s late, then up to 1 s of lock retries), and a starting daemon
+#   held nothing, so a turn typed just before a restart was added at once.
+# * history_lock_held_too_long (seed 2, 401 ms on a 3 kB file, loaded machine): an append
+#   synced under Codex's lock; it now syncs after letting go.
 TIMING_KINDS = frozenset(
     {"history_lock_held_too_long", "codex_append_gave_up", "never_quiet", "history_turn_doubled"}
 )
@@ -173,6 +170,7 @@ class Walk:
         self.repairs = 0
         self.quiet_checks = 0
         self.oracle_runs = 0
+        self.repair_runs = 0  # every repair run, its output kept in run/
         # The model: Codex's lines still expected, in order, and what the user added.
         self.codex_history: list[bytes] = []
         self.codex_index: list[bytes] = []
@@ -461,6 +459,8 @@ class Walk:
 
     # -- quiet ----------------------------------------------------------------------------------
     def fingerprint(self) -> tuple[Any, ...]:
+        """The index files' and the rollouts' identities, sizes and times: a rollout written
+        a moment ago may still have a turn the daemon holds for the TUI."""
         out: list[Any] = []
         for name in ("history.jsonl", "session_index.jsonl"):
             try:
@@ -468,10 +468,17 @@ class Walk:
                 out.append((st.st_ino, st.st_size, st.st_mtime_ns))
             except FileNotFoundError:
                 out.append(None)
+        for tree in ("sessions", "archived_sessions"):
+            for path in sorted((self.home / tree).rglob("rollout-*")):
+                try:
+                    st = path.stat()
+                except FileNotFoundError:
+                    continue
+                out.append((str(path), st.st_size, st.st_mtime_ns))
         return tuple(out)
 
     def wait_quiet(self, timeout: float = 30.0) -> None:
-        """Poll until neither index file changed for the debounce plus 1 s."""
+        """Poll until neither index file nor any rollout changed for the debounce plus 1 s."""
         last = self.fingerprint()
         since = time.monotonic()
         deadline = since + timeout
@@ -566,14 +573,25 @@ class Walk:
             }
         if crash_at is not None:
             extra |= {"CODEX_INDEXD_CRASH_AT": str(crash_at), "CODEX_INDEXD_CRASH_CHUNK": "64"}
+        command = [sys.executable, "-m", "codex_indexd", "repair", "--codex-home", str(home)]
+        if fresh:
+            # The oracle restores what the daemon restores: every thread, orphans included
+            # (repair's own defaults, the old script's, stop at the newest 100 threads).
+            command += ["--max-threads", "0", "--include-orphans"]
         done = subprocess.run(
-            [sys.executable, "-m", "codex_indexd", "repair", "--codex-home", str(home)],
+            command,
             cwd=ROOT,
             env=self.env(**extra),
             capture_output=True,
             text=True,
             timeout=300,
             check=False,
+        )
+        self.repair_runs += 1
+        (self.base / "run").mkdir(exist_ok=True)
+        (self.base / "run" / f"repair-{self.repair_runs}-{home.name}.out").write_text(
+            f"step {self.step_no}: {' '.join(command[3:])}\nexit {done.returncode}\n"
+            f"{done.stdout}\n{done.stderr}"
         )
         if done.returncode not in (0, CRASH_EXIT):
             self.violate("repair_failed", f"exit {done.returncode}: {done.stderr[-1500:]}")
