@@ -116,6 +116,7 @@ def home_report(
     return {
         "codex_home": str(home.root),
         "daemon_pid": pid,
+        "other_daemons": [] if pid else other_daemons(home.root),
         "sessions": facts.rollout_files,
         "threads": len(facts.threads) if facts.threads is not None else None,
         "counts": thread_counts(facts, plan).as_json(),
@@ -138,6 +139,33 @@ def home_report(
     }
 
 
+def other_daemons(root: Path) -> list[dict[str, Any]]:
+    """Return the running daemons that serve other homes than `root`: `{pid, homes, manager}`
+    each, from their status records (a record counts while its pid holds its home's lock)."""
+    found: dict[int, dict[str, Any]] = {}
+    try:
+        paths = sorted(OurFiles.for_home(root).status.parent.glob("*.json"))
+    except OSError:
+        return []
+    for path in paths:
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(record, dict) or not record.get("running"):
+            continue
+        home, pid = record.get("codex_home"), record.get("pid")
+        if not isinstance(home, str) or not isinstance(pid, int) or home == str(root):
+            continue
+        if holder_pid(OurFiles.for_home(Path(home)).instance_lock) != pid:
+            continue  # stopped, or killed before it could say so
+        entry = found.setdefault(
+            pid, {"pid": pid, "homes": [], "manager": record.get("service_manager")}
+        )
+        entry["homes"].append(home)
+    return list(found.values())
+
+
 def restart_advice(manager: str | None) -> str:
     """Return how to restart a daemon started by `manager` (the daemon's own record)."""
     if manager == "systemd":
@@ -157,6 +185,7 @@ def problem_report(problem: HomeProblem) -> dict[str, Any]:
         "ok": False,
         "daemon_running": pid is not None,
         "daemon_pid": pid,
+        "other_daemons": [],
         "home_problem": problem.as_json(),
         "sessions": 0,
         "threads": None,
@@ -204,6 +233,18 @@ def render(report: dict[str, Any]) -> list[str]:
             f"managed by {report['service_manager']})"
         )
         out.append(f"  watcher: {report['watcher']}")
+    elif report.get("other_daemons"):
+        others = report["other_daemons"]
+        served = ", ".join(sorted({h for d in others for h in d["homes"]}))
+        pids = ", ".join(str(d["pid"]) for d in others)
+        out.append(
+            f"  daemon: NOT serving this home — a daemon runs (pid {pids}) for {served} only: "
+            "its homes came from --codex-home or CODEX_HOME (the config file's homes are then "
+            "not used), or its config file does not list this one; add the home to the config "
+            "file's homes and restart it without them ("
+            + restart_advice(others[0]["manager"])
+            + ")"
+        )
     else:
         out.append(
             "  daemon: NOT running — start it with 'codex-indexd service install' "

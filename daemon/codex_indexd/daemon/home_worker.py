@@ -29,7 +29,7 @@ from codex_indexd.index.plan import Plan
 from codex_indexd.index.select import Selection
 from codex_indexd.log import get_logger
 from codex_indexd.store.files import OurFiles
-from codex_indexd.store.status_file import write_status
+from codex_indexd.store.status_file import read_status, write_status
 from codex_indexd.watch.threads import ThreadTable
 from codex_indexd.write.backup import BackupPolicy
 from codex_indexd.write.locks import LockBusy
@@ -86,6 +86,9 @@ class HomeWorker:
     # -- facts -------------------------------------------------------------------------
     def start(self) -> None:
         """Recover from a crash, load the checkpoint, then stat every rollout."""
+        previous = read_status(self.home.root) or {}
+        if isinstance(previous.get("last_repair"), dict):  # kept across restarts
+            self.stats["last_repair"] = previous["last_repair"]
         try:
             recover(self.home)
         except (OSError, LockBusy, UnsafeTarget) as exc:

@@ -197,6 +197,20 @@ def test_restart_uses_the_checkpoint_and_rereads_nothing(
     assert third.terminate() == 0
 
 
+def test_the_last_repair_is_remembered_across_a_restart(tmp_path: Path, spawn: Spawn) -> None:
+    home = build_home(tmp_path / "h", [new_thread(i) for i in range(3)])
+    first = spawn(home)
+    first.wait_ready()
+    repaired = status(home)["last_repair"]
+    assert repaired is not None and repaired["history_lines_added"] == 6
+    assert first.terminate() == 0
+
+    second = spawn(home)  # nothing left to repair
+    second.wait_ready()
+    assert status(home)["last_repair"] == repaired
+    assert second.terminate() == 0
+
+
 def corrupt(path: Path, how: str) -> None:
     """Damage a checkpoint (JSON lines: a header, then one row per rollout) in one way."""
     header, *rows = [json.loads(raw) for raw in path.read_bytes().splitlines()]

@@ -32,6 +32,7 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -557,9 +558,16 @@ class Walk:
         for sub in ("sessions", "archived_sessions"):
             if (self.home / sub).exists():
                 shutil.copytree(self.home / sub, target / sub)
-        for item in self.home.iterdir():
-            if item.name.startswith("state_5.sqlite") or item.name == "config.toml":
-                shutil.copy2(item, target / item.name)
+        shutil.copy2(self.home / "config.toml", target / "config.toml")
+        # One consistent snapshot of the DB (the simulator may be writing it): copying the
+        # file, its -wal and its -shm one after another can pair a WAL with the wrong state.
+        source = sqlite3.connect(f"file:{self.home / 'state_5.sqlite'}?mode=ro", uri=True)
+        copy = sqlite3.connect(target / "state_5.sqlite")
+        try:
+            source.backup(copy)
+        finally:
+            copy.close()
+            source.close()
         return target
 
     def run_repair(self, home: Path, *, fresh: bool, crash_at: int | None = None) -> int:
