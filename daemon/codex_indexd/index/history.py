@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import chain
 
 from codex_indexd.index.model import HistoryLine, Policy, RolloutFacts
 
@@ -22,15 +23,52 @@ from codex_indexd.index.model import HistoryLine, Policy, RolloutFacts
 NO_OWN_HISTORY_SOURCES = frozenset({"exec"})
 
 SOFT_CAP_RATIO = 0.8
+# Characters of a text encoded at a time: a longer text is never held encoded twice (nor as
+# an encoded str beside its bytes) to size or write its line.
+ENCODE_PIECE = 1 << 16
 
 
 def encode_history_line(line: HistoryLine) -> bytes:
     """Return the compact JSON Codex writes (without the newline). Raises ValueError for a
-    line whose text was not kept."""
+    line whose text was not kept (UnicodeEncodeError for a lone surrogate)."""
     if line.text is None:
         raise ValueError("a history line without its text cannot be written")
     payload = {"session_id": line.session_id, "ts": line.ts, "text": line.text}
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _line_pieces(line: HistoryLine) -> Iterator[bytes]:
+    """Yield `encode_history_line(line)` in pieces of at most 4 × ENCODE_PIECE bytes: JSON
+    escapes each character on its own, so the text is escaped slice by slice."""
+    text = line.text
+    if text is None:
+        raise ValueError("a history line without its text cannot be written")
+    if len(text) <= ENCODE_PIECE:
+        yield encode_history_line(line)
+        return
+    head = {"session_id": line.session_id, "ts": line.ts}
+    opening = json.dumps(head, ensure_ascii=False, separators=(",", ":"))[:-1]  # without `}`
+    yield opening.encode("utf-8") + b',"text":"'
+    for start in range(0, len(text), ENCODE_PIECE):
+        piece = json.dumps(text[start : start + ENCODE_PIECE], ensure_ascii=False)
+        yield piece[1:-1].encode("utf-8")
+    yield b'"}'
+
+
+def encode_history_lines(lines: Sequence[HistoryLine], *, lead: bytes = b"") -> bytearray:
+    """Return `lead`, then each line as `encode_history_line` makes it with its newline, in
+    one buffer of exactly that size, filled piece by piece (no line is held twice). Raises
+    ValueError for a line whose text was not kept (UnicodeEncodeError for a lone surrogate)."""
+    out = bytearray(len(lead) + sum(line_size(line) for line in lines))
+    at = len(lead)
+    with memoryview(out) as view:
+        view[:at] = lead
+        for piece in chain.from_iterable(chain(_line_pieces(ln), (b"\n",)) for ln in lines):
+            view[at : at + len(piece)] = piece
+            at += len(piece)
+    if at != len(out):  # pragma: no cover - the sizes are computed from the same pieces
+        raise AssertionError("history line sizes changed while encoding")
+    return out
 
 
 def desired_history(
@@ -160,8 +198,9 @@ def threads_with_recent_turns(
 
 
 def line_size(line: HistoryLine) -> int:
-    """Return the bytes the line takes in the file, newline included."""
-    return len(encode_history_line(line)) + 1
+    """Return the bytes the line takes in the file, newline included (a long text is sized
+    piece by piece, never encoded whole). Raises like `encode_history_line`."""
+    return sum(len(piece) for piece in _line_pieces(line)) + 1
 
 
 def fit_history_cap(

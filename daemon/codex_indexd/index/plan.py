@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from codex_indexd.index.history import (
     desired_history,
     encode_history_line,
+    encode_history_lines,
     fit_history_cap,
     missing_lines,
     split_pending,
@@ -146,7 +147,7 @@ class HistoryAppend:
     """The bytes to append to `history.jsonl`, the lines they hold, and the planned lines
     left out because they do not fit under `max_bytes` any more."""
 
-    data: bytes
+    data: bytes | bytearray
     lines: int
     over_cap: int
 
@@ -186,9 +187,8 @@ def history_append(
     )
     if not fitted:
         return HistoryAppend(b"", 0, over_cap)
-    data = _join([encode_history_line(line) for line in fitted])
-    if not tail.ends_with_newline:
-        data = b"\n" + data  # a torn last line stays a line of its own, never glued to ours
+    # A torn last line stays a line of its own, never glued to ours.
+    data = encode_history_lines(fitted, lead=b"" if tail.ends_with_newline else b"\n")
     return HistoryAppend(data, len(fitted), over_cap)
 
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 import ctypes
 import errno
 import functools
+import hashlib
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from codex_indexd.index.plan import HistoryAppend
@@ -151,7 +153,7 @@ def append_history(
     """
     with journal_lock(journal):
         fd = open_target(path, os.O_RDWR | os.O_CREAT, HISTORY_MODE)
-        early: JournalRecord | None = None
+        early: _Journaled | None = None
         tail_journaled = False
         try:
             early = _journal_before_lock(fd, path, journal, decide)
@@ -185,11 +187,30 @@ def append_history(
                 remove_journal(journal)
 
 
+@dataclass(frozen=True, slots=True)
+class _Journaled:
+    """What a journal written before the lock holds: the file (device, inode, size and
+    `prefix_digest`) and the digest and length of the bytes to append. Not the bytes: a very
+    long line is not held twice."""
+
+    dev: int
+    ino: int
+    offset: int
+    prefix: str
+    length: int
+    digest: bytes
+
+
+def _digest(data: bytes | bytearray) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
 def _journal_before_lock(
     fd: int, path: Path, journal: Path, decide: Callable[[int, ReadAt], HistoryAppend | None]
-) -> JournalRecord | None:
+) -> _Journaled | None:
     """Write the journal of the append `decide` asks for on the file as it is now (unlocked);
-    return it, or None when there is nothing to append or a crash's journal is still there.
+    return what it holds, or None when there is nothing to append or a crash's journal is
+    still there.
 
     Should the file change before the lock is ours, the record is not used; left by a crash,
     it describes bytes that were never written, which recovery leaves as they are."""
@@ -199,27 +220,22 @@ def _journal_before_lock(
     decision = decide(st.st_size, functools.partial(_read_at, fd))
     if decision is None or not decision.data:
         return None
-    record = JournalRecord(
-        str(path),
-        st.st_dev,
-        st.st_ino,
-        st.st_size,
-        b"",
-        decision.data,
-        prefix_digest(fd, st.st_size),
+    prefix = prefix_digest(fd, st.st_size)
+    data = decision.data
+    write_journal(
+        journal, JournalRecord(str(path), st.st_dev, st.st_ino, st.st_size, b"", data, prefix)
     )
-    write_journal(journal, record)
-    return record
+    return _Journaled(st.st_dev, st.st_ino, st.st_size, prefix, len(data), _digest(data))
 
 
-def _still_describes(fd: int, record: JournalRecord, size: int, data: bytes) -> bool:
-    """True when the locked file is the one `record` was written for, unchanged, and the
+def _still_describes(fd: int, early: _Journaled, size: int, data: bytes | bytearray) -> bool:
+    """True when the locked file is the one `early` was written for, unchanged, and the
     append is the one it holds."""
     st = os.fstat(fd)
     return (
-        (st.st_dev, st.st_ino, size) == (record.dev, record.ino, record.offset)
-        and data == record.new_tail
-        and prefix_digest(fd, size) == record.prefix
+        (st.st_dev, st.st_ino, size) == (early.dev, early.ino, early.offset)
+        and (len(data), _digest(data)) == (early.length, early.digest)
+        and prefix_digest(fd, size) == early.prefix
     )
 
 
@@ -289,7 +305,7 @@ def _replace_tail(
     *,
     common: int,
     old_tail: bytes,
-    new_tail: bytes,
+    new_tail: bytes | bytearray,
     journaled: bool = False,
 ) -> None:
     """Replace the bytes after `common` (`old_tail`) by `new_tail`, journaled (unless the

@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ log = get_logger("codex_indexd.journal")
 VERSION = 2
 PREFIX_HEAD = 4096
 PREFIX_TAIL = 1 << 16
+PIECE = 1 << 20  # bytes of a tail copied at a time when the journal is written
 
 
 def prefix_digest(fd: int, offset: int) -> str:
@@ -49,8 +50,8 @@ class JournalRecord:
     dev: int
     ino: int
     offset: int
-    old_tail: bytes
-    new_tail: bytes
+    old_tail: bytes | bytearray  # bytes when read back from a journal
+    new_tail: bytes | bytearray
     prefix: str | None = None  # `prefix_digest` at `offset` when written; None: not checked
 
 
@@ -69,11 +70,20 @@ def write_journal(journal: Path, record: JournalRecord) -> None:
     }
     write_atomic(
         journal,
-        json.dumps(header).encode() + b"\n" + record.old_tail + record.new_tail,
+        _pieces(json.dumps(header).encode() + b"\n", record.old_tail, record.new_tail),
         crash_points=True,
         before_sync=lambda: crashpoints.step("journal.written"),
     )
     crashpoints.step("journal.committed")
+
+
+def _pieces(*parts: bytes | bytearray) -> Iterator[bytes]:
+    """Yield the bytes of `parts` in pieces of at most PIECE bytes (a long tail is never
+    copied whole)."""
+    for part in parts:
+        with memoryview(part) as view:
+            for start in range(0, len(view), PIECE):
+                yield bytes(view[start : start + PIECE])
 
 
 def read_journal(journal: Path) -> JournalRecord | None:
