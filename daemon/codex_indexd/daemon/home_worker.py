@@ -64,8 +64,7 @@ class HomeWorker:
         self.due = PlanDue()
         self.files = IndexCache(home, self.due)
         self.writes = HomeWrites(home, self.tracker, self.files, self.stats)
-        self.held = HeldTurns()
-        self.heal_schedule = HealSchedule()
+        self.held, self.heal_schedule = HeldTurns(), HealSchedule()
         self._targets = Targets.for_home(home)  # our journals and backups for this home
         self.current_drift: dict[str, int] = {}  # drift left after the last reconcile
         self.extra_status: Callable[[], dict[str, Any]] | None = None  # these three: the daemon's
@@ -164,11 +163,12 @@ class HomeWorker:
 
     def save_checkpoint(self) -> None:
         """Persist the tracker and the verified record, unless neither changed since the last
-        save or load."""
-        if self.tracker.version == self._saved_version and self._activity == self._saved_activity:
+        save or load, or the start failed (the tracker holds part of the home)."""
+        same = self.tracker.version == self._saved_version
+        if not self.started or (same and self._activity == self._saved_activity):
             return
         verified = self.verified_record()
-        if self.tracker.version == self._saved_version and verified == self._saved_verified:
+        if same and verified == self._saved_verified:
             self._saved_activity = self._activity
             return
         with self.failures.guard("checkpoint"):  # a full disk, a value JSON cannot hold, ...

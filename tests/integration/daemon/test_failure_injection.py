@@ -6,7 +6,7 @@ is gone. Failures are injected through seams in a daemon on a thread of the test
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -24,12 +24,14 @@ from codex_indexd.daemon.loop import Daemon
 from codex_indexd.daemon.own_writes import IndexCache
 from codex_indexd.engine import apply, live
 from codex_indexd.engine import reconcile as engine_reconcile
+from codex_indexd.store.files import OurFiles
 from tests.integration.daemon.home_files import append, history_texts, status
 from tests.support.daemons import InProc
 from tests.support.homes import BASE_TIME, build_home, new_thread, rollout_path, user_turn
 from tests.support.waiting import wait_for
 
 MARKER = "PROMPT-MARKER-c41e"
+Logs = list[MutableMapping[str, Any]]
 
 
 @dataclass
@@ -98,7 +100,9 @@ CASES = {
 }
 
 
-def seam(monkeypatch: pytest.MonkeyPatch, target: Any, attr: str, before: Callable[[], None]):
+def seam(
+    monkeypatch: pytest.MonkeyPatch, target: Any, attr: str, before: Callable[[], None]
+) -> None:
     """Replace `target.attr` by a wrapper that calls `before()` first."""
     original = getattr(target, attr)
 
@@ -146,7 +150,7 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def logs() -> Iterator[list[dict[str, Any]]]:
+def logs() -> Iterator[Logs]:
     with capture_logs() as captured:
         yield captured
 
@@ -158,7 +162,7 @@ def test_a_failing_phase_of_one_home_stops_nothing_else_and_recovers(
     tmp_path: Path,
     inproc: InProc,
     monkeypatch: pytest.MonkeyPatch,
-    logs: list[dict[str, Any]],
+    logs: Logs,
 ) -> None:
     case = CASES[name]
     good, bad = two_homes(tmp_path)
@@ -216,7 +220,7 @@ def test_a_failing_phase_of_one_home_stops_nothing_else_and_recovers(
 
 
 def test_run_once_serves_the_other_homes_and_exits_1(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, logs: list[dict[str, Any]]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, logs: Logs
 ) -> None:
     good, bad = two_homes(tmp_path)
     bad_key = str(CodexHome.at(bad).root)
@@ -231,3 +235,21 @@ def test_run_once_serves_the_other_homes_and_exits_1(
     assert [(e["home"], e["phase"], e["error"]) for e in failed] == [
         (bad_key, "reconcile", "RuntimeError")
     ]
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_a_home_that_never_started_saves_no_checkpoint(
+    tmp_path: Path, inproc: InProc, monkeypatch: pytest.MonkeyPatch, logs: Logs
+) -> None:
+    """Stopped while its start still fails, the home's partial facts are not saved over a
+    checkpoint; the other home's are."""
+    good, bad = two_homes(tmp_path)
+    injection = Injection(str(CodexHome.at(bad).root), lambda: RuntimeError("injected scan"))
+    seam(monkeypatch, live, "scan_file", injection.check)
+    track_homes(monkeypatch, injection.current)
+    run = inproc(good, bad)
+    wait_for(lambda: injection.hits >= 3, 10, "failing starts")
+    run.stop()
+    assert OurFiles.for_home(good).checkpoint.exists()
+    assert not OurFiles.for_home(bad).checkpoint.exists()
+    assert [e["phase"] for e in logs if e["event"] == "home.failed"] == ["start"]
