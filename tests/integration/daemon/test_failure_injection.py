@@ -26,7 +26,7 @@ from codex_indexd.engine import apply, live
 from codex_indexd.engine import reconcile as engine_reconcile
 from codex_indexd.store.files import OurFiles
 from tests.integration.daemon.home_files import append, history_texts, status
-from tests.support.daemons import InProc
+from tests.support.daemons import InProc, Spawn, log_records
 from tests.support.homes import BASE_TIME, build_home, new_thread, rollout_path, user_turn
 from tests.support.waiting import wait_for
 
@@ -253,3 +253,37 @@ def test_a_home_that_never_started_saves_no_checkpoint(
     assert OurFiles.for_home(good).checkpoint.exists()
     assert not OurFiles.for_home(bad).checkpoint.exists()
     assert [e["phase"] for e in logs if e["event"] == "home.failed"] == ["start"]
+
+
+def test_the_daemon_process_keeps_running_and_serving(
+    tmp_path: Path, spawn: Spawn, log_dir: Path
+) -> None:
+    """As a process (what systemd runs): one home's plan always fails, the process stays up,
+    serves the other home, logs the failure once, and exits 0 on SIGTERM; the next start
+    without the fault repairs the home."""
+    good, bad = two_homes(tmp_path)
+    seam_arg = f"fail-plan-under={CodexHome.at(bad).root}"
+    daemon = spawn(good, "--codex-home", str(bad), seams=[seam_arg], log_dir=log_dir)
+    daemon.wait_ready()
+    for n in range(3):
+        add_turn(bad, f"{MARKER} bad turn {n}", n)
+    add_turn(good, f"{MARKER} good turn", 10)
+    wait_for(lambda: f"{MARKER} good turn" in history_texts(good), 5, "the other home served")
+    wait_for(
+        lambda: status(bad).get("errors", {}).get("reconcile_failed", {}).get("count", 0) >= 3,
+        10,
+        "several failing attempts in status",
+    )
+    daemon.check_alive()
+    failed = log_records(log_dir, "home.failed")
+    assert [(r["phase"], r["error"], r["detail"]) for r in failed] == [
+        ("reconcile", "RuntimeError", "injected plan failure")
+    ]
+    assert not history_texts(bad)
+    assert daemon.terminate() == 0
+
+    again = spawn(good, "--codex-home", str(bad), log_dir=log_dir)
+    again.wait_ready()
+    wait_for(lambda: f"{MARKER} bad turn 2" in history_texts(bad), 5, "the home repaired")
+    assert again.terminate() == 0
+    assert MARKER not in (log_dir / "codex-indexd.log").read_text()
