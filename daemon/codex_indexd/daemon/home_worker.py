@@ -351,9 +351,9 @@ class HomeWorker:
     # -- healing Codex's DB through its app-server ---------------------------------------
     def maybe_heal(self, *, force: bool = False) -> None:
         """Ask Codex to heal its DB when it was replaced, lost rows, or (rarely) when the DB
-        drifted; never in a loop (see `watch.healing`). A heal that raised is tried again
-        at the home's next retry."""
-        force |= self.failures.failing("heal")
+        drifted; never in a loop (`healing`); again at the home's next retry if it raised."""
+        if self.failures.failing("heal"):
+            self.heal_schedule.again()
         with self.failures.guard("heal"):
             heal_if_due(
                 self.heal_schedule,
