@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import chain
 
 from codex_indexd.index.model import HistoryLine, Policy, RolloutFacts
@@ -55,20 +56,42 @@ def _line_pieces(line: HistoryLine) -> Iterator[bytes]:
     yield b'"}'
 
 
-def encode_history_lines(lines: Sequence[HistoryLine], *, lead: bytes = b"") -> bytearray:
-    """Return `lead`, then each line as `encode_history_line` makes it with its newline, in
-    one buffer of exactly that size, filled piece by piece (no line is held twice). Raises
-    ValueError for a line whose text was not kept (UnicodeEncodeError for a lone surrogate)."""
-    out = bytearray(len(lead) + sum(line_size(line) for line in lines))
-    at = len(lead)
-    with memoryview(out) as view:
-        view[:at] = lead
-        for piece in chain.from_iterable(chain(_line_pieces(ln), (b"\n",)) for ln in lines):
-            view[at : at + len(piece)] = piece
-            at += len(piece)
-    if at != len(out):  # pragma: no cover - the sizes are computed from the same pieces
-        raise AssertionError("history line sizes changed while encoding")
-    return out
+WRITE_PIECE = 1 << 20  # bytes an `EncodedLines` yields at a time (a short append: one piece)
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedLines:
+    """History lines as the bytes written for them: `lead`, then each line as
+    `encode_history_line` makes it, with its newline; `size` bytes in all. Iterating yields
+    them in pieces of about WRITE_PIECE bytes, encoded anew each time, so a very long line
+    is never held encoded whole; all of it in one piece when it is shorter."""
+
+    lead: bytes
+    lines: tuple[HistoryLine, ...]
+    size: int
+
+    @classmethod
+    def of(cls, lines: Sequence[HistoryLine], *, lead: bytes = b"") -> EncodedLines:
+        """Return the encoding of `lines` after `lead`. Raises ValueError for a line whose
+        text was not kept (UnicodeEncodeError for a lone surrogate)."""
+        return cls(lead, tuple(lines), len(lead) + sum(line_size(line) for line in lines))
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[bytes]:
+        pending = bytearray(self.lead)
+        for piece in chain.from_iterable(chain(_line_pieces(ln), (b"\n",)) for ln in self.lines):
+            pending += piece
+            if len(pending) >= WRITE_PIECE:
+                yield bytes(pending)
+                pending.clear()
+        if pending:
+            yield bytes(pending)
+
+    def __bytes__(self) -> bytes:
+        """Return all of it at once (for short appends and tests)."""
+        return b"".join(self)
 
 
 def desired_history(

@@ -7,9 +7,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from codex_indexd.index.history import (
+    EncodedLines,
     desired_history,
     encode_history_line,
-    encode_history_lines,
     fit_history_cap,
     missing_lines,
     split_pending,
@@ -147,7 +147,7 @@ class HistoryAppend:
     """The bytes to append to `history.jsonl`, the lines they hold, and the planned lines
     left out because they do not fit under `max_bytes` any more."""
 
-    data: bytes | bytearray
+    data: bytes | EncodedLines
     lines: int
     over_cap: int
 
@@ -188,7 +188,7 @@ def history_append(
     if not fitted:
         return HistoryAppend(b"", 0, over_cap)
     # A torn last line stays a line of its own, never glued to ours.
-    data = encode_history_lines(fitted, lead=b"" if tail.ends_with_newline else b"\n")
+    data = EncodedLines.of(fitted, lead=b"" if tail.ends_with_newline else b"\n")
     return HistoryAppend(data, len(fitted), over_cap)
 
 

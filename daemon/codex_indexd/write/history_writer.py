@@ -16,7 +16,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import functools
-import hashlib
 import os
 import sys
 from collections.abc import Callable
@@ -30,10 +29,12 @@ from codex_indexd.write.backup import BackupPolicy, write_backup
 from codex_indexd.write.index_writer import WriteResult
 from codex_indexd.write.journal import (
     JournalRecord,
+    Tail,
     journal_left,
     prefix_digest,
     recover_fd,
     remove_journal,
+    tail_pieces,
     write_journal,
 )
 from codex_indexd.write.locks import journal_lock, lock_history_fd
@@ -189,20 +190,15 @@ def append_history(
 
 @dataclass(frozen=True, slots=True)
 class _Journaled:
-    """What a journal written before the lock holds: the file (device, inode, size and
-    `prefix_digest`) and the digest and length of the bytes to append. Not the bytes: a very
-    long line is not held twice."""
+    """What a journal written before the lock holds: for which file (device, inode, size and
+    `prefix_digest`), and the append (as `decide` gave it: encoded lines are not bytes, so a
+    very long line is not held twice)."""
 
     dev: int
     ino: int
     offset: int
     prefix: str
-    length: int
-    digest: bytes
-
-
-def _digest(data: bytes | bytearray) -> bytes:
-    return hashlib.blake2b(data, digest_size=16).digest()
+    data: Tail
 
 
 def _journal_before_lock(
@@ -225,16 +221,16 @@ def _journal_before_lock(
     write_journal(
         journal, JournalRecord(str(path), st.st_dev, st.st_ino, st.st_size, b"", data, prefix)
     )
-    return _Journaled(st.st_dev, st.st_ino, st.st_size, prefix, len(data), _digest(data))
+    return _Journaled(st.st_dev, st.st_ino, st.st_size, prefix, data)
 
 
-def _still_describes(fd: int, early: _Journaled, size: int, data: bytes | bytearray) -> bool:
+def _still_describes(fd: int, early: _Journaled, size: int, data: Tail) -> bool:
     """True when the locked file is the one `early` was written for, unchanged, and the
-    append is the one it holds."""
+    append is the one it holds (the same lines: compared without encoding them)."""
     st = os.fstat(fd)
     return (
         (st.st_dev, st.st_ino, size) == (early.dev, early.ino, early.offset)
-        and (len(data), _digest(data)) == (early.length, early.digest)
+        and data == early.data
         and prefix_digest(fd, size) == early.prefix
     )
 
@@ -305,7 +301,7 @@ def _replace_tail(
     *,
     common: int,
     old_tail: bytes,
-    new_tail: bytes | bytearray,
+    new_tail: Tail,
     journaled: bool = False,
 ) -> None:
     """Replace the bytes after `common` (`old_tail`) by `new_tail`, journaled (unless the
@@ -326,7 +322,10 @@ def _replace_tail(
         if old_tail:
             os.ftruncate(fd, common)
             crashpoints.step("history.truncated")
-        write_all(fd, new_tail, common)
+        at = common
+        for piece in tail_pieces(new_tail):  # one piece unless the tail is long
+            write_all(fd, piece, at)
+            at += len(piece)
         crashpoints.step("history.tail_written")
         os.fsync(fd)
         crashpoints.step("history.synced")

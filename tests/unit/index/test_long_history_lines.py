@@ -1,5 +1,5 @@
 """A very long turn's history line: encoded piece by piece, byte for byte what the one-shot
-encoding gives, sized without being encoded whole, and written without a second copy."""
+encoding gives, sized and written without ever being encoded whole."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codex_indexd.index import history
-from codex_indexd.index.history import encode_history_line, encode_history_lines, line_size
+from codex_indexd.index.history import EncodedLines, encode_history_line, line_size
 from codex_indexd.index.lines import HistoryFile
 from codex_indexd.index.model import HistoryLine, Policy
 from codex_indexd.index.plan import history_append
@@ -35,9 +35,9 @@ def test_pieces_make_the_same_bytes_as_one_encoding(text: str, piece: int) -> No
             ensure_ascii=False,
             separators=(",", ":"),
         ).encode("utf-8")
-        assert bytes(encode_history_lines([line, line], lead=b"\n")) == (
-            b"\n" + whole + b"\n" + whole + b"\n"
-        )
+        encoded = EncodedLines.of([line, line], lead=b"\n")
+        assert bytes(encoded) == b"\n" + whole + b"\n" + whole + b"\n"
+        assert len(encoded) == len(bytes(encoded))
         assert line_size(line) == len(whole) + 1
     finally:
         history.ENCODE_PIECE = old
@@ -49,7 +49,7 @@ def test_a_lone_surrogate_is_refused_in_pieces_too(monkeypatch: pytest.MonkeyPat
     with pytest.raises(UnicodeEncodeError):
         line_size(line)
     with pytest.raises(UnicodeEncodeError):
-        encode_history_lines([line])
+        EncodedLines.of([line])
 
 
 def traced_peak(run: object) -> int:
@@ -66,17 +66,22 @@ def traced_peak(run: object) -> int:
 
 
 @pytest.mark.parametrize("unit", ["abcdefghij", 'say "hi" \\ then\nünïcödé\t'])
-def test_sizing_and_encoding_hold_the_line_once(unit: str) -> None:
+def test_sizing_and_encoding_never_hold_the_line_whole(unit: str) -> None:
     text = unit * (8 * MB // len(unit))
     line = HistoryLine("s", 1, text)
-    size = len(encode_history_line(line)) + 1
+    encoded = EncodedLines.of([line])
+    assert len(encoded) == len(encode_history_line(line)) + 1
     assert traced_peak(lambda: line_size(line)) < MB  # sized, never encoded whole
-    assert traced_peak(lambda: encode_history_lines([line])) < size + MB  # the buffer alone
+
+    def consume() -> None:
+        assert sum(len(piece) for piece in encoded) == len(encoded)
+
+    assert traced_peak(consume) < 5 * MB  # a few pieces at a time, never the 8 MB line
 
 
-def test_an_append_of_a_long_line_holds_it_once(tmp_path: Path) -> None:
+def test_an_append_of_a_long_line_never_holds_it_encoded(tmp_path: Path) -> None:
     """Planned, journaled before the lock, planned again under it, written: the encoded line
-    is never held twice at once (the journal keeps a digest of it, not a copy)."""
+    is never held whole (the journal and the file get it piece by piece)."""
     path, journal = tmp_path / "history.jsonl", tmp_path / "journal" / "history.journal"
     path.write_bytes(b"")
     journal.parent.mkdir(mode=0o700)
@@ -90,5 +95,6 @@ def test_an_append_of_a_long_line_holds_it_once(tmp_path: Path) -> None:
 
     peak = traced_peak(lambda: append_history(path, journal, decide))  # type: ignore[arg-type]
     assert path.stat().st_size == size
-    # The journal is written in 1 MiB pieces; a second copy of the line would add 8 MB.
-    assert peak < size + 4 * MB, f"peak {peak / MB:.1f} MB for a {size / MB:.1f} MB line"
+    assert path.read_bytes() == encode_history_line(line) + b"\n"
+    # Written in pieces of about 1 MiB; the line encoded whole would add 8 MB.
+    assert peak < 4 * MB, f"peak {peak / MB:.1f} MB for a {size / MB:.1f} MB line"
