@@ -78,7 +78,7 @@ def open_target(path: Path, flags: int, mode: int = 0o600) -> int:
 
 
 def write_all(
-    fd: int, data: bytes | bytearray, offset: int | None = None, *, crash_points: bool = True
+    fd: int, data: bytes, offset: int | None = None, *, crash_points: bool = True
 ) -> None:
     """Write all of `data` (at `offset` with pwrite, else at the fd's position).
 
