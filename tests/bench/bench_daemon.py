@@ -640,7 +640,7 @@ def report_missed(daemon: DaemonProc, samples: Sequence[AppendSample], res: Resu
 
 def check_log(daemon: DaemonProc, res: Results) -> None:
     """A benchmark run must not trip the daemon's safety valves or fail a batch."""
-    for event in ("rewrite_loop_suspected", "worker.failed", "watch.observer_died"):
+    for event in ("rewrite_loop_suspected", "home.failed", "watch.observer_died"):
         found = daemon.events(event)
         if found:
             res.failures.append(f"daemon {daemon.name} logged {event} {len(found)} time(s)")

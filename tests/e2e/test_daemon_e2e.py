@@ -11,20 +11,17 @@ import fcntl
 import json
 import os
 import shutil
-import signal
 import stat
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import pytest
 
 from tests.e2e.codexkit import (
-    REPO_ROOT,
     AppServer,
     TuiSession,
     codex_archive,
@@ -38,6 +35,7 @@ from tests.e2e.codexkit import (
     rollout_user_texts,
     run_indexd,
 )
+from tests.support.daemons import DaemonProcess
 from tests.support.waiting import wait_for
 
 DEBOUNCE_MS = 100
@@ -47,38 +45,24 @@ HISTORY_KEYS = ["session_id", "ts", "text"]
 
 
 class IndexDaemon:
-    """``python -m codex_indexd run`` for one home, as a child process."""
+    """A `DaemonProcess` on one home, its own dirs under ``base``: its status file, stop and
+    kill, the end of its log."""
 
-    def __init__(self, home: Path, base: Path, extra_env: dict[str, str] | None = None) -> None:
-        self.home = home
+    def __init__(self, proc: DaemonProcess, base: Path) -> None:
+        self.proc = proc
         self.base = base
-        self.env = indexd_env(base, extra_env)
-        self.log_path = base / f"daemon-{time.monotonic_ns()}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def pid(self) -> int:
-        assert self.proc is not None
         return self.proc.pid
 
-    def start(self, *, wait_ready: bool = True, timeout: float = 15) -> Self:
-        self.base.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "codex_indexd", "run", "--codex-home", str(self.home),
-                 "--debounce-ms", str(DEBOUNCE_MS)],
-                cwd=str(REPO_ROOT), env=self.env, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        if wait_ready:
-            self.wait_ready(timeout)
-        return self
-
     def wait_ready(self, timeout: float = 15) -> dict[str, Any]:
-        """Wait until the status file names this process as running (start reconcile done)."""
+        """Wait for `daemon.ready` in the log, then until the status file names this process
+        as running (start reconcile done); return that status."""
+        self.proc.wait_ready(timeout)
 
         def probe() -> dict[str, Any] | None:
-            if self.proc is not None and self.proc.poll() is not None:
+            if not self.proc.alive():
                 raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.log_tail()}")
             status = self.status()
             if status and status.get("pid") == self.pid and status.get("running") is True:
@@ -127,49 +111,50 @@ class IndexDaemon:
     # -- lifecycle ------------------------------------------------------------------------
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.proc.alive()
 
     def stop(self, timeout: float = 15) -> int:
         """SIGTERM; return the exit code (the daemon drains pending work first)."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout=timeout)
+            return self.proc.terminate(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill9()
             raise AssertionError(f"daemon ignored SIGTERM:\n{self.log_tail()}") from None
 
     def kill9(self) -> None:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        self.proc.kill()
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return "\n".join(self.proc.stderr.splitlines()[-lines:])
 
 
 @pytest.fixture
 def indexd(tmp_path: Path) -> Iterator[Callable[..., IndexDaemon]]:
-    """Factory of daemons whose own dirs live under ``tmp_path/indexd``; kills leftovers."""
-    started: list[IndexDaemon] = []
+    """Start daemons whose own dirs live under ``tmp_path/indexd``, waiting until each is
+    ready unless told not to; kills leftovers."""
+    started: list[DaemonProcess] = []
+    base = tmp_path / "indexd"
 
-    def make(home: Path, extra_env: dict[str, str] | None = None) -> IndexDaemon:
-        daemon = IndexDaemon(home, tmp_path / "indexd", extra_env)
-        started.append(daemon)
+    def make(
+        home: Path, extra_env: dict[str, str] | None = None, *, wait_ready: bool = True
+    ) -> IndexDaemon:
+        base.mkdir(parents=True, exist_ok=True)
+        proc = DaemonProcess(
+            home,
+            debounce_ms=DEBOUNCE_MS,
+            base_env=indexd_env(base, extra_env),
+            log_dir=base / "log",
+            output_dir=base,
+        )
+        started.append(proc)
+        daemon = IndexDaemon(proc, base)
+        if wait_ready:
+            daemon.wait_ready()
         return daemon
 
     yield make
-    for daemon in started:
-        if daemon.alive():
-            daemon.kill9()
+    for proc in started:
+        proc.close()
 
 
 # --------------------------------------------------------------------------------------
@@ -238,7 +223,7 @@ def test_exec_threads_are_indexed_within_two_seconds(
     codex_home: Path, indexd: Callable[..., IndexDaemon]
 ) -> None:
     home = codex_home
-    daemon = indexd(home).start()
+    daemon = indexd(home)
     latencies: list[float] = []
 
     first = codex_exec(home, "Daemon: first exec thread")
@@ -273,7 +258,7 @@ def test_codex_rename_is_kept_by_the_daemon(
     codex_home: Path, indexd: Callable[..., IndexDaemon]
 ) -> None:
     home = codex_home
-    daemon = indexd(home).start()
+    daemon = indexd(home)
     target = codex_exec(home, "Daemon: thread Codex renames")
     other = codex_exec(home, "Daemon: bystander thread")
     wait_caught_up(home, [target, other])
@@ -311,7 +296,7 @@ def test_archive_and_unarchive_keep_the_daemon_and_the_index(
     codex_home: Path, indexd: Callable[..., IndexDaemon]
 ) -> None:
     home = codex_home
-    daemon = indexd(home).start()
+    daemon = indexd(home)
     kept = codex_exec(home, "Daemon: thread to archive")
     other = codex_exec(home, "Daemon: thread that stays")
     with AppServer(home) as server:
@@ -364,7 +349,7 @@ def test_tui_history_line_is_not_lost_or_duplicated(
     codex_home: Path, indexd: Callable[..., IndexDaemon], tmux_bin: Path
 ) -> None:
     home = codex_home
-    daemon = indexd(home).start()
+    daemon = indexd(home)
     first = codex_exec(home, "Daemon: exec before the TUI")
     wait_caught_up(home, [first])
     history = home / "history.jsonl"
@@ -408,7 +393,7 @@ def test_kill9_while_waiting_for_the_history_lock_then_restart(
     """SIGKILL after the daemon appended the index but while it waits for ``history.jsonl``
     (a Codex client holds its lock); Codex keeps working while the daemon is down."""
     home = codex_home
-    daemon = indexd(home).start()
+    daemon = indexd(home)
     first = codex_exec(home, "Daemon: before the crash")
     wait_caught_up(home, [first])
 
@@ -428,7 +413,7 @@ def test_kill9_while_waiting_for_the_history_lock_then_restart(
         os.close(fd)
     third = codex_exec(home, "Daemon: while the daemon is down")
 
-    restarted = indexd(home).start()
+    restarted = indexd(home)
     threads = [first, second, third]
     wait_caught_up(home, threads, timeout=5)
     assert restarted.stop() == 0
@@ -485,7 +470,7 @@ def test_crash_mid_history_rewrite_then_codex_append_then_restart(
     # The exec turn is older than the TUI line: it is appended all the same.
     step = crash_step_number(home, tmp_path, "history.tail_written")
 
-    crashing = indexd(home, {"CODEX_INDEXD_CRASH_AT": str(step)}).start(wait_ready=False)
+    crashing = indexd(home, {"CODEX_INDEXD_CRASH_AT": str(step)}, wait_ready=False)
     assert crashing.proc is not None
     assert crashing.proc.wait(timeout=15) == 86, crashing.log_tail()
     assert history.read_bytes().startswith(before), "an append never moves Codex's lines"
@@ -495,7 +480,7 @@ def test_crash_mid_history_rewrite_then_codex_append_then_restart(
         tui_after = tui.submit("Daemon: TUI line written after the crash")
         tui.quit()
 
-    daemon = indexd(home).start()
+    daemon = indexd(home)
     threads = [older, tui_before["session_id"], tui_after["session_id"]]
     wait_caught_up(home, threads, timeout=5)
     assert daemon.stop() == 0

@@ -34,15 +34,20 @@ LOG_NAME = "codex-indexd.log"
 _numbers = itertools.count(1)
 
 
-def source_pythonpath() -> str:
-    """A PYTHONPATH that makes a child interpreter import this checkout's packages and tests."""
-    extra = os.environ.get("PYTHONPATH")
+def source_pythonpath(base: Mapping[str, str] | None = None) -> str:
+    """A PYTHONPATH that makes a child interpreter import this checkout's packages and tests
+    (then what `base`, by default our environment, has in PYTHONPATH)."""
+    extra = (os.environ if base is None else base).get("PYTHONPATH")
     return os.pathsep.join([*(str(p) for p in SOURCE_ROOTS), *([extra] if extra else [])])
 
 
-def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of a child interpreter: ours, with this checkout importable."""
-    return {**os.environ, "PYTHONPATH": source_pythonpath(), **(extra or {})}
+def child_env(
+    extra: Mapping[str, str] | None = None, *, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment of a child interpreter: `base` (by default ours) with this checkout
+    importable, and `extra` on top."""
+    start = os.environ if base is None else base
+    return {**start, "PYTHONPATH": source_pythonpath(start), **(extra or {})}
 
 
 SEAMED_CLI = ROOT / "tests" / "support" / "seamed_cli.py"
@@ -140,7 +145,9 @@ class DaemonProcess:
     Its stdout and stderr go to `daemon-N.stdout`/`.stderr` in `output_dir` (kept for a
     post-mortem), or to anonymous temporary files when there is none (never to a pipe, which
     a chatty daemon could fill). With `notify`, NOTIFY_SOCKET points at a `NotifyListener`;
-    with `log_dir`, readiness can also be read from the daemon's log.
+    with `log_dir`, readiness can also be read from the daemon's log. The daemon's
+    environment is `base_env` (by default ours) with this checkout importable and `env` on
+    top.
     """
 
     def __init__(
@@ -153,6 +160,7 @@ class DaemonProcess:
         log_dir: Path | None = None,
         output_dir: Path | None = None,
         seams: Sequence[str] = (),
+        base_env: Mapping[str, str] | None = None,
     ) -> None:
         self.home = home
         self.log_dir = log_dir
@@ -160,7 +168,7 @@ class DaemonProcess:
         self.notify = NotifyListener() if notify else None
         self.ready_before = len(log_records(log_dir, "daemon.ready")) if log_dir else 0
         """How many `daemon.ready` records the log held before this daemon started."""
-        full_env = child_env({"PYTHONUNBUFFERED": "1", **(env or {})})
+        full_env = child_env({"PYTHONUNBUFFERED": "1", **(env or {})}, base=base_env)
         full_env.pop("NOTIFY_SOCKET", None)
         if self.notify is not None:
             full_env["NOTIFY_SOCKET"] = self.notify.path

@@ -5,6 +5,7 @@
 Seams:
   scan-delay-ms=N     each rollout the scan of `repair` reaches takes N ms longer
   inotify-errno=NAME  native watching fails to start with errno NAME (ENOSPC or EMFILE)
+  fail-plan-under=DIR every plan of a home whose rollouts lie under DIR raises RuntimeError
 """
 
 from __future__ import annotations
@@ -41,7 +42,25 @@ def set_inotify_errno(value: str) -> None:
     watching.DEFAULT_FACTORY = failing
 
 
-SEAMS = {"scan-delay-ms": set_scan_delay, "inotify-errno": set_inotify_errno}
+def set_fail_plan_under(value: str) -> None:
+    from typing import Any
+
+    from codex_indexd.engine import reconcile
+    from codex_indexd.index.plan import make_plan as plan
+
+    def failing(threads: Any, rollouts: Any, *args: Any, **kwargs: Any) -> Any:
+        if any(facts.path.startswith(value) for facts in rollouts.values()):
+            raise RuntimeError("injected plan failure")
+        return plan(threads, rollouts, *args, **kwargs)
+
+    vars(reconcile)["make_plan"] = failing  # the name the reconcile path calls
+
+
+SEAMS = {
+    "scan-delay-ms": set_scan_delay,
+    "inotify-errno": set_inotify_errno,
+    "fail-plan-under": set_fail_plan_under,
+}
 
 
 def main(argv: list[str]) -> int:

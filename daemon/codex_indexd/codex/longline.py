@@ -197,15 +197,16 @@ def _escape_cut(data: bytes, cut: int) -> int:
 class TurnText:
     """Collects a user turn's text from pieces: its history key (of the text without trailing
     CR/LF), whether it is blank, its first PREFIX_CHARS characters and, when `keep`, the
-    text itself."""
+    text itself, grown in place piece by piece (a long text is never held twice, as a list
+    of pieces and their join would be)."""
 
     def __init__(self, *, keep: bool) -> None:
         self._hash = hashlib.blake2b(digest_size=8)
-        self._pending = ""  # trailing CR/LF not hashed yet
+        self._pending = ""  # trailing CR/LF not hashed (nor added to the text) yet
         self._prefix: list[str] = []
         self._prefix_len = 0
         self.nonblank = False
-        self._parts: list[str] | None = [] if keep else None
+        self._text: str | None = "" if keep else None
 
     def add(self, piece: str) -> None:
         if not piece:
@@ -216,14 +217,19 @@ class TurnText:
             head = piece[: PREFIX_CHARS - self._prefix_len]
             self._prefix.append(head)
             self._prefix_len += len(head)
-        if self._parts is not None:
-            self._parts.append(piece)
         body = piece.rstrip("\r\n")
         if not body:
             self._pending += piece
             return
-        self._hash.update((self._pending + body).encode("utf-8", "surrogatepass"))
+        addition = self._pending + body
+        self._hash.update(addition.encode("utf-8", "surrogatepass"))
         self._pending = piece[len(body) :]
+        if self._text is not None:
+            # CPython grows a str in place (a realloc) when the name below holds the only
+            # reference to it: the attribute lets go of it first.
+            text, self._text = self._text, None
+            text += addition
+            self._text = text
 
     @property
     def key(self) -> int:
@@ -234,14 +240,5 @@ class TurnText:
         return "".join(self._prefix)
 
     def text(self) -> str | None:
-        """Return the whole text without trailing CR/LF (None unless kept), joined once."""
-        parts = self._parts
-        if parts is None:
-            return None
-        while parts and not parts[-1].rstrip("\r\n"):
-            parts.pop()
-        if parts:
-            parts[-1] = parts[-1].rstrip("\r\n")
-        joined = "".join(parts)
-        parts.clear()
-        return joined
+        """Return the whole text without trailing CR/LF (None unless kept)."""
+        return self._text

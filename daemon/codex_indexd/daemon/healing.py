@@ -35,6 +35,10 @@ class HealSchedule:
         self.last = now
         return True
 
+    def again(self) -> None:
+        """Make the next `due` true (the last heal raised before it was done)."""
+        self.last = -HEAL_INTERVAL_S
+
 
 def record_db_drift(
     table: ThreadTable, facts: HomeFacts, stats: dict[str, Any]

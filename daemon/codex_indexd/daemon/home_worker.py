@@ -1,8 +1,7 @@
 """One Codex home inside the daemon: live facts, reconciles through the engine's one path,
 the checkpoint that lets a restart skip what did not change, healing, the status record.
-Its parts live in `watch/`: index parses and own-write verification (`own_writes`), the write
-step and its flap guard (`home_writes`, `flap_guard`), held TUI turns (`held_turns`), the
-checkpoint (`checkpoint`), when to heal (`healing`)."""
+Its parts: index parses (`own_writes`), the write step (`home_writes`, `flap_guard`), held TUI
+turns (`held_turns`), `checkpoint`, when to heal (`healing`), failures (`failures`)."""
 
 from __future__ import annotations
 
@@ -16,6 +15,7 @@ from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.indexfiles import file_fingerprint
 from codex_indexd.daemon import checkpoint
 from codex_indexd.daemon.checkpoint import Verified, policy_key, row_digest
+from codex_indexd.daemon.failures import HomeFailures
 from codex_indexd.daemon.healing import HealSchedule, heal_if_due
 from codex_indexd.daemon.held_turns import HeldTurns
 from codex_indexd.daemon.home_writes import HomeWrites, now_iso, recover_left_journals
@@ -46,36 +46,38 @@ DAEMON_INDEX_LOCK_TIMEOUT_S = 1.5
 class HomeWorker:
     """Keeps one home's indexes right. All methods run on the daemon's worker thread."""
 
-    def __init__(self, home: CodexHome, policy: Policy, backup: BackupPolicy) -> None:
-        self.home = home
-        self.policy = policy
-        self.backup = backup
+    def __init__(
+        self, home: CodexHome, policy: Policy, backup: BackupPolicy, after: HomeWorker | None = None
+    ) -> None:
+        """A worker for `home`; `after` is the worker it replaces (its start failed): its
+        status counters and failure episodes carry on."""
+        self.home, self.policy, self.backup = home, policy, backup
         self.tracker = RolloutTracker(home)
         self.table = ThreadTable(home)
-        self.stats: dict[str, Any] = {
-            "started_at": now_iso(),
-            "repairs": 0,
-            "errors": {},
-            "lock_busy": 0,
-        }
+        fresh = {"started_at": now_iso(), "repairs": 0, "errors": {}, "lock_busy": 0}
+        self.stats: dict[str, Any] = after.stats if after else fresh
+        own_failures = HomeFailures(str(home.root), self.stats)
+        self.failures: HomeFailures = after.failures if after else own_failures
+        self.started = False  # `start` completed
         # Incremental planning: after a plan that left no drift, only threads whose facts
         # changed can drift, so the next plan looks at those alone.
         self.due = PlanDue()
         self.files = IndexCache(home, self.due)
         self.writes = HomeWrites(home, self.tracker, self.files, self.stats)
-        self.held = HeldTurns()
-        self.heal_schedule = HealSchedule()
+        self.held, self.heal_schedule = HeldTurns(), HealSchedule()
         self._targets = Targets.for_home(home)  # our journals and backups for this home
         self.current_drift: dict[str, int] = {}  # drift left after the last reconcile
-        self.extra_status: Callable[[], dict[str, Any]] | None = None  # set by the daemon
-        self.heal_mode = "auto"
+        self.extra_status: Callable[[], dict[str, Any]] | None = None  # these three: the daemon's
+        self.heal_mode: str = "auto"
         self.heal_binary: str | None = None
+        if after is not None:
+            self.extra_status, self.heal_mode = after.extra_status, after.heal_mode
+            self.heal_binary = after.heal_binary
         self._restored_ids: set[str] = set()
         self._planned_policy = ""
         self._saved_version = -1
         self._saved_verified: Verified | None = None
-        self._activity = 0  # bumped by take() and reconcile(): the verified record may change
-        self._saved_activity = 0
+        self._activity = self._saved_activity = 0  # bumped by take() and reconcile()
         self.resumed = False  # the start reused a verified record instead of a full plan
 
     @property
@@ -113,6 +115,7 @@ class HomeWorker:
             bytes_read=self.tracker.bytes_read,
             seconds=round(time.monotonic() - started, 3),
         )
+        self.started = True
 
     def _resume(self, verified: Verified) -> bool:
         """Take up where a verified record left off: only threads whose rollout or DB row
@@ -164,19 +167,18 @@ class HomeWorker:
 
     def save_checkpoint(self) -> None:
         """Persist the tracker and the verified record, unless neither changed since the last
-        save or load."""
-        if self.tracker.version == self._saved_version and self._activity == self._saved_activity:
+        save or load, or the start failed (the tracker holds part of the home)."""
+        same = self.tracker.version == self._saved_version
+        if not self.started or (same and self._activity == self._saved_activity):
             return
         verified = self.verified_record()
-        if self.tracker.version == self._saved_version and verified == self._saved_verified:
+        if same and verified == self._saved_verified:
             self._saved_activity = self._activity
             return
-        try:
+        with self.failures.guard("checkpoint"):  # a full disk, a value JSON cannot hold, ...
             checkpoint.save(self.tracker, OurFiles.for_home(self.home.root).checkpoint, verified)
             self._saved_version, self._saved_verified = self.tracker.version, verified
             self._saved_activity = self._activity
-        except (OSError, ValueError) as exc:  # a full disk; a value JSON cannot hold
-            log.warning("checkpoint.save_failed", error=str(exc))
 
     def take(self, paths: set[str], full: bool) -> bool:
         """Fold a batch of dirty paths into the facts; return True when a reconcile is due."""
@@ -323,7 +325,8 @@ class HomeWorker:
     @property
     def wake_at(self) -> float | None:
         """The monotonic time this home needs a reconcile without an event, if any."""
-        times = [t for t in (self.writes.retry_at, self.held.recheck_at) if t is not None]
+        retries = (self.writes.retry_at, self.held.recheck_at, self.failures.retry_at)
+        times = [t for t in retries if t is not None]
         return min(times) if times else None
 
     def _policy(self) -> Policy:
@@ -352,16 +355,19 @@ class HomeWorker:
     # -- healing Codex's DB through its app-server ---------------------------------------
     def maybe_heal(self, *, force: bool = False) -> None:
         """Ask Codex to heal its DB when it was replaced, lost rows, or (rarely) when the DB
-        drifted; never in a loop (see `watch.healing`)."""
-        heal_if_due(
-            self.heal_schedule,
-            self.table,
-            self._facts,
-            self.stats,
-            mode=self.heal_mode,
-            binary=self.heal_binary,
-            force=force,
-        )
+        drifted; never in a loop (`healing`); again at the home's next retry if it raised."""
+        if self.failures.failing("heal"):
+            self.heal_schedule.again()
+        with self.failures.guard("heal"):
+            heal_if_due(
+                self.heal_schedule,
+                self.table,
+                self._facts,
+                self.stats,
+                mode=self.heal_mode,
+                binary=self.heal_binary,
+                force=force,
+            )
 
     def _facts(self) -> HomeFacts:
         """The current facts in the engine's shape (all cached: no file is reread)."""
@@ -394,7 +400,5 @@ class HomeWorker:
 
     def write_status(self, extra: dict[str, Any] | None = None) -> None:
         merged = {**(self.extra_status() if self.extra_status else {}), **(extra or {})}
-        try:
+        with self.failures.guard("status"):  # a full disk, ...: logged once, retried
             write_status(self.home.root, self.status_record(merged))
-        except OSError as exc:
-            log.warning("status.write_failed", error=str(exc))

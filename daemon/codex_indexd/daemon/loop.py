@@ -12,14 +12,15 @@ from types import FrameType
 from typing import Any
 
 from codex_indexd.codex.home import CodexHome
-from codex_indexd.codex.indexfiles import file_fingerprint
 from codex_indexd.commands.home_check import MISSING, HomeProblem, check_home, origin_of
 from codex_indexd.config import settings as settings_mod
 from codex_indexd.config.policies import backup_from_settings, policy_from_settings
 from codex_indexd.daemon import watching
 from codex_indexd.daemon.home_locks import HomeLocks
-from codex_indexd.daemon.home_worker import Fingerprint, HomeWorker
-from codex_indexd.daemon.notify import Notifier
+from codex_indexd.daemon.home_worker import HomeWorker
+from codex_indexd.daemon.home_writes import now_iso
+from codex_indexd.daemon.notify import Notifier, status_line
+from codex_indexd.daemon.own_writes import drop_own_echoes
 from codex_indexd.daemon.service_env import service_manager
 from codex_indexd.daemon.watching import Watches, WatchState
 from codex_indexd.log import get_logger
@@ -38,11 +39,6 @@ log = get_logger("codex_indexd.daemon")
 CHECKPOINT_EVERY_S = 120.0
 # Settings a SIGHUP cannot apply to a running daemon.
 RESTART_KEYS = ("log_level",)
-
-
-def now_utc() -> str:
-    """Return the current UTC time as `YYYY-MM-DDTHH:MM:SSZ`."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 class Daemon:
@@ -141,18 +137,27 @@ class Daemon:
         signal.signal(signal.SIGHUP, on_hup)
 
     def run_once(self) -> int:
-        """One full reconcile of every home that exists, then return 0 (1 when a home is
-        missing or cannot be served: `check_homes` said which)."""
+        """One full reconcile of every home that exists; return 0, or 1 when a home is missing,
+        cannot be served (`check_homes` said which), or failed to start or reconcile."""
         self._make_workers()
         for worker in self.workers.values():
-            if not worker.home.root.is_dir():
+            if not worker.home.root.is_dir() or not self._start(worker).started:
                 continue
-            worker.start()
-            worker.reconcile(reason="once")
+            with worker.failures.guard("reconcile"):
+                worker.reconcile(reason="once")
             worker.save_checkpoint()
             worker.write_status({"running": False})
             worker.table.close()
-        return 1 if self.problems else 0
+        unserved = any(w.failures.unserved() for w in self.workers.values())
+        return 1 if self.problems or unserved else 0
+
+    def _start(self, worker: HomeWorker) -> HomeWorker:
+        """Start `worker` and return it; a failure is logged once and shown in `status`."""
+        with worker.failures.guard("start"):
+            worker.start()
+        if not worker.started:
+            worker.write_status()
+        return worker
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; return the exit code."""
@@ -162,16 +167,19 @@ class Daemon:
         # (the other way round, a write after the scan and before the watch was lost).
         self.start_observer()
         for worker in self.workers.values():
-            worker.start()
+            self._start(worker)  # a home that fails to start is retried, the others go on
         for worker in self.workers.values():
-            worker.reconcile(reason="start", heal=False)  # healing waits until after READY
+            if worker.started:
+                with worker.failures.guard("reconcile"):
+                    worker.reconcile(reason="start", heal=False)  # healing waits for READY
         self._last_full = self._last_checkpoint = time.monotonic()
         self.ready.set()
         self._last_status = self._status_line()
         self.notifier.send("READY=1", self._last_status)
         for worker in self.workers.values():
-            worker.save_checkpoint()  # after READY: a cold start's checkpoint is not urgent
-            worker.maybe_heal()
+            if worker.started:
+                worker.save_checkpoint()  # after READY: a cold start's checkpoint is not urgent
+                worker.maybe_heal()
         log.info(
             "daemon.ready",
             homes=len(self.workers),
@@ -195,7 +203,7 @@ class Daemon:
             self._overflow_hook = None
         for worker in self.workers.values():
             worker.save_checkpoint()
-            worker.write_status({"stopped_at": now_utc(), "running": False})
+            worker.write_status({"stopped_at": now_iso(), "running": False})
             worker.table.close()
         log.info("daemon.stopped")
 
@@ -233,32 +241,31 @@ class Daemon:
             self.rewatch()
             # The observer of every home was down for a moment: rescan them all.
             batch.full.update(self.workers)
-        for key, worker in self.workers.items():
+        for key in list(self.workers):
+            worker = self.workers[key]
             full = key in batch.full
             paths = batch.paths.get(key, set())
             due_retry = worker.wake_at is not None and worker.wake_at <= time.monotonic()
             if not (full or paths or due_retry):
                 continue
-            try:
+            failures = worker.failures
+            full |= failures.attempt(time.monotonic())  # a rescan after a failed pass
+            if not worker.started:  # its start failed: again, on a fresh worker
+                worker.table.close()
+                fresh = HomeWorker(worker.home, worker.policy, worker.backup, worker)
+                worker = self.workers[key] = self._start(fresh)
+                if not worker.started:
+                    continue
+            with failures.guard("reconcile"):
                 if worker.take(paths, full) or full or due_retry:
                     worker.reconcile(
                         reason="full" if full else "retry" if due_retry and not paths else "events"
                     )
                     self.reconciles += 1
-                    self._drop_own_echoes(key, worker)
-            except Exception as exc:
-                log.exception("worker.failed", home=key, error=str(exc))
-
-    def _drop_own_echoes(self, key: str, worker: HomeWorker) -> None:
-        """Our own writes come back as events: drop those marks while the files are exactly
-        as we left them (a batch for them would only find its own lines)."""
-        for name, fingerprint in worker.own.items():
-            path = worker.home.root / name
-
-            def unchanged(path: Path = path, fingerprint: Fingerprint = fingerprint) -> bool:
-                return file_fingerprint(path) == fingerprint
-
-            self.debouncer.discard_if(key, str(path), unchanged)
+                    drop_own_echoes(self.debouncer, key, worker.home.root, worker.own)
+            if failures.unsettled():  # the status this pass wrote is stale; retry a save
+                worker.save_checkpoint()
+                worker.write_status()
 
     def _timeout(self) -> float:
         now = time.monotonic()
@@ -338,7 +345,7 @@ class Daemon:
         self.debouncer.max_delay_s = fresh.watch.max_delay_ms / 1000
         self._make_workers()
         for key in added:
-            self.workers[key].start()
+            self._start(self.workers[key])
         rewatch = (fresh.watch.poll, fresh.watch.poll_interval_s) != (
             before.watch.poll,
             before.watch.poll_interval_s,
@@ -357,7 +364,7 @@ class Daemon:
         for key in dropped:
             worker = self.workers.pop(key)
             worker.save_checkpoint()
-            worker.write_status({"stopped_at": now_utc(), "running": False})
+            worker.write_status({"stopped_at": now_iso(), "running": False})
             worker.table.close()
             self.home_locks.release(key)
             log.info("home.dropped", home=key)
@@ -379,13 +386,8 @@ class Daemon:
         return added, dropped
 
     def _status_line(self) -> str:
-        sessions = sum(len(w.tracker.files) for w in self.workers.values())
-        repairs = [w.stats.get("last_repair", {}).get("at") for w in self.workers.values()]
-        last = max((r for r in repairs if r), default="never")
-        mode = "polling" if self.watch.polling else "watching"
-        return (
-            f"STATUS={mode} {sessions} sessions in {len(self.workers)} home(s); last repair {last}"
-        )
+        workers = self.workers.values()
+        return status_line([(len(w.tracker.files), w.stats) for w in workers], self.watch.polling)
 
     def status_extra(self) -> dict[str, Any]:
         return {

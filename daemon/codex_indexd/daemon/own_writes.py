@@ -20,9 +20,24 @@ from codex_indexd.codex.indexfiles import (
     open_index_file,
 )
 from codex_indexd.index.lines import HistoryFile, IndexFile, still_prefix
+from codex_indexd.watch.debounce import Debouncer
 from codex_indexd.write.index_writer import WriteResult
 
 Fingerprint = tuple[int, int, int, int]
+
+
+def drop_own_echoes(
+    debouncer: Debouncer, key: str, root: Path, own: dict[str, Fingerprint]
+) -> None:
+    """Our own writes come back as events: drop those marks of home `key` (at `root`) while
+    the files are exactly as we left them (a batch for them would only find its own lines)."""
+    for name, fingerprint in own.items():
+        path = root / name
+
+        def unchanged(path: Path = path, fingerprint: Fingerprint = fingerprint) -> bool:
+            return file_fingerprint(path) == fingerprint
+
+        debouncer.discard_if(key, str(path), unchanged)
 
 
 @dataclass(slots=True)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import chain
 
 from codex_indexd.index.model import HistoryLine, Policy, RolloutFacts
 
@@ -22,6 +24,9 @@ from codex_indexd.index.model import HistoryLine, Policy, RolloutFacts
 NO_OWN_HISTORY_SOURCES = frozenset({"exec"})
 
 SOFT_CAP_RATIO = 0.8
+# Characters of a text encoded at a time: a longer text is never held encoded twice (nor as
+# an encoded str beside its bytes) to size or write its line.
+ENCODE_PIECE = 1 << 16
 
 TUI_LINE_DELAY_S = 0.5
 """The TUI writes a turn's history line up to this long after the rollout's user turn."""
@@ -37,11 +42,67 @@ a starting daemon holds it."""
 
 def encode_history_line(line: HistoryLine) -> bytes:
     """Return the compact JSON Codex writes (without the newline). Raises ValueError for a
-    line whose text was not kept."""
+    line whose text was not kept (UnicodeEncodeError for a lone surrogate)."""
     if line.text is None:
         raise ValueError("a history line without its text cannot be written")
     payload = {"session_id": line.session_id, "ts": line.ts, "text": line.text}
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _line_pieces(line: HistoryLine) -> Iterator[bytes]:
+    """Yield `encode_history_line(line)` in pieces of at most 4 × ENCODE_PIECE bytes: JSON
+    escapes each character on its own, so the text is escaped slice by slice."""
+    text = line.text
+    if text is None:
+        raise ValueError("a history line without its text cannot be written")
+    if len(text) <= ENCODE_PIECE:
+        yield encode_history_line(line)
+        return
+    head = {"session_id": line.session_id, "ts": line.ts}
+    opening = json.dumps(head, ensure_ascii=False, separators=(",", ":"))[:-1]  # without `}`
+    yield opening.encode("utf-8") + b',"text":"'
+    for start in range(0, len(text), ENCODE_PIECE):
+        piece = json.dumps(text[start : start + ENCODE_PIECE], ensure_ascii=False)
+        yield piece[1:-1].encode("utf-8")
+    yield b'"}'
+
+
+WRITE_PIECE = 1 << 20  # bytes an `EncodedLines` yields at a time (a short append: one piece)
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedLines:
+    """History lines as the bytes written for them: `lead`, then each line as
+    `encode_history_line` makes it, with its newline; `size` bytes in all. Iterating yields
+    them in pieces of about WRITE_PIECE bytes, encoded anew each time, so a very long line
+    is never held encoded whole; all of it in one piece when it is shorter."""
+
+    lead: bytes
+    lines: tuple[HistoryLine, ...]
+    size: int
+
+    @classmethod
+    def of(cls, lines: Sequence[HistoryLine], *, lead: bytes = b"") -> EncodedLines:
+        """Return the encoding of `lines` after `lead`. Raises ValueError for a line whose
+        text was not kept (UnicodeEncodeError for a lone surrogate)."""
+        return cls(lead, tuple(lines), len(lead) + sum(line_size(line) for line in lines))
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[bytes]:
+        pending = bytearray(self.lead)
+        for piece in chain.from_iterable(chain(_line_pieces(ln), (b"\n",)) for ln in self.lines):
+            pending += piece
+            if len(pending) >= WRITE_PIECE:
+                yield bytes(pending)
+                pending.clear()
+        if pending:
+            yield bytes(pending)
+
+    def __bytes__(self) -> bytes:
+        """Return all of it at once (for short appends and tests)."""
+        return b"".join(self)
 
 
 def desired_history(
@@ -171,8 +232,9 @@ def threads_with_recent_turns(
 
 
 def line_size(line: HistoryLine) -> int:
-    """Return the bytes the line takes in the file, newline included."""
-    return len(encode_history_line(line)) + 1
+    """Return the bytes the line takes in the file, newline included (a long text is sized
+    piece by piece, never encoded whole). Raises like `encode_history_line`."""
+    return sum(len(piece) for piece in _line_pieces(line)) + 1
 
 
 def fit_history_cap(

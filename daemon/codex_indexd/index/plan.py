@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from codex_indexd.index.history import (
+    EncodedLines,
     desired_history,
     encode_history_line,
     fit_history_cap,
@@ -146,7 +147,7 @@ class HistoryAppend:
     """The bytes to append to `history.jsonl`, the lines they hold, and the planned lines
     left out because they do not fit under `max_bytes` any more."""
 
-    data: bytes
+    data: bytes | EncodedLines
     lines: int
     over_cap: int
 
@@ -186,9 +187,8 @@ def history_append(
     )
     if not fitted:
         return HistoryAppend(b"", 0, over_cap)
-    data = _join([encode_history_line(line) for line in fitted])
-    if not tail.ends_with_newline:
-        data = b"\n" + data  # a torn last line stays a line of its own, never glued to ours
+    # A torn last line stays a line of its own, never glued to ours.
+    data = EncodedLines.of(fitted, lead=b"" if tail.ends_with_newline else b"\n")
     return HistoryAppend(data, len(fitted), over_cap)
 
 

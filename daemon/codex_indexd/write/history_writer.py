@@ -21,6 +21,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from codex_indexd.index.plan import HistoryAppend
@@ -30,10 +31,12 @@ from codex_indexd.write.backup import BackupPolicy, write_backup
 from codex_indexd.write.index_writer import WriteResult
 from codex_indexd.write.journal import (
     JournalRecord,
+    Tail,
     journal_left,
     prefix_digest,
     recover_fd,
     remove_journal,
+    tail_pieces,
     write_journal,
 )
 from codex_indexd.write.locks import journal_lock, lock_history_fd
@@ -153,7 +156,7 @@ def append_history(
     """
     with journal_lock(journal):
         fd = open_target(path, os.O_RDWR | os.O_CREAT, HISTORY_MODE)
-        early: JournalRecord | None = None
+        early: _Journaled | None = None
         tail_journaled = False
         try:
             early = _journal_before_lock(fd, path, journal, decide)
@@ -194,11 +197,25 @@ def append_history(
                 remove_journal(journal)
 
 
+@dataclass(frozen=True, slots=True)
+class _Journaled:
+    """What a journal written before the lock holds: for which file (device, inode, size and
+    `prefix_digest`), and the append (as `decide` gave it: encoded lines are not bytes, so a
+    very long line is not held twice)."""
+
+    dev: int
+    ino: int
+    offset: int
+    prefix: str
+    data: Tail
+
+
 def _journal_before_lock(
     fd: int, path: Path, journal: Path, decide: Callable[[int, ReadAt], HistoryAppend | None]
-) -> JournalRecord | None:
+) -> _Journaled | None:
     """Write the journal of the append `decide` asks for on the file as it is now (unlocked);
-    return it, or None when there is nothing to append or a crash's journal is still there.
+    return what it holds, or None when there is nothing to append or a crash's journal is
+    still there.
 
     Should the file change before the lock is ours, the record is not used; left by a crash,
     it describes bytes that were never written, which recovery leaves as they are."""
@@ -208,27 +225,22 @@ def _journal_before_lock(
     decision = decide(st.st_size, functools.partial(_read_at, fd))
     if decision is None or not decision.data:
         return None
-    record = JournalRecord(
-        str(path),
-        st.st_dev,
-        st.st_ino,
-        st.st_size,
-        b"",
-        decision.data,
-        prefix_digest(fd, st.st_size),
+    prefix = prefix_digest(fd, st.st_size)
+    data = decision.data
+    write_journal(
+        journal, JournalRecord(str(path), st.st_dev, st.st_ino, st.st_size, b"", data, prefix)
     )
-    write_journal(journal, record)
-    return record
+    return _Journaled(st.st_dev, st.st_ino, st.st_size, prefix, data)
 
 
-def _still_describes(fd: int, record: JournalRecord, size: int, data: bytes) -> bool:
-    """True when the locked file is the one `record` was written for, unchanged, and the
-    append is the one it holds."""
+def _still_describes(fd: int, early: _Journaled, size: int, data: Tail) -> bool:
+    """True when the locked file is the one `early` was written for, unchanged, and the
+    append is the one it holds (the same lines: compared without encoding them)."""
     st = os.fstat(fd)
     return (
-        (st.st_dev, st.st_ino, size) == (record.dev, record.ino, record.offset)
-        and data == record.new_tail
-        and prefix_digest(fd, size) == record.prefix
+        (st.st_dev, st.st_ino, size) == (early.dev, early.ino, early.offset)
+        and data == early.data
+        and prefix_digest(fd, size) == early.prefix
     )
 
 
@@ -298,7 +310,7 @@ def _replace_tail(
     *,
     common: int,
     old_tail: bytes,
-    new_tail: bytes,
+    new_tail: Tail,
     journaled: bool = False,
     sync: bool = True,
 ) -> None:
@@ -321,7 +333,10 @@ def _replace_tail(
         if old_tail:
             os.ftruncate(fd, common)
             crashpoints.step("history.truncated")
-        write_all(fd, new_tail, common)
+        at = common
+        for piece in tail_pieces(new_tail):  # one piece unless the tail is long
+            write_all(fd, piece, at)
+            at += len(piece)
         crashpoints.step("history.tail_written")
         if sync:
             os.fsync(fd)

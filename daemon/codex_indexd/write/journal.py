@@ -15,10 +15,11 @@ import hashlib
 import json
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from codex_indexd.index.history import EncodedLines
 from codex_indexd.index.lines import parse_history_line
 from codex_indexd.log import get_logger
 from codex_indexd.write import crashpoints
@@ -29,6 +30,9 @@ log = get_logger("codex_indexd.journal")
 VERSION = 2
 PREFIX_HEAD = 4096
 PREFIX_TAIL = 1 << 16
+PIECE = 1 << 20  # bytes of a tail copied at a time when the journal is written
+# A tail to write: bytes, or history lines encoded piece by piece as they are written.
+Tail = bytes | bytearray | EncodedLines
 
 
 def prefix_digest(fd: int, offset: int) -> str:
@@ -50,7 +54,7 @@ class JournalRecord:
     ino: int
     offset: int
     old_tail: bytes
-    new_tail: bytes
+    new_tail: Tail  # bytes when read back from a journal
     prefix: str | None = None  # `prefix_digest` at `offset` when written; None: not checked
 
 
@@ -69,11 +73,30 @@ def write_journal(journal: Path, record: JournalRecord) -> None:
     }
     write_atomic(
         journal,
-        json.dumps(header).encode() + b"\n" + record.old_tail + record.new_tail,
+        tail_pieces(json.dumps(header).encode() + b"\n", record.old_tail, record.new_tail),
         crash_points=True,
         before_sync=lambda: crashpoints.step("journal.written"),
     )
     crashpoints.step("journal.committed")
+
+
+def tail_pieces(*parts: Tail) -> Iterator[bytes]:
+    """Yield the bytes of `parts` in pieces of at most about PIECE bytes (a long tail is
+    never copied, nor encoded, whole); a short bytes tail as it is."""
+    for part in parts:
+        if isinstance(part, EncodedLines):
+            yield from part
+        elif isinstance(part, bytes) and len(part) <= PIECE:
+            yield part
+        else:
+            with memoryview(part) as view:
+                for start in range(0, len(view), PIECE):
+                    yield bytes(view[start : start + PIECE])
+
+
+def _as_bytes(tail: Tail) -> bytes:
+    """Return `tail` as bytes (a record read back from a journal holds bytes already)."""
+    return tail if isinstance(tail, bytes) else b"".join(tail_pieces(tail))
 
 
 def read_journal(journal: Path) -> JournalRecord | None:
@@ -138,7 +161,8 @@ def foreign_lines(
 ) -> list[bytes]:
     """Return the complete lines in `found` that neither the old nor the new tail holds:
     lines another process appended after the crash."""
-    ours = Counter(record.old_tail.split(b"\n")) + Counter(record.new_tail.split(b"\n"))
+    new_tail = _as_bytes(record.new_tail)
+    ours = Counter(record.old_tail.split(b"\n")) + Counter(new_tail.split(b"\n"))
     pieces = found.split(b"\n")
     if not found.endswith(b"\n"):
         pieces = pieces[:-1]  # a torn last line cannot be a complete append
@@ -182,7 +206,7 @@ def recover_fd(
         remove_journal(journal)
         return "stale"
     found = os.pread(fd, st.st_size - record.offset, record.offset)
-    if found.startswith(record.new_tail):
+    if found.startswith(_as_bytes(record.new_tail)):
         outcome = "rolled_forward"  # the new tail is whole; anything after it is Codex's
     else:
         extra = foreign_lines(found, record, parse)

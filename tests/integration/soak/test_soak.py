@@ -49,7 +49,7 @@ RSS_GROWTH_MAX = 0.10
 FD_SLACK = 3
 WRITER = Path(__file__).with_name("codex_writer.py")
 BAD_EVENTS = {
-    "worker.failed",
+    "home.failed",
     "rewrite_loop_suspected",
     "watch.observer_died",
     "write.write_failed",

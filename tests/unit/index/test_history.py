@@ -46,7 +46,7 @@ def merge(
     planned = missing_lines(seen.parsed, desired, policy.history_ts_tolerance_s)
     decision = history_append(len(current), lambda o, n: current[o : o + n], planned, policy, seen)
     assert decision is not None
-    return current + decision.data
+    return current + bytes(decision.data)
 
 
 @settings(max_examples=300, deadline=None)
@@ -273,7 +273,7 @@ def test_an_append_after_a_torn_line_starts_on_a_new_line() -> None:
     planned = [HistoryLine("b", 1001, "ours")]
     decision = history_append(len(current), read_at, planned, Policy(), seen)
     assert decision is not None and decision.lines == 1
-    assert decision.data == b"\n" + encode_history_line(planned[0]) + b"\n"
+    assert bytes(decision.data) == b"\n" + encode_history_line(planned[0]) + b"\n"
 
 
 def test_an_append_with_nothing_left_to_add_writes_nothing() -> None:
@@ -281,7 +281,7 @@ def test_an_append_with_nothing_left_to_add_writes_nothing() -> None:
     seen = parse_history_bytes(current)
     read_at = lambda o, n: current[o : o + n]  # noqa: E731
     decision = history_append(len(current), read_at, [], Policy(), seen)
-    assert decision is not None and (decision.data, decision.lines, decision.over_cap) == (
+    assert decision is not None and (bytes(decision.data), decision.lines, decision.over_cap) == (
         b"",
         0,
         0,
