@@ -29,7 +29,7 @@ from codex_indexd.index.plan import Plan
 from codex_indexd.index.select import Selection
 from codex_indexd.log import get_logger
 from codex_indexd.store.files import OurFiles
-from codex_indexd.store.status_file import read_status, write_status
+from codex_indexd.store.status_file import last_repair, write_status
 from codex_indexd.watch.threads import ThreadTable
 from codex_indexd.write.backup import BackupPolicy
 from codex_indexd.write.locks import LockBusy
@@ -55,6 +55,7 @@ class HomeWorker:
         self.tracker = RolloutTracker(home)
         self.table = ThreadTable(home)
         fresh = {"started_at": now_iso(), "repairs": 0, "errors": {}, "lock_busy": 0}
+        fresh["last_repair"] = last_repair(home.root)
         self.stats: dict[str, Any] = after.stats if after else fresh
         own_failures = HomeFailures(str(home.root), self.stats)
         self.failures: HomeFailures = after.failures if after else own_failures
@@ -74,8 +75,7 @@ class HomeWorker:
             self.extra_status, self.heal_mode = after.extra_status, after.heal_mode
             self.heal_binary = after.heal_binary
         self._restored_ids: set[str] = set()
-        self._planned_policy = ""
-        self._saved_version = -1
+        self._planned_policy, self._saved_version = "", -1
         self._saved_verified: Verified | None = None
         self._activity = self._saved_activity = 0  # bumped by take() and reconcile()
         self.resumed = False  # the start reused a verified record instead of a full plan
@@ -88,9 +88,6 @@ class HomeWorker:
     # -- facts -------------------------------------------------------------------------
     def start(self) -> None:
         """Recover from a crash, load the checkpoint, then stat every rollout."""
-        previous = read_status(self.home.root) or {}
-        if isinstance(previous.get("last_repair"), dict):  # kept across restarts
-            self.stats["last_repair"] = previous["last_repair"]
         try:
             recover(self.home)
         except (OSError, LockBusy, UnsafeTarget) as exc:
@@ -98,8 +95,7 @@ class HomeWorker:
         loaded, verified = checkpoint.load(
             self.tracker, OurFiles.for_home(self.home.root).checkpoint
         )
-        self._saved_version = self.tracker.version if loaded else -1
-        self._saved_verified = verified
+        self._saved_version, self._saved_verified = self.tracker.version if loaded else -1, verified
         started = time.monotonic()
         count = self.tracker.full_scan()
         self.held.saw_recent_turns(self.tracker.facts(), time.time(), time.monotonic())

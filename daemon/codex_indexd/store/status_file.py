@@ -24,3 +24,9 @@ def read_status(codex_home: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def last_repair(codex_home: Path) -> dict[str, Any] | None:
+    """Return the last repair in the home's previous status record (kept across restarts)."""
+    repair = (read_status(codex_home) or {}).get("last_repair")
+    return repair if isinstance(repair, dict) else None
