@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -117,6 +116,8 @@ def parse_index_line(raw: bytes) -> IndexLine | None:
     thread_id, name, updated = obj.get("id"), obj.get("thread_name"), obj.get("updated_at")
     if not (isinstance(thread_id, str) and isinstance(name, str) and isinstance(updated, str)):
         return None
+    import uuid  # here, not at the top: with `platform` about 1.7 ms, and many homes lack an index
+
     try:
         canonical = str(uuid.UUID(thread_id))
     except ValueError:

@@ -13,13 +13,13 @@ and a `repair` never share a journal.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import functools
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from codex_indexd.index.plan import HistoryAppend
 from codex_indexd.log import get_logger
@@ -36,6 +36,9 @@ from codex_indexd.write.journal import (
 )
 from codex_indexd.write.locks import journal_lock, lock_history_fd
 from codex_indexd.write.safety import check_fd, open_target, write_all
+
+if TYPE_CHECKING:
+    import ctypes
 
 log = get_logger("codex_indexd.history_writer")
 HISTORY_MODE = 0o600
@@ -71,6 +74,8 @@ def reserve_space(fd: int, offset: int, length: int) -> None:
     libc = _libc()
     if libc is None:
         return
+    import ctypes
+
     if libc.fallocate(fd, _FALLOC_FL_KEEP_SIZE, ctypes.c_long(offset), ctypes.c_long(length)) != 0:
         err = ctypes.get_errno()
         if err in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
@@ -82,6 +87,8 @@ def reserve_space(fd: int, offset: int, length: int) -> None:
 def _libc() -> ctypes.CDLL | None:
     if sys.platform != "linux":
         return None
+    import ctypes
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
