@@ -114,6 +114,8 @@ def test_a_repair_imports_only_what_it_needs(
     assert not loaded(modules, NEVER_FOR_REPAIR)
     if dry_run:
         assert "_hashlib" not in modules  # blake2b comes from _blake2, sha256 only to write
+        writers = ("codex_indexd.write.history_writer", "codex_indexd.write.index_writer")
+        assert not loaded(modules, writers)
     else:
         assert (home / "session_index.jsonl").read_text().count("\n") == 2  # it did write
 
