@@ -23,6 +23,13 @@ from codex_indexd.index.model import HistoryLine, RolloutFacts
 from codex_indexd.log import get_logger
 
 log = get_logger("codex_indexd.tracker")
+_DEVICES: dict[int, int] = {}
+
+
+def device(dev: int) -> int:
+    """Return `dev` as the one int object kept for that device: a stat result or a checkpoint
+    row makes a new one per file (28 bytes each, 1.3 MiB at 50,000 rollouts)."""
+    return _DEVICES.setdefault(dev, dev)
 
 
 @dataclass(slots=True)
@@ -171,7 +178,9 @@ class RolloutTracker:
                 if warning.event != "rollout.partial_tail":  # normal while Codex writes
                     log.warning(warning.event, path=warning.path, detail=warning.detail)
         self._forget(key)
-        self._store(key, FileState(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, scan))
+        # The size is usually the offset read to: one int object for both.
+        size = scan.offset if scan.offset == st.st_size else st.st_size
+        self._store(key, FileState(device(st.st_dev), st.st_ino, size, st.st_mtime_ns, scan))
         return True
 
     def _unchanged(self, key: str, entry: os.DirEntry[str]) -> bool:
