@@ -7,7 +7,9 @@
 In this process (no subprocess, no watcher): a `HomeWorker` of a small-file home (built by
 bench_daemon's `build_home`, or `--home`) does what the daemon does before READY: a cold
 start (no checkpoint: every rollout read), the start reconcile, the checkpoint save; then a
-second worker the warm start (the checkpoint loaded, the verified record resumed). For each,
+second worker the warm start (the checkpoint loaded, the verified record resumed); with
+`--after-ready` each then also loads what the daemon holds once READY (both index files
+parsed, as healing's detection and the first event load them). For each,
 the seconds of each step, VmRSS/VmHWM of the process, the memory traced after it (current and
 peak), and the source lines that hold the most of what stays, in bytes per rollout.
 
@@ -70,7 +72,7 @@ def print_top(snapshot: tracemalloc.Snapshot, files: int, k: int) -> None:
         )
 
 
-def run_worker(home: Path, label: str, *, trace: bool, top: int) -> None:
+def run_worker(home: Path, label: str, *, trace: bool, top: int, after_ready: bool) -> None:
     """Start one worker on `home` the way the daemon does before READY; print its figures."""
     from codex_indexd.codex.home import CodexHome
     from codex_indexd.config import settings as settings_mod
@@ -93,6 +95,12 @@ def run_worker(home: Path, label: str, *, trace: bool, top: int) -> None:
     t0 = time.perf_counter()
     worker.save_checkpoint()
     steps.append(("checkpoint save", time.perf_counter() - t0))
+    if after_ready:
+        # What the daemon loads after READY (healing's detection, the first event): the
+        # parsed index files next to everything above.
+        t0 = time.perf_counter()
+        facts = worker._facts()
+        steps.append(("facts after READY", time.perf_counter() - t0))
     gc.collect()
     mem = proc_status()
     files = len(worker.tracker.files)
@@ -105,6 +113,8 @@ def run_worker(home: Path, label: str, *, trace: bool, top: int) -> None:
         print_top(tracemalloc.take_snapshot(), files, top)
         tracemalloc.stop()
     worker.table.close()
+    if after_ready:
+        del facts
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -116,6 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="where the home and our dirs go")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
     parser.add_argument("--warm-only", action="store_true", help="skip the cold start")
+    parser.add_argument(
+        "--after-ready",
+        action="store_true",
+        help="also load what the daemon holds after READY (both index files parsed)",
+    )
     parser.add_argument("--phase", choices=["cold", "warm"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.phase:  # one start in a process of its own, so that VmHWM is its own
@@ -123,7 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.phase == "cold":
             shutil.rmtree(args.workdir / "ours" / "cache", ignore_errors=True)
         label = "cold start (no checkpoint)" if args.phase == "cold" else "warm start (checkpoint)"
-        run_worker(args.home, label, trace=not args.no_trace, top=args.top)
+        run_worker(
+            args.home, label, trace=not args.no_trace, top=args.top, after_ready=args.after_ready
+        )
         return 0
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-memory-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -139,7 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for phase in ("warm",) if args.warm_only else ("cold", "warm"):
             cmd = [sys.executable, __file__, "--phase", phase, "--home", str(home)]
             cmd += ["--workdir", str(work), "--top", str(args.top)]
-            subprocess.run([*cmd, *(["--no-trace"] if args.no_trace else [])], check=True)
+            cmd += ["--no-trace"] if args.no_trace else []
+            cmd += ["--after-ready"] if args.after_ready else []
+            subprocess.run(cmd, check=True)
         print(f"load average {os.getloadavg()[0]:.2f}")
     finally:
         if not args.keep and args.workdir is None:
