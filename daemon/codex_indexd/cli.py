@@ -19,7 +19,7 @@ EXIT_USAGE = 2
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser with every subcommand registered."""
-    from codex_indexd.commands import explain, repair, run
+    from codex_indexd.commands.arguments import add_explain, add_repair, add_run
 
     parser = argparse.ArgumentParser(
         prog="codex-indexd",
@@ -31,9 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"codex-indexd {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    repair.add_parser(sub)
-    run.add_parser(sub)
-    explain.add_parser(sub)
+    add_repair(sub)
+    add_run(sub)
+    add_explain(sub)
     for name, help_text in (
         ("status", "show whether the daemon runs and what is wrong"),
         ("logs", "show the daemon's log"),

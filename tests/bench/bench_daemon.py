@@ -6,9 +6,11 @@
         [--start-sessions N] [--reps R] [--start-appends N] [--spacing-s S]
         [--only appends|start] [--workdir DIR] [--keep] [--json OUT] [--strict]
 
-Every daemon is a real subprocess with its own state/cache/log dirs (the CODEX_INDEXD_*
-variables) and a NOTIFY_SOCKET we bind, as under the systemd unit (Type=notify,
-WatchdogSec=60s). It runs a copy of daemon/ taken at the start (--no-snapshot: the live tree).
+Every daemon is a real subprocess (`DaemonProcess` of tests/support/daemons.py, run by this
+interpreter) with its own state/cache/log dirs (the CODEX_INDEXD_* variables) and a
+NOTIFY_SOCKET we bind, as under the systemd unit (Type=notify, WatchdogSec=60s). It runs a
+copy of daemon/ taken at the start (--no-snapshot: the live tree), with bytecode cached in
+the run dir as an installed package has it (the priming run compiles it).
 The homes are small-file homes built with tests/support/homes.py, primed once with
 `run --once` (so the daemon starts on correct indexes), with times ending just before now so
 that each appended turn is the newest history line, as in real use.
@@ -42,13 +44,10 @@ import math
 import os
 import random
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -61,6 +60,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run as a script: Python puts only tests/bench on the path
     sys.path.insert(0, str(ROOT))
 
+from tests.support.daemons import DaemonProcess, log_records  # noqa: E402
 from tests.support.homes import Thread, Turn, db_row, iso, line, make_uuid, write_db, write_rollout  # noqa: E402
 
 MIB = 1 << 20
@@ -345,6 +345,16 @@ def proc_mem_mib(pid: int) -> dict[str, float]:
     return out
 
 
+BYTECODE: dict[str, str] = {"PYTHONDONTWRITEBYTECODE": ""}
+"""How every child of the run caches bytecode: `main` points PYTHONPYCACHEPREFIX into the run
+dir, so that the priming run compiles the code once and every daemon start after it loads
+cached bytecode, as an installed package does (compiling the daemon's modules costs about
+0.15 s of each start)."""
+DAEMON_ENV: dict[str, str] = {}
+"""Extra environment of every daemon: `main` puts the snapshot's PYTHONPATH here (a
+`DaemonProcess` would otherwise import the live tree first)."""
+
+
 def clean_env(base: Path, cache: Path) -> dict[str, str]:
     """Our environment without any codex-indexd or Codex setting, plus private dirs."""
     env = {
@@ -352,136 +362,92 @@ def clean_env(base: Path, cache: Path) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith("CODEX_INDEXD_") and k not in OWN_ENV
     }
-    env.update(
-        CODEX_INDEXD_STATE_DIR=str(base / "state"),
-        CODEX_INDEXD_CACHE_DIR=str(cache),
-        CODEX_INDEXD_LOG_DIR=str(base / "log"),
-        CODEX_INDEXD_CONFIG=str(base / "config.toml"),
-        PYTHONDONTWRITEBYTECODE="1",
-    )
+    env.update(our_dirs(base, cache), **BYTECODE)
     return env
 
 
-class DaemonProc:
-    """One `codex_indexd run` subprocess with its own dirs and an sd_notify socket."""
+def our_dirs(base: Path, cache: Path) -> dict[str, str]:
+    """The CODEX_INDEXD_* variables of a daemon whose own files live under `base`."""
+    return {
+        "CODEX_INDEXD_STATE_DIR": str(base / "state"),
+        "CODEX_INDEXD_CACHE_DIR": str(cache),
+        "CODEX_INDEXD_LOG_DIR": str(base / "log"),
+        "CODEX_INDEXD_CONFIG": str(base / "config.toml"),
+    }
 
-    def __init__(self, name: str, home: Path, base: Path, python: str) -> None:
-        self.name, self.home, self.base, self.python = name, home, base, python
+
+class DaemonProc:
+    """One `codex-indexd run` subprocess (a `DaemonProcess` of tests/support/daemons.py, with
+    its sd_notify listener) with its own dirs, started and stopped again by the scenarios."""
+
+    def __init__(self, name: str, home: Path, base: Path) -> None:
+        self.name, self.home, self.base = name, home, base
         self.cache = base / "cache"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.sock: socket.socket | None = None
-        self.reader: threading.Thread | None = None
-        self.ready = threading.Event()
+        self.process: DaemonProcess | None = None
         self.spawned = 0.0
-        self.ready_at = 0.0
-        self.messages = 0
-        self._closing = threading.Event()
 
     @property
     def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
+        assert self.process is not None
+        return self.process.pid
 
     @property
     def log_path(self) -> Path:
         return self.base / "log" / "codex-indexd.log"
 
-    def _listen(self) -> None:
-        assert self.sock is not None
-        while not self._closing.is_set():
-            try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.messages += 1
-            if b"READY=1" in data.split(b"\n") and not self.ready.is_set():
-                self.ready_at = time.perf_counter()
-                self.ready.set()
-
     def start(self) -> None:
+        """Spawn the daemon with the default debounce, as under the unit (Type=notify,
+        WatchdogSec=60s)."""
         self.base.mkdir(parents=True, exist_ok=True)
-        address = self.base / "notify.sock"
-        address.unlink(missing_ok=True)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-        self.sock.bind(str(address))
-        self.sock.settimeout(0.1)
-        self.ready.clear()
-        self._closing.clear()
-        self.reader = threading.Thread(target=self._listen, name=f"notify-{self.name}", daemon=True)
-        self.reader.start()
-        env = clean_env(self.base, self.cache)
-        # As under the unit: Type=notify, WatchdogSec=60s.
-        env.update(NOTIFY_SOCKET=str(address), WATCHDOG_USEC="60000000")
-        cmd = [self.python, "-m", "codex_indexd", "run", "--codex-home", str(self.home)]
-        with (self.base / "stderr.log").open("ab") as err:
-            self.spawned = time.perf_counter()
-            self.proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env, cwd=self.base
-            )
+        env = {**our_dirs(self.base, self.cache), **BYTECODE, **DAEMON_ENV}
+        env["WATCHDOG_USEC"] = "60000000"
+        self.spawned = time.monotonic()
+        self.process = DaemonProcess(
+            self.home, debounce_ms=None, env=env, notify=True, output_dir=self.base
+        )
 
     def wait_ready(self, timeout_s: float = 600.0) -> float:
-        """Wait for READY=1; return seconds since spawn. Raises RuntimeError if the daemon died."""
-        deadline = time.monotonic() + timeout_s
-        while not self.ready.wait(0.05):
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"daemon {self.name} exited with {self.proc.returncode} before READY "
-                    f"(see {self.base / 'stderr.log'})"
-                )
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"daemon {self.name} not ready after {timeout_s} s")
-        return self.ready_at - self.spawned
+        """Wait for READY=1; return seconds from spawning to its arrival. Raises RuntimeError
+        if the daemon died or time ran out."""
+        process = self.process
+        assert process is not None and process.notify is not None
+        try:
+            process.wait_ready(timeout_s)
+        except AssertionError as exc:
+            raise RuntimeError(f"daemon {self.name}: {exc}") from None
+        arrived = [
+            at for at, message in list(process.notify.messages) if "READY=1" in message.split("\n")
+        ]
+        return arrived[0] - self.spawned
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.process is not None and self.process.alive()
 
     def stop(self) -> int:
         """SIGTERM, wait; return the exit code (SIGKILL after 60 s counts as a failure)."""
-        code = 0
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                code = self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                code = -9
-        self._closing.set()
-        if self.reader is not None:
-            self.reader.join(2)
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
+        process, self.process = self.process, None
+        if process is None:
+            return 0
+        try:
+            code = process.terminate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            code = -9
+        process.close()
         return code
 
     def events(self, event: str) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return out
-        for raw in text.splitlines():
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(record, dict) and record.get("event") == event:
-                out.append(record)
-        return out
+        return log_records(self.log_path.parent, event)
 
 
-def prime(home: Path, base: Path, python: str) -> float:
+def prime(home: Path, base: Path) -> float:
     """`run --once` with throwaway dirs: the home's indexes are correct afterwards. Returns seconds."""
     base.mkdir(parents=True, exist_ok=True)
     env = clean_env(base, base / "cache")
     started = time.perf_counter()
     with (base / "prime.log").open("ab") as out:
         subprocess.run(
-            [python, "-m", "codex_indexd", "run", "--once", "--codex-home", str(home)],
+            [sys.executable, "-m", "codex_indexd", "run", "--once", "--codex-home", str(home)],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=out,
@@ -669,9 +635,7 @@ def latency_ms(samples: Sequence[AppendSample]) -> list[float]:
     return [s.latency_s * 1000 for s in samples if s.latency_s is not None]
 
 
-def scenario_appends(
-    work: Path, sizes: Sizes, python: str, rng: random.Random, res: Results
-) -> None:
+def scenario_appends(work: Path, sizes: Sizes, rng: random.Random, res: Results) -> None:
     """Idle CPU, then spaced appends on three running daemons: the idle/latency home and the
     two per-append CPU homes (small and big subject rollout)."""
     specs = [
@@ -688,8 +652,8 @@ def scenario_appends(
             t0 = time.perf_counter()
             lives[name] = build_home(home, sessions, subject_bytes=int(mb * MIB))
             t1 = time.perf_counter()
-            primed = prime(home, work / f"prime-{name}", python)
-            daemons[name] = DaemonProc(name, home, work / f"d-{name}", python)
+            primed = prime(home, work / f"prime-{name}")
+            daemons[name] = DaemonProc(name, home, work / f"d-{name}")
             daemons[name].start()
             ready = daemons[name].wait_ready()
             setup.append(
@@ -771,7 +735,7 @@ def scenario_appends(
     res.raw["idle"] = {name: asdict(i) for name, i in idle.items()}
 
 
-def scenario_start(work: Path, sizes: Sizes, python: str, rng: random.Random, res: Results) -> None:
+def scenario_start(work: Path, sizes: Sizes, rng: random.Random, res: Results) -> None:
     """Cold and warm starts of a big home; appends on the last warm run."""
     home = work / "home-start"
     started = time.perf_counter()
@@ -782,8 +746,8 @@ def scenario_start(work: Path, sizes: Sizes, python: str, rng: random.Random, re
         prompt_bytes=sizes.start_prompt_bytes,
     )
     built = time.perf_counter() - started
-    primed = prime(home, work / "prime-start", python)
-    daemon = DaemonProc("start", home, work / "d-start", python)
+    primed = prime(home, work / "prime-start")
+    daemon = DaemonProc("start", home, work / "d-start")
     runs: dict[str, list[dict[str, float]]] = {"cold": [], "warm": []}
     samples: list[AppendSample] = []
     rate = idle_pct = 0.0
@@ -909,7 +873,9 @@ def dir_mib(root: Path) -> float:
 
 def interpreter_floor(python: str) -> tuple[float, float, float]:
     """Wall time of a bare `python -c pass` and of importing the daemon's modules, and the
-    VmHWM (MiB) of that import: floors under start -> READY and RSS."""
+    VmHWM (MiB) of that import: floors under start -> READY and RSS (bytecode cached as the
+    daemons have it)."""
+    env = {**os.environ, **BYTECODE}
     imports = "import codex_indexd.daemon.loop, codex_indexd.log.setup, codex_indexd.commands.run, codex_indexd.cli"
     report = (
         f"{imports}; import re; print(int(re.search(r'VmHWM:\\s+(\\d+)', "
@@ -920,11 +886,16 @@ def interpreter_floor(python: str) -> tuple[float, float, float]:
         samples = []
         for _ in range(3):
             t0 = time.perf_counter()
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+            )
             samples.append(time.perf_counter() - t0)
         return statistics.median(samples)
 
-    hwm = subprocess.run([python, "-c", report], capture_output=True, text=True, check=True).stdout
+    wall([python, "-c", imports])  # fills the bytecode cache
+    hwm = subprocess.run(
+        [python, "-c", report], capture_output=True, text=True, check=True, env=env
+    ).stdout
     return wall([python, "-c", "pass"]), wall([python, "-c", imports]), int(hwm) / 1024
 
 
@@ -964,9 +935,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=["appends", "start"],
         action="append",
         help="run only these scenarios (repeatable)",
-    )
-    parser.add_argument(
-        "--python", default=sys.executable, help="interpreter that can import codex_indexd"
     )
     parser.add_argument("--workdir", type=Path, help="where homes go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
@@ -1012,6 +980,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-daemon-")) if owned else args.workdir
     work.mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=work))
+    # The daemons inherit this process's environment (DaemonProcess): none of our settings.
+    for name in [k for k in os.environ if k.startswith("CODEX_INDEXD_") or k in OWN_ENV]:
+        del os.environ[name]
+    BYTECODE["PYTHONPYCACHEPREFIX"] = str(run_dir / "pycache")
     rng = random.Random(args.seed)
     res = Results()
     only = set(args.only or ["appends", "start"])
@@ -1026,8 +998,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             ignore=shutil.ignore_patterns("__pycache__"),
         )
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(snap), saved_path) if p)
+        DAEMON_ENV["PYTHONPATH"] = os.environ["PYTHONPATH"]
         where = subprocess.run(
-            [args.python, "-c", "import codex_indexd; print(codex_indexd.__file__)"],
+            [sys.executable, "-c", "import codex_indexd; print(codex_indexd.__file__)"],
             capture_output=True,
             text=True,
             check=False,
@@ -1057,8 +1030,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         steps: list[tuple[str, Callable[[], None]]] = [
-            ("appends", lambda: scenario_appends(run_dir, sizes, args.python, rng, res)),
-            ("start", lambda: scenario_start(run_dir, sizes, args.python, rng, res)),
+            ("appends", lambda: scenario_appends(run_dir, sizes, rng, res)),
+            ("start", lambda: scenario_start(run_dir, sizes, rng, res)),
         ]
         for name, step in steps:
             if name not in only:
@@ -1069,7 +1042,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             except (RuntimeError, subprocess.CalledProcessError, OSError) as exc:
                 res.failures.append(f"{name}: {exc}")
             print(f"  {name} done in {time.perf_counter() - t0:.1f} s", flush=True)
-        bare, imports, import_mib = interpreter_floor(args.python)
+        bare, imports, import_mib = interpreter_floor(sys.executable)
         res.notes.append(
             f"floors: bare python start {bare * 1000:.0f} ms, importing the daemon {imports * 1000:.0f} ms "
             f"and VmHWM {import_mib:.1f} MiB"

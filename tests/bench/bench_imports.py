@@ -36,7 +36,7 @@ REPO_ROOT = BENCH_DIR.parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # run as a script: make `tests.*` importable
 
 from tests.bench.bench_measure import run_child  # noqa: E402
-from tests.support.homes import build_home, new_thread  # noqa: E402
+from tests.support.homes import build_home, index_line, new_thread  # noqa: E402
 
 OURS = ("codex_indexd", "codex_indexd_service")
 GOAL_MS = 15.0
@@ -108,8 +108,21 @@ def first_importers(lines: Sequence[ImportLine]) -> dict[str, str]:
 
 
 def tiny_home(root: Path) -> Path:
-    """Write a Codex home with one legacy and one paginated thread and a state DB."""
-    return build_home(root / "home", [new_thread(0), new_thread(1, paginated=True)])
+    """Write a Codex home with one legacy and one paginated thread, a state DB, and what a
+    home in use has besides (each makes repair import a module it would not need without):
+    a `config.toml`, a `session_index.jsonl` line and a `history.jsonl` line per thread."""
+    threads = [new_thread(0), new_thread(1, paginated=True)]
+    home = build_home(root / "home", threads)
+    (home / "config.toml").write_text('model = "gpt-5"\n\n[history]\npersistence = "save-all"\n')
+    stamp = "2026-01-01T00:00:00Z"
+    index = "".join(index_line(t.thread_id, f"thread {t.thread_id[:8]}", stamp) for t in threads)
+    (home / "session_index.jsonl").write_text(index)
+    history = "".join(
+        json.dumps({"session_id": t.thread_id, "ts": 1767225600, "text": t.turns[0].text}) + "\n"
+        for t in threads
+    )
+    (home / "history.jsonl").write_text(history)
+    return home
 
 
 def isolated_env(workdir: Path, *, bytecode_cache: bool = True) -> dict[str, str]:

@@ -6,7 +6,6 @@ import os
 import re
 import sys
 import threading
-import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +72,8 @@ def default_codex_home() -> Path:
 
 def read_codex_config(path: Path) -> CodexConfig:
     """Return the relevant settings of a Codex `config.toml`; defaults when absent or bad."""
+    import tomllib
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -11,10 +11,12 @@ Memory is bounded by the skeleton and one piece, not by the line.
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
 import re
-import secrets
+
+# hashlib.blake2b is this type; importing hashlib would also load OpenSSL (about 2 ms).
+from _blake2 import blake2b
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +30,7 @@ PREFIX_CHARS = 4096  # characters of a long text kept for titles
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _HIGH_SURROGATE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}")
 # A placeholder no rollout can forge: the key holds a per-process random tag.
-_TAG = "\x00long-" + secrets.token_hex(8)
+_TAG = "\x00long-" + os.urandom(8).hex()  # what secrets.token_hex(8) returns
 _TAG_JSON = json.dumps(_TAG).encode()
 
 
@@ -201,7 +203,7 @@ class TurnText:
     of pieces and their join would be)."""
 
     def __init__(self, *, keep: bool) -> None:
-        self._hash = hashlib.blake2b(digest_size=8)
+        self._hash = blake2b(digest_size=8)
         self._pending = ""  # trailing CR/LF not hashed (nor added to the text) yet
         self._prefix: list[str] = []
         self._prefix_len = 0

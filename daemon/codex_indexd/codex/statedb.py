@@ -6,10 +6,8 @@ We never write, checkpoint or vacuum it: connections are `mode=ro` URIs with
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,6 +211,9 @@ def load_threads(path: Path) -> dict[str, ThreadRow]:
 
 def _load_from_copy(path: Path, wal: Path) -> dict[str, ThreadRow]:
     """Read a copy of the DB and its WAL in a private temp dir. Raises StateDbError."""
+    import shutil
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="codex-indexd-db-") as scratch:
         copy = Path(scratch) / path.name
         try:

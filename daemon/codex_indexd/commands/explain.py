@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from codex_indexd.codex.home import CodexHome
+from codex_indexd.commands.arguments import MIN_PREFIX
 from codex_indexd.commands.home_check import check_home
-from codex_indexd.commands.lookup import MIN_PREFIX, Matches, find
+from codex_indexd.commands.lookup import Matches, find
 from codex_indexd.engine import HomeFacts, gather
 from codex_indexd.engine.diagnose import (
     Finding,
@@ -27,48 +28,6 @@ EXIT_VISIBLE, EXIT_HIDDEN, EXIT_UNKNOWN = 0, 1, 2
 CHOSEN = frozenset({"archived"})
 # diagnose's own summary of the rollout; shown here as fields (path, turns) instead.
 _ROLLOUT_CODE = "rollout"
-EPILOG = f"""\
-A thread can be named by its id, a unique id prefix (at least {MIN_PREFIX} characters), its
-name (any case; every thread with that name is explained) or its rollout file's path.
-
-exit status:
-  0  visible in 'codex resume' and Codex can open it (or hidden only because it is archived)
-  1  hidden or broken for a reason you did not choose (the findings say why)
-  2  no such thread, an ambiguous id prefix, a Codex home that cannot be read, or a bad
-     config file
-
-examples:
-  codex-indexd explain 019a3c1e
-  codex-indexd explain "fix the flaky test" --json | jq '.threads[] | {{id, visible}}'
-"""
-
-
-def add_parser(sub: Any) -> None:
-    parser = sub.add_parser(
-        "explain",
-        help="say why a thread is or is not visible in Codex",
-        description="Say why a thread is or is not listed by Codex (read-only).",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "thread", help="a thread id, id prefix (6+ characters), name, or rollout path"
-    )
-    parser.add_argument(
-        "--codex-home",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help="the Codex home to look in (default: $CODEX_HOME, else the first of the config "
-        "file's homes, else ~/.codex)",
-    )
-    parser.add_argument(
-        "--json",
-        action="store_true",
-        help="print one JSON object: {query, codex_home, exit_code, threads: [{id, name, "
-        "rollout_path, visible, turns, findings: [{code, message, ...}]}]}",
-    )
-    parser.set_defaults(handler=main)
 
 
 def plural(count: int, word: str) -> str:

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codex_indexd.codex.home import thread_id_from_name
+from codex_indexd.commands.arguments import MIN_PREFIX
 from codex_indexd.engine import HomeFacts
 from codex_indexd.engine.diagnose import find_threads, known_ids
 
-MIN_PREFIX = 6
 _PREFIX_RE = re.compile(r"[0-9a-fA-F-]+")
 
 

@@ -6,70 +6,11 @@ import argparse
 import sys
 from typing import Any
 
-from codex_indexd.commands.words import add_codex_homes_argument
 from codex_indexd.config import settings as settings_mod
 from codex_indexd.log import get_logger
 
 log = get_logger("codex_indexd.run")
 EXIT_USAGE = 2
-EPILOG = """\
-exit status (--once): 0 every home served, 1 a home is missing or cannot be read, 2 a bad
-config file or no usable home. The daemon exits 0 on SIGTERM/SIGINT, 2 on a bad config, 75
-when another codex-indexd already serves a home. SIGHUP re-reads the config file (homes
-are added and dropped; a change that needs a restart is logged and shown by status).
-
-examples:
-  codex-indexd run --once --codex-home ~/.codex
-  codex-indexd run --log-level debug --poll
-"""
-
-
-def add_parser(sub: Any) -> None:
-    parser = sub.add_parser(
-        "run",
-        help="watch Codex homes and keep their indexes right (foreground)",
-        description="Watch Codex homes and keep session_index.jsonl and history.jsonl right, "
-        "in the foreground (the user service runs this).",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_codex_homes_argument(parser, "watch", "the config file's homes, $CODEX_HOME, ~/.codex")
-    parser.add_argument(
-        "--debounce-ms",
-        type=_milliseconds,
-        default=None,
-        metavar="MS",
-        help="quiet period after a change before the indexes are updated (default 300)",
-    )
-    parser.add_argument(
-        "--poll",
-        action="store_true",
-        default=None,
-        help="poll the files instead of using inotify/FSEvents (network file systems)",
-    )
-    parser.add_argument(
-        "--once", action="store_true", help="one reconcile of every home, then exit"
-    )
-    parser.add_argument(
-        "--log-level",
-        default=None,
-        choices=["debug", "info", "warning", "error"],
-        help="least severe log lines written (default: log_level in the config file, or info)",
-    )
-    parser.set_defaults(handler=main)
-
-
-def _milliseconds(text: str) -> int:
-    """argparse type: a whole number of milliseconds, 0..60000."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be a whole number of milliseconds, got {text!r}"
-        ) from None
-    if not 0 <= value <= 60_000:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 60000 ms, got {value}")
-    return value
 
 
 def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:

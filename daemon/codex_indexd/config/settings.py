@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -277,6 +276,8 @@ def load(
     file_values: dict[str, Any] = {}
     text = ""
     if file_path.exists():
+        import tomllib
+
         try:
             text = file_path.read_text(encoding="utf-8")
             file_values = _flatten(tomllib.loads(text))

@@ -3,7 +3,6 @@ was expected."""
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
@@ -72,6 +71,8 @@ def choice(*options: str) -> Callable[[Any], str]:
 
 def did_you_mean(word: str, options: Iterable[str]) -> str:
     """Return " (did you mean 'x'?)" for the closest option, or ""."""
+    import difflib
+
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

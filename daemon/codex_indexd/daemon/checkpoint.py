@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_indexd.codex.rollout import RolloutScan
-from codex_indexd.engine.live import FileState, RolloutTracker
+from codex_indexd.engine.live import FileState, RolloutTracker, device
 from codex_indexd.index.model import Policy, Rename, RolloutFacts, ThreadRow, UserTurn
 from codex_indexd.log import get_logger
 from codex_indexd.watch.threads import ThreadTable
@@ -164,17 +164,20 @@ def _facts_from_json(row: list[Any], path: str) -> RolloutFacts:
         first = sys.intern(first)  # shared with the DB row's copy
     if title == _SAME_AS_FIRST and first is None:
         raise ValueError("a title refers to a missing first message")
-    if not all(v is None or isinstance(v, str) for v in (first, created, last, source, mode)):
-        raise TypeError("a text field is not a string")
+    for text in (first, created, last, source, mode):  # a loop: faster than all() per row
+        if not (text is None or isinstance(text, str)):
+            raise TypeError("a text field is not a string")
     if not (title is None or title == _SAME_AS_FIRST or isinstance(title, str)):
         raise TypeError("the title is not a string")
     user_turns = [
         UserTurn(ts, first if text is not None and text == first else text, key, offset)
         for ts, text, key, offset in turns
     ]
-    _check_ints(*(n for turn in user_turns for n in (turn.ts, turn.key, turn.offset)))
-    if not all(turn.text is None or isinstance(turn.text, str) for turn in user_turns):
-        raise TypeError("a turn's text is not a string")
+    for turn in user_turns:
+        if not (type(turn.ts) is type(turn.key) is type(turn.offset) is int):  # see _check_ints
+            raise TypeError("a number field is not an integer")
+        if not (turn.text is None or isinstance(turn.text, str)):
+            raise TypeError("a turn's text is not a string")
     return RolloutFacts(
         sys.intern(tid),
         path,
@@ -192,9 +195,11 @@ def _facts_from_json(row: list[Any], path: str) -> RolloutFacts:
 
 
 def _check_ints(*values: Any) -> None:
-    """Offsets and sizes are compared with stat results later: they must be integers."""
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        raise TypeError("a number field is not an integer")
+    """Offsets and sizes are compared with stat results later: they must be integers. JSON
+    numbers are `int` itself (`type` is, a bool's is not), and a loop is faster than `all`."""
+    for value in values:
+        if type(value) is not int:
+            raise TypeError("a number field is not an integer")
 
 
 def _dumps(value: Any) -> bytes:
@@ -246,6 +251,8 @@ def _load_row(tracker: RolloutTracker, row: Any) -> None:
     if not isinstance(key, str) or not (expected is None or isinstance(expected, str)):
         raise TypeError("path or expected id is not a string")
     key = sys.intern(key)
+    dev = device(dev)
+    size = offset if offset == size else size  # usually equal: one int object for both
     scan = RolloutScan(
         _facts_from_json(facts, key),
         offset,

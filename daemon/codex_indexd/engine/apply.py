@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.engine.gather import HomeFacts
@@ -21,10 +22,11 @@ from codex_indexd.index.plan import (
 from codex_indexd.log import get_logger
 from codex_indexd.store.files import OurFiles
 from codex_indexd.write.backup import BackupPolicy
-from codex_indexd.write.history_writer import append_history, recover_history, write_history
-from codex_indexd.write.index_writer import WriteResult, append_index, recover_index, replace_index
 from codex_indexd.write.locks import INDEX_LOCK_TIMEOUT_S, LockBusy
 from codex_indexd.write.safety import UnsafeTarget
+
+if TYPE_CHECKING:
+    from codex_indexd.write.index_writer import WriteResult
 
 log = get_logger("codex_indexd.engine")
 
@@ -45,6 +47,9 @@ class Targets:
 
 def recover(home: CodexHome) -> str | None:
     """Finish what a crash interrupted: the history journal and our stray temp files."""
+    from codex_indexd.write.history_writer import recover_history
+    from codex_indexd.write.index_writer import recover_index
+
     targets = Targets.for_home(home)
     recover_index(home.session_index, home.session_index_lock, targets.index_journal)
     outcome = recover_history(home.history, targets.journal)
@@ -112,6 +117,11 @@ def apply_plan(
     """Write what the plan says through Codex's protocols, each file on its own: a busy lock or
     a refusal on one file does not stop the other. Failures (LockBusy, UnsafeTarget, OSError)
     are returned in `errors`, keyed by file name."""
+    # The writers are imported here: reading and planning (a dry run, status, explain) never
+    # load them.
+    from codex_indexd.write.history_writer import append_history, write_history
+    from codex_indexd.write.index_writer import append_index, replace_index
+
     home = facts.home
     targets = Targets.for_home(home)
     result = ApplyResult()

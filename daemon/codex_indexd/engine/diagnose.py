@@ -22,7 +22,6 @@ Both hide archived threads and non-interactive sources (exec, sub-agents). Neith
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +80,8 @@ def find_threads(facts: HomeFacts, query: str) -> list[str]:
     An id no file mentions (no DB row, rollout, index or history line) matches nothing.
     """
     try:
+        import uuid
+
         thread_id = str(uuid.UUID(query.strip()))
     except ValueError:
         pass

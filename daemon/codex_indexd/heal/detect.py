@@ -15,7 +15,6 @@ Names are kept for the healer but never logged: they may be close to prompt text
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -145,6 +144,8 @@ def attempt_key(reason: str, thread_id: str, name: str | None = None) -> str:
     """
     if name is None:
         return f"{reason}:{thread_id}"
+    import hashlib
+
     digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:10]
     return f"{reason}:{thread_id}:{digest}"
 

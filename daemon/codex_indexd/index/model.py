@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
+# hashlib.blake2b is this type; importing hashlib would also load OpenSSL (about 2 ms).
+from _blake2 import blake2b
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -13,7 +14,7 @@ NO_KEY = -1
 def text_key(text: str) -> int:
     """Return a 64-bit digest of a prompt text. The daemon keeps it instead of the text, which
     it reads back from the rollout only when the line must be written."""
-    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    digest = blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(digest, "big")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,8 @@ def home_key(codex_home: Path) -> str:
 
     It is computed from the home's real path, so a home reached through a symlink has the
     same key (and the same single-instance lock) as the home itself."""
+    import hashlib
+
     real = Path(os.path.realpath(codex_home.absolute()))
     digest = hashlib.sha256(str(real).encode("utf-8", "surrogateescape")).hexdigest()[:12]
     return f"{real.name or 'root'}-{digest}"

@@ -5,7 +5,6 @@ renamed over the target, and the directory synced."""
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -61,6 +60,8 @@ def write_atomic(
     if not directory.is_dir():
         private_dir(directory)
     check_private_dir(directory)
+    import secrets
+
     temp = directory / f".{path.name}.{secrets.token_hex(8)}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(temp, flags, mode)

@@ -14,7 +14,6 @@ and a `repair` never share a journal.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
 import functools
@@ -23,6 +22,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from codex_indexd.index.plan import HistoryAppend
 from codex_indexd.log import get_logger
@@ -41,6 +41,9 @@ from codex_indexd.write.journal import (
 )
 from codex_indexd.write.locks import journal_lock, lock_history_fd
 from codex_indexd.write.safety import check_fd, open_target, write_all
+
+if TYPE_CHECKING:
+    import ctypes
 
 log = get_logger("codex_indexd.history_writer")
 HISTORY_MODE = 0o600
@@ -76,6 +79,8 @@ def reserve_space(fd: int, offset: int, length: int) -> None:
     libc = _libc()
     if libc is None:
         return
+    import ctypes
+
     if libc.fallocate(fd, _FALLOC_FL_KEEP_SIZE, ctypes.c_long(offset), ctypes.c_long(length)) != 0:
         err = ctypes.get_errno()
         if err in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
@@ -87,6 +92,8 @@ def reserve_space(fd: int, offset: int, length: int) -> None:
 def _libc() -> ctypes.CDLL | None:
     if sys.platform != "linux":
         return None
+    import ctypes
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]

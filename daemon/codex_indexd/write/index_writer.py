@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,6 +181,8 @@ def replace_index(
             if new == current:
                 return WriteResult(0, None)
             saved = write_backup(backup_dir, index_path.name, current, backup)
+            import tempfile
+
             # mkstemp: O_CREAT|O_EXCL|O_NOFOLLOW, an unpredictable name, 0600 until fchmod.
             fd, temp_name = tempfile.mkstemp(
                 prefix=".session_index.", suffix=".codex-indexd.tmp", dir=directory
