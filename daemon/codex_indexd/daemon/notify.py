@@ -10,7 +10,7 @@ from typing import Any
 def status_line(homes: list[tuple[int, dict[str, Any]]], polling: bool) -> str:
     """Return the `STATUS=` field for homes given as (sessions, status counters)."""
     sessions = sum(count for count, _ in homes)
-    repairs = [stats.get("last_repair", {}).get("at") for _, stats in homes]
+    repairs = [(stats.get("last_repair") or {}).get("at") for _, stats in homes]
     last = max((r for r in repairs if r), default="never")
     mode = "polling" if polling else "watching"
     return f"STATUS={mode} {sessions} sessions in {len(homes)} home(s); last repair {last}"
