@@ -77,7 +77,9 @@ def _main(argv: Sequence[str] | None) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    args = parser.parse_args(args_list)
+    from codex_indexd.commands.words import parse_command_line
+
+    args = parse_command_line(parser, args_list)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE

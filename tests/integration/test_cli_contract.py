@@ -296,3 +296,26 @@ def test_explain_and_repair_use_the_config_files_home_as_status_does(
     data = json.loads(capsys.readouterr().out)
     assert "config error" in data["error"] and data["threads"] == []
     assert main(["explain", "--codex-home", str(home), threads[0].thread_id]) == 0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["repair", "--json", "--max-threads", "fast"],
+        ["repair", "--json", "--no-such-option"],
+        ["explain", "--json"],  # the thread is required
+        ["status", "--json", "--no-such-option"],
+        ["config", "show", "--json", "--no-such-option"],
+    ],
+)
+def test_a_usage_error_with_json_is_json_on_stdout_too(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert report["ok"] is False and report["exit_code"] == 2
+    assert report["error"] and report["error"] in err  # the usage and error stay on stderr
+    assert "usage:" in err

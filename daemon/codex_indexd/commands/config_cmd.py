@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from codex_indexd.commands.words import parse_command_line
 from codex_indexd.config import settings as settings_mod
 from codex_indexd.store import dirs
 from codex_indexd.store.files import backups_root
@@ -79,7 +80,7 @@ def main(argv: list[str]) -> int:
         return 2
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["show", *argv]  # `config` alone shows the configuration
-    args = parser.parse_args(argv)
+    args = parse_command_line(parser, argv)
     try:
         cli = (
             {"homes": [str(p) for p in args.codex_home]}

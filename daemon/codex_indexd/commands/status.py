@@ -21,6 +21,7 @@ from codex_indexd.commands.words import (
     add_codex_homes_argument,
     drift_sentence,
     error_sentence,
+    parse_command_line,
     plural,
 )
 from codex_indexd.config import settings as settings_mod
@@ -311,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_command_line(build_parser(), argv)
     configure_on_first_log(level="error", log_file=False)
     try:
         resolved = settings_mod.load(

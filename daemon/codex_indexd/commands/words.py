@@ -4,7 +4,10 @@ The codes stay as they are in JSON; text output uses these words."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import argparse
+import io
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +91,26 @@ def add_codex_homes_argument(parser: Any, verb: str, default: str) -> None:
         metavar="PATH",
         help=f"a Codex home to {verb} (repeatable; default: {default})",
     )
+
+
+def parse_command_line(parser: argparse.ArgumentParser, args: Sequence[str]) -> argparse.Namespace:
+    """Return `parser.parse_args(args)`. On a usage error (SystemExit 2, the usage and the
+    error on stderr as always) of a command line that asks for `--json`, also print
+    `{"ok": false, "status": "failed", "exit_code": 2, "error": ...}` on stdout: a script that
+    parses stdout gets JSON on every path."""
+    real, buffer = sys.stderr, io.StringIO()
+    sys.stderr = buffer
+    try:
+        return parser.parse_args(args)
+    except SystemExit as exc:
+        if exc.code == 2 and "--json" in args:
+            import json
+
+            lines = buffer.getvalue().strip().splitlines()
+            error = lines[-1].split(": error: ", 1)[-1] if lines else "bad command line"
+            payload = {"ok": False, "status": "failed", "exit_code": 2, "error": error}
+            print(json.dumps(payload))
+        raise
+    finally:
+        sys.stderr = real
+        real.write(buffer.getvalue())
