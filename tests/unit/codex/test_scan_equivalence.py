@@ -184,3 +184,22 @@ def test_scan_file_on_disk_equals_the_oracle(tmp_path: Path, size: int) -> None:
     )
     assert observed(new) == observed(old)
     assert new.facts.user_turns[0].text == "z" * size + "end"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(rollout_bytes(), st.floats(0, 1))
+def test_scan_file_reads_a_file_and_its_tail_like_the_oracle(data: bytes, cut: float) -> None:
+    """scan_file sizes its buffer to what is left to read: a whole small file, then a tail."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / NAME
+        path.write_bytes(data[: int(len(data) * cut)])
+        first = scan_file(RolloutScan.start(path), path)
+        head = by_oracle(data[: int(len(data) * cut)], scan=RolloutScan.start(path))
+        assert observed(first) == observed(head)
+        if first.bare:
+            return
+        path.write_bytes(data)
+        whole = by_oracle(data, scan=RolloutScan.start(path))
+        assert observed(scan_file(first, path)) == observed(whole)
