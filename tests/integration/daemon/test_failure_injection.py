@@ -22,9 +22,10 @@ from codex_indexd.daemon.home_worker import HomeWorker
 from codex_indexd.daemon.home_writes import HomeWrites
 from codex_indexd.daemon.loop import Daemon
 from codex_indexd.daemon.own_writes import IndexCache
-from codex_indexd.engine import apply, live
+from codex_indexd.engine import live
 from codex_indexd.engine import reconcile as engine_reconcile
 from codex_indexd.store.files import OurFiles
+from codex_indexd.write import history_writer
 from tests.integration.daemon.home_files import append, history_texts, status
 from tests.support.daemons import InProc, Spawn, log_records
 from tests.support.homes import BASE_TIME, build_home, new_thread, rollout_path, user_turn
@@ -88,7 +89,7 @@ CASES = {
         engine_reconcile, "apply_plan", lambda: RuntimeError("injected apply"), "reconcile"
     ),
     "history-write": Case(
-        apply, "append_history", lambda: AssertionError("injected write"), "reconcile"
+        history_writer, "append_history", lambda: AssertionError("injected write"), "reconcile"
     ),
     "heal": Case(healing, "record_db_drift", lambda: RuntimeError("injected heal"), "heal"),
     "checkpoint-save": Case(
