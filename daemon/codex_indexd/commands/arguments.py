@@ -12,6 +12,7 @@ from codex_indexd.commands.words import add_codex_homes_argument
 MIN_PREFIX = 6
 """The shortest id prefix `explain` looks up."""
 ONLY_CHOICES = ("session-index", "history", "both")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 """The values of `repair --only`: those of `codex_indexd.index.model.OnlyFile`."""
 
 REPAIR_EPILOG = """\
@@ -162,7 +163,7 @@ def add_repair(sub: Any) -> None:
     parser.add_argument(
         "--log-level",
         default="warning",
-        choices=["debug", "info", "warning", "error"],
+        choices=LOG_LEVELS,
         help="least severe log lines printed on stderr (default: warning)",
     )
     parser.set_defaults(handler=_repair)
@@ -198,7 +199,7 @@ def add_run(sub: Any) -> None:
     parser.add_argument(
         "--log-level",
         default=None,
-        choices=["debug", "info", "warning", "error"],
+        choices=LOG_LEVELS,
         help="least severe log lines written (default: log_level in the config file, or info)",
     )
     parser.set_defaults(handler=_run)

@@ -32,12 +32,18 @@ def homes_toml(*homes: Path, extra: str = "") -> str:
     return extra + "homes = [" + ", ".join(json.dumps(str(h)) for h in homes) + "]\n"
 
 
-def test_sighup_adds_and_drops_homes(tmp_path: Path, private_dirs: Path, log_dir: Path) -> None:
+def config_with_first_of_two_homes(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Return (the config file naming the first home only, the first home, a second home)."""
     config = Path(os.environ["CODEX_INDEXD_CONFIG"])
     config.parent.mkdir(parents=True, exist_ok=True)
     first = build_home(tmp_path / "first", [new_thread(0)])
     second = build_home(tmp_path / "second", [new_thread(1)])
     config.write_text(homes_toml(first))
+    return config, first, second
+
+
+def test_sighup_adds_and_drops_homes(tmp_path: Path, private_dirs: Path, log_dir: Path) -> None:
+    config, first, second = config_with_first_of_two_homes(tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "codex_indexd", "run", "--debounce-ms", "30"],
         env={**os.environ, "PYTHONPATH": source_pythonpath()},
@@ -77,11 +83,7 @@ def test_homes_fixed_on_the_command_line_are_said_to_hide_the_config_files(
     """A daemon started with --codex-home (a service installed with one home) does not
     follow `homes` in the config file: it logs so at start and after each SIGHUP, instead
     of a bare config.reloaded that changes nothing."""
-    config = Path(os.environ["CODEX_INDEXD_CONFIG"])
-    config.parent.mkdir(parents=True, exist_ok=True)
-    first = build_home(tmp_path / "first", [new_thread(0)])
-    second = build_home(tmp_path / "second", [new_thread(1)])
-    config.write_text(homes_toml(first))
+    config, first, second = config_with_first_of_two_homes(tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "codex_indexd", "run", "--codex-home", str(first)],
         env={**os.environ, "PYTHONPATH": source_pythonpath()},
