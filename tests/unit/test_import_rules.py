@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "daemon" / "codex_indexd"
+# Modules that stand in for the standard library: any module may import them, they import
+# nothing of ours.
+FOUNDATION = "codex_indexd.records"
 DRIVERS = ("codex_indexd.cli", "codex_indexd.commands", "codex_indexd.daemon")
 LOWER_THAN_ENGINE = (*DRIVERS, "codex_indexd.engine", "codex_indexd.heal")
 
@@ -46,9 +49,15 @@ def test_the_model_imports_only_the_model() -> None:
         outside = {
             name
             for name in our_imports(path)
-            if not name.startswith("codex_indexd.index.") and name != "codex_indexd.index"
+            if not name.startswith("codex_indexd.index.")
+            and name != "codex_indexd.index"
+            and not name.startswith(FOUNDATION)
         }
         assert not outside, f"{path.name} imports {sorted(outside)}"
+
+
+def test_the_foundation_imports_nothing_of_ours() -> None:
+    assert not our_imports(PACKAGE / "records.py")
 
 
 @pytest.mark.parametrize("folder", sorted(FORBIDDEN))

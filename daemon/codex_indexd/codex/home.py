@@ -7,10 +7,10 @@ import re
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from codex_indexd.log import get_logger
+from codex_indexd.records import record
 
 log = get_logger("codex_indexd.home")
 
@@ -54,7 +54,7 @@ def note_too_deep(path: str) -> None:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class CodexConfig:
     """The keys of Codex's `config.toml` that matter to the indexes."""
 
@@ -100,7 +100,7 @@ def read_codex_config(path: Path) -> CodexConfig:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class CodexHome:
     """Paths inside one Codex home."""
 

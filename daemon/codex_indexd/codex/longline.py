@@ -18,8 +18,9 @@ import re
 # hashlib.blake2b is this type; importing hashlib would also load OpenSSL (about 2 ms).
 from _blake2 import blake2b
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
+
+from codex_indexd.records import field, record
 
 Pread = Callable[[int, int], bytes]  # (offset, length) -> bytes
 
@@ -34,7 +35,7 @@ _TAG = "\x00long-" + os.urandom(8).hex()  # what secrets.token_hex(8) returns
 _TAG_JSON = json.dumps(_TAG).encode()
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class LongString:
     """A string value left out of the skeleton: its raw content is file[start:end]."""
 
@@ -42,7 +43,7 @@ class LongString:
     end: int
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class LineSkeleton:
     """Builds the skeleton of one line from its bytes, fed in order with their offsets."""
 

@@ -14,7 +14,6 @@ import json
 import re
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from codex_indexd.codex.shapes import unknown_user_shape
 from codex_indexd.index.model import Rename, RolloutFacts, UserTurn, text_key
 from codex_indexd.index.timefmt import epoch_ms, epoch_seconds
 from codex_indexd.log import get_logger
+from codex_indexd.records import field, record
 
 log = get_logger("codex_indexd.rollout")
 
@@ -45,7 +45,7 @@ def strip_ide_prefix(text: str) -> str:
     return text[marker + len(_IDE_MARKER) :].strip()
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class RolloutScan:
     """Reader state for one rollout: facts so far, and where the next read starts."""
 

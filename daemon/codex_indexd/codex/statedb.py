@@ -9,11 +9,11 @@ from __future__ import annotations
 import sqlite3
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 from codex_indexd.index.model import ThreadRow
+from codex_indexd.records import record
 
 BUSY_TIMEOUT_S = 2.0
 _WANTED = (
@@ -127,7 +127,7 @@ def _ms(ms_value: object, seconds_value: object) -> int | None:
     return None
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class ThreadQuery:
     """Result of one read: the rows and the largest `updated_at_ms` seen."""
 

@@ -3,15 +3,15 @@ has, how many threads a policy restores, and why the others are not restored."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from typing import Any
 
 from codex_indexd.commands.words import plural
 from codex_indexd.engine import HomeFacts, plan_for
 from codex_indexd.index.plan import Plan
+from codex_indexd.records import record, replace
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ThreadCounts:
     """Rollout files, threads restored, and the threads left out by reason."""
 

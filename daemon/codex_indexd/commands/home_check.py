@@ -5,8 +5,9 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
+
+from codex_indexd.records import record
 
 MISSING = "missing"
 NOT_A_DIRECTORY = "not_a_directory"
@@ -14,7 +15,7 @@ BROKEN_LINK = "broken_link"
 UNREADABLE = "unreadable"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class HomeProblem:
     """Why a home cannot be used: a stable `code` (for JSON) and a `sentence` for people."""
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from codex_indexd.codex.home import thread_id_from_name
 from codex_indexd.commands.arguments import MIN_PREFIX
 from codex_indexd.engine import HomeFacts
 from codex_indexd.engine.diagnose import find_threads, known_ids
+from codex_indexd.records import field, record
 
 _PREFIX_RE = re.compile(r"[0-9a-fA-F-]+")
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Matches:
     """Thread ids found for a query, and how: `id`, `path`, `name`, `name_casefold`,
     `prefix`, or `ambiguous_prefix` (then `ids` lists the candidates, none is chosen)."""

@@ -6,13 +6,13 @@ Default is a non-destructive merge; `--rebuild` replaces the files like the seed
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from codex_indexd import records
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.indexfiles import read_history
 from codex_indexd.commands.progress import progress_bar
@@ -81,7 +81,7 @@ def reconcile_home(args: argparse.Namespace, home: CodexHome, facts: HomeFacts) 
     (the write found it changed and wrote nothing), read it again and plan again."""
 
     def reread(facts: HomeFacts) -> HomeFacts:
-        return dataclasses.replace(facts, history=read_history(home.history))
+        return records.replace(facts, history=read_history(home.history))
 
     # The TUI writes its own history line shortly after the turn: a turn this recent is left
     # to it (a later repair or the daemon adds it if it never comes).

@@ -4,7 +4,6 @@ a merge adds), with ids, counts and paths only, never prompt text."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from typing import Any
 
 from codex_indexd.commands.counts import ThreadCounts, thread_counts
@@ -13,6 +12,7 @@ from codex_indexd.config.policies import policy_from_settings
 from codex_indexd.engine import ApplyResult, HomeFacts, plan_for
 from codex_indexd.index.model import OnlyFile
 from codex_indexd.index.plan import Plan
+from codex_indexd.records import replace
 
 SHOW_IDS = 5
 

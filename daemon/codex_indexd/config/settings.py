@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from codex_indexd.codex.home import default_codex_home
 from codex_indexd.config import values as parsers
+from codex_indexd.records import field, record, replace
 from codex_indexd.store import dirs
 
 
@@ -23,7 +23,7 @@ class ConfigError(Exception):
     """A bad configuration; the message names the key and, for the file, the line."""
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Spec:
     key: str  # dotted: table.key
     default: Any
@@ -129,7 +129,7 @@ SPECS: tuple[Spec, ...] = (
 _BY_KEY = {spec.key: spec for spec in SPECS}
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class WatchSettings:
     """`[watch]`: how events are batched and how files are watched."""
 
@@ -140,7 +140,7 @@ class WatchSettings:
     reconcile_interval_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class PolicySettings:
     """`[policy]`: which threads are restored and whose turns go to history."""
 
@@ -149,7 +149,7 @@ class PolicySettings:
     history_sources: frozenset[str] | None  # None: every source
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class BackupSettings:
     """`[backups]`: how many backups of each index file are kept."""
 
@@ -157,7 +157,7 @@ class BackupSettings:
     keep_mb: int
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class CodexApiSettings:
     """`[codex_api]`: whether and with which binary Codex's app-server heals its DB."""
 
@@ -165,7 +165,7 @@ class CodexApiSettings:
     binary: str  # "" for `codex` on PATH
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Settings:
     """Resolved values and where each came from (`default`, `file:LINE`, `env:NAME`, `cli`)."""
 

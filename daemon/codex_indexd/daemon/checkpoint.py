@@ -16,7 +16,6 @@ import hashlib
 import json
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from codex_indexd.codex.rollout import RolloutScan
 from codex_indexd.engine.live import FileState, RolloutTracker, device
 from codex_indexd.index.model import Policy, Rename, RolloutFacts, ThreadRow, UserTurn
 from codex_indexd.log import get_logger
+from codex_indexd.records import field, record
 from codex_indexd.watch.threads import ThreadTable
 from codex_indexd.write.atomic import write_atomic
 
@@ -81,7 +81,7 @@ def policy_key(policy: Policy) -> str:
     )
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Verified:
     """What a reconcile that left no drift saw: the policy, the two index files' fingerprints
     (after our own writes), a digest of every DB row, and the threads it restored."""

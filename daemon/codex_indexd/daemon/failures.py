@@ -13,11 +13,11 @@ import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from codex_indexd.log import get_logger
+from codex_indexd.records import record
 
 log = get_logger("codex_indexd.worker")
 # Delays before the retries of a failing home, in seconds; the last one repeats.
@@ -25,7 +25,7 @@ RETRY_DELAYS_S: tuple[float, ...] = (1.0, 2.0, 5.0, 15.0, 60.0)
 DETAIL_MAX = 300
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Episode:
     """A phase failing since `since` (wall clock, RFC 3339), `count` times so far."""
 

@@ -5,7 +5,6 @@ fingerprints, errors and when to retry, the status counters)."""
 from __future__ import annotations
 
 import errno
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +17,7 @@ from codex_indexd.index.history import fit_history_cap
 from codex_indexd.index.model import HistoryLine
 from codex_indexd.index.plan import Plan
 from codex_indexd.log import get_logger
+from codex_indexd.records import replace
 from codex_indexd.write.journal import journal_left
 from codex_indexd.write.locks import LockBusy
 from codex_indexd.write.safety import UnsafeTarget

@@ -9,7 +9,6 @@ is verified: its change event is our echo, not a reason to plan.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from codex_indexd.codex.home import CodexHome
@@ -20,6 +19,7 @@ from codex_indexd.codex.indexfiles import (
     open_index_file,
 )
 from codex_indexd.index.lines import HistoryFile, IndexFile, still_prefix
+from codex_indexd.records import field, record
 from codex_indexd.watch.debounce import Debouncer
 from codex_indexd.write.index_writer import WriteResult
 
@@ -40,7 +40,7 @@ def drop_own_echoes(
         debouncer.discard_if(key, str(path), unchanged)
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class PlanDue:
     """What the next plan must look at: everything, or the threads whose facts changed
     since a plan that left no drift."""
@@ -49,7 +49,7 @@ class PlanDue:
     dirty: set[str] = field(default_factory=set)
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Cached:
     """One file's parse and the fingerprint of the content it holds."""
 

@@ -8,13 +8,13 @@ import errno
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from watchdog.observers.api import BaseObserver
 
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.config.settings import WatchSettings
 from codex_indexd.log import get_logger
+from codex_indexd.records import record
 from codex_indexd.watch.debounce import Debouncer
 from codex_indexd.watch.observer import (
     EVENT_FILTER,
@@ -36,7 +36,7 @@ WATCH_CHECK_EVERY_S = 10.0
 DEFAULT_FACTORY: ObserverFactory = default_factory
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class WatchState:
     """The running observer and how it watches."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +19,7 @@ from codex_indexd.index.plan import (
     rebuilt_index_bytes,
 )
 from codex_indexd.log import get_logger
+from codex_indexd.records import field, record, replace
 from codex_indexd.store.files import OurFiles
 from codex_indexd.write.backup import BackupPolicy
 from codex_indexd.write.locks import INDEX_LOCK_TIMEOUT_S, LockBusy
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 log = get_logger("codex_indexd.engine")
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Targets:
     """Where our side files for one home live."""
 
@@ -59,7 +59,7 @@ def recover(home: CodexHome) -> str | None:
     return outcome
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class ApplyResult:
     """What each writer did; a file whose write failed has its error in `errors` instead."""
 

@@ -22,7 +22,6 @@ Both hide archived threads and non-interactive sources (exec, sub-agents). Neith
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from codex_indexd.index.names import (
     is_user_name,
     latest_rename,
 )
+from codex_indexd.records import record
 
 INTERACTIVE_SOURCES = frozenset({"cli", "vscode", '{"custom":"atlas"}', '{"custom":"chatgpt"}'})
 """The sources Codex 0.169 and 0.171 list by default (in the DB's and our compact spelling);
@@ -42,7 +42,7 @@ every other source, custom ones included, is listed only when asked for. Checked
 real CLI in tests/e2e/test_sources_e2e.py."""
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Finding:
     """One check: a stable code, words for people, and what it does to the thread in Codex.
 
@@ -127,7 +127,7 @@ def _is_exec(source: str | None) -> bool:
     return source == "exec"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class _Thread:
     """What the home says about one thread, for the checks below."""
 

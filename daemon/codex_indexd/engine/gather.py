@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from codex_indexd.codex.home import CodexConfig, CodexHome
@@ -13,11 +12,12 @@ from codex_indexd.index.lines import HistoryFile, IndexFile
 from codex_indexd.index.model import Policy, RolloutFacts, ThreadRow
 from codex_indexd.index.plan import Plan, make_plan
 from codex_indexd.log import get_logger
+from codex_indexd.records import field, record
 
 log = get_logger("codex_indexd.engine")
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class HomeFacts:
     """Everything read from one Codex home."""
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from codex_indexd.codex.home import CodexHome, is_rollout_name, iter_rollout_entries
@@ -21,6 +20,7 @@ from codex_indexd.codex.scan import NotRegularFile, open_rollout
 from codex_indexd.engine.reading import InputWarning, report_scan
 from codex_indexd.index.model import HistoryLine, RolloutFacts
 from codex_indexd.log import get_logger
+from codex_indexd.records import record
 
 log = get_logger("codex_indexd.tracker")
 _DEVICES: dict[int, int] = {}
@@ -32,7 +32,7 @@ def device(dev: int) -> int:
     return _DEVICES.setdefault(dev, dev)
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class FileState:
     dev: int
     ino: int

@@ -3,10 +3,9 @@ policy our settings give (`config.policies`)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from codex_indexd.codex.home import CodexConfig
 from codex_indexd.index.model import Policy
+from codex_indexd.records import replace
 
 
 def home_policy(

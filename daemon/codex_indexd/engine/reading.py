@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from codex_indexd.codex.home import CodexHome, iter_rollout_paths
 from codex_indexd.codex.rollout import RolloutScan, choose_rollout
 from codex_indexd.codex.rollout_file import scan_file
 from codex_indexd.log import get_logger
+from codex_indexd.records import record
 
 log = get_logger("codex_indexd.engine")
 Progress = Callable[[int, int | None], None]
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class InputWarning:
     """Something skipped while reading, for the report (never holds prompt text)."""
 

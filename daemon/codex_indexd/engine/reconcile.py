@@ -6,12 +6,12 @@ status)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 
 from codex_indexd.engine.apply import ApplyResult, apply_plan
 from codex_indexd.engine.gather import HomeFacts
 from codex_indexd.index.model import Policy
 from codex_indexd.index.plan import Plan, make_plan
+from codex_indexd.records import record, replace
 from codex_indexd.write.backup import BackupPolicy
 from codex_indexd.write.locks import INDEX_LOCK_TIMEOUT_S
 
@@ -28,7 +28,7 @@ def write_all(plan: Plan) -> Plan:
     return plan
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Reconciled:
     """The outcome: the facts and the plan last used, the plan handed to the writers and what
     they did (both None when nothing was written)."""

@@ -13,11 +13,11 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from codex_indexd.heal.child import AppServerError, run_bounded
+from codex_indexd.records import field, record
 
 NEEDED: dict[str, frozenset[str]] = {
     "thread/list": frozenset(
@@ -37,7 +37,7 @@ BinaryKey = tuple[str, int, int, int]
 _CACHE: dict[BinaryKey, Capabilities] = {}
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Capabilities:
     """Request methods (with their parameter names) and source kinds a binary's app-server has."""
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from codex_indexd.heal.capability import (
     NEEDED,
@@ -17,6 +16,7 @@ from codex_indexd.heal.capability import (
     probe,
 )
 from codex_indexd.heal.child import AppServerError, run_version
+from codex_indexd.records import record
 
 MODES = ("auto", "off")
 TESTED_VERSIONS: tuple[tuple[int, int, int], ...] = ((0, 169, 0), (0, 171, 0))
@@ -79,7 +79,7 @@ def newer_note(version: tuple[int, int, int]) -> str | None:
 _VERSION_CACHE: dict[BinaryKey, tuple[int, int, int]] = {}
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class CodexCheck:
     """Whether healing can run: the binary, its version, or why not and how to fix it."""
 

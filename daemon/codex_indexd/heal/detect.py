@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from codex_indexd.index.lines import IndexFile
 from codex_indexd.index.model import IndexLine, RolloutFacts, ThreadRow
 from codex_indexd.index.names import is_user_name, latest_rename
+from codex_indexd.records import field, record
 
 NAME_LOST = "name_lost_in_db"
 ROW_MISSING = "row_missing"
@@ -44,7 +44,7 @@ class Facts(Protocol):
     def index(self) -> IndexFile: ...
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Detection:
     """What the state DB lacks. `names` maps a thread id to the user's name to restore."""
 

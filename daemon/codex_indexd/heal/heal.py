@@ -21,7 +21,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from codex_indexd.codex.statedb import StateDbError, load_threads
 from codex_indexd.engine import HomeFacts
@@ -47,6 +46,7 @@ from codex_indexd.heal.outcome import HealReport, zero_counts
 from codex_indexd.heal.requests import insert_rows, scan_threads
 from codex_indexd.index.model import ThreadRow
 from codex_indexd.log import get_logger
+from codex_indexd.records import field, record
 
 log = get_logger("codex_indexd.heal")
 
@@ -98,7 +98,7 @@ def _tryable(detection: Detection, record: Mapping[str, int]) -> tuple[dict[str,
     return names, rows
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class _Run:
     attempted: set[str] = field(default_factory=set)  # attempt keys
     names_failed: int = 0

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from codex_indexd.heal.detect import NAME_LOST, REASONS, ROW_MISSING, ROW_STALE
+from codex_indexd.records import field, record
 
 # A count of a reason reads "<n> <words>" in the summary (the codes stay in JSON).
 REASON_WORDS = {
@@ -23,7 +22,7 @@ def _no_ids() -> dict[str, list[str]]:
     return {reason: [] for reason in REASONS}
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class HealReport:
     """What was found, what Codex healed, and what is left (never any prompt or name text)."""
 

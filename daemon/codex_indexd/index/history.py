@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from itertools import chain
 
 from codex_indexd.index.model import HistoryLine, Policy, RolloutFacts
+from codex_indexd.records import record
 
 # Only the interactive TUI writes history.jsonl itself, and its rollouts say `"vscode"` (it
 # runs through the app-server; originator `codex-tui`) or, in older releases, `"cli"`. The
@@ -70,7 +70,7 @@ def _line_pieces(line: HistoryLine) -> Iterator[bytes]:
 WRITE_PIECE = 1 << 20  # bytes an `EncodedLines` yields at a time (a short append: one piece)
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class EncodedLines:
     """History lines as the bytes written for them: `lead`, then each line as
     `encode_history_line` makes it, with its newline; `size` bytes in all. Iterating yields

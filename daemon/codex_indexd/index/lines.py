@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
 from codex_indexd.index.model import HistoryLine, IndexLine, text_key
+from codex_indexd.records import field, record
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class IndexFile:
     """A parsed `session_index.jsonl`: the parsed lines, the latest line per id, the names
     each id had before it, and the exact bytes of the lines that do not parse."""
@@ -51,7 +51,7 @@ class IndexFile:
         return self.renamed_from.get(thread_id, [])
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class HistoryFile:
     """A parsed `history.jsonl`: the fields of each line that parses and every line's exact
     bytes; or, when `compact` (the daemon's long-lived copy), only each line's session, time

@@ -5,8 +5,9 @@ from __future__ import annotations
 # hashlib.blake2b is this type; importing hashlib would also load OpenSSL (about 2 ms).
 from _blake2 import blake2b
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
+
+from codex_indexd.records import field, record
 
 NO_KEY = -1
 
@@ -18,7 +19,7 @@ def text_key(text: str) -> int:
     return int.from_bytes(digest, "big")
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class UserTurn:
     """One real user turn of a rollout: epoch seconds of its line, its text (None where only
     the key is kept), the text's key, and the byte offset of its line (-1 when unknown)."""
@@ -33,7 +34,7 @@ class UserTurn:
             object.__setattr__(self, "key", text_key(self.text or ""))
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Rename:
     """A name given to a thread, from `session_index.jsonl` or a `thread_name_updated` event."""
 
@@ -42,7 +43,7 @@ class Rename:
     epoch_ms: int | None
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class RolloutFacts:
     """What one rollout file tells about its thread. Built incrementally by the reader."""
 
@@ -64,7 +65,7 @@ class RolloutFacts:
     unknown_shape: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ThreadRow:
     """One row of the state DB `threads` table (only the columns we use)."""
 
@@ -82,7 +83,7 @@ class ThreadRow:
     model_provider: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class IndexLine:
     """A parsed `session_index.jsonl` line."""
 
@@ -91,7 +92,7 @@ class IndexLine:
     updated_at: str
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class HistoryLine:
     """A `history.jsonl` line's fields. Lines are matched on `(session_id, key)`; `text` is
     None where only the key is kept (the daemon's long-lived copies)."""
@@ -112,7 +113,7 @@ class OnlyFile(StrEnum):
     BOTH = "both"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Policy:
     """Which threads are restored and how the files are written."""
 
@@ -142,7 +143,7 @@ class DriftReason(StrEnum):
     HISTORY_UNORDERED = "history_out_of_order"  # missing turns are older than the file's tail
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class IndexEntry:
     """A desired `session_index.jsonl` line for one restored thread."""
 
@@ -152,7 +153,7 @@ class IndexEntry:
     sort_us: int  # epoch microseconds of `updated_at`, for ordering
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Drift:
     """What differs between Codex's index files and what the facts say they should hold."""
 

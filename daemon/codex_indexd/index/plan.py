@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from codex_indexd.index.history import (
     EncodedLines,
@@ -26,6 +25,7 @@ from codex_indexd.index.model import (
     ThreadRow,
 )
 from codex_indexd.index.select import Selection, select_threads
+from codex_indexd.records import record
 
 
 def encode_index_entry(entry: IndexEntry) -> bytes:
@@ -38,7 +38,7 @@ def encode_index_entry(entry: IndexEntry) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Plan:
     """Everything one reconcile decided: the selection, desired history, and the drift.
     Immutable: a caller that writes less than planned derives a new plan (`replace`)."""
@@ -142,7 +142,7 @@ def _writable(additions: list[HistoryLine]) -> list[HistoryLine]:
     return [line for line in additions if line.text is not None]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class HistoryAppend:
     """The bytes to append to `history.jsonl`, the lines they hold, and the planned lines
     left out because they do not fit under `max_bytes` any more."""

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from codex_indexd.index.model import IndexEntry, IndexLine, Policy, RolloutFacts, ThreadRow
 from codex_indexd.index.names import desired_name
 from codex_indexd.index.timefmt import iso_from_datetime, iso_from_ms, parse_rfc3339
+from codex_indexd.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Selection:
     """The restored threads, newest first, with their desired index entries."""
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
+
+from codex_indexd.records import record
 
 __all__ = ("LEVELS", "Entry", "Filter", "format_entry", "level_name", "parse_line", "parse_since")
 
@@ -34,7 +35,7 @@ def level_name(value: object) -> str:
     return _ALIASES.get(name, name)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Entry:
     """One parsed log line; *raw* is the line exactly as written."""
 
@@ -92,7 +93,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     return parsed if parsed.tzinfo else parsed.astimezone()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Filter:
     """Which entries to show: minimum level, event globs (any), not before *since*."""
 

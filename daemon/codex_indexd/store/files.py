@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
+from codex_indexd.records import record
 from codex_indexd.store.dirs import APP, cache_dir, log_dir, state_dir
 
 
@@ -24,7 +24,7 @@ def home_key(codex_home: Path) -> str:
 LOG_FILE_NAME = f"{APP}.log"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class OurFiles:
     """Every file of ours for one Codex home, under the state, cache and log directories."""
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+
+from codex_indexd.records import field, record
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Batch:
     paths: dict[str, set[str]] = field(default_factory=dict)  # home root → paths
     full: set[str] = field(default_factory=set)  # homes needing a full reconcile

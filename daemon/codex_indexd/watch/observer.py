@@ -10,7 +10,6 @@ import errno
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from watchdog.events import (
@@ -29,6 +28,7 @@ from watchdog.observers.api import BaseObserver
 
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.log import get_logger
+from codex_indexd.records import record
 from codex_indexd.watch.capped import capped_inotify_observer, capped_polling_observer
 from codex_indexd.watch.debounce import Debouncer
 
@@ -102,7 +102,7 @@ class HomeEventHandler(FileSystemEventHandler):
                 self.debouncer.mark(self.key, path)
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class WatchPlan:
     """The directories watched for a home."""
 

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from codex_indexd.log import get_logger
+from codex_indexd.records import record
 from codex_indexd.store.dirs import private_dir
 
 log = get_logger("codex_indexd.backup")
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class BackupPolicy:
     enabled: bool = True
     keep_count: int = 20  # per file name

@@ -20,12 +20,12 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from codex_indexd.index.plan import HistoryAppend
 from codex_indexd.log import get_logger
+from codex_indexd.records import record
 from codex_indexd.write import crashpoints
 from codex_indexd.write.backup import BackupPolicy, write_backup
 from codex_indexd.write.index_writer import WriteResult
@@ -204,7 +204,7 @@ def append_history(
                 remove_journal(journal)
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class _Journaled:
     """What a journal written before the lock holds: for which file (device, inode, size and
     `prefix_digest`), and the append (as `decide` gave it: encoded lines are not bytes, so a

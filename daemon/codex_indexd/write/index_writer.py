@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from codex_indexd.codex.indexfiles import RegularFileReader, extend_from
 from codex_indexd.index.lines import IndexFile, parse_index_line
+from codex_indexd.records import record
 from codex_indexd.write import crashpoints
 from codex_indexd.write.backup import BackupPolicy, write_backup
 from codex_indexd.write.journal import (
@@ -25,7 +25,7 @@ from codex_indexd.write.safety import fsync_dir, open_target, write_all
 Fingerprint = tuple[int, int, int, int]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class WriteResult:
     """What a writer did: lines added, the file's fingerprint after our write, a backup, and
     the file's size just before it (under the lock)."""

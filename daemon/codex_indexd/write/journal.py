@@ -18,12 +18,12 @@ import os
 from _blake2 import blake2b
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from codex_indexd.index.history import EncodedLines
 from codex_indexd.index.lines import parse_history_line
 from codex_indexd.log import get_logger
+from codex_indexd.records import record
 from codex_indexd.write import crashpoints
 from codex_indexd.write.atomic import temp_files, write_atomic
 from codex_indexd.write.safety import fsync_dir, write_all
@@ -49,7 +49,7 @@ def prefix_digest(fd: int, offset: int) -> str:
     return digest.hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class JournalRecord:
     path: str
     dev: int
