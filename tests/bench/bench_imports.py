@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -196,6 +197,40 @@ def measure(
     return samples
 
 
+def count_instructions(
+    cmds: dict[str, list[str]], env: dict[str, str], log: Path
+) -> dict[str, int] | None:
+    """Return the instructions each command executes (valgrind's callgrind counts them, the
+    same on a busy machine as on an idle one), or None when valgrind is not installed."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    counts: dict[str, int] = {}
+    for label, cmd in cmds.items():
+        argv = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd]
+        if run_child(argv, env, log)[3] != 0:
+            raise SystemExit(f"{label} under valgrind: {log.read_text(errors='replace')[-2000:]}")
+        found = re.search(r"Collected : (\d+)", log.read_text(errors="replace"))
+        if found is None:
+            raise SystemExit(f"{label}: valgrind printed no instruction count")
+        counts[label] = int(found.group(1))
+    return counts
+
+
+def instructions_summary(counts: dict[str, int], bare_cpu_ms: float) -> dict[str, object]:
+    """Millions of instructions per command and over bare, and the time they are worth at
+    the bare interpreter's measured rate (instructions per CPU ms)."""
+    per_ms = counts["bare"] / bare_cpu_ms if bare_cpu_ms > 0 else 0.0
+    over = {label: n - counts["bare"] for label, n in counts.items() if label != "bare"}
+    return {
+        "millions": {label: round(n / 1e6, 1) for label, n in counts.items()},
+        "over_bare_millions": {label: round(n / 1e6, 1) for label, n in over.items()},
+        "over_bare_ms_at_bare_rate": {
+            label: round(n / per_ms, 1) if per_ms else None for label, n in over.items()
+        },
+    }
+
+
 def median_self_ms(samples: Samples, exclude: Iterable[str] = ()) -> dict[str, float]:
     """Median self time per module in ms, leaving out `exclude`."""
     skip = set(exclude)
@@ -306,6 +341,18 @@ def print_report(data: dict[str, object], module: str) -> None:
             f"{text:<34} {walls[label]:6.1f} ms {wall_extra} {cpus[label]:6.1f} ms {cpu_extra}"
             f" {rss[label]:6.1f} MiB"
         )
+    instructions = data.get("instructions")
+    if isinstance(instructions, dict):
+        millions, extra = instructions["millions"], instructions["over_bare_millions"]
+        worth = instructions["over_bare_ms_at_bare_rate"]
+        print("instructions (callgrind, independent of load):")
+        for label, text in labels.items():
+            more = (
+                f"  {extra[label]:7.1f} M over bare, worth {worth[label]} ms"
+                if label in extra
+                else ""
+            )
+            print(f"  {text:<32} {millions[label]:8.1f} M{more}")
     verdict = "✓" if min(over["import"], cpu_over["import"]) <= GOAL_MS else "✗"
     print(f"goal: imports of repair ≤ {GOAL_MS:g} ms over the bare interpreter: {verdict}")
     print(
@@ -332,6 +379,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count each command's instructions under valgrind (load-independent)",
+    )
+    parser.add_argument(
         "--no-bytecode-cache",
         action="store_true",
         help="PYTHONDONTWRITEBYTECODE=1: modules without a __pycache__ entry compile every run",
@@ -347,6 +399,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         samples = measure(cmds, args.python, env, args.runs, workdir / "log")
         data = summary(samples, args.top)
         data["bytecode_cache"] = not args.no_bytecode_cache
+        if args.instructions:
+            counts = count_instructions(cmds, env, workdir / "log")
+            cpu = data["cpu_ms"]
+            assert isinstance(cpu, dict)
+            data["instructions"] = counts and instructions_summary(counts, float(cpu["bare"]))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if args.json:

@@ -68,3 +68,11 @@ def test_the_script_prints_the_three_commands_and_the_tables() -> None:
         assert text in out
     assert out.count("first imported by") == 4
     assert "codex_indexd." in out
+
+
+def test_instructions_are_reported_over_bare_and_at_the_bare_rate() -> None:
+    counts = {"bare": 80_000_000, "import": 120_000_000, "repair": 200_000_000}
+    summary = bench.instructions_summary(counts, bare_cpu_ms=10.0)
+    assert summary["over_bare_millions"] == {"import": 40.0, "repair": 120.0}
+    # 8 M instructions per ms at the bare interpreter's rate
+    assert summary["over_bare_ms_at_bare_rate"] == {"import": 5.0, "repair": 15.0}
