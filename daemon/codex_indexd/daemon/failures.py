@@ -3,12 +3,14 @@ a reconcile, a heal, the checkpoint, the status file) is caught, logged once per
 its cause, shown in `status`, and retried after a growing delay; the other homes go on.
 
 An episode of a phase starts at its first failure and ends at its first success after it,
-which is logged too (`home.recovered`). The log line carries the exception's type, its message
-(cut to DETAIL_MAX characters) and where it was raised: file, line and function, never values.
+which is logged too (`home.recovered`). The log line carries the exception's type, what
+`safe_detail` lets through of its message (cut to DETAIL_MAX characters) and where it was
+raised: file, line and function, never values.
 """
 
 from __future__ import annotations
 
+import errno
 import time
 import traceback
 from collections.abc import Iterator
@@ -34,6 +36,29 @@ class Episode:
     where: str
     since: str
     count: int = 1
+
+
+def safe_detail(exc: BaseException) -> str:
+    """Return what a log line may say of `exc`, cut to DETAIL_MAX characters.
+
+    An OSError gives its errno name, its reason and its file names; a decoding error its
+    codec, reason and position; an exception of our own package or of sqlite3 its message
+    (ours never quote a file's content). Any other message is withheld: a ValueError or a
+    KeyError may quote a line of a rollout or of history.jsonl, that is, a user's prompt.
+    """
+    if isinstance(exc, OSError):
+        code = errno.errorcode.get(exc.errno, str(exc.errno)) if exc.errno else ""
+        reason = exc.strerror if exc.strerror is not None else (str(exc) if not code else "")
+        files = [str(f) for f in (exc.filename, exc.filename2) if f is not None]
+        text = ": ".join(part for part in (code, reason, *files) if part)
+    elif isinstance(exc, UnicodeError):
+        codec = getattr(exc, "encoding", "")
+        text = f"{codec} {getattr(exc, 'reason', '')} at byte {getattr(exc, 'start', '?')}"
+    elif type(exc).__module__.split(".", 1)[0] in ("codex_indexd", "sqlite3"):
+        text = str(exc)
+    else:
+        text = "message withheld: it may quote a file's content"
+    return text[:DETAIL_MAX]
 
 
 def _where(exc: BaseException) -> str:
@@ -97,7 +122,7 @@ class HomeFailures:
 
     def failed(self, phase: str, exc: Exception) -> None:
         """Record a failure of `phase`: logged when it opens an episode, counted after."""
-        detail = str(exc)[:DETAIL_MAX]
+        detail = safe_detail(exc)
         episode = self.episodes.get(phase)
         if episode is None:
             episode = self.episodes[phase] = Episode(

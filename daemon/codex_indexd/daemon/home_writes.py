@@ -160,7 +160,12 @@ class HomeWrites:
         if isinstance(exc, LockBusy):
             self.stats["lock_busy"] += 1
             self.stats["last_lock_busy"] = {"at": now_iso(), "path": str(exc.path)}
-            log.warning("lock.busy", path=str(exc.path), waited_s=round(exc.waited_s, 2))
+            # A warning once per episode (a Codex holding its lock for minutes is retried
+            # every 2 s); the retries are logged at debug level.
+            path = str(exc.path)
+            emit = log.debug if self._error_episode.get("lock_busy") == path else log.warning
+            self._error_episode["lock_busy"] = path
+            emit("lock.busy", path=path, waited_s=round(exc.waited_s, 2))
             delay = 2.0
         elif isinstance(exc, UnsafeTarget):
             self._error("unsafe_target", str(exc))

@@ -187,7 +187,10 @@ def test_a_failing_phase_of_one_home_stops_nothing_else_and_recovers(
     phases = sorted((case.phase, *case.also))
     # Once per episode, however many attempts failed.
     assert sorted(e["phase"] for e in failed) == phases, failed
-    message = str(case.make())
+    message = failures.safe_detail(case.make())
+    # What the exception says is logged only where it cannot quote a file: an OSError's
+    # errno and reason, never a ValueError's or a KeyError's message.
+    assert ("injected" in message) == isinstance(case.make(), OSError)
     for record in failed:
         assert record["home"] == bad_key
         assert record["error"] == type(case.make()).__name__ and record["detail"] == message
@@ -278,7 +281,7 @@ def test_the_daemon_process_keeps_running_and_serving(
     daemon.check_alive()
     failed = log_records(log_dir, "home.failed")
     assert [(r["phase"], r["error"], r["detail"]) for r in failed] == [
-        ("reconcile", "RuntimeError", "injected plan failure")
+        ("reconcile", "RuntimeError", "message withheld: it may quote a file's content")
     ]
     assert not history_texts(bad)
     assert daemon.terminate() == 0

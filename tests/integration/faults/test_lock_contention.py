@@ -67,6 +67,9 @@ def test_held_index_lock_is_waited_out_and_reported(tmp_path: Path, hold_s: int)
         while time.monotonic() - held_at < hold_s:
             time.sleep(0.1)
             assert daemon.poll() is None  # the daemon never gives up or dies
+        if hold_s > 10:  # about 25 retries, one warning: the episode's first
+            log_text = (tmp_path / "indexd" / "log" / "codex-indexd.log").read_text()
+            assert log_text.count('"lock.busy"') == 1, log_text.count('"lock.busy"')
         os.close(lock_fd)
         lock_fd = -1
         released = time.monotonic()
