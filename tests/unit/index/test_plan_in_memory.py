@@ -3,10 +3,9 @@ and a plan nobody can change."""
 
 from __future__ import annotations
 
-from codex_indexd import records
-
 import pytest
 
+from codex_indexd import records
 from codex_indexd.index.lines import HistoryFile, IndexFile, parse_history_bytes
 from codex_indexd.index.lines import parse_index_bytes as index_of
 from codex_indexd.index.model import DriftReason, OnlyFile, Policy, RolloutFacts, UserTurn
