@@ -139,7 +139,7 @@ def _make_record(cls: type[_T], *, frozen: bool, slots: bool) -> type[_T]:
                 setattr(cls, spec.name, spec.default)
     setattr(cls, _FIELDS, specs)
     setattr(cls, "__match_args__", tuple(f.name for f in specs))  # noqa: B010 - a class attribute mypy cannot see
-    _set(cls, "__init__", _init_function(cls, specs, frozen))
+    _set(cls, "__init__", _first_init(cls, specs, frozen))
     _set(cls, "__repr__", _repr_function(specs))
     compared = attrgetter(*[f.name for f in specs if f.compare]) if specs else _no_values
     _set(cls, "__eq__", _eq_function(compared))
@@ -165,6 +165,19 @@ def _set(cls: type, name: str, function: Callable[..., Any]) -> None:
 
 def _no_values(_obj: object) -> tuple[()]:
     return ()
+
+
+def _first_init(cls: type, specs: tuple[Field, ...], frozen: bool) -> Callable[..., None]:
+    """Return an `__init__` that generates the real one on the first instance and puts it
+    in its place: a class a run never instantiates never pays for the generated code."""
+
+    def __init__(self: object, *args: Any, **kwargs: Any) -> None:
+        init = _init_function(cls, specs, frozen)
+        init.__qualname__ = f"{cls.__qualname__}.__init__"
+        type.__setattr__(cls, "__init__", init)
+        init(self, *args, **kwargs)
+
+    return __init__
 
 
 def _init_function(cls: type, specs: tuple[Field, ...], frozen: bool) -> Callable[..., None]:
