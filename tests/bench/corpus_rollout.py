@@ -49,6 +49,7 @@ class SessionSpec:
     cli_version: str
     cwd: str
     model: str
+    max_tool_output: int = MAX_TOOL_OUTPUT  # cap on one tool output's size in bytes
 
 
 @dataclass(slots=True)
@@ -309,10 +310,12 @@ class RolloutWriter:
             self.event({"type": "agent_reasoning", "text": "**Inspecting the failing code path**"})
 
     def output_size(self, remaining: int) -> int:
-        """Tool output size: log-uniform 1 KB-300 KB, some tiny, clipped to the budget."""
+        """Tool output size: log-uniform 1 KB to the spec's cap (300 KB by default), some
+        tiny, clipped to the budget."""
         if self.rng.random() < 0.2:
             return self.rng.randrange(20, MIN_TOOL_OUTPUT)
-        size = int(math.exp(self.rng.uniform(math.log(MIN_TOOL_OUTPUT), math.log(MAX_TOOL_OUTPUT))))
+        high = max(MIN_TOOL_OUTPUT, self.spec.max_tool_output)
+        size = int(math.exp(self.rng.uniform(math.log(MIN_TOOL_OUTPUT), math.log(high))))
         return max(MIN_TOOL_OUTPUT, min(size, remaining))
 
     def tool_call(self, remaining: int) -> None:

@@ -30,7 +30,12 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run as a script: Python puts only tests/bench on the path
     sys.path.insert(0, str(ROOT))
 
-from tests.bench.corpus_rollout import SessionResult, SessionSpec, write_rollout  # noqa: E402
+from tests.bench.corpus_rollout import (  # noqa: E402
+    MAX_TOOL_OUTPUT,
+    SessionResult,
+    SessionSpec,
+    write_rollout,
+)
 from tests.bench.corpus_text import (  # noqa: E402
     TextPools,
     build_pools,
@@ -167,8 +172,11 @@ def pick_turns(rng: random.Random, budget: int) -> int:
     return min(8, turns + budget // (16 * MIB))
 
 
-def plan_sessions(mb: float, sessions: int, fmt: str, seed: int) -> list[SessionSpec]:
-    """Decide ids, formats, start times and byte budgets for every thread."""
+def plan_sessions(
+    mb: float, sessions: int, fmt: str, seed: int, max_tool_output: int = MAX_TOOL_OUTPUT
+) -> list[SessionSpec]:
+    """Decide ids, formats, start times and byte budgets for every thread; each tool output
+    is at most `max_tool_output` bytes (before JSON escaping)."""
     rng = random.Random(f"plan:{seed}")
     weights = [rng.lognormvariate(0.0, 1.0) for _ in range(sessions)]
     scale = mb * MIB / sum(weights)
@@ -199,6 +207,7 @@ def plan_sessions(mb: float, sessions: int, fmt: str, seed: int) -> list[Session
                 cli_version="0.169.0" if paginated else rng.choice(("0.46.0", "0.58.0", "0.94.0")),
                 cwd=rng.choice(PROJECTS),
                 model="gpt-5.1-codex" if paginated else "gpt-5-codex",
+                max_tool_output=max_tool_output,
             )
         )
     return specs
@@ -332,11 +341,13 @@ def generate(
     history_max_bytes: int = 0,
     jobs: int = 1,
     utc_offset_minutes: int = 120,
+    max_tool_output: int = MAX_TOOL_OUTPUT,
 ) -> CorpusSummary:
-    """Generate a whole CODEX_HOME at `home` (which must not exist or be empty)."""
+    """Generate a whole CODEX_HOME at `home` (which must not exist or be empty); return its
+    figures. `max_tool_output` caps one tool output's size in bytes."""
     started = time.perf_counter()
     home.mkdir(parents=True, exist_ok=True)
-    specs = plan_sessions(mb, sessions or default_sessions(mb), fmt, seed)
+    specs = plan_sessions(mb, sessions or default_sessions(mb), fmt, seed, max_tool_output)
     layouts = lay_out(home.resolve(), specs, seed, utc_offset_minutes)
     results = write_rollouts(layouts, seed, jobs)
     rng = random.Random(f"rows:{seed}")
@@ -400,6 +411,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=120,
         help="local time zone of the simulated writer, for file names",
     )
+    parser.add_argument(
+        "--max-tool-output",
+        type=int,
+        default=MAX_TOOL_OUTPUT,
+        help=f"cap on one tool output in bytes ({MAX_TOOL_OUTPUT}; 49152 gives small lines)",
+    )
     parser.add_argument("--force", action="store_true", help="replace OUT_HOME if it exists")
     return parser.parse_args(argv)
 
@@ -425,6 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         history_max_bytes=args.history_max_bytes,
         jobs=args.jobs,
         utc_offset_minutes=args.utc_offset_minutes,
+        max_tool_output=args.max_tool_output,
     )
     print_summary(summary)
     return 0

@@ -19,9 +19,7 @@ from typing import Any
 
 from codex_indexd.codex.home import thread_id_from_name
 from codex_indexd.codex.longline import LineSkeleton, LongString, Pread, TurnText, decode
-from codex_indexd.codex.scan import (
-    MAX_CANDIDATE_BYTES,
-)
+from codex_indexd.codex.scan import MAX_CANDIDATE_BYTES, quick_skip
 from codex_indexd.codex.shapes import unknown_user_shape
 from codex_indexd.index.model import Rename, RolloutFacts, UserTurn, text_key
 from codex_indexd.index.timefmt import epoch_ms, epoch_seconds
@@ -89,6 +87,8 @@ class RolloutScan:
             if line.strip():
                 self.malformed += 1  # not a JSON object: Codex skips it too
             return
+        if self.lines > 1 and quick_skip(line):
+            return  # Codex's envelope with a payload type that is never a turn
         head = line[:_HEAD]
         if self.lines == 1 and b'"type"' not in head and b'"instructions"' in head:
             self.bare = True

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from codex_indexd.codex.longline import LineSkeleton, Pread
-from codex_indexd.codex.shapes import KNOWN_PAYLOAD_TYPES
+from codex_indexd.codex.shapes import KNOWN_EVENTS, KNOWN_PAYLOAD_TYPES, KNOWN_RESPONSE_ITEMS
 
 if TYPE_CHECKING:
     from codex_indexd.codex.rollout import RolloutScan
@@ -43,6 +43,60 @@ _TS_PREFIX = b'{"timestamp":"'
 _TS_LEN = len(_TS_PREFIX)
 _WS = b" \t\n\r\x0b\x0c"
 _PAYLOAD_TYPE = b'"payload":{"type":"'
+# Codex writes `timestamp` as RFC 3339 UTC with milliseconds: 24 characters, so a line in its
+# compact envelope has its closing quote at this offset, then `,"type":"` (or, in paginated
+# rollouts, `,"ordinal":N,"type":"`).
+_TS_END = _TS_LEN + 24
+_ORDINAL = b'","ordinal":'
+_ORDINAL_LEN = len(_ORDINAL) + 1  # and at least one digit
+# The `,"type":"` after the ordinal's digits ends before this offset.
+_ORDINAL_TYPE_MAX = _TS_END + _ORDINAL_LEN + 20 + len(',"type":"')
+# Payload types of lines that are never user turns, most frequent first; `message` items are
+# the model's input, never the turn itself (that is the `event_msg`).
+_COMMON_FIRST = (
+    "function_call_output",
+    "reasoning",
+    "token_count",
+    "function_call",
+    "agent_reasoning",
+    "custom_tool_call",
+    "custom_tool_call_output",
+    "message",
+    "agent_message",
+)
+_NEVER_TURN_EVENTS = KNOWN_EVENTS - {"user_message", "thread_name_updated", "item_completed"}
+_QUICK_TYPES = sorted(
+    {("response_item", name) for name in KNOWN_RESPONSE_ITEMS}
+    | {("event_msg", name) for name in _NEVER_TURN_EVENTS},
+    key=lambda kind: (
+        _COMMON_FIRST.index(kind[1]) if kind[1] in _COMMON_FIRST else len(_COMMON_FIRST),
+        kind,
+    ),
+)
+# `,"type":"response_item","payload":{"type":"reasoning"` and the like: a line whose envelope
+# starts so (right after its timestamp) is only counted, whatever follows. The same rule is
+# applied by `RolloutScan.feed`, so both readers agree on every line.
+QUICK_ENVELOPES = tuple(
+    f',"type":"{kind}","payload":{{"type":"{name}"'.encode("ascii") for kind, name in _QUICK_TYPES
+)
+
+
+def quick_skip(buf: bytes | bytearray, s: int = 0) -> bool:
+    """Return True when the line starting at `buf[s]` (no newline in its first 160 bytes) is
+    in Codex's compact envelope with a payload type that is never a user turn, a rename or a
+    session_meta (see QUICK_ENVELOPES): such a line is only counted. The first line of a
+    file is never skipped so (callers check)."""
+    if not buf.startswith(_TS_PREFIX, s):
+        return False
+    at = s + _TS_END
+    if buf.startswith(b'"', at):
+        if buf.startswith(QUICK_ENVELOPES, at + 1):
+            return True
+        if buf.startswith(_ORDINAL, at):
+            comma = buf.find(b',"type":"', at + _ORDINAL_LEN, s + _ORDINAL_TYPE_MAX)
+            return comma != -1 and buf.startswith(QUICK_ENVELOPES, comma)
+    return False
+
 
 ReadInto = Callable[[memoryview], int]
 
@@ -165,16 +219,38 @@ class _Scanner:
 
     def run(self) -> None:
         scan, buf = self.scan, self.buf
-        find = buf.find
+        find, starts = buf.find, buf.startswith
         search = 0
+        start = self.start  # buffer index of the line being looked at (self.start when it matters)
         mark = 0  # lines in buf[mark:start] are counted but their timestamps not looked at
         counted = 0
         try:
             while True:
                 nl = find(b"\n", search, self.filled)
                 if nl != -1:
-                    s = self.start
-                    self.start = search = nl + 1
+                    s = start
+                    start = search = nl + 1
+                    # Most lines: Codex's envelope with a payload type that is never a turn
+                    # (the test of `quick_skip`, inlined).
+                    at = s + _TS_END  # where the timestamp's closing quote is, if anywhere
+                    if nl > at and starts(_TS_PREFIX, s) and (scan.lines + counted):
+                        if starts(b'"', at) and (
+                            starts(QUICK_ENVELOPES, at + 1)
+                            or (
+                                starts(_ORDINAL, at)
+                                and (
+                                    c := find(
+                                        b',"type":"',
+                                        at + _ORDINAL_LEN,
+                                        min(nl, s + _ORDINAL_TYPE_MAX),
+                                    )
+                                )
+                                != -1
+                                and starts(QUICK_ENVELOPES, c)
+                            )
+                        ):
+                            counted += 1
+                            continue
                     e = nl
                     while e > s and buf[e - 1] == 0x0D:
                         e -= 1
@@ -207,8 +283,9 @@ class _Scanner:
                         continue
                     scan.lines += counted
                     counted = 0
+                    self.start = start
                     self._ts_between(mark, s)
-                    mark = self.start
+                    mark = start
                     scan.line_start = self.base + s
                     scan.feed(bytes(self.view[s:e]))
                     if scan.bare:
@@ -216,11 +293,13 @@ class _Scanner:
                     continue
                 scan.lines += counted
                 counted = 0
-                self._ts_between(mark, self.start)
+                self.start = start
+                self._ts_between(mark, start)
                 search = self._refill()
+                start = self.start
                 if search < 0:
                     return
-                mark = search if self.start == search else 0
+                mark = search if start == search else 0
         finally:
             scan.lines += counted
             self._flush_ts()
@@ -283,7 +362,7 @@ class _Scanner:
         buf = self.buf
         if self.scan.lines == 0:
             return True  # the bare-format test and a leading session_meta
-        if buf[s] != 0x7B:  # "{"
+        if buf[s] != 0x7B or quick_skip(buf, s):  # not "{", or never a turn
             return False
         head_end = min(s + _HEAD, e)
         if buf.find(b'"session_meta"', s, head_end) != -1:
