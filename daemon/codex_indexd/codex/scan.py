@@ -73,12 +73,13 @@ _QUICK_TYPES = sorted(
         kind,
     ),
 )
-# `,"type":"response_item","payload":{"type":"reasoning"` and the like: a line whose envelope
-# starts so (right after its timestamp) is only counted, whatever follows. The same rule is
+# `","type":"response_item","payload":{"type":"reasoning"` and the like (from the timestamp's
+# closing quote): a line whose envelope starts so is only counted, whatever follows. The same rule is
 # applied by `RolloutScan.feed`, so both readers agree on every line.
 QUICK_ENVELOPES = tuple(
-    f',"type":"{kind}","payload":{{"type":"{name}"'.encode("ascii") for kind, name in _QUICK_TYPES
+    f'","type":"{kind}","payload":{{"type":"{name}"'.encode("ascii") for kind, name in _QUICK_TYPES
 )
+_QUICK_AFTER_ORDINAL = tuple(envelope[1:] for envelope in QUICK_ENVELOPES)  # from the comma
 
 
 def quick_skip(buf: bytes | bytearray, s: int = 0) -> bool:
@@ -89,12 +90,11 @@ def quick_skip(buf: bytes | bytearray, s: int = 0) -> bool:
     if not buf.startswith(_TS_PREFIX, s):
         return False
     at = s + _TS_END
-    if buf.startswith(b'"', at):
-        if buf.startswith(QUICK_ENVELOPES, at + 1):
-            return True
-        if buf.startswith(_ORDINAL, at):
-            comma = buf.find(b',"type":"', at + _ORDINAL_LEN, s + _ORDINAL_TYPE_MAX)
-            return comma != -1 and buf.startswith(QUICK_ENVELOPES, comma)
+    if buf.startswith(QUICK_ENVELOPES, at):
+        return True
+    if buf.startswith(_ORDINAL, at):
+        comma = buf.find(b',"type":"', at + _ORDINAL_LEN, s + _ORDINAL_TYPE_MAX)
+        return comma != -1 and buf.startswith(_QUICK_AFTER_ORDINAL, comma)
     return False
 
 
@@ -224,30 +224,26 @@ class _Scanner:
         start = self.start  # buffer index of the line being looked at (self.start when it matters)
         mark = 0  # lines in buf[mark:start] are counted but their timestamps not looked at
         counted = 0
+        filled = self.filled
         try:
             while True:
-                nl = find(b"\n", search, self.filled)
+                nl = find(b"\n", search, filled)
                 if nl != -1:
                     s = start
                     start = search = nl + 1
                     # Most lines: Codex's envelope with a payload type that is never a turn
-                    # (the test of `quick_skip`, inlined).
+                    # (the test of `quick_skip`, inlined), after a first line.
                     at = s + _TS_END  # where the timestamp's closing quote is, if anywhere
-                    if nl > at and starts(_TS_PREFIX, s) and (scan.lines + counted):
-                        if starts(b'"', at) and (
-                            starts(QUICK_ENVELOPES, at + 1)
-                            or (
-                                starts(_ORDINAL, at)
-                                and (
-                                    c := find(
-                                        b',"type":"',
-                                        at + _ORDINAL_LEN,
-                                        min(nl, s + _ORDINAL_TYPE_MAX),
-                                    )
+                    if nl > at and starts(_TS_PREFIX, s) and (counted or scan.lines):
+                        if starts(QUICK_ENVELOPES, at) or (
+                            starts(_ORDINAL, at)
+                            and (
+                                c := find(
+                                    b',"type":"', at + _ORDINAL_LEN, min(nl, s + _ORDINAL_TYPE_MAX)
                                 )
-                                != -1
-                                and starts(QUICK_ENVELOPES, c)
                             )
+                            != -1
+                            and starts(_QUICK_AFTER_ORDINAL, c)
                         ):
                             counted += 1
                             continue
@@ -296,7 +292,7 @@ class _Scanner:
                 self.start = start
                 self._ts_between(mark, start)
                 search = self._refill()
-                start = self.start
+                start, filled = self.start, self.filled
                 if search < 0:
                     return
                 mark = search if start == search else 0
@@ -313,6 +309,14 @@ class _Scanner:
         if self.eof:
             return -1
         if self.start:
+            s = self.start
+            if (
+                self.filled - s > _ITEM_HEAD
+                and buf[s] == 0x7B
+                and self.scan.lines
+                and not self._is_candidate(s, self.filled)
+            ):
+                return self._skip_rest(s)  # its head decides: no need to keep its bytes
             rest = self.filled - self.start
             buf[:rest] = bytes(self.view[self.start : self.filled])
             self.base += self.start
@@ -378,6 +382,30 @@ class _Scanner:
             buf.find(b'"item_completed"', s, head_end) != -1
             and buf.find(b'"UserMessage"', s, min(s + _ITEM_HEAD, e)) != -1
         )
+
+    def _skip_rest(self, s: int) -> int:
+        """Read on to the end of the unfinished line at buf[s:filled], a JSON object that is
+        not a candidate (its first _ITEM_HEAD bytes are in the buffer), without holding it;
+        then count it. Returns where the newline search resumes (0 at the end of the
+        stream, where the line is left unread)."""
+        buf, view = self.buf, self.view
+        head = bytes(view[s : s + _ITEM_HEAD])
+        line_start = self.base + s
+        consumed = self.filled - s  # bytes of the line seen so far
+        while True:
+            got = self.readinto(view)
+            if got <= 0:
+                self.eof = True
+                self.base, self.filled, self.start = line_start, 0, 0
+                return 0
+            nl = buf.find(b"\n", 0, got)
+            if nl != -1:
+                break
+            consumed += got
+        self.base = line_start + consumed
+        self.filled, self.start = got, nl + 1
+        self._long_line_done(line_start, False, None, None, head=head, blank=False)
+        return nl + 1
 
     def _long_line(self) -> int:
         """Handle a line that fills the whole buffer: collect it (or its skeleton) when it is
