@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
-"""Benchmark `codex-indexd repair --rebuild` against the seed script on a legacy corpus.
+"""Benchmark `codex-indexd repair --rebuild` against `cat` of the same files and the seed script.
 
-    python tests/bench/bench_repair.py --seed-script /work/shared/seed/refresh_codex_history.py \
-        [--mb 500] [--corpus DIR] [--reps 3] [--keep] [--skip-ours] [--json OUT]
+    python tests/bench/bench_repair.py [--seed-script SEED | --no-seed] [--mb 500] \
+        [--shape huge-lines|small-lines|both] [--dry-run] [--corpus DIR] [--reps 3] \
+        [--keep] [--skip-ours] [--json OUT]
 
-Generates (or reuses with `--corpus`) a legacy CODEX_HOME, copies it twice, warms the page
-cache with one untimed read of both copies, then runs alternately
-`python SEED --codex-home A --max-threads 0 --no-backup` and
-`python -m codex_indexd repair --rebuild --codex-home B --max-threads 0 --no-backup`.
-Each child's wall time, CPU time and peak RSS come from `os.wait4`. Prints medians, ratios,
-whether the targets (>= 8x faster, peak RSS <= 0.5x seed) are met, and whether both homes'
-`session_index.jsonl` and `history.jsonl` are byte-identical. Prints figures only.
+Generates (or reuses with `--corpus`) a legacy CODEX_HOME of each shape (huge-lines: tool
+outputs up to 300 KB; small-lines: capped at 48 KiB), copies it twice, warms the page cache
+with one untimed read of both copies, then in each repetition runs, in alternating order,
+`cat` of ours' rollout files to /dev/null (the floor),
+`python SEED --codex-home A --max-threads 0 --no-backup` (when the seed script is found) and
+`python -m codex_indexd repair --rebuild --codex-home B --max-threads 0 --no-backup`
+(`--dry-run` instead of `--no-backup` with `--dry-run`). Each child's wall time, CPU time and
+peak RSS come from `os.wait4`. Prints medians, ratios to `cat` and to the seed, whether the
+targets are met, and (unless a dry run) whether both homes' `session_index.jsonl` and
+`history.jsonl` are byte-identical. Prints figures only.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from tests.bench import gen_corpus  # noqa: E402
 from tests.bench.bench_measure import iter_files, measure_floors, run_child, warm  # noqa: E402
 from tests.bench.bench_report import (  # noqa: E402
     OUTPUTS,
+    TOOLS,
     Report,
     RunResult,
     Summary,
@@ -42,6 +47,38 @@ from tests.bench.bench_report import (  # noqa: E402
     print_report,
     targets_met,
 )
+
+
+SHAPES = {"huge-lines": 300 << 10, "small-lines": 48 << 10}  # shape: --max-tool-output
+SEED_NAME = "refresh_codex_history.py"
+
+
+def find_seed_script() -> Path | None:
+    """The seed script: `$CODEX_INDEXD_SEED_SCRIPT`, else `shared/seed/` beside the
+    repository, else `/work/shared/seed/`; None when none of them is a file."""
+    candidates = (
+        os.environ.get("CODEX_INDEXD_SEED_SCRIPT", ""),
+        str(ROOT.parent / "shared" / "seed" / SEED_NAME),
+        f"/work/shared/seed/{SEED_NAME}",
+    )
+    return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+
+
+def rollout_files(home: Path) -> list[Path]:
+    """Every rollout file of a CODEX_HOME (live and archived)."""
+    return [
+        path
+        for sub in ("sessions", "archived_sessions")
+        for path in iter_files(home / sub)
+        if path.name.startswith("rollout-")
+    ]
+
+
+def cat_cmd(home: Path, workdir: Path) -> list[str]:
+    """`cat` of every rollout of `home` to /dev/null (through `xargs`, for any file count)."""
+    listing = workdir / f"cat-{home.name}.list"
+    listing.write_bytes(b"".join(bytes(path) + b"\0" for path in rollout_files(home)))
+    return ["sh", "-c", 'exec xargs -0 cat < "$1" > /dev/null', "cat", str(listing)]
 
 
 def rollout_stats(home: Path) -> tuple[float, int]:
@@ -109,8 +146,8 @@ def seed_cmd(seed_script: Path, home: Path) -> list[str]:
     ]
 
 
-def ours_cmd(python: str, home: Path) -> list[str]:
-    """The codex-indexd command line."""
+def ours_cmd(python: str, home: Path, *, dry_run: bool = False) -> list[str]:
+    """The codex-indexd command line (`--dry-run` writes nothing, so needs no `--no-backup`)."""
     return [
         python,
         "-m",
@@ -121,17 +158,28 @@ def ours_cmd(python: str, home: Path) -> list[str]:
         str(home),
         "--max-threads",
         "0",
-        "--no-backup",
+        "--dry-run" if dry_run else "--no-backup",
     ]
 
 
-def ours_available(python: str) -> bool:
-    """Whether `python -m codex_indexd repair --help` works."""
+def bytecode_env(env: dict[str, str], workdir: Path) -> dict[str, str]:
+    """`env` with bytecode cached under the work dir (as for an installed package, whatever
+    PYTHONDONTWRITEBYTECODE the caller has); the first run of ours compiles it."""
+    out = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    out["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
+    return out
+
+
+def ours_available(python: str, workdir: Path | None = None) -> bool:
+    """Whether `python -m codex_indexd repair --help` works (it also compiles the bytecode
+    into the work dir's cache)."""
+    env = dict(os.environ) if workdir is None else bytecode_env(dict(os.environ), workdir)
     probe = subprocess.run(
         [python, "-m", "codex_indexd", "repair", "--help"],
         capture_output=True,
         check=False,
         timeout=120,
+        env=env,
     )
     return probe.returncode == 0
 
@@ -142,10 +190,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--seed-script",
         type=Path,
-        required=True,
-        help="path to refresh_codex_history.py (the baseline)",
+        default=None,
+        help="path to refresh_codex_history.py (default: $CODEX_INDEXD_SEED_SCRIPT, "
+        "../shared/seed/ beside the repository, /work/shared/seed/; skipped if none)",
     )
+    parser.add_argument("--no-seed", action="store_true", help="do not run the seed script")
     parser.add_argument("--mb", type=float, default=500.0, help="corpus MiB to generate (500)")
+    parser.add_argument(
+        "--shape",
+        choices=(*SHAPES, "both"),
+        default="huge-lines",
+        help="generated corpus: tool outputs up to 300 KB (huge-lines) or 48 KiB (small-lines)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="time `repair --rebuild --dry-run` (nothing written, outputs not compared)",
+    )
     parser.add_argument("--sessions", type=int, default=None, help="threads in the corpus")
     parser.add_argument("--seed", type=int, default=0, help="corpus random seed")
     parser.add_argument(
@@ -181,11 +242,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def prepare(args: argparse.Namespace, workdir: Path) -> Path:
-    """Return the corpus to use, generating a legacy one under `workdir` if needed."""
+def prepare(args: argparse.Namespace, workdir: Path, shape: str) -> Path:
+    """Return the corpus to use, generating a legacy one of `shape` under `workdir` if needed."""
     if args.corpus is not None:
         return Path(args.corpus).resolve()
-    corpus = workdir / "corpus"
+    corpus = workdir / f"corpus-{shape}"
     summary = gen_corpus.generate(
         corpus,
         mb=args.mb,
@@ -194,37 +255,61 @@ def prepare(args: argparse.Namespace, workdir: Path) -> Path:
         seed=args.seed,
         history_max_bytes=args.history_max_bytes,
         jobs=min(4, os.cpu_count() or 1),
+        max_tool_output=SHAPES[shape],
     )
     gen_corpus.print_summary(summary)
     return corpus
 
 
-def benchmark(args: argparse.Namespace, workdir: Path) -> Report:
-    """Set up the homes, run all repetitions and compare the outputs."""
-    corpus = prepare(args, workdir)
-    homes = {"seed": workdir / "home-seed", "ours": workdir / "home-ours"}
+def benchmark(
+    args: argparse.Namespace, workdir: Path, shape: str, seed_script: Path | None
+) -> Report:
+    """Set up the homes of one shape, run all repetitions and compare the outputs."""
+    corpus = prepare(args, workdir, shape)
+    base = workdir / shape
+    base.mkdir()
+    homes = {"seed": base / "home-seed", "ours": base / "home-ours"}
     for home in homes.values():
         copy_home(corpus, home)
     mib, rollouts = rollout_stats(corpus)
-    report = Report(corpus_mib=mib, rollouts=rollouts, reps=args.reps)
+    report = Report(corpus_mib=mib, rollouts=rollouts, reps=args.reps, dry_run=args.dry_run)
+    report.shape = "given" if args.corpus is not None else shape
     if args.corpus is not None:
         report.corpus_label = "given with --corpus"
-    report.ours_available = not args.skip_ours and ours_available(args.python)
-    tools = ["seed", "ours"] if report.ours_available else ["seed"]
+    report.ours_available = not args.skip_ours and ours_available(args.python, workdir)
+    report.seed_measured = seed_script is not None
+    tools = [
+        tool
+        for tool in TOOLS
+        if (tool != "seed" or report.seed_measured) and (tool != "ours" or report.ours_available)
+    ]
     print(f"warming page cache: {warm(list(homes.values())) / gen_corpus.MIB:.0f} MiB read")
-    seed_script = Path(args.seed_script).resolve()
+    cat = cat_cmd(homes["ours"], base)
+    if report.ours_available:  # untimed: the first run also reads the DB and index files
+        run_child(
+            ours_cmd(args.python, homes["ours"], dry_run=True),
+            bytecode_env(child_env(homes["ours"], base / "scratch" / "prime"), workdir),
+            base / "prime.log",
+        )
     for rep in range(args.reps):
         for tool in tools if rep % 2 == 0 else tools[::-1]:
-            home = homes[tool]
+            home = homes["ours" if tool == "cat" else tool]
             reset_outputs(home, corpus)
-            scratch = workdir / "scratch" / f"{tool}-{rep}"
-            cmd = seed_cmd(seed_script, home) if tool == "seed" else ours_cmd(args.python, home)
-            log = workdir / f"{tool}-{rep}.log"
-            wall, cpu, rss, code = run_child(cmd, child_env(home, scratch), log)
+            scratch = base / "scratch" / f"{tool}-{rep}"
+            if tool == "cat":
+                cmd = cat
+            elif tool == "seed":
+                assert seed_script is not None
+                cmd = seed_cmd(seed_script, home)
+            else:
+                cmd = ours_cmd(args.python, home, dry_run=args.dry_run)
+            log = base / f"{tool}-{rep}.log"
+            env = bytecode_env(child_env(home, scratch), workdir)
+            wall, cpu, rss, code = run_child(cmd, env, log)
             ok = code == 0 and (tool != "seed" or b"status: success" in log.read_bytes())
             report.runs.append(RunResult(tool, rep, wall, cpu, rss, code, ok))
             print(f"rep {rep} {tool}: {wall:.3f} s, {rss / 1024:.1f} MiB, exit {code}", flush=True)
-    if report.ours_available:
+    if report.ours_available and report.seed_measured and not args.dry_run:
         report.comparisons = [compare(name, homes["seed"], homes["ours"]) for name in OUTPUTS]
     report.floors_mib = measure_floors(args.python, workdir, report.ours_available)
     return report
@@ -233,29 +318,52 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> Report:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run the benchmark and print the table."""
     args = parse_args(argv)
-    if not Path(args.seed_script).is_file():
-        print(f"error: seed script not found: {args.seed_script}", file=sys.stderr)
+    seed_script: Path | None = None
+    if args.seed_script is not None and not args.no_seed:
+        if not Path(args.seed_script).is_file():
+            print(f"error: seed script not found: {args.seed_script}", file=sys.stderr)
+            return 2
+        seed_script = Path(args.seed_script).resolve()
+    elif not args.no_seed:
+        seed_script = find_seed_script()
+        if seed_script is None:
+            print("note: seed script not found; measuring cat and ours only")
+    if args.skip_ours and seed_script is None:
+        print("error: --skip-ours needs the seed script", file=sys.stderr)
         return 2
     if args.reps < 1:
         print("error: --reps must be >= 1", file=sys.stderr)
         return 2
     if args.workdir is not None:
         args.workdir.mkdir(parents=True, exist_ok=True)
+    shapes = list(SHAPES) if args.shape == "both" and args.corpus is None else [args.shape]
     workdir = Path(tempfile.mkdtemp(prefix="codex-indexd-bench-", dir=args.workdir))
+    reports: list[Report] = []
     try:
-        report = benchmark(args, workdir)
+        for shape in shapes:
+            reports.append(benchmark(args, workdir, shape, seed_script))
+            if not args.keep:  # free the disk before the next shape
+                for path in workdir.iterdir():
+                    if path.name != "pycache":
+                        shutil.rmtree(path) if path.is_dir() else path.unlink()
     finally:
         if args.keep:
             print(f"kept: {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    print_report(report)
+    for report in reports:
+        print_report(report)
     if args.json is not None:
-        data = asdict(report) | {"summary": asdict(Summary.of(report.runs))}
+        data = {
+            "reports": [
+                asdict(report) | {"summary": asdict(Summary.of(report.runs))}
+                for report in reports
+            ]
+        }
         args.json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    if not all(run.success for run in report.runs):
+    if not all(run.success for report in reports for run in report.runs):
         return 1
-    return 1 if args.strict and not targets_met(report) else 0
+    return 1 if args.strict and not all(targets_met(report) for report in reports) else 0
 
 
 if __name__ == "__main__":
