@@ -48,7 +48,6 @@ from tests.bench.bench_report import (  # noqa: E402
     targets_met,
 )
 
-
 SHAPES = {"huge-lines": 300 << 10, "small-lines": 48 << 10}  # shape: --max-tool-output
 SEED_NAME = "refresh_codex_history.py"
 
@@ -356,8 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json is not None:
         data = {
             "reports": [
-                asdict(report) | {"summary": asdict(Summary.of(report.runs))}
-                for report in reports
+                asdict(report) | {"summary": asdict(Summary.of(report.runs))} for report in reports
             ]
         }
         args.json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

@@ -74,8 +74,8 @@ _QUICK_TYPES = sorted(
     ),
 )
 # `","type":"response_item","payload":{"type":"reasoning"` and the like (from the timestamp's
-# closing quote): a line whose envelope starts so is only counted, whatever follows. The same rule is
-# applied by `RolloutScan.feed`, so both readers agree on every line.
+# closing quote): a line whose envelope starts so is only counted, whatever follows. The same
+# rule is applied by `RolloutScan.feed`, so both readers agree on every line.
 QUICK_ENVELOPES = tuple(
     f'","type":"{kind}","payload":{{"type":"{name}"'.encode("ascii") for kind, name in _QUICK_TYPES
 )
@@ -234,48 +234,35 @@ class _Scanner:
                     # Most lines: Codex's envelope with a payload type that is never a turn
                     # (the test of `quick_skip`, inlined), after a first line.
                     at = s + _TS_END  # where the timestamp's closing quote is, if anywhere
-                    if nl > at and starts(_TS_PREFIX, s) and (counted or scan.lines):
-                        if starts(QUICK_ENVELOPES, at) or (
-                            starts(_ORDINAL, at)
-                            and (
-                                c := find(
-                                    b',"type":"', at + _ORDINAL_LEN, min(nl, s + _ORDINAL_TYPE_MAX)
+                    if (
+                        nl > at
+                        and starts(_TS_PREFIX, s)
+                        and (counted or scan.lines)
+                        and (
+                            starts(QUICK_ENVELOPES, at)
+                            or (
+                                starts(_ORDINAL, at)
+                                and (
+                                    c := find(
+                                        b',"type":"',
+                                        at + _ORDINAL_LEN,
+                                        min(nl, s + _ORDINAL_TYPE_MAX),
+                                    )
                                 )
+                                != -1
+                                and starts(_QUICK_AFTER_ORDINAL, c)
                             )
-                            != -1
-                            and starts(_QUICK_AFTER_ORDINAL, c)
-                        ):
-                            counted += 1
-                            continue
+                        )
+                    ):
+                        counted += 1
+                        continue
                     e = nl
                     while e > s and buf[e - 1] == 0x0D:
                         e -= 1
                     if e == s:
                         continue
-                    if buf[s] == 0x7B and scan.lines + counted:  # "{", not the first line
-                        head = min(s + _HEAD, e)
-                        if find(b'"session_meta"', s, head) == -1 and (
-                            find(b'"event_msg"', s, head) == -1
-                            or (
-                                find(b'"user_message"', s, head) == -1
-                                and find(b'"thread_name_updated"', s, head) == -1
-                                and (
-                                    find(b'"item_completed"', s, head) == -1
-                                    or find(b'"UserMessage"', s, min(s + _ITEM_HEAD, e)) == -1
-                                )
-                            )
-                        ):
-                            counted += 1
-                            if (
-                                find(b'"input_text"', s, head) != -1
-                                or find(b'"message":', s, head) != -1
-                            ) and not self._known_payload(s, head):
-                                scan.note_shape(bytes(self.view[s:head]))
-                            continue
-                    elif scan.lines + counted:
-                        counted += 1  # not a JSON object: Codex skips it too
-                        if bytes(self.view[s:e]).strip(_WS):
-                            scan.malformed += 1
+                    if (counted or scan.lines) and self._counts_only(s, e):
+                        counted += 1
                         continue
                     scan.lines += counted
                     counted = 0
@@ -300,6 +287,34 @@ class _Scanner:
             scan.lines += counted
             self._flush_ts()
             scan.offset = self.base + self.start
+
+    def _counts_only(self, s: int, e: int) -> bool:
+        """Return True when the line at buf[s:e] (not a file's first, not empty) is only
+        counted: not a candidate (its shape is noted when it seems to hold user text), or not
+        a JSON object (counted as malformed unless blank). False: it must be fed."""
+        buf, find = self.buf, self.buf.find
+        if buf[s] != 0x7B:  # not "{": Codex skips it too
+            if bytes(self.view[s:e]).strip(_WS):
+                self.scan.malformed += 1
+            return True
+        head = min(s + _HEAD, e)
+        if find(b'"session_meta"', s, head) != -1 or (
+            find(b'"event_msg"', s, head) != -1
+            and (
+                find(b'"user_message"', s, head) != -1
+                or find(b'"thread_name_updated"', s, head) != -1
+                or (
+                    find(b'"item_completed"', s, head) != -1
+                    and find(b'"UserMessage"', s, min(s + _ITEM_HEAD, e)) != -1
+                )
+            )
+        ):
+            return False
+        if (
+            find(b'"input_text"', s, head) != -1 or find(b'"message":', s, head) != -1
+        ) and not self._known_payload(s, head):
+            self.scan.note_shape(bytes(self.view[s:head]))
+        return True
 
     def _refill(self) -> int:
         """Keep the unfinished line at the front of the buffer and read more after it (or
