@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.bench import bench_repair, gen_corpus
+from tests.bench.corpus_rollout import MAX_TOOL_OUTPUT
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent.parent
@@ -151,3 +152,18 @@ def test_seed_script_succeeds_on_the_corpus(legacy_home: Path, tmp_path: Path) -
     assert history and all(json.loads(line)["text"] for line in history)
     index = (home / "session_index.jsonl").read_text(encoding="utf-8").splitlines()
     assert index
+
+
+def test_max_tool_output_gives_the_small_lines_shape(tmp_path: Path) -> None:
+    """With a 48 KiB cap no line is much longer than that (legacy outputs are escaped twice),
+    while the default shape has longer lines; both hold about the asked-for size."""
+    longest = {}
+    for cap in (48 << 10, MAX_TOOL_OUTPUT):
+        home = tmp_path / str(cap)
+        summary = gen_corpus.generate(home, mb=4, seed=3, max_tool_output=cap)
+        assert abs(summary.total_bytes - 4 * gen_corpus.MIB) < gen_corpus.MIB
+        longest[cap] = max(
+            len(line) for p in rollouts(home) for line in p.read_bytes().split(b"\n")
+        )
+    assert longest[48 << 10] < 3 * (48 << 10) < longest[MAX_TOOL_OUTPUT]
+    assert bench_repair.SHAPES["small-lines"] == 48 << 10
