@@ -34,18 +34,47 @@ stamps = st.sampled_from(
 )
 
 
-def envelope(ts: str, kind: str, payload: dict[str, Any]) -> bytes:
-    separators = (",", ":") if len(ts) % 2 else (", ", ": ")  # Codex writes compact JSON
-    return json.dumps(
-        {"timestamp": ts, "type": kind, "payload": payload}, separators=separators
-    ).encode()
+def make_line(
+    ts: str, kind: str, payload: dict[str, Any], *, compact: bool = True, ordinal: int | None = None
+) -> bytes:
+    """One line; Codex writes compact JSON (and `ordinal` after the timestamp when paginated),
+    which the scanner's quick test recognises."""
+    separators = (",", ":") if compact else (", ", ": ")
+    obj: dict[str, Any] = {"timestamp": ts}
+    if ordinal is not None:
+        obj["ordinal"] = ordinal
+    obj |= {"type": kind, "payload": payload}
+    return json.dumps(obj, separators=separators).encode()
 
 
 @st.composite
 def rollout_line(draw: st.DrawFn) -> bytes:
     ts = draw(stamps)
-    shape = draw(st.integers(0, 11))
+    shape = draw(st.integers(0, 13))
     text = draw(texts)
+    compact = draw(st.booleans())
+    ordinal = draw(st.sampled_from([None, None, 0, 7, 123456]))
+
+    def envelope(ts: str, kind: str, payload: dict[str, Any]) -> bytes:
+        return make_line(ts, kind, payload, compact=compact, ordinal=ordinal)
+
+    if shape == 12:  # a known, never-a-turn payload type, maybe long, maybe with markers
+        kind, sub = draw(
+            st.sampled_from(
+                [
+                    ("response_item", "function_call_output"),
+                    ("response_item", "reasoning"),
+                    ("response_item", "message"),
+                    ("event_msg", "token_count"),
+                    ("event_msg", "agent_message"),
+                    ("event_msg", "task_started"),
+                ]
+            )
+        )
+        return envelope(ts, kind, {"type": sub, "message": text, "output": text})
+    if shape == 13:  # a quick envelope whose rest is broken and names a user turn
+        head = envelope(ts, "response_item", {"type": "function_call_output"})[:-2]
+        return head + b',"x":{"type":"event_msg","payload":{"type":"user_message"'
     if shape == 0:
         return envelope(
             ts,
@@ -168,10 +197,10 @@ def test_reading_in_two_steps_equals_one_read(data: bytes, chunk: int, cut: floa
 @pytest.mark.parametrize("size", [0, 100, 9000, 3_000_000])
 def test_scan_file_on_disk_equals_the_oracle(tmp_path: Path, size: int) -> None:
     path = tmp_path / NAME
-    lines = [envelope("2026-11-25T15:06:12.000Z", "session_meta", {"id": TID})]
-    lines.append(envelope("2026-11-25T15:06:13.000Z", "response_item", {"o": "y" * size}))
+    lines = [make_line("2026-11-25T15:06:12.000Z", "session_meta", {"id": TID})]
+    lines.append(make_line("2026-11-25T15:06:13.000Z", "response_item", {"o": "y" * size}))
     lines.append(
-        envelope(
+        make_line(
             "2026-11-25T15:06:14.000Z",
             "event_msg",
             {"type": "user_message", "message": "z" * size + "end"},
@@ -203,3 +232,26 @@ def test_scan_file_reads_a_file_and_its_tail_like_the_oracle(data: bytes, cut: f
         path.write_bytes(data)
         whole = by_oracle(data, scan=RolloutScan.start(path))
         assert observed(scan_file(first, path)) == observed(whole)
+
+
+TS24 = "2026-11-25T15:06:12.000Z"
+
+
+@pytest.mark.parametrize(
+    ("line", "quick"),
+    [
+        (make_line(TS24, "response_item", {"type": "function_call_output"}), True),
+        (make_line(TS24, "response_item", {"type": "function_call"}), True),
+        (make_line(TS24, "event_msg", {"type": "token_count"}, ordinal=12), True),
+        (make_line(TS24, "event_msg", {"type": "user_message", "message": "x"}), False),
+        (make_line(TS24, "event_msg", {"type": "item_completed"}, ordinal=3), False),
+        (make_line(TS24, "event_msg", {"type": "thread_name_updated"}), False),
+        (make_line(TS24, "session_meta", {"id": TID}), False),
+        (make_line(TS24, "response_item", {"type": "function_call_outputs"}), False),
+        (make_line(TS24, "event_msg", {"type": "token_count"}, compact=False), False),
+        (make_line("2026-11-25T15:06:14Z", "event_msg", {"type": "token_count"}), False),
+    ],
+)
+def test_quick_skip_takes_only_known_never_turn_envelopes(line: bytes, quick: bool) -> None:
+    assert scan_mod.quick_skip(line) is quick
+    assert scan_mod.quick_skip(b"\n" + line, 1) is quick
