@@ -50,11 +50,12 @@ def report_scan(scan: RolloutScan, path: Path, size: int, warnings: list[InputWa
 
 
 # Below this many bytes of rollouts a second process costs more than it saves. Measured on 2
-# cores (page cache warm, the quick-envelope scanner): with the other core free the split
-# scan is as fast as one process at 64-128 MiB and a third faster at 256-500 MiB; with the
-# other core busy it is 10-15 ms slower at 32-128 MiB (the child's copy-on-write faults and
-# exit).
-PARALLEL_SCAN_BYTES = 192 * 1024 * 1024
+# cores (page cache warm, the quick-envelope scanner, medians of 9): with the other core free
+# the split scan takes 16 ms instead of 19 at 32 MiB, 43 instead of 63 at 128 MiB, 66 instead
+# of 79 at 256 MiB and 137 instead of 163 at 500 MiB; with the other core busy it is 10-15 ms
+# slower at 32-128 MiB (the child's copy-on-write faults and exit), and it always costs about
+# 12 ms more CPU.
+PARALLEL_SCAN_BYTES = 128 * 1024 * 1024
 ScanResult = tuple[RolloutScan, int] | str  # the scan and the file's size, or why it failed
 
 
