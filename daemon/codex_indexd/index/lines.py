@@ -14,7 +14,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import overload
 
-from codex_indexd.index.model import HistoryLine, IndexLine, text_key
+from codex_indexd.index.model import (
+    HistoryLine,
+    IndexLine,
+    signed_key,
+    text_key,
+    unsigned_key,
+)
 
 # Lines appended after `HistoryFile.lines_for` indexed the file that it looks through one by
 # one; beyond that many it indexes the file again.
@@ -58,19 +64,7 @@ class IndexFile:
         return self.renamed_from.get(thread_id, [])
 
 
-_KEY_SPAN = 1 << 64
-_KEY_HALF = 1 << 63
 _INT64 = range(-(1 << 63), 1 << 63)
-
-
-def _signed(key: int) -> int:
-    """Return a 64-bit key as the signed value an `array('q')` holds."""
-    return key - _KEY_SPAN if key >= _KEY_HALF else key
-
-
-def _unsigned(value: int) -> int:
-    """Return the key an `array('q')` value stands for (the inverse of `_signed`)."""
-    return value + _KEY_SPAN if value < 0 else value
 
 
 class _CompactLines(Sequence["HistoryLine | None"]):
@@ -135,7 +129,7 @@ class HistoryFile:
     # Not compact: one HistoryLine (None: it does not parse) per line.
     _parsed: list[HistoryLine | None] = field(default_factory=list)
     # Compact: a line's session (None: it does not parse), `ts` and key (signed, see
-    # `_signed`); a `ts` outside 64 bits is kept in `_big_ts` by line number (its column
+    # `signed_key`); a `ts` outside 64 bits is kept in `_big_ts` by line number (its column
     # holds 0).
     _sids: list[str | None] = field(default_factory=list)
     _ts: array[int] = field(default_factory=lambda: array("q"))
@@ -159,7 +153,7 @@ class HistoryFile:
         if sid is None:
             return None
         ts = self._big_ts.get(i, self._ts[i]) if self._big_ts else self._ts[i]
-        return HistoryLine(sid, ts, None, _unsigned(self._keys[i]))
+        return HistoryLine(sid, ts, None, unsigned_key(self._keys[i]))
 
     def _session_of(self, i: int) -> str | None:
         if self.compact:
@@ -199,7 +193,7 @@ class HistoryFile:
                     ts = 0
                 self._sids.append(session_id)
                 self._ts.append(ts)
-                self._keys.append(_signed(text_key(text)))
+                self._keys.append(signed_key(text_key(text)))
             else:
                 self.raw.append(raw)
                 self._parsed.append(HistoryLine(session_id, ts, text))
