@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
 
-from codex_indexd.index.model import HistoryLine, Policy, RolloutFacts
+from codex_indexd.index.model import HistoryLine, Policy, RolloutFacts, Turns, UserTurn
 
 # Only the interactive TUI writes history.jsonl itself, and its rollouts say `"vscode"` (it
 # runs through the app-server; originator `codex-tui`) or, in older releases, `"cli"`. The
@@ -226,9 +226,16 @@ def threads_with_recent_turns(
         tid
         for tid, facts in rollouts.items()
         if facts.source not in NO_OWN_HISTORY_SOURCES
-        and facts.user_turns
-        and facts.user_turns[-1].ts >= cutoff
+        and (last := _last_ts(facts.user_turns)) is not None
+        and last >= cutoff
     )
+
+
+def _last_ts(turns: Turns | list[UserTurn]) -> int | None:
+    """`ts` of the last turn, if any (packed turns tell it without building the turn)."""
+    if isinstance(turns, Turns):
+        return turns.last_ts
+    return turns[-1].ts if turns else None
 
 
 def line_size(line: HistoryLine) -> int:

@@ -65,9 +65,14 @@ class Turns(Sequence[UserTurn]):
         text per turn or None). Raises ValueError when the two do not fit together."""
         if len(data) % 3 or (texts is not None and len(texts) * 3 != len(data)):
             raise ValueError("packed turns and their texts do not match")
-        turns = cls()
+        turns = cls.__new__(cls)  # no empty array made only to be replaced
         turns._data, turns._texts = data, texts
         return turns
+
+    @property
+    def last_ts(self) -> int | None:
+        """`ts` of the last turn (None when there is none), without building the turn."""
+        return self._data[-3] if self._data else None
 
     @property
     def data(self) -> array[int]:
