@@ -20,6 +20,7 @@ import sys
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -139,8 +140,16 @@ def record_digest(verified: Verified | None) -> bytes | None:
     save would change it."""
     if verified is None:
         return None
-    encoded = json.dumps(verified.to_json(), sort_keys=True, ensure_ascii=True)
-    return hashlib.blake2b(encoded.encode("ascii"), digest_size=16).digest()
+    h = hashlib.blake2b(digest_size=16)
+    head = [verified.policy, verified.index_fp, verified.history_fp, verified.db_path]
+    h.update(repr(head).encode("utf-8", "surrogatepass"))
+    # In pieces: the whole record's text would be megabytes at 50,000 threads. Another order
+    # of the same rows gives another digest: only a save that was not needed.
+    for part in (list(verified.row_digests.items()), verified.restored):
+        for start in range(0, len(part), _CHUNK):
+            h.update(repr(part[start : start + _CHUNK]).encode("utf-8", "surrogatepass"))
+        h.update(b"|")
+    return h.digest()
 
 
 def _fingerprint(value: Any) -> Fingerprint | None:
@@ -372,9 +381,9 @@ def _lines(tracker: RolloutTracker, verified: Verified | None) -> Iterator[bytes
             "verified": verified.to_json() if verified is not None else None,
         }
     )
-    items = list(tracker.files.items())
-    for start in range(0, len(items), _CHUNK):
-        yield _dumps(_columns(items[start : start + _CHUNK]))
+    items = iter(tracker.files.items())
+    while chunk := list(islice(items, _CHUNK)):
+        yield _dumps(_columns(chunk))
 
 
 def save(tracker: RolloutTracker, path: Path, verified: Verified | None = None) -> None:

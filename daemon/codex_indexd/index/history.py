@@ -142,13 +142,14 @@ def missing_lines(
     `max_bytes` writes the newest missing turns first, so the turns it left out stay the
     missing ones on the next plan (never a turn it wrote).
     """
+    want: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for wanted_line in desired:
+        want[(wanted_line.session_id, wanted_line.key)].append(wanted_line.ts)
+    sessions = {session_id for session_id, _ in want}  # lines of other sessions pair nothing
     have: dict[tuple[str, int], list[int]] = defaultdict(list)
     for line in existing:
-        if line is not None:
+        if line is not None and line.session_id in sessions:
             have[(line.session_id, line.key)].append(line.ts)
-    want: dict[tuple[str, int], list[int]] = defaultdict(list)
-    for line in desired:
-        want[(line.session_id, line.key)].append(line.ts)
 
     counts: dict[tuple[str, int, int], int] = defaultdict(int)
     for key, wanted in want.items():
