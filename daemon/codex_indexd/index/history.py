@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
 
+from codex_indexd.index.lines import CompactLines
 from codex_indexd.index.model import HistoryLine, Policy, RolloutFacts, Turns, UserTurn
 
 # Only the interactive TUI writes history.jsonl itself, and its rollouts say `"vscode"` (it
@@ -147,9 +148,17 @@ def missing_lines(
         want[(wanted_line.session_id, wanted_line.key)].append(wanted_line.ts)
     sessions = {session_id for session_id, _ in want}  # lines of other sessions pair nothing
     have: dict[tuple[str, int], list[int]] = defaultdict(list)
-    for line in existing:
-        if line is not None and line.session_id in sessions:
-            have[(line.session_id, line.key)].append(line.ts)
+    found = (
+        existing.keyed(sessions)
+        if isinstance(existing, CompactLines)
+        else (
+            (line.session_id, line.key, line.ts)
+            for line in existing
+            if line is not None and line.session_id in sessions
+        )
+    )
+    for session_id, digest, ts in found:
+        have[(session_id, digest)].append(ts)
 
     counts: dict[tuple[str, int, int], int] = defaultdict(int)
     for key, wanted in want.items():

@@ -67,7 +67,7 @@ class IndexFile:
 _INT64 = range(-(1 << 63), 1 << 63)
 
 
-class _CompactLines(Sequence["HistoryLine | None"]):
+class CompactLines(Sequence["HistoryLine | None"]):
     """The parsed lines of a compact `HistoryFile`, each built when it is looked at."""
 
     __slots__ = ("_file",)
@@ -98,6 +98,16 @@ class _CompactLines(Sequence["HistoryLine | None"]):
         line = self._file._line
         return (line(i) for i in range(len(self._file._sids)))
 
+    def keyed(self, sessions: set[str]) -> Iterator[tuple[str, int, int]]:
+        """Yield `(session_id, key, ts)` of the lines of `sessions`, in file order, without
+        building their HistoryLine (a full plan looks at every line of the file)."""
+        history = self._file
+        sids, ts_column, keys, big = history._sids, history._ts, history._keys, history._big_ts
+        for i in [i for i, sid in enumerate(sids) if sid in sessions]:
+            sid = sids[i]
+            assert sid is not None
+            yield sid, unsigned_key(keys[i]), big.get(i, ts_column[i]) if big else ts_column[i]
+
     def __eq__(self, other: object) -> bool:
         """Equal to any sequence of the same lines (a list, typically)."""
         if isinstance(other, Sequence):
@@ -107,7 +117,7 @@ class _CompactLines(Sequence["HistoryLine | None"]):
     __hash__ = None  # type: ignore[assignment]  # equal to lists, which do not hash
 
     def __repr__(self) -> str:
-        return f"_CompactLines({list(self)!r})"
+        return f"CompactLines({list(self)!r})"
 
 
 @dataclass(slots=True, eq=False)
@@ -143,7 +153,7 @@ class HistoryFile:
     @property
     def parsed(self) -> Sequence[HistoryLine | None]:
         """Every line's fields in file order (None for a line that does not parse)."""
-        return _CompactLines(self) if self.compact else self._parsed
+        return CompactLines(self) if self.compact else self._parsed
 
     def _line(self, i: int) -> HistoryLine | None:
         """Return line `i`'s fields (compact: built from the columns)."""
@@ -224,9 +234,17 @@ class HistoryFile:
         return out
 
 
+_DECODER = json.JSONDecoder()
+
+
 def _json_object(raw: bytes) -> dict[str, object] | None:
     try:
-        obj = json.loads(raw)
+        if raw[:1] == b"{" and raw[1:2] != b"\x00":
+            # What `json.loads` does with bytes it finds to be UTF-8 (by their first two bytes),
+            # without the detection and the wrappers.
+            obj = _DECODER.decode(raw.decode("utf-8", "surrogatepass"))
+        else:
+            obj = json.loads(raw)
     except ValueError:
         return None
     return obj if isinstance(obj, dict) else None

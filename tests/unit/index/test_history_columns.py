@@ -68,3 +68,39 @@ def test_lines_for_matches_a_filter_before_and_after_appends(
         assert [(x.session_id, x.ts, x.key) for x in full.lines_for(wanted)] == [
             (x.session_id, x.ts, x.key) for x in expected
         ]
+
+
+def test_missing_lines_reads_compact_columns_as_it_reads_lines() -> None:
+    from codex_indexd.index.history import missing_lines
+
+    raws = _raw_lines(random.Random(11), 200)
+    compact = HistoryFile(compact=True)
+    compact.extend(raws)
+    parsed = [line for line in _naive(raws) if line is not None]
+    # Wanted: some lines that are there (a second of drift), some that are not.
+    desired = [HistoryLine(x.session_id, x.ts + 1, None, x.key) for x in parsed[::3]]
+    desired += [HistoryLine(SESSIONS[1], 5, None, 42), HistoryLine("absent", 9, None, 7)]
+    from_lines = missing_lines(_naive(raws), desired, 5)
+    assert missing_lines(compact.parsed, desired, 5) == from_lines
+    assert HistoryLine("absent", 9, None, 7) in from_lines
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"session_id": "s", "ts": 1, "text": "a"}',
+        b'\xef\xbb\xbf{"session_id": "s", "ts": 1, "text": "a"}',  # a BOM: json.loads drops it
+        '{"session_id": "s", "ts": 1, "text": "a"}'.encode("utf-16-le"),
+        b'{"session_id": "s", "ts": 1, "text": "\xff"}',  # not UTF-8
+        b'{"session_id": "s", "ts": 1, "text": "\\ud800"}',  # a lone surrogate escape
+        b"{",
+    ],
+)
+def test_a_line_parses_as_json_loads_parses_it(raw: bytes) -> None:
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        expected = None
+    else:
+        expected = HistoryLine(obj["session_id"], obj["ts"], obj["text"])
+    assert parse_history_line(raw) == expected
