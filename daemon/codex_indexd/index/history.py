@@ -121,8 +121,14 @@ def desired_history(
             and (facts.source or "") not in policy.history_sources
         ):
             continue
-        for turn in facts.user_turns:
-            seen[(turn.ts, thread_id, turn.key)] = turn.text
+        turns = facts.user_turns
+        keyed = (
+            turns.keyed()
+            if isinstance(turns, Turns)
+            else ((turn.ts, turn.key, turn.text) for turn in turns)
+        )
+        for ts, key, text in keyed:
+            seen[(ts, thread_id, key)] = text
     ordered = sorted(seen.items(), key=lambda item: (item[0][:2], item[1] or "", item[0][2]))
     return [HistoryLine(sid, ts, text, key) for (ts, sid, key), text in ordered]
 

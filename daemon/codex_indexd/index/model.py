@@ -84,6 +84,13 @@ class Turns(Sequence[UserTurn]):
         """Every turn's text, or None when no turn keeps one (not to be changed)."""
         return self._texts
 
+    def keyed(self) -> Iterator[tuple[int, int, str | None]]:
+        """Yield `(ts, key, text)` of each turn, without building its UserTurn."""
+        data, texts = self._data, self._texts
+        for i in range(len(data) // 3):
+            j = 3 * i
+            yield data[j], unsigned_key(data[j + 1]), texts[i] if texts is not None else None
+
     def append(self, turn: UserTurn) -> None:
         """Add a turn at the end."""
         if turn.text is not None and self._texts is None:

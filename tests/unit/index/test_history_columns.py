@@ -104,3 +104,14 @@ def test_a_line_parses_as_json_loads_parses_it(raw: bytes) -> None:
     else:
         expected = HistoryLine(obj["session_id"], obj["ts"], obj["text"])
     assert parse_history_line(raw) == expected
+
+
+def test_packed_turns_read_back_as_given() -> None:
+    from codex_indexd.index.model import Turns, UserTurn
+
+    given = [UserTurn(5, None, (1 << 64) - 1, 10), UserTurn(-3, "hi", 0, -1), UserTurn(7, None)]
+    turns = Turns(given)
+    assert list(turns) == given and turns == given and len(turns) == 3
+    assert turns[-1] == given[-1] and turns[1:] == given[1:] and turns.last_ts == 7
+    assert list(turns.keyed()) == [(t.ts, t.key, t.text) for t in given]
+    assert Turns().last_ts is None and Turns(given[::2]).texts is None
