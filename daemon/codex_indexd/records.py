@@ -6,7 +6,7 @@ its start-up. A record generates only its `__init__`; `__repr__`, `__eq__`, `__h
 frozen records, `__setattr__`, `__delattr__` and the pickle state are shared functions over the
 class's field tuple.
 
-Supported, with the meaning `dataclasses` gives them: `frozen`, `slots`, field defaults,
+Supported, with the meaning `dataclasses` gives them: `frozen`, `slots`, `eq`, field defaults,
 `field(default=..., default_factory=..., repr=..., compare=...)`, `__post_init__`, fields of a
 base record, `replace`, `fields`. Not supported: `ClassVar`/`InitVar`, `kw_only`, `order`.
 """
@@ -66,12 +66,19 @@ def field(
 @overload
 def record(cls: type[_T], /) -> type[_T]: ...
 @overload
-def record(*, frozen: bool = False, slots: bool = False) -> Callable[[type[_T]], type[_T]]: ...
+def record(
+    *, frozen: bool = False, slots: bool = False, eq: bool = True
+) -> Callable[[type[_T]], type[_T]]: ...
 
 
 @dataclass_transform(field_specifiers=(field, Field))
 def record(
-    cls: type[_T] | None = None, /, *, frozen: bool = False, slots: bool = False
+    cls: type[_T] | None = None,
+    /,
+    *,
+    frozen: bool = False,
+    slots: bool = False,
+    eq: bool = True,
 ) -> type[_T] | Callable[[type[_T]], type[_T]]:
     """Return `cls` (or, with `slots`, a copy of it with `__slots__`) made a record.
 
@@ -80,7 +87,7 @@ def record(
     """
 
     def wrap(klass: type[_T]) -> type[_T]:
-        return _make_record(klass, frozen=frozen, slots=slots)
+        return _make_record(klass, frozen=frozen, slots=slots, eq=eq)
 
     return wrap if cls is None else wrap(cls)
 
@@ -112,7 +119,7 @@ def _own_fields(cls: type) -> list[Field]:
     return found
 
 
-def _make_record(cls: type[_T], *, frozen: bool, slots: bool) -> type[_T]:
+def _make_record(cls: type[_T], *, frozen: bool, slots: bool, eq: bool) -> type[_T]:
     inherited: tuple[Field, ...] = getattr(cls, _FIELDS, ())
     own = _own_fields(cls)
     own_names = {f.name for f in own}
@@ -142,15 +149,17 @@ def _make_record(cls: type[_T], *, frozen: bool, slots: bool) -> type[_T]:
     _set(cls, "__init__", _first_init(cls, specs, frozen))
     _set(cls, "__repr__", _repr_function(specs))
     compared = attrgetter(*[f.name for f in specs if f.compare]) if specs else _no_values
-    _set(cls, "__eq__", _eq_function(compared))
-    if frozen:
+    if eq:
+        _set(cls, "__eq__", _eq_function(compared))
+    if frozen and eq:
         _set(cls, "__hash__", lambda self: hash((compared(self),)))
+    if frozen:
         _set(cls, "__setattr__", _refuse_assignment)
         _set(cls, "__delattr__", _refuse_deletion)
         names = tuple(f.name for f in specs)
         _set(cls, "__getstate__", lambda self: tuple(getattr(self, n) for n in names))
         _set(cls, "__setstate__", lambda self, state: _restore(self, names, state))
-    elif "__hash__" not in cls.__dict__:
+    if eq and not frozen and "__hash__" not in cls.__dict__:
         cls.__hash__ = None  # type: ignore[assignment]  # a mutable record with __eq__ is unhashable
     return cls
 

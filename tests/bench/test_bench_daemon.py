@@ -48,6 +48,10 @@ def test_built_home_and_appended_turn(tmp_path: Path) -> None:
     assert len(rollouts) == 5 and live.path in rollouts
     assert live.path.stat().st_size >= 300_000
     assert all(p.stat().st_size < 8192 for p in rollouts if p != live.path)
+    # The appended thread is an exec one (no TUI history line to wait for), the others TUI's.
+    sources = {p: json.loads(p.read_bytes().splitlines()[0])["payload"]["source"] for p in rollouts}
+    assert sources.pop(live.path) == bench.APPEND_SOURCE == "exec"
+    assert set(sources.values()) == {"cli"}
     before = live.path.stat().st_size
     newest_before = max(json.loads(p.read_bytes().splitlines()[-1])["timestamp"] for p in rollouts)
     _, needle = bench.append_turn(live)

@@ -22,6 +22,8 @@ OPTIONS = [
     {"frozen": True},
     {"slots": True},
     {"frozen": True, "slots": True},
+    {"slots": True, "eq": False},
+    {"frozen": True, "eq": False},
 ]
 
 

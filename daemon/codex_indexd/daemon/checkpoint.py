@@ -1,8 +1,9 @@
 """Persisted tracker state, so that a restart does not reread every rollout.
 
 The checkpoint holds offsets and extracted facts (prompt text included), so it is written
-0600 in our cache directory. It is JSON lines: a header, then one line per rollout, so that
-neither writing nor reading it holds a second copy of everything in memory. The header may
+0600 in our cache directory. It is JSON lines: a header, then one line per chunk of rollouts
+holding each field as a column (so `json` decodes a chunk without a Python step per value),
+so that neither writing nor reading it holds a second copy of everything in memory. The header may
 carry a `Verified` record: what the last reconcile that left no drift saw, which lets a
 restart skip planning for whatever has not changed since.
 
@@ -12,25 +13,31 @@ the daemon falls back to a full scan.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import sys
+from array import array
 from collections.abc import Iterator
+from itertools import islice
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 from codex_indexd.codex.rollout import RolloutScan
 from codex_indexd.engine.live import FileState, RolloutTracker, device
-from codex_indexd.index.model import Policy, Rename, RolloutFacts, ThreadRow, UserTurn
+from codex_indexd.index.model import Policy, Rename, RolloutFacts, ThreadRow, Turns
 from codex_indexd.log import get_logger
 from codex_indexd.records import field, record
 from codex_indexd.watch.threads import ThreadTable
 from codex_indexd.write.atomic import write_atomic
 
 log = get_logger("codex_indexd.checkpoint")
-FORMAT_VERSION = 6
-_SAME_AS_FIRST = 1  # in a title's place: the title is the first message (stored once)
+FORMAT_VERSION = 7
+# In a title's or a turn text's place: the first message; in the expected id's: the thread id
+# (each stored once).
+_SAME = 1
+_CHUNK = 1024  # rows per line: a line's columns are decoded by `json` alone
 
 Fingerprint = tuple[int, int, int, int]
 _ROW_FIELDS = attrgetter(*ThreadRow.__slots__)
@@ -127,6 +134,24 @@ class Verified:
         )
 
 
+def record_digest(verified: Verified | None) -> bytes | None:
+    """Return a digest of `verified` (None for no record): equal records have equal digests,
+    so a worker keeps this rather than the record (a digest per DB row) to tell whether a
+    save would change it."""
+    if verified is None:
+        return None
+    h = hashlib.blake2b(digest_size=16)
+    head = [verified.policy, verified.index_fp, verified.history_fp, verified.db_path]
+    h.update(repr(head).encode("utf-8", "surrogatepass"))
+    # In pieces: the whole record's text would be megabytes at 50,000 threads. Another order
+    # of the same rows gives another digest: only a save that was not needed.
+    for part in (list(verified.row_digests.items()), verified.restored):
+        for start in range(0, len(part), _CHUNK):
+            h.update(repr(part[start : start + _CHUNK]).encode("utf-8", "surrogatepass"))
+        h.update(b"|")
+    return h.digest()
+
+
 def _fingerprint(value: Any) -> Fingerprint | None:
     if value is None:
         return None
@@ -136,62 +161,202 @@ def _fingerprint(value: Any) -> Fingerprint | None:
     return (value[0], value[1], value[2], value[3])
 
 
-def _facts_to_json(f: RolloutFacts) -> list[Any]:
-    return [
-        f.thread_id,
-        f.archived,
-        f.created_at,
-        f.last_timestamp,
-        f.source,
-        f.history_mode,
-        f.first_user_message,
-        _SAME_AS_FIRST if f.title is not None and f.title == f.first_user_message else f.title,
-        [[t.ts, t.text, t.key, t.offset] for t in f.user_turns],
-        [[r.name, r.updated_at, r.epoch_ms] for r in f.renames],
-        f.has_meta,
-    ]
+def _columns(items: list[tuple[str, FileState]]) -> dict[str, Any]:
+    """Return one chunk of rows as columns (see `_load_chunk` for what each holds)."""
+    keys: list[str] = []
+    nums: list[int] = []
+    flags: list[int] = []
+    expected: list[str | int | None] = []
+    tids: list[str] = []
+    created: list[str | None] = []
+    last: list[str | None] = []
+    source: list[str | None] = []
+    mode: list[str] = []
+    first: list[str | None] = []
+    title: list[str | int | None] = []
+    counts: list[int] = []
+    tdata: list[int] = []
+    texts: list[str | int | None] = []
+    any_text = False
+    renames: list[list[Any]] = []
+    for row, (key, st) in enumerate(items):
+        scan, f = st.scan, st.scan.facts
+        keys.append(key)
+        nums += (st.dev, st.ino, st.size, st.mtime_ns)
+        nums += (scan.offset, scan.lines, scan.malformed, scan.too_long)
+        flags.append(scan.bare | scan._meta_locked << 1 | f.archived << 2 | f.has_meta << 3)
+        tid = f.thread_id
+        expected.append(_SAME if scan.expected_id == tid else scan.expected_id)
+        tids.append(tid)
+        created.append(f.created_at)
+        last.append(f.last_timestamp)
+        source.append(f.source)
+        mode.append(f.history_mode)
+        fm = f.first_user_message
+        first.append(fm)
+        title.append(_SAME if f.title is not None and f.title == fm else f.title)
+        turns = f.user_turns if isinstance(f.user_turns, Turns) else Turns(f.user_turns)
+        counts.append(len(turns))
+        tdata += turns.data
+        if turns.texts is None:
+            texts += [None] * len(turns)
+        else:
+            any_text = True
+            texts += [_SAME if t is not None and t == fm else t for t in turns.texts]
+        renames += ([row, r.name, r.updated_at, r.epoch_ms] for r in f.renames)
+    return {
+        "keys": keys,
+        "nums": nums,
+        "flags": flags,
+        "expected": expected,
+        "tids": tids,
+        "created": created,
+        "last": last,
+        "source": source,
+        "mode": mode,
+        "first": first,
+        "title": title,
+        "turns": counts,
+        "tdata": tdata,
+        "texts": texts if any_text else None,
+        "renames": renames,
+    }
 
 
-def _intern(value: Any) -> Any:
-    return sys.intern(value) if isinstance(value, str) else value
+_STR: frozenset[type] = frozenset({str})
+_INT: frozenset[type] = frozenset({int})
+_STR_NONE: frozenset[type] = frozenset({str, type(None)})
+_STR_NONE_SAME: frozenset[type] = frozenset({str, type(None), int})  # the only int allowed is _SAME
 
 
-def _facts_from_json(row: list[Any], path: str) -> RolloutFacts:
-    (tid, archived, created, last, source, mode, first, title, turns, renames, has_meta) = row
-    if not isinstance(tid, str):
-        raise TypeError("thread id is not a string")
-    if first is not None:
-        first = sys.intern(first)  # shared with the DB row's copy
-    if title == _SAME_AS_FIRST and first is None:
-        raise ValueError("a title refers to a missing first message")
-    for text in (first, created, last, source, mode):  # a loop: faster than all() per row
-        if not (text is None or isinstance(text, str)):
-            raise TypeError("a text field is not a string")
-    if not (title is None or title == _SAME_AS_FIRST or isinstance(title, str)):
-        raise TypeError("the title is not a string")
-    user_turns = [
-        UserTurn(ts, first if text is not None and text == first else text, key, offset)
-        for ts, text, key, offset in turns
-    ]
-    for turn in user_turns:
-        if not (type(turn.ts) is type(turn.key) is type(turn.offset) is int):  # see _check_ints
-            raise TypeError("a number field is not an integer")
-        if not (turn.text is None or isinstance(turn.text, str)):
-            raise TypeError("a turn's text is not a string")
-    return RolloutFacts(
-        sys.intern(tid),
-        path,
-        bool(archived),
-        created,
-        last,
-        _intern(source),
-        _intern(mode),
-        first,
-        first if title == _SAME_AS_FIRST else _intern(title),
-        user_turns,
-        [Rename(str(n), str(u), e) for n, u, e in renames],
-        bool(has_meta),
+def _column(chunk: dict[str, Any], name: str, length: int, types: frozenset[type]) -> list[Any]:
+    """Return the chunk's column `name`. Raises KeyError, TypeError or ValueError unless it is
+    a list of `length` values of the given types (JSON numbers are `int` itself, a bool's
+    type is not; `map(type, ...)` checks a column faster than a loop)."""
+    values = chunk[name]
+    if not isinstance(values, list) or len(values) != length:
+        raise ValueError(f"checkpoint column {name} has the wrong length")
+    found = set(map(type, values))
+    if not found <= types:
+        raise TypeError(f"checkpoint column {name} holds a value of the wrong type")
+    if (
+        int in found
+        and types is _STR_NONE_SAME
+        and {v for v in values if type(v) is int} != {_SAME}
+    ):
+        raise ValueError(f"checkpoint column {name} holds a number")
+    return values
+
+
+def _checked(chunk: Any) -> tuple[dict[str, list[Any]], array[int], dict[int, list[Rename]]]:
+    """Return a chunk's columns by name, its packed turns and its renames by row. Raises
+    KeyError, TypeError or ValueError when it is not what `_columns` writes."""
+    if not isinstance(chunk, dict):
+        raise TypeError("a chunk is not a JSON object")
+    n = len(chunk["keys"])
+    shapes = {
+        "keys": _STR,
+        "flags": _INT,
+        "expected": _STR_NONE_SAME,
+        "tids": _STR,
+        "created": _STR_NONE,
+        "last": _STR_NONE,
+        "source": _STR_NONE,
+        "mode": _STR,
+        "first": _STR_NONE,
+        "title": _STR_NONE_SAME,
+        "turns": _INT,
+    }
+    columns = {name: _column(chunk, name, n, types) for name, types in shapes.items()}
+    columns["nums"] = _column(chunk, "nums", 8 * n, _INT)
+    turns = sum(columns["turns"])
+    if min(columns["turns"], default=0) < 0:
+        raise ValueError("a negative turn count")
+    tdata = array("q", _column(chunk, "tdata", 3 * turns, _INT))
+    columns["texts"] = (
+        [] if chunk["texts"] is None else _column(chunk, "texts", turns, _STR_NONE_SAME)
     )
+    renames: dict[int, list[Rename]] = {}
+    raw_renames = chunk["renames"]
+    if not isinstance(raw_renames, list):
+        raise TypeError("renames are not a list")
+    for row, name, updated, epoch in raw_renames:
+        if not (isinstance(name, str) and isinstance(updated, str)):
+            raise TypeError("a rename's name or time is not a string")
+        if not (epoch is None or type(epoch) is int) or type(row) is not int:
+            raise TypeError("a rename's number is not an integer")
+        renames.setdefault(row, []).append(Rename(name, updated, epoch))
+    return columns, tdata, renames
+
+
+def _load_chunk(tracker: RolloutTracker, chunk: Any) -> None:
+    """Add one chunk of rows to the tracker. Raises KeyError, TypeError or ValueError when it
+    is not what `_columns` writes."""
+    columns, tdata, renames = _checked(chunk)
+    texts = columns["texts"] or None
+    keys, nums, flags = columns["keys"], columns["nums"], columns["flags"]
+    expected, tids = columns["expected"], columns["tids"]
+    created, last, source = columns["created"], columns["last"], columns["source"]
+    mode, first, title, counts = (
+        columns["mode"],
+        columns["first"],
+        columns["title"],
+        columns["turns"],
+    )
+    intern, files, by_inode = sys.intern, tracker.files, tracker._by_inode
+    at = 0  # the first turn of the row
+    rows = zip(keys, zip(*[iter(nums)] * 8, strict=True), flags, expected, tids, strict=True)
+    facts_fields = zip(created, last, source, mode, first, title, counts, strict=True)
+    for row, ((raw_key, fields, flag, exp, raw_tid), facts_row) in enumerate(
+        zip(rows, facts_fields, strict=True)
+    ):
+        dev, ino, size, mtime, offset, lines, malformed, too_long = fields
+        created_at, last_ts, src, hist_mode, fm, ttl, count = facts_row
+        key, tid = intern(raw_key), intern(raw_tid)
+        if fm is not None:
+            fm = intern(fm)  # shared with the DB row's copy
+        if ttl == _SAME:
+            if fm is None:
+                raise ValueError("a title refers to a missing first message")
+            ttl = fm
+        elif ttl is not None:
+            ttl = intern(ttl)
+        row_texts = None
+        if texts is not None:
+            row_texts = [fm if t == _SAME else t for t in texts[at : at + count]]
+            if fm is None and any(t == _SAME for t in texts[at : at + count]):
+                raise ValueError("a turn refers to a missing first message")
+        turns = Turns.packed(tdata[3 * at : 3 * (at + count)], row_texts)
+        at += count
+        facts = RolloutFacts(
+            tid,
+            key,
+            bool(flag & 4),
+            created_at,
+            last_ts,
+            None if src is None else intern(src),
+            intern(hist_mode),
+            fm,
+            ttl,
+            turns,
+            renames.get(row, []),
+            bool(flag & 8),
+        )
+        scan = RolloutScan(
+            facts,
+            offset,
+            lines,
+            malformed,
+            too_long,
+            bool(flag & 1),
+            tid if exp == _SAME else None if exp is None else intern(exp),
+            bool(flag & 2),
+        )
+        scan.keep_text = key.endswith(".zst")  # as the tracker scans them
+        dev = device(dev)
+        size = offset if offset == size else size  # usually equal: one int object for both
+        files[key] = FileState(dev, ino, size, mtime, scan)
+        by_inode[ino] = key
 
 
 def _check_ints(*values: Any) -> None:
@@ -216,25 +381,9 @@ def _lines(tracker: RolloutTracker, verified: Verified | None) -> Iterator[bytes
             "verified": verified.to_json() if verified is not None else None,
         }
     )
-    for key, st in tracker.files.items():
-        scan = st.scan
-        yield _dumps(
-            [
-                key,
-                st.dev,
-                st.ino,
-                st.size,
-                st.mtime_ns,
-                scan.offset,
-                scan.lines,
-                scan.malformed,
-                scan.too_long,
-                scan.bare,
-                scan.expected_id,
-                scan._meta_locked,
-                _facts_to_json(scan.facts),
-            ]
-        )
+    items = iter(tracker.files.items())
+    while chunk := list(islice(items, _CHUNK)):
+        yield _dumps(_columns(chunk))
 
 
 def save(tracker: RolloutTracker, path: Path, verified: Verified | None = None) -> None:
@@ -242,35 +391,22 @@ def save(tracker: RolloutTracker, path: Path, verified: Verified | None = None) 
     write_atomic(path, _lines(tracker, verified))
 
 
-def _load_row(tracker: RolloutTracker, row: Any) -> None:
-    if not isinstance(row, list) or len(row) != 13:
-        raise ValueError("a row is not a list of 13 fields")
-    key, dev, ino, size, mtime, offset, lines, malformed, too_long = row[:9]
-    bare, expected, locked, facts = row[9:]
-    _check_ints(dev, ino, size, mtime, offset, lines, malformed, too_long)
-    if not isinstance(key, str) or not (expected is None or isinstance(expected, str)):
-        raise TypeError("path or expected id is not a string")
-    key = sys.intern(key)
-    dev = device(dev)
-    size = offset if offset == size else size  # usually equal: one int object for both
-    scan = RolloutScan(
-        _facts_from_json(facts, key),
-        offset,
-        lines,
-        malformed,
-        too_long,
-        bool(bare),
-        _intern(expected),
-        bool(locked),
-    )
-    scan.keep_text = key.endswith(".zst")  # as the tracker scans them
-    tracker.files[key] = FileState(dev, ino, size, mtime, scan)
-    tracker._by_inode[(dev, ino)] = key
-
-
 def load(tracker: RolloutTracker, path: Path) -> tuple[bool, Verified | None]:
     """Fill an empty tracker from the checkpoint; return whether it was usable, and the
-    verified record it carried. An unusable checkpoint is logged and leaves the tracker empty."""
+    verified record it carried. An unusable checkpoint is logged and leaves the tracker empty.
+
+    The cyclic garbage collector is paused meanwhile: every object made here is kept, and
+    its passes over them (several full ones at 50,000 rollouts) cost a sixth of the load."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _load(tracker, path)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load(tracker: RolloutTracker, path: Path) -> tuple[bool, Verified | None]:
     try:
         with open(path, "rb") as handle:
             header = json.loads(handle.readline())
@@ -282,7 +418,7 @@ def load(tracker: RolloutTracker, path: Path) -> tuple[bool, Verified | None]:
             raw_verified = header.get("verified")
             verified = Verified.from_json(raw_verified) if raw_verified is not None else None
             for line in handle:
-                _load_row(tracker, json.loads(line))
+                _load_chunk(tracker, json.loads(line))
         if len(tracker.files) != header["files"]:
             raise ValueError("fewer rows than the header announces")
     except FileNotFoundError:

@@ -76,7 +76,7 @@ class HomeWorker:
             self.heal_binary = after.heal_binary
         self._restored_ids: set[str] = set()
         self._planned_policy, self._saved_version = "", -1
-        self._saved_verified: Verified | None = None
+        self._saved_verified: bytes | None = None  # `checkpoint.record_digest` of the saved
         self._activity = self._saved_activity = 0  # bumped by take() and reconcile()
         self.resumed = False  # the start reused a verified record instead of a full plan
 
@@ -95,7 +95,8 @@ class HomeWorker:
         loaded, verified = checkpoint.load(
             self.tracker, OurFiles.for_home(self.home.root).checkpoint
         )
-        self._saved_version, self._saved_verified = self.tracker.version if loaded else -1, verified
+        self._saved_version = self.tracker.version if loaded else -1
+        self._saved_verified = checkpoint.record_digest(verified)
         started = time.monotonic()
         count = self.tracker.full_scan()
         self.held.saw_recent_turns(self.tracker.facts(), time.time(), time.monotonic())
@@ -168,12 +169,13 @@ class HomeWorker:
         if not self.started or (same and self._activity == self._saved_activity):
             return
         verified = self.verified_record()
-        if same and verified == self._saved_verified:
+        digest = checkpoint.record_digest(verified)
+        if same and digest == self._saved_verified:
             self._saved_activity = self._activity
             return
         with self.failures.guard("checkpoint"):  # a full disk, a value JSON cannot hold, ...
             checkpoint.save(self.tracker, OurFiles.for_home(self.home.root).checkpoint, verified)
-            self._saved_version, self._saved_verified = self.tracker.version, verified
+            self._saved_version, self._saved_verified = self.tracker.version, digest
             self._saved_activity = self._activity
 
     def take(self, paths: set[str], full: bool) -> bool:

@@ -14,7 +14,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain
 
-from codex_indexd.index.model import HistoryLine, Policy, RolloutFacts
+from codex_indexd.index.lines import CompactLines
+from codex_indexd.index.model import HistoryLine, Policy, RolloutFacts, Turns, UserTurn
 from codex_indexd.records import record
 
 # Only the interactive TUI writes history.jsonl itself, and its rollouts say `"vscode"` (it
@@ -120,8 +121,14 @@ def desired_history(
             and (facts.source or "") not in policy.history_sources
         ):
             continue
-        for turn in facts.user_turns:
-            seen[(turn.ts, thread_id, turn.key)] = turn.text
+        turns = facts.user_turns
+        keyed = (
+            turns.keyed()
+            if isinstance(turns, Turns)
+            else ((turn.ts, turn.key, turn.text) for turn in turns)
+        )
+        for ts, key, text in keyed:
+            seen[(ts, thread_id, key)] = text
     ordered = sorted(seen.items(), key=lambda item: (item[0][:2], item[1] or "", item[0][2]))
     return [HistoryLine(sid, ts, text, key) for (ts, sid, key), text in ordered]
 
@@ -142,13 +149,22 @@ def missing_lines(
     `max_bytes` writes the newest missing turns first, so the turns it left out stay the
     missing ones on the next plan (never a turn it wrote).
     """
-    have: dict[tuple[str, int], list[int]] = defaultdict(list)
-    for line in existing:
-        if line is not None:
-            have[(line.session_id, line.key)].append(line.ts)
     want: dict[tuple[str, int], list[int]] = defaultdict(list)
-    for line in desired:
-        want[(line.session_id, line.key)].append(line.ts)
+    for wanted_line in desired:
+        want[(wanted_line.session_id, wanted_line.key)].append(wanted_line.ts)
+    sessions = {session_id for session_id, _ in want}  # lines of other sessions pair nothing
+    have: dict[tuple[str, int], list[int]] = defaultdict(list)
+    found = (
+        existing.keyed(sessions)
+        if isinstance(existing, CompactLines)
+        else (
+            (line.session_id, line.key, line.ts)
+            for line in existing
+            if line is not None and line.session_id in sessions
+        )
+    )
+    for session_id, digest, ts in found:
+        have[(session_id, digest)].append(ts)
 
     counts: dict[tuple[str, int, int], int] = defaultdict(int)
     for key, wanted in want.items():
@@ -226,9 +242,16 @@ def threads_with_recent_turns(
         tid
         for tid, facts in rollouts.items()
         if facts.source not in NO_OWN_HISTORY_SOURCES
-        and facts.user_turns
-        and facts.user_turns[-1].ts >= cutoff
+        and (last := _last_ts(facts.user_turns)) is not None
+        and last >= cutoff
     )
+
+
+def _last_ts(turns: Turns | list[UserTurn]) -> int | None:
+    """`ts` of the last turn, if any (packed turns tell it without building the turn)."""
+    if isinstance(turns, Turns):
+        return turns.last_ts
+    return turns[-1].ts if turns else None
 
 
 def line_size(line: HistoryLine) -> int:

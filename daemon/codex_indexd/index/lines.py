@@ -8,10 +8,23 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterable
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import overload
 
-from codex_indexd.index.model import HistoryLine, IndexLine, text_key
+from codex_indexd.index.model import (
+    HistoryLine,
+    IndexLine,
+    signed_key,
+    text_key,
+    unsigned_key,
+)
 from codex_indexd.records import field, record
+
+# Lines appended after `HistoryFile.lines_for` indexed the file that it looks through one by
+# one; beyond that many it indexes the file again.
+_UNINDEXED_LINES = 1024
 
 
 @record(slots=True)
@@ -51,14 +64,69 @@ class IndexFile:
         return self.renamed_from.get(thread_id, [])
 
 
-@record(slots=True)
+_INT64 = range(-(1 << 63), 1 << 63)
+
+
+class CompactLines(Sequence["HistoryLine | None"]):
+    """The parsed lines of a compact `HistoryFile`, each built when it is looked at."""
+
+    __slots__ = ("_file",)
+
+    def __init__(self, history: HistoryFile) -> None:
+        self._file = history
+
+    def __len__(self) -> int:
+        return len(self._file._sids)
+
+    @overload
+    def __getitem__(self, index: int) -> HistoryLine | None: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[HistoryLine | None]: ...
+
+    def __getitem__(self, index: int | slice) -> HistoryLine | list[HistoryLine | None] | None:
+        history = self._file
+        if isinstance(index, slice):
+            return [history._line(i) for i in range(*index.indices(len(history._sids)))]
+        if index < 0:
+            index += len(history._sids)
+        if not 0 <= index < len(history._sids):
+            raise IndexError("history line index out of range")
+        return history._line(index)
+
+    def __iter__(self) -> Iterator[HistoryLine | None]:
+        line = self._file._line
+        return (line(i) for i in range(len(self._file._sids)))
+
+    def keyed(self, sessions: set[str]) -> Iterator[tuple[str, int, int]]:
+        """Yield `(session_id, key, ts)` of the lines of `sessions`, in file order, without
+        building their HistoryLine (a full plan looks at every line of the file)."""
+        history = self._file
+        sids, ts_column, keys, big = history._sids, history._ts, history._keys, history._big_ts
+        for i in [i for i, sid in enumerate(sids) if sid in sessions]:
+            sid = sids[i]
+            assert sid is not None
+            yield sid, unsigned_key(keys[i]), big.get(i, ts_column[i]) if big else ts_column[i]
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any sequence of the same lines (a list, typically)."""
+        if isinstance(other, Sequence):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # equal to lists, which do not hash
+
+    def __repr__(self) -> str:
+        return f"CompactLines({list(self)!r})"
+
+
+@record(slots=True, eq=False)
 class HistoryFile:
     """A parsed `history.jsonl`: the fields of each line that parses and every line's exact
     bytes; or, when `compact` (the daemon's long-lived copy), only each line's session, time
-    and text key."""
+    and text key, kept in columns (`parsed` builds each line's `HistoryLine` when it is
+    looked at)."""
 
-    raw: list[bytes] = field(default_factory=list)
-    parsed: list[HistoryLine | None] = field(default_factory=list)
     ends_with_newline: bool = True
     size: int = 0
     max_ts: int | None = None
@@ -67,7 +135,44 @@ class HistoryFile:
     refused: str | None = None  # why the file was not read (not a regular file, ...)
     first_raw: bytes | None = None  # the first line's bytes: Codex's trim drops it
     first_ts: int | None = None  # `ts` of the first line that parses (the oldest kept)
-    _by_session: dict[str, list[HistoryLine]] | None = None
+    raw: list[bytes] = field(default_factory=list)  # empty when `compact`
+    # Not compact: one HistoryLine (None: it does not parse) per line.
+    _parsed: list[HistoryLine | None] = field(default_factory=list)
+    # Compact: a line's session (None: it does not parse), `ts` and key (signed, see
+    # `signed_key`); a `ts` outside 64 bits is kept in `_big_ts` by line number (its column
+    # holds 0).
+    _sids: list[str | None] = field(default_factory=list)
+    _ts: array[int] = field(default_factory=lambda: array("q"))
+    _keys: array[int] = field(default_factory=lambda: array("q"))
+    _big_ts: dict[int, int] = field(default_factory=dict)
+    # Line numbers of the lines that parse, sorted by session (file order within one),
+    # covering the first `_indexed` lines; built by `lines_for` on first use.
+    _order: array[int] | None = None
+    _indexed: int = 0
+
+    @property
+    def parsed(self) -> Sequence[HistoryLine | None]:
+        """Every line's fields in file order (None for a line that does not parse)."""
+        return CompactLines(self) if self.compact else self._parsed
+
+    def _line(self, i: int) -> HistoryLine | None:
+        """Return line `i`'s fields (compact: built from the columns)."""
+        if not self.compact:
+            return self._parsed[i]
+        sid = self._sids[i]
+        if sid is None:
+            return None
+        ts = self._big_ts.get(i, self._ts[i]) if self._big_ts else self._ts[i]
+        return HistoryLine(sid, ts, None, unsigned_key(self._keys[i]))
+
+    def _session_of(self, i: int) -> str | None:
+        if self.compact:
+            return self._sids[i]
+        line = self._parsed[i]
+        return None if line is None else line.session_id
+
+    def __len__(self) -> int:
+        return len(self._sids) if self.compact else len(self._parsed)
 
     def extend(self, lines: list[bytes]) -> None:
         """Append raw lines (without newlines), parsing them and keeping the indexes current."""
@@ -75,34 +180,71 @@ class HistoryFile:
             self.last_raw = lines[-1]
             if self.first_raw is None:
                 self.first_raw = lines[0]
+        compact = self.compact
+        max_ts = self.max_ts
         for raw in lines:
-            line = parse_history_line(raw, keep_text=not self.compact)
-            if line is not None and self.first_ts is None:
-                self.first_ts = line.ts
-            if not self.compact:
+            fields = _history_fields(raw)
+            if fields is None:
+                if compact:
+                    self._sids.append(None)
+                    self._ts.append(0)
+                    self._keys.append(0)
+                else:
+                    self.raw.append(raw)
+                    self._parsed.append(None)
+                continue
+            session_id, ts, text = fields
+            if self.first_ts is None:
+                self.first_ts = ts
+            max_ts = ts if max_ts is None or ts > max_ts else max_ts
+            if compact:
+                if ts not in _INT64:
+                    self._big_ts[len(self._sids)] = ts
+                    ts = 0
+                self._sids.append(session_id)
+                self._ts.append(ts)
+                self._keys.append(signed_key(text_key(text)))
+            else:
                 self.raw.append(raw)
-            self.parsed.append(line)
-            if line is not None:
-                self.max_ts = line.ts if self.max_ts is None else max(self.max_ts, line.ts)
-                if self._by_session is not None:
-                    self._by_session.setdefault(line.session_id, []).append(line)
+                self._parsed.append(HistoryLine(session_id, ts, text))
+        self.max_ts = max_ts
 
     def lines_for(self, session_ids: Iterable[str]) -> list[HistoryLine]:
-        """Return the parsed lines of the given sessions (index built on first use)."""
-        if self._by_session is None:
-            self._by_session = {}
-            for line in self.parsed:
-                if line is not None:
-                    self._by_session.setdefault(line.session_id, []).append(line)
+        """Return the parsed lines of the given sessions, session by session, each session's
+        in file order (an index of line numbers by session is built on first use; lines
+        appended since are looked through one by one until there are many)."""
+        count = len(self)
+        if self._order is None or count - self._indexed > _UNINDEXED_LINES:
+            session_of = self._session_of
+            rows = [i for i in range(count) if session_of(i) is not None]
+            rows.sort(key=session_of)  # type: ignore[arg-type]  # rows that parse only
+            self._order, self._indexed = array("q", rows), count
+        order, session_of = self._order, self._session_of
+        tail = range(self._indexed, count)
         out: list[HistoryLine] = []
         for sid in session_ids:
-            out.extend(self._by_session.get(sid, ()))
+            start = bisect_left(order, sid, key=session_of)  # type: ignore[arg-type]
+            end = bisect_right(order, sid, lo=start, key=session_of)  # type: ignore[arg-type]
+            found = [order[j] for j in range(start, end)]
+            found += [i for i in tail if session_of(i) == sid]
+            for i in found:
+                line = self._line(i)
+                assert line is not None
+                out.append(line)
         return out
+
+
+_DECODER = json.JSONDecoder()
 
 
 def _json_object(raw: bytes) -> dict[str, object] | None:
     try:
-        obj = json.loads(raw)
+        if raw[:1] == b"{" and raw[1:2] != b"\x00":
+            # What `json.loads` does with bytes it finds to be UTF-8 (by their first two bytes),
+            # without the detection and the wrappers.
+            obj = _DECODER.decode(raw.decode("utf-8", "surrogatepass"))
+        else:
+            obj = json.loads(raw)
     except ValueError:
         return None
     return obj if isinstance(obj, dict) else None
@@ -139,9 +281,9 @@ def parse_index_line(raw: bytes) -> IndexLine | None:
     return IndexLine(sys.intern(canonical), sys.intern(name), updated)
 
 
-def parse_history_line(raw: bytes, *, keep_text: bool = True) -> HistoryLine | None:
-    """Return the fields of a history line (the text only as its key unless `keep_text`);
-    `conversation_id` is accepted for `session_id`."""
+def _history_fields(raw: bytes) -> tuple[str, int, str] | None:
+    """Return a history line's session (interned), `ts` and text, or None when it does not
+    parse; `conversation_id` is accepted for `session_id`."""
     obj = _json_object(raw)
     if obj is None:
         return None
@@ -151,9 +293,19 @@ def parse_history_line(raw: bytes, *, keep_text: bool = True) -> HistoryLine | N
         return None
     if not isinstance(ts, int) or isinstance(ts, bool):
         return None
+    return sys.intern(session_id), ts, text
+
+
+def parse_history_line(raw: bytes, *, keep_text: bool = True) -> HistoryLine | None:
+    """Return the fields of a history line (the text only as its key unless `keep_text`);
+    `conversation_id` is accepted for `session_id`."""
+    fields = _history_fields(raw)
+    if fields is None:
+        return None
+    session_id, ts, text = fields
     if keep_text:
-        return HistoryLine(sys.intern(session_id), ts, text)
-    return HistoryLine(sys.intern(session_id), ts, None, text_key(text))
+        return HistoryLine(session_id, ts, text)
+    return HistoryLine(session_id, ts, None, text_key(text))
 
 
 def split_lines(data: bytes) -> tuple[list[bytes], bool]:

@@ -4,12 +4,26 @@ from __future__ import annotations
 
 # hashlib.blake2b is this type; importing hashlib would also load OpenSSL (about 2 ms).
 from _blake2 import blake2b
-from collections.abc import Mapping
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from enum import StrEnum
+from typing import overload
 
 from codex_indexd.records import field, record
 
 NO_KEY = -1
+_KEY_SPAN = 1 << 64
+_KEY_HALF = 1 << 63
+
+
+def signed_key(key: int) -> int:
+    """Return a 64-bit text key as the signed value an `array('q')` holds."""
+    return key - _KEY_SPAN if key >= _KEY_HALF else key
+
+
+def unsigned_key(value: int) -> int:
+    """Return the text key an `array('q')` value stands for (the inverse of `signed_key`)."""
+    return value + _KEY_SPAN if value < 0 else value
 
 
 def text_key(text: str) -> int:
@@ -34,6 +48,97 @@ class UserTurn:
             object.__setattr__(self, "key", text_key(self.text or ""))
 
 
+class Turns(Sequence[UserTurn]):
+    """A rollout's user turns, packed: `ts`, key and offset of each in one `array('q')`, and
+    the texts only when one is kept. Each `UserTurn` is built when it is looked at."""
+
+    __slots__ = ("_data", "_texts")
+
+    def __init__(self, turns: Iterable[UserTurn] = ()) -> None:
+        self._data = array("q")
+        self._texts: list[str | None] | None = None  # None: no turn keeps its text
+        for turn in turns:
+            self.append(turn)
+
+    @classmethod
+    def packed(cls, data: array[int], texts: list[str | None] | None) -> Turns:
+        """Return turns from their packed form (`ts, signed key, offset` per turn, and one
+        text per turn or None). Raises ValueError when the two do not fit together."""
+        if len(data) % 3 or (texts is not None and len(texts) * 3 != len(data)):
+            raise ValueError("packed turns and their texts do not match")
+        turns = cls.__new__(cls)  # no empty array made only to be replaced
+        turns._data, turns._texts = data, texts
+        return turns
+
+    @property
+    def last_ts(self) -> int | None:
+        """`ts` of the last turn (None when there is none), without building the turn."""
+        return self._data[-3] if self._data else None
+
+    @property
+    def data(self) -> array[int]:
+        """The packed `ts, signed key, offset` of every turn (not to be changed)."""
+        return self._data
+
+    @property
+    def texts(self) -> list[str | None] | None:
+        """Every turn's text, or None when no turn keeps one (not to be changed)."""
+        return self._texts
+
+    def keyed(self) -> Iterator[tuple[int, int, str | None]]:
+        """Yield `(ts, key, text)` of each turn, without building its UserTurn."""
+        data, texts = self._data, self._texts
+        for i in range(len(data) // 3):
+            j = 3 * i
+            yield data[j], unsigned_key(data[j + 1]), texts[i] if texts is not None else None
+
+    def append(self, turn: UserTurn) -> None:
+        """Add a turn at the end."""
+        if turn.text is not None and self._texts is None:
+            self._texts = [None] * len(self)
+        self._data.extend((turn.ts, signed_key(turn.key), turn.offset))
+        if self._texts is not None:
+            self._texts.append(turn.text)
+
+    def __len__(self) -> int:
+        return len(self._data) // 3
+
+    def _turn(self, i: int) -> UserTurn:
+        data, j = self._data, 3 * i
+        text = self._texts[i] if self._texts is not None else None
+        return UserTurn(data[j], text, unsigned_key(data[j + 1]), data[j + 2])
+
+    @overload
+    def __getitem__(self, index: int) -> UserTurn: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[UserTurn]: ...
+
+    def __getitem__(self, index: int | slice) -> UserTurn | list[UserTurn]:
+        count = len(self)
+        if isinstance(index, slice):
+            return [self._turn(i) for i in range(*index.indices(count))]
+        if index < 0:
+            index += count
+        if not 0 <= index < count:
+            raise IndexError("turn index out of range")
+        return self._turn(index)
+
+    def __iter__(self) -> Iterator[UserTurn]:
+        return (self._turn(i) for i in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any sequence of the same turns (a list, typically)."""
+        if isinstance(other, Sequence):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # equal to lists, which do not hash
+
+    def __repr__(self) -> str:
+        return f"Turns({list(self)!r})"
+
+
 @record(frozen=True, slots=True)
 class Rename:
     """A name given to a thread, from `session_index.jsonl` or a `thread_name_updated` event."""
@@ -56,13 +161,18 @@ class RolloutFacts:
     history_mode: str = "legacy"
     first_user_message: str | None = None
     title: str | None = None
-    user_turns: list[UserTurn] = field(default_factory=list)
+    # A list given to the constructor is packed (`Turns`); the reader appends to it.
+    user_turns: Turns | list[UserTurn] = field(default_factory=Turns)
     renames: list[Rename] = field(default_factory=list)
     has_meta: bool = False
     # Lines of a shape we do not know that carry user text (their turns are not read), and
     # the first such shape, e.g. "response_item/user_input" (never the text).
     unknown_user_shapes: int = 0
     unknown_shape: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.user_turns, Turns):
+            self.user_turns = Turns(self.user_turns)
 
 
 @record(frozen=True, slots=True)

@@ -212,7 +212,8 @@ def test_the_last_repair_is_remembered_across_a_restart(tmp_path: Path, spawn: S
 
 
 def corrupt(path: Path, how: str) -> None:
-    """Damage a checkpoint (JSON lines: a header, then one row per rollout) in one way."""
+    """Damage a checkpoint (JSON lines: a header, then chunks of rollouts, each field a column)
+    in one way."""
     header, *rows = [json.loads(raw) for raw in path.read_bytes().splitlines()]
 
     def write() -> None:
@@ -236,13 +237,13 @@ def corrupt(path: Path, how: str) -> None:
     elif how == "json_list":
         path.write_text("[1, 2, 3]")
     elif how == "bad_row":
-        rows[0] = rows[0][:5]
+        rows[0]["keys"] = rows[0]["keys"][:5]  # a column shorter than the others
         write()
     elif how == "bad_facts":
-        rows[0][-1] = {"not": "a list"}
+        rows[0]["tdata"] = {"not": "a list"}
         write()
     elif how == "bad_types":
-        rows[0][5] = str(rows[0][5])  # the offset, as a string
+        rows[0]["nums"][4] = str(rows[0]["nums"][4])  # the first rollout's offset, as a string
         write()
     elif how == "bad_verified":
         assert header["verified"] is not None

@@ -106,7 +106,7 @@ def test_save_then_load_round_trips(
     assert again.files == tracker.files
     assert read_verified == verified
     # the inode map that tells a moved file from a new one is rebuilt too
-    assert all((state.dev, state.ino) in again._by_inode for state in again.files.values())
+    assert all(state.ino in again._by_inode for state in again.files.values())
     assert set(again._by_inode.values()) <= set(again.files)
 
 
@@ -154,11 +154,17 @@ def test_a_truncated_or_corrupt_checkpoint_leaves_the_tracker_empty(tmp_path: Pa
     good.files[str(HOME / "sessions" / "b.jsonl")] = good.files[str(HOME / "sessions" / "a.jsonl")]
     save(good, path)
     data = path.read_bytes()
-    header, first_row, _ = data.split(b"\n", 2)
+    header, chunk, _ = data.split(b"\n", 2)
+    more = json.loads(header)
+    more["files"] += 1
+    columns = json.loads(chunk)
     for broken in (
-        header + b"\n" + first_row + b"\n",  # a row short of what the header announces
-        header + b"\n" + first_row[:-5] + b"\n",  # a torn row
-        header + b"\n" + b'["too", "few"]\n',  # a row of the wrong shape
+        json.dumps(more).encode() + b"\n" + chunk + b"\n",  # fewer rows than announced
+        header + b"\n" + chunk[:-5] + b"\n",  # a torn chunk
+        header + b"\n" + b'["too", "few"]\n',  # a chunk of the wrong shape
+        header + b"\n" + json.dumps({**columns, "nums": columns["nums"][1:]}).encode(),
+        header + b"\n" + json.dumps({**columns, "title": [2, 2]}).encode(),
+        header + b"\n" + json.dumps({**columns, "tids": [None, None]}).encode(),
         b"[]\n",  # a header that is not an object
         b"\xff\xfe\n",
     ):
