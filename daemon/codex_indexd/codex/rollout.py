@@ -17,9 +17,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from codex_indexd.codex.envelope import quick_skip
 from codex_indexd.codex.home import thread_id_from_name
 from codex_indexd.codex.longline import LineSkeleton, LongString, Pread, TurnText, decode
-from codex_indexd.codex.scan import MAX_CANDIDATE_BYTES, quick_skip
+from codex_indexd.codex.scan import MAX_CANDIDATE_BYTES
 from codex_indexd.codex.shapes import unknown_user_shape
 from codex_indexd.index.model import Rename, RolloutFacts, UserTurn, text_key
 from codex_indexd.index.timefmt import epoch_ms, epoch_seconds

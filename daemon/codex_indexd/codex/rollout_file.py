@@ -9,15 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from codex_indexd.codex.rollout import RolloutScan
-from codex_indexd.codex.scan import (
-    CHUNK,
-    MIN_CHUNK,
-    ReadInto,
-    fd_pread,
-    fd_reader,
-    feed_stream,
-    open_rollout,
-)
+from codex_indexd.codex.rollout_fd import ReadInto, fd_pread, fd_reader, open_rollout
+from codex_indexd.codex.scan import CHUNK, MIN_CHUNK, feed_stream
 from codex_indexd.index.model import RolloutFacts, UserTurn
 from codex_indexd.log import get_logger
 

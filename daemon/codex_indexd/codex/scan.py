@@ -15,15 +15,24 @@ are held and longer ones skipped.
 
 from __future__ import annotations
 
-import errno
-import os
-import stat
-from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from codex_indexd.codex.envelope import (
+    ORDINAL,
+    ORDINAL_LEN,
+    ORDINAL_TYPE_MAX,
+    PAYLOAD_TYPE,
+    QUICK_AFTER_ORDINAL,
+    QUICK_ENVELOPES,
+    TS_END,
+    TS_LEN,
+    TS_PREFIX,
+    WS,
+    quick_skip,
+)
 from codex_indexd.codex.longline import LineSkeleton, Pread
-from codex_indexd.codex.shapes import KNOWN_EVENTS, KNOWN_PAYLOAD_TYPES, KNOWN_RESPONSE_ITEMS
+from codex_indexd.codex.rollout_fd import ReadInto
+from codex_indexd.codex.shapes import KNOWN_PAYLOAD_TYPES
 
 if TYPE_CHECKING:
     from codex_indexd.codex.rollout import RolloutScan
@@ -39,144 +48,6 @@ MAX_HELD_LINE = 1 << 20
 MAX_STREAMED_LINE = 64 * 1024 * 1024
 _HEAD = 512
 _ITEM_HEAD = 4096
-_TS_PREFIX = b'{"timestamp":"'
-_TS_LEN = len(_TS_PREFIX)
-_WS = b" \t\n\r\x0b\x0c"
-_PAYLOAD_TYPE = b'"payload":{"type":"'
-# Codex writes `timestamp` as RFC 3339 UTC with milliseconds: 24 characters, so a line in its
-# compact envelope has its closing quote at this offset, then `,"type":"` (or, in paginated
-# rollouts, `,"ordinal":N,"type":"`).
-_TS_END = _TS_LEN + 24
-_ORDINAL = b'","ordinal":'
-_ORDINAL_LEN = len(_ORDINAL) + 1  # and at least one digit
-# The `,"type":"` after the ordinal's digits ends before this offset.
-_ORDINAL_TYPE_MAX = _TS_END + _ORDINAL_LEN + 20 + len(',"type":"')
-# Payload types of lines that are never user turns, most frequent first; `message` items are
-# the model's input, never the turn itself (that is the `event_msg`).
-_COMMON_FIRST = (
-    "function_call_output",
-    "reasoning",
-    "token_count",
-    "function_call",
-    "agent_reasoning",
-    "custom_tool_call",
-    "custom_tool_call_output",
-    "message",
-    "agent_message",
-)
-_NEVER_TURN_EVENTS = KNOWN_EVENTS - {"user_message", "thread_name_updated", "item_completed"}
-_QUICK_TYPES = sorted(
-    {("response_item", name) for name in KNOWN_RESPONSE_ITEMS}
-    | {("event_msg", name) for name in _NEVER_TURN_EVENTS},
-    key=lambda kind: (
-        _COMMON_FIRST.index(kind[1]) if kind[1] in _COMMON_FIRST else len(_COMMON_FIRST),
-        kind,
-    ),
-)
-# `","type":"response_item","payload":{"type":"reasoning"` and the like (from the timestamp's
-# closing quote): a line whose envelope starts so is only counted, whatever follows. The same
-# rule is applied by `RolloutScan.feed`, so both readers agree on every line.
-QUICK_ENVELOPES = tuple(
-    f'","type":"{kind}","payload":{{"type":"{name}"'.encode("ascii") for kind, name in _QUICK_TYPES
-)
-_QUICK_AFTER_ORDINAL = tuple(envelope[1:] for envelope in QUICK_ENVELOPES)  # from the comma
-
-
-def quick_skip(buf: bytes | bytearray, s: int = 0) -> bool:
-    """Return True when the line starting at `buf[s]` (no newline in its first 160 bytes) is
-    in Codex's compact envelope with a payload type that is never a user turn, a rename or a
-    session_meta (see QUICK_ENVELOPES): such a line is only counted. The first line of a
-    file is never skipped so (callers check)."""
-    if not buf.startswith(_TS_PREFIX, s):
-        return False
-    at = s + _TS_END
-    if buf.startswith(QUICK_ENVELOPES, at):
-        return True
-    if buf.startswith(_ORDINAL, at):
-        comma = buf.find(b',"type":"', at + _ORDINAL_LEN, s + _ORDINAL_TYPE_MAX)
-        return comma != -1 and buf.startswith(_QUICK_AFTER_ORDINAL, comma)
-    return False
-
-
-ReadInto = Callable[[memoryview], int]
-
-
-class NotRegularFile(OSError):
-    """Raised for a rollout path that is a FIFO, a device, a directory or a link to one."""
-
-
-def open_rollout(path: Path) -> tuple[int, int]:
-    """Open a rollout for reading without blocking or following a link blindly.
-
-    Returns `(fd, size)`, the size seen at open (nothing past it is read). A symlink is
-    resolved first and its target must be a regular file. Raises NotRegularFile for anything
-    but a regular file, OSError when it cannot be opened.
-    """
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        if exc.errno not in (errno.ELOOP, errno.EMLINK):
-            raise
-        target = Path(os.path.realpath(path))
-        kind = _kind(os.stat(target).st_mode)
-        if kind != "regular file":
-            raise NotRegularFile(f"{path}: a symlink to a {kind} ({target})") from None
-        fd = os.open(target, flags)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise NotRegularFile(f"{path}: not a regular file ({_kind(st.st_mode)})")
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd, st.st_size
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISREG(mode):
-        return "regular file"
-    if stat.S_ISFIFO(mode):
-        return "FIFO"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "device"
-    if stat.S_ISDIR(mode):
-        return "directory"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    return "special file"
-
-
-def fd_reader(fd: int, offset: int, limit: int) -> ReadInto:
-    """Return a `readinto` over `fd` from `offset` that stops at byte `limit`."""
-    position = offset
-
-    def readinto(view: memoryview) -> int:
-        nonlocal position
-        room = min(len(view), limit - position)
-        if room <= 0:
-            return 0
-        got = os.preadv(fd, [view[:room]], position)
-        position += got
-        return got
-
-    return readinto
-
-
-def fd_pread(fd: int, limit: int) -> Pread:
-    """Return a `pread` over `fd` that never reads at or past byte `limit`."""
-
-    def pread(offset: int, length: int) -> bytes:
-        out = bytearray()
-        end = min(offset + length, limit)
-        while offset + len(out) < end:
-            got = os.pread(fd, end - offset - len(out), offset + len(out))
-            if not got:
-                break
-            out += got
-        return bytes(out)
-
-    return pread
 
 
 def feed_stream(
@@ -233,24 +104,24 @@ class _Scanner:
                     start = search = nl + 1
                     # Most lines: Codex's envelope with a payload type that is never a turn
                     # (the test of `quick_skip`, inlined), after a first line.
-                    at = s + _TS_END  # where the timestamp's closing quote is, if anywhere
+                    at = s + TS_END  # where the timestamp's closing quote is, if anywhere
                     if (
                         nl > at
-                        and starts(_TS_PREFIX, s)
+                        and starts(TS_PREFIX, s)
                         and (counted or scan.lines)
                         and (
                             starts(QUICK_ENVELOPES, at)
                             or (
-                                starts(_ORDINAL, at)
+                                starts(ORDINAL, at)
                                 and (
                                     c := find(
                                         b',"type":"',
-                                        at + _ORDINAL_LEN,
-                                        min(nl, s + _ORDINAL_TYPE_MAX),
+                                        at + ORDINAL_LEN,
+                                        min(nl, s + ORDINAL_TYPE_MAX),
                                     )
                                 )
                                 != -1
-                                and starts(_QUICK_AFTER_ORDINAL, c)
+                                and starts(QUICK_AFTER_ORDINAL, c)
                             )
                         )
                     ):
@@ -294,7 +165,7 @@ class _Scanner:
         a JSON object (counted as malformed unless blank). False: it must be fed."""
         buf, find = self.buf, self.buf.find
         if buf[s] != 0x7B:  # not "{": Codex skips it too
-            if bytes(self.view[s:e]).strip(_WS):
+            if bytes(self.view[s:e]).strip(WS):
                 self.scan.malformed += 1
             return True
         head = min(s + _HEAD, e)
@@ -358,10 +229,10 @@ class _Scanner:
         end = hi - 1  # the newline that ends the last line
         while end >= lo:
             begin = max(buf.rfind(b"\n", lo, end) + 1, lo)
-            if buf.startswith(_TS_PREFIX, begin, end):
-                quote = buf.find(b'"', begin + _TS_LEN, end)
+            if buf.startswith(TS_PREFIX, begin, end):
+                quote = buf.find(b'"', begin + TS_LEN, end)
                 if quote != -1:
-                    self.ts = bytes(self.view[begin + _TS_LEN : quote])
+                    self.ts = bytes(self.view[begin + TS_LEN : quote])
                     break
             end = begin - 1
         self._flush_ts()
@@ -369,10 +240,10 @@ class _Scanner:
     def _known_payload(self, s: int, head: int) -> bool:
         """True when the line at buf[s:head] has a payload type the reader knows (the fast
         path of `unknown_user_shape`)."""
-        at = self.buf.find(_PAYLOAD_TYPE, s, head)
+        at = self.buf.find(PAYLOAD_TYPE, s, head)
         if at == -1:
             return False
-        at += len(_PAYLOAD_TYPE)
+        at += len(PAYLOAD_TYPE)
         end = self.buf.find(b'"', at, head)
         return end != -1 and bytes(self.view[at:end]) in KNOWN_PAYLOAD_TYPES
 
@@ -436,7 +307,7 @@ class _Scanner:
         if skeleton is not None:
             skeleton.feed(view, line_start)
         head = bytes(view[: min(size, _ITEM_HEAD)])
-        blank = not bytes(view).strip(_WS)
+        blank = not bytes(view).strip(WS)
         consumed = size  # bytes of the line seen so far
         while True:
             got = self.readinto(view)
@@ -456,7 +327,7 @@ class _Scanner:
                 if len(held) > hold_max:
                     held = None
             if blank:
-                blank = not bytes(view[:part_end]).strip(_WS)
+                blank = not bytes(view[:part_end]).strip(WS)
             if nl != -1:
                 break
             consumed += got
@@ -499,7 +370,7 @@ class _Scanner:
                 scan.note_shape(head[:_HEAD])
 
     def _note_ts_bytes(self, head: bytes) -> None:
-        if head.startswith(_TS_PREFIX):
-            end = head.find(b'"', _TS_LEN)
+        if head.startswith(TS_PREFIX):
+            end = head.find(b'"', TS_LEN)
             if end != -1:
-                self.ts = head[_TS_LEN:end]
+                self.ts = head[TS_LEN:end]

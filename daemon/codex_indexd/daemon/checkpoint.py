@@ -17,7 +17,6 @@ import gc
 import hashlib
 import json
 import sys
-from array import array
 from collections.abc import Iterator
 from itertools import islice
 from operator import attrgetter
@@ -25,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from codex_indexd.codex.rollout import RolloutScan
+from codex_indexd.daemon.checkpoint_chunks import SAME, check_ints, checked_chunk, encode_chunk
 from codex_indexd.engine.live import FileState, RolloutTracker, device
-from codex_indexd.index.model import Policy, Rename, RolloutFacts, ThreadRow, Turns
+from codex_indexd.index.model import Policy, RolloutFacts, ThreadRow, Turns
 from codex_indexd.log import get_logger
 from codex_indexd.records import field, record
 from codex_indexd.watch.threads import ThreadTable
@@ -34,9 +34,6 @@ from codex_indexd.write.atomic import write_atomic
 
 log = get_logger("codex_indexd.checkpoint")
 FORMAT_VERSION = 7
-# In a title's or a turn text's place: the first message; in the expected id's: the thread id
-# (each stored once).
-_SAME = 1
 _CHUNK = 1024  # rows per line: a line's columns are decoded by `json` alone
 
 Fingerprint = tuple[int, int, int, int]
@@ -118,7 +115,7 @@ class Verified:
         rows, restored = data["rows"], data["restored"]
         if not isinstance(rows, dict) or not isinstance(restored, list):
             raise TypeError("verified rows or restored ids have the wrong type")
-        _check_ints(*rows.values())
+        check_ints(*rows.values())
         if not all(isinstance(tid, str) for tid in restored):
             raise TypeError("a restored id is not a string")
         policy, db_path = data["policy"], data["db_path"]
@@ -157,142 +154,14 @@ def _fingerprint(value: Any) -> Fingerprint | None:
         return None
     if not isinstance(value, list) or len(value) != 4:
         raise TypeError("a fingerprint is not a list of four integers")
-    _check_ints(*value)
+    check_ints(*value)
     return (value[0], value[1], value[2], value[3])
-
-
-def _columns(items: list[tuple[str, FileState]]) -> dict[str, Any]:
-    """Return one chunk of rows as columns (see `_load_chunk` for what each holds)."""
-    keys: list[str] = []
-    nums: list[int] = []
-    flags: list[int] = []
-    expected: list[str | int | None] = []
-    tids: list[str] = []
-    created: list[str | None] = []
-    last: list[str | None] = []
-    source: list[str | None] = []
-    mode: list[str] = []
-    first: list[str | None] = []
-    title: list[str | int | None] = []
-    counts: list[int] = []
-    tdata: list[int] = []
-    texts: list[str | int | None] = []
-    any_text = False
-    renames: list[list[Any]] = []
-    for row, (key, st) in enumerate(items):
-        scan, f = st.scan, st.scan.facts
-        keys.append(key)
-        nums += (st.dev, st.ino, st.size, st.mtime_ns)
-        nums += (scan.offset, scan.lines, scan.malformed, scan.too_long)
-        flags.append(scan.bare | scan._meta_locked << 1 | f.archived << 2 | f.has_meta << 3)
-        tid = f.thread_id
-        expected.append(_SAME if scan.expected_id == tid else scan.expected_id)
-        tids.append(tid)
-        created.append(f.created_at)
-        last.append(f.last_timestamp)
-        source.append(f.source)
-        mode.append(f.history_mode)
-        fm = f.first_user_message
-        first.append(fm)
-        title.append(_SAME if f.title is not None and f.title == fm else f.title)
-        turns = f.user_turns if isinstance(f.user_turns, Turns) else Turns(f.user_turns)
-        counts.append(len(turns))
-        tdata += turns.data
-        if turns.texts is None:
-            texts += [None] * len(turns)
-        else:
-            any_text = True
-            texts += [_SAME if t is not None and t == fm else t for t in turns.texts]
-        renames += ([row, r.name, r.updated_at, r.epoch_ms] for r in f.renames)
-    return {
-        "keys": keys,
-        "nums": nums,
-        "flags": flags,
-        "expected": expected,
-        "tids": tids,
-        "created": created,
-        "last": last,
-        "source": source,
-        "mode": mode,
-        "first": first,
-        "title": title,
-        "turns": counts,
-        "tdata": tdata,
-        "texts": texts if any_text else None,
-        "renames": renames,
-    }
-
-
-_STR: frozenset[type] = frozenset({str})
-_INT: frozenset[type] = frozenset({int})
-_STR_NONE: frozenset[type] = frozenset({str, type(None)})
-_STR_NONE_SAME: frozenset[type] = frozenset({str, type(None), int})  # the only int allowed is _SAME
-
-
-def _column(chunk: dict[str, Any], name: str, length: int, types: frozenset[type]) -> list[Any]:
-    """Return the chunk's column `name`. Raises KeyError, TypeError or ValueError unless it is
-    a list of `length` values of the given types (JSON numbers are `int` itself, a bool's
-    type is not; `map(type, ...)` checks a column faster than a loop)."""
-    values = chunk[name]
-    if not isinstance(values, list) or len(values) != length:
-        raise ValueError(f"checkpoint column {name} has the wrong length")
-    found = set(map(type, values))
-    if not found <= types:
-        raise TypeError(f"checkpoint column {name} holds a value of the wrong type")
-    if (
-        int in found
-        and types is _STR_NONE_SAME
-        and {v for v in values if type(v) is int} != {_SAME}
-    ):
-        raise ValueError(f"checkpoint column {name} holds a number")
-    return values
-
-
-def _checked(chunk: Any) -> tuple[dict[str, list[Any]], array[int], dict[int, list[Rename]]]:
-    """Return a chunk's columns by name, its packed turns and its renames by row. Raises
-    KeyError, TypeError or ValueError when it is not what `_columns` writes."""
-    if not isinstance(chunk, dict):
-        raise TypeError("a chunk is not a JSON object")
-    n = len(chunk["keys"])
-    shapes = {
-        "keys": _STR,
-        "flags": _INT,
-        "expected": _STR_NONE_SAME,
-        "tids": _STR,
-        "created": _STR_NONE,
-        "last": _STR_NONE,
-        "source": _STR_NONE,
-        "mode": _STR,
-        "first": _STR_NONE,
-        "title": _STR_NONE_SAME,
-        "turns": _INT,
-    }
-    columns = {name: _column(chunk, name, n, types) for name, types in shapes.items()}
-    columns["nums"] = _column(chunk, "nums", 8 * n, _INT)
-    turns = sum(columns["turns"])
-    if min(columns["turns"], default=0) < 0:
-        raise ValueError("a negative turn count")
-    tdata = array("q", _column(chunk, "tdata", 3 * turns, _INT))
-    columns["texts"] = (
-        [] if chunk["texts"] is None else _column(chunk, "texts", turns, _STR_NONE_SAME)
-    )
-    renames: dict[int, list[Rename]] = {}
-    raw_renames = chunk["renames"]
-    if not isinstance(raw_renames, list):
-        raise TypeError("renames are not a list")
-    for row, name, updated, epoch in raw_renames:
-        if not (isinstance(name, str) and isinstance(updated, str)):
-            raise TypeError("a rename's name or time is not a string")
-        if not (epoch is None or type(epoch) is int) or type(row) is not int:
-            raise TypeError("a rename's number is not an integer")
-        renames.setdefault(row, []).append(Rename(name, updated, epoch))
-    return columns, tdata, renames
 
 
 def _load_chunk(tracker: RolloutTracker, chunk: Any) -> None:
     """Add one chunk of rows to the tracker. Raises KeyError, TypeError or ValueError when it
-    is not what `_columns` writes."""
-    columns, tdata, renames = _checked(chunk)
+    is not what `encode_chunk` writes."""
+    columns, tdata, renames = checked_chunk(chunk)
     texts = columns["texts"] or None
     keys, nums, flags = columns["keys"], columns["nums"], columns["flags"]
     expected, tids = columns["expected"], columns["tids"]
@@ -315,7 +184,7 @@ def _load_chunk(tracker: RolloutTracker, chunk: Any) -> None:
         key, tid = intern(raw_key), intern(raw_tid)
         if fm is not None:
             fm = intern(fm)  # shared with the DB row's copy
-        if ttl == _SAME:
+        if ttl == SAME:
             if fm is None:
                 raise ValueError("a title refers to a missing first message")
             ttl = fm
@@ -323,8 +192,8 @@ def _load_chunk(tracker: RolloutTracker, chunk: Any) -> None:
             ttl = intern(ttl)
         row_texts = None
         if texts is not None:
-            row_texts = [fm if t == _SAME else t for t in texts[at : at + count]]
-            if fm is None and any(t == _SAME for t in texts[at : at + count]):
+            row_texts = [fm if t == SAME else t for t in texts[at : at + count]]
+            if fm is None and any(t == SAME for t in texts[at : at + count]):
                 raise ValueError("a turn refers to a missing first message")
         turns = Turns.packed(tdata[3 * at : 3 * (at + count)], row_texts)
         at += count
@@ -349,7 +218,7 @@ def _load_chunk(tracker: RolloutTracker, chunk: Any) -> None:
             malformed,
             too_long,
             bool(flag & 1),
-            tid if exp == _SAME else None if exp is None else intern(exp),
+            tid if exp == SAME else None if exp is None else intern(exp),
             bool(flag & 2),
         )
         scan.keep_text = key.endswith(".zst")  # as the tracker scans them
@@ -357,14 +226,6 @@ def _load_chunk(tracker: RolloutTracker, chunk: Any) -> None:
         size = offset if offset == size else size  # usually equal: one int object for both
         files[key] = FileState(dev, ino, size, mtime, scan)
         by_inode[ino] = key
-
-
-def _check_ints(*values: Any) -> None:
-    """Offsets and sizes are compared with stat results later: they must be integers. JSON
-    numbers are `int` itself (`type` is, a bool's is not), and a loop is faster than `all`."""
-    for value in values:
-        if type(value) is not int:
-            raise TypeError("a number field is not an integer")
 
 
 def _dumps(value: Any) -> bytes:
@@ -383,7 +244,7 @@ def _lines(tracker: RolloutTracker, verified: Verified | None) -> Iterator[bytes
     )
     items = iter(tracker.files.items())
     while chunk := list(islice(items, _CHUNK)):
-        yield _dumps(_columns(chunk))
+        yield _dumps(encode_chunk(chunk))
 
 
 def save(tracker: RolloutTracker, path: Path, verified: Verified | None = None) -> None:

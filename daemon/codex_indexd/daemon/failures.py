@@ -10,7 +10,6 @@ raised: file, line and function, never values.
 
 from __future__ import annotations
 
-import errno
 import time
 import traceback
 from collections.abc import Iterator
@@ -19,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from codex_indexd.log import get_logger
+from codex_indexd.log.redact import DETAIL_MAX, safe_detail
 from codex_indexd.records import record
 
+__all__ = ("DETAIL_MAX", "HomeFailures", "safe_detail")
 log = get_logger("codex_indexd.worker")
 # Delays before the retries of a failing home, in seconds; the last one repeats.
 RETRY_DELAYS_S: tuple[float, ...] = (1.0, 2.0, 5.0, 15.0, 60.0)
-DETAIL_MAX = 300
 
 
 @record(slots=True)
@@ -36,29 +36,6 @@ class Episode:
     where: str
     since: str
     count: int = 1
-
-
-def safe_detail(exc: BaseException) -> str:
-    """Return what a log line may say of `exc`, cut to DETAIL_MAX characters.
-
-    An OSError gives its errno name, its reason and its file names; a decoding error its
-    codec, reason and position; an exception of our own package or of sqlite3 its message
-    (ours never quote a file's content). Any other message is withheld: a ValueError or a
-    KeyError may quote a line of a rollout or of history.jsonl, that is, a user's prompt.
-    """
-    if isinstance(exc, OSError):
-        code = errno.errorcode.get(exc.errno, str(exc.errno)) if exc.errno else ""
-        reason = exc.strerror if exc.strerror is not None else (str(exc) if not code else "")
-        files = [str(f) for f in (exc.filename, exc.filename2) if f is not None]
-        text = ": ".join(part for part in (code, reason, *files) if part)
-    elif isinstance(exc, UnicodeError):
-        codec = getattr(exc, "encoding", "")
-        text = f"{codec} {getattr(exc, 'reason', '')} at byte {getattr(exc, 'start', '?')}"
-    elif type(exc).__module__.split(".", 1)[0] in ("codex_indexd", "sqlite3"):
-        text = str(exc)
-    else:
-        text = "message withheld: it may quote a file's content"
-    return text[:DETAIL_MAX]
 
 
 def _where(exc: BaseException) -> str:

@@ -38,8 +38,8 @@ from codex_indexd.write.safety import UnsafeTarget
 __all__ = ["DAEMON_INDEX_LOCK_TIMEOUT_S", "Fingerprint", "HomeWorker"]
 
 log = get_logger("codex_indexd.worker")
-# Codex holds the index lock for milliseconds; a longer wait means a stuck writer, and the
-# daemon retries later rather than sitting in the lock (it must answer SIGTERM within 2 s).
+# Codex holds the index lock for milliseconds; after a longer wait (a stuck writer) the daemon
+# retries later rather than sit in the lock: it must answer SIGTERM within 2 s.
 DAEMON_INDEX_LOCK_TIMEOUT_S = 1.5
 
 
@@ -60,9 +60,7 @@ class HomeWorker:
         own_failures = HomeFailures(str(home.root), self.stats)
         self.failures: HomeFailures = after.failures if after else own_failures
         self.started = False  # `start` completed
-        # Incremental planning: after a plan that left no drift, only threads whose facts
-        # changed can drift, so the next plan looks at those alone.
-        self.due = PlanDue()
+        self.due = PlanDue()  # after a plan with no drift, only changed threads can drift
         self.files = IndexCache(home, self.due)
         self.writes = HomeWrites(home, self.tracker, self.files, self.stats)
         self.held, self.heal_schedule = HeldTurns(), HealSchedule()
@@ -197,9 +195,8 @@ class HomeWorker:
             if name.startswith("rollout-"):
                 due |= self.tracker.refresh(path)
             elif name in self.files.names:
-                # Due unless the file is exactly what a plan verified (our own write after
-                # it, typically): a deletion, a truncation or an edit right after our write
-                # all differ, after a restart too.
+                # Due unless the file is what a plan verified (our own write, typically); a
+                # deletion, truncation or edit right after our write differs, after a restart too.
                 foreign = not self.files.is_verified(name, file_fingerprint(path))
                 due |= foreign
                 # A Codex rename bumps `updated_at_ms` by 1 ms only, which the incremental DB

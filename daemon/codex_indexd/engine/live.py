@@ -15,11 +15,12 @@ from pathlib import Path
 
 from codex_indexd.codex.home import CodexHome, is_rollout_name, iter_rollout_entries
 from codex_indexd.codex.rollout import RolloutScan, choose_rollout
+from codex_indexd.codex.rollout_fd import NotRegularFile, open_rollout
 from codex_indexd.codex.rollout_file import read_turn, scan_file
-from codex_indexd.codex.scan import NotRegularFile, open_rollout
 from codex_indexd.engine.reading import InputWarning, report_scan
 from codex_indexd.index.model import HistoryLine, RolloutFacts
 from codex_indexd.log import get_logger
+from codex_indexd.log.redact import safe_detail
 from codex_indexd.records import record
 
 log = get_logger("codex_indexd.tracker")
@@ -184,6 +185,18 @@ class RolloutTracker:
             return False
         except OSError as exc:
             log.warning("rollout.unreadable", path=key, error=str(exc))
+            return False
+        except Exception as exc:  # a file the reader chokes on is skipped, not the home
+            mark = (st.st_dev, st.st_ino, st.st_size)
+            if self._refused.get(key) != mark:  # one line per file and size, not per scan
+                self._refused[key] = mark
+                log.warning(
+                    "rollout.unparsable",
+                    path=key,
+                    error=type(exc).__name__,
+                    detail=safe_detail(exc),
+                    skipped="this file until it changes; every other file is read",
+                )
             return False
         self._refused.pop(key, None)
         self.bytes_read += scan.offset - before

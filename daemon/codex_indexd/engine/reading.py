@@ -14,6 +14,7 @@ from codex_indexd.codex.home import CodexHome, iter_rollout_paths
 from codex_indexd.codex.rollout import RolloutScan, choose_rollout
 from codex_indexd.codex.rollout_file import scan_file
 from codex_indexd.log import get_logger
+from codex_indexd.log.redact import safe_detail
 from codex_indexd.records import record
 
 log = get_logger("codex_indexd.engine")
@@ -85,6 +86,8 @@ def _scan_one(path: Path, archived: bool) -> ScanResult:
         return scan, path.stat().st_size
     except OSError as exc:
         return str(exc)
+    except Exception as exc:  # a file the reader chokes on is skipped, not the home
+        return f"{type(exc).__name__} while parsing: {safe_detail(exc)}"
 
 
 def _scan_all(found: list[tuple[Path, bool]], progress: Progress | None) -> list[ScanResult]:

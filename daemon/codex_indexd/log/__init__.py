@@ -1,5 +1,6 @@
 """Our logging: lazy loggers for every module (`get_logger`), the process's setup
-(`setup.configure`), and reading the JSON log back (`entries`, `follow`)."""
+(`setup.configure`), what a line may say of an exception (`redact`), and reading the JSON log
+back (`entries`, `follow`)."""
 
 from __future__ import annotations
 

@@ -67,11 +67,16 @@ CASES = {
     "checkpoint-load": Case(
         checkpoint, "load", lambda: OSError(errno.EIO, "injected checkpoint read"), "start"
     ),
+    # (a file the reader fails on is skipped alone: tests/unit/engine/test_unparsable_rollout.py)
     "rollout-read-at-start": Case(
-        live, "scan_file", lambda: UnicodeError("injected rollout parse"), "start"
+        live.RolloutTracker, "full_scan", lambda: UnicodeError("injected rollout scan"), "start"
     ),
     "rollout-read-on-event": Case(
-        live, "scan_file", lambda: ValueError("injected rollout parse"), "reconcile", False
+        live.RolloutTracker,
+        "refresh",
+        lambda: ValueError("injected rollout read"),
+        "reconcile",
+        False,
     ),
     "event-handling": Case(
         HomeWorker, "take", lambda: KeyError("injected event"), "reconcile", False

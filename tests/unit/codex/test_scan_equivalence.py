@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from codex_indexd.codex import scan as scan_mod
+from codex_indexd.codex.envelope import quick_skip
 from codex_indexd.codex.rollout import RolloutScan
 from codex_indexd.codex.rollout_file import scan_file
 from codex_indexd.codex.scan import feed_stream
@@ -253,5 +254,5 @@ TS24 = "2026-11-25T15:06:12.000Z"
     ],
 )
 def test_quick_skip_takes_only_known_never_turn_envelopes(line: bytes, quick: bool) -> None:
-    assert scan_mod.quick_skip(line) is quick
-    assert scan_mod.quick_skip(b"\n" + line, 1) is quick
+    assert quick_skip(line) is quick
+    assert quick_skip(b"\n" + line, 1) is quick

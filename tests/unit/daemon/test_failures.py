@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codex_indexd.codex.scan import NotRegularFile
+from codex_indexd.codex.rollout_fd import NotRegularFile
 from codex_indexd.daemon.failures import DETAIL_MAX, safe_detail
 
 PROMPT = "my secret prompt"
