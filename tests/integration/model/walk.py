@@ -76,6 +76,9 @@ KNOWN_OPEN_BUGS: dict[str, str] = {}
 #   held nothing, so a turn typed just before a restart was added at once.
 # * history_lock_held_too_long (seed 2, 401 ms on a 3 kB file, loaded machine): an append
 #   synced under Codex's lock; it now syncs after letting go.
+# * history_turn_missing_after_user_edit (seed 6, step 75, max_bytes): the walk's own rule.
+#   A daemon restarted at a crash point during the quiet wait still held a TUI thread's turns
+#   for the TUI's grace; the quiet wait now starts again when a daemon starts.
 TIMING_KINDS = frozenset(
     {"history_lock_held_too_long", "codex_append_gave_up", "never_quiet", "history_turn_doubled"}
 )
@@ -245,11 +248,12 @@ class Walk:
             self.daemon.proc.wait(timeout=30)
         self.daemon = None
 
-    def reap(self) -> None:
-        """A daemon that exited at a crash point is restarted; any other exit is a violation."""
+    def reap(self) -> bool:
+        """A daemon that exited at a crash point is restarted; any other exit is a violation.
+        Return True when a daemon was started again."""
         daemon = self.daemon
         if daemon is None or daemon.proc.poll() is None:
-            return
+            return False
         code = daemon.proc.returncode
         self.daemon = None
         if code == CRASH_EXIT:
@@ -259,6 +263,7 @@ class Walk:
         else:
             self.violate("daemon_died", f"exit {code}: {daemon.stderr[-1500:]}")
         self.start_daemon()
+        return True
 
     # -- reading the files --------------------------------------------------------------------
     def read_locked(self) -> tuple[bytes, bytes]:
@@ -497,7 +502,9 @@ class Walk:
         return tuple(out)
 
     def wait_quiet(self, timeout: float = 30.0) -> None:
-        """Poll until neither index file nor any rollout changed for the debounce plus 1 s."""
+        """Poll until neither index file nor any rollout changed, and no daemon started, for
+        QUIET_S: a daemon that starts holds a TUI thread's recent turns for the TUI's grace,
+        so one restarted at a crash point during the wait is not quiet yet."""
         last = self.fingerprint()
         since = time.monotonic()
         deadline = since + timeout
@@ -506,9 +513,9 @@ class Walk:
                 self.violate("never_quiet", f"the index files kept changing for {timeout} s")
                 return
             time.sleep(0.05)
-            self.reap()
+            restarted = self.reap()
             now = self.fingerprint()
-            if now != last:
+            if now != last or restarted:
                 last, since = now, time.monotonic()
 
     def check_quiet(self) -> None:
