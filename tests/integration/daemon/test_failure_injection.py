@@ -254,7 +254,7 @@ def test_a_home_that_never_started_saves_no_checkpoint(
     checkpoint; the other home's are."""
     good, bad = two_homes(tmp_path)
     injection = Injection(str(CodexHome.at(bad).root), lambda: RuntimeError("injected scan"))
-    seam(monkeypatch, live, "scan_file", injection.check)
+    seam(monkeypatch, live.RolloutTracker, "full_scan", injection.check)
     track_homes(monkeypatch, injection.current)
     run = inproc(good, bad)
     wait_for(lambda: injection.hits >= 3, 10, "failing starts")
