@@ -148,7 +148,8 @@ def _make_record(cls: type[_T], *, frozen: bool, slots: bool, eq: bool) -> type[
     setattr(cls, "__match_args__", tuple(f.name for f in specs))  # noqa: B010 - a class attribute mypy cannot see
     _set(cls, "__init__", _first_init(cls, specs, frozen))
     _set(cls, "__repr__", _repr_function(specs))
-    compared = attrgetter(*[f.name for f in specs if f.compare]) if specs else _no_values
+    compared_names = [f.name for f in specs if f.compare]
+    compared = attrgetter(*compared_names) if compared_names else _no_values
     if eq:
         _set(cls, "__eq__", _eq_function(compared))
     if frozen and eq:

@@ -153,3 +153,11 @@ def test_a_subclass_record_takes_the_fields_of_its_base_first() -> None:
         == "test_a_subclass_record_takes_the_fields_of_its_base_first.<locals>.Child(a=1, b='b')"
     )
     assert Child(1) == Child(1, "b") and Child(1) != Base(1)
+
+
+def test_a_record_whose_fields_are_all_left_out_of_comparisons_compares_equal_by_class() -> None:
+    @records.record(frozen=True)
+    class Opaque:
+        secret: str = records.field(default="", compare=False)
+
+    assert Opaque("a") == Opaque("b") and hash(Opaque("a")) == hash(Opaque("b"))
