@@ -11,9 +11,9 @@ import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import overload
 
 from codex_indexd.index.model import (
+    BuiltOnRead,
     HistoryLine,
     IndexLine,
     signed_key,
@@ -67,7 +67,7 @@ class IndexFile:
 _INT64 = range(-(1 << 63), 1 << 63)
 
 
-class CompactLines(Sequence["HistoryLine | None"]):
+class CompactLines(BuiltOnRead["HistoryLine | None"]):
     """The parsed lines of a compact `HistoryFile`, each built when it is looked at."""
 
     __slots__ = ("_file",)
@@ -78,25 +78,8 @@ class CompactLines(Sequence["HistoryLine | None"]):
     def __len__(self) -> int:
         return len(self._file._sids)
 
-    @overload
-    def __getitem__(self, index: int) -> HistoryLine | None: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[HistoryLine | None]: ...
-
-    def __getitem__(self, index: int | slice) -> HistoryLine | list[HistoryLine | None] | None:
-        history = self._file
-        if isinstance(index, slice):
-            return [history._line(i) for i in range(*index.indices(len(history._sids)))]
-        if index < 0:
-            index += len(history._sids)
-        if not 0 <= index < len(history._sids):
-            raise IndexError("history line index out of range")
-        return history._line(index)
-
-    def __iter__(self) -> Iterator[HistoryLine | None]:
-        line = self._file._line
-        return (line(i) for i in range(len(self._file._sids)))
+    def _item(self, i: int) -> HistoryLine | None:
+        return self._file._line(i)
 
     def keyed(self, sessions: set[str]) -> Iterator[tuple[str, int, int]]:
         """Yield `(session_id, key, ts)` of the lines of `sessions`, in file order, without
@@ -107,17 +90,6 @@ class CompactLines(Sequence["HistoryLine | None"]):
             sid = sids[i]
             assert sid is not None
             yield sid, unsigned_key(keys[i]), big.get(i, ts_column[i]) if big else ts_column[i]
-
-    def __eq__(self, other: object) -> bool:
-        """Equal to any sequence of the same lines (a list, typically)."""
-        if isinstance(other, Sequence):
-            return list(self) == list(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]  # equal to lists, which do not hash
-
-    def __repr__(self) -> str:
-        return f"CompactLines({list(self)!r})"
 
 
 @record(slots=True, eq=False)

@@ -7,7 +7,7 @@ from _blake2 import blake2b
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from enum import StrEnum
-from typing import overload
+from typing import TypeVar, overload
 
 from codex_indexd.records import field, record
 
@@ -48,7 +48,51 @@ class UserTurn:
             object.__setattr__(self, "key", text_key(self.text or ""))
 
 
-class Turns(Sequence[UserTurn]):
+_Item_co = TypeVar("_Item_co", covariant=True)
+
+
+class BuiltOnRead(Sequence[_Item_co]):
+    """A read-only sequence of packed items, each built by `_item` when it is looked at; equal
+    to any sequence of the same items (a list, typically)."""
+
+    __slots__ = ()
+
+    def _item(self, i: int) -> _Item_co:
+        """Return the item at `0 <= i < len(self)`."""
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, index: int) -> _Item_co: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[_Item_co]: ...
+
+    def __getitem__(self, index: int | slice) -> _Item_co | list[_Item_co]:
+        count = len(self)
+        if isinstance(index, slice):
+            return [self._item(i) for i in range(*index.indices(count))]
+        if index < 0:
+            index += count
+        if not 0 <= index < count:
+            raise IndexError(f"{type(self).__name__} index out of range")
+        return self._item(index)
+
+    def __iter__(self) -> Iterator[_Item_co]:
+        item = self._item
+        return (item(i) for i in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # equal to lists, which do not hash
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self)!r})"
+
+
+class Turns(BuiltOnRead[UserTurn]):
     """A rollout's user turns, packed: `ts`, key and offset of each in one `array('q')`, and
     the texts only when one is kept. Each `UserTurn` is built when it is looked at."""
 
@@ -103,40 +147,10 @@ class Turns(Sequence[UserTurn]):
     def __len__(self) -> int:
         return len(self._data) // 3
 
-    def _turn(self, i: int) -> UserTurn:
+    def _item(self, i: int) -> UserTurn:
         data, j = self._data, 3 * i
         text = self._texts[i] if self._texts is not None else None
         return UserTurn(data[j], text, unsigned_key(data[j + 1]), data[j + 2])
-
-    @overload
-    def __getitem__(self, index: int) -> UserTurn: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[UserTurn]: ...
-
-    def __getitem__(self, index: int | slice) -> UserTurn | list[UserTurn]:
-        count = len(self)
-        if isinstance(index, slice):
-            return [self._turn(i) for i in range(*index.indices(count))]
-        if index < 0:
-            index += count
-        if not 0 <= index < count:
-            raise IndexError("turn index out of range")
-        return self._turn(index)
-
-    def __iter__(self) -> Iterator[UserTurn]:
-        return (self._turn(i) for i in range(len(self)))
-
-    def __eq__(self, other: object) -> bool:
-        """Equal to any sequence of the same turns (a list, typically)."""
-        if isinstance(other, Sequence):
-            return list(self) == list(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]  # equal to lists, which do not hash
-
-    def __repr__(self) -> str:
-        return f"Turns({list(self)!r})"
 
 
 @record(frozen=True, slots=True)
