@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable
 
 from codex_indexd.index.lines import HistoryFile, IndexFile, parse_history_bytes, parse_index_bytes
-from codex_indexd.index.model import HistoryLine, RolloutFacts, ThreadRow, UserTurn
+from codex_indexd.index.model import HistoryLine, RolloutFacts, ThreadRow, Turns, UserTurn
 from codex_indexd.index.timefmt import iso_from_ms
 
 BASE_MS = 1_780_000_000_000
@@ -46,7 +46,7 @@ def rollout(
         source=source,
         first_user_message=texts[0] if texts else None,
         title=title if title is not None else (texts[0] if texts else None),
-        user_turns=turns,
+        user_turns=Turns(turns),
         has_meta=True,
     )
 

@@ -7,7 +7,7 @@ from array import array
 from typing import Any
 
 from codex_indexd.engine.live import FileState
-from codex_indexd.index.model import Rename, Turns
+from codex_indexd.index.model import Rename
 
 # In a title's or a turn text's place: the first message; in the expected id's: the thread id
 # (each stored once).
@@ -48,7 +48,7 @@ def encode_chunk(items: list[tuple[str, FileState]]) -> dict[str, Any]:
         fm = f.first_user_message
         first.append(fm)
         title.append(SAME if f.title is not None and f.title == fm else f.title)
-        turns = f.user_turns if isinstance(f.user_turns, Turns) else Turns(f.user_turns)
+        turns = f.user_turns
         counts.append(len(turns))
         tdata += turns.data
         if turns.texts is None:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain
 
 from codex_indexd.index.lines import CompactLines
-from codex_indexd.index.model import HistoryLine, Policy, RolloutFacts, Turns, UserTurn
+from codex_indexd.index.model import HistoryLine, Policy, RolloutFacts
 from codex_indexd.records import record
 
 # Only the interactive TUI writes history.jsonl itself, and its rollouts say `"vscode"` (it
@@ -121,13 +121,7 @@ def desired_history(
             and (facts.source or "") not in policy.history_sources
         ):
             continue
-        turns = facts.user_turns
-        keyed = (
-            turns.keyed()
-            if isinstance(turns, Turns)
-            else ((turn.ts, turn.key, turn.text) for turn in turns)
-        )
-        for ts, key, text in keyed:
+        for ts, key, text in facts.user_turns.keyed():
             seen[(ts, thread_id, key)] = text
     ordered = sorted(seen.items(), key=lambda item: (item[0][:2], item[1] or "", item[0][2]))
     return [HistoryLine(sid, ts, text, key) for (ts, sid, key), text in ordered]
@@ -242,16 +236,9 @@ def threads_with_recent_turns(
         tid
         for tid, facts in rollouts.items()
         if facts.source not in NO_OWN_HISTORY_SOURCES
-        and (last := _last_ts(facts.user_turns)) is not None
+        and (last := facts.user_turns.last_ts) is not None
         and last >= cutoff
     )
-
-
-def _last_ts(turns: Turns | list[UserTurn]) -> int | None:
-    """`ts` of the last turn, if any (packed turns tell it without building the turn)."""
-    if isinstance(turns, Turns):
-        return turns.last_ts
-    return turns[-1].ts if turns else None
 
 
 def line_size(line: HistoryLine) -> int:

@@ -175,18 +175,13 @@ class RolloutFacts:
     history_mode: str = "legacy"
     first_user_message: str | None = None
     title: str | None = None
-    # A list given to the constructor is packed (`Turns`); the reader appends to it.
-    user_turns: Turns | list[UserTurn] = field(default_factory=Turns)
+    user_turns: Turns = field(default_factory=Turns)  # the reader appends to it
     renames: list[Rename] = field(default_factory=list)
     has_meta: bool = False
     # Lines of a shape we do not know that carry user text (their turns are not read), and
     # the first such shape, e.g. "response_item/user_input" (never the text).
     unknown_user_shapes: int = 0
     unknown_shape: str | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.user_turns, Turns):
-            self.user_turns = Turns(self.user_turns)
 
 
 @record(frozen=True, slots=True)

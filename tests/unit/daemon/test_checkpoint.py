@@ -15,7 +15,7 @@ from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.rollout import RolloutScan
 from codex_indexd.daemon.checkpoint import Verified, load, save
 from codex_indexd.engine.live import FileState, RolloutTracker
-from codex_indexd.index.model import Rename, RolloutFacts, UserTurn
+from codex_indexd.index.model import Rename, RolloutFacts, Turns, UserTurn
 
 HOME = Path("/codex-home")
 TID = "01a2133b-c369-7d21-8c95-fcf203b4a96c"
@@ -41,8 +41,8 @@ def facts_st(draw: st.DrawFn, path: str) -> RolloutFacts:
         first_user_message=first,
         # a title equal to the first message is stored once: both shapes must round-trip
         title=draw(st.sampled_from([first, None]) | maybe_text),
-        user_turns=draw(
-            st.lists(turns | st.builds(UserTurn, ints, st.just(first), ints), max_size=4)
+        user_turns=Turns(
+            draw(st.lists(turns | st.builds(UserTurn, ints, st.just(first), ints), max_size=4))
         ),
         renames=draw(st.lists(renames, max_size=3)),
         has_meta=draw(st.booleans()),

@@ -17,7 +17,7 @@ from codex_indexd.index.history import (
     trim_to_max_bytes,
 )
 from codex_indexd.index.lines import parse_history_bytes
-from codex_indexd.index.model import HistoryLine, Policy, RolloutFacts, UserTurn
+from codex_indexd.index.model import HistoryLine, Policy, RolloutFacts, Turns, UserTurn
 from codex_indexd.index.plan import history_append
 
 SIDS = ["a", "b", "c"]
@@ -207,7 +207,7 @@ def test_fit_with_no_room_left_adds_nothing() -> None:
 
 def facts_with(thread_id: str, *turns: tuple[int, str], source: str | None = "cli") -> RolloutFacts:
     return RolloutFacts(
-        thread_id, "/x", source=source, user_turns=[UserTurn(ts, text) for ts, text in turns]
+        thread_id, "/x", source=source, user_turns=Turns(UserTurn(ts, text) for ts, text in turns)
     )
 
 

@@ -8,7 +8,7 @@ import pytest
 from codex_indexd import records
 from codex_indexd.index.lines import HistoryFile, IndexFile, parse_history_bytes
 from codex_indexd.index.lines import parse_index_bytes as index_of
-from codex_indexd.index.model import DriftReason, OnlyFile, Policy, RolloutFacts, UserTurn
+from codex_indexd.index.model import DriftReason, OnlyFile, Policy, RolloutFacts, Turns, UserTurn
 from codex_indexd.index.plan import encode_index_entry, make_plan
 
 A = "01934a5b-c000-7000-8000-00000000000a"
@@ -25,7 +25,7 @@ def rollout(tid: str, source: str = "vscode", *texts: str) -> RolloutFacts:
         last_timestamp="2025-11-20T10:05:00.000Z",
         source=source,
         first_user_message=texts[0] if texts else None,
-        user_turns=turns,
+        user_turns=Turns(turns),
         has_meta=True,
     )
 
