@@ -11,6 +11,7 @@ cheap look at their first bytes.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Iterable
@@ -66,9 +67,9 @@ class RolloutScan:
     unknown_shape: str | None = None
 
     @classmethod
-    def start(cls, path: Path, *, archived: bool = False) -> RolloutScan:
+    def start(cls, path: Path | str, *, archived: bool = False) -> RolloutScan:
         """Return an empty scan for `path` (the thread id is taken from its name)."""
-        expected = thread_id_from_name(path.name)
+        expected = thread_id_from_name(os.path.basename(path))
         facts = RolloutFacts(thread_id=expected or "", path=str(path), archived=archived)
         return cls(facts=facts, expected_id=expected)
 

@@ -9,7 +9,8 @@ from typing import Any
 from codex_indexd.commands.counts import ThreadCounts, thread_counts
 from codex_indexd.commands.words import drift_sentence, ids_label, plural
 from codex_indexd.config.policies import policy_from_settings
-from codex_indexd.engine import ApplyResult, HomeFacts, plan_for
+from codex_indexd.engine import ApplyResult, HomeFacts
+from codex_indexd.engine.gather import selection_for
 from codex_indexd.index.model import OnlyFile
 from codex_indexd.index.plan import Plan
 from codex_indexd.records import replace
@@ -145,7 +146,8 @@ def daemon_difference(args: argparse.Namespace, facts: HomeFacts, plan: Plan) ->
     daemon = policy_from_settings(args.settings)
     if (daemon.max_threads, daemon.include_orphans) == (args.max_threads, args.include_orphans):
         return None
-    theirs = plan_for(
+    # Only which threads it restores is compared: their history is not planned.
+    theirs = selection_for(
         facts,
         replace(
             plan.policy,
@@ -153,7 +155,7 @@ def daemon_difference(args: argparse.Namespace, facts: HomeFacts, plan: Plan) ->
             include_orphans=daemon.include_orphans,
         ),
     )
-    if theirs.selection.thread_ids == plan.selection.thread_ids:
+    if theirs.thread_ids == plan.selection.thread_ids:
         return None
     limit = "all threads" if daemon.max_threads == 0 else f"{daemon.max_threads} threads"
     orphans = "with orphans" if daemon.include_orphans else "without orphans"
@@ -165,5 +167,5 @@ def daemon_difference(args: argparse.Namespace, facts: HomeFacts, plan: Plan) ->
         f"(--max-threads {args.max_threads}"
         + (", --include-orphans" if args.include_orphans else ", no orphans")
         + f"); the daemon restores {limit} {orphans} "
-        f"({plural(len(theirs.selection.entries), 'thread')} here). Pass {flags} to match it."
+        f"({plural(len(theirs.entries), 'thread')} here). Pass {flags} to match it."
     )
