@@ -84,14 +84,18 @@ def reconcile_home(args: argparse.Namespace, home: CodexHome, facts: HomeFacts) 
         return records.replace(facts, history=read_history(home.history))
 
     # The TUI writes its own history line shortly after the turn: a turn this recent is left
-    # to it (a later repair or the daemon adds it if it never comes).
-    fresh = threads_with_recent_turns(facts.rollouts, time.time(), TUI_TURN_WINDOW_S)
+    # to it (a later repair or the daemon adds it if it never comes). A rebuild holds none.
+    fresh = (
+        frozenset()
+        if args.rebuild
+        else threads_with_recent_turns(facts.rollouts, time.time(), TUI_TURN_WINDOW_S)
+    )
     return reconcile(
         facts,
         policy_from(args, facts),
         backup=BackupPolicy(enabled=not args.no_backup),
         rebuild=args.rebuild,
-        fresh=frozenset() if args.rebuild else fresh,
+        fresh=fresh,
         prepare=(lambda plan: None) if args.dry_run else write_all,
         reread=reread,
     )
