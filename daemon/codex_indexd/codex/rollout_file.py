@@ -69,11 +69,6 @@ def _give_back(buf: bytearray) -> None:
         _SPARE_BUFFERS.append(buf)
 
 
-def release_buffers() -> None:
-    """Drop the kept scan buffers (a scan after this makes a new one)."""
-    _SPARE_BUFFERS.clear()
-
-
 def read_turn(fd: int, offset: int, expected_id: str | None) -> UserTurn | None:
     """Return the user turn (with its text) of the line at `offset` of an uncompressed
     rollout open as `fd`, or None when that line is not a user turn any more. Raises

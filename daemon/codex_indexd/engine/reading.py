@@ -12,7 +12,7 @@ from pathlib import Path
 
 from codex_indexd.codex.home import CodexHome, iter_rollout_entries
 from codex_indexd.codex.rollout import RolloutScan, choose_rollout
-from codex_indexd.codex.rollout_file import release_buffers, scan_file_sized
+from codex_indexd.codex.rollout_file import scan_file_sized
 from codex_indexd.log import get_logger
 from codex_indexd.log.redact import safe_detail
 from codex_indexd.records import record
@@ -72,7 +72,6 @@ def scan_rollouts(
     found = [(e.path, False) for e in iter_rollout_entries(home.sessions)]
     found += [(e.path, True) for e in iter_rollout_entries(home.archived_sessions)]
     results = _scan_all(found, progress)
-    release_buffers()  # a one-shot scan is over: its buffer is not held while planning
     scans: dict[str, RolloutScan] = {}
     for (path, _archived), result in zip(found, results, strict=True):
         if isinstance(result, str):

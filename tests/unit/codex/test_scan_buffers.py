@@ -75,14 +75,3 @@ def test_scans_at_once_take_different_buffers(
         "b": ["b"],
     }
     assert len(rollout_file._SPARE_BUFFERS) == 2
-
-
-def test_a_one_shot_scan_keeps_no_buffer(tmp_path: Path) -> None:
-    from codex_indexd.codex.home import CodexHome
-    from codex_indexd.engine.reading import scan_rollouts
-
-    sessions = tmp_path / "home" / "sessions" / "2026" / "11" / "25"
-    path = _write(sessions, "x", META + b"\n" + _turn("one") + b"\n")
-    scans, count = scan_rollouts(CodexHome.at(tmp_path / "home"), [])
-    assert count == 1 and [t.text for t in scans[TID].facts.user_turns] == ["one"]
-    assert path.exists() and rollout_file._SPARE_BUFFERS == []
