@@ -38,35 +38,15 @@ def scan_file_sized(scan: RolloutScan, path: Path | str) -> tuple[RolloutScan, i
     fd, size = open_rollout(path)
     try:
         if size > scan.offset:
-            buf = _take_buffer()
-            try:
-                feed_stream(
-                    scan, fd_reader(fd, scan.offset, size), pread=fd_pread(fd, size), buf=buf
-                )
-            finally:
-                _give_back(buf)
+            # A buffer no larger than what is left to read (a tail, a small rollout): a
+            # fresh 1 MiB buffer per file was most of a cold start's cost on many small files.
+            chunk = max(MIN_CHUNK, min(CHUNK, size - scan.offset + 1))
+            feed_stream(
+                scan, fd_reader(fd, scan.offset, size), chunk=chunk, pread=fd_pread(fd, size)
+            )
     finally:
         os.close(fd)
     return scan, size
-
-
-# Scan buffers of CHUNK bytes, kept for the next file: making and faulting in a fresh buffer
-# per file cost more than reading a small rollout. One is taken per scan at a time (list
-# `pop` and `append` are atomic), so threads that scan at once never share one.
-_SPARE_BUFFERS: list[bytearray] = []
-_MAX_SPARE_BUFFERS = 2
-
-
-def _take_buffer() -> bytearray:
-    try:
-        return _SPARE_BUFFERS.pop()
-    except IndexError:
-        return bytearray(CHUNK)
-
-
-def _give_back(buf: bytearray) -> None:
-    if len(_SPARE_BUFFERS) < _MAX_SPARE_BUFFERS:
-        _SPARE_BUFFERS.append(buf)
 
 
 def read_turn(fd: int, offset: int, expected_id: str | None) -> UserTurn | None:

@@ -51,22 +51,13 @@ _ITEM_HEAD = 4096
 
 
 def feed_stream(
-    scan: RolloutScan,
-    readinto: ReadInto,
-    *,
-    chunk: int = CHUNK,
-    pread: Pread | None = None,
-    buf: bytearray | None = None,
+    scan: RolloutScan, readinto: ReadInto, *, chunk: int = CHUNK, pread: Pread | None = None
 ) -> None:
     """Feed `scan` with the complete lines `readinto` yields; the stream starts at
     `scan.offset`. Afterwards `scan.offset` is the end of the last complete line (or of the
     bare first line, where scanning stops). `pread` reads the same stream back at file
-    offsets (None where it cannot: long candidate lines are then held or skipped). `buf`,
-    when given, is the buffer to scan in (its length is the chunk; its bytes are
-    overwritten), else one of `chunk` bytes is made."""
-    if buf is None or len(buf) < MIN_CHUNK:
-        buf = bytearray(max(chunk, MIN_CHUNK))
-    _Scanner(scan, readinto, buf, pread).run()
+    offsets (None where it cannot: long candidate lines are then held or skipped)."""
+    _Scanner(scan, readinto, max(chunk, MIN_CHUNK), pread).run()
 
 
 class _Scanner:
@@ -84,12 +75,12 @@ class _Scanner:
     )
 
     def __init__(
-        self, scan: RolloutScan, readinto: ReadInto, buf: bytearray, pread: Pread | None = None
+        self, scan: RolloutScan, readinto: ReadInto, chunk: int, pread: Pread | None = None
     ) -> None:
         self.scan = scan
         self.readinto = readinto
         self.pread = pread
-        self.buf = buf
+        self.buf = bytearray(chunk)
         self.view = memoryview(self.buf)
         self.base = scan.offset  # file offset of buf[0]
         self.filled = 0
