@@ -82,7 +82,7 @@ def plan_for(facts: HomeFacts, policy: Policy) -> Plan:
     return make_plan(facts.threads, facts.rollouts, facts.index, facts.history, policy)
 
 
-def selection_for(facts: HomeFacts, policy: Policy) -> Selection:
+def selection_for(facts: HomeFacts, policy: Policy, only: set[str] | None = None) -> Selection:
     """Return the threads the plan for gathered facts would restore (pure), without planning
-    their history."""
-    return plan_selection(facts.threads, facts.rollouts, facts.index, policy)
+    their history; with `only` (and `policy.max_threads == 0`), just those of them."""
+    return plan_selection(facts.threads, facts.rollouts, facts.index, policy, only=only)
