@@ -297,3 +297,28 @@ def test_backups_of_a_dot_home_are_in_a_visible_directory(
     (directory,) = (private_dirs / "state" / "backups").iterdir()
     assert directory.name.startswith("codex-") and list(directory.glob("*.bak"))
     assert f"file: created {directory}/" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["succeeds", "raises"])
+def test_repair_pauses_the_cycle_collector_only_while_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fails: bool
+) -> None:
+    import gc
+
+    from codex_indexd.commands import repair as repair_mod
+
+    home = build_home(tmp_path / "h", [new_thread(i) for i in range(3)])
+    seen: list[bool] = []
+    real = getattr(repair_mod, "gather")  # noqa: B009 (imported there, not exported)
+
+    def gather(*args: object, **kwargs: object) -> object:
+        seen.append(gc.isenabled())
+        if fails:
+            raise OSError(5, "injected")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(repair_mod, "gather", gather)
+    assert gc.isenabled()
+    assert repair(home, "--max-threads", "0", "--dry-run") == (1 if fails else 0)
+    assert seen == [False]
+    assert gc.isenabled()

@@ -11,6 +11,7 @@ cheap look at their first bytes.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Iterable
@@ -66,9 +67,9 @@ class RolloutScan:
     unknown_shape: str | None = None
 
     @classmethod
-    def start(cls, path: Path, *, archived: bool = False) -> RolloutScan:
+    def start(cls, path: Path | str, *, archived: bool = False) -> RolloutScan:
         """Return an empty scan for `path` (the thread id is taken from its name)."""
-        expected = thread_id_from_name(path.name)
+        expected = thread_id_from_name(os.path.basename(path))
         facts = RolloutFacts(thread_id=expected or "", path=str(path), archived=archived)
         return cls(facts=facts, expected_id=expected)
 
@@ -170,7 +171,12 @@ class RolloutScan:
         """Return the line's object, or None (counted as malformed) where Codex's own parser
         would reject it too: invalid JSON or UTF-8, NaN/Infinity, or a lone surrogate."""
         try:
-            obj = json.loads(line, parse_constant=_reject_constant)
+            if line[1:2] != b"\x00":  # (`feed` passes lines that start with "{")
+                # What `json.loads` does with bytes it finds to be UTF-8 (by their first two
+                # bytes), with one decoder for every line instead of one made per call.
+                obj = _DECODER.decode(line.decode("utf-8", "surrogatepass"))
+            else:
+                obj = json.loads(line, parse_constant=_reject_constant)
             if _SURROGATE_ESCAPE.search(line) is not None:
                 json.dumps(obj, ensure_ascii=False).encode("utf-8")
         except ValueError:  # includes UnicodeDecodeError and UnicodeEncodeError
@@ -345,6 +351,9 @@ _MESSAGE_KEYS = (b'"message":"', b'"text":"')
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def _message_prefix(head: bytes) -> str:

@@ -18,7 +18,7 @@ class NotRegularFile(OSError):
     """Raised for a rollout path that is a FIFO, a device, a directory or a link to one."""
 
 
-def open_rollout(path: Path) -> tuple[int, int]:
+def open_rollout(path: Path | str) -> tuple[int, int]:
     """Open a rollout for reading without blocking or following a link blindly.
 
     Returns `(fd, size)`, the size seen at open (nothing past it is read). A symlink is

@@ -26,8 +26,15 @@ def scan_file(scan: RolloutScan, path: Path) -> RolloutScan:
     at open. Compressed rollouts are read whole into a fresh scan. Raises NotRegularFile
     (an OSError) for anything else, OSError when the file cannot be opened or read.
     """
-    if path.name.endswith(".zst"):
-        return _scan_zst(scan, path)
+    return scan_file_sized(scan, path)[0]
+
+
+def scan_file_sized(scan: RolloutScan, path: Path | str) -> tuple[RolloutScan, int]:
+    """`scan_file`, and the file's size seen at open (what was read up to). Raises as
+    `scan_file` does."""
+    if str(path).endswith(".zst"):
+        fresh = _scan_zst(scan, path)
+        return fresh, fresh.offset
     fd, size = open_rollout(path)
     try:
         if size > scan.offset:
@@ -39,7 +46,7 @@ def scan_file(scan: RolloutScan, path: Path) -> RolloutScan:
             )
     finally:
         os.close(fd)
-    return scan
+    return scan, size
 
 
 def read_turn(fd: int, offset: int, expected_id: str | None) -> UserTurn | None:
@@ -72,7 +79,7 @@ class _StopAfterFirstLine:
         return got
 
 
-def _scan_zst(scan: RolloutScan, path: Path) -> RolloutScan:
+def _scan_zst(scan: RolloutScan, path: Path | str) -> RolloutScan:
     """Decompress a `.jsonl.zst` rollout as a stream (compressed rollouts are never appended)."""
     fresh = RolloutScan.start(path, archived=scan.facts.archived)
     fresh.keep_text = scan.keep_text
@@ -86,7 +93,7 @@ def _scan_zst(scan: RolloutScan, path: Path) -> RolloutScan:
     return fresh
 
 
-def _decompress_into(scan: RolloutScan, fd: int, path: Path) -> None:
+def _decompress_into(scan: RolloutScan, fd: int, path: Path | str) -> None:
     try:
         import zstandard
     except ImportError:
@@ -100,7 +107,7 @@ def _decompress_into(scan: RolloutScan, fd: int, path: Path) -> None:
             raise OSError(f"{path}: {exc}") from exc
 
 
-def _decompress_with_binary(scan: RolloutScan, fd: int, path: Path) -> None:
+def _decompress_with_binary(scan: RolloutScan, fd: int, path: Path | str) -> None:
     import shutil
     import subprocess
 

@@ -6,6 +6,7 @@ Default is a non-destructive merge; `--rebuild` replaces the files like the seed
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
@@ -84,14 +85,18 @@ def reconcile_home(args: argparse.Namespace, home: CodexHome, facts: HomeFacts) 
         return records.replace(facts, history=read_history(home.history))
 
     # The TUI writes its own history line shortly after the turn: a turn this recent is left
-    # to it (a later repair or the daemon adds it if it never comes).
-    fresh = threads_with_recent_turns(facts.rollouts, time.time(), TUI_TURN_WINDOW_S)
+    # to it (a later repair or the daemon adds it if it never comes). A rebuild holds none.
+    fresh = (
+        frozenset()
+        if args.rebuild
+        else threads_with_recent_turns(facts.rollouts, time.time(), TUI_TURN_WINDOW_S)
+    )
     return reconcile(
         facts,
         policy_from(args, facts),
         backup=BackupPolicy(enabled=not args.no_backup),
         rebuild=args.rebuild,
-        fresh=frozenset() if args.rebuild else fresh,
+        fresh=fresh,
         prepare=(lambda plan: None) if args.dry_run else write_all,
         reread=reread,
     )
@@ -125,12 +130,20 @@ def main(args: argparse.Namespace) -> int:
     problem = check_home(home.root, "--codex-home" if args.codex_home else "")
     if problem is not None:
         return _failed(args, home.root, problem.sentence)
+    # A repair makes a few objects per rollout and per thread and keeps nearly all of them
+    # to its end: the cyclic collector would only walk them again and again (about 0.2 s of
+    # CPU on 10,000 rollouts). Reference counting still frees everything that is dropped.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         return _repair(args, home)
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
         log.error("repair.failed", error=f"{type(exc).__name__}{where}")
         return _failed(args, home.root, f"{exc.strerror or exc}{where}")
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _repair(args: argparse.Namespace, home: CodexHome) -> int:

@@ -9,8 +9,9 @@ from typing import Any
 from codex_indexd.commands.counts import ThreadCounts, thread_counts
 from codex_indexd.commands.words import drift_sentence, ids_label, plural
 from codex_indexd.config.policies import policy_from_settings
-from codex_indexd.engine import ApplyResult, HomeFacts, plan_for
-from codex_indexd.index.model import OnlyFile
+from codex_indexd.engine import ApplyResult, HomeFacts
+from codex_indexd.engine.gather import selection_for
+from codex_indexd.index.model import OnlyFile, Policy
 from codex_indexd.index.plan import Plan
 from codex_indexd.records import replace
 
@@ -139,21 +140,40 @@ def summary_lines(
     return out
 
 
+def restored_under(facts: HomeFacts, plan: Plan, policy: Policy) -> set[str]:
+    """Return the ids of the threads `policy` restores from `facts` (those `plan` was made
+    from): only which threads, their history is not planned.
+
+    When neither limits the thread count, whether a thread is restored does not depend on the
+    others, and `include_orphans` only decides for orphans (live rollouts without a DB row):
+    the plan's own selection is kept and the orphans alone are selected again.
+    """
+    ours = plan.selection
+    if policy.max_threads != 0 or plan.policy.max_threads != 0:
+        return selection_for(facts, policy).thread_ids
+    if not ours.used_db:  # no DB rows: every live rollout, orphans or not
+        return ours.thread_ids
+    threads = facts.threads or {}
+    orphans = {tid for tid, r in facts.rollouts.items() if not r.archived and tid not in threads}
+    return (ours.thread_ids - orphans) | selection_for(facts, policy, only=orphans).thread_ids
+
+
 def daemon_difference(args: argparse.Namespace, facts: HomeFacts, plan: Plan) -> str | None:
     """Return one line when the daemon's policy (the config file's) restores a different set
     of threads than this repair's options; None when both agree."""
     daemon = policy_from_settings(args.settings)
     if (daemon.max_threads, daemon.include_orphans) == (args.max_threads, args.include_orphans):
         return None
-    theirs = plan_for(
+    theirs = restored_under(
         facts,
+        plan,
         replace(
             plan.policy,
             max_threads=daemon.max_threads,
             include_orphans=daemon.include_orphans,
         ),
     )
-    if theirs.selection.thread_ids == plan.selection.thread_ids:
+    if theirs == plan.selection.thread_ids:
         return None
     limit = "all threads" if daemon.max_threads == 0 else f"{daemon.max_threads} threads"
     orphans = "with orphans" if daemon.include_orphans else "without orphans"
@@ -165,5 +185,5 @@ def daemon_difference(args: argparse.Namespace, facts: HomeFacts, plan: Plan) ->
         f"(--max-threads {args.max_threads}"
         + (", --include-orphans" if args.include_orphans else ", no orphans")
         + f"); the daemon restores {limit} {orphans} "
-        f"({plural(len(theirs.selection.entries), 'thread')} here). Pass {flags} to match it."
+        f"({plural(len(theirs), 'thread')} here). Pass {flags} to match it."
     )

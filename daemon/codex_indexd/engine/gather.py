@@ -10,7 +10,8 @@ from codex_indexd.codex.statedb import StateDbError, load_threads
 from codex_indexd.engine.reading import InputWarning, Progress, scan_rollouts
 from codex_indexd.index.lines import HistoryFile, IndexFile
 from codex_indexd.index.model import Policy, RolloutFacts, ThreadRow
-from codex_indexd.index.plan import Plan, make_plan
+from codex_indexd.index.plan import Plan, make_plan, plan_selection
+from codex_indexd.index.select import Selection
 from codex_indexd.log import get_logger
 from codex_indexd.records import field, record
 
@@ -79,3 +80,9 @@ def gather(home: CodexHome, progress: Progress | None = None) -> HomeFacts:
 def plan_for(facts: HomeFacts, policy: Policy) -> Plan:
     """Return the plan for gathered facts (pure)."""
     return make_plan(facts.threads, facts.rollouts, facts.index, facts.history, policy)
+
+
+def selection_for(facts: HomeFacts, policy: Policy, only: set[str] | None = None) -> Selection:
+    """Return the threads the plan for gathered facts would restore (pure), without planning
+    their history; with `only` (and `policy.max_threads == 0`), just those of them."""
+    return plan_selection(facts.threads, facts.rollouts, facts.index, policy, only=only)

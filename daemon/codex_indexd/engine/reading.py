@@ -10,9 +10,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from codex_indexd.codex.home import CodexHome, iter_rollout_paths
+from codex_indexd.codex.home import CodexHome, iter_rollout_entries
 from codex_indexd.codex.rollout import RolloutScan, choose_rollout
-from codex_indexd.codex.rollout_file import scan_file
+from codex_indexd.codex.rollout_file import scan_file_sized
 from codex_indexd.log import get_logger
 from codex_indexd.log.redact import safe_detail
 from codex_indexd.records import record
@@ -30,8 +30,10 @@ class InputWarning:
     detail: str = ""
 
 
-def report_scan(scan: RolloutScan, path: Path, size: int, warnings: list[InputWarning]) -> None:
-    """Log and record what a finished scan skipped."""
+def report_scan(
+    scan: RolloutScan, path: Path | str, size: int, warnings: list[InputWarning]
+) -> None:
+    """Record what a finished scan skipped."""
     if scan.bare:
         warnings.append(
             InputWarning("rollout.skipped", str(path), "bare 2025 format; Codex ignores it")
@@ -44,7 +46,7 @@ def report_scan(scan: RolloutScan, path: Path, size: int, warnings: list[InputWa
         )
     if scan.too_long:
         warnings.append(InputWarning("rollout.line_too_long", str(path), f"{scan.too_long} lines"))
-    if scan.offset < size and not path.name.endswith(".zst"):
+    if scan.offset < size and not str(path).endswith(".zst"):
         warnings.append(
             InputWarning("rollout.partial_tail", str(path), f"{size - scan.offset} bytes")
         )
@@ -57,6 +59,7 @@ def report_scan(scan: RolloutScan, path: Path, size: int, warnings: list[InputWa
 # slower at 32-128 MiB (the child's copy-on-write faults and exit), and it always costs about
 # 12 ms more CPU.
 PARALLEL_SCAN_BYTES = 128 * 1024 * 1024
+_CHILD_BATCH = 256  # scans per pickle the forked child sends
 ScanResult = tuple[RolloutScan, int] | str  # the scan and the file's size, or why it failed
 
 
@@ -64,8 +67,10 @@ def scan_rollouts(
     home: CodexHome, warnings: list[InputWarning], progress: Progress | None = None
 ) -> tuple[dict[str, RolloutScan], int]:
     """Scan every rollout of the home; return usable scans by thread id and the file count."""
-    found: list[tuple[Path, bool]] = [(p, False) for p in iter_rollout_paths(home.sessions)]
-    found += [(p, True) for p in iter_rollout_paths(home.archived_sessions)]
+    # Paths as strings: a Path object per rollout, all held during the scan, was about
+    # 0.5 KiB each.
+    found = [(e.path, False) for e in iter_rollout_entries(home.sessions)]
+    found += [(e.path, True) for e in iter_rollout_entries(home.archived_sessions)]
     results = _scan_all(found, progress)
     scans: dict[str, RolloutScan] = {}
     for (path, _archived), result in zip(found, results, strict=True):
@@ -79,18 +84,17 @@ def scan_rollouts(
     return scans, len(found)
 
 
-def _scan_one(path: Path, archived: bool) -> ScanResult:
+def _scan_one(path: str, archived: bool) -> ScanResult:
     scan = RolloutScan.start(path, archived=archived)
     try:
-        scan = scan_file(scan, path)
-        return scan, path.stat().st_size
+        return scan_file_sized(scan, path)
     except OSError as exc:
         return str(exc)
     except Exception as exc:  # a file the reader chokes on is skipped, not the home
         return f"{type(exc).__name__} while parsing: {safe_detail(exc)}"
 
 
-def _scan_all(found: list[tuple[Path, bool]], progress: Progress | None) -> list[ScanResult]:
+def _scan_all(found: list[tuple[str, bool]], progress: Progress | None) -> list[ScanResult]:
     """Scan the files in order; a large cold scan is split with one forked child (files
     largest first, each to the lighter side) where the process has no other threads."""
     import threading
@@ -123,14 +127,14 @@ def _scan_all(found: list[tuple[Path, bool]], progress: Progress | None) -> list
     return [r if r is not None else "not scanned" for r in results]
 
 
-def _size(path: Path) -> int:
+def _size(path: str) -> int:
     try:
-        return path.lstat().st_size
+        return os.lstat(path).st_size
     except OSError:
         return 0
 
 
-def _fork_scanner(work: list[tuple[Path, bool]]) -> Callable[[], list[ScanResult]]:
+def _fork_scanner(work: list[tuple[str, bool]]) -> Callable[[], list[ScanResult]]:
     """Start a child that scans `work`; return a call that waits for its results (falling
     back to scanning here when the child fails)."""
     import pickle
@@ -141,25 +145,34 @@ def _fork_scanner(work: list[tuple[Path, bool]]) -> Callable[[], list[ScanResult
         code = 0
         try:
             os.close(read_end)
-            data = pickle.dumps([_scan_one(path, archived) for path, archived in work])
+            results = [_scan_one(path, archived) for path, archived in work]
+            # In batches, each its own pickle: unpickling holds every object of a pickle
+            # (and each record's state) until its end, so the parent's peak grows with a
+            # batch, not with the home.
             with os.fdopen(write_end, "wb") as out:
-                out.write(data)
+                for i in range(0, len(results), _CHILD_BATCH):
+                    pickle.dump(results[i : i + _CHILD_BATCH], out, 5)
         except BaseException:
             code = 1
         os._exit(code)
     os.close(write_end)
 
     def collect() -> list[ScanResult]:
+        results: list[ScanResult] | None = []
         with os.fdopen(read_end, "rb") as source:
-            data = source.read()
-        _, status = os.waitpid(pid, 0)
-        if status == 0:
             try:
-                results: list[ScanResult] = pickle.loads(data)
-                if len(results) == len(work):
-                    return results
-            except (pickle.PickleError, EOFError, ValueError):
-                pass
+                # Unpickled as they are read, in frames: no batch is ever held as bytes.
+                while results is not None and len(results) < len(work):
+                    batch = pickle.load(source)
+                    if isinstance(batch, list) and batch:
+                        results.extend(batch)
+                    else:
+                        results = None
+            except (pickle.PickleError, EOFError, ValueError, AttributeError, TypeError):
+                results = None
+        _, status = os.waitpid(pid, 0)
+        if status == 0 and results is not None and len(results) == len(work):
+            return results
         log.warning("rollout.scan_child_failed", status=status)
         return [_scan_one(path, archived) for path, archived in work]
 

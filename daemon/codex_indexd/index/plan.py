@@ -82,6 +82,19 @@ def index_drift(
     return tuple(appends), reasons
 
 
+def plan_selection(
+    threads: dict[str, ThreadRow] | None,
+    rollouts: dict[str, RolloutFacts],
+    index: IndexFile,
+    policy: Policy,
+    *,
+    only: set[str] | None = None,
+) -> Selection:
+    """Return the threads `make_plan` would restore with the same arguments (pure): its
+    selection alone, without the history it would desire."""
+    return select_threads(threads, rollouts, index.latest, policy, index.renamed_from, only=only)
+
+
 def make_plan(
     threads: dict[str, ThreadRow] | None,
     rollouts: dict[str, RolloutFacts],
@@ -101,9 +114,7 @@ def make_plan(
     """
     if only is not None and policy.max_threads != 0:
         raise ValueError("a partial plan needs max_threads == 0")
-    selection = select_threads(
-        threads, rollouts, index.latest, policy, index.renamed_from, only=only
-    )
+    selection = plan_selection(threads, rollouts, index, policy, only=only)
     index_append: tuple[IndexEntry, ...] = ()
     index_reasons: dict[str, DriftReason] = {}
     if policy.writes_index:

@@ -191,3 +191,41 @@ def test_turn_with_images_only_in_paginated(tmp_path: Path) -> None:
     scan = scan_file(RolloutScan.start(path), path)
     assert scan.facts.first_user_message == "[Image]"
     assert scan.facts.user_turns == []
+
+
+def _loads_or_none(line: bytes) -> object:
+    """What `json.loads` (NaN and Infinity refused) makes of a line, or None."""
+
+    def reject(name: str) -> Any:
+        raise ValueError(name)
+
+    try:
+        obj = json.loads(line, parse_constant=reject)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"type":"event_msg","payload":{"type":"user_message","message":"h\\u00e9"}}',
+        '{"type":"event_msg","payload":{"message":"\u00e9\u4e2d"}}'.encode(),
+        '{"type":"event_msg","payload":{}}'.encode("utf-16-le"),
+        '{"a":1}'.encode("utf-32-le"),
+        b'{"a":NaN}',
+        b'{"a":Infinity}',
+        b'{"a":"\xff"}',
+        b'{"a":"\xed\xa0\x80"}',
+        b'{"a":1} x',
+        b"{",
+        b"{\x00",
+        b'{"a":1}\n',
+    ],
+)
+def test_line_parse_equals_json_loads(line: bytes) -> None:
+    """A line is parsed as `json.loads` parses bytes (its encoding found from the first
+    bytes), whichever way the reader gets there."""
+    scan = RolloutScan.start(Path(NAME))
+    assert scan._parse(line) == _loads_or_none(line)
+    assert scan.malformed == (0 if _loads_or_none(line) is not None else 1)

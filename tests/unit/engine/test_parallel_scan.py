@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import pickle
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,3 +40,39 @@ def _spy(real, calls):
         return real(work)
 
     return wrapper
+
+
+@pytest.mark.parametrize("batch", [1, 3, 256])
+@pytest.mark.parametrize("child", ["sends", "dies", "dies-midway"])
+def test_the_child_sends_batches_or_the_parent_scans_its_share(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch: int, child: str
+) -> None:
+    """The child's scans come in pickles of `_CHILD_BATCH`; when it fails before or after
+    sending some of them, the parent scans the child's share itself: the same facts."""
+    threads = [new_thread(i, turns=1 + i % 3) for i in range(9)]
+    home = CodexHome(build_home(tmp_path / "h", threads, db=False))
+    serial, _ = engine.scan_rollouts(home, [])
+    monkeypatch.setattr(engine, "PARALLEL_SCAN_BYTES", 0)
+    monkeypatch.setattr(engine, "_CHILD_BATCH", batch)
+    parent = os.getpid()
+    real_dump = pickle.dump
+    sent: list[int] = []
+
+    def dump(obj: object, out: Any, protocol: int) -> None:
+        if os.getpid() != parent and child == "dies-midway" and sent:
+            raise SystemExit(1)  # the child exits 1 after its first batch
+        sent.append(1)
+        real_dump(obj, out, protocol)
+
+    real_scan_one = engine._scan_one
+
+    def scan_one(path: str, archived: bool) -> engine.ScanResult:
+        if os.getpid() != parent and child == "dies":
+            raise SystemExit(1)
+        return real_scan_one(path, archived)
+
+    monkeypatch.setattr(pickle, "dump", dump)
+    monkeypatch.setattr(engine, "_scan_one", scan_one)
+    forked, count = engine.scan_rollouts(home, [])
+    assert count == len(threads)
+    assert {t: s.facts for t, s in forked.items()} == {t: s.facts for t, s in serial.items()}

@@ -10,7 +10,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from codex_indexd.codex.home import CodexHome
-from codex_indexd.codex.rollout_file import scan_file
+from codex_indexd.codex.rollout_file import scan_file, scan_file_sized
 from codex_indexd.engine import live, reading
 from codex_indexd.engine.live import RolloutTracker
 from tests.support.homes import build_home, new_thread, rollout_path
@@ -25,8 +25,8 @@ def _home(tmp_path: Path) -> tuple[CodexHome, list[str], Path]:
 
 
 def _failing_on(path: Path, real: Any) -> Any:
-    def failing(scan: Any, where: Path) -> Any:
-        if where == path:
+    def failing(scan: Any, where: Path | str) -> Any:
+        if str(where) == str(path):
             raise ValueError(SECRET)
         return real(scan, where)
 
@@ -58,7 +58,7 @@ def test_the_one_shot_reader_skips_the_file_with_a_warning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool
 ) -> None:
     home, ids, bad = _home(tmp_path)
-    monkeypatch.setattr(reading, "scan_file", _failing_on(bad, scan_file))
+    monkeypatch.setattr(reading, "scan_file_sized", _failing_on(bad, scan_file_sized))
     if parallel:
         monkeypatch.setattr(reading, "PARALLEL_SCAN_BYTES", 0)
     warnings: list[reading.InputWarning] = []
