@@ -16,10 +16,10 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import marshal
 import sys
 from collections.abc import Iterator
 from itertools import islice
-from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +33,17 @@ from codex_indexd.watch.threads import ThreadTable
 from codex_indexd.write.atomic import write_atomic
 
 log = get_logger("codex_indexd.checkpoint")
-FORMAT_VERSION = 7
+FORMAT_VERSION = 8
 _CHUNK = 1024  # rows per line: a line's columns are decoded by `json` alone
 
 Fingerprint = tuple[int, int, int, int]
-_ROW_FIELDS = attrgetter(*ThreadRow.__slots__)
 
 
 def row_digest(row: ThreadRow) -> int:
-    """Return a digest of every field of a DB row that is stable across processes."""
-    encoded = repr(_ROW_FIELDS(row)).encode("utf-8", "surrogatepass")
-    return int.from_bytes(hashlib.blake2b(encoded, digest_size=8).digest(), "big")
+    """Return a digest of every field of a DB row that is stable across processes: of its
+    `marshal` form, version 2 (no back-references, which would depend on reference counts)."""
+    digest = hashlib.blake2b(marshal.dumps(tuple(row), 2), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
 
 
 def changed_since(
@@ -138,13 +138,13 @@ def record_digest(verified: Verified | None) -> bytes | None:
     if verified is None:
         return None
     h = hashlib.blake2b(digest_size=16)
-    head = [verified.policy, verified.index_fp, verified.history_fp, verified.db_path]
-    h.update(repr(head).encode("utf-8", "surrogatepass"))
-    # In pieces: the whole record's text would be megabytes at 50,000 threads. Another order
-    # of the same rows gives another digest: only a save that was not needed.
+    head = (verified.policy, verified.index_fp, verified.history_fp, verified.db_path)
+    h.update(marshal.dumps(head, 2))
+    # In pieces: the whole record would be megabytes at 50,000 threads. Another order of the
+    # same rows gives another digest: only a save that was not needed.
     for part in (list(verified.row_digests.items()), verified.restored):
         for start in range(0, len(part), _CHUNK):
-            h.update(repr(part[start : start + _CHUNK]).encode("utf-8", "surrogatepass"))
+            h.update(marshal.dumps(part[start : start + _CHUNK], 2))
         h.update(b"|")
     return h.digest()
 

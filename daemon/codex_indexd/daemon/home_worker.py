@@ -5,6 +5,7 @@ turns (`held_turns`), `checkpoint`, when to heal (`healing`), failures (`failure
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections.abc import Callable
@@ -85,7 +86,21 @@ class HomeWorker:
 
     # -- facts -------------------------------------------------------------------------
     def start(self) -> None:
-        """Recover from a crash, load the checkpoint, then stat every rollout."""
+        """Recover from a crash, load the checkpoint, then stat every rollout.
+
+        The cyclic garbage collector is paused meanwhile, and what it tracks then frozen
+        (`gc.freeze`: left out of its later passes): nearly every object made here is kept,
+        and one pass over them takes a quarter of a second at 50,000 rollouts."""
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._start()
+        finally:
+            gc.freeze()
+            if enabled:
+                gc.enable()
+
+    def _start(self) -> None:
         try:
             recover(self.home)
         except (OSError, LockBusy, UnsafeTarget) as exc:
