@@ -26,7 +26,7 @@ from typing import Any
 from codex_indexd.codex.rollout import RolloutScan
 from codex_indexd.daemon.checkpoint_chunks import SAME, check_ints, checked_chunk, encode_chunk
 from codex_indexd.engine.live import FileState, RolloutTracker, device
-from codex_indexd.index.model import Policy, RolloutFacts, ThreadRow, Turns
+from codex_indexd.index.model import NO_RENAMES, Policy, RolloutFacts, ThreadRow, Turns
 from codex_indexd.log import get_logger
 from codex_indexd.records import field, record
 from codex_indexd.watch.threads import ThreadTable
@@ -208,7 +208,7 @@ def _load_chunk(tracker: RolloutTracker, chunk: Any) -> None:
             fm,
             ttl,
             turns,
-            renames.get(row, []),
+            renames.get(row, NO_RENAMES),
             bool(flag & 8),
         )
         scan = RolloutScan(

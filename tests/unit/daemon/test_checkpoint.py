@@ -184,3 +184,33 @@ def test_a_verified_record_of_the_wrong_type_is_discarded(tmp_path: Path) -> Non
     tracker = RolloutTracker(CodexHome(HOME))
     assert load(tracker, path) == (False, None)
     assert tracker.files == {}
+
+
+def test_a_rename_appended_after_a_load_goes_to_that_thread_alone(tmp_path: Path) -> None:
+    from codex_indexd.index.model import NO_RENAMES
+    from tests.support.homes import build_home, new_thread, rollout_path, thread_renamed
+
+    threads = [new_thread(i) for i in range(2)]
+    home = build_home(tmp_path / "h", threads, db=False)
+    tracker = RolloutTracker(CodexHome(home))
+    tracker.full_scan()
+    save(tracker, tmp_path / "cp")
+    loaded = RolloutTracker(CodexHome(home))
+    assert load(loaded, tmp_path / "cp")[0]
+    facts = loaded.facts()
+    assert all(facts[t.thread_id].renames is NO_RENAMES for t in threads)  # one shared list
+    path = rollout_path(home, threads[0])
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(
+            thread_renamed(threads[0].thread_id, "new name", "2026-01-02T03:04:05Z") + "\n"
+        )
+    assert loaded.refresh(path)
+    facts = loaded.facts()
+    assert [r.name for r in facts[threads[0].thread_id].renames] == ["new name"]
+    assert facts[threads[1].thread_id].renames == []
+    assert len(NO_RENAMES) == 0
+    try:
+        NO_RENAMES.append(Rename("x", "2026-01-02T03:04:05Z", None))
+    except TypeError:
+        pass
+    assert len(NO_RENAMES) == 0
