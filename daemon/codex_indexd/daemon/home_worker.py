@@ -5,7 +5,6 @@ turns (`held_turns`), `checkpoint`, when to heal (`healing`), failures (`failure
 
 from __future__ import annotations
 
-import gc
 import os
 import time
 from collections.abc import Callable
@@ -86,46 +85,33 @@ class HomeWorker:
 
     # -- facts -------------------------------------------------------------------------
     def start(self) -> None:
-        """Recover from a crash, load the checkpoint, then stat every rollout.
-
-        The cyclic garbage collector is paused meanwhile, and what it tracks then frozen
-        (`gc.freeze`: left out of its later passes): nearly every object made here is kept,
-        and one pass over them takes a quarter of a second at 50,000 rollouts."""
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
-            self._start()
-        finally:
-            gc.freeze()
-            if enabled:
-                gc.enable()
-
-    def _start(self) -> None:
-        try:
-            recover(self.home)
-        except (OSError, LockBusy, UnsafeTarget) as exc:
-            log.error("journal.recovery_failed", home=str(self.home.root), error=str(exc))
-        loaded, verified = checkpoint.load(
-            self.tracker, OurFiles.for_home(self.home.root).checkpoint
-        )
-        self._saved_version = self.tracker.version if loaded else -1
-        self._saved_verified = checkpoint.record_digest(verified)
-        started = time.monotonic()
-        count = self.tracker.full_scan()
-        self.held.saw_recent_turns(self.tracker.facts(), time.time(), time.monotonic())
-        self.table.refresh(force=True)
-        self.resumed = verified is not None and self._resume(verified)
-        log.info(
-            "home.loaded",
-            home=str(self.home.root),
-            rollouts=count,
-            from_checkpoint=loaded,
-            resumed=self.resumed,
-            dirty=len(self.due.dirty) if self.resumed else None,
-            bytes_read=self.tracker.bytes_read,
-            seconds=round(time.monotonic() - started, 3),
-        )
-        self.started = True
+        """Recover from a crash, load the checkpoint, then stat every rollout. The garbage
+        collector is paused meanwhile and what it tracks then frozen (`paused_gc`)."""
+        with checkpoint.paused_gc(freeze=True):
+            try:
+                recover(self.home)
+            except (OSError, LockBusy, UnsafeTarget) as exc:
+                log.error("journal.recovery_failed", home=str(self.home.root), error=str(exc))
+            path = OurFiles.for_home(self.home.root).checkpoint
+            loaded, verified = checkpoint.load(self.tracker, path)
+            self._saved_version = self.tracker.version if loaded else -1
+            self._saved_verified = checkpoint.record_digest(verified)
+            started = time.monotonic()
+            count = self.tracker.full_scan()
+            self.held.saw_recent_turns(self.tracker.facts(), time.time(), time.monotonic())
+            self.table.refresh(force=True)
+            self.resumed = verified is not None and self._resume(verified)
+            log.info(
+                "home.loaded",
+                home=str(self.home.root),
+                rollouts=count,
+                from_checkpoint=loaded,
+                resumed=self.resumed,
+                dirty=len(self.due.dirty) if self.resumed else None,
+                bytes_read=self.tracker.bytes_read,
+                seconds=round(time.monotonic() - started, 3),
+            )
+            self.started = True
 
     def _resume(self, verified: Verified) -> bool:
         """Take up where a verified record left off: only threads whose rollout or DB row
