@@ -114,6 +114,24 @@ class Turns(BuiltOnRead[UserTurn]):
         turns._data, turns._texts = data, texts
         return turns
 
+    @classmethod
+    def split(
+        cls, data: array[int], counts: Iterable[int], texts: list[str | None] | None
+    ) -> list[Turns]:
+        """Return the turns of several rollouts cut in order from one packed form (`counts`
+        turns each; see `packed`). Raises ValueError when the counts do not cover it exactly."""
+        out: list[Turns] = []
+        new, at = cls.__new__, 0
+        for count in counts:
+            turns = new(cls)
+            turns._data = data[3 * at : 3 * (at + count)]
+            turns._texts = None if texts is None else texts[at : at + count]
+            at += count
+            out.append(turns)
+        if 3 * at != len(data) or (texts is not None and len(texts) != at):
+            raise ValueError("packed turns and their counts do not match")
+        return out
+
     @property
     def last_ts(self) -> int | None:
         """`ts` of the last turn (None when there is none), without building the turn."""
