@@ -14,7 +14,7 @@ from typing import Any
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.indexfiles import file_fingerprint
 from codex_indexd.daemon import checkpoint
-from codex_indexd.daemon.checkpoint import Verified, policy_key, row_digest
+from codex_indexd.daemon.checkpoint import RowDigests, Verified, policy_key
 from codex_indexd.daemon.failures import HomeFailures
 from codex_indexd.daemon.healing import HealSchedule, heal_if_due
 from codex_indexd.daemon.held_turns import HeldTurns
@@ -157,7 +157,7 @@ class HomeWorker:
             self.files.verified_fp[names[0]],
             self.files.verified_fp[names[1]],
             str(table.db_path) if table.db_path else None,
-            {tid: row_digest(row) for tid, row in (table.rows or {}).items()},
+            RowDigests(table.rows or {}),
             sorted(self._restored_ids),
         )
 
