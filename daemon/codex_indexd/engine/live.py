@@ -8,6 +8,7 @@ a file that moved (archive/unarchive keeps the inode) is re-keyed without reread
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterable
@@ -217,25 +218,26 @@ class RolloutTracker:
         """Refresh every rollout of the home and forget vanished ones; return the file count."""
         seen: set[str] = set()
         files, add = self.files, seen.add
-        for root in (self.home.sessions, self.home.archived_sessions):
-            for entry in iter_rollout_entries(root):
-                key = entry.path
-                add(key)
-                state = files.get(key)
-                if state is not None:  # the common case: known, and its stat still matches
-                    try:
-                        st = entry.stat()
-                    except OSError:
-                        pass
-                    else:
-                        if (
-                            st.st_mtime_ns == state.mtime_ns
-                            and st.st_size == state.size
-                            and st.st_ino == state.ino
-                            and st.st_dev == state.dev
-                        ):
-                            continue
-                self.refresh(Path(key))
+        with _DirStats() as stat:
+            for root in (self.home.sessions, self.home.archived_sessions):
+                for entry in iter_rollout_entries(root):
+                    key = entry.path
+                    add(key)
+                    state = files.get(key)
+                    if state is not None:  # the common case: known, and its stat still matches
+                        try:
+                            st = stat(entry)
+                        except OSError:
+                            pass
+                        else:
+                            if (
+                                st.st_mtime_ns == state.mtime_ns
+                                and st.st_size == state.size
+                                and st.st_ino == state.ino
+                                and st.st_dev == state.dev
+                            ):
+                                continue
+                    self.refresh(Path(key))
         for key in [k for k in files if k not in seen]:
             gone = self._forget(key)
             if gone is not None and gone.scan.facts.thread_id:
@@ -316,6 +318,43 @@ class RolloutTracker:
             except OSError as exc:
                 log.warning("rollout.unreadable", path=rollout.path, error=str(exc))
         return texts
+
+
+_DIR_FD = os.stat in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
+
+
+class _DirStats:
+    """`stat` of directory entries relative to their directory's descriptor, kept open while
+    entries of that directory come in (a third cheaper than a stat of the whole path, whose
+    every component the kernel looks up again); an entry's own `stat()` when it cannot be
+    opened. Follows symbolic links, as `DirEntry.stat()` does."""
+
+    def __init__(self) -> None:
+        self._dir: str | None = None
+        self._fd = -1
+
+    def __enter__(self) -> _DirStats:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd = -1
+
+    def __call__(self, entry: os.DirEntry[str]) -> os.stat_result:
+        """Return the entry's stat. Raises OSError."""
+        directory = os.path.dirname(entry.path)
+        if directory != self._dir and _DIR_FD:
+            self._close()
+            self._dir = directory
+            with contextlib.suppress(OSError):
+                self._fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        if self._fd < 0:
+            return entry.stat()
+        return os.stat(entry.name, dir_fd=self._fd)
 
 
 def _turns_with_text(path: Path, archived: bool) -> dict[tuple[int, int], str]:
