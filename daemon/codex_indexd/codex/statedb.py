@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from codex_indexd.index.model import ThreadRow
@@ -135,10 +136,78 @@ class ThreadQuery:
     max_updated_ms: int | None
 
 
+def _select_list(present: set[str]) -> str:
+    """Return the SELECT list of every ThreadRow field in order, normalised as `row_to_thread`
+    does (text or NULL/'', integer times, the seconds fallback), NULL where a column is absent,
+    so that each result row needs no per-column Python step. A title equal to the first
+    message is NULL, such a preview 1: no string is made for either."""
+
+    def text(name: str, empty: str) -> str:
+        if name not in present:
+            return empty
+        return f"CASE WHEN typeof({name})='text' THEN {name} ELSE {empty} END"
+
+    def nonempty(name: str) -> str:  # None for '' (as `_text(...) or None`)
+        if name not in present:
+            return "NULL"
+        return f"CASE WHEN typeof({name})='text' AND {name}<>'' THEN {name} END"
+
+    def ms(ms_name: str, s_name: str) -> str:
+        cases = ""
+        if ms_name in present:
+            cases += f" WHEN typeof({ms_name})='integer' THEN {ms_name}"
+        if s_name in present:  # times 1000 where SQLite's integer cannot overflow, else text
+            cases += (
+                f" WHEN typeof({s_name})='integer' THEN CASE WHEN {s_name}"
+                f" BETWEEN -9223372036854775 AND 9223372036854775 THEN {s_name}*1000"
+                f" ELSE printf('%d', {s_name}) END"
+            )
+        return f"CASE{cases} END" if cases else "NULL"
+
+    archived = "0"
+    if "archived" in present:  # Python's truth of the value SQLite returns
+        archived = (
+            "CASE WHEN archived IS NULL THEN 0 WHEN typeof(archived) IN ('integer','real')"
+            " THEN archived<>0 ELSE length(archived)>0 END"
+        )
+
+    def same_as_first(name: str, marker: str, other: str) -> str:  # `marker` for the same text
+        if name not in present:
+            return other
+        if "first_user_message" not in present:
+            return text(name, other)
+        return (
+            f"CASE WHEN typeof({name})='text' AND typeof(first_user_message)='text'"
+            f" AND {name}=first_user_message COLLATE BINARY THEN {marker}"
+            f" WHEN typeof({name})='text' THEN {name} ELSE {other} END"
+        )
+
+    return ", ".join(
+        [
+            "id",
+            nonempty("rollout_path"),
+            same_as_first("title", "NULL", "''"),
+            text("first_user_message", "''"),
+            text("name", "NULL"),
+            ms("created_at_ms", "created_at"),
+            ms("updated_at_ms", "updated_at"),
+            archived,
+            nonempty("source"),
+            nonempty("history_mode"),
+            same_as_first("preview", "1", "NULL"),
+            nonempty("model_provider"),
+        ]
+    )
+
+
+_BOOL = (False, True)
+
+
 def read_threads(
     conn: sqlite3.Connection, path: Path, *, updated_since_ms: int | None = None
 ) -> ThreadQuery:
-    """Return thread rows (all, or those updated at or after `updated_since_ms`).
+    """Return thread rows (all, or those updated at or after `updated_since_ms`), each as
+    `row_to_thread` makes it.
 
     Raises StateDbError (`no_table` when there is no `threads` table).
     """
@@ -146,31 +215,66 @@ def read_threads(
         conn.row_factory = None
         conn.execute("BEGIN")
         try:
-            columns = thread_columns(conn)
-            if "id" not in columns:
+            present = {row[1] for row in conn.execute("PRAGMA table_info(threads)")}
+            if "id" not in present:
                 raise StateDbError("no_table", path, "no threads table (or no id column)")
-            sql = f"SELECT {', '.join(columns)} FROM threads"
+            sql = f"SELECT {_select_list(present)} FROM threads"
             params: tuple[int, ...] = ()
-            if updated_since_ms is not None and "updated_at_ms" in columns:
+            if updated_since_ms is not None and "updated_at_ms" in present:
                 sql += " WHERE updated_at_ms >= ?"
                 params = (updated_since_ms,)
-            rows: dict[str, ThreadRow] = {}
-            max_ms: int | None = None
-            for row in conn.execute(sql, params):
-                thread = row_to_thread(row, columns)
-                if thread is None:
-                    continue
-                rows[thread.thread_id] = thread
-                if thread.updated_at_ms is not None and (
-                    max_ms is None or thread.updated_at_ms > max_ms
-                ):
-                    max_ms = thread.updated_at_ms
+            rows, max_ms = _threads(conn.execute(sql, params))
         finally:
             if conn.in_transaction:
                 conn.execute("COMMIT")
     except sqlite3.Error as exc:
         raise _classify(exc, path) from exc
     return ThreadQuery(rows, max_ms)
+
+
+def _threads(cursor: Iterable[Any]) -> tuple[dict[str, ThreadRow], int | None]:
+    """Return the rows of a `_select_list` query by id, and the largest `updated_at_ms`."""
+    intern, new, row_type = sys.intern, tuple.__new__, ThreadRow
+    rows: dict[str, ThreadRow] = {}
+    max_ms: int | None = None
+    for raw in cursor:
+        tid, path, title, first, name, created, updated, archived, src, mode, preview, prov = raw
+        if type(tid) is not str or not tid:
+            continue
+        # title, first_user_message and preview are usually the same text (NULL and 1 in
+        # the result): one object. Interned: the rollout's facts hold the same first message.
+        fm = intern(first)
+        thread = new(
+            row_type,
+            (
+                intern(tid),
+                None if path is None else intern(path),
+                fm if title is None else intern(title),
+                fm,
+                name if name and not name.isspace() else None,
+                created,
+                updated,
+                _BOOL[archived],
+                None if src is None else intern(src),
+                None if mode is None else intern(mode),
+                fm if type(preview) is int else preview,
+                None if prov is None else intern(prov),
+            ),
+        )
+        if type(created) is str or type(updated) is str:  # seconds too large for SQLite's ms
+            thread = thread._replace(
+                created_at_ms=_huge_ms(created), updated_at_ms=_huge_ms(updated)
+            )
+        rows[thread.thread_id] = thread
+        ms = thread.updated_at_ms
+        if ms is not None and (max_ms is None or ms > max_ms):
+            max_ms = ms
+    return rows, max_ms
+
+
+def _huge_ms(value: int | str | None) -> int | None:
+    """Return the milliseconds of a `_select_list` time column (text: seconds)."""
+    return int(value) * 1000 if isinstance(value, str) else value
 
 
 def load_threads(path: Path) -> dict[str, ThreadRow]:

@@ -14,7 +14,7 @@ from typing import Any
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.indexfiles import file_fingerprint
 from codex_indexd.daemon import checkpoint
-from codex_indexd.daemon.checkpoint import Verified, policy_key, row_digest
+from codex_indexd.daemon.checkpoint import RowDigests, Verified, policy_key
 from codex_indexd.daemon.failures import HomeFailures
 from codex_indexd.daemon.healing import HealSchedule, heal_if_due
 from codex_indexd.daemon.held_turns import HeldTurns
@@ -85,32 +85,33 @@ class HomeWorker:
 
     # -- facts -------------------------------------------------------------------------
     def start(self) -> None:
-        """Recover from a crash, load the checkpoint, then stat every rollout."""
-        try:
-            recover(self.home)
-        except (OSError, LockBusy, UnsafeTarget) as exc:
-            log.error("journal.recovery_failed", home=str(self.home.root), error=str(exc))
-        loaded, verified = checkpoint.load(
-            self.tracker, OurFiles.for_home(self.home.root).checkpoint
-        )
-        self._saved_version = self.tracker.version if loaded else -1
-        self._saved_verified = checkpoint.record_digest(verified)
-        started = time.monotonic()
-        count = self.tracker.full_scan()
-        self.held.saw_recent_turns(self.tracker.facts(), time.time(), time.monotonic())
-        self.table.refresh(force=True)
-        self.resumed = verified is not None and self._resume(verified)
-        log.info(
-            "home.loaded",
-            home=str(self.home.root),
-            rollouts=count,
-            from_checkpoint=loaded,
-            resumed=self.resumed,
-            dirty=len(self.due.dirty) if self.resumed else None,
-            bytes_read=self.tracker.bytes_read,
-            seconds=round(time.monotonic() - started, 3),
-        )
-        self.started = True
+        """Recover from a crash, load the checkpoint, then stat every rollout. The garbage
+        collector is paused meanwhile and what it tracks then frozen (`paused_gc`)."""
+        with checkpoint.paused_gc(freeze=True):
+            try:
+                recover(self.home)
+            except (OSError, LockBusy, UnsafeTarget) as exc:
+                log.error("journal.recovery_failed", home=str(self.home.root), error=str(exc))
+            path = OurFiles.for_home(self.home.root).checkpoint
+            loaded, verified = checkpoint.load(self.tracker, path)
+            self._saved_version = self.tracker.version if loaded else -1
+            self._saved_verified = checkpoint.record_digest(verified)
+            started = time.monotonic()
+            count = self.tracker.full_scan()
+            self.held.saw_recent_turns(self.tracker.facts(), time.time(), time.monotonic())
+            self.table.refresh(force=True)
+            self.resumed = verified is not None and self._resume(verified)
+            log.info(
+                "home.loaded",
+                home=str(self.home.root),
+                rollouts=count,
+                from_checkpoint=loaded,
+                resumed=self.resumed,
+                dirty=len(self.due.dirty) if self.resumed else None,
+                bytes_read=self.tracker.bytes_read,
+                seconds=round(time.monotonic() - started, 3),
+            )
+            self.started = True
 
     def _resume(self, verified: Verified) -> bool:
         """Take up where a verified record left off: only threads whose rollout or DB row
@@ -156,7 +157,7 @@ class HomeWorker:
             self.files.verified_fp[names[0]],
             self.files.verified_fp[names[1]],
             str(table.db_path) if table.db_path else None,
-            {tid: row_digest(row) for tid, row in (table.rows or {}).items()},
+            RowDigests(table.rows or {}),
             sorted(self._restored_ids),
         )
 

@@ -8,6 +8,7 @@ a file that moved (archive/unarchive keeps the inode) is re-keyed without reread
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterable
@@ -18,7 +19,7 @@ from codex_indexd.codex.rollout import RolloutScan, choose_rollout
 from codex_indexd.codex.rollout_fd import NotRegularFile, open_rollout
 from codex_indexd.codex.rollout_file import read_turn, scan_file
 from codex_indexd.engine.reading import InputWarning, report_scan
-from codex_indexd.index.model import HistoryLine, RolloutFacts
+from codex_indexd.index.model import HistoryLine, RolloutFacts, own_renames
 from codex_indexd.log import get_logger
 from codex_indexd.log.redact import safe_detail
 from codex_indexd.records import record
@@ -167,6 +168,7 @@ class RolloutTracker:
             if (state.size, state.mtime_ns) == (st.st_size, st.st_mtime_ns):
                 return moved  # a move alone changes the facts (archived or not)
             if st.st_size >= state.scan.offset and not path.name.endswith(".zst"):
+                own_renames(state.scan.facts)  # the reader may append one
                 return self._read(key, path, st, state.scan)
         scan = RolloutScan.start(path, archived=self._is_archived(path))
         scan.facts.path = key
@@ -212,32 +214,31 @@ class RolloutTracker:
         self._store(key, FileState(device(st.st_dev), st.st_ino, size, st.st_mtime_ns, scan))
         return True
 
-    def _unchanged(self, key: str, entry: os.DirEntry[str]) -> bool:
-        """True when `key` is known and its stat still matches (the common case of a scan)."""
-        state = self.files.get(key)
-        if state is None:
-            return False
-        try:
-            st = entry.stat()
-        except OSError:
-            return False
-        return (state.dev, state.ino, state.size, state.mtime_ns) == (
-            st.st_dev,
-            st.st_ino,
-            st.st_size,
-            st.st_mtime_ns,
-        )
-
     def full_scan(self) -> int:
         """Refresh every rollout of the home and forget vanished ones; return the file count."""
         seen: set[str] = set()
-        for root in (self.home.sessions, self.home.archived_sessions):
-            for entry in iter_rollout_entries(root):
-                key = entry.path
-                seen.add(key)
-                if not self._unchanged(key, entry):
+        files, add = self.files, seen.add
+        with _DirStats() as stat:
+            for root in (self.home.sessions, self.home.archived_sessions):
+                for entry in iter_rollout_entries(root):
+                    key = entry.path
+                    add(key)
+                    state = files.get(key)
+                    if state is not None:  # the common case: known, and its stat still matches
+                        try:
+                            st = stat(entry)
+                        except OSError:
+                            pass
+                        else:
+                            if (
+                                st.st_mtime_ns == state.mtime_ns
+                                and st.st_size == state.size
+                                and st.st_ino == state.ino
+                                and st.st_dev == state.dev
+                            ):
+                                continue
                     self.refresh(Path(key))
-        for key in [k for k in self.files if k not in seen]:
+        for key in [k for k in files if k not in seen]:
             gone = self._forget(key)
             if gone is not None and gone.scan.facts.thread_id:
                 self.relocated.add(gone.scan.facts.thread_id)
@@ -250,22 +251,32 @@ class RolloutTracker:
         callers must not change it.
         """
         if self._facts is None:
-            self._keys_by_tid = {}
+            by_tid: dict[str, str | tuple[str, ...]] = {}
             for key, state in self.files.items():
                 tid = state.scan.facts.thread_id
-                if tid:
-                    self._set_keys(tid, (*self._keys_of(tid), key))
+                if not tid:
+                    continue
+                keys = by_tid.setdefault(tid, key)
+                if keys is not key:
+                    by_tid[tid] = (keys, key) if isinstance(keys, str) else (*keys, key)
+            self._keys_by_tid = by_tid
             self._facts = {}
-            self._stale_tids = set(self._keys_by_tid)
+            self._stale_tids = set(by_tid)
+        files, facts = self.files, self._facts
         for tid in self._stale_tids:
-            states = (self.files.get(key) for key in self._keys_of(tid))
-            best = choose_rollout(state.scan for state in states if state is not None)
-            if best is None:
-                self._facts.pop(tid, None)
+            found = self._keys_by_tid.get(tid)
+            if isinstance(found, str):  # one file (the usual case): no ranking
+                one = files.get(found)
+                best = one.scan if one is not None and one.scan.usable else None
             else:
-                self._facts[tid] = best.facts
+                states = (files.get(key) for key in found or ())
+                best = choose_rollout(state.scan for state in states if state is not None)
+            if best is None:
+                facts.pop(tid, None)
+            else:
+                facts[tid] = best.facts
         self._stale_tids = set()
-        return self._facts
+        return facts
 
     def read_texts(self, lines: Iterable[HistoryLine]) -> dict[tuple[str, int, int], str]:
         """Read back the texts of history lines planned from turns kept as keys; return them
@@ -307,6 +318,43 @@ class RolloutTracker:
             except OSError as exc:
                 log.warning("rollout.unreadable", path=rollout.path, error=str(exc))
         return texts
+
+
+_DIR_FD = os.stat in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
+
+
+class _DirStats:
+    """`stat` of directory entries relative to their directory's descriptor, kept open while
+    entries of that directory come in (a third cheaper than a stat of the whole path, whose
+    every component the kernel looks up again); an entry's own `stat()` when it cannot be
+    opened. Follows symbolic links, as `DirEntry.stat()` does."""
+
+    def __init__(self) -> None:
+        self._dir: str | None = None
+        self._fd = -1
+
+    def __enter__(self) -> _DirStats:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd = -1
+
+    def __call__(self, entry: os.DirEntry[str]) -> os.stat_result:
+        """Return the entry's stat. Raises OSError."""
+        directory = os.path.dirname(entry.path)
+        if directory != self._dir and _DIR_FD:
+            self._close()
+            self._dir = directory
+            with contextlib.suppress(OSError):
+                self._fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        if self._fd < 0:
+            return entry.stat()
+        return os.stat(entry.name, dir_fd=self._fd)
 
 
 def _turns_with_text(path: Path, archived: bool) -> dict[tuple[int, int], str]:

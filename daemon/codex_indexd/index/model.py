@@ -7,7 +7,7 @@ from _blake2 import blake2b
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from enum import StrEnum
-from typing import TypeVar, overload
+from typing import NamedTuple, NoReturn, TypeVar, overload
 
 from codex_indexd.records import field, record
 
@@ -114,6 +114,24 @@ class Turns(BuiltOnRead[UserTurn]):
         turns._data, turns._texts = data, texts
         return turns
 
+    @classmethod
+    def split(
+        cls, data: array[int], counts: Iterable[int], texts: list[str | None] | None
+    ) -> list[Turns]:
+        """Return the turns of several rollouts cut in order from one packed form (`counts`
+        turns each; see `packed`). Raises ValueError when the counts do not cover it exactly."""
+        out: list[Turns] = []
+        new, at = cls.__new__, 0
+        for count in counts:
+            turns = new(cls)
+            turns._data = data[3 * at : 3 * (at + count)]
+            turns._texts = None if texts is None else texts[at : at + count]
+            at += count
+            out.append(turns)
+        if 3 * at != len(data) or (texts is not None and len(texts) != at):
+            raise ValueError("packed turns and their counts do not match")
+        return out
+
     @property
     def last_ts(self) -> int | None:
         """`ts` of the last turn (None when there is none), without building the turn."""
@@ -162,6 +180,28 @@ class Rename:
     epoch_ms: int | None
 
 
+class _NoRenames(list[Rename]):
+    """An empty rename list that refuses to grow (`NO_RENAMES`)."""
+
+    __slots__ = ()
+
+    def _refuse(self, *_args: object) -> NoReturn:
+        raise TypeError("NO_RENAMES is shared: give the facts their own list (own_renames)")
+
+    append = extend = insert = __iadd__ = __setitem__ = _refuse
+
+
+# The one empty rename list of facts loaded from a checkpoint (a list each: 56 bytes a thread).
+# A reader that goes on scanning such facts gives them their own list first (`own_renames`).
+NO_RENAMES: list[Rename] = _NoRenames()
+
+
+def own_renames(facts: RolloutFacts) -> None:
+    """Give `facts` a rename list of its own in place of the shared `NO_RENAMES`."""
+    if facts.renames is NO_RENAMES:
+        facts.renames = []
+
+
 @record(slots=True)
 class RolloutFacts:
     """What one rollout file tells about its thread. Built incrementally by the reader."""
@@ -184,9 +224,9 @@ class RolloutFacts:
     unknown_shape: str | None = None
 
 
-@record(frozen=True, slots=True)
-class ThreadRow:
-    """One row of the state DB `threads` table (only the columns we use)."""
+class ThreadRow(NamedTuple):
+    """One row of the state DB `threads` table (only the columns we use). A named tuple:
+    50,000 rows are built from the DB's result tuples at each start, one C call each."""
 
     thread_id: str
     rollout_path: str | None

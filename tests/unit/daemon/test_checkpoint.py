@@ -8,6 +8,7 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -184,3 +185,81 @@ def test_a_verified_record_of_the_wrong_type_is_discarded(tmp_path: Path) -> Non
     tracker = RolloutTracker(CodexHome(HOME))
     assert load(tracker, path) == (False, None)
     assert tracker.files == {}
+
+
+def test_a_rename_appended_after_a_load_goes_to_that_thread_alone(tmp_path: Path) -> None:
+    from codex_indexd.index.model import NO_RENAMES
+    from tests.support.homes import build_home, new_thread, rollout_path, thread_renamed
+
+    threads = [new_thread(i) for i in range(2)]
+    home = build_home(tmp_path / "h", threads, db=False)
+    tracker = RolloutTracker(CodexHome(home))
+    tracker.full_scan()
+    save(tracker, tmp_path / "cp")
+    loaded = RolloutTracker(CodexHome(home))
+    assert load(loaded, tmp_path / "cp")[0]
+    facts = loaded.facts()
+    assert all(facts[t.thread_id].renames is NO_RENAMES for t in threads)  # one shared list
+    path = rollout_path(home, threads[0])
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(
+            thread_renamed(threads[0].thread_id, "new name", "2026-01-02T03:04:05Z") + "\n"
+        )
+    assert loaded.refresh(path)
+    facts = loaded.facts()
+    assert [r.name for r in facts[threads[0].thread_id].renames] == ["new name"]
+    assert facts[threads[1].thread_id].renames == []
+    assert len(NO_RENAMES) == 0
+    with pytest.raises(TypeError):
+        NO_RENAMES.append(Rename("x", "2026-01-02T03:04:05Z", None))
+    assert len(NO_RENAMES) == 0
+
+
+def test_a_record_digests_the_same_with_its_rows_digested_on_the_fly() -> None:
+    from codex_indexd.daemon.checkpoint import RowDigests, record_digest, row_digest
+    from codex_indexd.index.model import ThreadRow
+
+    rows = {
+        f"t{i}": ThreadRow(f"t{i}", None, "a", "a", None, i, i + 1, bool(i % 2))
+        for i in range(2500)  # more than one piece
+    }
+    lazy = Verified("p", (1, 2, 3, 4), None, "db", RowDigests(rows), ["t1"])
+    eager = Verified(
+        "p", (1, 2, 3, 4), None, "db", {t: row_digest(r) for t, r in rows.items()}, ["t1"]
+    )
+    assert record_digest(lazy) == record_digest(eager)
+    changed = dict(rows, t7=rows["t7"]._replace(archived=not rows["t7"].archived))
+    assert record_digest(Verified("p", (1, 2, 3, 4), None, "db", RowDigests(changed), ["t1"])) != (
+        record_digest(eager)
+    )
+    assert lazy.to_json()["rows"] == eager.to_json()["rows"]
+
+
+def test_packed_turns_cut_by_counts_must_cover_them() -> None:
+    from array import array
+
+    data = array("q", range(9))
+    assert [len(t) for t in Turns.split(data, [1, 0, 2], None)] == [1, 0, 2]
+    assert list(Turns.split(data, [3], ["a", None, "b"])[0].texts or []) == ["a", None, "b"]
+    with pytest.raises(ValueError):
+        Turns.split(data, [1, 1], None)
+
+
+def test_the_collector_runs_again_after_a_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from codex_indexd.daemon.home_worker import HomeWorker
+    from codex_indexd.index.model import Policy
+    from codex_indexd.write.backup import BackupPolicy
+    from tests.support.homes import build_home, new_thread
+
+    monkeypatch.setenv("CODEX_INDEXD_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CODEX_INDEXD_STATE_DIR", str(tmp_path / "state"))
+    home = build_home(tmp_path / "h", [new_thread(0)], db=False)
+    worker = HomeWorker(CodexHome.at(home), Policy(max_threads=0), BackupPolicy())
+    assert gc.isenabled()
+    worker.start()
+    assert worker.started and gc.isenabled()
+    assert len(worker.tracker.files) == 1
