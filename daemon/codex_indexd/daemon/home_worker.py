@@ -18,9 +18,9 @@ from codex_indexd.daemon.checkpoint import RowDigests, Verified, policy_key
 from codex_indexd.daemon.failures import HomeFailures
 from codex_indexd.daemon.healing import HealSchedule, heal_if_due
 from codex_indexd.daemon.held_turns import HeldTurns
-from codex_indexd.daemon.home_writes import HomeWrites, now_iso, recover_left_journals
+from codex_indexd.daemon.home_writes import HomeWrites, LeftJournals, now_iso
 from codex_indexd.daemon.own_writes import Fingerprint, IndexCache, PlanDue
-from codex_indexd.engine import HomeFacts, Targets, recover
+from codex_indexd.engine import HomeFacts, Targets
 from codex_indexd.engine.live import RolloutTracker
 from codex_indexd.engine.policy import home_policy
 from codex_indexd.engine.reconcile import reconcile
@@ -32,8 +32,6 @@ from codex_indexd.store.files import OurFiles
 from codex_indexd.store.status_file import last_repair, write_status
 from codex_indexd.watch.threads import ThreadTable
 from codex_indexd.write.backup import BackupPolicy
-from codex_indexd.write.locks import LockBusy
-from codex_indexd.write.safety import UnsafeTarget
 
 __all__ = ["DAEMON_INDEX_LOCK_TIMEOUT_S", "Fingerprint", "HomeWorker"]
 
@@ -65,6 +63,7 @@ class HomeWorker:
         self.writes = HomeWrites(home, self.tracker, self.files, self.stats)
         self.held, self.heal_schedule = HeldTurns(), HealSchedule()
         self._targets = Targets.for_home(home)  # our journals and backups for this home
+        self._journals = LeftJournals(home, self._targets)
         self.current_drift: dict[str, int] = {}  # drift left after the last reconcile
         self.extra_status: Callable[[], dict[str, Any]] | None = None  # these three: the daemon's
         self.heal_mode: str = "auto"
@@ -88,10 +87,7 @@ class HomeWorker:
         """Recover from a crash, load the checkpoint, then stat every rollout. The garbage
         collector is paused meanwhile and what it tracks then frozen (`paused_gc`)."""
         with checkpoint.paused_gc(freeze=True):
-            try:
-                recover(self.home)
-            except (OSError, LockBusy, UnsafeTarget) as exc:
-                log.error("journal.recovery_failed", home=str(self.home.root), error=str(exc))
+            self._journals.recover(only_if_left=False)
             path = OurFiles.for_home(self.home.root).checkpoint
             loaded, verified = checkpoint.load(self.tracker, path)
             self._saved_version = self.tracker.version if loaded else -1
@@ -314,7 +310,7 @@ class HomeWorker:
     def _recover_left_journals(self) -> None:
         """Resolve a journal another process left (a `repair` killed mid-write) now, not at
         our own next write: until then a torn line of its write could glue Codex's next one."""
-        if recover_left_journals(self.home, self._targets):
+        if self._journals.recover():
             self.files.forget_all()  # the recovery may have rewritten the tail
             self.due.full = True
 

@@ -17,6 +17,7 @@ from codex_indexd.index.history import fit_history_cap
 from codex_indexd.index.model import HistoryLine
 from codex_indexd.index.plan import Plan
 from codex_indexd.log import get_logger
+from codex_indexd.log.redact import safe_detail
 from codex_indexd.records import replace
 from codex_indexd.write.journal import journal_left
 from codex_indexd.write.locks import LockBusy
@@ -32,18 +33,46 @@ def now_iso() -> str:
     return datetime.now(tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def recover_left_journals(home: CodexHome, targets: Targets) -> bool:
-    """Resolve journals another process left in `home`; return True when one was resolved
-    (the index files may have changed). Failures are logged and left for the next try."""
-    if not any(journal_left(path) for path in (targets.journal, targets.index_journal)):
-        return False
-    try:
-        outcome = recover(home)
-    except (OSError, LockBusy, UnsafeTarget) as exc:
-        log.error("journal.recovery_failed", home=str(home.root), error=str(exc))
-        return False
-    log.info("journal.recovered_while_running", home=str(home.root), outcome=outcome)
-    return True
+class LeftJournals:
+    """Resolves the journals a killed writer (ours, or a `repair`) left in one home.
+
+    A failure is logged once per episode, with what `safe_detail` lets through of its cause;
+    the same failure on the passes after it only at debug level, and the first success after
+    it at info level (`journal.recovered_while_running`)."""
+
+    def __init__(self, home: CodexHome, targets: Targets) -> None:
+        self.home = home
+        self.targets = targets
+        self.failing = False  # the last attempt failed: an episode is open
+
+    def left(self) -> bool:
+        """True when a journal of this home's is on disk."""
+        journals = (self.targets.journal, self.targets.index_journal)
+        return any(journal_left(path) for path in journals)
+
+    def recover(self, *, only_if_left: bool = True) -> bool:
+        """Resolve what is left (with `only_if_left=False`, also our stray temp files, even
+        without a journal); return True when a recovery ran to its end (the index files may
+        have changed). A failure is logged as above and left for the next call."""
+        if only_if_left and not self.left():
+            return False
+        try:
+            outcome = recover(self.home)
+        except (OSError, LockBusy, UnsafeTarget) as exc:
+            level = log.debug if self.failing else log.error
+            level(
+                "journal.recovery_failed",
+                home=str(self.home.root),
+                error=type(exc).__name__,
+                detail=safe_detail(exc),
+                retry="on every pass until it succeeds",
+            )
+            self.failing = True
+            return False
+        if only_if_left or self.failing:
+            log.info("journal.recovered_while_running", home=str(self.home.root), outcome=outcome)
+        self.failing = False
+        return True
 
 
 class HomeWrites:

@@ -114,7 +114,9 @@ def test_kill_at_every_step(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     template = seed_home(tmp_path / "template")
-    reference = tmp_path / "reference"
+    # Every run's home path has the reference's length: the journal records the history
+    # file's path, so a longer path can cross a chunk boundary and add a crash point.
+    reference = tmp_path / "run0000"
     shutil.copytree(template, reference)
     steps = count_steps(argv_for(reference), tmp_path / "trace")
     assert steps >= 30, steps  # enough distinct points to be meaningful (a merge only appends)
@@ -123,7 +125,7 @@ def test_kill_at_every_step(
     originals = {n: (template / n).read_bytes() for n in ("session_index.jsonl", "history.jsonl")}
     killed = 0
     for k in range(1, steps + 1):
-        home = tmp_path / f"k{k}"
+        home = tmp_path / f"run{k:04d}"
         shutil.copytree(template, home)
         inode = (home / "history.jsonl").stat().st_ino
         code = fork_run(
