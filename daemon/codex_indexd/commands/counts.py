@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from codex_indexd.commands.words import plural
-from codex_indexd.engine import HomeFacts, plan_for
+from codex_indexd.engine import HomeFacts
+from codex_indexd.engine.gather import selection_for
 from codex_indexd.index.plan import Plan
 from codex_indexd.records import record, replace
 
@@ -78,8 +79,8 @@ def thread_counts(facts: HomeFacts, plan: Plan) -> ThreadCounts:
     unusable = sum(1 for w in facts.warnings if w.event == "rollout.skipped")
     over = 0
     if plan.policy.max_threads:
-        unlimited = plan_for(facts, replace(plan.policy, max_threads=0))
-        over = len(unlimited.selection.entries) - restored
+        unlimited = selection_for(facts, replace(plan.policy, max_threads=0))
+        over = len(unlimited.entries) - restored
     return ThreadCounts(
         rollout_files=facts.rollout_files,
         restored=restored,
