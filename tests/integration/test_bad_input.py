@@ -180,3 +180,21 @@ def test_bad_db(tmp_path: Path, capsys: pytest.CaptureFixture[str], variant: str
         assert set(ids) <= set(names)
         assert f"db.{variant}" in err
     assert THREADS_DDL  # the full schema is exercised by the other tests
+
+
+def test_a_db_row_that_is_not_utf8_is_skipped_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home, ids = good_home(tmp_path)
+    conn = sqlite3.connect(home / "state_5.sqlite")
+    secret = "a private title"
+    title = (secret + "\udcff").encode("utf-8", "surrogateescape")
+    conn.execute("UPDATE threads SET title = CAST(? AS TEXT) WHERE id = ?", (title, ids[0]))
+    conn.commit()
+    conn.close()
+    code, report, err = run(home, capsys)
+    assert code == 0
+    assert report["source"].endswith("state_5.sqlite")  # the other rows are read
+    assert "statedb.rows_undecodable" in err and secret not in err
+    # the skipped row's thread is read from its rollout alone (an orphan, included here)
+    assert {e["id"] for e in read_jsonl(home / "session_index.jsonl")} >= set(ids)

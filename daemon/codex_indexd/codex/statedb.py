@@ -14,8 +14,10 @@ from typing import Any
 from urllib.parse import quote
 
 from codex_indexd.index.model import ThreadRow
+from codex_indexd.log import get_logger
 from codex_indexd.records import record
 
+log = get_logger("codex_indexd.statedb")
 BUSY_TIMEOUT_S = 2.0
 _WANTED = (
     "id",
@@ -66,6 +68,8 @@ def connect_readonly(
 
 def _classify(exc: sqlite3.Error, path: Path) -> StateDbError:
     text = str(exc)
+    if text.startswith(_UNDECODABLE):  # the message goes on to quote the value: a prompt
+        text = "a text value is not valid UTF-8"
     lowered = text.lower()
     if "locked" in lowered or "busy" in lowered:
         return StateDbError("locked", path, text)
@@ -223,13 +227,67 @@ def read_threads(
             if updated_since_ms is not None and "updated_at_ms" in present:
                 sql += " WHERE updated_at_ms >= ?"
                 params = (updated_since_ms,)
-            rows, max_ms = _threads(conn.execute(sql, params))
+            try:
+                rows, max_ms = _threads(conn.execute(sql, params))
+            except sqlite3.OperationalError as exc:
+                if not str(exc).startswith(_UNDECODABLE):
+                    raise
+                rows, max_ms = _threads(_decodable_rows(conn, sql, params, path))
         finally:
             if conn.in_transaction:
                 conn.execute("COMMIT")
     except sqlite3.Error as exc:
         raise _classify(exc, path) from exc
     return ThreadQuery(rows, max_ms)
+
+
+_UNDECODABLE = "Could not decode to UTF-8"
+_reported_undecodable: set[tuple[str, int]] = set()  # (DB path, rows): logged once per process
+
+
+class _Undecodable:
+    """What a text value that is not valid UTF-8 reads as in `_decodable_rows`."""
+
+
+_UNDECODABLE_VALUE = _Undecodable()
+
+
+def _lenient_text(raw: bytes) -> str | _Undecodable:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _UNDECODABLE_VALUE
+
+
+def _decodable_rows(
+    conn: sqlite3.Connection, sql: str, params: tuple[int, ...], path: Path
+) -> list[tuple[Any, ...]]:
+    """Return the rows of `sql` whose text values are all valid UTF-8 (read again with a
+    decoder per value, which only a DB holding such a value pays for); the others are left
+    out as if they had no row, and logged once per DB and number of rows, by id, without
+    their text."""
+    conn.text_factory = _lenient_text
+    try:
+        rows = conn.execute(sql, params).fetchall()
+    finally:
+        conn.text_factory = str
+    good: list[tuple[Any, ...]] = []
+    skipped: list[str] = []
+    for row in rows:
+        if _UNDECODABLE_VALUE not in row:
+            good.append(row)
+        else:
+            skipped.append(row[0] if isinstance(row[0], str) else "?")
+    if (str(path), len(skipped)) not in _reported_undecodable:
+        _reported_undecodable.add((str(path), len(skipped)))
+        log.warning(
+            "statedb.rows_undecodable",
+            path=str(path),
+            rows=len(skipped),
+            ids=skipped[:5],
+            effect="these threads are read as if they had no DB row",
+        )
+    return good
 
 
 def _threads(cursor: Iterable[Any]) -> tuple[dict[str, ThreadRow], int | None]:

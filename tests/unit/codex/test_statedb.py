@@ -8,8 +8,15 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
-from codex_indexd.codex.statedb import _WANTED, read_threads, row_to_thread, thread_columns
+from codex_indexd.codex.statedb import (
+    _WANTED,
+    _classify,
+    read_threads,
+    row_to_thread,
+    thread_columns,
+)
 from codex_indexd.index.model import ThreadRow
 
 _VALUES = st.one_of(
@@ -75,3 +82,46 @@ def test_rows_since_and_the_largest_time() -> None:
     row = query.rows["t1"]
     assert row.title is row.first_user_message  # one object for the usual equal texts
     assert row.preview is row.first_user_message
+
+
+SECRET = "a secret prompt"
+
+
+def test_a_row_with_text_that_is_not_utf8_is_left_out_alone(tmp_path: Path) -> None:
+    """Codex's DB holds only UTF-8, but a damaged one may not: the row with a value that does
+    not decode is read as if absent (one warning, by id, without its text); the others are
+    read as they are."""
+    db = tmp_path / "state_5.sqlite"
+    conn = sqlite3.connect(db)
+    _table(conn, ["id", "rollout_path", "title", "first_user_message", "updated_at_ms"])
+    bad = (SECRET + "\udcff").encode("utf-8", "surrogateescape")
+    conn.executemany(
+        "INSERT INTO threads VALUES (?, ?, ?, ?, ?)",
+        [
+            ("t-good", "/r/a.jsonl", "hi", "hi", 5),
+            ("t-title", "/r/b.jsonl", bad, "hi", 6),
+            ("t-first", "/r/c.jsonl", "hi", bad, 7),
+            ("t-path", bad, "hi", "hi", 8),
+            (bad, "/r/e.jsonl", "hi", "hi", 9),
+        ],
+    )
+    for column in ("id", "rollout_path", "title", "first_user_message"):  # blobs to text
+        conn.execute(f"UPDATE threads SET {column} = CAST({column} AS TEXT)")
+    conn.commit()
+    with capture_logs() as logs:
+        first = read_threads(conn, db)
+        again = read_threads(conn, db)
+    conn.close()
+    assert set(first.rows) == set(again.rows) == {"t-good"}
+    assert first.rows["t-good"].title == "hi" and first.max_updated_ms == 5
+    warned = [e for e in logs if e["event"] == "statedb.rows_undecodable"]
+    assert len(warned) == 1 and warned[0]["rows"] == 4
+    assert sorted(warned[0]["ids"]) == ["?", "t-first", "t-path", "t-title"]
+    assert SECRET not in repr(logs)
+
+
+def test_a_decoding_error_never_quotes_the_value(tmp_path: Path) -> None:
+    error = sqlite3.OperationalError(
+        f"Could not decode to UTF-8 column 'title' with text '{SECRET}'"
+    )
+    assert SECRET not in str(_classify(error, tmp_path / "state_5.sqlite"))
