@@ -10,7 +10,6 @@ trims; only a rebuild trims, the way Codex does.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain
 
@@ -132,6 +131,23 @@ def sort_key(line: HistoryLine) -> tuple[int, str, str, int]:
     return (line.ts, line.session_id, line.text or "", line.key)
 
 
+def _group(found: Iterable[tuple[str, int, int]]) -> dict[tuple[str, int], int | list[int]]:
+    """Return the times of each `(session_id, key)` of `(session_id, key, ts)` triples: an int
+    for a key seen once (the usual case: no list per line), a list in order for several."""
+    groups: dict[tuple[str, int], int | list[int]] = {}
+    get = groups.get
+    for session_id, digest, ts in found:
+        key = (session_id, digest)
+        seen = get(key)
+        if seen is None:
+            groups[key] = ts
+        elif isinstance(seen, int):
+            groups[key] = [seen, ts]
+        else:
+            seen.append(ts)
+    return groups
+
+
 def missing_lines(
     existing: Sequence[HistoryLine | None], desired: Sequence[HistoryLine], tolerance_s: int
 ) -> list[HistoryLine]:
@@ -143,11 +159,8 @@ def missing_lines(
     `max_bytes` writes the newest missing turns first, so the turns it left out stay the
     missing ones on the next plan (never a turn it wrote).
     """
-    want: dict[tuple[str, int], list[int]] = defaultdict(list)
-    for wanted_line in desired:
-        want[(wanted_line.session_id, wanted_line.key)].append(wanted_line.ts)
+    want = _group((line.session_id, line.key, line.ts) for line in desired)
     sessions = {session_id for session_id, _ in want}  # lines of other sessions pair nothing
-    have: dict[tuple[str, int], list[int]] = defaultdict(list)
     found = (
         existing.keyed(sessions)
         if isinstance(existing, CompactLines)
@@ -157,20 +170,27 @@ def missing_lines(
             if line is not None and line.session_id in sessions
         )
     )
-    for session_id, digest, ts in found:
-        have[(session_id, digest)].append(ts)
-
-    counts: dict[tuple[str, int, int], int] = defaultdict(int)
+    have = _group(found)
+    counts: dict[tuple[str, int, int], int] = {}
     for key, wanted in want.items():
-        existing_ts = sorted(have.get(key, ()), reverse=True)
+        got = have.get(key)
+        if isinstance(wanted, int) and not isinstance(got, list):
+            # One turn and at most one line: they pair when their times are close enough.
+            if got is None or abs(got - wanted) > tolerance_s:
+                counts[(key[0], key[1], wanted)] = 1
+            continue
+        existing_ts = sorted(_as_list(got), reverse=True)
         i = 0
-        for ts in sorted(wanted, reverse=True):
+        for ts in sorted(_as_list(wanted), reverse=True):
             while i < len(existing_ts) and existing_ts[i] > ts + tolerance_s:
                 i += 1
             if i < len(existing_ts) and abs(existing_ts[i] - ts) <= tolerance_s:
                 i += 1
                 continue
-            counts[(key[0], key[1], ts)] += 1
+            key3 = (key[0], key[1], ts)
+            counts[key3] = counts.get(key3, 0) + 1
+    if not counts:
+        return []
     out: list[HistoryLine] = []
     for line in desired:
         key3 = (line.session_id, line.key, line.ts)
@@ -178,6 +198,12 @@ def missing_lines(
             counts[key3] -= 1
             out.append(line)
     return out
+
+
+def _as_list(times: int | list[int] | None) -> list[int]:
+    if times is None:
+        return []
+    return [times] if isinstance(times, int) else times
 
 
 def trim_to_max_bytes(lines: list[bytes], max_bytes: int | None) -> list[bytes]:
