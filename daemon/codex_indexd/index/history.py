@@ -17,6 +17,8 @@ from codex_indexd.index.lines import CompactLines
 from codex_indexd.index.model import HistoryLine, Policy, RolloutFacts
 from codex_indexd.records import record
 
+_KEY_SPAN = 1 << 64  # a signed 64-bit key plus this is the unsigned key (`unsigned_key`)
+
 # Only the interactive TUI writes history.jsonl itself, and its rollouts say `"vscode"` (it
 # runs through the app-server; originator `codex-tui`) or, in older releases, `"cli"`. The
 # grace period applies to every thread but `codex exec`'s, which never writes a history line:
@@ -111,19 +113,25 @@ def desired_history(
     """Return every user turn of the given threads, exact duplicates dropped, sorted by
     `(ts, session_id, text)`. Turns whose text was not kept carry their key only."""
     seen: dict[tuple[int, str, int], str | None] = {}
+    sources = policy.history_sources
     for thread_id in thread_ids:
         facts = rollouts.get(thread_id)
         if facts is None:
             continue
-        if (
-            policy.history_sources is not None
-            and (facts.source or "") not in policy.history_sources
-        ):
+        if sources is not None and (facts.source or "") not in sources:
             continue
-        for ts, key, text in facts.user_turns.keyed():
-            seen[(ts, thread_id, key)] = text
-    ordered = sorted(seen.items(), key=lambda item: (item[0][:2], item[1] or "", item[0][2]))
-    return [HistoryLine(sid, ts, text, key) for (ts, sid, key), text in ordered]
+        turns = facts.user_turns
+        data, texts = turns.data, turns.texts  # `ts, signed key, offset` per turn
+        for i in range(0, len(data), 3):
+            key = data[i + 1]
+            seen[(data[i], thread_id, key + _KEY_SPAN if key < 0 else key)] = (
+                texts[i // 3] if texts is not None else None
+            )
+    # Sorted as `(ts, session_id, text, key)`; the first three of (ts, session, key) are
+    # unique, so the text itself is never compared (it may be None).
+    ordered = [(ts, sid, text or "", key, text) for (ts, sid, key), text in seen.items()]
+    ordered.sort()
+    return [HistoryLine(sid, ts, text, key) for ts, sid, _, key, text in ordered]
 
 
 def sort_key(line: HistoryLine) -> tuple[int, str, str, int]:
