@@ -36,10 +36,10 @@ def extend_from(target: IndexFile | HistoryFile, handle: Readable) -> int:
             parts.append(data)
             continue
         head = b"".join([*parts, data[:cut]]) if parts else data[:cut]
-        target.extend(head.split(b"\n"))
+        target.extend_data(head)
         parts = [data[cut + 1 :]] if cut + 1 < len(data) else []
     if parts:
-        target.extend([b"".join(parts)])  # a last line without its newline
+        target.extend_data(b"".join(parts))  # a last line without its newline
     target.ends_with_newline = not parts
     target.size += total
     return total

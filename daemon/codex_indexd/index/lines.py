@@ -7,6 +7,7 @@ The readers (`codex.indexfiles`) fill these from files; the planner and the writ
 from __future__ import annotations
 
 import json
+import re
 import sys
 from array import array
 from bisect import bisect_left, bisect_right
@@ -44,7 +45,9 @@ class IndexFile:
 
     def add(self, raw: bytes) -> None:
         """Append one raw line (without its newline) and index it."""
-        parsed = parse_index_line(raw)
+        self._add(raw, parse_index_line(raw))
+
+    def _add(self, raw: bytes, parsed: IndexLine | None) -> None:
         self.parsed.append(parsed)
         self.last_raw = raw
         if parsed is None:
@@ -58,6 +61,13 @@ class IndexFile:
     def extend(self, lines: list[bytes]) -> None:
         for raw in lines:
             self.add(raw)
+
+    def extend_data(self, data: bytes) -> None:
+        """Append the lines of `data` (lines joined by newlines, without the last newline):
+        `extend(data.split(b"\\n"))`, parsed a chunk at a time."""
+        raws, objects = json_lines(data)
+        for raw, obj in zip(raws, objects, strict=True):
+            self._add(raw, _index_line_of(obj))
 
     def earlier_names(self, thread_id: str) -> list[str]:
         """Return the names this id had before its latest line."""
@@ -148,14 +158,22 @@ class HistoryFile:
 
     def extend(self, lines: list[bytes]) -> None:
         """Append raw lines (without newlines), parsing them and keeping the indexes current."""
+        self._extend(lines, [_history_fields(raw) for raw in lines])
+
+    def extend_data(self, data: bytes) -> None:
+        """Append the lines of `data` (lines joined by newlines, without the last newline):
+        `extend(data.split(b"\\n"))`, parsed a chunk at a time."""
+        raws, objects = json_lines(data)
+        self._extend(raws, [_fields_of(obj) for obj in objects])
+
+    def _extend(self, lines: list[bytes], parsed: list[tuple[str, int, str] | None]) -> None:
         if lines:
             self.last_raw = lines[-1]
             if self.first_raw is None:
                 self.first_raw = lines[0]
         compact = self.compact
         max_ts = self.max_ts
-        for raw in lines:
-            fields = _history_fields(raw)
+        for raw, fields in zip(lines, parsed, strict=True):
             if fields is None:
                 if compact:
                     self._sids.append(None)
@@ -207,6 +225,9 @@ class HistoryFile:
 
 
 _DECODER = json.JSONDecoder()
+_SCAN_ONCE = _DECODER.scan_once
+# Canonical already: what `canonical_uuid` returns unchanged.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _json_object(raw: bytes) -> dict[str, object] | None:
@@ -222,11 +243,41 @@ def _json_object(raw: bytes) -> dict[str, object] | None:
     return obj if isinstance(obj, dict) else None
 
 
+def json_lines(data: bytes) -> tuple[list[bytes], list[dict[str, object] | None]]:
+    """Return `data.split(b"\\n")` and each line's `_json_object`.
+
+    The chunk is decoded once, and a line that is one object from its first character to its
+    last is parsed by the decoder's scanner alone (what `json.loads` does for it, less the
+    per-line decode and wrappers); any other line, and every line of a chunk that is not
+    UTF-8, goes through `_json_object`."""
+    raws = data.split(b"\n")
+    try:
+        texts = data.decode("utf-8", "surrogatepass").split("\n")
+    except UnicodeDecodeError:
+        return raws, [_json_object(raw) for raw in raws]
+    objects: list[dict[str, object] | None] = []
+    add, scan = objects.append, _SCAN_ONCE
+    for raw, text in zip(raws, texts, strict=True):
+        if text[:1] == "{" and text[1:2] != "\x00":
+            try:
+                obj, end = scan(text, 0)
+            except (StopIteration, ValueError):
+                add(None)
+                continue
+            if end == len(text):
+                add(obj)  # a dict: the text starts with "{"
+                continue
+        add(_json_object(raw))
+    return raws, objects
+
+
 def canonical_uuid(text: str) -> str:
     """Return `str(uuid.UUID(text))`: the lower-case 8-4-4-4-12 form of a UUID string (braces,
     `urn:`/`uuid:` and hyphens anywhere accepted, as `uuid.UUID` accepts them). Raises
     ValueError for anything `uuid.UUID` refuses. The same steps as `uuid.UUID`; importing
     `uuid` would cost about 1.7 ms (it imports `platform`)."""
+    if _CANONICAL_UUID.fullmatch(text):
+        return text
     digits = text.replace("urn:", "").replace("uuid:", "").strip("{}").replace("-", "")
     if len(digits) != 32:
         raise ValueError("badly formed hexadecimal UUID string")
@@ -239,7 +290,11 @@ def canonical_uuid(text: str) -> str:
 
 def parse_index_line(raw: bytes) -> IndexLine | None:
     """Return the line's fields when Codex would accept it (all three present, id a UUID)."""
-    obj = _json_object(raw)
+    return _index_line_of(_json_object(raw))
+
+
+def _index_line_of(obj: dict[str, object] | None) -> IndexLine | None:
+    """Return the fields of an index line's JSON object (see `parse_index_line`)."""
     if obj is None:
         return None
     thread_id, name, updated = obj.get("id"), obj.get("thread_name"), obj.get("updated_at")
@@ -256,7 +311,11 @@ def parse_index_line(raw: bytes) -> IndexLine | None:
 def _history_fields(raw: bytes) -> tuple[str, int, str] | None:
     """Return a history line's session (interned), `ts` and text, or None when it does not
     parse; `conversation_id` is accepted for `session_id`."""
-    obj = _json_object(raw)
+    return _fields_of(_json_object(raw))
+
+
+def _fields_of(obj: dict[str, object] | None) -> tuple[str, int, str] | None:
+    """Return the fields of a history line's JSON object (see `_history_fields`)."""
     if obj is None:
         return None
     session_id = obj.get("session_id", obj.get("conversation_id"))
@@ -316,16 +375,17 @@ def still_prefix(
 
 def parse_index_bytes(data: bytes) -> IndexFile:
     """Parse the bytes of a `session_index.jsonl`; the last line per id wins."""
-    raw, ends = split_lines(data)
+    ends = not data or data.endswith(b"\n")
     result = IndexFile(ends_with_newline=ends, size=len(data))
-    for line in raw:
-        result.add(line)
+    if data:  # the lines `split_lines` gives
+        result.extend_data(data[:-1] if ends else data)
     return result
 
 
 def parse_history_bytes(data: bytes) -> HistoryFile:
     """Parse the bytes of a `history.jsonl`."""
-    raw, ends = split_lines(data)
+    ends = not data or data.endswith(b"\n")
     result = HistoryFile(ends_with_newline=ends, size=len(data))
-    result.extend(raw)
+    if data:  # the lines `split_lines` gives
+        result.extend_data(data[:-1] if ends else data)
     return result
