@@ -12,6 +12,7 @@ import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from json.scanner import make_scanner
 
 from codex_indexd.index.model import (
     BuiltOnRead,
@@ -225,7 +226,7 @@ class HistoryFile:
 
 
 _DECODER = json.JSONDecoder()
-_SCAN_ONCE = _DECODER.scan_once
+_SCAN_ONCE = make_scanner(_DECODER)  # the decoder's own scanner (C), without its wrappers
 # Canonical already: what `canonical_uuid` returns unchanged.
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
