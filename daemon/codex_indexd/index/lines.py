@@ -226,7 +226,8 @@ class HistoryFile:
 
 
 _DECODER = json.JSONDecoder()
-_SCAN_ONCE = make_scanner(_DECODER)  # the decoder's own scanner (C), without its wrappers
+# The decoder's own scanner (C), without its wrappers; typeshed types its context oddly.
+_SCAN_ONCE = make_scanner(_DECODER)  # type: ignore[arg-type]
 # Canonical already: what `canonical_uuid` returns unchanged.
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
