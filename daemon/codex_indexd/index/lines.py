@@ -164,8 +164,7 @@ class HistoryFile:
     def extend_data(self, data: bytes) -> None:
         """Append the lines of `data` (lines joined by newlines, without the last newline):
         `extend(data.split(b"\\n"))`, parsed a chunk at a time."""
-        raws, objects = json_lines(data)
-        self._extend(raws, [_fields_of(obj) for obj in objects])
+        self._extend(*history_lines(data))
 
     def _extend(self, lines: list[bytes], parsed: list[tuple[str, int, str] | None]) -> None:
         if lines:
@@ -257,20 +256,47 @@ def json_lines(data: bytes) -> tuple[list[bytes], list[dict[str, object] | None]
         texts = data.decode("utf-8", "surrogatepass").split("\n")
     except UnicodeDecodeError:
         return raws, [_json_object(raw) for raw in raws]
-    objects: list[dict[str, object] | None] = []
-    add, scan = objects.append, _SCAN_ONCE
+    return raws, [_line_object(raw, text) for raw, text in zip(raws, texts, strict=True)]
+
+
+def _line_object(raw: bytes, text: str) -> dict[str, object] | None:
+    """Return `_json_object(raw)`, given `text`, the line decoded (see `json_lines`)."""
+    if text[:1] == "{" and text[1:2] != "\x00":
+        try:
+            obj, end = _SCAN_ONCE(text, 0)
+        except (StopIteration, ValueError):
+            return None
+        if end == len(text):
+            return obj  # type: ignore[no-any-return]  # a dict: the text starts with "{"
+    return _json_object(raw)
+
+
+# A history line as Codex writes it, its strings without escapes and its `ts` a plain integer
+# of at most 19 digits: what JSON makes of it are the groups, as they are.
+_PLAIN_HISTORY_LINE = re.compile(
+    r'\{"session_id":"([^"\\\x00-\x1f]*)","ts":(-?(?:0|[1-9][0-9]{0,18})),'
+    r'"text":"([^"\\\x00-\x1f]*)"\}'
+)
+
+
+def history_lines(data: bytes) -> tuple[list[bytes], list[tuple[str, int, str] | None]]:
+    """Return `data.split(b"\\n")` and each line's `_history_fields`, the lines as Codex
+    writes them read by one pattern and the others as `json_lines` reads them."""
+    raws = data.split(b"\n")
+    try:
+        texts = data.decode("utf-8", "surrogatepass").split("\n")
+    except UnicodeDecodeError:
+        return raws, [_history_fields(raw) for raw in raws]
+    fields: list[tuple[str, int, str] | None] = []
+    add, plain, intern = fields.append, _PLAIN_HISTORY_LINE.fullmatch, sys.intern
     for raw, text in zip(raws, texts, strict=True):
-        if text[:1] == "{" and text[1:2] != "\x00":
-            try:
-                obj, end = scan(text, 0)
-            except (StopIteration, ValueError):
-                add(None)
-                continue
-            if end == len(text):
-                add(obj)  # a dict: the text starts with "{"
-                continue
-        add(_json_object(raw))
-    return raws, objects
+        found = plain(text)
+        if found is None:
+            add(_fields_of(_line_object(raw, text)))
+        else:
+            session_id, ts, body = found.groups()
+            add((intern(session_id), int(ts), body))
+    return raws, fields
 
 
 def canonical_uuid(text: str) -> str:

@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 from codex_indexd.index.lines import (
     HistoryFile,
     IndexFile,
+    _history_fields,
     _json_object,
     canonical_uuid,
+    history_lines,
     json_lines,
     parse_history_bytes,
     parse_index_bytes,
@@ -55,6 +57,27 @@ PIECES = [
     b'{\x00"\x00a\x00"\x00:\x001\x00}\x00',
     b'{"a":NaN}',
     b'{"a":1,"a":2}',
+    # near the plain pattern of history lines
+    b'{"session_id":"s","ts":-0,"text":""}',
+    b'{"session_id":"s","ts":-12,"text":"t"}',
+    b'{"session_id":"s","ts":012,"text":"t"}',
+    b'{"session_id":"s","ts":1.5,"text":"t"}',
+    b'{"session_id":"s","ts":9999999999999999999,"text":"t"}',
+    b'{"session_id":"s","ts":99999999999999999999,"text":"t"}',
+    b'{"session_id":"s","ts":1,"text":"a\\"}',  # unterminated: an escaped quote
+    b'{"session_id":"s","ts":1,"text":"a\\\\"}',  # an escaped backslash
+    b'{"session_id":"s","ts":1,"text":"a\\"b"}',  # an escaped quote
+    b'{"session_id":"s","ts":1,"text":"a"b"}',
+    b'{"session_id":"s","ts":1,"text":"tab\\there"}',  # an escaped tab
+    b'{"session_id":"s","ts":1,"text":"raw\ttab"}',  # a raw tab: not JSON
+    b'{"session_id":"s","ts":1,"text":"raw\x01"}',  # a raw control character
+    b'{"session_id":"s\\u0041","ts":1,"text":"t"}',
+    b'{"session_id":"s","ts":1,"text":"t","extra":1}',
+    b'{"ts":1,"session_id":"s","text":"t"}',
+    b'{"session_id":"s","ts":1,"text":"t","text":"u"}',
+    b'{"session_id":"s","ts":1,"text":"t"}}',
+    b'{"session_id":"s", "ts":1,"text":"t"}',
+    b'{"session_id":"s","ts":1,"text":"\xe2\x80\xa8 \xf0\x9f\x98\x80 \x7f"}',
 ]
 lines_st = st.lists(st.sampled_from(PIECES), max_size=12)
 
@@ -75,6 +98,18 @@ def test_json_lines_gives_each_lines_object_as_one_line_alone_does(lines: list[b
     raws, objects = json_lines(data)
     assert raws == data.split(b"\n")
     assert same_objects(objects, line_by_line(raws))
+
+
+@settings(max_examples=400, deadline=None)
+@given(lines=lines_st)
+def test_history_lines_gives_each_lines_fields_as_one_line_alone_does(lines: list[bytes]) -> None:
+    data = b"\n".join(lines)
+    raws, fields = history_lines(data)
+    assert raws == data.split(b"\n")
+    assert fields == [_history_fields(raw) for raw in raws]
+    for got, raw in zip(fields, raws, strict=True):
+        want = _history_fields(raw)
+        assert got is None or want is None or type(got[1]) is type(want[1]) is int
 
 
 @settings(max_examples=300, deadline=None)
