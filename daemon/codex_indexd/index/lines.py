@@ -6,14 +6,19 @@ The readers (`codex.indexfiles`) fill these from files; the planner and the writ
 
 from __future__ import annotations
 
-import json
-import re
-import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from json.scanner import make_scanner
 
+from codex_indexd.index.line_fields import (
+    canonical_uuid,
+    history_fields,
+    history_lines,
+    index_line_of,
+    json_lines,
+    parse_history_line,
+    parse_index_line,
+)
 from codex_indexd.index.model import (
     BuiltOnRead,
     HistoryLine,
@@ -23,6 +28,19 @@ from codex_indexd.index.model import (
     unsigned_key,
 )
 from codex_indexd.records import field, record
+
+__all__ = [  # the line readers are `index.line_fields`'s, also offered here
+    "CompactLines",
+    "HistoryFile",
+    "IndexFile",
+    "canonical_uuid",
+    "parse_history_bytes",
+    "parse_history_line",
+    "parse_index_bytes",
+    "parse_index_line",
+    "split_lines",
+    "still_prefix",
+]
 
 # Lines appended after `HistoryFile.lines_for` indexed the file that it looks through one by
 # one; beyond that many it indexes the file again.
@@ -68,7 +86,7 @@ class IndexFile:
         `extend(data.split(b"\\n"))`, parsed a chunk at a time."""
         raws, objects = json_lines(data)
         for raw, obj in zip(raws, objects, strict=True):
-            self._add(raw, _index_line_of(obj))
+            self._add(raw, index_line_of(obj))
 
     def earlier_names(self, thread_id: str) -> list[str]:
         """Return the names this id had before its latest line."""
@@ -159,7 +177,7 @@ class HistoryFile:
 
     def extend(self, lines: list[bytes]) -> None:
         """Append raw lines (without newlines), parsing them and keeping the indexes current."""
-        self._extend(lines, [_history_fields(raw) for raw in lines])
+        self._extend(lines, [history_fields(raw) for raw in lines])
 
     def extend_data(self, data: bytes) -> None:
         """Append the lines of `data` (lines joined by newlines, without the last newline):
@@ -222,149 +240,6 @@ class HistoryFile:
                 assert line is not None
                 out.append(line)
         return out
-
-
-_DECODER = json.JSONDecoder()
-# The decoder's own scanner (C), without its wrappers; typeshed types its context oddly.
-_SCAN_ONCE = make_scanner(_DECODER)  # type: ignore[arg-type]
-# Canonical already: what `canonical_uuid` returns unchanged.
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def _json_object(raw: bytes) -> dict[str, object] | None:
-    try:
-        if raw[:1] == b"{" and raw[1:2] != b"\x00":
-            # What `json.loads` does with bytes it finds to be UTF-8 (by their first two bytes),
-            # without the detection and the wrappers.
-            obj = _DECODER.decode(raw.decode("utf-8", "surrogatepass"))
-        else:
-            obj = json.loads(raw)
-    except ValueError:
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
-def json_lines(data: bytes) -> tuple[list[bytes], list[dict[str, object] | None]]:
-    """Return `data.split(b"\\n")` and each line's `_json_object`.
-
-    The chunk is decoded once, and a line that is one object from its first character to its
-    last is parsed by the decoder's scanner alone (what `json.loads` does for it, less the
-    per-line decode and wrappers); any other line, and every line of a chunk that is not
-    UTF-8, goes through `_json_object`."""
-    raws = data.split(b"\n")
-    try:
-        texts = data.decode("utf-8", "surrogatepass").split("\n")
-    except UnicodeDecodeError:
-        return raws, [_json_object(raw) for raw in raws]
-    return raws, [_line_object(raw, text) for raw, text in zip(raws, texts, strict=True)]
-
-
-def _line_object(raw: bytes, text: str) -> dict[str, object] | None:
-    """Return `_json_object(raw)`, given `text`, the line decoded (see `json_lines`)."""
-    if text[:1] == "{" and text[1:2] != "\x00":
-        try:
-            obj, end = _SCAN_ONCE(text, 0)
-        except (StopIteration, ValueError):
-            return None
-        if end == len(text):
-            return obj  # type: ignore[no-any-return]  # a dict: the text starts with "{"
-    return _json_object(raw)
-
-
-# A history line as Codex writes it, its strings without escapes and its `ts` a plain integer
-# of at most 19 digits: what JSON makes of it are the groups, as they are.
-_PLAIN_HISTORY_LINE = re.compile(
-    r'\{"session_id":"([^"\\\x00-\x1f]*)","ts":(-?(?:0|[1-9][0-9]{0,18})),'
-    r'"text":"([^"\\\x00-\x1f]*)"\}'
-)
-
-
-def history_lines(data: bytes) -> tuple[list[bytes], list[tuple[str, int, str] | None]]:
-    """Return `data.split(b"\\n")` and each line's `_history_fields`, the lines as Codex
-    writes them read by one pattern and the others as `json_lines` reads them."""
-    raws = data.split(b"\n")
-    try:
-        texts = data.decode("utf-8", "surrogatepass").split("\n")
-    except UnicodeDecodeError:
-        return raws, [_history_fields(raw) for raw in raws]
-    fields: list[tuple[str, int, str] | None] = []
-    add, plain, intern = fields.append, _PLAIN_HISTORY_LINE.fullmatch, sys.intern
-    for raw, text in zip(raws, texts, strict=True):
-        found = plain(text)
-        if found is None:
-            add(_fields_of(_line_object(raw, text)))
-        else:
-            session_id, ts, body = found.groups()
-            add((intern(session_id), int(ts), body))
-    return raws, fields
-
-
-def canonical_uuid(text: str) -> str:
-    """Return `str(uuid.UUID(text))`: the lower-case 8-4-4-4-12 form of a UUID string (braces,
-    `urn:`/`uuid:` and hyphens anywhere accepted, as `uuid.UUID` accepts them). Raises
-    ValueError for anything `uuid.UUID` refuses. The same steps as `uuid.UUID`; importing
-    `uuid` would cost about 1.7 ms (it imports `platform`)."""
-    if _CANONICAL_UUID.fullmatch(text):
-        return text
-    digits = text.replace("urn:", "").replace("uuid:", "").strip("{}").replace("-", "")
-    if len(digits) != 32:
-        raise ValueError("badly formed hexadecimal UUID string")
-    value = int(digits, 16)
-    if not 0 <= value < 1 << 128:
-        raise ValueError("int is out of range (need a 128-bit value)")
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def parse_index_line(raw: bytes) -> IndexLine | None:
-    """Return the line's fields when Codex would accept it (all three present, id a UUID)."""
-    return _index_line_of(_json_object(raw))
-
-
-def _index_line_of(obj: dict[str, object] | None) -> IndexLine | None:
-    """Return the fields of an index line's JSON object (see `parse_index_line`)."""
-    if obj is None:
-        return None
-    thread_id, name, updated = obj.get("id"), obj.get("thread_name"), obj.get("updated_at")
-    if not (isinstance(thread_id, str) and isinstance(name, str) and isinstance(updated, str)):
-        return None
-    try:
-        canonical = canonical_uuid(thread_id)
-    except ValueError:
-        return None
-    # Interned: a name is usually the thread's title, which the DB and rollout facts hold.
-    return IndexLine(sys.intern(canonical), sys.intern(name), updated)
-
-
-def _history_fields(raw: bytes) -> tuple[str, int, str] | None:
-    """Return a history line's session (interned), `ts` and text, or None when it does not
-    parse; `conversation_id` is accepted for `session_id`."""
-    return _fields_of(_json_object(raw))
-
-
-def _fields_of(obj: dict[str, object] | None) -> tuple[str, int, str] | None:
-    """Return the fields of a history line's JSON object (see `_history_fields`)."""
-    if obj is None:
-        return None
-    session_id = obj.get("session_id", obj.get("conversation_id"))
-    ts, text = obj.get("ts"), obj.get("text")
-    if not isinstance(session_id, str) or not isinstance(text, str):
-        return None
-    if not isinstance(ts, int) or isinstance(ts, bool):
-        return None
-    return sys.intern(session_id), ts, text
-
-
-def parse_history_line(raw: bytes, *, keep_text: bool = True) -> HistoryLine | None:
-    """Return the fields of a history line (the text only as its key unless `keep_text`);
-    `conversation_id` is accepted for `session_id`."""
-    fields = _history_fields(raw)
-    if fields is None:
-        return None
-    session_id, ts, text = fields
-    if keep_text:
-        return HistoryLine(session_id, ts, text)
-    return HistoryLine(session_id, ts, None, text_key(text))
 
 
 def split_lines(data: bytes) -> tuple[list[bytes], bool]:

@@ -7,17 +7,14 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codex_indexd.index.lines import (
-    HistoryFile,
-    IndexFile,
-    _history_fields,
-    _json_object,
+from codex_indexd.index.line_fields import (
     canonical_uuid,
+    history_fields,
     history_lines,
     json_lines,
-    parse_history_bytes,
-    parse_index_bytes,
+    json_object,
 )
+from codex_indexd.index.lines import HistoryFile, IndexFile, parse_history_bytes, parse_index_bytes
 
 TID = "01a2133b-c369-7d21-8c95-fcf203b4a96c"
 
@@ -83,7 +80,7 @@ lines_st = st.lists(st.sampled_from(PIECES), max_size=12)
 
 
 def line_by_line(lines: list[bytes]) -> list[dict[str, object] | None]:
-    return [_json_object(raw) for raw in lines]
+    return [json_object(raw) for raw in lines]
 
 
 def same_objects(got: list[dict[str, object] | None], want: list[dict[str, object] | None]) -> bool:
@@ -106,9 +103,9 @@ def test_history_lines_gives_each_lines_fields_as_one_line_alone_does(lines: lis
     data = b"\n".join(lines)
     raws, fields = history_lines(data)
     assert raws == data.split(b"\n")
-    assert fields == [_history_fields(raw) for raw in raws]
+    assert fields == [history_fields(raw) for raw in raws]
     for got, raw in zip(fields, raws, strict=True):
-        want = _history_fields(raw)
+        want = history_fields(raw)
         assert got is None or want is None or type(got[1]) is type(want[1]) is int
 
 
