@@ -1,7 +1,6 @@
 """The fields of one `session_index.jsonl` or `history.jsonl` line (pure), read the way
 `json.loads` reads it, and of many lines at once: a chunk decoded once, each line that is one
-JSON object read by the decoder's scanner alone, and history lines as Codex writes them by
-one pattern."""
+JSON object read by the decoder's scanner alone."""
 
 from __future__ import annotations
 
@@ -60,32 +59,11 @@ def _line_object(raw: bytes, text: str) -> dict[str, object] | None:
     return json_object(raw)
 
 
-# A history line as Codex writes it, its strings without escapes and its `ts` a plain integer
-# of at most 19 digits: what JSON makes of it are the groups, as they are.
-_PLAIN_HISTORY_LINE = re.compile(
-    r'\{"session_id":"([^"\\\x00-\x1f]*)","ts":(-?(?:0|[1-9][0-9]{0,18})),'
-    r'"text":"([^"\\\x00-\x1f]*)"\}'
-)
-
-
 def history_lines(data: bytes) -> tuple[list[bytes], list[tuple[str, int, str] | None]]:
-    """Return `data.split(b"\\n")` and each line's `history_fields`, the lines as Codex
-    writes them read by one pattern and the others as `json_lines` reads them."""
-    raws = data.split(b"\n")
-    try:
-        texts = data.decode("utf-8", "surrogatepass").split("\n")
-    except UnicodeDecodeError:
-        return raws, [history_fields(raw) for raw in raws]
-    fields: list[tuple[str, int, str] | None] = []
-    add, plain, intern = fields.append, _PLAIN_HISTORY_LINE.fullmatch, sys.intern
-    for raw, text in zip(raws, texts, strict=True):
-        found = plain(text)
-        if found is None:
-            add(history_fields_of(_line_object(raw, text)))
-        else:
-            session_id, ts, body = found.groups()
-            add((intern(session_id), int(ts), body))
-    return raws, fields
+    """Return `data.split(b"\\n")` and each line's `history_fields`, read as `json_lines`
+    reads them. (A pattern for the lines as Codex writes them was slower than the scanner.)"""
+    raws, objects = json_lines(data)
+    return raws, [history_fields_of(obj) for obj in objects]
 
 
 def canonical_uuid(text: str) -> str:
