@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from codex_indexd.codex.indexfiles import paused_gc
 from codex_indexd.engine.apply import ApplyResult, apply_plan
 from codex_indexd.engine.gather import HomeFacts
 from codex_indexd.index.model import Policy
@@ -54,10 +55,17 @@ def reconcile(
     """Plan from `facts` (limited to `only`, holding `fresh` TUI turns: see `make_plan`), write
     what `prepare` keeps of the plan, and, with `reread`, retry up to STALE_RETRIES times on a
     stale `history.jsonl` with a full plan (a merge). Write failures are in the result's
-    `errors`; nothing raises for them."""
-    plan = make_plan(
-        facts.threads, facts.rollouts, facts.index, facts.history, policy, only=only, fresh=fresh
-    )
+    `errors`; nothing raises for them. The garbage collector is paused while planning."""
+    with paused_gc():
+        plan = make_plan(
+            facts.threads,
+            facts.rollouts,
+            facts.index,
+            facts.history,
+            policy,
+            only=only,
+            fresh=fresh,
+        )
     written = prepare(plan)
     if written is None:
         return Reconciled(facts, plan)
@@ -72,7 +80,8 @@ def reconcile(
         if reread is None or result.history is None or not result.history.stale:
             break
         facts = reread(facts)
-        plan = make_plan(facts.threads, facts.rollouts, facts.index, facts.history, policy)
+        with paused_gc():
+            plan = make_plan(facts.threads, facts.rollouts, facts.index, facts.history, policy)
         again = prepare(plan)
         if again is None:
             break

@@ -10,13 +10,14 @@ trims; only a rebuild trims, the way Codex does.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain
 
 from codex_indexd.index.lines import CompactLines
 from codex_indexd.index.model import HistoryLine, Policy, RolloutFacts
 from codex_indexd.records import record
+
+_KEY_SPAN = 1 << 64  # a signed 64-bit key plus this is the unsigned key (`unsigned_key`)
 
 # Only the interactive TUI writes history.jsonl itself, and its rollouts say `"vscode"` (it
 # runs through the app-server; originator `codex-tui`) or, in older releases, `"cli"`. The
@@ -112,24 +113,47 @@ def desired_history(
     """Return every user turn of the given threads, exact duplicates dropped, sorted by
     `(ts, session_id, text)`. Turns whose text was not kept carry their key only."""
     seen: dict[tuple[int, str, int], str | None] = {}
+    sources = policy.history_sources
     for thread_id in thread_ids:
         facts = rollouts.get(thread_id)
         if facts is None:
             continue
-        if (
-            policy.history_sources is not None
-            and (facts.source or "") not in policy.history_sources
-        ):
+        if sources is not None and (facts.source or "") not in sources:
             continue
-        for ts, key, text in facts.user_turns.keyed():
-            seen[(ts, thread_id, key)] = text
-    ordered = sorted(seen.items(), key=lambda item: (item[0][:2], item[1] or "", item[0][2]))
-    return [HistoryLine(sid, ts, text, key) for (ts, sid, key), text in ordered]
+        turns = facts.user_turns
+        data, texts = turns.data, turns.texts  # `ts, signed key, offset` per turn
+        for i in range(0, len(data), 3):
+            key = data[i + 1]
+            seen[(data[i], thread_id, key + _KEY_SPAN if key < 0 else key)] = (
+                texts[i // 3] if texts is not None else None
+            )
+    # Sorted as `(ts, session_id, text, key)`; the first three of (ts, session, key) are
+    # unique, so the text itself is never compared (it may be None).
+    ordered = [(ts, sid, text or "", key, text) for (ts, sid, key), text in seen.items()]
+    ordered.sort()
+    return [HistoryLine(sid, ts, text, key) for ts, sid, _, key, text in ordered]
 
 
 def sort_key(line: HistoryLine) -> tuple[int, str, str, int]:
     """The order lines are written in: time, session, text."""
     return (line.ts, line.session_id, line.text or "", line.key)
+
+
+def _group(found: Iterable[tuple[str, int, int]]) -> dict[tuple[str, int], int | list[int]]:
+    """Return the times of each `(session_id, key)` of `(session_id, key, ts)` triples: an int
+    for a key seen once (the usual case: no list per line), a list in order for several."""
+    groups: dict[tuple[str, int], int | list[int]] = {}
+    get = groups.get
+    for session_id, digest, ts in found:
+        key = (session_id, digest)
+        seen = get(key)
+        if seen is None:
+            groups[key] = ts
+        elif isinstance(seen, int):
+            groups[key] = [seen, ts]
+        else:
+            seen.append(ts)
+    return groups
 
 
 def missing_lines(
@@ -143,11 +167,8 @@ def missing_lines(
     `max_bytes` writes the newest missing turns first, so the turns it left out stay the
     missing ones on the next plan (never a turn it wrote).
     """
-    want: dict[tuple[str, int], list[int]] = defaultdict(list)
-    for wanted_line in desired:
-        want[(wanted_line.session_id, wanted_line.key)].append(wanted_line.ts)
+    want = _group((line.session_id, line.key, line.ts) for line in desired)
     sessions = {session_id for session_id, _ in want}  # lines of other sessions pair nothing
-    have: dict[tuple[str, int], list[int]] = defaultdict(list)
     found = (
         existing.keyed(sessions)
         if isinstance(existing, CompactLines)
@@ -157,20 +178,27 @@ def missing_lines(
             if line is not None and line.session_id in sessions
         )
     )
-    for session_id, digest, ts in found:
-        have[(session_id, digest)].append(ts)
-
-    counts: dict[tuple[str, int, int], int] = defaultdict(int)
+    have = _group(found)
+    counts: dict[tuple[str, int, int], int] = {}
     for key, wanted in want.items():
-        existing_ts = sorted(have.get(key, ()), reverse=True)
+        got = have.get(key)
+        if isinstance(wanted, int) and not isinstance(got, list):
+            # One turn and at most one line: they pair when their times are close enough.
+            if got is None or abs(got - wanted) > tolerance_s:
+                counts[(key[0], key[1], wanted)] = 1
+            continue
+        existing_ts = sorted(_as_list(got), reverse=True)
         i = 0
-        for ts in sorted(wanted, reverse=True):
+        for ts in sorted(_as_list(wanted), reverse=True):
             while i < len(existing_ts) and existing_ts[i] > ts + tolerance_s:
                 i += 1
             if i < len(existing_ts) and abs(existing_ts[i] - ts) <= tolerance_s:
                 i += 1
                 continue
-            counts[(key[0], key[1], ts)] += 1
+            key3 = (key[0], key[1], ts)
+            counts[key3] = counts.get(key3, 0) + 1
+    if not counts:
+        return []
     out: list[HistoryLine] = []
     for line in desired:
         key3 = (line.session_id, line.key, line.ts)
@@ -178,6 +206,12 @@ def missing_lines(
             counts[key3] -= 1
             out.append(line)
     return out
+
+
+def _as_list(times: int | list[int] | None) -> list[int]:
+    if times is None:
+        return []
+    return [times] if isinstance(times, int) else times
 
 
 def trim_to_max_bytes(lines: list[bytes], max_bytes: int | None) -> list[bytes]:

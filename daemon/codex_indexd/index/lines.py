@@ -6,12 +6,19 @@ The readers (`codex.indexfiles`) fill these from files; the planner and the writ
 
 from __future__ import annotations
 
-import json
-import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
+from codex_indexd.index.line_fields import (
+    canonical_uuid,
+    history_fields,
+    history_lines,
+    index_line_of,
+    json_lines,
+    parse_history_line,
+    parse_index_line,
+)
 from codex_indexd.index.model import (
     BuiltOnRead,
     HistoryLine,
@@ -21,6 +28,19 @@ from codex_indexd.index.model import (
     unsigned_key,
 )
 from codex_indexd.records import field, record
+
+__all__ = [  # the line readers are `index.line_fields`'s, also offered here
+    "CompactLines",
+    "HistoryFile",
+    "IndexFile",
+    "canonical_uuid",
+    "parse_history_bytes",
+    "parse_history_line",
+    "parse_index_bytes",
+    "parse_index_line",
+    "split_lines",
+    "still_prefix",
+]
 
 # Lines appended after `HistoryFile.lines_for` indexed the file that it looks through one by
 # one; beyond that many it indexes the file again.
@@ -44,7 +64,9 @@ class IndexFile:
 
     def add(self, raw: bytes) -> None:
         """Append one raw line (without its newline) and index it."""
-        parsed = parse_index_line(raw)
+        self._add(raw, parse_index_line(raw))
+
+    def _add(self, raw: bytes, parsed: IndexLine | None) -> None:
         self.parsed.append(parsed)
         self.last_raw = raw
         if parsed is None:
@@ -58,6 +80,13 @@ class IndexFile:
     def extend(self, lines: list[bytes]) -> None:
         for raw in lines:
             self.add(raw)
+
+    def extend_data(self, data: bytes) -> None:
+        """Append the lines of `data` (lines joined by newlines, without the last newline):
+        `extend(data.split(b"\\n"))`, parsed a chunk at a time."""
+        raws, objects = json_lines(data)
+        for raw, obj in zip(raws, objects, strict=True):
+            self._add(raw, index_line_of(obj))
 
     def earlier_names(self, thread_id: str) -> list[str]:
         """Return the names this id had before its latest line."""
@@ -148,14 +177,21 @@ class HistoryFile:
 
     def extend(self, lines: list[bytes]) -> None:
         """Append raw lines (without newlines), parsing them and keeping the indexes current."""
+        self._extend(lines, [history_fields(raw) for raw in lines])
+
+    def extend_data(self, data: bytes) -> None:
+        """Append the lines of `data` (lines joined by newlines, without the last newline):
+        `extend(data.split(b"\\n"))`, parsed a chunk at a time."""
+        self._extend(*history_lines(data))
+
+    def _extend(self, lines: list[bytes], parsed: list[tuple[str, int, str] | None]) -> None:
         if lines:
             self.last_raw = lines[-1]
             if self.first_raw is None:
                 self.first_raw = lines[0]
         compact = self.compact
         max_ts = self.max_ts
-        for raw in lines:
-            fields = _history_fields(raw)
+        for raw, fields in zip(lines, parsed, strict=True):
             if fields is None:
                 if compact:
                     self._sids.append(None)
@@ -206,80 +242,6 @@ class HistoryFile:
         return out
 
 
-_DECODER = json.JSONDecoder()
-
-
-def _json_object(raw: bytes) -> dict[str, object] | None:
-    try:
-        if raw[:1] == b"{" and raw[1:2] != b"\x00":
-            # What `json.loads` does with bytes it finds to be UTF-8 (by their first two bytes),
-            # without the detection and the wrappers.
-            obj = _DECODER.decode(raw.decode("utf-8", "surrogatepass"))
-        else:
-            obj = json.loads(raw)
-    except ValueError:
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
-def canonical_uuid(text: str) -> str:
-    """Return `str(uuid.UUID(text))`: the lower-case 8-4-4-4-12 form of a UUID string (braces,
-    `urn:`/`uuid:` and hyphens anywhere accepted, as `uuid.UUID` accepts them). Raises
-    ValueError for anything `uuid.UUID` refuses. The same steps as `uuid.UUID`; importing
-    `uuid` would cost about 1.7 ms (it imports `platform`)."""
-    digits = text.replace("urn:", "").replace("uuid:", "").strip("{}").replace("-", "")
-    if len(digits) != 32:
-        raise ValueError("badly formed hexadecimal UUID string")
-    value = int(digits, 16)
-    if not 0 <= value < 1 << 128:
-        raise ValueError("int is out of range (need a 128-bit value)")
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def parse_index_line(raw: bytes) -> IndexLine | None:
-    """Return the line's fields when Codex would accept it (all three present, id a UUID)."""
-    obj = _json_object(raw)
-    if obj is None:
-        return None
-    thread_id, name, updated = obj.get("id"), obj.get("thread_name"), obj.get("updated_at")
-    if not (isinstance(thread_id, str) and isinstance(name, str) and isinstance(updated, str)):
-        return None
-    try:
-        canonical = canonical_uuid(thread_id)
-    except ValueError:
-        return None
-    # Interned: a name is usually the thread's title, which the DB and rollout facts hold.
-    return IndexLine(sys.intern(canonical), sys.intern(name), updated)
-
-
-def _history_fields(raw: bytes) -> tuple[str, int, str] | None:
-    """Return a history line's session (interned), `ts` and text, or None when it does not
-    parse; `conversation_id` is accepted for `session_id`."""
-    obj = _json_object(raw)
-    if obj is None:
-        return None
-    session_id = obj.get("session_id", obj.get("conversation_id"))
-    ts, text = obj.get("ts"), obj.get("text")
-    if not isinstance(session_id, str) or not isinstance(text, str):
-        return None
-    if not isinstance(ts, int) or isinstance(ts, bool):
-        return None
-    return sys.intern(session_id), ts, text
-
-
-def parse_history_line(raw: bytes, *, keep_text: bool = True) -> HistoryLine | None:
-    """Return the fields of a history line (the text only as its key unless `keep_text`);
-    `conversation_id` is accepted for `session_id`."""
-    fields = _history_fields(raw)
-    if fields is None:
-        return None
-    session_id, ts, text = fields
-    if keep_text:
-        return HistoryLine(session_id, ts, text)
-    return HistoryLine(session_id, ts, None, text_key(text))
-
-
 def split_lines(data: bytes) -> tuple[list[bytes], bool]:
     """Return the exact lines of `data` without their newlines, and whether it ends in one.
 
@@ -316,16 +278,17 @@ def still_prefix(
 
 def parse_index_bytes(data: bytes) -> IndexFile:
     """Parse the bytes of a `session_index.jsonl`; the last line per id wins."""
-    raw, ends = split_lines(data)
+    ends = not data or data.endswith(b"\n")
     result = IndexFile(ends_with_newline=ends, size=len(data))
-    for line in raw:
-        result.add(line)
+    if data:  # the lines `split_lines` gives
+        result.extend_data(data[:-1] if ends else data)
     return result
 
 
 def parse_history_bytes(data: bytes) -> HistoryFile:
     """Parse the bytes of a `history.jsonl`."""
-    raw, ends = split_lines(data)
+    ends = not data or data.endswith(b"\n")
     result = HistoryFile(ends_with_newline=ends, size=len(data))
-    result.extend(raw)
+    if data:  # the lines `split_lines` gives
+        result.extend_data(data[:-1] if ends else data)
     return result

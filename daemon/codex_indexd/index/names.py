@@ -19,6 +19,17 @@ def first_line(text: str | None) -> str:
     return text.strip()
 
 
+def _index_rename(index_line: IndexLine | None) -> str | None:
+    """Return the name of the index's latest line when it is one a user chose (not blank, not
+    the thread's id: see `latest_rename`)."""
+    if index_line is None:
+        return None
+    stripped = index_line.thread_name.strip()
+    if not stripped or stripped == index_line.thread_id:
+        return None
+    return index_line.thread_name
+
+
 def latest_rename(index_line: IndexLine | None, rollout: RolloutFacts | None) -> Rename | None:
     """Return the newest user rename from the index's latest line and the rollout's events."""
     # A line naming the thread by its own id is a fallback someone wrote before the thread had
@@ -88,17 +99,30 @@ def desired_name(
     index or rollout rename; the title; the first line of the first user message; the id.
     A rename made after the DB value (see `rename_supersedes_db`) is never overridden by it.
     """
-    rename = latest_rename(index_line, rollout)
-    if thread is not None:
-        from_db = db_name(thread)
-        if from_db is not None:
-            if rename is not None and rename_supersedes_db(
-                rename, from_db, earlier_index_names, rollout
-            ):
-                return rename.name
-            return from_db
-    if rename is not None:
-        return rename.name
+    if rollout is None or not rollout.renames:
+        # The index's latest line is the only rename there can be (the common case, taken
+        # without a Rename): undated, it supersedes the DB name only by `earlier` names.
+        renamed = _index_rename(index_line)
+        if thread is not None:
+            from_db = db_name(thread)
+            if from_db is not None:
+                if renamed is not None and renamed != from_db and from_db in earlier_index_names:
+                    return renamed
+                return from_db
+        if renamed is not None:
+            return renamed
+    else:
+        rename = latest_rename(index_line, rollout)
+        if thread is not None:
+            from_db = db_name(thread)
+            if from_db is not None:
+                if rename is not None and rename_supersedes_db(
+                    rename, from_db, earlier_index_names, rollout
+                ):
+                    return rename.name
+                return from_db
+        if rename is not None:
+            return rename.name
     if thread is not None and thread.title:
         return thread.title
     if thread is not None and thread.first_user_message:

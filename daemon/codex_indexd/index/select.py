@@ -6,7 +6,14 @@ from datetime import UTC, datetime
 
 from codex_indexd.index.model import IndexEntry, IndexLine, Policy, RolloutFacts, ThreadRow
 from codex_indexd.index.names import desired_name
-from codex_indexd.index.timefmt import iso_from_datetime, iso_from_ms, parse_rfc3339
+from codex_indexd.index.timefmt import (
+    EPOCH,
+    ONE_US,
+    epoch_us_from_ms,
+    iso_from_datetime,
+    iso_from_ms,
+    parse_rfc3339,
+)
 from codex_indexd.records import record
 
 
@@ -55,6 +62,25 @@ def updated_at(
     return None
 
 
+def updated_at_us(thread: ThreadRow | None, rollout: RolloutFacts | None) -> tuple[int, str] | None:
+    """Return `updated_at` with the time as exact epoch microseconds instead of a datetime
+    (the same choice; a planning hot path: no datetime for the DB's time)."""
+    best_us: int | None = None
+    if rollout is not None and (raw := rollout.last_timestamp):
+        parsed = parse_rfc3339(raw)
+        if parsed is not None:
+            best_us = (parsed - EPOCH) // ONE_US
+    if thread is not None and (ms := thread.updated_at_ms) is not None:
+        db_us = epoch_us_from_ms(ms)
+        if best_us is None or db_us > best_us:
+            return db_us, iso_from_ms(ms)
+    if best_us is not None:
+        assert rollout is not None and rollout.last_timestamp is not None
+        return best_us, rollout.last_timestamp
+    when = updated_at(thread, rollout)  # the creation time, if any
+    return None if when is None else ((when[0] - EPOCH) // ONE_US, when[1])
+
+
 def select_threads(
     threads: dict[str, ThreadRow] | None,
     rollouts: dict[str, RolloutFacts],
@@ -86,20 +112,24 @@ def select_threads(
         threads = {}
         candidates = live_rollouts
 
-    ranked: list[tuple[datetime, str, IndexEntry]] = []
+    ranked: list[tuple[int, str, IndexEntry]] = []
+    get_thread, get_rollout, get_line = threads.get, rollouts.get, index_latest.get
+    get_earlier = (earlier_names or {}).get
     for thread_id in candidates:
-        thread = threads.get(thread_id)
+        thread = get_thread(thread_id)
         if thread is not None and thread.archived:
             continue
-        rollout = rollouts.get(thread_id)
-        when = updated_at(thread, rollout)
+        rollout = get_rollout(thread_id)
+        when = updated_at_us(thread, rollout)
         if when is None:
             continue
-        earlier = (earlier_names or {}).get(thread_id, [])
-        name = desired_name(thread_id, thread, rollout, index_latest.get(thread_id), earlier)
-        entry = IndexEntry(thread_id, name, when[1], int(when[0].timestamp() * 1_000_000))
-        ranked.append((when[0], thread_id, entry))
-    ranked.sort(key=lambda item: (item[0], item[1]), reverse=True)
+        us, text = when
+        earlier = get_earlier(thread_id, ())
+        name = desired_name(thread_id, thread, rollout, get_line(thread_id), earlier)
+        # `datetime.timestamp()` of an aware datetime is its microseconds / 10**6.
+        entry = IndexEntry(thread_id, name, text, int(us / 1_000_000 * 1_000_000))
+        ranked.append((us, thread_id, entry))
+    ranked.sort(reverse=True)  # newest first, ties by id (ids are unique: entries never compared)
     if policy.max_threads > 0:
         ranked = ranked[: policy.max_threads]
     return Selection(tuple(entry for _, _, entry in ranked), skipped, used_db)

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_US = timedelta(microseconds=1)
+# Below this many epoch milliseconds (year 2039) `datetime.fromtimestamp(ms / 1000)` is exact:
+# the float quotient is within 0.12 µs of the true value, which rounds to whole milliseconds
+# (the first inexact values are past 2**42).
+EXACT_MS = 1 << 41
+_DAY_MS = 86_400_000
+_TWO_DIGITS = [f"{i:02d}" for i in range(60)]
+_MILLIS = [f".{i:03d}Z" for i in range(1000)]
+_DAY_HEADS: dict[int, str] = {}  # "YYYY-MM-DDT" by epoch day
+_DAY_HEADS_MAX = 4096
 
 
 def parse_rfc3339(value: str) -> datetime | None:
@@ -38,6 +50,14 @@ def parse_rfc3339(value: str) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
+def epoch_us_from_ms(value: int) -> int:
+    """Return the epoch microseconds of `datetime.fromtimestamp(value / 1000)` (milliseconds
+    as microseconds where that is exact). Raises like `datetime.fromtimestamp`."""
+    if 0 <= value < EXACT_MS:
+        return value * 1000
+    return (datetime.fromtimestamp(value / 1000, tz=UTC) - EPOCH) // ONE_US
+
+
 def epoch_seconds(value: str) -> int | None:
     """Return whole epoch seconds (truncated, as the seed does), or None."""
     parsed = parse_rfc3339(value)
@@ -51,7 +71,20 @@ def epoch_ms(value: str) -> int | None:
 
 
 def iso_from_ms(value: int) -> str:
-    """Return `YYYY-MM-DDTHH:MM:SS.mmmZ` for epoch milliseconds."""
+    """Return `YYYY-MM-DDTHH:MM:SS.mmmZ` for epoch milliseconds (what `datetime.isoformat`
+    writes for `datetime.fromtimestamp(value / 1000)`, milliseconds truncated)."""
+    if 0 <= value < EXACT_MS:  # exact: built from the digits (the date once per day)
+        day, rest = divmod(value, _DAY_MS)
+        head = _DAY_HEADS.get(day)
+        if head is None:
+            if len(_DAY_HEADS) >= _DAY_HEADS_MAX:
+                _DAY_HEADS.clear()
+            head = _DAY_HEADS[day] = (EPOCH + timedelta(days=day)).date().isoformat() + "T"
+        seconds, millis = divmod(rest, 1000)
+        minutes, second = divmod(seconds, 60)
+        hour, minute = divmod(minutes, 60)
+        two = _TWO_DIGITS
+        return head + two[hour] + ":" + two[minute] + ":" + two[second] + _MILLIS[millis]
     parsed = datetime.fromtimestamp(value / 1000, tz=UTC)
     return parsed.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 

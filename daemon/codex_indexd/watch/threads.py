@@ -37,6 +37,9 @@ class ThreadTable:
         self._conn: sqlite3.Connection | None = None
         self._ident: tuple[int, int] | None = None
         self._version: int | None = None
+        # `data_version` when `rows` were last read whole: while it is unchanged, no other
+        # connection committed since, so the rows are what a full read would return now.
+        self._full_version: int | None = None
         self._max_ms: int | None = None
         # What changed since the worker last looked (it clears them): ids, or everything.
         self.changed_ids: set[str] = set()
@@ -55,12 +58,14 @@ class ThreadTable:
             log.info("db.replaced", path=str(path))
         self._conn = connect_readonly(path)
         self.db_path, self._ident, self._version = path, ident, None
+        self._full_version = None
 
-    def refresh(self, *, force: bool = False) -> bool:
-        """Re-read what changed; return True when the rows changed. Errors are logged once per
-        episode and the last good rows are kept."""
+    def refresh(self, *, force: bool = False, whole: bool = False) -> bool:
+        """Re-read what changed (`force`: every row; `whole`: every row unless nothing was
+        committed since the last full read, whose rows are then current); return True when
+        the rows changed. Errors are logged once per episode and the last good rows are kept."""
         try:
-            changed = self._refresh(force)
+            changed = self._refresh(force, whole)
         except StateDbError as exc:
             if self.error is None or self.error.kind != exc.kind:
                 log.warning(f"db.{exc.kind}", path=str(exc.path), detail=exc.detail)
@@ -85,9 +90,11 @@ class ThreadTable:
         seen, self._index_seen = self._index_seen, fingerprint
         if fingerprint == seen or ours:
             return False
-        return self.refresh(force=True)
+        # Rows read whole with no commit since are what a read now returns: the start-up
+        # read, typically, just before the first plan reads the index.
+        return self.refresh(whole=True)
 
-    def _refresh(self, force: bool) -> bool:
+    def _refresh(self, force: bool, whole: bool = False) -> bool:
         path = self.home.state_db()
         if path is None:
             self.close()
@@ -96,7 +103,7 @@ class ThreadTable:
             return changed
         st = os.stat(path)
         ident = (st.st_dev, st.st_ino)
-        full = force or self.rows is None
+        full = force or whole or self.rows is None
         if self._conn is None or (path, ident) != (self.db_path, self._ident):
             self._connect(path, ident)
             full = True
@@ -107,10 +114,13 @@ class ThreadTable:
             raise StateDbError("unreadable", path, str(exc)) from exc
         if not full and version == self._version:
             return False
+        if whole and not force and self.rows is not None and version == self._full_version:
+            return False
         self._version = version
         if full or self._max_ms is None:
             query = read_threads(self._conn, path)
             self.rows, self._max_ms = query.rows, query.max_updated_ms
+            self._full_version = version
             self.all_changed = True
             return True
         since = self._max_ms - UPDATED_MARGIN_MS
@@ -126,6 +136,7 @@ class ThreadTable:
             full_query = read_threads(self._conn, path)
             changed = changed or full_query.rows != self.rows
             self.rows, self._max_ms = full_query.rows, full_query.max_updated_ms
+            self._full_version = version
             self.all_changed = True
         return changed
 

@@ -94,3 +94,36 @@ def test_character_device_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "session_index.jsonl"
     os.mknod(path, 0o600 | 0o020000, os.makedev(1, 5))  # /dev/zero's numbers
     assert read_index(path).refused == "is a character device"
+
+
+def test_a_parse_runs_with_the_collector_paused_and_restores_it() -> None:
+    import gc
+    import io
+
+    from codex_indexd.codex.indexfiles import extend_from, paused_gc
+    from codex_indexd.index.lines import HistoryFile
+
+    seen: list[bool] = []
+
+    class Watched(io.BytesIO):
+        def read(self, size: int | None = -1, /) -> bytes:
+            seen.append(gc.isenabled())
+            return super().read(size)
+
+    was = gc.isenabled()
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            seen.clear()
+            target = HistoryFile(compact=True)
+            extend_from(target, Watched(b'{"session_id":"a","ts":1,"text":"x"}\n'))
+            assert len(target) == 1 and seen and not any(seen)
+            assert gc.isenabled() is enabled
+            try:
+                with paused_gc():
+                    raise KeyError("inside")
+            except KeyError:
+                pass
+            assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()

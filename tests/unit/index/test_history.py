@@ -263,6 +263,70 @@ def test_missing_lines_are_a_sub_multiset_of_desired(
     assert accounted <= len([line for line in existing if line is not None])
 
 
+def reference_missing_lines(
+    existing: list[HistoryLine | None], desired: list[HistoryLine], tolerance_s: int
+) -> list[HistoryLine]:
+    """The pairing rule spelt out plainly: per `(session_id, key)`, both sides sorted newest
+    first, each turn paired with the newest line within the tolerance not yet taken."""
+    want: dict[tuple[str, int], list[int]] = {}
+    for line in desired:
+        want.setdefault((line.session_id, line.key), []).append(line.ts)
+    have: dict[tuple[str, int], list[int]] = {}
+    for got in existing:
+        if got is not None:
+            have.setdefault((got.session_id, got.key), []).append(got.ts)
+    counts: dict[tuple[str, int, int], int] = {}
+    for key, wanted in want.items():
+        times = sorted(have.get(key, []), reverse=True)
+        i = 0
+        for ts in sorted(wanted, reverse=True):
+            while i < len(times) and times[i] > ts + tolerance_s:
+                i += 1
+            if i < len(times) and abs(times[i] - ts) <= tolerance_s:
+                i += 1
+            else:
+                counts[(*key, ts)] = counts.get((*key, ts), 0) + 1
+    out = []
+    for line in desired:
+        if counts.get((line.session_id, line.key, line.ts), 0) > 0:
+            counts[(line.session_id, line.key, line.ts)] -= 1
+            out.append(line)
+    return out
+
+
+close_lines_st = st.lists(
+    st.builds(
+        HistoryLine,
+        st.sampled_from(SIDS),
+        st.integers(1000, 1012),
+        st.sampled_from(["x", "y"]),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    existing=st.one_of(lines_st, close_lines_st),
+    desired=st.one_of(lines_st, close_lines_st),
+    tolerance=st.integers(0, 5),
+    compact=st.booleans(),
+)
+def test_missing_lines_pairs_as_the_plain_rule_does(
+    existing: list[HistoryLine], desired: list[HistoryLine], tolerance: int, compact: bool
+) -> None:
+    """Singletons, repeated turns and repeated lines of one key, from lines or columns."""
+    expected = reference_missing_lines(list(existing), desired, tolerance)
+    if compact:
+        from codex_indexd.index.lines import HistoryFile
+
+        columns = HistoryFile(compact=True)
+        columns.extend([encode_history_line(line) for line in existing])
+        assert missing_lines(columns.parsed, desired, tolerance) == expected
+    else:
+        assert missing_lines(existing, desired, tolerance) == expected
+
+
 # -- the append under the lock -------------------------------------------------------------
 
 

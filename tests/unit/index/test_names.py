@@ -7,7 +7,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from codex_indexd.index.model import IndexLine, Rename, RolloutFacts, ThreadRow
-from codex_indexd.index.names import db_name, desired_name, first_line, latest_rename
+from codex_indexd.index.names import (
+    db_name,
+    desired_name,
+    first_line,
+    latest_rename,
+    rename_supersedes_db,
+)
 
 TID = "01a2133b-c369-7d21-8c95-fcf203b4a96c"
 
@@ -159,3 +165,49 @@ def test_the_name_is_always_one_of_the_candidates(
     assert got in candidates
     if thread is not None and thread.name and not earlier and not events:
         assert got == thread.name, "the DB name wins unless a later rename is known"
+
+
+def reference_name(
+    thread: ThreadRow | None,
+    rollout: RolloutFacts | None,
+    line: IndexLine | None,
+    earlier: list[str],
+) -> str:
+    """The precedence through `latest_rename` alone, every rename as a Rename."""
+    rename = latest_rename(line, rollout)
+    if thread is not None and (from_db := db_name(thread)) is not None:
+        if rename is not None and rename_supersedes_db(rename, from_db, earlier, rollout):
+            return rename.name
+        return from_db
+    if rename is not None:
+        return rename.name
+    if thread is not None and (thread.title or thread.first_user_message):
+        return thread.title or first_line(thread.first_user_message)
+    if rollout is not None and (rollout.title or rollout.first_user_message):
+        return rollout.title or first_line(rollout.first_user_message)
+    return TID
+
+
+@given(
+    name=names_st,
+    title=names_st,
+    index_name=st.none() | st.sampled_from(["", " ", "Alpha", "Beta", TID, f" {TID} "]),
+    events=st.lists(st.tuples(names_st, st.none() | st.integers(0, 5)), max_size=2),
+    has_rollout=st.booleans(),
+    earlier=st.lists(st.sampled_from(["Alpha", "Beta", "Gamma\nline two"]), max_size=2),
+)
+def test_the_name_without_rollout_renames_is_the_one_latest_rename_gives(
+    *,
+    name: str | None,
+    title: str | None,
+    index_name: str | None,
+    events: list[tuple[str | None, int | None]],
+    has_rollout: bool,
+    earlier: list[str],
+) -> None:
+    thread = None if title is None else row(name=name, title=title, first="Alpha")
+    renames = [Rename(n, "x", ms) for n, ms in events if n is not None]
+    rollout = facts(*renames) if has_rollout else None
+    line = None if index_name is None else idx(index_name, 3)
+    expected = reference_name(thread, rollout, line, earlier)
+    assert desired_name(TID, thread, rollout, line, earlier) == expected

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from codex_indexd.index.model import Policy, RolloutFacts, ThreadRow
-from codex_indexd.index.select import select_threads, updated_at
-from codex_indexd.index.timefmt import iso_from_ms
+from codex_indexd.index.select import select_threads, updated_at, updated_at_us
+from codex_indexd.index.timefmt import EPOCH, ONE_US, epoch_us_from_ms, iso_from_ms
 from tests.support.facts import BASE_MS, by_id, rollout, row, tid
 
 ALL = Policy(max_threads=0)
@@ -145,3 +147,55 @@ def test_a_partial_selection_is_the_full_one_restricted(
     full = select_threads(threads, rollouts, {}, ALL)
     partial = select_threads(threads, rollouts, {}, ALL, only=only)
     assert partial.entries == tuple(e for e in full.entries if e.thread_id in only)
+
+
+# The DB's times and the rollouts' raw times, around where the fast paths stop being exact.
+ms_st = st.one_of(
+    st.integers(1_600_000_000_000, 1_900_000_000_000),
+    st.integers(0, 1 << 41),
+    st.integers((1 << 41) - 1000, (1 << 43)),
+    st.integers(-62_000_000_000_000, 253_000_000_000_000),
+)
+stamp_st = st.one_of(
+    st.none(),
+    st.sampled_from(["", "soon", "2026-05-01T10:00:00Z", "2026-05-01T10:00:00.123456789Z"]),
+    ms_st.map(iso_from_ms),
+    ms_st.map(lambda ms: iso_from_ms(ms).replace(".", ".5", 1)),
+)
+
+
+def reference_updated_at_us(thread: ThreadRow | None, facts: RolloutFacts | None) -> object:
+    """`updated_at` with its datetime as exact microseconds, and the timestamp the selection
+    kept before it worked in microseconds."""
+    when = updated_at(thread, facts)
+    if when is None:
+        return None
+    return (when[0] - EPOCH) // ONE_US, when[1], int(when[0].timestamp() * 1_000_000)
+
+
+@given(
+    updated=st.one_of(st.none(), ms_st),
+    created=st.one_of(st.none(), ms_st),
+    last=stamp_st,
+    first=stamp_st,
+)
+def test_updated_at_in_microseconds_is_updated_at(
+    updated: int | None, created: int | None, last: str | None, first: str | None
+) -> None:
+    thread = row(1, updated_ms=updated, created_ms=created)
+    facts = RolloutFacts(tid(1), "/x", created_at=first, last_timestamp=last)
+    for pair in ((thread, facts), (None, facts), (thread, None)):
+        expected = reference_updated_at_us(*pair)
+        got = updated_at_us(*pair)
+        if expected is None:
+            assert got is None
+            continue
+        assert got is not None
+        assert (got[0], got[1], int(got[0] / 1_000_000 * 1_000_000)) == expected
+
+
+@given(ms=ms_st)
+def test_iso_from_ms_is_what_isoformat_writes(ms: int) -> None:
+    when = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    assert iso_from_ms(ms) == when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert epoch_us_from_ms(ms) == (when - EPOCH) // ONE_US
