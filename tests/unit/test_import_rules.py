@@ -13,7 +13,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "daemon" / "codex_indexd"
 # Modules that stand in for the standard library: any module may import them, they import
 # nothing of ours.
-FOUNDATION = "codex_indexd.records"
+FOUNDATION = ("codex_indexd.records", "codex_indexd.collector")
 DRIVERS = ("codex_indexd.cli", "codex_indexd.commands", "codex_indexd.daemon")
 LOWER_THAN_ENGINE = (*DRIVERS, "codex_indexd.engine", "codex_indexd.heal")
 
@@ -56,8 +56,9 @@ def test_the_model_imports_only_the_model() -> None:
         assert not outside, f"{path.name} imports {sorted(outside)}"
 
 
-def test_the_foundation_imports_nothing_of_ours() -> None:
-    assert not our_imports(PACKAGE / "records.py")
+@pytest.mark.parametrize("module", FOUNDATION)
+def test_the_foundation_imports_nothing_of_ours(module: str) -> None:
+    assert not our_imports(PACKAGE / f"{module.rsplit('.', 1)[1]}.py")
 
 
 @pytest.mark.parametrize("folder", sorted(FORBIDDEN))

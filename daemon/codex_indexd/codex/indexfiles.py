@@ -5,15 +5,13 @@ can keep the lines it does not understand)."""
 from __future__ import annotations
 
 import errno
-import gc
 import os
 import stat
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from codex_indexd.collector import paused_gc
 from codex_indexd.index.lines import HistoryFile, IndexFile
 from codex_indexd.log import get_logger
 
@@ -25,21 +23,6 @@ READ_CHUNK = 1 << 20
 
 class Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector over the block (then restore its state): a parse or
-    a plan keeps nearly every object it makes, or drops them by reference count, and each
-    pass over the home's objects meanwhile finds nothing to free (a fifth of a cold plan at
-    50,000 threads)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def extend_from(target: IndexFile | HistoryFile, handle: Readable) -> int:

@@ -6,7 +6,6 @@ Default is a non-destructive merge; `--rebuild` replaces the files like the seed
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import sys
 import time
@@ -16,6 +15,7 @@ from typing import Any
 from codex_indexd import records
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.indexfiles import read_history
+from codex_indexd.collector import paused_gc
 from codex_indexd.commands.progress import progress_bar
 from codex_indexd.commands.repair_summary import build_report, summary_lines
 from codex_indexd.engine import HomeFacts, gather, recover
@@ -133,17 +133,13 @@ def main(args: argparse.Namespace) -> int:
     # A repair makes a few objects per rollout and per thread and keeps nearly all of them
     # to its end: the cyclic collector would only walk them again and again (about 0.2 s of
     # CPU on 10,000 rollouts). Reference counting still frees everything that is dropped.
-    collecting = gc.isenabled()
-    gc.disable()
     try:
-        return _repair(args, home)
+        with paused_gc():
+            return _repair(args, home)
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
         log.error("repair.failed", error=f"{type(exc).__name__}{where}")
         return _failed(args, home.root, f"{exc.strerror or exc}{where}")
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _repair(args: argparse.Namespace, home: CodexHome) -> int:

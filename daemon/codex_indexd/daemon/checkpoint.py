@@ -13,18 +13,17 @@ the daemon falls back to a full scan.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import marshal
 import sys
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from codex_indexd.codex.rollout import RolloutScan
+from codex_indexd.collector import paused_gc
 from codex_indexd.daemon.checkpoint_chunks import SAME, check_ints, checked_chunk, encode_chunk
 from codex_indexd.engine.live import FileState, RolloutTracker, device
 from codex_indexd.index.model import NO_RENAMES, Policy, RolloutFacts, ThreadRow, Turns
@@ -287,22 +286,6 @@ def _lines(tracker: RolloutTracker, verified: Verified | None) -> Iterator[bytes
 def save(tracker: RolloutTracker, path: Path, verified: Verified | None = None) -> None:
     """Write the tracker's state (and `verified`) atomically, 0600, in bounded chunks."""
     write_atomic(path, _lines(tracker, verified))
-
-
-@contextmanager
-def paused_gc(*, freeze: bool = False) -> Iterator[None]:
-    """Pause the cyclic garbage collector over the block, and with `freeze` then move what it
-    tracks out of its later passes (`gc.freeze`). For a start or a load, which keep nearly
-    every object they make: one pass over 50,000 rollouts' objects takes a quarter second."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if freeze:
-            gc.freeze()
-        if enabled:
-            gc.enable()
 
 
 def load(tracker: RolloutTracker, path: Path) -> tuple[bool, Verified | None]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.indexfiles import file_fingerprint
+from codex_indexd.collector import paused_gc
 from codex_indexd.daemon import checkpoint
 from codex_indexd.daemon.checkpoint import RowDigests, Verified, policy_key
 from codex_indexd.daemon.failures import HomeFailures
@@ -86,7 +87,7 @@ class HomeWorker:
     def start(self) -> None:
         """Recover from a crash, load the checkpoint, then stat every rollout. The garbage
         collector is paused meanwhile and what it tracks then frozen (`paused_gc`)."""
-        with checkpoint.paused_gc(freeze=True):
+        with paused_gc(freeze=True):
             self._journals.recover(only_if_left=False)
             path = OurFiles.for_home(self.home.root).checkpoint
             loaded, verified = checkpoint.load(self.tracker, path)

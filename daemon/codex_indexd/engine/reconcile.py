@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from codex_indexd.codex.indexfiles import paused_gc
+from codex_indexd.collector import paused_gc
 from codex_indexd.engine.apply import ApplyResult, apply_plan
 from codex_indexd.engine.gather import HomeFacts
 from codex_indexd.index.model import Policy

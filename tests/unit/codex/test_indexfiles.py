@@ -100,7 +100,8 @@ def test_a_parse_runs_with_the_collector_paused_and_restores_it() -> None:
     import gc
     import io
 
-    from codex_indexd.codex.indexfiles import extend_from, paused_gc
+    from codex_indexd.codex.indexfiles import extend_from
+    from codex_indexd.collector import paused_gc
     from codex_indexd.index.lines import HistoryFile
 
     seen: list[bool] = []
