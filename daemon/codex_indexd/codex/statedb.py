@@ -19,6 +19,8 @@ from codex_indexd.records import record
 
 log = get_logger("codex_indexd.statedb")
 BUSY_TIMEOUT_S = 2.0
+# How sqlite3 begins the message of a text value that is not UTF-8 (it goes on to quote it).
+UNDECODABLE = "Could not decode to UTF-8"
 _WANTED = (
     "id",
     "rollout_path",
@@ -62,13 +64,14 @@ def connect_readonly(
         )
         conn.execute("PRAGMA query_only=1")
     except sqlite3.Error as exc:
-        raise _classify(exc, path) from exc
+        raise classify_error(exc, path) from exc
     return conn
 
 
-def _classify(exc: sqlite3.Error, path: Path) -> StateDbError:
+def classify_error(exc: sqlite3.Error, path: Path) -> StateDbError:
+    """Return the StateDbError for what reading `path` raised; its detail never quotes a value."""
     text = str(exc)
-    if text.startswith(_UNDECODABLE):  # the message goes on to quote the value: a prompt
+    if text.startswith(UNDECODABLE):  # the rest would quote the value: a prompt
         text = "a text value is not valid UTF-8"
     lowered = text.lower()
     if "locked" in lowered or "busy" in lowered:
@@ -230,23 +233,22 @@ def read_threads(
             try:
                 rows, max_ms = _threads(conn.execute(sql, params))
             except sqlite3.OperationalError as exc:
-                if not str(exc).startswith(_UNDECODABLE):
+                if not str(exc).startswith(UNDECODABLE):
                     raise
-                rows, max_ms = _threads(_decodable_rows(conn, sql, params, path))
+                rows, max_ms = _threads(decodable_rows(conn, sql, params, path))
         finally:
             if conn.in_transaction:
                 conn.execute("COMMIT")
     except sqlite3.Error as exc:
-        raise _classify(exc, path) from exc
+        raise classify_error(exc, path) from exc
     return ThreadQuery(rows, max_ms)
 
 
-_UNDECODABLE = "Could not decode to UTF-8"
 _reported_undecodable: set[tuple[str, int]] = set()  # (DB path, rows): logged once per process
 
 
 class _Undecodable:
-    """What a text value that is not valid UTF-8 reads as in `_decodable_rows`."""
+    """What a text value that is not valid UTF-8 reads as in `decodable_rows`."""
 
 
 _UNDECODABLE_VALUE = _Undecodable()
@@ -259,8 +261,8 @@ def _lenient_text(raw: bytes) -> str | _Undecodable:
         return _UNDECODABLE_VALUE
 
 
-def _decodable_rows(
-    conn: sqlite3.Connection, sql: str, params: tuple[int, ...], path: Path
+def decodable_rows(
+    conn: sqlite3.Connection, sql: str, params: Sequence[object], path: Path
 ) -> list[tuple[Any, ...]]:
     """Return the rows of `sql` whose text values are all valid UTF-8 (read again with a
     decoder per value, which only a DB holding such a value pays for); the others are left

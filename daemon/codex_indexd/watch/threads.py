@@ -11,9 +11,12 @@ from pathlib import Path
 
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.statedb import (
+    UNDECODABLE,
     StateDbError,
+    classify_error,
     connect_readonly,
     data_version,
+    decodable_rows,
     read_threads,
     row_to_thread,
     thread_columns,
@@ -158,12 +161,19 @@ class ThreadTable:
                 chunk = wanted[start : start + 500]
                 marks = ", ".join("?" * len(chunk))
                 sql = f"SELECT {', '.join(columns)} FROM threads WHERE id IN ({marks})"
-                for raw in self._conn.execute(sql, chunk):
+                try:
+                    raws = self._conn.execute(sql, chunk).fetchall()
+                except sqlite3.OperationalError as exc:
+                    if not str(exc).startswith(UNDECODABLE):
+                        raise
+                    raws = decodable_rows(self._conn, sql, chunk, self.db_path)
+                for raw in raws:
                     row = row_to_thread(raw, columns)
                     if row is not None and self.rows.get(row.thread_id) != row:
                         self.rows[row.thread_id] = row
                         self.changed_ids.add(row.thread_id)
                         changed = True
         except sqlite3.Error as exc:
-            log.warning("db.unreadable", path=str(self.db_path), detail=str(exc))
+            error = classify_error(exc, self.db_path)
+            log.warning(f"db.{error.kind}", path=str(self.db_path), detail=error.detail)
         return changed

@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 
 from codex_indexd.codex.statedb import (
     _WANTED,
-    _classify,
+    classify_error,
     read_threads,
     row_to_thread,
     thread_columns,
@@ -124,4 +124,4 @@ def test_a_decoding_error_never_quotes_the_value(tmp_path: Path) -> None:
     error = sqlite3.OperationalError(
         f"Could not decode to UTF-8 column 'title' with text '{SECRET}'"
     )
-    assert SECRET not in str(_classify(error, tmp_path / "state_5.sqlite"))
+    assert SECRET not in str(classify_error(error, tmp_path / "state_5.sqlite"))

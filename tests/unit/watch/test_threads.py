@@ -6,6 +6,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.watch.threads import ThreadTable
 from tests.support.homes import build_home, new_thread
@@ -37,7 +39,7 @@ def rename(db: Path, thread_id: str, name: str) -> None:
     conn = sqlite3.connect(db)
     try:
         conn.execute(
-            "UPDATE threads SET name = ?, updated_at_ms = updated_at_ms + 1 WHERE id = ?",
+            "UPDATE threads SET name = ?, updated_at_ms = (SELECT max(updated_at_ms) FROM threads) + 1000 WHERE id = ?",
             (name, thread_id),
         )
         conn.commit()
@@ -86,3 +88,31 @@ def test_a_forced_refresh_always_reads_every_row(tmp_path: Path) -> None:
     selects = count_selects(table)
     assert table.refresh(force=True) is True
     assert len(selects) == 1
+
+
+def test_a_row_that_is_not_utf8_is_left_out_of_every_read(tmp_path: Path) -> None:
+    """A damaged row (text that does not decode) is read as absent by a full, an incremental
+    and a by-id read; the others are read; no log line quotes its text."""
+    table, db, ids = a_table(tmp_path)
+    secret = "a private name"
+    bad = (secret + "\udcff").encode("utf-8", "surrogateescape")
+    conn = sqlite3.connect(db)
+    later = "(SELECT max(updated_at_ms) FROM threads) + 1000"  # as a rename moves it
+    conn.execute(
+        f"UPDATE threads SET name = CAST(? AS TEXT), updated_at_ms = {later} WHERE id = ?",
+        (bad, ids[0]),
+    )
+    conn.execute(
+        f"UPDATE threads SET name = 'fine', updated_at_ms = {later} WHERE id = ?", (ids[1],)
+    )
+    conn.commit()
+    conn.close()
+    with capture_logs() as logs:
+        table.refresh()  # incremental: the rows updated since
+        assert table.rows is not None and table.rows[ids[1]].name == "fine"
+        table.refresh_ids(ids)
+        assert table.refresh(force=True)
+    assert table.error is None
+    assert table.rows is not None and set(table.rows) == set(ids[1:])
+    assert any(e["event"] == "statedb.rows_undecodable" for e in logs)
+    assert secret not in repr(logs)
