@@ -39,6 +39,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,12 @@ def read_bytes(path: Path) -> bytes:
         return b""
 
 
+def log_time(record: dict[str, Any]) -> float:
+    """Return a log record's time (structlog's ISO UTC timestamp) as seconds since the epoch."""
+    stamp = str(record.get("timestamp", "")).replace("Z", "+00:00")
+    return datetime.fromisoformat(stamp).timestamp() if stamp else 0.0
+
+
 def parse(raw: bytes, keys: tuple[str, ...]) -> dict[str, Any] | None:
     try:
         obj = json.loads(raw)
@@ -188,6 +195,8 @@ class Walk:
         self.max_refusal = 0.0
         self.user_touched_history = False  # since the last quiet check
         self.history_user_edits = 0  # in the whole walk
+        self.index_user_removals = 0  # rm or truncate of session_index.jsonl, in the whole walk
+        self.daemon_started_at = 0.0  # wall clock, for which valve pauses are still in force
         self.started = time.monotonic()
 
     # -- bookkeeping --------------------------------------------------------------------------
@@ -229,6 +238,7 @@ class Walk:
         env = {"CODEX_INDEXD_DEBOUNCE_MS": str(DEBOUNCE_MS)}
         if crash_at is not None:
             env |= {"CODEX_INDEXD_CRASH_AT": str(crash_at), "CODEX_INDEXD_CRASH_CHUNK": "64"}
+        self.daemon_started_at = time.time()
         daemon = self.new_daemon(self.home, env)
         self.daemon = daemon
         self.restarts += 1
@@ -533,17 +543,22 @@ class Walk:
         oldest = min(
             (o["ts"] for o in codex_objs if o is not None and isinstance(o["ts"], int)), default=0
         )
-        # The daemon's safety valve pauses history writes when the same lines must be written
+        # The daemon's safety valve pauses writes to a file when the same lines must be written
         # again and again (another writer keeps removing them). Only a user who keeps deleting
-        # or truncating history may trip it; Codex's appends and trims never may.
-        paused = [
-            r
-            for r in log_records(self.log_dir, "rewrite_loop_suspected")
-            if r.get("file") == "history.jsonl"
-        ]
+        # or truncating the file may trip it; Codex's appends and trims never may.
+        paused = self.valve_pauses("history.jsonl")
         if paused and self.history_user_edits <= 3:
             self.violate(
                 "flap_guard_tripped", f"{len(paused)} pauses, {self.history_user_edits} user edits"
+            )
+        # A line is written once, then again after each removal: more than FlapGuard's limit of
+        # 3 writes takes at least 3 removals.
+        index_paused = self.valve_pauses("session_index.jsonl")
+        if index_paused and self.index_user_removals < 3:
+            self.violate(
+                "flap_guard_tripped",
+                f"session_index.jsonl: {len(index_paused)} pauses, "
+                f"{self.index_user_removals} user removals",
             )
         first_kept = next((o["ts"] for o in objs if o is not None and isinstance(o["ts"], int)), 0)
         for thread in self.live():
@@ -574,11 +589,21 @@ class Walk:
             if obj is not None:
                 last[obj["id"]] = obj["thread_name"]
         for thread in self.live():
-            if thread.names and thread.tid not in last:
+            if thread.names and thread.tid not in last and not index_paused:
                 self.violate("index_name_missing", f"{thread.tid} (want {thread.names[-1]!r})")
         self.check_index(index, quiet=True)
-        self.oracle(history, index, history_paused=bool(paused))
+        self.oracle(history, index, history_paused=bool(paused), index_paused=bool(index_paused))
         self.user_touched_history = False
+
+    def valve_pauses(self, name: str) -> list[dict[str, Any]]:
+        """Return the safety valve's pauses of writes to `name` still in force: logged by the
+        daemon running now (a restart starts with no pause), less than its 600 s ago."""
+        since = max(self.daemon_started_at, time.time() - 600)
+        return [
+            r
+            for r in log_records(self.log_dir, "rewrite_loop_suspected")
+            if r.get("file") == name and log_time(r) >= since
+        ]
 
     def copy_home(self, name: str) -> Path:
         target = self.base / name
@@ -634,10 +659,17 @@ class Walk:
             self.violate("repair_failed", f"exit {done.returncode}: {done.stderr[-1500:]}")
         return done.returncode
 
-    def oracle(self, history: bytes, index: bytes, *, history_paused: bool = False) -> None:
+    def oracle(
+        self,
+        history: bytes,
+        index: bytes,
+        *,
+        history_paused: bool = False,
+        index_paused: bool = False,
+    ) -> None:
         """`repair` of a copy changes nothing; `repair` of a copy holding only Codex's lines
-        writes the lines the daemon wrote. History is not compared while the daemon's safety
-        valve pauses its history writes, nor under `max_bytes`: there history is a window whose
+        writes the lines the daemon wrote. A file is not compared while the daemon's safety
+        valve pauses writes to it, nor history under `max_bytes`: there history is a window whose
         content depends on the order things happened (a turn added while it fit stays after
         Codex trims older lines), so the quiet state is checked as a fixed point instead (a
         repair changes nothing; every missing turn is older than the window or does not fit)."""
@@ -647,9 +679,10 @@ class Walk:
         os.chmod(same / "history.jsonl", 0o600)
         (same / "session_index.jsonl").write_bytes(index)
         self.run_repair(same, fresh=True)
+        paused = {"history.jsonl": history_paused, "session_index.jsonl": index_paused}
         for name, data in (("history.jsonl", history), ("session_index.jsonl", index)):
             after = read_bytes(same / name)
-            if history_paused and name == "history.jsonl":
+            if paused[name]:
                 continue
             if after != data:
                 added = Counter(after.splitlines()) - Counter(data.splitlines())
@@ -680,7 +713,7 @@ class Walk:
         for name, data in (("history.jsonl", history), ("session_index.jsonl", index)):
             # Turns of live threads, by (session, text): lines added for a thread that was
             # archived since stay (history lines are never removed), doubles are their own kind.
-            if name == "history.jsonl" and (history_paused or self.config.max_bytes):
+            if paused[name] or (name == "history.jsonl" and self.config.max_bytes):
                 continue
             live = {(t.tid, text) for t in self.live() for text, _ in t.turns if t.tid not in held}
             mine = Counter(set(turn_keys(data)) & live)
@@ -894,6 +927,8 @@ class Walk:
         path = self.home / "session_index.jsonl"
         data = read_bytes(path)
         new = change(data)
+        if new is None or len(new) < len(data):
+            self.index_user_removals += 1
         if new is None:
             path.unlink(missing_ok=True)
         else:
