@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain
+from typing import Any
 
 from codex_indexd.index.lines import CompactLines
 from codex_indexd.index.model import HistoryLine, Policy, RolloutFacts
@@ -112,7 +113,10 @@ def desired_history(
 ) -> list[HistoryLine]:
     """Return every user turn of the given threads, exact duplicates dropped, sorted by
     `(ts, session_id, text)`. Turns whose text was not kept carry their key only."""
-    seen: dict[tuple[int, str, int], str | None] = {}
+    # One sortable tuple per turn, `(ts, session_id, text, key, text or None)`, turned into
+    # its line in place: the tuples and the lines are never all held at once.
+    rows: list[Any] = []
+    add = rows.append
     sources = policy.history_sources
     for thread_id in thread_ids:
         facts = rollouts.get(thread_id)
@@ -124,14 +128,21 @@ def desired_history(
         data, texts = turns.data, turns.texts  # `ts, signed key, offset` per turn
         for i in range(0, len(data), 3):
             key = data[i + 1]
-            seen[(data[i], thread_id, key + _KEY_SPAN if key < 0 else key)] = (
-                texts[i // 3] if texts is not None else None
-            )
-    # Sorted as `(ts, session_id, text, key)`; the first three of (ts, session, key) are
-    # unique, so the text itself is never compared (it may be None).
-    ordered = [(ts, sid, text or "", key, text) for (ts, sid, key), text in seen.items()]
-    ordered.sort()
-    return [HistoryLine(sid, ts, text, key) for ts, sid, _, key, text in ordered]
+            text = texts[i // 3] if texts is not None else None
+            add((data[i], thread_id, text or "", key + _KEY_SPAN if key < 0 else key, text))
+    rows.sort()
+    # `(ts, session_id, key)` identifies a turn (the key is the text's), so an exact duplicate
+    # sorts next to its twin.
+    kept = 0
+    previous: tuple[int, str, int] | None = None
+    for ts, sid, _, key, text in rows:
+        if (ts, sid, key) == previous:
+            continue
+        previous = (ts, sid, key)
+        rows[kept] = HistoryLine(sid, ts, text, key)
+        kept += 1
+    del rows[kept:]
+    return rows
 
 
 def sort_key(line: HistoryLine) -> tuple[int, str, str, int]:
@@ -167,8 +178,7 @@ def missing_lines(
     `max_bytes` writes the newest missing turns first, so the turns it left out stay the
     missing ones on the next plan (never a turn it wrote).
     """
-    want = _group((line.session_id, line.key, line.ts) for line in desired)
-    sessions = {session_id for session_id, _ in want}  # lines of other sessions pair nothing
+    sessions = {line.session_id for line in desired}  # lines of other sessions pair nothing
     found = (
         existing.keyed(sessions)
         if isinstance(existing, CompactLines)
@@ -179,6 +189,9 @@ def missing_lines(
         )
     )
     have = _group(found)
+    if not have:
+        return list(desired)  # nothing pairs: every desired line is missing
+    want = _group((line.session_id, line.key, line.ts) for line in desired)
     counts: dict[tuple[str, int, int], int] = {}
     for key, wanted in want.items():
         got = have.get(key)

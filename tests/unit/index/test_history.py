@@ -17,7 +17,14 @@ from codex_indexd.index.history import (
     trim_to_max_bytes,
 )
 from codex_indexd.index.lines import parse_history_bytes
-from codex_indexd.index.model import HistoryLine, Policy, RolloutFacts, Turns, UserTurn
+from codex_indexd.index.model import (
+    HistoryLine,
+    Policy,
+    RolloutFacts,
+    Turns,
+    UserTurn,
+    text_key,
+)
 from codex_indexd.index.plan import history_append
 
 SIDS = ["a", "b", "c"]
@@ -223,6 +230,53 @@ def test_desired_history_is_sorted_and_drops_exact_duplicates() -> None:
         (10, "b", "one"),
         (20, "b", "two"),
     ]
+
+
+turns_st = st.lists(
+    st.tuples(st.integers(0, 6), st.sampled_from(["x", "y", "", "é", "a\nb"])), max_size=8
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    threads=st.dictionaries(st.sampled_from(SIDS), turns_st, max_size=3),
+    order=st.permutations([*SIDS, "gone"]),
+    keys_only=st.booleans(),
+    sources=st.sampled_from([None, frozenset({"cli"}), frozenset({""})]),
+)
+def test_desired_history_is_every_distinct_turn_in_order(
+    threads: dict[str, list[tuple[int, str]]],
+    order: list[str],
+    keys_only: bool,
+    sources: frozenset[str] | None,
+) -> None:
+    """From scratch: the set of `(ts, session, key)` of the chosen threads' turns, sorted by
+    `(ts, session, text, key)` (the text counting as empty where the reader kept keys only,
+    and dropped)."""
+    rollouts = {}
+    for tid, turns in threads.items():
+        built = [UserTurn(ts, None if keys_only else text, text_key(text)) for ts, text in turns]
+        source = "cli" if tid != "c" else None
+        rollouts[tid] = RolloutFacts(tid, "/x", source=source, user_turns=Turns(built))
+    policy = Policy(history_sources=sources)
+    chosen = [
+        tid
+        for tid in order
+        if tid in threads and (sources is None or ("cli" if tid != "c" else "") in sources)
+    ]
+    want = sorted(
+        {
+            (ts, tid, "" if keys_only else text, text_key(text))
+            for tid in chosen
+            for ts, text in threads[tid]
+        }
+    )
+    got = desired_history(order, rollouts, policy)
+    assert [(h.ts, h.session_id, h.key) for h in got] == [(ts, t, k) for ts, t, _, k in want]
+    if keys_only:
+        assert all(h.text is None for h in got)
+    else:
+        assert [h.text for h in got] == [text for _, _, text, _ in want]
 
 
 def test_desired_history_keeps_the_chosen_sources_only() -> None:
