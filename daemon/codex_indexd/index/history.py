@@ -150,6 +150,10 @@ def sort_key(line: HistoryLine) -> tuple[int, str, str, int]:
     return (line.ts, line.session_id, line.text or "", line.key)
 
 
+# Marks a group that wants one turn once a line close enough to it was seen.
+_PAIRED: list[int] = []
+
+
 def _group(found: Iterable[tuple[str, int, int]]) -> dict[tuple[str, int], int | list[int]]:
     """Return the times of each `(session_id, key)` of `(session_id, key, ts)` triples: an int
     for a key seen once (the usual case: no list per line), a list in order for several."""
@@ -178,7 +182,10 @@ def missing_lines(
     `max_bytes` writes the newest missing turns first, so the turns it left out stay the
     missing ones on the next plan (never a turn it wrote).
     """
-    sessions = {line.session_id for line in desired}  # lines of other sessions pair nothing
+    if not existing:
+        return list(desired)
+    want = _group((line.session_id, line.key, line.ts) for line in desired)
+    sessions = {session_id for session_id, _ in want}  # lines of other sessions pair nothing
     found = (
         existing.keyed(sessions)
         if isinstance(existing, CompactLines)
@@ -188,27 +195,41 @@ def missing_lines(
             if line is not None and line.session_id in sessions
         )
     )
-    have = _group(found)
-    if not have:
-        return list(desired)  # nothing pairs: every desired line is missing
-    want = _group((line.session_id, line.key, line.ts) for line in desired)
-    counts: dict[tuple[str, int, int], int] = {}
-    for key, wanted in want.items():
-        got = have.get(key)
-        if isinstance(wanted, int) and not isinstance(got, list):
-            # One turn and at most one line: they pair when their times are close enough.
-            if got is None or abs(got - wanted) > tolerance_s:
-                counts[(key[0], key[1], wanted)] = 1
+    # A group that wants one turn pairs when any of its lines is close enough (what the
+    # greedy pairing below finds for one turn): it is marked in `want` as the lines stream by,
+    # and only the lines of groups that want several turns are kept.
+    have: dict[tuple[str, int], list[int]] = {}
+    touched = False
+    get = want.get
+    for session_id, key, ts in found:
+        group = (session_id, key)
+        wanted = get(group)
+        if wanted is None or wanted is _PAIRED:
             continue
-        existing_ts = sorted(_as_list(got), reverse=True)
+        touched = True
+        if isinstance(wanted, int):
+            if abs(ts - wanted) <= tolerance_s:
+                want[group] = _PAIRED
+        else:
+            have.setdefault(group, []).append(ts)
+    if not touched:
+        return list(desired)  # nothing pairs: every desired line is missing
+    counts: dict[tuple[str, int, int], int] = {}
+    for group, wanted in want.items():
+        if wanted is _PAIRED:
+            continue
+        if isinstance(wanted, int):
+            counts[(group[0], group[1], wanted)] = 1
+            continue
+        existing_ts = sorted(have.get(group, ()), reverse=True)
         i = 0
-        for ts in sorted(_as_list(wanted), reverse=True):
+        for ts in sorted(wanted, reverse=True):
             while i < len(existing_ts) and existing_ts[i] > ts + tolerance_s:
                 i += 1
             if i < len(existing_ts) and abs(existing_ts[i] - ts) <= tolerance_s:
                 i += 1
                 continue
-            key3 = (key[0], key[1], ts)
+            key3 = (group[0], group[1], ts)
             counts[key3] = counts.get(key3, 0) + 1
     if not counts:
         return []
@@ -219,12 +240,6 @@ def missing_lines(
             counts[key3] -= 1
             out.append(line)
     return out
-
-
-def _as_list(times: int | list[int] | None) -> list[int]:
-    if times is None:
-        return []
-    return [times] if isinstance(times, int) else times
 
 
 def trim_to_max_bytes(lines: list[bytes], max_bytes: int | None) -> list[bytes]:
