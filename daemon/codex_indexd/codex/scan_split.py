@@ -17,7 +17,7 @@ import os
 import pickle
 import sys
 from collections.abc import Sequence
-from typing import BinaryIO
+from typing import IO
 
 from codex_indexd.codex.rollout import RolloutScan
 from codex_indexd.codex.rollout_fd import NotRegularFile
@@ -104,7 +104,7 @@ class ScanChild:
         A child that cannot be started is logged; its jobs are then scanned by `results()`."""
         self.jobs, self.keep_text = jobs, keep_text
         self._pid = -1
-        self._source: BinaryIO | None = None
+        self._source: IO[bytes] | None = None
         self.peak_kib = 0  # the child's peak RSS, once `results()` has waited for it
         try:
             if may_fork():
@@ -184,7 +184,7 @@ class ScanChild:
         return [scan_one(path, archived, self.keep_text) for path, archived in self.jobs]
 
 
-def _scan_and_send(jobs: list[ScanJob], keep_text: bool, out: BinaryIO) -> None:
+def _scan_and_send(jobs: list[ScanJob], keep_text: bool, out: IO[bytes]) -> None:
     """Scan every job, then send the results in batches, each its own pickle: unpickling
     holds every object of a pickle until its end, so the reader's peak grows with a batch,
     not with the share."""
