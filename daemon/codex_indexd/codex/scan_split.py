@@ -13,8 +13,10 @@ its results to stdout.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
+import signal
 import sys
 from collections.abc import Sequence
 from typing import IO
@@ -155,11 +157,22 @@ class ScanChild:
         child.returncode = 0
         self._pid, self._source = child.pid, child.stdout
 
+    def discard(self) -> None:
+        """Stop the child and wait for it, its results unread."""
+        if self._source is not None:
+            self._source.close()
+            self._source = None
+        if self._pid > 0:
+            with contextlib.suppress(OSError):
+                os.kill(self._pid, signal.SIGKILL)
+            _, _, usage = os.wait4(self._pid, 0)
+            self.peak_kib, self._pid = usage.ru_maxrss, -1
+
     def results(self) -> list[ScanResult]:
         """Return the child's results, one per job in order; when the child failed, the jobs
         scanned here instead."""
         results: list[ScanResult] | None = None
-        source = self._source
+        source, self._source = self._source, None
         if source is not None:
             results = []
             with source:
@@ -173,13 +186,13 @@ class ScanChild:
                             results = None
                 except (pickle.PickleError, EOFError, ValueError, AttributeError, TypeError):
                     results = None
-        status = -1
-        if self._pid > 0:
+        status, started = -1, self._pid > 0
+        if started:
             _, status, usage = os.wait4(self._pid, 0)
-            self.peak_kib = usage.ru_maxrss
+            self.peak_kib, self._pid = usage.ru_maxrss, -1
         if status == 0 and results is not None and len(results) == len(self.jobs):
             return results
-        if self._pid > 0:
+        if started:
             log.warning("rollout.scan_child_failed", status=status)
         return [scan_one(path, archived, self.keep_text) for path, archived in self.jobs]
 
