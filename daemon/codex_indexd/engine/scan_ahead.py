@@ -37,9 +37,9 @@ class ScanAhead:
         self._started: ScanChild | None = None
         self._files = len(fresh)
         weights = [st.st_size + FILE_WEIGHT for _, st in fresh]
-        if sum(weights) < SPLIT_SCAN_WEIGHT:
-            return
         tail = fresh[tail_start(weights, CHILD_SHARE) :]
+        if not tail or sum(weights) < SPLIT_SCAN_WEIGHT:
+            return
         self._marks = {k: (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) for k, st in tail}
         jobs = [(key, archived(key)) for key, _ in tail]
         self._child = self._started = ScanChild(jobs, keep_text=False)
