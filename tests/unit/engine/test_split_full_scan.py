@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,7 @@ def _failing(odd: dict[str, Path], real: Any) -> Any:
     return scan
 
 
-def _run(home: CodexHome) -> tuple[RolloutTracker, list[dict[str, Any]]]:
+def _run(home: CodexHome) -> tuple[RolloutTracker, list[MutableMapping[str, Any]]]:
     tracker = RolloutTracker(home)
     with capture_logs() as logs:
         tracker.full_scan()
