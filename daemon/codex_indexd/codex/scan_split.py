@@ -107,7 +107,7 @@ class ScanChild:
         self.jobs, self.keep_text = jobs, keep_text
         self._pid = -1
         self._source: IO[bytes] | None = None
-        self.peak_kib = 0  # the child's peak RSS, once `results()` has waited for it
+        self.peak_kib = 0  # the child's VmHWM as it reported it (0: unknown)
         try:
             if may_fork():
                 self._fork()
@@ -165,8 +165,8 @@ class ScanChild:
         if self._pid > 0:
             with contextlib.suppress(OSError):
                 os.kill(self._pid, signal.SIGKILL)
-            _, _, usage = os.wait4(self._pid, 0)
-            self.peak_kib, self._pid = usage.ru_maxrss, -1
+            os.waitpid(self._pid, 0)
+            self._pid = -1
 
     def results(self) -> list[ScanResult]:
         """Return the child's results, one per job in order; when the child failed, the jobs
@@ -180,21 +180,35 @@ class ScanChild:
                     # Unpickled as they are read, in frames: no batch is ever held as bytes.
                     while results is not None and len(results) < len(self.jobs):
                         batch = pickle.load(source)
-                        if isinstance(batch, list) and batch:
+                        if isinstance(batch, list) and batch and all(map(_is_result, batch)):
                             results.extend(batch)
                         else:
                             results = None
+                    peak = pickle.load(source) if results is not None else 0
+                    self.peak_kib = peak if isinstance(peak, int) else 0
                 except (pickle.PickleError, EOFError, ValueError, AttributeError, TypeError):
                     results = None
         status, started = -1, self._pid > 0
         if started:
-            _, status, usage = os.wait4(self._pid, 0)
-            self.peak_kib, self._pid = usage.ru_maxrss, -1
+            _, status = os.waitpid(self._pid, 0)
+            self._pid = -1
         if status == 0 and results is not None and len(results) == len(self.jobs):
             return results
         if started:
             log.warning("rollout.scan_child_failed", status=status)
         return [scan_one(path, archived, self.keep_text) for path, archived in self.jobs]
+
+
+def _is_result(value: object) -> bool:
+    """True when `value` has the shape of a `ScanResult`."""
+    if isinstance(value, ScanFailure):
+        return True
+    return (
+        type(value) is tuple
+        and len(value) == 2
+        and isinstance(value[0], RolloutScan)
+        and type(value[1]) is int
+    )
 
 
 def _scan_and_send(jobs: list[ScanJob], keep_text: bool, out: IO[bytes]) -> None:
@@ -207,6 +221,20 @@ def _scan_and_send(jobs: list[ScanJob], keep_text: bool, out: IO[bytes]) -> None
     results = [scan_one(path, archived, keep_text) for path, archived in jobs]
     for i in range(0, len(results), _BATCH):
         pickle.dump(results[i : i + _BATCH], out, 5)
+    pickle.dump(_own_peak_kib(), out, 5)
+
+
+def _own_peak_kib() -> int:
+    """Return this process's VmHWM in KiB (0 when unknown). Not `ru_maxrss`: after a spawn
+    that is at least the parent's resident size when it forked."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for row in status:
+                if row.startswith(b"VmHWM:"):
+                    return int(row.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _main() -> int:

@@ -90,8 +90,9 @@ def test_the_child_sends_batches_or_the_parent_scans_its_share(
         "import sys; sys.stdout.buffer.write(b'garbage'); sys.exit(0)",
         "import pickle, sys; pickle.dump(['x'], sys.stdout.buffer); sys.exit(0)",  # too few
         "import pickle, sys; pickle.dump([], sys.stdout.buffer); sys.exit(0)",
+        "import pickle, sys; pickle.dump(['x'] * 3, sys.stdout.buffer); sys.exit(0)",
     ],
-    ids=["dies", "garbage", "too-few", "empty-batch"],
+    ids=["dies", "garbage", "too-few", "empty-batch", "wrong-type"],
 )
 def test_a_spawned_child_that_fails_leaves_its_share_to_the_parent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, program: str
