@@ -31,6 +31,8 @@ from codex_indexd.records import record
 log = get_logger("codex_indexd.scan")
 ScanJob = tuple[str, bool]  # a rollout's path and whether it is archived
 _BATCH = 256  # scans per pickle the child sends
+# The service manager's settings for the daemon itself, never the child's.
+_NOT_INHERITED = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS"})
 
 
 @record(slots=True)
@@ -143,7 +145,8 @@ class ScanChild:
             # The child imports the package from where this process did.
             package_dir = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
             path = os.environ.get("PYTHONPATH")
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_dir, path) if p)}
+            env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (package_dir, path) if p)
             child = subprocess.Popen(
                 child_argv(),
                 stdin=work,
