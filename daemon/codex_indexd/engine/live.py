@@ -173,16 +173,26 @@ class RolloutTracker:
             if st.st_size >= state.scan.offset and not path.name.endswith(".zst"):
                 own_renames(state.scan.facts)  # the reader may append one
                 return self._read(key, path, st, state.scan)
+        done = self._ahead.take(key, st) if self._ahead is not None else None
+        if done is not None:  # the child's scan of this file, from the same stat
+            return self._read(key, path, st, None, done)
         scan = RolloutScan.start(path, archived=self._is_archived(path))
         scan.facts.path = key
         scan.keep_text = False  # texts are read back by `read_texts` when needed
         return self._read(key, path, st, scan)
 
-    def _read(self, key: str, path: Path, st: os.stat_result, scan: RolloutScan) -> bool:
-        before = scan.offset
-        ahead = self._ahead
-        done = ahead.take(key, st) if ahead is not None and before == 0 else None
-        if done is None:
+    def _read(
+        self,
+        key: str,
+        path: Path,
+        st: os.stat_result,
+        scan: RolloutScan | None,
+        done: RolloutScan | ScanFailure | None = None,
+    ) -> bool:
+        """Read `path` on from `scan` (or take `done`, a scan of it from 0), then store it;
+        return True when read."""
+        before = scan.offset if scan is not None else 0
+        if scan is not None:
             try:
                 done = scan_file(scan, path)
             except NotRegularFile as exc:
@@ -191,8 +201,9 @@ class RolloutTracker:
                 done = ScanFailure("unreadable", str(exc))
             except Exception as exc:  # a file the reader chokes on is skipped, not the home
                 done = ScanFailure("unparsable", type(exc).__name__, safe_detail(exc))
-        if isinstance(done, ScanFailure):
-            self._refuse(key, st, done)
+        if not isinstance(done, RolloutScan):
+            if done is not None:
+                self._refuse(key, st, done)
             return False
         scan = done
         self._refused.pop(key, None)
