@@ -242,6 +242,11 @@ def _own_peak_kib() -> int:
 
 def _main() -> int:
     """The spawned child: jobs from stdin, results to stdout; return the exit code."""
+    # A stop signal sent to the daemon's whole group (Ctrl-C, the service manager) is the
+    # daemon's to act on, after its start: the child finishes its share, or exits on a
+    # broken pipe when the daemon is gone.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         keep_text, jobs = pickle.load(sys.stdin.buffer)
         with os.fdopen(os.dup(sys.stdout.fileno()), "wb") as out:
