@@ -22,7 +22,10 @@ log = get_logger("codex_indexd.tracker")
 # the other core free the daemon's cold start at 10,000 took 1.04 s / 0.88 s.
 SPLIT_SCAN_WEIGHT = 256 * 1024 * 1024
 FILE_WEIGHT = 64 * 1024
-CHILD_SHARE = 0.55  # of the weight: this process also stores every file's result
+# The child's share of the weight: this process also stores every file's result. A cold
+# full scan of 50,000 small rollouts (2 cores, medians of 3) took 3.59 s in one process,
+# 2.45 s with a share of 0.5, 2.35 s with 0.55 and 2.46 s with 0.6.
+CHILD_SHARE = 0.55
 StatMark = tuple[int, int, int, int]  # dev, inode, size, mtime_ns
 
 
