@@ -8,8 +8,8 @@ a file that moved (archive/unarchive keeps the inode) is re-keyed without reread
 
 from __future__ import annotations
 
-import contextlib
 import os
+import stat as stat_mode
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,7 +18,9 @@ from codex_indexd.codex.home import CodexHome, is_rollout_name, iter_rollout_ent
 from codex_indexd.codex.rollout import RolloutScan, choose_rollout
 from codex_indexd.codex.rollout_fd import NotRegularFile, open_rollout
 from codex_indexd.codex.rollout_file import read_turn, scan_file
+from codex_indexd.codex.scan_split import ScanFailure
 from codex_indexd.engine.reading import InputWarning, report_scan
+from codex_indexd.engine.scan_ahead import DirStats, ScanAhead
 from codex_indexd.index.model import HistoryLine, RolloutFacts, own_renames
 from codex_indexd.log import get_logger
 from codex_indexd.log.redact import safe_detail
@@ -67,8 +69,9 @@ class RolloutTracker:
         self._stale_tids: set[str] = set()
         self.version = 0  # bumped on every change, so unchanged state is not saved again
         self._refused: dict[str, tuple[int, int, int]] = {}  # non-regular files, logged once
+        self._ahead: ScanAhead | None = None  # a child's scans, during a full scan
 
-    def _is_archived(self, path: Path) -> bool:
+    def _is_archived(self, path: Path | str) -> bool:
         """True when `path` is below `archived_sessions/` (`Path.relative_to` compares the
         same normalised parts; a string test costs no Path objects, 50,000 at a cold start)."""
         return str(path).startswith(self._archived_prefix)
@@ -170,36 +173,39 @@ class RolloutTracker:
             if st.st_size >= state.scan.offset and not path.name.endswith(".zst"):
                 own_renames(state.scan.facts)  # the reader may append one
                 return self._read(key, path, st, state.scan)
+        done = self._ahead.take(key, st) if self._ahead is not None else None
+        if done is not None:  # the child's scan of this file, from the same stat
+            return self._read(key, path, st, None, done)
         scan = RolloutScan.start(path, archived=self._is_archived(path))
         scan.facts.path = key
         scan.keep_text = False  # texts are read back by `read_texts` when needed
         return self._read(key, path, st, scan)
 
-    def _read(self, key: str, path: Path, st: os.stat_result, scan: RolloutScan) -> bool:
-        before = scan.offset
-        try:
-            scan = scan_file(scan, path)
-        except NotRegularFile as exc:
-            mark = (st.st_dev, st.st_ino, st.st_mode)
-            if self._refused.get(key) != mark:  # one line per file, not one per scan
-                self._refused[key] = mark
-                log.warning("rollout.not_regular", path=key, error=str(exc))
+    def _read(
+        self,
+        key: str,
+        path: Path,
+        st: os.stat_result,
+        scan: RolloutScan | None,
+        done: RolloutScan | ScanFailure | None = None,
+    ) -> bool:
+        """Read `path` on from `scan` (or take `done`, a scan of it from 0), then store it;
+        return True when read."""
+        before = scan.offset if scan is not None else 0
+        if scan is not None:
+            try:
+                done = scan_file(scan, path)
+            except NotRegularFile as exc:
+                done = ScanFailure("not_regular", str(exc))
+            except OSError as exc:
+                done = ScanFailure("unreadable", str(exc))
+            except Exception as exc:  # a file the reader chokes on is skipped, not the home
+                done = ScanFailure("unparsable", type(exc).__name__, safe_detail(exc))
+        if not isinstance(done, RolloutScan):
+            if done is not None:
+                self._refuse(key, st, done)
             return False
-        except OSError as exc:
-            log.warning("rollout.unreadable", path=key, error=str(exc))
-            return False
-        except Exception as exc:  # a file the reader chokes on is skipped, not the home
-            mark = (st.st_dev, st.st_ino, st.st_size)
-            if self._refused.get(key) != mark:  # one line per file and size, not per scan
-                self._refused[key] = mark
-                log.warning(
-                    "rollout.unparsable",
-                    path=key,
-                    error=type(exc).__name__,
-                    detail=safe_detail(exc),
-                    skipped="this file until it changes; every other file is read",
-                )
-            return False
+        scan = done
         self._refused.pop(key, None)
         self.bytes_read += scan.offset - before
         if before == 0:
@@ -214,35 +220,77 @@ class RolloutTracker:
         self._store(key, FileState(device(st.st_dev), st.st_ino, size, st.st_mtime_ns, scan))
         return True
 
+    def _refuse(self, key: str, st: os.stat_result, failure: ScanFailure) -> None:
+        """Log why a file was not read: once per file (and size, when unparsable)."""
+        if failure.kind == "unreadable":
+            log.warning("rollout.unreadable", path=key, error=failure.error)
+            return
+        regular = failure.kind == "not_regular"
+        mark = (st.st_dev, st.st_ino, st.st_mode if regular else st.st_size)
+        if self._refused.get(key) == mark:
+            return
+        self._refused[key] = mark
+        if regular:
+            log.warning("rollout.not_regular", path=key, error=failure.error)
+        else:
+            log.warning(
+                "rollout.unparsable",
+                path=key,
+                error=failure.error,
+                detail=failure.detail,
+                skipped="this file until it changes; every other file is read",
+            )
+
     def full_scan(self) -> int:
         """Refresh every rollout of the home and forget vanished ones; return the file count."""
         seen: set[str] = set()
         files, add = self.files, seen.add
-        with _DirStats() as stat:
+        pending: list[str] = []  # to refresh, in the walk's order
+        fresh: list[tuple[str, os.stat_result]] = []  # of those, the ones read from 0
+        with DirStats() as stat:
             for root in (self.home.sessions, self.home.archived_sessions):
                 for entry in iter_rollout_entries(root):
                     key = entry.path
                     add(key)
                     state = files.get(key)
-                    if state is not None:  # the common case: known, and its stat still matches
-                        try:
-                            st = stat(entry)
-                        except OSError:
-                            pass
-                        else:
-                            if (
-                                st.st_mtime_ns == state.mtime_ns
-                                and st.st_size == state.size
-                                and st.st_ino == state.ino
-                                and st.st_dev == state.dev
-                            ):
-                                continue
+                    try:
+                        st = stat(entry)
+                    except OSError:
+                        pending.append(key)  # `refresh` says why
+                        continue
+                    if state is not None and (
+                        st.st_mtime_ns == state.mtime_ns  # the common case: known, unchanged
+                        and st.st_size == state.size
+                        and st.st_ino == state.ino
+                        and st.st_dev == state.dev
+                    ):
+                        continue
+                    pending.append(key)
+                    if self._reads_from_start(key, state, st):
+                        fresh.append((key, st))
+        with ScanAhead(fresh, self._is_archived) as ahead:
+            self._ahead = ahead
+            try:
+                for key in pending:
                     self.refresh(Path(key))
+            finally:
+                self._ahead = None
         for key in [k for k in files if k not in seen]:
             gone = self._forget(key)
             if gone is not None and gone.scan.facts.thread_id:
                 self.relocated.add(gone.scan.facts.thread_id)
         return len(seen)
+
+    def _reads_from_start(self, key: str, state: FileState | None, st: os.stat_result) -> bool:
+        """True when `refresh` will read this regular file from its start: new (not a known
+        inode, which may have moved here), replaced, shrunk or compressed (and no twin)."""
+        if not stat_mode.S_ISREG(st.st_mode):
+            return False
+        if key.endswith(".zst"):
+            return not os.path.lexists(key[:-4])
+        if state is None:
+            return st.st_ino not in self._by_inode
+        return (state.dev, state.ino) != (st.st_dev, st.st_ino) or st.st_size < state.scan.offset
 
     def facts(self) -> dict[str, RolloutFacts]:
         """Return usable facts by thread id (a live file wins over an archived duplicate).
@@ -318,43 +366,6 @@ class RolloutTracker:
             except OSError as exc:
                 log.warning("rollout.unreadable", path=rollout.path, error=str(exc))
         return texts
-
-
-_DIR_FD = os.stat in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
-
-
-class _DirStats:
-    """`stat` of directory entries relative to their directory's descriptor, kept open while
-    entries of that directory come in (a third cheaper than a stat of the whole path, whose
-    every component the kernel looks up again); an entry's own `stat()` when it cannot be
-    opened. Follows symbolic links, as `DirEntry.stat()` does."""
-
-    def __init__(self) -> None:
-        self._dir: str | None = None
-        self._fd = -1
-
-    def __enter__(self) -> _DirStats:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._close()
-
-    def _close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-        self._fd = -1
-
-    def __call__(self, entry: os.DirEntry[str]) -> os.stat_result:
-        """Return the entry's stat. Raises OSError."""
-        directory = os.path.dirname(entry.path)
-        if directory != self._dir and _DIR_FD:
-            self._close()
-            self._dir = directory
-            with contextlib.suppress(OSError):
-                self._fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        if self._fd < 0:
-            return entry.stat()
-        return os.stat(entry.name, dir_fd=self._fd)
 
 
 def _turns_with_text(path: Path, archived: bool) -> dict[tuple[int, int], str]:

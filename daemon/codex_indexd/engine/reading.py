@@ -12,12 +12,16 @@ from pathlib import Path
 
 from codex_indexd.codex.home import CodexHome, iter_rollout_entries
 from codex_indexd.codex.rollout import RolloutScan, choose_rollout
-from codex_indexd.codex.rollout_file import scan_file_sized
-from codex_indexd.log import get_logger
-from codex_indexd.log.redact import safe_detail
+from codex_indexd.codex.scan_split import (
+    ScanChild,
+    ScanFailure,
+    ScanJob,
+    ScanResult,
+    balance,
+    scan_one,
+)
 from codex_indexd.records import record
 
-log = get_logger("codex_indexd.engine")
 Progress = Callable[[int, int | None], None]
 
 
@@ -57,10 +61,9 @@ def report_scan(
 # the split scan takes 16 ms instead of 19 at 32 MiB, 43 instead of 63 at 128 MiB, 66 instead
 # of 79 at 256 MiB and 137 instead of 163 at 500 MiB; with the other core busy it is 10-15 ms
 # slower at 32-128 MiB (the child's copy-on-write faults and exit), and it always costs about
-# 12 ms more CPU.
+# 12 ms more CPU. Those figures are of a forked child; a spawned one (where the process has
+# other threads) starts about 35 ms later.
 PARALLEL_SCAN_BYTES = 128 * 1024 * 1024
-_CHILD_BATCH = 256  # scans per pickle the forked child sends
-ScanResult = tuple[RolloutScan, int] | str  # the scan and the file's size, or why it failed
 
 
 def scan_rollouts(
@@ -74,8 +77,11 @@ def scan_rollouts(
     results = _scan_all(found, progress)
     scans: dict[str, RolloutScan] = {}
     for (path, _archived), result in zip(found, results, strict=True):
-        if isinstance(result, str):
-            warnings.append(InputWarning("rollout.unreadable", str(path), result))
+        if isinstance(result, ScanFailure):
+            detail = result.error
+            if result.kind == "unparsable":
+                detail = f"{result.error} while parsing: {result.detail}"
+            warnings.append(InputWarning("rollout.unreadable", str(path), detail))
             continue
         scan, size = result
         report_scan(scan, path, size, warnings)
@@ -84,47 +90,28 @@ def scan_rollouts(
     return scans, len(found)
 
 
-def _scan_one(path: str, archived: bool) -> ScanResult:
-    scan = RolloutScan.start(path, archived=archived)
-    try:
-        return scan_file_sized(scan, path)
-    except OSError as exc:
-        return str(exc)
-    except Exception as exc:  # a file the reader chokes on is skipped, not the home
-        return f"{type(exc).__name__} while parsing: {safe_detail(exc)}"
-
-
-def _scan_all(found: list[tuple[str, bool]], progress: Progress | None) -> list[ScanResult]:
-    """Scan the files in order; a large cold scan is split with one forked child (files
-    largest first, each to the lighter side) where the process has no other threads."""
-    import threading
-
+def _scan_all(found: list[ScanJob], progress: Progress | None) -> list[ScanResult]:
+    """Scan the files in order; a large cold scan is split with one child (`scan_split`)."""
     sizes = [_size(path) for path, _ in found]
-    if sum(sizes) < PARALLEL_SCAN_BYTES or threading.active_count() > 1 or not hasattr(os, "fork"):
+    if sum(sizes) < PARALLEL_SCAN_BYTES:
         out: list[ScanResult] = []
         for done, (path, archived) in enumerate(found, 1):
             if progress is not None:
                 progress(done, len(found))
-            out.append(_scan_one(path, archived))
+            out.append(scan_one(path, archived, True))
         return out
-    ours: list[int] = []
-    theirs: list[int] = []
-    load = [0, 0]
-    for i in sorted(range(len(found)), key=lambda i: -sizes[i]):
-        side = 0 if load[0] <= load[1] else 1
-        (ours if side == 0 else theirs).append(i)
-        load[side] += sizes[i]
+    ours, theirs = balance(sizes)
     results: list[ScanResult | None] = [None] * len(found)
-    child = _fork_scanner([found[i] for i in theirs])
+    child = ScanChild([found[i] for i in theirs], keep_text=True)
     for done, i in enumerate(ours, 1):
         if progress is not None:
             progress(done, len(found))
-        results[i] = _scan_one(*found[i])
-    for i, result in zip(theirs, child(), strict=True):
+        results[i] = scan_one(*found[i], True)
+    for i, result in zip(theirs, child.results(), strict=True):
         results[i] = result
     if progress is not None:
         progress(len(found), len(found))
-    return [r if r is not None else "not scanned" for r in results]
+    return [r if r is not None else ScanFailure("unreadable", "not scanned") for r in results]
 
 
 def _size(path: str) -> int:
@@ -132,51 +119,6 @@ def _size(path: str) -> int:
         return os.lstat(path).st_size
     except OSError:
         return 0
-
-
-def _fork_scanner(work: list[tuple[str, bool]]) -> Callable[[], list[ScanResult]]:
-    """Start a child that scans `work`; return a call that waits for its results (falling
-    back to scanning here when the child fails)."""
-    import pickle
-
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: scan, send, exit without running the parent's cleanup
-        code = 0
-        try:
-            os.close(read_end)
-            results = [_scan_one(path, archived) for path, archived in work]
-            # In batches, each its own pickle: unpickling holds every object of a pickle
-            # (and each record's state) until its end, so the parent's peak grows with a
-            # batch, not with the home.
-            with os.fdopen(write_end, "wb") as out:
-                for i in range(0, len(results), _CHILD_BATCH):
-                    pickle.dump(results[i : i + _CHILD_BATCH], out, 5)
-        except BaseException:
-            code = 1
-        os._exit(code)
-    os.close(write_end)
-
-    def collect() -> list[ScanResult]:
-        results: list[ScanResult] | None = []
-        with os.fdopen(read_end, "rb") as source:
-            try:
-                # Unpickled as they are read, in frames: no batch is ever held as bytes.
-                while results is not None and len(results) < len(work):
-                    batch = pickle.load(source)
-                    if isinstance(batch, list) and batch:
-                        results.extend(batch)
-                    else:
-                        results = None
-            except (pickle.PickleError, EOFError, ValueError, AttributeError, TypeError):
-                results = None
-        _, status = os.waitpid(pid, 0)
-        if status == 0 and results is not None and len(results) == len(work):
-            return results
-        log.warning("rollout.scan_child_failed", status=status)
-        return [_scan_one(path, archived) for path, archived in work]
-
-    return collect
 
 
 def keep_scan(
