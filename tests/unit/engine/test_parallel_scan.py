@@ -14,6 +14,7 @@ from codex_indexd.codex import scan_split
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.engine import reading as engine
 from tests.support.homes import build_home, new_thread
+from tests.support.scan_children import split_children
 
 
 @pytest.mark.parametrize("how", ["forked", "spawned"])
@@ -28,15 +29,7 @@ def test_split_scan_equals_one_process(
     serial_warnings: list[engine.InputWarning] = []
     serial, count = engine.scan_rollouts(home, serial_warnings)
     monkeypatch.setattr(engine, "PARALLEL_SCAN_BYTES", 0)
-    monkeypatch.setattr(scan_split, "may_fork", lambda: how == "forked")
-    children: list[scan_split.ScanChild] = []
-    real = scan_split.ScanChild
-
-    def spy(jobs: list[scan_split.ScanJob], keep_text: bool) -> scan_split.ScanChild:
-        children.append(real(jobs, keep_text))
-        return children[-1]
-
-    monkeypatch.setattr(engine, "ScanChild", spy)
+    children = split_children(monkeypatch, engine, forked=how == "forked")
     split_warnings: list[engine.InputWarning] = []
     split, split_count = engine.scan_rollouts(home, split_warnings)
     assert len(children) == 1 and children[0].jobs and children[0].peak_kib > 0

@@ -20,6 +20,7 @@ from codex_indexd.codex.rollout_file import scan_file, scan_file_sized
 from codex_indexd.engine import live, scan_ahead
 from codex_indexd.engine.live import RolloutTracker
 from tests.support.homes import build_home, new_thread, rollout_lines, rollout_path
+from tests.support.scan_children import split_children
 
 SECRET = "prompt text of the broken file"
 
@@ -93,15 +94,7 @@ def test_a_split_full_scan_equals_one_process(
     one, one_logs = _run(home)
     monkeypatch.setattr(scan_ahead, "SPLIT_SCAN_WEIGHT", 0)
     monkeypatch.setattr(scan_ahead, "CHILD_SHARE", share)
-    monkeypatch.setattr(scan_split, "may_fork", lambda: how == "forked")
-    children: list[scan_split.ScanChild] = []
-    real = scan_split.ScanChild
-
-    def spy(jobs: list[scan_split.ScanJob], keep_text: bool) -> scan_split.ScanChild:
-        children.append(real(jobs, keep_text))
-        return children[-1]
-
-    monkeypatch.setattr(scan_ahead, "ScanChild", spy)
+    children = split_children(monkeypatch, scan_ahead, forked=how == "forked")
     split, split_logs = _run(home)
     assert children  # the second scan may share the files that failed again
     shared = {path for path, _ in children[0].jobs}
