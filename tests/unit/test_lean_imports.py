@@ -34,14 +34,17 @@ NEVER_FOR_REPAIR = (
     "codex_indexd.watch",
     "ctypes",
     "difflib",
+    "pickle",
     "platform",
+    "signal",
     "structlog",
     "subprocess",
     "uuid",
     "watchdog",
 )
 """Modules a repair without --heal-db never needs (ctypes: only to reserve space for an
-append; uuid: index ids are made canonical without it)."""
+append; uuid: index ids are made canonical without it; pickle, signal: only when a large
+scan is shared with a second process)."""
 
 PARSER_ONLY = "from codex_indexd.cli import build_parser; build_parser()"
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pickle
-import signal
 import sys
 from collections.abc import Sequence
 from typing import IO
@@ -27,6 +25,9 @@ from codex_indexd.codex.rollout_file import scan_file_sized
 from codex_indexd.log import get_logger
 from codex_indexd.log.redact import safe_detail
 from codex_indexd.records import record
+
+# `pickle` and `signal` are imported where a child is started or run: `repair` on a small
+# home never starts one.
 
 log = get_logger("codex_indexd.scan")
 ScanJob = tuple[str, bool]  # a rollout's path and whether it is archived
@@ -134,6 +135,7 @@ class ScanChild:
         self._pid, self._source = pid, os.fdopen(read_end, "rb")
 
     def _spawn(self) -> None:
+        import pickle
         import subprocess
         import tempfile
 
@@ -162,6 +164,8 @@ class ScanChild:
 
     def discard(self) -> None:
         """Stop the child and wait for it, its results unread."""
+        import signal
+
         if self._source is not None:
             self._source.close()
             self._source = None
@@ -174,6 +178,8 @@ class ScanChild:
     def results(self) -> list[ScanResult]:
         """Return the child's results, one per job in order; when the child failed, the jobs
         scanned here instead."""
+        import pickle
+
         results: list[ScanResult] | None = None
         source, self._source = self._source, None
         if source is not None:
@@ -219,6 +225,7 @@ def _scan_and_send(jobs: list[ScanJob], keep_text: bool, out: IO[bytes]) -> None
     holds every object of a pickle until its end, so the reader's peak grows with a batch,
     not with the share."""
     import gc
+    import pickle
 
     gc.disable()  # the scans are all kept until sent: a collector pass finds nothing to free
     results = [scan_one(path, archived, keep_text) for path, archived in jobs]
@@ -242,6 +249,9 @@ def _own_peak_kib() -> int:
 
 def _main() -> int:
     """The spawned child: jobs from stdin, results to stdout; return the exit code."""
+    import pickle
+    import signal
+
     # A stop signal sent to the daemon's whole group (Ctrl-C, the service manager) is the
     # daemon's to act on, after its start: the child finishes its share, or exits on a
     # broken pipe when the daemon is gone.
