@@ -57,12 +57,18 @@ def scan_one(path: str, archived: bool, keep_text: bool) -> ScanResult:
     scan.keep_text = keep_text
     try:
         return scan_file_sized(scan, path)
-    except NotRegularFile as exc:
-        return ScanFailure("not_regular", str(exc))
-    except OSError as exc:
-        return ScanFailure("unreadable", str(exc))
     except Exception as exc:  # a file the reader chokes on is skipped, not the home
-        return ScanFailure("unparsable", type(exc).__name__, safe_detail(exc))
+        return failure_of(exc)
+
+
+def failure_of(exc: Exception) -> ScanFailure:
+    """Return why a scan that raised `exc` failed: a non-regular file, an unreadable one (any
+    other OSError), or one the reader could not parse (any other exception)."""
+    if isinstance(exc, NotRegularFile):
+        return ScanFailure("not_regular", str(exc))
+    if isinstance(exc, OSError):
+        return ScanFailure("unreadable", str(exc))
+    return ScanFailure("unparsable", type(exc).__name__, safe_detail(exc))
 
 
 def balance(weights: Sequence[int]) -> tuple[list[int], list[int]]:

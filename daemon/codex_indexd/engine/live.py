@@ -16,14 +16,13 @@ from pathlib import Path
 
 from codex_indexd.codex.home import CodexHome, is_rollout_name, iter_rollout_entries
 from codex_indexd.codex.rollout import RolloutScan, choose_rollout
-from codex_indexd.codex.rollout_fd import NotRegularFile, open_rollout
+from codex_indexd.codex.rollout_fd import open_rollout
 from codex_indexd.codex.rollout_file import read_turn, scan_file
-from codex_indexd.codex.scan_split import ScanFailure
+from codex_indexd.codex.scan_split import ScanFailure, failure_of
 from codex_indexd.engine.reading import InputWarning, report_scan
 from codex_indexd.engine.scan_ahead import DirStats, ScanAhead
 from codex_indexd.index.model import HistoryLine, RolloutFacts, own_renames
 from codex_indexd.log import get_logger
-from codex_indexd.log.redact import safe_detail
 from codex_indexd.records import record
 
 log = get_logger("codex_indexd.tracker")
@@ -195,12 +194,8 @@ class RolloutTracker:
         if scan is not None:
             try:
                 done = scan_file(scan, path)
-            except NotRegularFile as exc:
-                done = ScanFailure("not_regular", str(exc))
-            except OSError as exc:
-                done = ScanFailure("unreadable", str(exc))
             except Exception as exc:  # a file the reader chokes on is skipped, not the home
-                done = ScanFailure("unparsable", type(exc).__name__, safe_detail(exc))
+                done = failure_of(exc)
         if not isinstance(done, RolloutScan):
             if done is not None:
                 self._refuse(key, st, done)
