@@ -13,10 +13,12 @@ the daemon falls back to a full scan.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import marshal
 import sys
+
+# hashlib.blake2b is this type; importing hashlib would also load OpenSSL (3.4 MiB of RSS).
+from _blake2 import blake2b
 from collections.abc import Iterator, Mapping
 from itertools import islice
 from pathlib import Path
@@ -42,7 +44,7 @@ Fingerprint = tuple[int, int, int, int]
 def row_digest(row: ThreadRow) -> int:
     """Return a digest of every field of a DB row that is stable across processes: of its
     `marshal` form, version 2 (no back-references, which would depend on reference counts)."""
-    digest = hashlib.blake2b(marshal.dumps(tuple(row), 2), digest_size=8).digest()
+    digest = blake2b(marshal.dumps(tuple(row), 2), digest_size=8).digest()
     return int.from_bytes(digest, "big")
 
 
@@ -137,7 +139,7 @@ def record_digest(verified: Verified | None) -> bytes | None:
     save would change it."""
     if verified is None:
         return None
-    h = hashlib.blake2b(digest_size=16)
+    h = blake2b(digest_size=16)
     head = (verified.policy, verified.index_fp, verified.history_fp, verified.db_path)
     h.update(marshal.dumps(head, 2))
     # In pieces: the whole record would be megabytes at 50,000 threads. Another order of the

@@ -36,7 +36,10 @@ class LazyLogger:
             hook, _configure = _configure, None
             hook()
         if self._real is None:
-            import structlog
+            from codex_indexd.log.deferred import asyncio_deferred
+
+            with asyncio_deferred():
+                import structlog
 
             self._real = structlog.get_logger(self._name)
         return getattr(self._real, attr)

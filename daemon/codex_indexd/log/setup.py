@@ -12,7 +12,10 @@ import os
 import sys
 from pathlib import Path
 
-import structlog
+from codex_indexd.log.deferred import asyncio_deferred
+
+with asyncio_deferred():
+    import structlog
 
 from codex_indexd.store import dirs
 from codex_indexd.store.files import LOG_FILE_NAME

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 from pathlib import Path
 
 from codex_indexd.records import record
@@ -14,11 +16,20 @@ def home_key(codex_home: Path) -> str:
 
     It is computed from the home's real path, so a home reached through a symlink has the
     same key (and the same single-instance lock) as the home itself."""
-    import hashlib
-
     real = Path(os.path.realpath(codex_home.absolute()))
-    digest = hashlib.sha256(str(real).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    digest = _sha256_hex(str(real).encode("utf-8", "surrogateescape"))[:12]
     return f"{real.name or 'root'}-{digest}"
+
+
+def _sha256_hex(data: bytes) -> str:
+    """Return the SHA-256 of `data` in hex, from the interpreter's own implementation where it
+    has one: hashlib would load OpenSSL (3.4 MiB of the daemon's RSS) for the same digest."""
+    try:
+        module = importlib.import_module("_sha2" if sys.version_info >= (3, 12) else "_sha256")
+    except ImportError:  # an interpreter built without its own hashes
+        module = importlib.import_module("hashlib")
+    digest: str = module.sha256(data).hexdigest()
+    return digest
 
 
 LOG_FILE_NAME = f"{APP}.log"

@@ -60,9 +60,8 @@ def write_atomic(
     if not directory.is_dir():
         private_dir(directory)
     check_private_dir(directory)
-    import secrets
-
-    temp = directory / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    # `secrets.token_hex(8)` is this; importing secrets would load OpenSSL (via hmac).
+    temp = directory / f".{path.name}.{os.urandom(8).hex()}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(temp, flags, mode)
     try:
