@@ -14,7 +14,6 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -329,19 +328,6 @@ class RolloutScan:
             return
         text = collected.text()
         facts.user_turns.append(UserTurn(ts, text, collected.key, self.line_start))
-
-
-def rollout_rank(scan: RolloutScan) -> tuple[bool, int, str]:
-    """Return the sort key of a rollout among files sharing its thread id: a live file over an
-    archived one, then the one with more lines, then the greater path (so the choice does not
-    depend on the order files were found in)."""
-    return (not scan.facts.archived, scan.lines, scan.facts.path)
-
-
-def choose_rollout(scans: Iterable[RolloutScan]) -> RolloutScan | None:
-    """Return the usable scan that speaks for a thread among files with the same id, or None
-    when none is usable. Used by `repair` and the daemon alike."""
-    return max((scan for scan in scans if scan.usable), key=rollout_rank, default=None)
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import marshal
+import struct
 import sys
 
 # hashlib.blake2b is this type; importing hashlib would also load OpenSSL (3.4 MiB of RSS).
@@ -24,10 +25,10 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from codex_indexd.codex.rollout import RolloutScan
 from codex_indexd.collector import paused_gc
 from codex_indexd.daemon.checkpoint_chunks import SAME, check_ints, checked_chunk, encode_chunk
-from codex_indexd.engine.live import FileState, RolloutTracker, device
+from codex_indexd.engine.file_state import NUMBERS, FileState
+from codex_indexd.engine.live import RolloutTracker
 from codex_indexd.index.model import NO_RENAMES, Policy, RolloutFacts, ThreadRow, Turns
 from codex_indexd.log import get_logger
 from codex_indexd.records import field, record
@@ -220,31 +221,18 @@ def _load_chunk(tracker: RolloutTracker, chunk: Any) -> None:
         [bool(f & 8) for f in flags],
     )
     nums = columns["nums"]
-    offsets = nums[4::8]
     expected = [
         tid if exp == SAME else exp
         for tid, exp in zip(tids, _interned(columns["expected"]), strict=True)
     ]
-    scans = map(
-        RolloutScan,
-        facts,
-        offsets,
-        nums[5::8],
-        nums[6::8],
-        nums[7::8],
-        [bool(f & 1) for f in flags],
-        expected,
-        [bool(f & 2) for f in flags],
-        [key.endswith(".zst") for key in keys],  # keep_text, as the tracker scans them
-    )
-    inos = nums[1::8]
-    # The size is usually the offset: one int object for both.
-    sizes = [
-        offset if offset == size else size for size, offset in zip(nums[2::8], offsets, strict=True)
-    ]
-    states = map(FileState, map(device, nums[0::8]), inos, sizes, nums[3::8], scans)
-    tracker.files.update(zip(keys, states, strict=True))
-    tracker._by_inode.update(zip(inos, keys, strict=True))
+    try:
+        packed = list(
+            map(NUMBERS.pack, *(nums[i::8] for i in range(8)), [f & 3 for f in flags])
+        )  # the reader's flags: bare, session_meta locked
+    except struct.error as exc:  # a number out of the range of a stat field or a count
+        raise ValueError(f"a number does not fit: {exc}") from None
+    tracker.files.update(zip(keys, map(FileState, facts, packed, expected), strict=True))
+    tracker._by_inode.update(zip(nums[1::8], keys, strict=True))
 
 
 def _turn_texts(columns: dict[str, list[Any]], firsts: list[str | None]) -> list[str | None] | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from array import array
 from typing import Any
 
-from codex_indexd.engine.live import FileState
+from codex_indexd.engine.file_state import FileState
 from codex_indexd.index.model import Rename
 
 # In a title's or a turn text's place: the first message; in the expected id's: the thread id
@@ -33,13 +33,13 @@ def encode_chunk(items: list[tuple[str, FileState]]) -> dict[str, Any]:
     any_text = False
     renames: list[list[Any]] = []
     for row, (key, st) in enumerate(items):
-        scan, f = st.scan, st.scan.facts
+        f = st.facts
         keys.append(key)
-        nums += (st.dev, st.ino, st.size, st.mtime_ns)
-        nums += (scan.offset, scan.lines, scan.malformed, scan.too_long)
-        flags.append(scan.bare | scan._meta_locked << 1 | f.archived << 2 | f.has_meta << 3)
+        *numbers, reader_flags = st.numbers()
+        nums += numbers
+        flags.append(reader_flags | f.archived << 2 | f.has_meta << 3)
         tid = f.thread_id
-        expected.append(SAME if scan.expected_id == tid else scan.expected_id)
+        expected.append(SAME if st.expected_id == tid else st.expected_id)
         tids.append(tid)
         created.append(f.created_at)
         last.append(f.last_timestamp)

@@ -15,33 +15,18 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from codex_indexd.codex.home import CodexHome, is_rollout_name, iter_rollout_entries
-from codex_indexd.codex.rollout import RolloutScan, choose_rollout
+from codex_indexd.codex.ranking import choose_rollout
+from codex_indexd.codex.rollout import RolloutScan
 from codex_indexd.codex.rollout_fd import open_rollout
 from codex_indexd.codex.rollout_file import read_turn, scan_file
 from codex_indexd.codex.scan_split import ScanFailure, failure_of
+from codex_indexd.engine.file_state import FileState, pack_stat
 from codex_indexd.engine.reading import InputWarning, report_scan
 from codex_indexd.engine.scan_ahead import DirStats, ScanAhead
 from codex_indexd.index.model import HistoryLine, RolloutFacts, own_renames
 from codex_indexd.log import get_logger
-from codex_indexd.records import record
 
 log = get_logger("codex_indexd.tracker")
-_DEVICES: dict[int, int] = {}
-
-
-def device(dev: int) -> int:
-    """Return `dev` as the one int object kept for that device: a stat result or a checkpoint
-    row makes a new one per file (28 bytes each, 1.3 MiB at 50,000 rollouts)."""
-    return _DEVICES.setdefault(dev, dev)
-
-
-@record(slots=True)
-class FileState:
-    dev: int
-    ino: int
-    size: int
-    mtime_ns: int
-    scan: RolloutScan
 
 
 class RolloutTracker:
@@ -81,7 +66,7 @@ class RolloutTracker:
             self.version += 1
             if self._by_inode.get(state.ino) == key:  # not a reuse of the inode
                 self._by_inode.pop(state.ino, None)
-            tid = state.scan.facts.thread_id
+            tid = state.facts.thread_id
             if tid:
                 self.changed_threads.add(tid)
                 self._stale_tids.add(tid)
@@ -104,7 +89,7 @@ class RolloutTracker:
         self.version += 1
         self.files[key] = state
         self._by_inode[state.ino] = key
-        tid = state.scan.facts.thread_id
+        tid = state.facts.thread_id
         if tid:
             self.changed_threads.add(tid)
             self._stale_tids.add(tid)
@@ -129,8 +114,8 @@ class RolloutTracker:
         after = self.files.get(key)
         if changed and (before is None or after is None or before.ino != after.ino):
             for state in (before, after):
-                if state is not None and state.scan.facts.thread_id:
-                    self.relocated.add(state.scan.facts.thread_id)
+                if state is not None and state.facts.thread_id:
+                    self.relocated.add(state.facts.thread_id)
         return changed
 
     def _refresh(self, path: Path, key: str) -> bool:
@@ -162,16 +147,16 @@ class RolloutTracker:
             ):
                 state = self._forget(moved_from)
                 if state is not None:  # archive / unarchive: same inode, same bytes
-                    state.scan.facts.path = key
-                    state.scan.facts.archived = self._is_archived(path)
+                    state.facts.path = key
+                    state.facts.archived = self._is_archived(path)
                     self._store(key, state)
                     moved = True
         if state is not None and (state.dev, state.ino) == (st.st_dev, st.st_ino):
-            if (state.size, state.mtime_ns) == (st.st_size, st.st_mtime_ns):
+            if state.same_file(pack_stat(st)):
                 return moved  # a move alone changes the facts (archived or not)
-            if st.st_size >= state.scan.offset and not path.name.endswith(".zst"):
-                own_renames(state.scan.facts)  # the reader may append one
-                return self._read(key, path, st, state.scan)
+            if st.st_size >= state.offset and not path.name.endswith(".zst"):
+                own_renames(state.facts)  # the reader may append one
+                return self._read(key, path, st, state.resume())
         done = self._ahead.take(key, st) if self._ahead is not None else None
         if done is not None:  # the child's scan of this file, from the same stat
             return self._read(key, path, st, None, done)
@@ -210,9 +195,7 @@ class RolloutTracker:
                 if warning.event != "rollout.partial_tail":  # normal while Codex writes
                     log.warning(warning.event, path=warning.path, detail=warning.detail)
         self._forget(key)
-        # The size is usually the offset read to: one int object for both.
-        size = scan.offset if scan.offset == st.st_size else st.st_size
-        self._store(key, FileState(device(st.st_dev), st.st_ino, size, st.st_mtime_ns, scan))
+        self._store(key, FileState.of(scan, st))
         return True
 
     def _refuse(self, key: str, st: os.stat_result, failure: ScanFailure) -> None:
@@ -253,13 +236,8 @@ class RolloutTracker:
                     except OSError:
                         pending.append(key)  # `refresh` says why
                         continue
-                    if state is not None and (
-                        st.st_mtime_ns == state.mtime_ns  # the common case: known, unchanged
-                        and st.st_size == state.size
-                        and st.st_ino == state.ino
-                        and st.st_dev == state.dev
-                    ):
-                        continue
+                    if state is not None and state.nums.startswith(pack_stat(st)):
+                        continue  # the common case: known, unchanged
                     pending.append(key)
                     if self._reads_from_start(key, state, st):
                         fresh.append((key, st))
@@ -272,8 +250,8 @@ class RolloutTracker:
                 self._ahead = None
         for key in [k for k in files if k not in seen]:
             gone = self._forget(key)
-            if gone is not None and gone.scan.facts.thread_id:
-                self.relocated.add(gone.scan.facts.thread_id)
+            if gone is not None and gone.facts.thread_id:
+                self.relocated.add(gone.facts.thread_id)
         return len(seen)
 
     def _reads_from_start(self, key: str, state: FileState | None, st: os.stat_result) -> bool:
@@ -285,7 +263,7 @@ class RolloutTracker:
             return not os.path.lexists(key[:-4])
         if state is None:
             return st.st_ino not in self._by_inode
-        return (state.dev, state.ino) != (st.st_dev, st.st_ino) or st.st_size < state.scan.offset
+        return (state.dev, state.ino) != (st.st_dev, st.st_ino) or st.st_size < state.offset
 
     def facts(self) -> dict[str, RolloutFacts]:
         """Return usable facts by thread id (a live file wins over an archived duplicate).
@@ -296,7 +274,7 @@ class RolloutTracker:
         if self._facts is None:
             by_tid: dict[str, str | tuple[str, ...]] = {}
             for key, state in self.files.items():
-                tid = state.scan.facts.thread_id
+                tid = state.facts.thread_id
                 if not tid:
                     continue
                 keys = by_tid.setdefault(tid, key)
@@ -310,10 +288,10 @@ class RolloutTracker:
             found = self._keys_by_tid.get(tid)
             if isinstance(found, str):  # one file (the usual case): no ranking
                 one = files.get(found)
-                best = one.scan if one is not None and one.scan.usable else None
+                best = one if one is not None and one.usable else None
             else:
                 states = (files.get(key) for key in found or ())
-                best = choose_rollout(state.scan for state in states if state is not None)
+                best = choose_rollout(state for state in states if state is not None)
             if best is None:
                 facts.pop(tid, None)
             else:
@@ -351,7 +329,7 @@ class RolloutTracker:
                         turn = turns.get((line.ts, line.key))
                         if turn is None:
                             continue
-                        found = read_turn(fd, turn.offset, state.scan.expected_id)
+                        found = read_turn(fd, turn.offset, state.expected_id)
                         if found is None or found.text is None or found.key != turn.key:
                             log.warning("rollout.turn_moved", path=rollout.path, offset=turn.offset)
                             continue

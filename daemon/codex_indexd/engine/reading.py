@@ -11,7 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from codex_indexd.codex.home import CodexHome, iter_rollout_entries
-from codex_indexd.codex.rollout import RolloutScan, choose_rollout
+from codex_indexd.codex.ranking import choose_rollout
+from codex_indexd.codex.rollout import RolloutScan
 from codex_indexd.codex.scan_split import (
     ScanChild,
     ScanFailure,

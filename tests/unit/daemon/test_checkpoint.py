@@ -7,15 +7,17 @@ import json
 import os
 import stat
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from codex_indexd.codex.home import CodexHome
-from codex_indexd.codex.rollout import RolloutScan
 from codex_indexd.daemon.checkpoint import Verified, load, save
-from codex_indexd.engine.live import FileState, RolloutTracker
+from codex_indexd.engine.file_state import NUMBERS, FileState, pack_stat
+from codex_indexd.engine.live import RolloutTracker
 from codex_indexd.index.model import Rename, RolloutFacts, Turns, UserTurn
 
 HOME = Path("/codex-home")
@@ -52,18 +54,10 @@ def facts_st(draw: st.DrawFn, path: str) -> RolloutFacts:
 
 @st.composite
 def file_state_st(draw: st.DrawFn, key: str) -> FileState:
-    scan = RolloutScan(
-        draw(facts_st(key)),
-        offset=draw(ints),
-        lines=draw(ints),
-        malformed=draw(ints),
-        too_long=draw(ints),
-        bare=draw(st.booleans()),
-        expected_id=draw(st.none() | st.just(TID)),
-        _meta_locked=draw(st.booleans()),
-    )
-    scan.keep_text = key.endswith(".zst")  # what the tracker (and `load`) sets per file
-    return FileState(draw(ints), draw(ints), draw(ints), draw(ints), scan)
+    facts = draw(facts_st(key))
+    flags = draw(st.integers(0, 3))  # bare, session_meta locked
+    nums = NUMBERS.pack(*(draw(ints) for _ in range(8)), flags)
+    return FileState(facts, nums, draw(st.none() | st.just(TID)))
 
 
 @st.composite
@@ -116,8 +110,7 @@ def tracker_with_one_file() -> RolloutTracker:
     key = str(HOME / "sessions" / "a.jsonl")
     facts = RolloutFacts(TID, key, first_user_message="hi", title="hi", has_meta=True)
     facts.user_turns.append(UserTurn(1_700_000_000, "hi"))
-    tracker.files[key] = FileState(1, 2, 300, 4, RolloutScan(facts, offset=300, lines=2))
-    tracker.files[key].scan.keep_text = False
+    tracker.files[key] = FileState(facts, NUMBERS.pack(1, 2, 300, 4, 300, 2, 0, 0, 0), TID)
     return tracker
 
 
@@ -166,6 +159,11 @@ def test_a_truncated_or_corrupt_checkpoint_leaves_the_tracker_empty(tmp_path: Pa
         header + b"\n" + json.dumps({**columns, "nums": columns["nums"][1:]}).encode(),
         header + b"\n" + json.dumps({**columns, "title": [2, 2]}).encode(),
         header + b"\n" + json.dumps({**columns, "tids": [None, None]}).encode(),
+        # numbers no stat result or count can hold: a negative inode, a size of 2**63
+        header + b"\n" + json.dumps({**columns, "nums": [1, -2, *columns["nums"][2:]]}).encode(),
+        header
+        + b"\n"
+        + json.dumps({**columns, "nums": [1, 2, 2**63, *columns["nums"][3:]]}).encode(),
         b"[]\n",  # a header that is not an object
         b"\xff\xfe\n",
     ):
@@ -173,6 +171,23 @@ def test_a_truncated_or_corrupt_checkpoint_leaves_the_tracker_empty(tmp_path: Pa
         tracker = RolloutTracker(CodexHome(HOME))
         assert load(tracker, path) == (False, None), broken
         assert tracker.files == {} and tracker._by_inode == {}, broken
+
+
+@given(state=file_state_st(str(HOME / "sessions" / "a.jsonl")))
+def test_a_resumed_reader_is_stored_back_as_the_same_state(state: FileState) -> None:
+    scan = state.resume()
+    assert (scan.offset, scan.lines, scan.bare) == (state.offset, state.lines, state.bare)
+    assert scan.facts is state.facts and not scan.keep_text
+    assert scan.usable == state.usable
+    st = SimpleNamespace(
+        st_dev=state.dev, st_ino=state.ino, st_size=state.size, st_mtime_ns=state.mtime_ns
+    )
+    again = FileState.of(scan, cast(os.stat_result, st))
+    expected = state.expected_id
+    assert again.nums == state.nums and again.facts is state.facts
+    # an expected id equal to the thread id is stored as that very string
+    assert again.expected_id == expected
+    assert again.same_file(pack_stat(cast(os.stat_result, st)))
 
 
 def test_a_verified_record_of_the_wrong_type_is_discarded(tmp_path: Path) -> None:

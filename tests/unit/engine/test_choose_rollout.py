@@ -7,7 +7,8 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codex_indexd.codex.rollout import RolloutScan, choose_rollout, rollout_rank
+from codex_indexd.codex.ranking import choose_rollout, rollout_rank
+from codex_indexd.codex.rollout import RolloutScan
 from codex_indexd.engine import InputWarning, keep_scan
 
 TID = "01a2133b-c369-7d21-8c95-fcf203b4a96c"

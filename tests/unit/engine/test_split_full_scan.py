@@ -78,7 +78,7 @@ def _run(home: CodexHome) -> tuple[RolloutTracker, list[MutableMapping[str, Any]
 
 
 def _state(tracker: RolloutTracker) -> tuple[Any, ...]:
-    files = {k: (s.dev, s.ino, s.size, s.mtime_ns, s.scan) for k, s in tracker.files.items()}
+    files = dict(tracker.files)
     return files, list(tracker.files), tracker.facts(), tracker.bytes_read
 
 
@@ -127,7 +127,7 @@ def test_the_child_takes_the_tail_and_its_scans_share_interned_strings(
     split = [e for e in logs if e["event"] == "rollout.scan_split"]
     assert split and split[0]["files"] == 12 and 0 < split[0]["child_files"] < 12
     for key, state in tracker.files.items():
-        facts = state.scan.facts
+        facts = state.facts
         assert facts.path is key
         assert facts.thread_id is sys.intern(facts.thread_id)
         assert facts.source is None or facts.source is sys.intern(facts.source)
@@ -164,7 +164,7 @@ def test_a_file_changed_after_the_walk_is_read_here(
     st = last.stat()
     state = tracker.files[str(last)]
     assert (state.ino, state.size, state.mtime_ns) == (st.st_ino, st.st_size, st.st_mtime_ns)
-    assert state.scan.offset == st.st_size
+    assert state.offset == st.st_size
     fresh = RolloutTracker(home)
     fresh.full_scan()
     assert tracker.facts() == fresh.facts()
