@@ -232,7 +232,6 @@ def _load_chunk(tracker: RolloutTracker, chunk: Any) -> None:
     except struct.error as exc:  # a number out of the range of a stat field or a count
         raise ValueError(f"a number does not fit: {exc}") from None
     tracker.files.update(zip(keys, map(FileState, facts, packed, expected), strict=True))
-    tracker._by_inode.update(zip(nums[1::8], keys, strict=True))
 
 
 def _turn_texts(columns: dict[str, list[Any]], firsts: list[str | None]) -> list[str | None] | None:
@@ -308,6 +307,5 @@ def _load(tracker: RolloutTracker, path: Path) -> tuple[bool, Verified | None]:
             "checkpoint.discarded", path=str(path), reason=f"unreadable: {type(exc).__name__}"
         )
         tracker.files.clear()
-        tracker._by_inode.clear()
         return False, None
     return True, verified

@@ -17,6 +17,7 @@ from codex_indexd.records import record
 NUMBERS = struct.Struct("<QQqqqqqqB")
 _NUMS = NUMBERS
 _STAT = struct.Struct("<QQqq")
+_INODE = struct.Struct("<QQ")
 _BARE, _META_LOCKED = 1, 2
 
 
@@ -93,6 +94,11 @@ class FileState:
         """True when the file had a `session_meta` Codex would accept (`RolloutScan.usable`)."""
         facts = self.facts
         return facts.has_meta and not self.nums[-1] & _BARE and bool(facts.thread_id)
+
+    def same_inode(self, st: os.stat_result) -> bool:
+        """True when `st` is of the file that was read (same device and inode)."""
+        dev, ino = _INODE.unpack_from(self.nums)
+        return bool(dev == st.st_dev and ino == st.st_ino)
 
     def same_file(self, stat: bytes) -> bool:
         """True when `stat` (`pack_stat`) is the file as it was read: same dev, inode, size

@@ -14,7 +14,12 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from codex_indexd.codex.home import CodexHome, is_rollout_name, iter_rollout_entries
+from codex_indexd.codex.home import (
+    CodexHome,
+    is_rollout_name,
+    iter_rollout_entries,
+    thread_id_from_name,
+)
 from codex_indexd.codex.ranking import choose_rollout
 from codex_indexd.codex.rollout import RolloutScan
 from codex_indexd.codex.rollout_fd import open_rollout
@@ -36,11 +41,6 @@ class RolloutTracker:
         self.home = home
         self._archived_prefix = os.path.join(str(home.archived_sessions), "")
         self.files: dict[str, FileState] = {}
-        # The file key by inode number (the dict shares the FileState's int; a tuple with the
-        # device would cost 56 bytes a file): tells a moved file from a new one. Files of two
-        # devices with the same inode number keep the last one stored; the other, if moved,
-        # is read again as a new file.
-        self._by_inode: dict[int, str] = {}
         self.changed_threads: set[str] = set()
         # Threads whose file appeared, vanished, moved or was replaced (not just appended to):
         # their DB row may have changed without a newer `updated_at_ms` (an archive).
@@ -64,8 +64,6 @@ class RolloutTracker:
         state = self.files.pop(key, None)
         if state is not None:
             self.version += 1
-            if self._by_inode.get(state.ino) == key:  # not a reuse of the inode
-                self._by_inode.pop(state.ino, None)
             tid = state.facts.thread_id
             if tid:
                 self.changed_threads.add(tid)
@@ -88,7 +86,6 @@ class RolloutTracker:
     def _store(self, key: str, state: FileState) -> None:
         self.version += 1
         self.files[key] = state
-        self._by_inode[state.ino] = key
         tid = state.facts.thread_id
         if tid:
             self.changed_threads.add(tid)
@@ -133,25 +130,15 @@ class RolloutTracker:
         state = self.files.get(key)
         moved = False
         if state is None:
-            moved_from = self._by_inode.get(st.st_ino)
-            known = self.files.get(moved_from) if moved_from is not None else None
-            # Codex archives/unarchives by a rename that keeps the file name. A different name
-            # on a known inode is a deleted file's inode number reused by a new file.
-            if (
-                moved_from is not None
-                and known is not None
-                and known.dev == st.st_dev
-                and moved_from != key
-                and Path(moved_from).name == path.name
-                and not os.path.exists(moved_from)
-            ):
+            moved_from = self._moved_from(key, path.name, st)
+            if moved_from is not None and not os.path.exists(moved_from):
                 state = self._forget(moved_from)
                 if state is not None:  # archive / unarchive: same inode, same bytes
                     state.facts.path = key
                     state.facts.archived = self._is_archived(path)
                     self._store(key, state)
                     moved = True
-        if state is not None and (state.dev, state.ino) == (st.st_dev, st.st_ino):
+        if state is not None and state.same_inode(st):
             if state.same_file(pack_stat(st)):
                 return moved  # a move alone changes the facts (archived or not)
             if st.st_size >= state.offset and not path.name.endswith(".zst"):
@@ -254,6 +241,31 @@ class RolloutTracker:
                 self.relocated.add(gone.facts.thread_id)
         return len(seen)
 
+    def _moved_from(self, key: str, name: str, st: os.stat_result) -> str | None:
+        """Return the known file that `key` may have been moved from: another path of the
+        same name (Codex archives and unarchives by a rename that keeps the name) holding the
+        thread its name names, on the same inode. Found through the thread's keys (the facts
+        are built first when they were not yet), not a map by inode: 3.8 MiB at 50,000 files.
+        A file whose name names no thread, or another thread than its `session_meta`, is
+        read again as a new file when it moves."""
+        if self._facts is None and self.files:
+            self.facts()  # builds `_keys_by_tid`
+        if not self._keys_by_tid:  # a cold start: no file known, no regex per file
+            return None
+        tid = thread_id_from_name(name)
+        if not tid:
+            return None
+        for old in self._keys_of(tid):
+            known = self.files.get(old)
+            if (
+                old != key
+                and known is not None
+                and os.path.basename(old) == name
+                and known.same_inode(st)
+            ):
+                return old
+        return None
+
     def _reads_from_start(self, key: str, state: FileState | None, st: os.stat_result) -> bool:
         """True when `refresh` will read this regular file from its start: new (not a known
         inode, which may have moved here), replaced, shrunk or compressed (and no twin)."""
@@ -262,8 +274,8 @@ class RolloutTracker:
         if key.endswith(".zst"):
             return not os.path.lexists(key[:-4])
         if state is None:
-            return st.st_ino not in self._by_inode
-        return (state.dev, state.ino) != (st.st_dev, st.st_ino) or st.st_size < state.offset
+            return self._moved_from(key, os.path.basename(key), st) is None
+        return not state.same_inode(st) or st.st_size < state.offset
 
     def facts(self) -> dict[str, RolloutFacts]:
         """Return usable facts by thread id (a live file wins over an archived duplicate).
