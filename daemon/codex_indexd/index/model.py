@@ -93,13 +93,19 @@ class BuiltOnRead(Sequence[_Item_co]):
 
 
 class Turns(BuiltOnRead[UserTurn]):
-    """A rollout's user turns, packed: `ts`, key and offset of each in one `array('q')`, and
-    the texts only when one is kept. Each `UserTurn` is built when it is looked at."""
+    """A rollout's user turns, packed: `ts`, key and offset of each in an `array('q')`, and
+    the texts only when one is kept. Each `UserTurn` is built when it is looked at.
 
-    __slots__ = ("_data", "_texts")
+    Turns cut from one packed form (`split`, a checkpoint chunk's) share its array, each from
+    its own first turn: no array object per rollout (128 bytes a rollout at rest). The first
+    `append` to such turns copies them out to an array of their own."""
+
+    __slots__ = ("_at", "_count", "_data", "_texts")
 
     def __init__(self, turns: Iterable[UserTurn] = ()) -> None:
         self._data = array("q")
+        self._at = 0  # index in `_data` of the first turn's `ts`
+        self._count = 0
         self._texts: list[str | None] | None = None  # None: no turn keeps its text
         for turn in turns:
             self.append(turn)
@@ -111,7 +117,7 @@ class Turns(BuiltOnRead[UserTurn]):
         if len(data) % 3 or (texts is not None and len(texts) * 3 != len(data)):
             raise ValueError("packed turns and their texts do not match")
         turns = cls.__new__(cls)  # no empty array made only to be replaced
-        turns._data, turns._texts = data, texts
+        turns._data, turns._at, turns._count, turns._texts = data, 0, len(data) // 3, texts
         return turns
 
     @classmethod
@@ -119,12 +125,13 @@ class Turns(BuiltOnRead[UserTurn]):
         cls, data: array[int], counts: Iterable[int], texts: list[str | None] | None
     ) -> list[Turns]:
         """Return the turns of several rollouts cut in order from one packed form (`counts`
-        turns each; see `packed`). Raises ValueError when the counts do not cover it exactly."""
+        turns each; see `packed`), all sharing `data`, which must not be changed after. Raises
+        ValueError when the counts do not cover it exactly."""
         out: list[Turns] = []
         new, at = cls.__new__, 0
         for count in counts:
             turns = new(cls)
-            turns._data = data[3 * at : 3 * (at + count)]
+            turns._data, turns._at, turns._count = data, 3 * at, count
             turns._texts = None if texts is None else texts[at : at + count]
             at += count
             out.append(turns)
@@ -135,12 +142,13 @@ class Turns(BuiltOnRead[UserTurn]):
     @property
     def last_ts(self) -> int | None:
         """`ts` of the last turn (None when there is none), without building the turn."""
-        return self._data[-3] if self._data else None
+        return self._data[self._at + 3 * self._count - 3] if self._count else None
 
     @property
     def data(self) -> array[int]:
         """The packed `ts, signed key, offset` of every turn (not to be changed)."""
-        return self._data
+        data, at, end = self._data, self._at, self._at + 3 * self._count
+        return data if at == 0 and end == len(data) else data[at:end]
 
     @property
     def texts(self) -> list[str | None] | None:
@@ -149,24 +157,28 @@ class Turns(BuiltOnRead[UserTurn]):
 
     def keyed(self) -> Iterator[tuple[int, int, str | None]]:
         """Yield `(ts, key, text)` of each turn, without building its UserTurn."""
-        data, texts = self._data, self._texts
-        for i in range(len(data) // 3):
-            j = 3 * i
+        data, texts, at = self._data, self._texts, self._at
+        for i in range(self._count):
+            j = at + 3 * i
             yield data[j], unsigned_key(data[j + 1]), texts[i] if texts is not None else None
 
     def append(self, turn: UserTurn) -> None:
         """Add a turn at the end."""
+        if self._at or len(self._data) != 3 * self._count:  # shared: copy ours out first
+            self._data = self._data[self._at : self._at + 3 * self._count]
+            self._at = 0
         if turn.text is not None and self._texts is None:
-            self._texts = [None] * len(self)
+            self._texts = [None] * self._count
         self._data.extend((turn.ts, signed_key(turn.key), turn.offset))
+        self._count += 1
         if self._texts is not None:
             self._texts.append(turn.text)
 
     def __len__(self) -> int:
-        return len(self._data) // 3
+        return self._count
 
     def _item(self, i: int) -> UserTurn:
-        data, j = self._data, 3 * i
+        data, j = self._data, self._at + 3 * i
         text = self._texts[i] if self._texts is not None else None
         return UserTurn(data[j], text, unsigned_key(data[j + 1]), data[j + 2])
 
