@@ -40,10 +40,12 @@ def main(args: argparse.Namespace) -> int:
     """Run the daemon; exit 0 on SIGTERM/SIGINT, 2 on a bad config, 75 when already running."""
     from codex_indexd.commands.home_check import MISSING
     from codex_indexd.daemon.loop import Daemon
+    from codex_indexd.daemon.malloc_tuning import fix_mmap_threshold
     from codex_indexd.daemon.service_env import EXIT_ALREADY_RUNNING, lock_holder_message
     from codex_indexd.log import setup as logsetup
     from codex_indexd.write.locks import AlreadyRunning
 
+    fix_mmap_threshold()  # before the large tables of the start are built
     overrides = cli_overrides(args)
     try:
         resolved = settings_mod.load(overrides)
