@@ -21,6 +21,7 @@ from codex_indexd.daemon.healing import HealSchedule, heal_if_due
 from codex_indexd.daemon.held_turns import HeldTurns
 from codex_indexd.daemon.home_writes import HomeWrites, LeftJournals, now_iso
 from codex_indexd.daemon.own_writes import Fingerprint, IndexCache, PlanDue
+from codex_indexd.daemon.restored import RestoredIds
 from codex_indexd.engine import HomeFacts, Targets
 from codex_indexd.engine.live import RolloutTracker
 from codex_indexd.engine.policy import home_policy
@@ -72,7 +73,7 @@ class HomeWorker:
         if after is not None:
             self.extra_status, self.heal_mode = after.extra_status, after.heal_mode
             self.heal_binary = after.heal_binary
-        self._restored_ids: set[str] = set()
+        self._restored_ids = RestoredIds()
         self._planned_policy, self._saved_version = "", -1
         self._saved_verified: bytes | None = None  # `checkpoint.record_digest` of the saved
         self._activity = self._saved_activity = 0  # bumped by take() and reconcile()
@@ -126,7 +127,7 @@ class HomeWorker:
         self._collect_changes()
         self.due.dirty |= changed
         self.due.full = False
-        self._restored_ids = set(verified.restored)
+        self._restored_ids = RestoredIds(verified.restored)
         self._planned_policy = verified.policy
         self.files.verified_fp = {
             self.home.session_index.name: verified.index_fp,
@@ -155,7 +156,7 @@ class HomeWorker:
             self.files.verified_fp[names[1]],
             str(table.db_path) if table.db_path else None,
             RowDigests(table.rows or {}),
-            sorted(self._restored_ids),
+            self._restored_ids.sorted(),
         )
 
     def save_checkpoint(self) -> None:
@@ -298,10 +299,9 @@ class HomeWorker:
         """Note what a plan decided: the restored threads, the drift, when and why."""
         selected = plan.selection.thread_ids
         if only is None:
-            self._restored_ids = selected
+            self._restored_ids.replace(selected)
         else:  # a partial plan: threads it looked at are in or out now, the rest unchanged
-            self._restored_ids -= only
-            self._restored_ids |= selected
+            self._restored_ids.update(only, selected)
         self.stats["last_reconcile_at"] = now_iso()
         self.stats["last_reconcile_reason"] = reason
         self.current_drift = plan.drift.counts()
