@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -17,8 +18,17 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the parser with every subcommand registered."""
+PARSED_HERE = ("repair", "run", "explain")
+"""The commands whose options this parser holds (the others parse their own)."""
+PASSED_THROUGH = ("status", "logs", "service", "config", "report")
+COMMANDS = (*PARSED_HERE, *PASSED_THROUGH)
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Return the parser with every subcommand registered; with `only` (one of PARSED_HERE),
+    with that subcommand alone. A command line that starts with that command parses, helps
+    and fails exactly as with the whole parser (its usage names no subcommand), and the
+    others' options are not built (each costs a formatter and a few catalogue lookups)."""
     from codex_indexd.commands.arguments import add_explain, add_repair, add_run
 
     parser = argparse.ArgumentParser(
@@ -31,9 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"codex-indexd {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    add_repair(sub)
-    add_run(sub)
-    add_explain(sub)
+    adders = {"repair": add_repair, "run": add_run, "explain": add_explain}
+    if only is not None:
+        adders[only](sub)
+        return parser
+    for add in adders.values():
+        add(sub)
     for name, help_text in (
         ("status", "show whether the daemon runs and what is wrong"),
         ("logs", "show the daemon's log"),
@@ -58,13 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         set_configure_hook(None)
 
 
-COMMANDS = ("repair", "run", "explain", "status", "logs", "service", "config", "report")
-
-
 def _main(argv: Sequence[str] | None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    if args_list and args_list[0] in {"status", "logs", "service", "config", "report"}:
+    if args_list and args_list[0] in PASSED_THROUGH:
         return _passthrough(args_list[0], args_list[1:])
     if args_list and not args_list[0].startswith("-") and args_list[0] not in COMMANDS:
         import difflib
@@ -79,6 +88,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_USAGE
     from codex_indexd.commands.words import parse_command_line
 
+    parser = build_parser(args_list[0] if args_list and args_list[0] in PARSED_HERE else None)
     args = parse_command_line(parser, args_list)
     if args.command is None:
         parser.print_help(sys.stderr)
@@ -131,14 +141,48 @@ def _daemon_link() -> DaemonLink:
     )
 
 
+QUICK_EXIT = frozenset({"repair"})
+"""Commands whose process ends as soon as it is done (`quick_exit`), with the cyclic
+collector off throughout: what they built (a whole home's facts and plan) is neither walked
+nor torn down object by object."""
+
+
 def entry_point() -> None:
     """Console-script entry: exit with `main()`'s code (quietly when the reader went away)."""
+    quick = sys.argv[1:2] != [] and sys.argv[1] in QUICK_EXIT
+    if quick:
+        import gc
+
+        # Such a command keeps nearly everything it makes to its end, and its end is the
+        # process's: the cyclic collector stays off from its imports on (it would only walk
+        # those objects, once more when `paused_gc` ends), and `quick_exit` never frees them.
+        gc.disable()
     try:
         code = main()
         sys.stdout.flush()
     except BrokenPipeError:
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 1
+    if quick:
+        quick_exit(code)
     raise SystemExit(code)
+
+
+def quick_exit(code: int) -> None:
+    """End the process with `code` as the interpreter's exit would, without freeing what it
+    holds: the exit functions run (logging's flushes and closes its handlers) and both
+    standard streams are flushed (120 when one cannot be, as Python exits then). With a
+    thread of ours still running, raise SystemExit(code) instead: a normal exit waits for
+    it. Returns only by raising."""
+    import _thread
+    import atexit
+
+    if _thread._count():  # threads started besides the main one, still running
+        raise SystemExit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            code = 120
+    os._exit(code)
