@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
@@ -11,6 +10,9 @@ from typing import TYPE_CHECKING
 from codex_indexd import __version__
 
 if TYPE_CHECKING:
+    import argparse
+
+    from codex_indexd.codex.scan_queue import StartedScan
     from codex_indexd_service.daemon_link import DaemonLink
 
 EXIT_OK = 0
@@ -29,6 +31,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     with that subcommand alone. A command line that starts with that command parses, helps
     and fails exactly as with the whole parser (its usage names no subcommand), and the
     others' options are not built (each costs a formatter and a few catalogue lookups)."""
+    import argparse
+
     from codex_indexd.commands.arguments import add_explain, add_repair, add_run
 
     parser = argparse.ArgumentParser(
@@ -86,15 +90,32 @@ def _main(argv: Sequence[str] | None) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    from codex_indexd.commands.words import parse_command_line
+    command = args_list[0] if args_list and args_list[0] in PARSED_HERE else None
+    early = _early_scan(args_list[1:]) if command == "repair" else None
+    try:
+        from codex_indexd.commands.words import parse_command_line
 
-    parser = build_parser(args_list[0] if args_list and args_list[0] in PARSED_HERE else None)
-    args = parse_command_line(parser, args_list)
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
-    result: int = args.handler(args)
-    return result
+        parser = build_parser(command)
+        args = parse_command_line(parser, args_list)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        if early is not None:
+            args.early_scan = early
+        result: int = args.handler(args)
+        return result
+    finally:
+        if early is not None:
+            early.discard()
+
+
+def _early_scan(options: list[str]) -> StartedScan | None:
+    """Begin the scan of the home `repair` most likely serves, before its options are even
+    parsed (argparse and the rest of the command load while a child scans); `repair`
+    checks that home against its options and config before it uses the scan."""
+    from codex_indexd.commands.repair import likely_home, start_early
+
+    return start_early(likely_home(options))
 
 
 def _passthrough(command: str, rest: list[str]) -> int:
