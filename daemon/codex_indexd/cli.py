@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING
 from codex_indexd import __version__
 
 if TYPE_CHECKING:
+    import argparse
+
+    from codex_indexd.codex.scan_queue import StartedScan
     from codex_indexd_service.daemon_link import DaemonLink
 
 EXIT_OK = 0
@@ -17,8 +20,19 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the parser with every subcommand registered."""
+PARSED_HERE = ("repair", "run", "explain")
+"""The commands whose options this parser holds (the others parse their own)."""
+PASSED_THROUGH = ("status", "logs", "service", "config", "report")
+COMMANDS = (*PARSED_HERE, *PASSED_THROUGH)
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Return the parser with every subcommand registered; with `only` (one of PARSED_HERE),
+    with that subcommand alone. A command line that starts with that command parses, helps
+    and fails exactly as with the whole parser (its usage names no subcommand), and the
+    others' options are not built (each costs a formatter and a few catalogue lookups)."""
+    import argparse
+
     from codex_indexd.commands.arguments import add_explain, add_repair, add_run
 
     parser = argparse.ArgumentParser(
@@ -31,9 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"codex-indexd {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    add_repair(sub)
-    add_run(sub)
-    add_explain(sub)
+    adders = {"repair": add_repair, "run": add_run, "explain": add_explain}
+    if only is not None:
+        adders[only](sub)
+        return parser
+    for add in adders.values():
+        add(sub)
     for name, help_text in (
         ("status", "show whether the daemon runs and what is wrong"),
         ("logs", "show the daemon's log"),
@@ -58,13 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         set_configure_hook(None)
 
 
-COMMANDS = ("repair", "run", "explain", "status", "logs", "service", "config", "report")
-
-
 def _main(argv: Sequence[str] | None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    if args_list and args_list[0] in {"status", "logs", "service", "config", "report"}:
+    if args_list and args_list[0] in PASSED_THROUGH:
         return _passthrough(args_list[0], args_list[1:])
     if args_list and not args_list[0].startswith("-") and args_list[0] not in COMMANDS:
         import difflib
@@ -77,14 +90,32 @@ def _main(argv: Sequence[str] | None) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    from codex_indexd.commands.words import parse_command_line
+    command = args_list[0] if args_list and args_list[0] in PARSED_HERE else None
+    early = _early_scan(args_list[1:]) if command == "repair" else None
+    try:
+        from codex_indexd.commands.words import parse_command_line
 
-    args = parse_command_line(parser, args_list)
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
-    result: int = args.handler(args)
-    return result
+        parser = build_parser(command)
+        args = parse_command_line(parser, args_list)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        if early is not None:
+            args.early_scan = early
+        result: int = args.handler(args)
+        return result
+    finally:
+        if early is not None:
+            early.discard()
+
+
+def _early_scan(options: list[str]) -> StartedScan | None:
+    """Begin the scan of the home `repair` most likely serves, before its options are even
+    parsed (argparse and the rest of the command load while a child scans); `repair`
+    checks that home against its options and config before it uses the scan."""
+    from codex_indexd.commands.repair import likely_home, start_early
+
+    return start_early(likely_home(options))
 
 
 def _passthrough(command: str, rest: list[str]) -> int:
@@ -131,14 +162,48 @@ def _daemon_link() -> DaemonLink:
     )
 
 
+QUICK_EXIT = frozenset({"repair"})
+"""Commands whose process ends as soon as it is done (`quick_exit`), with the cyclic
+collector off throughout: what they built (a whole home's facts and plan) is neither walked
+nor torn down object by object."""
+
+
 def entry_point() -> None:
     """Console-script entry: exit with `main()`'s code (quietly when the reader went away)."""
+    quick = sys.argv[1:2] != [] and sys.argv[1] in QUICK_EXIT
+    if quick:
+        import gc
+
+        # Such a command keeps nearly everything it makes to its end, and its end is the
+        # process's: the cyclic collector stays off from its imports on (it would only walk
+        # those objects, once more when `paused_gc` ends), and `quick_exit` never frees them.
+        gc.disable()
     try:
         code = main()
         sys.stdout.flush()
     except BrokenPipeError:
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 1
+    if quick:
+        quick_exit(code)
     raise SystemExit(code)
+
+
+def quick_exit(code: int) -> None:
+    """End the process with `code` as the interpreter's exit would, without freeing what it
+    holds: the exit functions run (logging's flushes and closes its handlers) and both
+    standard streams are flushed (120 when one cannot be, as Python exits then). With a
+    thread of ours still running, raise SystemExit(code) instead: a normal exit waits for
+    it. Returns only by raising."""
+    import _thread
+    import atexit
+
+    if _thread._count():  # threads started besides the main one, still running
+        raise SystemExit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            code = 120
+    os._exit(code)

@@ -7,7 +7,8 @@ python tests/bench/bench_imports.py [--runs N] [--top K] [--module M] [--python 
 Three commands, each run `--runs` times (at least 5) in turn, medians printed:
 
 - `python -c pass` — the bare interpreter;
-- `python -c "import M"` — the modules `repair` needs (M = `codex_indexd.commands.repair`);
+- `python -c "import M"` — the modules `repair` needs (M = `codex_indexd.commands.repair_home`,
+  which imports nearly all of them; `commands.repair`, the command's start, imports few);
 - `codex-indexd repair --dry-run` on a tiny home (two rollouts, a state DB) — the whole command.
 
 Wall times and peak RSS come from runs without `-X importtime` (it slows imports down); the same
@@ -373,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help=f"runs per command (≥ {MIN_RUNS})")
     parser.add_argument("--top", type=int, default=15, help="modules per table")
-    parser.add_argument("--module", default="codex_indexd.commands.repair")
+    parser.add_argument("--module", default="codex_indexd.commands.repair_home")
     parser.add_argument(
         "--python", default=sys.executable, help="interpreter that can import codex_indexd"
     )

@@ -64,7 +64,7 @@ def test_the_script_prints_the_three_commands_and_the_tables() -> None:
         check=True,
     )
     out = result.stdout
-    for text in ("python -c pass", "import codex_indexd.commands.repair", "repair --dry-run"):
+    for text in ("python -c pass", "import codex_indexd.commands.repair_home", "repair --dry-run"):
         assert text in out
     assert out.count("first imported by") == 4
     assert "codex_indexd." in out

@@ -305,7 +305,7 @@ def test_repair_pauses_the_cycle_collector_only_while_it_runs(
 ) -> None:
     import gc
 
-    from codex_indexd.commands import repair as repair_mod
+    from codex_indexd.commands import repair_home as repair_mod
 
     home = build_home(tmp_path / "h", [new_thread(i) for i in range(3)])
     seen: list[bool] = []
@@ -322,3 +322,90 @@ def test_repair_pauses_the_cycle_collector_only_while_it_runs(
     assert repair(home, "--max-threads", "0", "--dry-run") == (1 if fails else 0)
     assert seen == [False]
     assert gc.isenabled()
+
+
+@pytest.mark.parametrize("extra", [["--dry-run", "--json"], ["--rebuild"], []])
+def test_a_repair_with_its_scan_shared_writes_and_reports_as_one_process(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+) -> None:
+    from codex_indexd.codex import scan_queue
+    from tests.support.scan_children import shared_scans
+
+    threads = [new_thread(i, turns=1 + i % 3, paginated=i % 2 == 1) for i in range(12)]
+    one = build_home(tmp_path / "one" / "home", threads)
+    shared = tmp_path / "shared" / "home"
+    shutil.copytree(one, shared, symlinks=True)
+    assert repair(one, "--max-threads", "0", *extra) == 0
+    one_out = capsys.readouterr().out
+    monkeypatch.setattr(scan_queue, "PARALLEL_SCAN_BYTES", 0)
+    made = shared_scans(monkeypatch, forked=True)
+    assert repair(shared, "--max-threads", "0", *extra) == 0
+    assert len(made) == 1 and made[0].peak_kib > 0  # a child ran and reported
+    assert capsys.readouterr().out.replace(str(shared), str(one)) == one_out
+    for name in ("session_index.jsonl", "history.jsonl"):
+        assert (one / name).exists() == (shared / name).exists()
+        if (one / name).exists():
+            assert (shared / name).read_bytes() == (one / name).read_bytes()
+
+
+def test_a_repair_that_fails_after_its_scan_started_leaves_no_child(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from codex_indexd.codex import scan_queue, scan_split
+    from codex_indexd.commands import repair_home
+    from tests.support.scan_children import has_children
+
+    home = build_home(tmp_path / "h", [new_thread(i) for i in range(4)])
+    monkeypatch.setattr(scan_queue, "PARALLEL_SCAN_BYTES", 0)
+    monkeypatch.setattr(scan_split, "may_fork", lambda: True)
+
+    def recover(home: object) -> None:
+        raise OSError(5, "Input/output error", "journal")
+
+    monkeypatch.setattr(repair_home, "recover", recover)
+    assert repair(home) == 1
+    assert "error: Input/output error (journal)" in capsys.readouterr().out
+    assert not has_children()
+
+
+@pytest.mark.parametrize("named_by", ["config", "codex-home-variable", "option"])
+def test_the_scan_begun_before_the_config_is_read_serves_only_its_own_home(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    private_dirs: Path,
+    named_by: str,
+) -> None:
+    """`repair` begins scanning ~/.codex (or $CODEX_HOME's first path, or --codex-home)
+    before it reads the config file; when the config names another home, that scan is
+    dropped and the home the config names is repaired, as without the early start."""
+    from codex_indexd.codex import scan_queue
+    from tests.support.scan_children import has_children, shared_scans
+
+    dot_codex = build_home(tmp_path / "user" / ".codex", [new_thread(i) for i in range(5)])
+    wanted = build_home(tmp_path / "wanted", [new_thread(20 + i) for i in range(3)])
+    reference = tmp_path / "reference"
+    shutil.copytree(wanted, reference, symlinks=True)
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    argv = ["repair", "--max-threads", "0"]
+    if named_by == "config":
+        private_dirs.mkdir(parents=True, exist_ok=True)
+        (private_dirs / "config.toml").write_text(f'homes = ["{wanted}"]\n')
+    elif named_by == "codex-home-variable":
+        monkeypatch.setenv("CODEX_HOME", f"{wanted}{os.pathsep}{dot_codex}")
+    else:
+        argv += ["--codex-home", str(wanted)]
+    assert repair(reference, "--max-threads", "0") == 0
+    expected = capsys.readouterr().out.replace(str(reference), str(wanted))
+    monkeypatch.setattr(scan_queue, "PARALLEL_SCAN_BYTES", 0)
+    made = shared_scans(monkeypatch, forked=True)
+    assert main(argv) == 0
+    assert capsys.readouterr().out == expected
+    homes = [shared.jobs[0][0].split("/sessions/")[0] for shared in made]
+    assert homes == ([str(dot_codex), str(wanted)] if named_by == "config" else [str(wanted)])
+    for name in ("session_index.jsonl", "history.jsonl"):
+        assert (wanted / name).read_bytes() == (reference / name).read_bytes()
+    assert not has_children()

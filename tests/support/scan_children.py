@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import select
 from types import ModuleType
 
 import pytest
 
-from codex_indexd.codex import scan_split
+from codex_indexd.codex import scan_queue, scan_split
 
 
 def split_children(
@@ -24,3 +26,43 @@ def split_children(
 
     monkeypatch.setattr(user, "ScanChild", spy)
     return children
+
+
+def shared_scans(monkeypatch: pytest.MonkeyPatch, *, forked: bool) -> list[scan_queue.SharedScan]:
+    """Make `scan_split` fork (`forked`) or spawn the child of each `SharedScan` that
+    `start_scan` makes, and record them; return the list they are appended to."""
+    monkeypatch.setattr(scan_split, "may_fork", lambda: forked)
+    made: list[scan_queue.SharedScan] = []
+    real = scan_queue.SharedScan
+
+    def spy(
+        jobs: list[scan_split.ScanJob], weights: list[int], keep_text: bool, *, quiet: bool = False
+    ) -> scan_queue.SharedScan:
+        made.append(real(jobs, weights, keep_text, quiet=quiet))
+        return made[-1]
+
+    monkeypatch.setattr(scan_queue, "SharedScan", spy)
+    return made
+
+
+def wait_until_the_child_sent(shared: scan_queue.SharedScan) -> None:
+    """Return once the child of `shared` has sent its first bytes (or exited): it does so
+    only when the queue is empty, so this process then takes no ticket."""
+    source = shared._source
+    assert source is not None, "no child was started"
+    select.select([source], [], [])
+
+
+def has_children() -> bool:
+    """True when this process has a child, running or exited and not yet waited for (the
+    check waits for none)."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
+
+
+def open_descriptors() -> int:
+    """Return how many descriptors this process has open."""
+    return len(os.listdir("/proc/self/fd"))

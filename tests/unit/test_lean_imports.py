@@ -39,12 +39,14 @@ NEVER_FOR_REPAIR = (
     "signal",
     "structlog",
     "subprocess",
+    "threading",
     "uuid",
     "watchdog",
 )
 """Modules a repair without --heal-db never needs (ctypes: only to reserve space for an
 append; uuid: index ids are made canonical without it; pickle, signal: only when a large
-scan is shared with a second process)."""
+scan is shared with a second process; threading: its locks come from `_thread`, and whether
+the process may fork is asked of `_thread` too)."""
 
 PARSER_ONLY = "from codex_indexd.cli import build_parser; build_parser()"
 
@@ -102,6 +104,31 @@ def test_building_the_parser_imports_no_command(env: dict[str, str]) -> None:
     assert "codex_indexd.commands.arguments" in modules  # the check sees our modules
     assert not loaded(modules, ("codex_indexd.commands.repair", *NEVER_FOR_REPAIR))
     assert not loaded(modules, ("codex_indexd.engine", "codex_indexd.index", "dataclasses"))
+
+
+def test_a_repair_begins_its_scan_before_the_planner_and_the_config_are_imported(
+    env: dict[str, str],
+) -> None:
+    """What `repair` has imported when it starts its scan (`commands.repair` and
+    `codex.scan_queue`, before its options are parsed): neither argparse, nor the config
+    file's reader (platformdirs, tomllib), nor the state DB's, the planner or the writers;
+    those load while a child scans."""
+    code = "import codex_indexd.cli, codex_indexd.commands.repair, codex_indexd.codex.scan_queue"
+    modules = modules_after(code, env)
+    assert "codex_indexd.codex.scan_split" in modules  # the check sees the scanner
+    later = (
+        "argparse",
+        "codex_indexd.commands.arguments",
+        "codex_indexd.commands.repair_home",
+        "codex_indexd.config",
+        "codex_indexd.engine",
+        "codex_indexd.index.plan",
+        "codex_indexd.write",
+        "platformdirs",
+        "sqlite3",
+        "tomllib",
+    )
+    assert not loaded(modules, (*later, *NEVER_FOR_REPAIR))
 
 
 @pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "writing"])

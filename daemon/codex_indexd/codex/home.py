@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import _thread
+import errno
 import os
 import re
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +23,9 @@ _UUID_RE = re.compile(
 # watched (Codex writes at depth 3: YYYY/MM/DD). Walks stop there with one warning per tree.
 MAX_TREE_DEPTH = 64
 _reported_too_deep: set[str] = set()  # logged once per process
-_reported_lock = threading.Lock()  # walks and watcher threads report alike
+# Walks and watcher threads report alike. `threading.Lock` is this type; `repair` has no
+# other use for `threading`.
+_reported_lock = _thread.allocate_lock()
 
 
 def is_rollout_name(name: str) -> bool:
@@ -173,9 +176,10 @@ def iter_rollout_paths(root: Path) -> Iterator[Path]:
         yield Path(entry.path)
 
 
-def iter_rollout_entries(root: Path) -> Iterator[os.DirEntry[str]]:
+def iter_rollout_entries(root: Path, *, quiet: bool = False) -> Iterator[os.DirEntry[str]]:
     """Like `iter_rollout_paths`, as directory entries (their `stat()` is cached). The walk is
-    iterative: no depth costs stack."""
+    iterative: no depth costs stack. With `quiet`, what would be logged (a directory that
+    cannot be listed, one too deep) raises OSError instead."""
     stack = [(str(root), 0)]
     too_deep: str | None = None
     while stack:
@@ -186,18 +190,23 @@ def iter_rollout_entries(root: Path) -> Iterator[os.DirEntry[str]]:
         except FileNotFoundError:
             continue
         except OSError as exc:
+            if quiet:
+                raise
             log.warning("rollout.dir_unreadable", path=directory, error=str(exc))
             continue
         names = {entry.name for entry in entries}
         for entry in entries:
             try:
-                if entry.is_dir(follow_symlinks=False):
-                    if depth < MAX_TREE_DEPTH:
-                        stack.append((entry.path, depth + 1))
-                    elif too_deep is None:
-                        too_deep = entry.path
-                    continue
+                is_dir = entry.is_dir(follow_symlinks=False)
             except OSError:
+                continue
+            if is_dir:
+                if depth < MAX_TREE_DEPTH:
+                    stack.append((entry.path, depth + 1))
+                elif quiet:
+                    raise OSError(errno.ELOOP, "directory too deep", entry.path)
+                elif too_deep is None:
+                    too_deep = entry.path
                 continue
             name = entry.name
             if not is_rollout_name(name):

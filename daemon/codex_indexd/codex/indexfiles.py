@@ -4,10 +4,10 @@ can keep the lines it does not understand)."""
 
 from __future__ import annotations
 
+import _thread
 import errno
 import os
 import stat
-import threading
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -152,7 +152,7 @@ class _RefusalLog:
     """Logs one line per refused file and reason, until the file reads normally again."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()  # `threading.Lock`, without importing threading
         self._logged: dict[str, str] = {}
 
     def refused(self, path: Path, reason: str) -> None:

@@ -166,7 +166,7 @@ def add_repair(sub: Any) -> None:
         choices=LOG_LEVELS,
         help="least severe log lines printed on stderr (default: warning)",
     )
-    parser.set_defaults(handler=_repair)
+    parser.set_defaults(handler=_repair, early_scan=None)  # early_scan: set by the CLI
 
 
 def add_run(sub: Any) -> None:

@@ -1,70 +1,29 @@
 """`codex-indexd repair`: one reconcile of a Codex home, run by hand.
 
 Default is a non-destructive merge; `--rebuild` replaces the files like the seed script did.
+This module is the command's start: the config, the home, and the rollouts listed and their
+scan begun (on a large home a second process scans while this one imports the rest of the
+command); `commands.repair_home` does the rest.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import os
 import sys
-import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from codex_indexd import records
 from codex_indexd.codex.home import CodexHome
-from codex_indexd.codex.indexfiles import read_history
-from codex_indexd.collector import paused_gc
-from codex_indexd.commands.progress import progress_bar
-from codex_indexd.commands.repair_summary import build_report, summary_lines
-from codex_indexd.engine import HomeFacts, gather, recover
-from codex_indexd.engine.policy import home_policy
-from codex_indexd.engine.reconcile import Reconciled, reconcile, write_all
-from codex_indexd.index.history import TUI_TURN_WINDOW_S, threads_with_recent_turns
-from codex_indexd.index.model import OnlyFile, Policy
 from codex_indexd.log import get_logger, set_configure_hook
-from codex_indexd.write.backup import BackupPolicy
+
+if TYPE_CHECKING:
+    import argparse
+
+    from codex_indexd.codex.scan_queue import StartedScan
 
 log = get_logger("codex_indexd.repair")
-
-
-def policy_from(args: argparse.Namespace, facts: HomeFacts) -> Policy:
-    """Return this repair's policy: the options, and the home's Codex config."""
-    base = Policy(
-        max_threads=args.max_threads,
-        include_orphans=args.include_orphans,
-        only=OnlyFile(args.only),
-    )
-    return home_policy(base, facts.config, ignore_history_max_bytes=args.ignore_history_max_bytes)
-
-
-def db_drift(facts: HomeFacts) -> dict[str, Any]:
-    """What Codex's own DB lost (names, rows), for the report."""
-    from codex_indexd.heal import detect
-
-    found = detect(facts)
-    return {"counts": found.counts(), "ids": found.ids(), "db_available": found.db_available}
-
-
-def run_heal(facts: HomeFacts, resolved: Any) -> dict[str, Any]:
-    """Ask Codex's app-server to heal its DB once; return a JSON-able summary."""
-    from codex_indexd.heal import heal_once
-
-    mode, binary = resolved.codex_api.mode, resolved.codex_api.binary or None
-    heal = heal_once(facts, mode=mode, binary=binary)
-    return {
-        "summary": heal.summary(),
-        "detected": heal.detected,
-        "healed": heal.healed,
-        "not_healed": heal.not_healed,
-        "given_up": heal.given_up,
-        "skipped_reason": heal.skipped_reason,
-        "how_to_enable": heal.how_to_enable,
-        "error": heal.error,
-        "notes": heal.notes,
-        "error_exit": bool(heal.error),
-    }
 
 
 def _failed(args: argparse.Namespace, root: Path, error: str, code: int = 1) -> int:
@@ -77,36 +36,10 @@ def _failed(args: argparse.Namespace, root: Path, error: str, code: int = 1) -> 
     return code
 
 
-def reconcile_home(args: argparse.Namespace, home: CodexHome, facts: HomeFacts) -> Reconciled:
-    """Plan and, unless a dry run, apply; when Codex trimmed history.jsonl after we read it
-    (the write found it changed and wrote nothing), read it again and plan again."""
-
-    def reread(facts: HomeFacts) -> HomeFacts:
-        return records.replace(facts, history=read_history(home.history))
-
-    # The TUI writes its own history line shortly after the turn: a turn this recent is left
-    # to it (a later repair or the daemon adds it if it never comes). A rebuild holds none.
-    fresh = (
-        frozenset()
-        if args.rebuild
-        else threads_with_recent_turns(facts.rollouts, time.time(), TUI_TURN_WINDOW_S)
-    )
-    return reconcile(
-        facts,
-        policy_from(args, facts),
-        backup=BackupPolicy(enabled=not args.no_backup),
-        rebuild=args.rebuild,
-        fresh=fresh,
-        prepare=(lambda plan: None) if args.dry_run else write_all,
-        reread=reread,
-    )
-
-
 def main(args: argparse.Namespace) -> int:
     """Run one repair; print the summary (or JSON, also on failure). Exit 0 on success,
-    1 on failure, 2 on a bad config file."""
-    from codex_indexd.commands.home_check import check_home
-    from codex_indexd.config import settings as settings_mod
+    1 on failure, 2 on a bad config file. `args.early_scan` is the scan the command line
+    began (`start_early`), if any: it is used when its home is the one repaired."""
 
     def configure_logging() -> None:
         from codex_indexd.log import setup as logsetup
@@ -114,6 +47,65 @@ def main(args: argparse.Namespace) -> int:
         logsetup.configure(level=args.log_level, log_file=False)
 
     set_configure_hook(configure_logging)
+    early: StartedScan | None = getattr(args, "early_scan", None)
+    if early is None:
+        early = start_early(CodexHome.at(args.codex_home) if args.codex_home else likely_home([]))
+    try:
+        home = _home_to_repair(args)
+        if isinstance(home, int):
+            return home
+        if early is not None and early.home != home:
+            early.discard()
+            early = None
+        return _start_and_repair(args, home, early)
+    finally:
+        if early is not None:
+            early.discard()
+
+
+def likely_home(options: Sequence[str]) -> CodexHome:
+    """Return the home a `repair` with these (unparsed) options serves unless the config
+    file names others: the last `--codex-home` given, else the first path of
+    `$CODEX_HOME`, else ~/.codex. A guess: the parsed options decide."""
+    given: str | None = None
+    for i, option in enumerate(options):
+        if option == "--":
+            break
+        if option == "--codex-home" and i + 1 < len(options):
+            given = options[i + 1]
+        elif option.startswith("--codex-home="):
+            given = option.partition("=")[2]
+    if given:
+        return CodexHome.at(given)
+    first = os.environ.get("CODEX_HOME", "").split(os.pathsep)[0]
+    return CodexHome.at(first or None)
+
+
+def start_early(home: CodexHome) -> StartedScan | None:
+    """Begin the scan of `home` (`start_scan`) before the options and the config file are
+    read: argparse, the config's reader and platformdirs, the planner and the state DB's
+    reader are imported while the child scans. It logs nothing (logging is not set up yet,
+    and the home may not be the one repaired): return None where it would log, or where
+    the home is unusable; the scan is then begun, and what it meets reported, once the
+    home is checked."""
+    from codex_indexd.codex.scan_queue import start_scan
+    from codex_indexd.commands.home_check import check_home
+
+    if check_home(home.root) is not None:
+        return None
+    try:
+        return start_scan(home, quiet=True)
+    except OSError:
+        return None
+
+
+def _home_to_repair(args: argparse.Namespace) -> CodexHome | int:
+    """Read the config file (into `args.settings`) and return the home to repair, or the
+    exit code of a repair that cannot start (reported): 2 for a bad config file, 1 for a
+    home that cannot be used."""
+    from codex_indexd.commands.home_check import check_home
+    from codex_indexd.config import settings as settings_mod
+
     try:
         args.settings = settings_mod.load()
     except settings_mod.ConfigError as exc:
@@ -130,68 +122,31 @@ def main(args: argparse.Namespace) -> int:
     problem = check_home(home.root, "--codex-home" if args.codex_home else "")
     if problem is not None:
         return _failed(args, home.root, problem.sentence)
+    return home
+
+
+def _start_and_repair(
+    args: argparse.Namespace, home: CodexHome, started: StartedScan | None
+) -> int:
+    """Begin the scan of the rollouts unless `started` did, then import and run the rest of
+    the command; an OSError is reported as the repair's failure (exit 1)."""
+    from codex_indexd.codex.scan_queue import start_scan
+    from codex_indexd.collector import paused_gc
+
     # A repair makes a few objects per rollout and per thread and keeps nearly all of them
     # to its end: the cyclic collector would only walk them again and again (about 0.2 s of
-    # CPU on 10,000 rollouts). Reference counting still frees everything that is dropped.
-    try:
-        with paused_gc():
-            return _repair(args, home)
-    except OSError as exc:
-        where = f" ({exc.filename})" if exc.filename else ""
-        log.error("repair.failed", error=f"{type(exc).__name__}{where}")
-        return _failed(args, home.root, f"{exc.strerror or exc}{where}")
+    # CPU on 10,000 rollouts), and the imports below too. Reference counting still frees
+    # everything that is dropped.
+    with paused_gc():
+        try:
+            started = started or start_scan(home)
+            from codex_indexd.commands.repair_home import repair_home
 
-
-def _repair(args: argparse.Namespace, home: CodexHome) -> int:
-    error: str | None = None
-    if not args.dry_run:
-        recover(home)
-    with progress_bar(home) as progress:
-        facts = gather(home, progress)
-    outcome = reconcile_home(args, home, facts)
-    facts, plan, result = outcome.facts, outcome.plan, outcome.result
-    if result is not None and result.errors:
-        error = "; ".join(
-            f"{name}: {type(exc).__name__}: {exc}" for name, exc in result.errors.items()
-        )
-        log.error("repair.failed", error=error)
-    report = build_report(args, facts, plan, result, error)
-    report["db_drift"] = db_drift(facts)
-    if args.heal_db and not args.dry_run:
-        heal = run_heal(facts, args.settings)
-        report["db_heal"] = heal
-        if heal.get("error_exit"):
-            error = error or heal["summary"]
-            report["status"] = "failed"
-            report["error"] = error
-    changed = result is not None and any(
-        w.lines_added or w.rewritten for w in (result.index, result.history) if w
-    )
-    report["changed"] = changed
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        from codex_indexd.commands.words import drift_sentence, ids_label
-
-        for line in summary_lines(args, facts, plan, report):
-            print(line)
-        drift_db = report["db_drift"]
-        if any(drift_db["counts"].values()):
-            print(
-                f"state DB drift: {drift_sentence(drift_db['counts'])}"
-                + ("" if args.heal_db else " (--heal-db asks Codex to fix it)")
-            )
-            if args.dry_run:
-                for reason, ids in drift_db["ids"].items():
-                    if ids:
-                        print(f"  {ids_label(reason)}: {', '.join(ids)}")
-        if "db_heal" in report:
-            print(report["db_heal"]["summary"])
-        if error:
-            print("status: failed")
-            print(f"error: {error}")
-        else:
-            print("status: success")
-            if changed:
-                print("next step: restart Codex")
-    return 1 if error else 0
+            return repair_home(args, home, started)
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            log.error("repair.failed", error=f"{type(exc).__name__}{where}")
+            return _failed(args, home.root, f"{exc.strerror or exc}{where}")
+        finally:
+            if started is not None:
+                started.discard()

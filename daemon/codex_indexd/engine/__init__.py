@@ -2,10 +2,10 @@
 `gather`, or kept current by the live view in `engine.live`), plan (pure, `index.plan`), and
 apply the plan through the writers."""
 
+from codex_indexd.codex.scan_queue import PARALLEL_SCAN_BYTES
 from codex_indexd.engine.apply import ApplyResult, Targets, apply_plan, recover
 from codex_indexd.engine.gather import HomeFacts, gather, plan_for, read_state_db
 from codex_indexd.engine.reading import (
-    PARALLEL_SCAN_BYTES,
     InputWarning,
     Progress,
     keep_scan,

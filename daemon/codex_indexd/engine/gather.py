@@ -6,6 +6,7 @@ from pathlib import Path
 
 from codex_indexd.codex.home import CodexConfig, CodexHome
 from codex_indexd.codex.indexfiles import read_history, read_index
+from codex_indexd.codex.scan_queue import StartedScan
 from codex_indexd.codex.statedb import StateDbError, load_threads
 from codex_indexd.engine.reading import InputWarning, Progress, scan_rollouts
 from codex_indexd.index.lines import HistoryFile, IndexFile
@@ -48,11 +49,14 @@ def read_state_db(
         return None, db_path, exc
 
 
-def gather(home: CodexHome, progress: Progress | None = None) -> HomeFacts:
-    """Read everything a plan needs from one home. Unreadable parts become warnings."""
+def gather(
+    home: CodexHome, progress: Progress | None = None, started: StartedScan | None = None
+) -> HomeFacts:
+    """Read everything a plan needs from one home (its rollouts as `started` listed them,
+    when given). Unreadable parts become warnings."""
     warnings: list[InputWarning] = []
     config = home.config()
-    scans, count = scan_rollouts(home, warnings, progress)
+    scans, count = scan_rollouts(home, warnings, progress, started)
     # Codex writes a rename into the DB before its index line: read the index first, so every
     # index line seen has its DB value seen too (never a new line with the old row).
     index = read_index(home.session_index)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from codex_indexd.codex import scan_split
+from codex_indexd.codex import scan_queue, scan_split
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.codex.rollout_file import scan_file, scan_file_sized
 from codex_indexd.engine import live, reading
@@ -61,7 +61,7 @@ def test_the_one_shot_reader_skips_the_file_with_a_warning(
     home, ids, bad = _home(tmp_path)
     monkeypatch.setattr(scan_split, "scan_file_sized", _failing_on(bad, scan_file_sized))
     if parallel:
-        monkeypatch.setattr(reading, "PARALLEL_SCAN_BYTES", 0)
+        monkeypatch.setattr(scan_queue, "PARALLEL_SCAN_BYTES", 0)
         monkeypatch.setattr(scan_split, "may_fork", lambda: True)
     warnings: list[reading.InputWarning] = []
     scans, count = reading.scan_rollouts(home, warnings)
