@@ -265,3 +265,30 @@ def test_a_fixed_share_comes_in_batches_or_is_scanned_here(
 
 def _of(result: scan_split.ScanResult) -> object:
     return result if isinstance(result, scan_split.ScanFailure) else (result[0].facts, result[1])
+
+
+def test_a_scan_sent_back_shares_this_process_strings(tmp_path: Path) -> None:
+    """Unpickled, a scan's strings are copies of their own: `shared_strings` makes them the
+    listed path and the interned id, source, mode, first message and title (which the DB's
+    rows and the index's lines intern too), the first turn's text that first message
+    again, and changes no value."""
+    home = _home(tmp_path, 3)
+    path, archived = scan_queue.start_scan(home).found[0]
+    sent = scan_split.scan_one(path, archived, True)
+    assert not isinstance(sent, scan_split.ScanFailure)
+    back = pickle.loads(pickle.dumps(sent))
+    assert back[0].facts.path is not path
+    assert back[0].facts.user_turns.texts is not None
+    first = sent[0].facts.first_user_message
+    assert first is not None and back[0].facts.first_user_message is not sys.intern(first)
+    shared = scan_queue.shared_strings(back, path)
+    assert shared is back and shared[0].facts == sent[0].facts and shared[1] == sent[1]
+    facts = shared[0].facts
+    assert facts.path is path
+    for value in (facts.thread_id, facts.source, facts.history_mode, facts.first_user_message):
+        assert value is not None and value is sys.intern("".join(value))
+    assert facts.title is not None and facts.title is sys.intern("".join(facts.title))
+    texts = facts.user_turns.texts
+    assert texts is not None and texts[0] is facts.first_user_message
+    failure = scan_split.ScanFailure("unreadable", "gone")
+    assert scan_queue.shared_strings(failure, path) is failure
