@@ -221,14 +221,9 @@ class HistoryFile:
         """Return the parsed lines of the given sessions, session by session, each session's
         in file order (an index of line numbers by session is built on first use; lines
         appended since are looked through one by one until there are many)."""
-        count = len(self)
-        if self._order is None or count - self._indexed > _UNINDEXED_LINES:
-            session_of = self._session_of
-            rows = [i for i in range(count) if session_of(i) is not None]
-            rows.sort(key=session_of)  # type: ignore[arg-type]  # rows that parse only
-            self._order, self._indexed = array("q", rows), count
-        order, session_of = self._order, self._session_of
-        tail = range(self._indexed, count)
+        order = self._index()
+        session_of = self._session_of
+        tail = range(self._indexed, len(self))
         out: list[HistoryLine] = []
         for sid in session_ids:
             start = bisect_left(order, sid, key=session_of)  # type: ignore[arg-type]
@@ -240,6 +235,39 @@ class HistoryFile:
                 assert line is not None
                 out.append(line)
         return out
+
+    def _index(self) -> array[int]:
+        """Return the line numbers of the lines that parse, sorted by session (file order
+        within one), indexing the file again when many lines were appended since."""
+        count = len(self)
+        if self._order is None or count - self._indexed > _UNINDEXED_LINES:
+            session_of = self._session_of
+            rows = [i for i in range(count) if session_of(i) is not None]
+            rows.sort(key=session_of)  # type: ignore[arg-type]  # rows that parse only
+            self._order, self._indexed = array("q", rows), count
+        return self._order
+
+    def by_session(self, session_ids: Iterable[str]) -> Iterator[tuple[str, list[HistoryLine]]]:
+        """Yield each of the given sessions, sorted, with its parsed lines in file order
+        (`lines_for` of that one session): one walk through the index of line numbers by
+        session, not a search per session."""
+        order = self._index()
+        session_of, line = self._session_of, self._line
+        late: dict[str, list[int]] = {}  # lines appended since the index was built
+        for i in range(self._indexed, len(self)):
+            sid = session_of(i)
+            if sid is not None:
+                late.setdefault(sid, []).append(i)
+        j, end = 0, len(order)
+        for sid in sorted(session_ids):
+            while j < end and session_of(order[j]) < sid:  # type: ignore[operator]
+                j += 1
+            found: list[HistoryLine] = []
+            while j < end and session_of(order[j]) == sid:
+                found.append(line(order[j]))  # type: ignore[arg-type]  # lines that parse
+                j += 1
+            found += [line(i) for i in late.get(sid, ())]  # type: ignore[misc]
+            yield sid, found
 
 
 def split_lines(data: bytes) -> tuple[list[bytes], bool]:
