@@ -168,6 +168,7 @@ class SharedScan(ChildScan):
             log.warning("rollout.scan_child_failed", status=status, files=len(missing))
         for i in missing:
             scan(i)
+        self.tickets = []  # all taken: a list and an int per rollout
         return [r if r is not None else ScanFailure("unreadable", "not scanned") for r in done]
 
     def discard(self) -> None:

@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 
 from codex_indexd.codex import scan_queue, scan_split
 from codex_indexd.codex.home import CodexHome
+from codex_indexd.engine import gather
 from codex_indexd.engine import reading as engine
+from codex_indexd.index.model import NO_RENAMES
 from tests.support.homes import build_home, new_thread
 from tests.support.scan_children import (
     has_children,
@@ -81,6 +83,8 @@ def test_a_child_that_took_every_ticket_sends_every_scan(
     started.discard()
     assert shared.child_files == count == 16 and not has_children()
     assert _facts(split) == _facts(serial) and warnings == serial_warnings
+    # Once read, the listing and the tickets are let go: the paths live on in the facts.
+    assert started.found == [] and shared.tickets == []
 
 
 def _queue_program(after_taking: str) -> str:
@@ -292,3 +296,11 @@ def test_a_scan_sent_back_shares_this_process_strings(tmp_path: Path) -> None:
     assert texts is not None and texts[0] is facts.first_user_message
     failure = scan_split.ScanFailure("unreadable", "gone")
     assert scan_queue.shared_strings(failure, path) is failure
+
+
+def test_gathered_facts_without_a_rename_share_the_one_empty_list(tmp_path: Path) -> None:
+    home = _home(tmp_path, 4)
+    serial, _ = engine.scan_rollouts(home, [])
+    facts = gather(home).rollouts
+    assert facts == _facts(serial) and len(facts) == 7
+    assert all(f.renames is NO_RENAMES for f in facts.values())
