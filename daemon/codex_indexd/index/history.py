@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain
 from typing import Any
 
-from codex_indexd.index.lines import CompactLines, HistoryFile
+from codex_indexd.index.lines import CompactLines
 from codex_indexd.index.model import HistoryLine, Policy, RolloutFacts
 from codex_indexd.records import record
 
@@ -239,27 +239,6 @@ def missing_lines(
         if counts.get(key3, 0) > 0:
             counts[key3] -= 1
             out.append(line)
-    return out
-
-
-def missing_history(
-    thread_ids: Sequence[str],
-    rollouts: dict[str, RolloutFacts],
-    history: HistoryFile,
-    policy: Policy,
-) -> list[HistoryLine]:
-    """Return `missing_lines` of the history's lines against `desired_history` of the given
-    (distinct) threads, in that order, worked out thread by thread: only one thread's turns
-    and lines are held as lines at a time, never a map of every turn (with no line in the
-    file, every desired line at once)."""
-    if not len(history):
-        return desired_history(thread_ids, rollouts, policy)
-    tolerance = policy.history_ts_tolerance_s
-    out: list[HistoryLine] = []
-    for thread_id, found in history.by_session(thread_ids):
-        mine = desired_history((thread_id,), rollouts, policy)
-        out += missing_lines(found, mine, tolerance) if found and mine else mine
-    out.sort(key=sort_key)  # (ts, session, text, key): each desired line's own
     return out
 
 

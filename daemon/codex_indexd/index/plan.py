@@ -10,12 +10,12 @@ from codex_indexd.index.history import (
     desired_history,
     encode_history_line,
     fit_history_cap,
-    missing_history,
     missing_lines,
     split_pending,
     trim_to_max_bytes,
 )
 from codex_indexd.index.lines import HistoryFile, IndexFile, parse_history_bytes, still_prefix
+from codex_indexd.index.missing import missing_history
 from codex_indexd.index.model import (
     Drift,
     DriftReason,

@@ -1,15 +1,27 @@
 """`missing_history`, thread by thread, is what `missing_lines` finds of the desired history
-against the whole file; `HistoryFile.by_session` gives each session's `lines_for`."""
+against the whole file, also where a thread's turns repeat a text or a line is close to
+none; `HistoryFile.by_session` gives each session's `lines_for`."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codex_indexd.index.history import desired_history, encode_history_line, missing_history
+from codex_indexd.index import lines
+from codex_indexd.index.history import desired_history, encode_history_line
 from codex_indexd.index.history import missing_lines as reference
 from codex_indexd.index.lines import HistoryFile, parse_history_bytes
-from codex_indexd.index.model import HistoryLine, Policy, RolloutFacts, Turns, UserTurn, text_key
+from codex_indexd.index.missing import missing_history
+from codex_indexd.index.model import (
+    HistoryLine,
+    Policy,
+    RolloutFacts,
+    Turns,
+    UserTurn,
+    signed_key,
+    text_key,
+)
 
 SIDS = ["a", "b", "c", "d"]
 TEXTS = ["x", "y", "", "é", "a\nb"]
@@ -76,15 +88,23 @@ def test_missing_history_is_missing_lines_of_the_whole_file(
     split=st.integers(0, 14),
     compact=st.booleans(),
     wanted=st.sets(st.sampled_from([*SIDS, "other", "gone"])),
+    walk_ratio=st.sampled_from([0, 32]),
 )
 def test_by_session_is_lines_for_of_each_session(
-    rows: list[tuple[str, int, str] | bytes], split: int, compact: bool, wanted: set[str]
+    rows: list[tuple[str, int, str] | bytes],
+    split: int,
+    compact: bool,
+    wanted: set[str],
+    walk_ratio: int,
 ) -> None:
+    """The same whether it searches the index for each session or walks through it."""
     history = _file(rows, compact, split)
-    got = list(history.by_session(wanted))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lines, "_WALK_RATIO", walk_ratio)
+        got = list(history.by_session(wanted))
     assert [sid for sid, _ in got] == sorted(wanted)
-    for sid, lines in got:
-        assert lines == history.lines_for([sid])
+    for sid, keyed in got:
+        assert keyed == [(signed_key(ln.key), ln.ts) for ln in history.lines_for([sid])]
 
 
 def test_an_empty_file_misses_every_desired_line() -> None:
