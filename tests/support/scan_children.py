@@ -30,7 +30,8 @@ def split_children(
 
 def shared_scans(monkeypatch: pytest.MonkeyPatch, *, forked: bool) -> list[scan_queue.SharedScan]:
     """Make `scan_split` fork (`forked`) or spawn the child of each `SharedScan` that
-    `start_scan` makes, and record them; return the list they are appended to."""
+    `start_scan` makes, and record them (each with a copy of its jobs, which stay there
+    after the scan); return the list they are appended to."""
     monkeypatch.setattr(scan_split, "may_fork", lambda: forked)
     made: list[scan_queue.SharedScan] = []
     real = scan_queue.SharedScan
@@ -38,7 +39,9 @@ def shared_scans(monkeypatch: pytest.MonkeyPatch, *, forked: bool) -> list[scan_
     def spy(
         jobs: list[scan_split.ScanJob], weights: list[int], keep_text: bool, *, quiet: bool = False
     ) -> scan_queue.SharedScan:
-        made.append(real(jobs, weights, keep_text, quiet=quiet))
+        # A copy of the listing: `scan_rollouts` empties the one it reads, and callers look
+        # at a scan's jobs afterwards.
+        made.append(real(list(jobs), weights, keep_text, quiet=quiet))
         return made[-1]
 
     monkeypatch.setattr(scan_queue, "SharedScan", spy)

@@ -80,7 +80,8 @@ def reconcile_home(args: argparse.Namespace, home: CodexHome, facts: HomeFacts) 
         facts,
         policy_from(args, facts),
         backup=BackupPolicy(enabled=not args.no_backup),
-        rebuild=args.rebuild,
+        # A dry run writes nothing: its plan needs no rebuild's list of every turn.
+        rebuild=args.rebuild and not args.dry_run,
         fresh=fresh,
         prepare=(lambda plan: None) if args.dry_run else write_all,
         reread=reread,

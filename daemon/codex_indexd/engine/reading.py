@@ -58,7 +58,7 @@ def scan_rollouts(
 ) -> tuple[dict[str, RolloutScan], int]:
     """Scan every rollout of the home (those `started` listed, else `start_scan`'s); return
     usable scans by thread id and the file count. A `started` scan is left to its maker to
-    discard."""
+    discard; its listing is emptied once read (the paths live on in the facts)."""
     own = started is None
     started = started or start_scan(home)
     found = started.found
@@ -79,7 +79,9 @@ def scan_rollouts(
         report_scan(scan, path, size, warnings)
         if scan.usable:
             keep_scan(scans, scan, warnings)
-    return scans, len(found)
+    count = len(found)
+    found.clear()  # a tuple per rollout, held to the end of a `repair` otherwise
+    return scans, count
 
 
 def keep_scan(

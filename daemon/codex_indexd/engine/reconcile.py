@@ -65,6 +65,7 @@ def reconcile(
             policy,
             only=only,
             fresh=fresh,
+            with_desired=rebuild,  # only a rebuild writes every turn
         )
     written = prepare(plan)
     if written is None:
@@ -81,7 +82,14 @@ def reconcile(
             break
         facts = reread(facts)
         with paused_gc():
-            plan = make_plan(facts.threads, facts.rollouts, facts.index, facts.history, policy)
+            plan = make_plan(
+                facts.threads,
+                facts.rollouts,
+                facts.index,
+                facts.history,
+                policy,
+                with_desired=False,  # a merge now
+            )
         again = prepare(plan)
         if again is None:
             break

@@ -45,6 +45,10 @@ __all__ = [  # the line readers are `index.line_fields`'s, also offered here
 # Lines appended after `HistoryFile.lines_for` indexed the file that it looks through one by
 # one; beyond that many it indexes the file again.
 _UNINDEXED_LINES = 1024
+# `HistoryFile.by_session` searches the index for each session when the index holds more
+# than this many lines per session asked for (a search costs about 2 log2(lines) looks),
+# else walks through it once.
+_WALK_RATIO = 32
 
 
 @record(slots=True)
@@ -221,14 +225,9 @@ class HistoryFile:
         """Return the parsed lines of the given sessions, session by session, each session's
         in file order (an index of line numbers by session is built on first use; lines
         appended since are looked through one by one until there are many)."""
-        count = len(self)
-        if self._order is None or count - self._indexed > _UNINDEXED_LINES:
-            session_of = self._session_of
-            rows = [i for i in range(count) if session_of(i) is not None]
-            rows.sort(key=session_of)  # type: ignore[arg-type]  # rows that parse only
-            self._order, self._indexed = array("q", rows), count
-        order, session_of = self._order, self._session_of
-        tail = range(self._indexed, count)
+        order = self._index()
+        session_of = self._session_of
+        tail = range(self._indexed, len(self))
         out: list[HistoryLine] = []
         for sid in session_ids:
             start = bisect_left(order, sid, key=session_of)  # type: ignore[arg-type]
@@ -240,6 +239,53 @@ class HistoryFile:
                 assert line is not None
                 out.append(line)
         return out
+
+    def _index(self) -> array[int]:
+        """Return the line numbers of the lines that parse, sorted by session (file order
+        within one), indexing the file again when many lines were appended since."""
+        count = len(self)
+        if self._order is None or count - self._indexed > _UNINDEXED_LINES:
+            session_of = self._session_of
+            rows = [i for i in range(count) if session_of(i) is not None]
+            rows.sort(key=session_of)  # type: ignore[arg-type]  # rows that parse only
+            self._order, self._indexed = array("q", rows), count
+        return self._order
+
+    def by_session(self, session_ids: Iterable[str]) -> Iterator[tuple[str, list[tuple[int, int]]]]:
+        """Yield each of the given (distinct) sessions, sorted, with the signed key and `ts`
+        of each of its parsed lines in file order (what `lines_for` of that one session
+        holds, without building the lines): a search per session when they are few, else
+        one walk through the index of line numbers by session."""
+        order = self._index()
+        session_of = self._session_of
+        late: dict[str, list[int]] = {}  # lines appended since the index was built
+        for i in range(self._indexed, len(self)):
+            sid = session_of(i)
+            if sid is not None:
+                late.setdefault(sid, []).append(i)
+        wanted = sorted(session_ids)
+        search = len(wanted) * _WALK_RATIO < len(order)  # a walk costs more than searches
+        j, end = 0, len(order)
+        for sid in wanted:
+            if search:
+                j = bisect_left(order, sid, lo=j, key=session_of)  # type: ignore[arg-type]
+            else:
+                while j < end and session_of(order[j]) < sid:  # type: ignore[operator]
+                    j += 1
+            start = j
+            while j < end and session_of(order[j]) == sid:
+                j += 1
+            yield sid, self._keyed([*order[start:j], *late.get(sid, ())])
+
+    def _keyed(self, rows: list[int]) -> list[tuple[int, int]]:
+        """Return the signed key and `ts` of each of these lines (all of them parse)."""
+        if not self.compact:
+            parsed = self._parsed
+            return [(signed_key(ln.key), ln.ts) for ln in (parsed[i] for i in rows) if ln]
+        keys, ts_column, big = self._keys, self._ts, self._big_ts
+        if big:
+            return [(keys[i], big.get(i, ts_column[i])) for i in rows]
+        return [(keys[i], ts_column[i]) for i in rows]
 
 
 def split_lines(data: bytes) -> tuple[list[bytes], bool]:

@@ -15,6 +15,7 @@ from codex_indexd.index.history import (
     trim_to_max_bytes,
 )
 from codex_indexd.index.lines import HistoryFile, IndexFile, parse_history_bytes, still_prefix
+from codex_indexd.index.missing import missing_history
 from codex_indexd.index.model import (
     Drift,
     DriftReason,
@@ -40,8 +41,9 @@ def encode_index_entry(entry: IndexEntry) -> bytes:
 
 @record(frozen=True, slots=True)
 class Plan:
-    """Everything one reconcile decided: the selection, desired history, and the drift.
-    Immutable: a caller that writes less than planned derives a new plan (`replace`)."""
+    """Everything one reconcile decided: the selection, desired history (every turn, for a
+    rebuild; empty in a plan made without it), and the drift. Immutable: a caller that
+    writes less than planned derives a new plan (`replace`)."""
 
     selection: Selection
     desired_history: tuple[HistoryLine, ...]
@@ -104,8 +106,12 @@ def make_plan(
     *,
     only: set[str] | None = None,
     fresh: frozenset[str] = frozenset(),
+    with_desired: bool = True,
 ) -> Plan:
     """Return the plan for one home (pure).
+
+    Its `desired_history` (every turn `history.jsonl` should hold: what a rebuild writes) is
+    left empty unless `with_desired`; a merge needs only the drift.
 
     `only` limits the plan to some threads (the daemon passes those that changed since a plan
     that left no drift); it requires `policy.max_threads == 0`. The missing turns of `fresh`
@@ -122,12 +128,17 @@ def make_plan(
     if not policy.writes_history:
         return Plan(selection, (), Drift(index_append, index_reasons), policy)
     ordered_ids = [entry.thread_id for entry in selection.entries]
-    desired = desired_history(ordered_ids, rollouts, policy)
-    existing = history.parsed if only is None else history.lines_for(ordered_ids)
-    missing = missing_lines(existing, desired, policy.history_ts_tolerance_s)
+    desired = desired_history(ordered_ids, rollouts, policy) if with_desired else []
+    if with_desired and not len(history):
+        missing = list(desired)  # what `missing_history` gives then
+    else:
+        missing = missing_history(ordered_ids, rollouts, history, policy)
     ready, pending = split_pending(missing, rollouts, fresh)
+    del missing
     over_cap = 0
-    if all(line.text is not None for line in ready):
+    # Without a cap, `fit_history_cap` keeps every line in its order: missing lines are in
+    # write order already.
+    if policy.history_max_bytes is not None and all(line.text is not None for line in ready):
         # (The daemon's plan holds keys only; it fits the lines once their texts are read.)
         ready, over_cap = fit_history_cap(
             ready,

@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 
 from codex_indexd.codex import scan_queue, scan_split
 from codex_indexd.codex.home import CodexHome
+from codex_indexd.engine import gather
 from codex_indexd.engine import reading as engine
+from codex_indexd.index.model import NO_RENAMES
 from tests.support.homes import build_home, new_thread
 from tests.support.scan_children import (
     has_children,
@@ -81,6 +83,8 @@ def test_a_child_that_took_every_ticket_sends_every_scan(
     started.discard()
     assert shared.child_files == count == 16 and not has_children()
     assert _facts(split) == _facts(serial) and warnings == serial_warnings
+    # Once read, the listing and the tickets are let go: the paths live on in the facts.
+    assert started.found == [] and shared.tickets == []
 
 
 def _queue_program(after_taking: str) -> str:
@@ -265,3 +269,38 @@ def test_a_fixed_share_comes_in_batches_or_is_scanned_here(
 
 def _of(result: scan_split.ScanResult) -> object:
     return result if isinstance(result, scan_split.ScanFailure) else (result[0].facts, result[1])
+
+
+def test_a_scan_sent_back_shares_this_process_strings(tmp_path: Path) -> None:
+    """Unpickled, a scan's strings are copies of their own: `shared_strings` makes them the
+    listed path and the interned id, source, mode, first message and title (which the DB's
+    rows and the index's lines intern too), the first turn's text that first message
+    again, and changes no value."""
+    home = _home(tmp_path, 3)
+    path, archived = scan_queue.start_scan(home).found[0]
+    sent = scan_split.scan_one(path, archived, True)
+    assert not isinstance(sent, scan_split.ScanFailure)
+    back = pickle.loads(pickle.dumps(sent))
+    assert back[0].facts.path is not path
+    assert back[0].facts.user_turns.texts is not None
+    first = sent[0].facts.first_user_message
+    assert first is not None and back[0].facts.first_user_message is not sys.intern(first)
+    shared = scan_queue.shared_strings(back, path)
+    assert shared is back and shared[0].facts == sent[0].facts and shared[1] == sent[1]
+    facts = shared[0].facts
+    assert facts.path is path
+    for value in (facts.thread_id, facts.source, facts.history_mode, facts.first_user_message):
+        assert value is not None and value is sys.intern("".join(value))
+    assert facts.title is not None and facts.title is sys.intern("".join(facts.title))
+    texts = facts.user_turns.texts
+    assert texts is not None and texts[0] is facts.first_user_message
+    failure = scan_split.ScanFailure("unreadable", "gone")
+    assert scan_queue.shared_strings(failure, path) is failure
+
+
+def test_gathered_facts_without_a_rename_share_the_one_empty_list(tmp_path: Path) -> None:
+    home = _home(tmp_path, 4)
+    serial, _ = engine.scan_rollouts(home, [])
+    facts = gather(home).rollouts
+    assert facts == _facts(serial) and len(facts) == 7
+    assert all(f.renames is NO_RENAMES for f in facts.values())

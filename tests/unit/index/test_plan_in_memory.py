@@ -98,3 +98,21 @@ def test_a_plan_cannot_be_changed_only_derived() -> None:
     derived = records.replace(plan, drift=records.replace(plan.drift, history_add=()))
     assert derived.drift.history_add == () and len(plan.drift.history_add) == 3
     assert isinstance(plan.selection.entries, tuple) and isinstance(plan.desired_history, tuple)
+
+
+@pytest.mark.parametrize("cap", [None, 1, 200, 10_000])
+@pytest.mark.parametrize(
+    "held", [b"", b'{"session_id":"%s","ts":1763632801,"text":"second of a"}\n']
+)
+def test_a_plan_without_its_desired_history_has_the_same_drift(
+    cap: int | None, held: bytes
+) -> None:
+    """A merge's plan (`with_desired=False`) holds no list of every turn and finds the same
+    drift, also under `max_bytes`, where it fits the missing lines as a rebuild's does."""
+    policy = records.replace(POLICY, history_max_bytes=cap)
+    history = parse_history_bytes(held % A.encode() if held else b"")
+    full = make_plan(None, FACTS, IndexFile(), history, policy)
+    merge = make_plan(None, FACTS, IndexFile(), history, policy, with_desired=False)
+    assert merge.desired_history == () and len(full.desired_history) == 3
+    assert merge.drift == full.drift and merge.selection == full.selection
+    assert len(full.drift.history_add) + full.drift.history_over_cap == (2 if held else 3)
