@@ -27,7 +27,7 @@ from typing import Any
 
 from codex_indexd.collector import paused_gc
 from codex_indexd.daemon.checkpoint_chunks import SAME, check_ints, checked_chunk, encode_chunk
-from codex_indexd.engine.file_state import NUMBERS, FileState
+from codex_indexd.engine.file_state import FileState, pack_columns
 from codex_indexd.engine.live import RolloutTracker
 from codex_indexd.index.model import NO_RENAMES, Policy, RolloutFacts, ThreadRow, Turns
 from codex_indexd.log import get_logger
@@ -226,8 +226,8 @@ def _load_chunk(tracker: RolloutTracker, chunk: Any) -> None:
         for tid, exp in zip(tids, _interned(columns["expected"]), strict=True)
     ]
     try:
-        packed = list(
-            map(NUMBERS.pack, *(nums[i::8] for i in range(8)), [f & 3 for f in flags])
+        packed = pack_columns(
+            *(nums[i::8] for i in range(8)), [f & 3 for f in flags]
         )  # the reader's flags: bare, session_meta locked
     except struct.error as exc:  # a number out of the range of a stat field or a count
         raise ValueError(f"a number does not fit: {exc}") from None

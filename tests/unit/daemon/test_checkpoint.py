@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.daemon.checkpoint import Verified, load, save
-from codex_indexd.engine.file_state import NUMBERS, FileState, pack_stat
+from codex_indexd.engine.file_state import FileState, pack_numbers, pack_stat
 from codex_indexd.engine.live import RolloutTracker
 from codex_indexd.index.model import Rename, RolloutFacts, Turns, UserTurn
 
@@ -56,7 +56,7 @@ def facts_st(draw: st.DrawFn, path: str) -> RolloutFacts:
 def file_state_st(draw: st.DrawFn, key: str) -> FileState:
     facts = draw(facts_st(key))
     flags = draw(st.integers(0, 3))  # bare, session_meta locked
-    nums = NUMBERS.pack(*(draw(ints) for _ in range(8)), flags)
+    nums = pack_numbers(*(draw(ints) for _ in range(8)), flags)
     return FileState(facts, nums, draw(st.none() | st.just(TID)))
 
 
@@ -107,7 +107,7 @@ def tracker_with_one_file() -> RolloutTracker:
     key = str(HOME / "sessions" / "a.jsonl")
     facts = RolloutFacts(TID, key, first_user_message="hi", title="hi", has_meta=True)
     facts.user_turns.append(UserTurn(1_700_000_000, "hi"))
-    tracker.files[key] = FileState(facts, NUMBERS.pack(1, 2, 300, 4, 300, 2, 0, 0, 0), TID)
+    tracker.files[key] = FileState(facts, pack_numbers(1, 2, 300, 4, 300, 2, 0, 0, 0), TID)
     return tracker
 
 
