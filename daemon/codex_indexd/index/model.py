@@ -96,9 +96,9 @@ class Turns(BuiltOnRead[UserTurn]):
     """A rollout's user turns, packed: `ts`, key and offset of each in an `array('q')`, and
     the texts only when one is kept. Each `UserTurn` is built when it is looked at.
 
-    Turns cut from one packed form (`split`, a checkpoint chunk's) share its array, each from
-    its own first turn: no array object per rollout (128 bytes a rollout at rest). The first
-    `append` to such turns copies them out to an array of their own."""
+    Turns cut from one packed form (`split`, a checkpoint chunk's) share pieces of it, each
+    from its own first turn: no array object per rollout (128 bytes a rollout at rest). The
+    first `append` to such turns copies them out to an array of their own."""
 
     __slots__ = ("_at", "_count", "_data", "_texts")
 

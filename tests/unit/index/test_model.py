@@ -1,4 +1,4 @@
-"""Turns cut from one packed form share its array and still behave as lists of their own:
+"""Turns cut from one packed form share pieces of it and still behave as lists of their own:
 whatever is appended to one is seen by it alone, in any order of appends."""
 
 from __future__ import annotations
