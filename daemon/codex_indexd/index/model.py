@@ -125,8 +125,8 @@ class Turns(BuiltOnRead[UserTurn]):
         cls, data: array[int], counts: Iterable[int], texts: list[str | None] | None
     ) -> list[Turns]:
         """Return the turns of several rollouts cut in order from one packed form (`counts`
-        turns each; see `packed`), which may be dropped after. Raises ValueError when the
-        counts do not cover it exactly.
+        turns each; see `packed`), which must not be changed after (a piece may be `data`
+        itself). Raises ValueError when the counts do not cover it exactly.
 
         Consecutive rollouts share one piece of `data`, cut so that each one's start in its
         piece is a small int that Python keeps cached (at most `_SHARED_START`): no int
