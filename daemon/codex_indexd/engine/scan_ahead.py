@@ -130,7 +130,10 @@ class DirStats:
 
     def __call__(self, entry: os.DirEntry[str]) -> os.stat_result:
         """Return the entry's stat. Raises OSError."""
-        directory = os.path.dirname(entry.path)
+        # The entry's directory as `scandir` was given it, separator kept: a slice, not
+        # `os.path.dirname` (a Python function: 40 ms of a warm start at 50,000 rollouts).
+        path = entry.path
+        directory = path[: len(path) - len(entry.name)]
         if directory != self._dir and _DIR_FD:
             self._close()
             self._dir = directory

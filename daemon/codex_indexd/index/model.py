@@ -96,9 +96,9 @@ class Turns(BuiltOnRead[UserTurn]):
     """A rollout's user turns, packed: `ts`, key and offset of each in an `array('q')`, and
     the texts only when one is kept. Each `UserTurn` is built when it is looked at.
 
-    Turns cut from one packed form (`split`, a checkpoint chunk's) share its array, each from
-    its own first turn: no array object per rollout (128 bytes a rollout at rest). The first
-    `append` to such turns copies them out to an array of their own."""
+    Turns cut from one packed form (`split`, a checkpoint chunk's) share pieces of it, each
+    from its own first turn: no array object per rollout (128 bytes a rollout at rest). The
+    first `append` to such turns copies them out to an array of their own."""
 
     __slots__ = ("_at", "_count", "_data", "_texts")
 
@@ -125,18 +125,26 @@ class Turns(BuiltOnRead[UserTurn]):
         cls, data: array[int], counts: Iterable[int], texts: list[str | None] | None
     ) -> list[Turns]:
         """Return the turns of several rollouts cut in order from one packed form (`counts`
-        turns each; see `packed`), all sharing `data`, which must not be changed after. Raises
-        ValueError when the counts do not cover it exactly."""
+        turns each; see `packed`), which must not be changed after (a piece may be `data`
+        itself). Raises ValueError when the counts do not cover it exactly.
+
+        Consecutive rollouts share one piece of `data`, cut so that each one's start in its
+        piece is a small int that Python keeps cached (at most `_SHARED_START`): no int
+        object per rollout (32 bytes each), and an array object for dozens of rollouts."""
         out: list[Turns] = []
-        new, at = cls.__new__, 0
+        new, at, base, first = cls.__new__, 0, 0, 0  # turns cut; the piece's first turn, rollout
         for count in counts:
+            if 3 * (at - base) > _SHARED_START:
+                _give_piece(out, first, data, base, at)
+                base, first = at, len(out)
             turns = new(cls)
-            turns._data, turns._at, turns._count = data, 3 * at, count
+            turns._at, turns._count = 3 * (at - base), count
             turns._texts = None if texts is None else texts[at : at + count]
             at += count
             out.append(turns)
         if 3 * at != len(data) or (texts is not None and len(texts) != at):
             raise ValueError("packed turns and their counts do not match")
+        _give_piece(out, first, data, base, at)
         return out
 
     @property
@@ -181,6 +189,19 @@ class Turns(BuiltOnRead[UserTurn]):
         data, j = self._data, self._at + 3 * i
         text = self._texts[i] if self._texts is not None else None
         return UserTurn(data[j], text, unsigned_key(data[j + 1]), data[j + 2])
+
+
+# The largest start of a rollout's turns in a shared piece (`Turns.split`): CPython caches
+# the ints -5..256, so a start up to this costs no object of its own.
+_SHARED_START = 256
+
+
+def _give_piece(out: list[Turns], rollout: int, data: array[int], start: int, end: int) -> None:
+    """Give the rollouts of `out` from index `rollout` on, which hold turns `start` to `end`
+    of `data`, one array of those turns (`Turns.split`)."""
+    piece = data[3 * start : 3 * end] if start or 3 * end != len(data) else data
+    for i in range(rollout, len(out)):
+        out[i]._data = piece
 
 
 @record(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from codex_indexd.codex.home import CodexHome
 from codex_indexd.daemon.checkpoint import Verified, load, save
-from codex_indexd.engine.file_state import NUMBERS, FileState, pack_stat
+from codex_indexd.engine.file_state import FileState, pack_numbers, pack_stat
 from codex_indexd.engine.live import RolloutTracker
 from codex_indexd.index.model import Rename, RolloutFacts, Turns, UserTurn
 
@@ -56,7 +56,7 @@ def facts_st(draw: st.DrawFn, path: str) -> RolloutFacts:
 def file_state_st(draw: st.DrawFn, key: str) -> FileState:
     facts = draw(facts_st(key))
     flags = draw(st.integers(0, 3))  # bare, session_meta locked
-    nums = NUMBERS.pack(*(draw(ints) for _ in range(8)), flags)
+    nums = pack_numbers(*(draw(ints) for _ in range(8)), flags)
     return FileState(facts, nums, draw(st.none() | st.just(TID)))
 
 
@@ -107,7 +107,7 @@ def tracker_with_one_file() -> RolloutTracker:
     key = str(HOME / "sessions" / "a.jsonl")
     facts = RolloutFacts(TID, key, first_user_message="hi", title="hi", has_meta=True)
     facts.user_turns.append(UserTurn(1_700_000_000, "hi"))
-    tracker.files[key] = FileState(facts, NUMBERS.pack(1, 2, 300, 4, 300, 2, 0, 0, 0), TID)
+    tracker.files[key] = FileState(facts, pack_numbers(1, 2, 300, 4, 300, 2, 0, 0, 0), TID)
     return tracker
 
 
@@ -275,3 +275,44 @@ def test_the_collector_runs_again_after_a_start(
     worker.start()
     assert worker.started and gc.isenabled()
     assert len(worker.tracker.files) == 1
+
+
+@given(
+    rows=st.dictionaries(st.text(min_size=1, max_size=3), ints, max_size=2600),
+    restored=st.lists(st.text(max_size=3), max_size=2600),
+)
+@settings(deadline=None, max_examples=20)
+def test_the_header_written_in_pieces_is_the_whole_header(
+    rows: dict[str, int], restored: list[str]
+) -> None:
+    """Row digests and restored ids beyond one piece (1,024) give the very line that one
+    encoding of the whole header gives."""
+    from codex_indexd.daemon.checkpoint import FORMAT_VERSION, _header
+
+    tracker = tracker_with_one_file()
+    verified = Verified("p", (1, 2, 3, 4), None, None, rows, restored)
+    whole = {"v": FORMAT_VERSION, "home": str(HOME), "files": 1, "verified": verified.to_json()}
+    expected = json.dumps(whole, ensure_ascii=True, separators=(",", ":")).encode() + b"\n"
+    assert b"".join(_header(tracker, verified)) == expected
+    assert b"".join(_header(tracker, None)).endswith(b',"verified":null}\n')
+
+
+def test_a_save_holds_no_whole_verified_record(tmp_path: Path) -> None:
+    """Saving a record of 50,000 threads allocates at most the writer's buffer at once (its
+    1 MiB of pieces and their join), not the 5 MB header line nor the record decoded."""
+    import tracemalloc
+
+    tids = [f"{i:08d}-0000-7000-8000-000000000000" for i in range(50_000)]
+    verified = Verified("p", None, None, None, dict.fromkeys(tids, 2**63 - 1), tids)
+    path = tmp_path / "checkpoint.jsonl"
+    tracker = tracker_with_one_file()
+    tracemalloc.start()
+    try:
+        save(tracker, path, verified)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    header = path.read_bytes().split(b"\n", 1)[0]
+    assert len(header) > 4_000_000
+    assert peak < 3 << 20
+    assert load(RolloutTracker(CodexHome(HOME)), path)[1] == verified
