@@ -40,6 +40,7 @@ DAEMON_ROWS = (
     "warm start to READY",
     "VmHWM after cold READY",
     "VmHWM after warm READY",
+    "VmHWM over the warm daemon's life",
     "append->history",
 )
 

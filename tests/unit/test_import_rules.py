@@ -13,7 +13,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "daemon" / "codex_indexd"
 # Modules that stand in for the standard library: any module may import them, they import
 # nothing of ours.
-FOUNDATION = ("codex_indexd.records", "codex_indexd.collector")
+FOUNDATION = ("codex_indexd.records", "codex_indexd.collector", "codex_indexd.peak")
 DRIVERS = ("codex_indexd.cli", "codex_indexd.commands", "codex_indexd.daemon")
 LOWER_THAN_ENGINE = (*DRIVERS, "codex_indexd.engine", "codex_indexd.heal")
 

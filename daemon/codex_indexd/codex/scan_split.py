@@ -28,6 +28,7 @@ from codex_indexd.codex.rollout_fd import NotRegularFile
 from codex_indexd.codex.rollout_file import scan_file_sized
 from codex_indexd.log import get_logger
 from codex_indexd.log.redact import safe_detail
+from codex_indexd.peak import peak_kib
 from codex_indexd.records import record
 
 # `pickle` and `signal` are imported where a child is started or run: `repair` on a small
@@ -288,20 +289,7 @@ def send_results(results: Sequence[object], out: IO[bytes]) -> None:
 
     for i in range(0, len(results), _BATCH):
         pickle.dump(results[i : i + _BATCH], out, 5)
-    pickle.dump(_own_peak_kib(), out, 5)
-
-
-def _own_peak_kib() -> int:
-    """Return this process's VmHWM in KiB (0 when unknown). Not `ru_maxrss`: after a spawn
-    that is at least the parent's resident size when it forked."""
-    try:
-        with open("/proc/self/status", "rb") as status:
-            for row in status:
-                if row.startswith(b"VmHWM:"):
-                    return int(row.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
+    pickle.dump(peak_kib(), out, 5)
 
 
 def _main() -> int:

@@ -24,6 +24,7 @@ from codex_indexd.daemon.own_writes import drop_own_echoes
 from codex_indexd.daemon.service_env import service_manager
 from codex_indexd.daemon.watching import Watches, WatchState
 from codex_indexd.log import get_logger
+from codex_indexd.peak import peak_mib
 from codex_indexd.watch.debounce import Batch, Debouncer
 from codex_indexd.watch.observer import (
     ObserverFactory,
@@ -34,8 +35,7 @@ from codex_indexd.watch.observer import (
 from codex_indexd.write.locks import AlreadyRunning
 
 log = get_logger("codex_indexd.daemon")
-# A checkpoint costs ~0.1 s at 10,000 sessions; after a kill -9 an older one only means
-# rereading the bytes appended since (and one full plan), so it is saved sparingly.
+# A save costs ~0.1 s at 10,000 sessions; after a kill -9 an older one means only a reread.
 CHECKPOINT_EVERY_S = 120.0
 # Settings a SIGHUP cannot apply to a running daemon.
 RESTART_KEYS = ("log_level",)
@@ -205,7 +205,7 @@ class Daemon:
             worker.save_checkpoint()
             worker.write_status({"stopped_at": now_iso(), "running": False})
             worker.table.close()
-        log.info("daemon.stopped")
+        log.info("daemon.stopped", peak_rss_mib=peak_mib())  # its last saves included
 
     # -- observer ----------------------------------------------------------------------
     def _on_overflow(self) -> None:

@@ -56,7 +56,9 @@ def test_second_instance_exits_75_with_a_clear_message(tmp_path: Path, spawn: Sp
     assert first.alive()
 
 
-def test_sigterm_exits_0_within_two_seconds(tmp_path: Path, spawn: Spawn) -> None:
+def test_sigterm_exits_0_within_two_seconds(
+    tmp_path: Path, spawn: Spawn, log_dir: Path
+) -> None:
     home = build_home(tmp_path / "h", [new_thread(0)])
     daemon = spawn(home)
     daemon.wait_ready()
@@ -67,6 +69,10 @@ def test_sigterm_exits_0_within_two_seconds(tmp_path: Path, spawn: Spawn) -> Non
     assert time.monotonic() - started < 2.0
     assert notify is not None and notify.has("STOPPING=1")
     assert status(home)["running"] is False
+    # Its last line gives its peak resident size, the saves at the stop included: a running
+    # interpreter with our modules is well over 10 MiB, and under a gigabyte here.
+    (stopped,) = log_records(log_dir, "daemon.stopped")
+    assert 10 < stopped["peak_rss_mib"] < 1024
     daemon.close()
 
 
