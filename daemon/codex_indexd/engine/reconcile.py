@@ -40,6 +40,29 @@ class Reconciled:
     result: ApplyResult | None = None
 
 
+def _plan(
+    facts: HomeFacts,
+    policy: Policy,
+    *,
+    only: set[str] | None = None,
+    fresh: frozenset[str] = frozenset(),
+    with_desired: bool,
+) -> Plan:
+    """Return `make_plan` of `facts` with the collector paused; `with_desired` only for a
+    rebuild, the one plan that writes every turn."""
+    with paused_gc():
+        return make_plan(
+            facts.threads,
+            facts.rollouts,
+            facts.index,
+            facts.history,
+            policy,
+            only=only,
+            fresh=fresh,
+            with_desired=with_desired,
+        )
+
+
 def reconcile(
     facts: HomeFacts,
     policy: Policy,
@@ -56,17 +79,7 @@ def reconcile(
     what `prepare` keeps of the plan, and, with `reread`, retry up to STALE_RETRIES times on a
     stale `history.jsonl` with a full plan (a merge). Write failures are in the result's
     `errors`; nothing raises for them. The garbage collector is paused while planning."""
-    with paused_gc():
-        plan = make_plan(
-            facts.threads,
-            facts.rollouts,
-            facts.index,
-            facts.history,
-            policy,
-            only=only,
-            fresh=fresh,
-            with_desired=rebuild,  # only a rebuild writes every turn
-        )
+    plan = _plan(facts, policy, only=only, fresh=fresh, with_desired=rebuild)
     written = prepare(plan)
     if written is None:
         return Reconciled(facts, plan)
@@ -81,15 +94,7 @@ def reconcile(
         if reread is None or result.history is None or not result.history.stale:
             break
         facts = reread(facts)
-        with paused_gc():
-            plan = make_plan(
-                facts.threads,
-                facts.rollouts,
-                facts.index,
-                facts.history,
-                policy,
-                with_desired=False,  # a merge now
-            )
+        plan = _plan(facts, policy, with_desired=False)  # a merge now
         again = prepare(plan)
         if again is None:
             break
