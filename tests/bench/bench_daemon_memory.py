@@ -30,12 +30,14 @@ import time
 import tracemalloc
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run as a script: Python puts only tests/bench on the path
     sys.path.insert(0, str(ROOT))
 
-from tests.bench.bench_daemon import build_home, our_dirs  # noqa: E402
+from tests.bench.bench_daemon import LiveThread, append_turn, build_home, our_dirs  # noqa: E402
 
 MIB = 1 << 20
 
@@ -72,45 +74,108 @@ def print_top(snapshot: tracemalloc.Snapshot, files: int, k: int) -> None:
         )
 
 
-def run_worker(home: Path, label: str, *, trace: bool, top: int, after_ready: bool) -> None:
+def newest_rollout(home: Path) -> Path:
+    """The newest rollout of `home` by name (the one `build_home` made live)."""
+    newest_day = max(p for p in (home / "sessions").glob("*/*/*") if p.is_dir())
+    return max(newest_day.glob("rollout-*.jsonl"))
+
+
+Steps = list[tuple[str, float, dict[str, float]]]  # name, seconds, VmRSS/VmHWM after it
+
+
+def step(steps: Steps, name: str, started: float) -> None:
+    """Record one step: its seconds since `started` and the process's memory after it."""
+    steps.append((name, time.perf_counter() - started, proc_status()))
+
+
+def append_steps(worker: Any, home: Path, appends: int, steps: Steps) -> None:
+    """After READY, what the daemon does: its first save and heal check, then `appends` turns
+    appended to the newest rollout, each taken and reconciled the way an event batch is; then
+    the save at the stop."""
+    t0 = time.perf_counter()
+    worker.save_checkpoint()
+    worker.maybe_heal()
+    step(steps, "save + heal check", t0)
+    path = newest_rollout(home)
+    live = LiveThread(SimpleNamespace(thread_id=path.name[-41:-6]), path)  # type: ignore[arg-type]
+    t0 = time.perf_counter()
+    for _ in range(appends):
+        append_turn(live)
+        if worker.take({str(path)}, False):
+            worker.reconcile(reason="events")
+    step(steps, f"{appends} appends", t0)
+    t0 = time.perf_counter()
+    worker.save_checkpoint()  # as the daemon does at its stop: the next start resumes
+    step(steps, "save at stop", t0)
+
+
+def run_worker(
+    home: Path, label: str, *, trace: bool, top: int, after_ready: bool, appends: int = 0
+) -> None:
     """Start one worker on `home` the way the daemon does before READY; print its figures."""
     from codex_indexd.codex.home import CodexHome
     from codex_indexd.config import settings as settings_mod
     from codex_indexd.config.policies import backup_from_settings, policy_from_settings
     from codex_indexd.daemon.home_worker import HomeWorker
 
+    from codex_indexd.daemon.malloc_tuning import fix_mmap_threshold
+
+    fix_mmap_threshold()  # as `run` does before the start
     settings = settings_mod.load()
     if trace:
         tracemalloc.start(1)
-    steps: list[tuple[str, float]] = []
+    steps: Steps = []
     t0 = time.perf_counter()
     worker = HomeWorker(
         CodexHome.at(home), policy_from_settings(settings), backup_from_settings(settings)
     )
     worker.start()
-    steps.append(("start", time.perf_counter() - t0))
+    step(steps, "start", t0)
     t0 = time.perf_counter()
     worker.reconcile(reason="start", heal=False)
-    steps.append(("reconcile", time.perf_counter() - t0))
+    step(steps, "reconcile", t0)
     t0 = time.perf_counter()
     worker.save_checkpoint()
-    steps.append(("checkpoint save", time.perf_counter() - t0))
+    step(steps, "checkpoint save", t0)
     if after_ready:
         # What the daemon loads after READY (healing's detection, the first event): the
         # parsed index files next to everything above.
         t0 = time.perf_counter()
         facts = worker._facts()
-        steps.append(("facts after READY", time.perf_counter() - t0))
+        step(steps, "facts after READY", t0)
+    if appends:
+        ready = proc_status()
+        print(
+            f"  at READY: VmRSS {ready.get('VmRSS', 0):.1f} MiB, VmHWM {ready.get('VmHWM', 0):.1f}"
+        )
+        if trace:
+            print(f"  traced at READY {tracemalloc.get_traced_memory()[0] / MIB:.1f} MiB")
+            tracemalloc.reset_peak()
+            at_ready = tracemalloc.take_snapshot()
+        append_steps(worker, home, appends, steps)
     gc.collect()
     mem = proc_status()
     files = len(worker.tracker.files)
-    times = ", ".join(f"{name} {s:.2f} s" for name, s in steps)
-    print(f"{label}: {files} rollouts; {times}")
+    print(f"{label}: {files} rollouts")
+    for name, seconds, after in steps:
+        print(
+            f"  {name:<20} {seconds:6.2f} s  then VmRSS {after.get('VmRSS', 0):6.1f} MiB, "
+            f"VmHWM {after.get('VmHWM', 0):6.1f}"
+        )
     print(f"  VmRSS {mem.get('VmRSS', 0):.1f} MiB, VmHWM {mem.get('VmHWM', 0):.1f} MiB")
     if trace:
         current, peak = tracemalloc.get_traced_memory()
         print(f"  traced now {current / MIB:.1f} MiB, peak {peak / MIB:.1f} MiB")
-        print_top(tracemalloc.take_snapshot(), files, top)
+        snapshot = tracemalloc.take_snapshot()
+        print_top(snapshot, files, top)
+        if appends:
+            print("  grown since READY:")
+            for stat in snapshot.compare_to(at_ready, "lineno")[:top]:
+                frame = stat.traceback[0]
+                print(
+                    f"  {stat.size_diff / MIB:+7.2f} MiB {stat.count_diff:+8d} blocks  "
+                    f"{short(frame.filename)}:{frame.lineno}"
+                )
         tracemalloc.stop()
     worker.table.close()
     if after_ready:
@@ -131,6 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="also load what the daemon holds after READY (both index files parsed)",
     )
+    parser.add_argument(
+        "--appends", type=int, default=0, help="after READY: save, heal check, N appended turns"
+    )
     parser.add_argument("--phase", choices=["cold", "warm"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.phase:  # one start in a process of its own, so that VmHWM is its own
@@ -139,7 +207,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(args.workdir / "ours" / "cache", ignore_errors=True)
         label = "cold start (no checkpoint)" if args.phase == "cold" else "warm start (checkpoint)"
         run_worker(
-            args.home, label, trace=not args.no_trace, top=args.top, after_ready=args.after_ready
+            args.home,
+            label,
+            trace=not args.no_trace,
+            top=args.top,
+            after_ready=args.after_ready,
+            appends=args.appends,
         )
         return 0
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-memory-"))
@@ -158,6 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cmd += ["--workdir", str(work), "--top", str(args.top)]
             cmd += ["--no-trace"] if args.no_trace else []
             cmd += ["--after-ready"] if args.after_ready else []
+            cmd += ["--appends", str(args.appends)] if args.appends else []
             subprocess.run(cmd, check=True)
         print(f"load average {os.getloadavg()[0]:.2f}")
     finally:

@@ -8,6 +8,7 @@ from typing import Any
 
 from codex_indexd.engine.file_state import FileState
 from codex_indexd.index.model import Rename
+from codex_indexd.index.timefmt import STAMP_LIMIT, Stamp, pack_stamp
 
 # In a title's or a turn text's place: the first message; in the expected id's: the thread id
 # (each stored once).
@@ -15,14 +16,17 @@ SAME = 1
 
 
 def encode_chunk(items: list[tuple[str, FileState]]) -> dict[str, Any]:
-    """Return one chunk of rows as columns (see `checkpoint._load_chunk` for what each holds)."""
+    """Return one chunk of rows as columns (see `checkpoint._load_chunk` for what each holds).
+
+    The facts' timestamps are packed in place (`pack_stamp`) as they are written: the
+    tracker's long-lived copies take the form a warm start loads."""
     keys: list[str] = []
     nums: list[int] = []
     flags: list[int] = []
     expected: list[str | int | None] = []
     tids: list[str] = []
-    created: list[str | None] = []
-    last: list[str | None] = []
+    created: list[Stamp | None] = []
+    last: list[Stamp | None] = []
     source: list[str | None] = []
     mode: list[str] = []
     first: list[str | None] = []
@@ -41,6 +45,10 @@ def encode_chunk(items: list[tuple[str, FileState]]) -> dict[str, Any]:
         tid = f.thread_id
         expected.append(SAME if st.expected_id == tid else st.expected_id)
         tids.append(tid)
+        if type(f.created_at) is str:
+            f.created_at = pack_stamp(f.created_at)
+        if type(f.last_timestamp) is str:
+            f.last_timestamp = pack_stamp(f.last_timestamp)
         created.append(f.created_at)
         last.append(f.last_timestamp)
         source.append(f.source)
@@ -80,6 +88,7 @@ _STR: frozenset[type] = frozenset({str})
 _INT: frozenset[type] = frozenset({int})
 _STR_NONE: frozenset[type] = frozenset({str, type(None)})
 _STR_NONESAME: frozenset[type] = frozenset({str, type(None), int})  # the only int allowed is SAME
+_STAMP_NONE: frozenset[type] = frozenset({str, type(None), int})  # an int: a packed stamp
 
 
 def _column(chunk: dict[str, Any], name: str, length: int, types: frozenset[type]) -> list[Any]:
@@ -94,6 +103,10 @@ def _column(chunk: dict[str, Any], name: str, length: int, types: frozenset[type
         raise TypeError(f"checkpoint column {name} holds a value of the wrong type")
     if int in found and types is _STR_NONESAME and {v for v in values if type(v) is int} != {SAME}:
         raise ValueError(f"checkpoint column {name} holds a number")
+    if int in found and types is _STAMP_NONE:
+        stamps = [v for v in values if type(v) is int]
+        if min(stamps) < 0 or max(stamps) >= STAMP_LIMIT:
+            raise ValueError(f"checkpoint column {name} holds a number that is no timestamp")
     return values
 
 
@@ -108,8 +121,8 @@ def checked_chunk(chunk: Any) -> tuple[dict[str, list[Any]], array[int], dict[in
         "flags": _INT,
         "expected": _STR_NONESAME,
         "tids": _STR,
-        "created": _STR_NONE,
-        "last": _STR_NONE,
+        "created": _STAMP_NONE,
+        "last": _STAMP_NONE,
         "source": _STR_NONE,
         "mode": _STR,
         "first": _STR_NONE,

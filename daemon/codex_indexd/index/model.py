@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from enum import StrEnum
 from typing import NamedTuple, NoReturn, TypeVar, overload
 
+from codex_indexd.index.timefmt import Stamp, pack_stamp, stamp_text
 from codex_indexd.records import field, record
 
 NO_KEY = -1
@@ -242,8 +243,10 @@ class RolloutFacts:
     thread_id: str
     path: str
     archived: bool = False
-    created_at: str | None = None  # session_meta.timestamp, raw
-    last_timestamp: str | None = None  # top-level timestamp of the last complete line, raw
+    # session_meta.timestamp and the top-level timestamp of the last complete line, raw: the
+    # reader sets strings, the checkpoint keeps them packed (`stamp_text` reads either).
+    created_at: Stamp | None = None
+    last_timestamp: Stamp | None = None
     source: str | None = None
     history_mode: str = "legacy"
     first_user_message: str | None = None
@@ -277,11 +280,20 @@ class ThreadRow(NamedTuple):
 
 @record(frozen=True, slots=True)
 class IndexLine:
-    """A parsed `session_index.jsonl` line."""
+    """A parsed `session_index.jsonl` line; its `updated_at` is kept packed (`pack_stamp`),
+    so that lines built from the same text are equal."""
 
     thread_id: str
     thread_name: str
-    updated_at: str
+    stamp: Stamp  # `updated_at` as given, packed when it can be
+
+    def __post_init__(self) -> None:
+        if type(self.stamp) is str:
+            object.__setattr__(self, "stamp", pack_stamp(self.stamp))
+
+    @property
+    def updated_at(self) -> str:
+        return stamp_text(self.stamp)
 
 
 @record(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from codex_indexd.index.timefmt import (
     iso_from_datetime,
     iso_from_ms,
     parse_rfc3339,
+    stamp_text,
 )
 from codex_indexd.records import record
 
@@ -44,9 +45,10 @@ def updated_at(
     """
     best: tuple[datetime, str] | None = None
     if rollout is not None and rollout.last_timestamp:
-        parsed = parse_rfc3339(rollout.last_timestamp)
+        last = stamp_text(rollout.last_timestamp)
+        parsed = parse_rfc3339(last)
         if parsed is not None:
-            best = (parsed, rollout.last_timestamp)
+            best = (parsed, last)
     if thread is not None and thread.updated_at_ms is not None:
         db_dt = _from_ms(thread.updated_at_ms)
         if best is None or db_dt > best[0]:
@@ -56,7 +58,7 @@ def updated_at(
     if thread is not None and thread.created_at_ms is not None:
         return _from_ms(thread.created_at_ms), iso_from_ms(thread.created_at_ms)
     if rollout is not None and rollout.created_at:
-        parsed = parse_rfc3339(rollout.created_at)
+        parsed = parse_rfc3339(stamp_text(rollout.created_at))
         if parsed is not None:
             return parsed, iso_from_datetime(parsed)
     return None
@@ -66,7 +68,9 @@ def updated_at_us(thread: ThreadRow | None, rollout: RolloutFacts | None) -> tup
     """Return `updated_at` with the time as exact epoch microseconds instead of a datetime
     (the same choice; a planning hot path: no datetime for the DB's time)."""
     best_us: int | None = None
-    if rollout is not None and (raw := rollout.last_timestamp):
+    raw: str | None = None
+    if rollout is not None and rollout.last_timestamp:
+        raw = stamp_text(rollout.last_timestamp)
         parsed = parse_rfc3339(raw)
         if parsed is not None:
             best_us = (parsed - EPOCH) // ONE_US
@@ -75,8 +79,8 @@ def updated_at_us(thread: ThreadRow | None, rollout: RolloutFacts | None) -> tup
         if best_us is None or db_us > best_us:
             return db_us, iso_from_ms(ms)
     if best_us is not None:
-        assert rollout is not None and rollout.last_timestamp is not None
-        return best_us, rollout.last_timestamp
+        assert raw is not None
+        return best_us, raw
     when = updated_at(thread, rollout)  # the creation time, if any
     return None if when is None else ((when[0] - EPOCH) // ONE_US, when[1])
 

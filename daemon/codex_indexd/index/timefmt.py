@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TypeAlias
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_US = timedelta(microseconds=1)
@@ -15,6 +16,46 @@ _TWO_DIGITS = [f"{i:02d}" for i in range(60)]
 _MILLIS = [f".{i:03d}Z" for i in range(1000)]
 _DAY_HEADS: dict[int, str] = {}  # "YYYY-MM-DDT" by epoch day
 _DAY_HEADS_MAX = 4096
+
+
+# A timestamp as a file wrote it, kept long (a rollout's, an index line's): the string, or
+# the int `pack_stamp` packed it into (32 bytes for `…:SS.mmmZ` where the string takes 73).
+Stamp: TypeAlias = str | int
+# Every int from 0 below this is some packed stamp (a checkpoint's are checked against it).
+STAMP_LIMIT = 10**24
+
+
+def pack_stamp(text: str) -> Stamp:
+    """Return `text` packed into an int when it is `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z` in ASCII
+    digits (`stamp_text` gives the same string back), else `text` itself.
+
+    The int is the string's digits as one decimal number, times ten, plus the number of
+    fraction digits: below 2**60 (a 32-byte int) for milliseconds."""
+    size = len(text)
+    if (
+        not (size == 20 or 22 <= size <= 30)
+        or text[-1] != "Z"
+        or text[19] != ("." if size > 20 else "Z")
+    ):
+        return text
+    if text[4] != "-" or text[7] != "-" or text[10] != "T" or text[13] != ":" or text[16] != ":":
+        return text
+    digits = text[:4] + text[5:7] + text[8:10] + text[11:13] + text[14:16] + text[17:19]
+    digits += text[20:-1]
+    if not (digits.isascii() and digits.isdigit()):
+        return text
+    return int(digits) * 10 + max(size - 21, 0)
+
+
+def stamp_text(stamp: Stamp) -> str:
+    """Return the string of a stamp (`pack_stamp`'s inverse; a string is returned as is)."""
+    if type(stamp) is str:
+        return stamp
+    assert isinstance(stamp, int)
+    number, fraction = divmod(stamp, 10)
+    d = f"{number:0{14 + fraction}d}"
+    head = f"{d[:4]}-{d[4:6]}-{d[6:8]}T{d[8:10]}:{d[10:12]}:{d[12:14]}"
+    return f"{head}.{d[14:]}Z" if fraction else head + "Z"
 
 
 def parse_rfc3339(value: str) -> datetime | None:

@@ -89,18 +89,23 @@ def test_missing_history_is_missing_lines_of_the_whole_file(
     compact=st.booleans(),
     wanted=st.sets(st.sampled_from([*SIDS, "other", "gone"])),
     walk_ratio=st.sampled_from([0, 32]),
+    linear=st.sampled_from([0, 16]),
 )
 def test_by_session_is_lines_for_of_each_session(
+    *,
     rows: list[tuple[str, int, str] | bytes],
     split: int,
     compact: bool,
     wanted: set[str],
     walk_ratio: int,
+    linear: int,
 ) -> None:
-    """The same whether it searches the index for each session or walks through it."""
+    """The same whether it searches the index for each session, walks through it, or
+    searches the session column (a compact file not indexed yet)."""
     history = _file(rows, compact, split)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(lines, "_WALK_RATIO", walk_ratio)
+        patch.setattr(lines, "_LINEAR_SESSIONS", linear)
         got = list(history.by_session(wanted))
     assert [sid for sid, _ in got] == sorted(wanted)
     for sid, keyed in got:
