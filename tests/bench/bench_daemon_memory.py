@@ -117,7 +117,6 @@ def run_worker(
     from codex_indexd.config import settings as settings_mod
     from codex_indexd.config.policies import backup_from_settings, policy_from_settings
     from codex_indexd.daemon.home_worker import HomeWorker
-
     from codex_indexd.daemon.malloc_tuning import fix_mmap_threshold
 
     fix_mmap_threshold()  # as `run` does before the start

@@ -12,7 +12,9 @@ from pathlib import Path
 from codex_indexd.store.dirs import UnsafeOwnDir, private_dir
 from codex_indexd.write.safety import fsync_dir, write_all
 
-WRITE_CHUNK = 1 << 20
+# Small chunks are gathered up to this many bytes per write; a chunk this large is written
+# as it is (a copy joined from large chunks was most of a checkpoint save's peak memory).
+WRITE_CHUNK = 1 << 17
 
 
 def check_private_dir(directory: Path) -> None:
@@ -71,12 +73,19 @@ def write_atomic(
             pending: list[bytes] = []
             size = 0
             for chunk in chunks:
+                if len(chunk) >= WRITE_CHUNK:
+                    if pending:
+                        write_all(fd, b"".join(pending), crash_points=crash_points)
+                        pending, size = [], 0
+                    write_all(fd, chunk, crash_points=crash_points)
+                    continue
                 pending.append(chunk)
                 size += len(chunk)
                 if size >= WRITE_CHUNK:
                     write_all(fd, b"".join(pending), crash_points=crash_points)
                     pending, size = [], 0
-            write_all(fd, b"".join(pending), crash_points=crash_points)
+            if pending:
+                write_all(fd, b"".join(pending), crash_points=crash_points)
             if before_sync is not None:
                 before_sync()
             os.fsync(fd)
