@@ -56,9 +56,7 @@ def test_second_instance_exits_75_with_a_clear_message(tmp_path: Path, spawn: Sp
     assert first.alive()
 
 
-def test_sigterm_exits_0_within_two_seconds(
-    tmp_path: Path, spawn: Spawn, log_dir: Path
-) -> None:
+def test_sigterm_exits_0_within_two_seconds(tmp_path: Path, spawn: Spawn, log_dir: Path) -> None:
     home = build_home(tmp_path / "h", [new_thread(0)])
     daemon = spawn(home)
     daemon.wait_ready()
